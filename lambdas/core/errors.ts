@@ -1,0 +1,55 @@
+/** Errors of the scoring core. Each carries a stable `code` that callers and the API map to a status. */
+
+export interface ErrorDetail {
+  /** The field the detail is about (dotted path), when it is about one. */
+  readonly field?: string;
+  readonly message: string;
+  /** Index of the instance in a multi-instance request. */
+  readonly instance?: number;
+}
+
+export abstract class TandemError extends Error {
+  abstract readonly code: string;
+  readonly details: readonly ErrorDetail[] | undefined;
+
+  constructor(message: string, details?: readonly ErrorDetail[], options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.details = details;
+  }
+}
+
+/** The manifest is malformed or does not match its model. */
+export class ManifestError extends TandemError {
+  readonly code = 'INVALID_MANIFEST';
+}
+
+/** The model file is missing, corrupt or cannot be served as its manifest says. */
+export class ModelLoadError extends TandemError {
+  readonly code: string;
+
+  constructor(message: string, code = 'MODEL_LOAD_FAILED', options?: { cause?: unknown; details?: ErrorDetail[] }) {
+    super(message, options?.details, options);
+    this.code = code;
+  }
+}
+
+/** The caller sent something the model cannot take. */
+export class ValidationError extends TandemError {
+  readonly code: string;
+
+  constructor(message: string, details?: readonly ErrorDetail[], code = 'INVALID_REQUEST') {
+    super(message, details);
+    this.code = code;
+  }
+}
+
+/** No such model (or model version). */
+export class ModelNotFoundError extends TandemError {
+  readonly code = 'MODEL_NOT_FOUND';
+}
+
+/** onnxruntime failed while running a model that loaded. */
+export class InferenceError extends TandemError {
+  readonly code = 'INFERENCE_FAILED';
+}
