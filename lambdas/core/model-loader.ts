@@ -1,0 +1,262 @@
+/**
+ * Loads a model package (manifest + ONNX bytes) into a served model: validates the manifest against the
+ * graph, rewrites ZipMap outputs, builds one onnxruntime session, and compiles validation, input and
+ * output plans once so that each prediction only validates, fills tensors, runs and decodes.
+ */
+import ort from 'onnxruntime-node';
+import { InferenceError, ManifestError, ModelLoadError, ValidationError, type ErrorDetail } from './errors.ts';
+import { FeatureValidator, type FeatureIssue, type FeatureRow } from './features.ts';
+import { parseManifest, resolveInputs, type ClassLabel, type FieldIssue, type Manifest } from './manifest.ts';
+import { inspectModel, type GraphInfo, type GraphValue, type OnnxElemType } from './onnx-graph.ts';
+import { decodePredictions, fetchedOutputs, type OutputPlan, type Prediction } from './predictions.ts';
+import { encodeFeeds, planInput, type InputPlan } from './tensors.ts';
+
+/**
+ * One thread each and no spinning: a Lambda function below 1,769 MB has less than one vCPU, and
+ * spinning threads would burn it while waiting.
+ */
+export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  executionProviders: ['cpu'],
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+  extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+};
+
+export interface ModelPackage {
+  /** The parsed manifest.json (validated here). */
+  readonly manifest: unknown;
+  readonly modelBytes: Uint8Array;
+}
+
+export interface ServedModel {
+  readonly manifest: Manifest;
+  readonly name: string;
+  readonly version: string;
+  /** Class labels in probability order (classifiers). */
+  readonly classes: readonly ClassLabel[] | undefined;
+  readonly validator: FeatureValidator;
+  /** True when the graph takes exactly one instance per run (fixed batch dimension 1). */
+  readonly fixedBatchOne: boolean;
+  /** Validates JSON feature objects; throws ValidationError (INVALID_FEATURES) naming each bad field. */
+  validate(instances: readonly unknown[]): FeatureRow[];
+  /** Scores validated rows: one onnxruntime run for all rows (one per row for fixed-batch-1 graphs). */
+  score(rows: readonly FeatureRow[]): Promise<Prediction[]>;
+  /** validate + score. */
+  predict(instances: readonly unknown[]): Promise<Prediction[]>;
+  close(): Promise<void>;
+}
+
+const compatibleTypes: Record<string, readonly OnnxElemType[]> = {
+  float32: ['float32'],
+  float64: ['float64'],
+  int32: ['int32'],
+  int64: ['int64'],
+  string: ['string'],
+  bool: ['bool'],
+};
+
+function checkInputs(manifest: Manifest, graph: GraphInfo): { plans: InputPlan[]; fixedBatchOne: boolean } {
+  const inputs = resolveInputs(
+    manifest,
+    graph.inputs.map((i) => i.name),
+  );
+  const byName = new Map(graph.inputs.map((i) => [i.name, i]));
+  const issues: FieldIssue[] = [];
+  let fixedBatchOne = false;
+  const plans = inputs.map((input, i) => {
+    const field = manifest.inputs ? `inputs.${i}` : 'inputs';
+    const model = byName.get(input.name);
+    if (!model) {
+      issues.push({
+        field: `${field}.name`,
+        message: `the model has no input "${input.name}" (it has: ${graph.inputs.map((g) => g.name).join(', ')})`,
+      });
+      return undefined;
+    }
+    if (model.kind !== 'tensor' || !compatibleTypes[input.type]?.includes(model.elemType)) {
+      issues.push({
+        field: `${field}.type`,
+        message: `input "${input.name}" is ${model.kind === 'tensor' ? model.elemType : model.kind} in the model, not ${input.type}`,
+      });
+    }
+    const dims = model.dims;
+    if (dims && dims.length > 2) {
+      issues.push({ field: `${field}.name`, message: `input "${input.name}" has rank ${dims.length}; 1 or 2 expected` });
+    }
+    const width = dims && dims.length === 2 ? dims[1] : dims?.length === 1 ? 1 : undefined;
+    if (typeof width === 'number' && width !== input.features.length) {
+      issues.push({
+        field: `${field}.features`,
+        message: `input "${input.name}" takes ${width} columns but the manifest lists ${input.features.length} features`,
+      });
+    }
+    if (dims?.[0] === 1) fixedBatchOne = true;
+    return planInput(manifest, input, dims?.length === 1 ? 1 : 2);
+  });
+  const manifestNames = new Set(inputs.map((i) => i.name));
+  for (const missing of graph.inputs.filter((g) => !manifestNames.has(g.name))) {
+    issues.push({ field: 'inputs', message: `the model input "${missing.name}" is not fed by the manifest` });
+  }
+  if (issues.length > 0) throw mismatch(manifest, issues);
+  return { plans: plans as InputPlan[], fixedBatchOne };
+}
+
+function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
+  const byName = new Map<string, GraphValue>(graph.outputs.map((o) => [o.name, o]));
+  const issues: FieldIssue[] = [];
+  const { label, probabilities, value } = manifest.outputs;
+  const names = manifest.task === 'regression' ? { value } : { label, probabilities };
+  for (const [key, name] of Object.entries(names)) {
+    if (name === undefined) continue;
+    const output = byName.get(name);
+    if (!output) {
+      issues.push({
+        field: `outputs.${key}`,
+        message: `the model has no output "${name}" (it has: ${graph.outputs.map((o) => o.name).join(', ')})`,
+      });
+    } else if (output.kind !== 'tensor') {
+      issues.push({ field: `outputs.${key}`, message: `output "${name}" is a ${output.kind}, not a tensor` });
+    }
+  }
+  let classes: readonly ClassLabel[] | undefined;
+  if (manifest.task !== 'regression') {
+    classes =
+      manifest.outputs.classes ??
+      (probabilities ? graph.classLabelsByOutput.get(probabilities) : undefined) ??
+      (label ? graph.classLabelsByOutput.get(label) : undefined);
+    if (probabilities && !classes) {
+      issues.push({
+        field: 'outputs.classes',
+        message: 'class labels are needed: the model states none (no ZipMap or classifier node labels)',
+      });
+    }
+    if (manifest.task === 'binary-classification' && classes && classes.length !== 2) {
+      issues.push({ field: 'task', message: `binary-classification but the model has ${classes.length} classes` });
+    }
+  }
+  if (issues.length > 0) throw mismatch(manifest, issues);
+  return {
+    task: manifest.task,
+    label: manifest.task === 'regression' ? undefined : label,
+    probabilities: manifest.task === 'regression' ? undefined : probabilities,
+    value: manifest.task === 'regression' ? value : undefined,
+    classes,
+  };
+}
+
+function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
+  const summary = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
+  return new ManifestError(`manifest of ${manifest.name}@${manifest.version} does not match its model: ${summary}`, issues);
+}
+
+function toDetails(issuesByInstance: Map<number, FeatureIssue[]>, single: boolean): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  for (const [instance, issues] of issuesByInstance) {
+    for (const issue of issues) details.push(single ? issue : { instance, ...issue, field: `instances.${instance}.${issue.field}` });
+  }
+  return details;
+}
+
+class OnnxServedModel implements ServedModel {
+  readonly name: string;
+  readonly version: string;
+
+  constructor(
+    readonly manifest: Manifest,
+    readonly validator: FeatureValidator,
+    readonly classes: readonly ClassLabel[] | undefined,
+    readonly fixedBatchOne: boolean,
+    private readonly session: ort.InferenceSession,
+    private readonly inputPlans: readonly InputPlan[],
+    private readonly outputPlan: OutputPlan,
+  ) {
+    this.name = manifest.name;
+    this.version = manifest.version;
+  }
+
+  validate(instances: readonly unknown[]): FeatureRow[] {
+    const rows = new Array<FeatureRow>(instances.length);
+    const problems = new Map<number, FeatureIssue[]>();
+    let issues: FeatureIssue[] = [];
+    for (let i = 0; i < instances.length; i++) {
+      const row = this.validator.fromObject(instances[i], issues);
+      if (row) {
+        rows[i] = row;
+      } else {
+        problems.set(i, issues);
+        issues = [];
+      }
+    }
+    if (problems.size > 0) {
+      const details = toDetails(problems, instances.length === 1);
+      throw new ValidationError(
+        `${details.length} invalid feature value${details.length === 1 ? '' : 's'}: ${details
+          .slice(0, 3)
+          .map((d) => `${d.field} ${d.message}`)
+          .join('; ')}${details.length > 3 ? '; …' : ''}`,
+        details,
+        'INVALID_FEATURES',
+      );
+    }
+    return rows;
+  }
+
+  async score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    if (rows.length === 0) return [];
+    if (this.fixedBatchOne && rows.length > 1) {
+      const predictions: Prediction[] = [];
+      for (const row of rows) predictions.push(...(await this.run([row])));
+      return predictions;
+    }
+    return this.run(rows);
+  }
+
+  async predict(instances: readonly unknown[]): Promise<Prediction[]> {
+    return this.score(this.validate(instances));
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+
+  private async run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    const feeds = encodeFeeds(this.inputPlans, rows);
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await this.session.run(feeds, fetchedOutputs(this.outputPlan));
+    } catch (cause) {
+      throw new InferenceError(`onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`, undefined, {
+        cause,
+      });
+    }
+    return decodePredictions(this.outputPlan, results, rows.length);
+  }
+}
+
+export async function loadModel(pkg: ModelPackage): Promise<ServedModel> {
+  const manifest = parseManifest(pkg.manifest);
+  const graph = inspectModel(pkg.modelBytes);
+  const { plans, fixedBatchOne } = checkInputs(manifest, graph);
+  const outputPlan = checkOutputs(manifest, graph);
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(graph.bytes, SESSION_OPTIONS);
+  } catch (cause) {
+    throw new ModelLoadError(
+      `onnxruntime cannot load ${manifest.name}@${manifest.version}: ${(cause as Error).message}`,
+      'MODEL_CORRUPT',
+      { cause },
+    );
+  }
+  return new OnnxServedModel(
+    manifest,
+    new FeatureValidator(manifest),
+    outputPlan.classes,
+    fixedBatchOne,
+    session,
+    plans,
+    outputPlan,
+  );
+}
