@@ -53,3 +53,23 @@ export class ModelNotFoundError extends TandemError {
 export class InferenceError extends TandemError {
   readonly code = 'INFERENCE_FAILED';
 }
+
+/** An id-only instance has no usable precomputed prediction and no features to score. */
+export class NotPrecomputedError extends TandemError {
+  readonly code = 'NOT_PRECOMPUTED';
+}
+
+/** The prediction store could not be read in time and an instance has no features to fall back on. */
+export class CacheUnavailableError extends TandemError {
+  readonly code = 'CACHE_UNAVAILABLE';
+}
+
+/** The request (or body) is larger than the limit. */
+export class PayloadTooLargeError extends TandemError {
+  readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+/** The body is not JSON by its content type. */
+export class UnsupportedMediaTypeError extends TandemError {
+  readonly code = 'UNSUPPORTED_MEDIA_TYPE';
+}

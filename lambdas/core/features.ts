@@ -2,6 +2,7 @@
  * Feature validation compiled once per manifest. The same validator serves the real-time lane (JSON
  * values, strict types) and the batch lane (text fields from CSV, parsed).
  */
+import { ValidationError, type ErrorDetail } from './errors.ts';
 import type { FeatureSpec, Manifest } from './manifest.ts';
 
 /** A validated value: numbers for number/integer/boolean (0/1) features, strings for categories. */
@@ -180,4 +181,39 @@ export class FeatureValidator {
     }
     return this.checkers[index]!(raw, source) ?? MISSING;
   }
+}
+
+/**
+ * Validates the JSON features of several instances; throws one ValidationError (INVALID_FEATURES) whose
+ * details name every bad field as `instances.<i>.features.<name>` (or `features.<name>` when `single`).
+ */
+export function validateFeatureObjects(
+  validator: FeatureValidator,
+  instances: readonly { readonly index: number; readonly features: unknown }[],
+  single: boolean,
+): FeatureRow[] {
+  const rows = new Array<FeatureRow>(instances.length);
+  const details: ErrorDetail[] = [];
+  let issues: FeatureIssue[] = [];
+  for (let i = 0; i < instances.length; i++) {
+    const { index, features } = instances[i]!;
+    const row = validator.fromObject(features, issues, single ? 'features' : `instances.${index}.features`);
+    if (row) {
+      rows[i] = row;
+    } else {
+      for (const issue of issues) details.push(single ? issue : { instance: index, ...issue });
+      issues = [];
+    }
+  }
+  if (details.length > 0) {
+    const shown = details.slice(0, 3).map((d) => `${d.field} ${d.message}`);
+    throw new ValidationError(
+      `${details.length} invalid feature value${details.length === 1 ? '' : 's'}: ${shown.join('; ')}${
+        details.length > 3 ? '; …' : ''
+      }`,
+      details,
+      'INVALID_FEATURES',
+    );
+  }
+  return rows;
 }

@@ -4,8 +4,8 @@
  * output plans once so that each prediction only validates, fills tensors, runs and decodes.
  */
 import ort from 'onnxruntime-node';
-import { InferenceError, ManifestError, ModelLoadError, ValidationError, type ErrorDetail } from './errors.ts';
-import { FeatureValidator, type FeatureIssue, type FeatureRow } from './features.ts';
+import { InferenceError, ManifestError, ModelLoadError } from './errors.ts';
+import { FeatureValidator, validateFeatureObjects, type FeatureRow } from './features.ts';
 import { parseManifest, resolveInputs, type ClassLabel, type FieldIssue, type Manifest } from './manifest.ts';
 import { inspectModel, type GraphInfo, type GraphValue, type OnnxElemType } from './onnx-graph.ts';
 import { decodePredictions, fetchedOutputs, type OutputPlan, type Prediction } from './predictions.ts';
@@ -151,14 +151,6 @@ function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
   return new ManifestError(`manifest of ${manifest.name}@${manifest.version} does not match its model: ${summary}`, issues);
 }
 
-function toDetails(issuesByInstance: Map<number, FeatureIssue[]>, single: boolean): ErrorDetail[] {
-  const details: ErrorDetail[] = [];
-  for (const [instance, issues] of issuesByInstance) {
-    for (const issue of issues) details.push(single ? issue : { instance, ...issue, field: `instances.${instance}.${issue.field}` });
-  }
-  return details;
-}
-
 class OnnxServedModel implements ServedModel {
   readonly name: string;
   readonly version: string;
@@ -177,30 +169,11 @@ class OnnxServedModel implements ServedModel {
   }
 
   validate(instances: readonly unknown[]): FeatureRow[] {
-    const rows = new Array<FeatureRow>(instances.length);
-    const problems = new Map<number, FeatureIssue[]>();
-    let issues: FeatureIssue[] = [];
-    for (let i = 0; i < instances.length; i++) {
-      const row = this.validator.fromObject(instances[i], issues);
-      if (row) {
-        rows[i] = row;
-      } else {
-        problems.set(i, issues);
-        issues = [];
-      }
-    }
-    if (problems.size > 0) {
-      const details = toDetails(problems, instances.length === 1);
-      throw new ValidationError(
-        `${details.length} invalid feature value${details.length === 1 ? '' : 's'}: ${details
-          .slice(0, 3)
-          .map((d) => `${d.field} ${d.message}`)
-          .join('; ')}${details.length > 3 ? '; …' : ''}`,
-        details,
-        'INVALID_FEATURES',
-      );
-    }
-    return rows;
+    return validateFeatureObjects(
+      this.validator,
+      instances.map((features, index) => ({ index, features })),
+      instances.length === 1,
+    );
   }
 
   async score(rows: readonly FeatureRow[]): Promise<Prediction[]> {

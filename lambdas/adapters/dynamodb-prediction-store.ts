@@ -1,0 +1,139 @@
+/** The precomputed predictions table (contract in ARCHITECTURE.md) behind the PredictionStore port. */
+import {
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
+  ConditionalCheckFailedException,
+  PutItemCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { predictionKey, type StoredPrediction } from '../core/cache-policy.ts';
+import type { PredictionStore } from '../core/ports.ts';
+import type { Prediction } from '../core/predictions.ts';
+
+/** BatchGetItem takes at most 100 keys per call. */
+const BATCH_GET_LIMIT = 100;
+const PROJECTION = 'pk, entityId, prediction, modelVersion, computedAt, expiresAt, runId, #source';
+
+export function toItem(p: StoredPrediction): Record<string, AttributeValue> {
+  return marshall(
+    {
+      pk: predictionKey(p.model, p.entityId),
+      model: p.model,
+      entityId: p.entityId,
+      prediction: p.prediction,
+      modelVersion: p.modelVersion,
+      computedAt: p.computedAt,
+      expiresAt: p.expiresAt,
+      source: p.source,
+      ...(p.runId === undefined ? {} : { runId: p.runId }),
+    },
+    { removeUndefinedValues: true },
+  );
+}
+
+export function fromItem(item: Record<string, AttributeValue>): StoredPrediction | undefined {
+  const raw = unmarshall(item) as Record<string, unknown>;
+  const pk = raw['pk'];
+  const separator = typeof pk === 'string' ? pk.indexOf('#') : -1;
+  if (typeof pk !== 'string' || separator < 0) return undefined;
+  const { prediction, modelVersion, computedAt, expiresAt, runId, source } = raw;
+  if (
+    typeof prediction !== 'object' ||
+    prediction === null ||
+    typeof modelVersion !== 'string' ||
+    typeof computedAt !== 'number' ||
+    typeof expiresAt !== 'number'
+  ) {
+    return undefined;
+  }
+  return {
+    model: pk.slice(0, separator),
+    entityId: typeof raw['entityId'] === 'string' ? raw['entityId'] : pk.slice(separator + 1),
+    prediction: prediction as Prediction,
+    modelVersion,
+    computedAt,
+    expiresAt,
+    source: source === 'online' ? 'online' : 'batch',
+    ...(typeof runId === 'string' ? { runId } : {}),
+  };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    });
+  });
+}
+
+export class DynamoDbPredictionStore implements PredictionStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {}
+
+  async getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
+    const found = new Map<string, StoredPrediction>();
+    const chunks: string[][] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT));
+    // All chunks at once: one round trip whatever the number of keys.
+    await Promise.all(chunks.map((chunk) => this.getChunk(chunk, found, signal)));
+    return found;
+  }
+
+  async putMany(items: readonly StoredPrediction[], signal?: AbortSignal): Promise<{ written: number; skipped: number }> {
+    let written = 0;
+    let skipped = 0;
+    await Promise.all(
+      items.map(async (item) => {
+        try {
+          await this.client.send(
+            new PutItemCommand({
+              TableName: this.tableName,
+              Item: toItem(item),
+              // An item is replaced only by one computed later.
+              ConditionExpression: 'attribute_not_exists(pk) OR computedAt < :computedAt',
+              ExpressionAttributeValues: { ':computedAt': { N: String(item.computedAt) } },
+            }),
+            { abortSignal: signal },
+          );
+          written++;
+        } catch (error) {
+          if (error instanceof ConditionalCheckFailedException) skipped++;
+          else throw error;
+        }
+      }),
+    );
+    return { written, skipped };
+  }
+
+  private async getChunk(keys: string[], found: Map<string, StoredPrediction>, signal?: AbortSignal): Promise<void> {
+    let pending: Record<string, AttributeValue>[] = keys.map((pk) => ({ pk: { S: pk } }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) await sleep(Math.min(200, 10 * 2 ** attempt) * Math.random(), signal);
+      const response: BatchGetItemCommandOutput = await this.client.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [this.tableName]: {
+              Keys: pending,
+              ProjectionExpression: PROJECTION,
+              ExpressionAttributeNames: { '#source': 'source' },
+            },
+          },
+        }),
+        { abortSignal: signal },
+      );
+      for (const item of response.Responses?.[this.tableName] ?? []) {
+        const stored = fromItem(item);
+        if (stored) found.set(predictionKey(stored.model, stored.entityId), stored);
+      }
+      // Throttled reads come back as UnprocessedKeys: retried with jittered backoff until the budget ends.
+      pending = response.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/** Model packages in a local folder laid out like the bucket's `models/` prefix. */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
+import type { ModelFile, ModelSource } from '../core/ports.ts';
+import { parsePointer } from './model-pointer.ts';
+
+export class FsModelSource implements ModelSource {
+  readonly description: string;
+
+  constructor(private readonly root: string) {
+    this.description = root;
+  }
+
+  async currentVersion(name: string): Promise<string> {
+    const file = path.join(this.root, name, 'current.json');
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(file);
+    } catch {
+      throw new ModelNotFoundError(`no model named "${name}" (no ${name}/current.json)`);
+    }
+    return parsePointer(bytes, `${name}/current.json`);
+  }
+
+  async read(name: string, version: string, file: ModelFile): Promise<Uint8Array> {
+    try {
+      return await readFile(path.join(this.root, name, version, file));
+    } catch {
+      throw new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING');
+    }
+  }
+
+  async list(): Promise<string[]> {
+    const names = await readdir(this.root).catch(() => []);
+    const withPointer = await Promise.all(
+      names.map(async (n) => ((await stat(path.join(this.root, n, 'current.json')).catch(() => null)) ? n : null)),
+    );
+    return withPointer.filter((n): n is string => n !== null);
+  }
+}

@@ -1,0 +1,64 @@
+/** Model packages under `models/` in the data bucket, behind the ModelSource port. */
+import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
+import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
+import type { ModelFile, ModelSource } from '../core/ports.ts';
+import { parsePointer } from './model-pointer.ts';
+
+function isMissing(error: unknown): boolean {
+  return error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey';
+}
+
+export class S3ModelSource implements ModelSource {
+  readonly description: string;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+    private readonly prefix = 'models/',
+  ) {
+    this.description = `s3://${bucket}/${prefix}`;
+  }
+
+  async currentVersion(name: string): Promise<string> {
+    const key = `${this.prefix}${name}/current.json`;
+    const bytes = await this.get(key, () => new ModelNotFoundError(`no model named "${name}" (no ${key})`));
+    return parsePointer(bytes, key);
+  }
+
+  async read(name: string, version: string, file: ModelFile): Promise<Uint8Array> {
+    const key = `${this.prefix}${name}/${version}/${file}`;
+    return this.get(
+      key,
+      () => new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING'),
+    );
+  }
+
+  async list(): Promise<string[]> {
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, Delimiter: '/', ContinuationToken: token }),
+      );
+      for (const p of page.CommonPrefixes ?? []) {
+        if (p.Prefix) names.push(p.Prefix.slice(this.prefix.length, -1));
+      }
+      token = page.NextContinuationToken;
+    } while (token);
+    return names;
+  }
+
+  private async get(key: string, missing: () => Error): Promise<Uint8Array> {
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!response.Body) throw missing();
+      return await response.Body.transformToByteArray();
+    } catch (error) {
+      if (isMissing(error)) throw missing();
+      if (error instanceof ModelLoadError || error instanceof ModelNotFoundError) throw error;
+      throw new ModelLoadError(`the model store is unavailable (${(error as Error).name})`, 'MODEL_STORE_UNAVAILABLE', {
+        cause: error,
+      });
+    }
+  }
+}

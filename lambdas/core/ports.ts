@@ -1,0 +1,25 @@
+/** The I/O the core needs, as interfaces; lambdas/adapters implements them over S3, DynamoDB or files. */
+import type { StoredPrediction } from './cache-policy.ts';
+
+export interface PredictionStore {
+  /** Reads the items with these keys (unique) in as few round trips as the store allows. */
+  getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>>;
+  /**
+   * Writes items; each replaces a stored one only when it was computed later. Returns how many were
+   * written and how many were skipped because a fresher item was there.
+   */
+  putMany(items: readonly StoredPrediction[], signal?: AbortSignal): Promise<{ written: number; skipped: number }>;
+}
+
+export type ModelFile = 'model.onnx' | 'manifest.json';
+
+export interface ModelSource {
+  /** Where models come from, for messages (`s3://bucket/models/`, a folder). */
+  readonly description: string;
+  /** The live version of a model (its `current.json`); throws ModelNotFoundError when there is none. */
+  currentVersion(name: string): Promise<string>;
+  /** One file of a model package; throws ModelNotFoundError / ModelLoadError('MODEL_FILE_MISSING'). */
+  read(name: string, version: string, file: ModelFile): Promise<Uint8Array>;
+  /** The names of the models that have a `current.json`. */
+  list(): Promise<string[]>;
+}

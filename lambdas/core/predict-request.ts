@@ -1,0 +1,157 @@
+/** Parses and checks the body of `POST /predict` (shape only; feature values are checked per model). */
+import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError, type ErrorDetail } from './errors.ts';
+
+export interface RequestLimits {
+  /** Largest accepted body in bytes. */
+  readonly maxBodyBytes: number;
+  /** Most instances in one request. */
+  readonly maxInstances: number;
+  /** Longest entity id, in characters. */
+  readonly maxIdLength: number;
+}
+
+export const DEFAULT_LIMITS: RequestLimits = { maxBodyBytes: 1_048_576, maxInstances: 500, maxIdLength: 256 };
+
+export interface RequestInstance {
+  readonly id: string | undefined;
+  readonly features: unknown;
+}
+
+export interface PredictRequest {
+  /** True for the `{"id", "features"}` form: the response is one result, not a list. */
+  readonly single: boolean;
+  readonly instances: readonly RequestInstance[];
+  readonly model: string | undefined;
+  /** Overrides the manifest's cache max age for this request. */
+  readonly maxStalenessSeconds: number | undefined;
+  readonly bypassCache: boolean;
+}
+
+const TOP_LEVEL = new Set(['id', 'features', 'instances', 'model', 'maxStalenessSeconds', 'bypassCache']);
+const INSTANCE_KEYS = new Set(['id', 'features']);
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+export function checkContentType(contentType: string | undefined): void {
+  if (contentType === undefined || contentType === '' || JSON_TYPE.test(contentType)) return;
+  throw new UnsupportedMediaTypeError(
+    `Content-Type "${contentType.slice(0, 100)}" is not supported: send a JSON body with Content-Type: application/json`,
+  );
+}
+
+export function parseJsonBody(body: string | undefined, limits: RequestLimits): unknown {
+  if (body === undefined || body.trim() === '') {
+    throw new ValidationError('the request body is empty: send a JSON object', undefined, 'EMPTY_BODY');
+  }
+  const bytes = Buffer.byteLength(body, 'utf8');
+  if (bytes > limits.maxBodyBytes) {
+    throw new PayloadTooLargeError(`the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`);
+  }
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (cause) {
+    const reason = cause instanceof RangeError ? 'it is nested too deeply' : (cause as Error).message;
+    throw new ValidationError(`the body is not valid JSON: ${reason}`, undefined, 'INVALID_JSON');
+  }
+}
+
+function parseId(raw: unknown, field: string, limits: RequestLimits, issues: ErrorDetail[]): string | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw === 'number' && Number.isSafeInteger(raw)) return String(raw);
+  if (typeof raw !== 'string' || raw.length === 0) {
+    issues.push({ field, message: 'must be a non-empty string (or an integer)' });
+    return undefined;
+  }
+  if (raw.length > limits.maxIdLength) {
+    issues.push({ field, message: `must be at most ${limits.maxIdLength} characters, got ${raw.length}` });
+    return undefined;
+  }
+  return raw;
+}
+
+function parseInstance(
+  raw: unknown,
+  prefix: string,
+  limits: RequestLimits,
+  issues: ErrorDetail[],
+  allowed: ReadonlySet<string>,
+): RequestInstance {
+  if (!isObject(raw)) {
+    issues.push({ field: prefix || '(root)', message: 'must be an object with "id" and/or "features"' });
+    return { id: undefined, features: undefined };
+  }
+  for (const key of Object.keys(raw)) {
+    if (!allowed.has(key)) issues.push({ field: `${prefix}${key}`, message: 'is not a known field' });
+  }
+  const id = parseId(raw['id'], `${prefix}id`, limits, issues);
+  const features = raw['features'];
+  if (features !== undefined && !isObject(features)) {
+    issues.push({ field: `${prefix}features`, message: 'must be an object of feature values' });
+  }
+  if (id === undefined && features === undefined && !issues.some((i) => i.field === `${prefix}id`)) {
+    issues.push({ field: prefix ? prefix.slice(0, -1) : 'id', message: 'needs an "id", "features", or both' });
+  }
+  return { id, features };
+}
+
+/** Checks the parsed body's shape; throws ValidationError whose details name each bad field. */
+export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): PredictRequest {
+  if (!isObject(body)) {
+    throw new ValidationError('the body must be a JSON object', [{ field: '(root)', message: 'must be an object' }]);
+  }
+  const issues: ErrorDetail[] = [];
+  const model = body['model'];
+  if (model !== undefined && (typeof model !== 'string' || model.length === 0 || model.length > 128)) {
+    issues.push({ field: 'model', message: 'must be a model name (1 to 128 characters)' });
+  }
+  const staleness = body['maxStalenessSeconds'];
+  if (staleness !== undefined && (typeof staleness !== 'number' || !Number.isFinite(staleness) || staleness < 0)) {
+    issues.push({ field: 'maxStalenessSeconds', message: 'must be a number of seconds >= 0' });
+  }
+  const bypass = body['bypassCache'];
+  if (bypass !== undefined && typeof bypass !== 'boolean') {
+    issues.push({ field: 'bypassCache', message: 'must be true or false' });
+  }
+
+  let single = false;
+  let instances: RequestInstance[] = [];
+  const list = body['instances'];
+  if (list !== undefined) {
+    if (body['id'] !== undefined || body['features'] !== undefined) {
+      issues.push({ field: 'instances', message: 'send either "instances" or a single "id"/"features", not both' });
+    }
+    if (!Array.isArray(list) || list.length === 0) {
+      issues.push({ field: 'instances', message: 'must be a non-empty array' });
+    } else if (list.length > limits.maxInstances) {
+      throw new ValidationError(
+        `too many instances: ${list.length}; the limit is ${limits.maxInstances} per request`,
+        [{ field: 'instances', message: `at most ${limits.maxInstances} instances` }],
+        'TOO_MANY_INSTANCES',
+      );
+    } else {
+      instances = list.map((item, i) => parseInstance(item, `instances.${i}.`, limits, issues, INSTANCE_KEYS));
+    }
+  } else {
+    single = true;
+    instances = [parseInstance(body, '', limits, issues, TOP_LEVEL)];
+  }
+  if (list !== undefined) {
+    for (const key of Object.keys(body)) {
+      if (!TOP_LEVEL.has(key)) issues.push({ field: key, message: 'is not a known field' });
+    }
+  }
+  if (issues.length > 0) {
+    const shown = issues.slice(0, 3).map((i) => `${i.field} ${i.message}`);
+    throw new ValidationError(`invalid request: ${shown.join('; ')}${issues.length > 3 ? '; …' : ''}`, issues);
+  }
+  return {
+    single,
+    instances,
+    model: model as string | undefined,
+    maxStalenessSeconds: staleness as number | undefined,
+    bypassCache: bypass === true,
+  };
+}

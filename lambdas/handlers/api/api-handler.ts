@@ -1,0 +1,210 @@
+/**
+ * The HTTP API (API Gateway HTTP API payload 2.0): routes, body parsing, metrics and logs around the
+ * core. Built from injected dependencies so tests and the local stack run exactly what Lambda runs.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
+import type { Manifest } from '../../core/manifest.ts';
+import type { ModelRegistry } from '../../core/model-registry.ts';
+import {
+  checkContentType,
+  parseJsonBody,
+  parsePredictRequest,
+  type RequestLimits,
+} from '../../core/predict-request.ts';
+import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
+import { errorResult, json, resultForError, type ApiResult } from './responses.ts';
+
+export interface ApiDependencies {
+  readonly registry: ModelRegistry;
+  readonly service: PredictionService;
+  readonly limits: RequestLimits;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Log feature values and predictions (off by default: they may be personal data). */
+  readonly logPayloads: boolean;
+}
+
+export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
+
+/** What a request has named so far, for its error message. */
+interface RequestState {
+  model: string | undefined;
+}
+
+const MODEL_ROUTE = /^\/models\/([^/]+)\/?$/;
+
+function describeModel(manifest: Manifest, isDefault: boolean) {
+  return {
+    name: manifest.name,
+    version: manifest.version,
+    task: manifest.task,
+    default: isDefault,
+    ...(manifest.description ? { description: manifest.description } : {}),
+  };
+}
+
+function modelSchema(manifest: Manifest, isDefault: boolean, classes: readonly (string | number)[] | undefined) {
+  return {
+    ...describeModel(manifest, isDefault),
+    idField: manifest.idField,
+    features: manifest.features,
+    outputs: { ...manifest.outputs, ...(classes ? { classes } : {}) },
+    cache: manifest.cache,
+  };
+}
+
+function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
+  if (event.body === undefined || !event.isBase64Encoded) return event.body;
+  return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
+}
+
+function recordMetrics(metrics: Metrics, outcome: PredictOutcome, instances: number): void {
+  const { verdicts, servedAges, modelLatencyMs } = outcome.stats;
+  metrics.addMetric('InstancesPerRequest', MetricUnit.Count, instances);
+  metrics.addMetric('CacheHit', MetricUnit.Count, verdicts.hit);
+  metrics.addMetric('CacheMiss', MetricUnit.Count, verdicts.miss);
+  metrics.addMetric('CacheStale', MetricUnit.Count, verdicts.stale + verdicts.expired);
+  metrics.addMetric('CacheVersionMismatch', MetricUnit.Count, verdicts['version-mismatch']);
+  metrics.addMetric('CacheSkipped', MetricUnit.Count, outcome.cache.status === 'skipped' ? 1 : 0);
+  // EMF takes at most 100 values per metric in one record.
+  for (const age of servedAges.slice(0, 100)) metrics.addMetric('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
+  if (modelLatencyMs !== undefined) {
+    metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
+    metrics.addMetric('ModelInstances', MetricUnit.Count, outcome.stats.modelInstances);
+  }
+}
+
+export function createApiHandler(deps: ApiDependencies): ApiHandler {
+  const { registry, service, limits, logger, metrics } = deps;
+
+  async function predict(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
+    const headers = event.headers ?? {};
+    checkContentType(headers['content-type']);
+    let text: string | undefined;
+    try {
+      text = decodeBody(event);
+    } catch {
+      return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId);
+    }
+    const request = parsePredictRequest(parseJsonBody(text, limits), limits);
+    state.model = request.model;
+    const model = await registry.get(request.model);
+    const outcome = await service.predict(request, model);
+    recordMetrics(metrics, outcome, request.instances.length);
+    const cache =
+      outcome.cache.status === 'skipped'
+        ? { status: 'skipped', reason: outcome.cache.reason }
+        : { status: outcome.cache.status };
+    logger.info('predicted', {
+      model: model.name,
+      version: model.version,
+      instances: request.instances.length,
+      fromCache: outcome.stats.verdicts.hit,
+      scored: outcome.stats.modelInstances,
+      cache,
+      modelLatencyMs: outcome.stats.modelLatencyMs,
+      ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
+      ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
+    });
+    const responseHeaders = { 'x-tandem-cache': cache.status };
+    if (request.single) return json(200, { ...outcome.results[0], cache }, responseHeaders);
+    return json(200, { predictions: outcome.results, cache }, responseHeaders);
+  }
+
+  async function ready(): Promise<ApiResult> {
+    try {
+      const model = await registry.get();
+      return json(200, { status: 'ready', model: { name: model.name, version: model.version } });
+    } catch {
+      const status = registry.status();
+      return json(503, { status: 'not-ready', model: { name: status.name }, error: status.error });
+    }
+  }
+
+  async function listModels(): Promise<ApiResult> {
+    const names = await registry.list();
+    const models = await Promise.all(
+      names.map(async (name) => {
+        try {
+          return describeModel(await registry.manifest(name), name === registry.defaultModel);
+        } catch (error) {
+          return {
+            name,
+            default: name === registry.defaultModel,
+            error: { code: error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE' },
+          };
+        }
+      }),
+    );
+    return json(200, { models });
+  }
+
+  async function getModel(name: string): Promise<ApiResult> {
+    const isDefault = name === registry.defaultModel;
+    try {
+      const model = await registry.get(name);
+      return json(200, modelSchema(model.manifest, isDefault, model.classes));
+    } catch (error) {
+      if (error instanceof ModelNotFoundError) throw error;
+      // Not loadable: still describe what its manifest says when it can be read.
+      return json(200, modelSchema(await registry.manifest(name), isDefault, undefined));
+    }
+  }
+
+  async function route(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
+    const method = event.requestContext.http.method.toUpperCase();
+    const path = event.rawPath.replace(/\/+$/, '') || '/';
+    const only = (allowed: string, run: () => Promise<ApiResult>) =>
+      method === allowed || (allowed === 'GET' && method === 'HEAD')
+        ? run()
+        : Promise.resolve(
+            errorResult(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; use ${allowed}`, requestId, undefined, {
+              allow: allowed,
+            }),
+          );
+    if (path === '/predict') return only('POST', () => predict(event, requestId, state));
+    if (path === '/health') return only('GET', async () => json(200, { status: 'ok' }));
+    if (path === '/ready') return only('GET', ready);
+    if (path === '/models') return only('GET', listModels);
+    const match = MODEL_ROUTE.exec(path);
+    if (match) {
+      state.model = decodeURIComponent(match[1]!);
+      return only('GET', () => getModel(state.model!));
+    }
+    return errorResult(
+      404,
+      'ROUTE_NOT_FOUND',
+      `no route ${method} ${path.slice(0, 200)}; routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready`,
+      requestId,
+    );
+  }
+
+  return async (event, context) => {
+    const requestId = event.requestContext?.requestId ?? context.awsRequestId;
+    logger.addContext(context);
+    logger.appendKeys({ requestId, path: event.rawPath });
+    const state: RequestState = { model: undefined };
+    let result: ApiResult;
+    try {
+      result = await route(event, requestId, state);
+    } catch (error) {
+      result = resultForError(error, requestId, state.model ?? registry.defaultModel);
+      const log = result.statusCode >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
+      log('request failed', {
+        status: result.statusCode,
+        code: error instanceof TandemError ? error.code : 'INTERNAL',
+        ...(result.statusCode >= 500 ? { error } : { message: (error as Error).message }),
+      });
+      metrics.addMetric('ClientErrors', MetricUnit.Count, result.statusCode < 500 ? 1 : 0);
+      metrics.addMetric('ServerErrors', MetricUnit.Count, result.statusCode >= 500 ? 1 : 0);
+    } finally {
+      metrics.publishStoredMetrics();
+      logger.removeKeys(['requestId', 'path']);
+    }
+    result.headers = { ...result.headers, 'x-request-id': requestId };
+    return result;
+  };
+}

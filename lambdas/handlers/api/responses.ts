@@ -1,0 +1,71 @@
+/** JSON responses and the mapping of typed errors to HTTP statuses. */
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import {
+  CacheUnavailableError,
+  InferenceError,
+  ManifestError,
+  ModelLoadError,
+  ModelNotFoundError,
+  NotPrecomputedError,
+  PayloadTooLargeError,
+  TandemError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+  type ErrorDetail,
+} from '../../core/errors.ts';
+
+export type ApiResult = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+
+export function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}): ApiResult {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(payload) };
+}
+
+export function errorResult(
+  statusCode: number,
+  code: string,
+  message: string,
+  requestId: string,
+  details?: readonly ErrorDetail[],
+  headers?: Record<string, string>,
+): ApiResult {
+  return json(
+    statusCode,
+    { error: { code, message, ...(details && details.length > 0 ? { details } : {}), requestId } },
+    headers,
+  );
+}
+
+/** At most this many details go back to the caller (the message says how many there were). */
+const MAX_DETAILS = 100;
+
+/**
+ * Callers' mistakes keep their message and details; failures of ours or of AWS keep only a code and a
+ * message that names no path, bucket or SDK internals (those go to the log).
+ */
+export function resultForError(error: unknown, requestId: string, modelName: string | undefined): ApiResult {
+  const details = error instanceof TandemError ? error.details?.slice(0, MAX_DETAILS) : undefined;
+  if (error instanceof PayloadTooLargeError) return errorResult(413, error.code, error.message, requestId);
+  if (error instanceof UnsupportedMediaTypeError) return errorResult(415, error.code, error.message, requestId);
+  if (error instanceof ValidationError) return errorResult(400, error.code, error.message, requestId, details);
+  if (error instanceof ModelNotFoundError) return errorResult(404, error.code, error.message, requestId);
+  if (error instanceof NotPrecomputedError) return errorResult(404, error.code, error.message, requestId, details);
+  if (error instanceof CacheUnavailableError) {
+    return errorResult(503, error.code, error.message, requestId, details, { 'retry-after': '1' });
+  }
+  if (error instanceof ModelLoadError || error instanceof ManifestError) {
+    return errorResult(
+      503,
+      'MODEL_UNAVAILABLE',
+      `model "${modelName ?? 'default'}" is not available (${error.code}); see GET /ready`,
+      requestId,
+      undefined,
+      { 'retry-after': '5' },
+    );
+  }
+  if (error instanceof InferenceError) {
+    return errorResult(500, error.code, 'the model failed to score the request', requestId);
+  }
+  return errorResult(500, 'INTERNAL', 'internal error', requestId);
+}

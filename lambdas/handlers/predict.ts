@@ -1,0 +1,51 @@
+/**
+ * The API Lambda: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready.
+ * Clients and the default model are set up at init (top-level await), once per execution environment.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { dynamoClient, s3Client } from '../adapters/aws-clients.ts';
+import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
+import { FsModelSource } from '../adapters/fs-model-source.ts';
+import { S3ModelSource } from '../adapters/s3-model-source.ts';
+import { ModelRegistry } from '../core/model-registry.ts';
+import type { ModelSource } from '../core/ports.ts';
+import { PredictionService } from '../core/prediction-service.ts';
+import { createApiHandler } from './api/api-handler.ts';
+import { readApiConfig } from './config.ts';
+
+const config = readApiConfig(process.env);
+const logger = new Logger({ serviceName: 'tandem-api' });
+const metrics = new Metrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
+
+function modelSource(uri: string): ModelSource {
+  const s3 = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
+  if (!s3) return new FsModelSource(uri.replace(/^file:\/\//, ''));
+  const prefix = s3[2] ? s3[2].replace(/\/?$/, '/') : '';
+  return new S3ModelSource(s3Client(), s3[1]!, prefix);
+}
+
+const registry = new ModelRegistry(modelSource(config.modelsUri), {
+  defaultModel: config.defaultModel,
+  refreshSeconds: config.modelRefreshSeconds,
+  retryFailedSeconds: 10,
+});
+const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(), config.tableName) : undefined;
+const service = new PredictionService(store, {
+  cacheBudgetMs: config.cacheBudgetMs,
+  writeThrough: config.writeThrough,
+});
+
+await registry.warm();
+const status = registry.status();
+if (status.ready) logger.info('model loaded', { model: status.name, version: status.version });
+else logger.error('model not loaded', { model: status.name, error: status.error });
+
+export const handler = createApiHandler({
+  registry,
+  service,
+  limits: config.limits,
+  logger,
+  metrics,
+  logPayloads: config.logPayloads,
+});
