@@ -80,7 +80,7 @@ function parseInstance(
   allowed: ReadonlySet<string>,
 ): RequestInstance {
   if (!isObject(raw)) {
-    issues.push({ field: prefix || '(root)', message: 'must be an object with "id" and/or "features"' });
+    issues.push({ field: prefix.replace(/\.$/, '') || '(root)', message: 'must be an object with "id" and/or "features"' });
     return { id: undefined, features: undefined };
   }
   for (const key of Object.keys(raw)) {

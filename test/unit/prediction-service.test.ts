@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
+import { CacheUnavailableError, NotPrecomputedError, ValidationError } from '../../lambdas/core/errors.ts';
+import type { ServedModel } from '../../lambdas/core/model-loader.ts';
+import type { PredictionStore } from '../../lambdas/core/ports.ts';
+import { parsePredictRequest } from '../../lambdas/core/predict-request.ts';
+import { PredictionService } from '../../lambdas/core/prediction-service.ts';
+import { loadTinyModel, tinyExpected } from '../support/tiny-model.ts';
+
+const NOW = Date.parse('2026-06-01T00:00:00Z');
+
+/** An in-memory store that records calls and can be made slow or broken. */
+class MemoryStore implements PredictionStore {
+  readonly items = new Map<string, StoredPrediction>();
+  readonly gets: string[][] = [];
+  delayMs = 0;
+  failWith: Error | undefined;
+
+  async getMany(keys: readonly string[], signal?: AbortSignal) {
+    this.gets.push([...keys]);
+    if (this.delayMs) {
+      await new Promise((resolve, reject) => {
+        const t = setTimeout(resolve, this.delayMs);
+        signal?.addEventListener('abort', () => {
+          clearTimeout(t);
+          reject(new Error('aborted'));
+        });
+      });
+    }
+    if (this.failWith) throw this.failWith;
+    return new Map(keys.filter((k) => this.items.has(k)).map((k) => [k, this.items.get(k)!]));
+  }
+
+  async putMany(items: readonly StoredPrediction[]) {
+    let written = 0;
+    let skipped = 0;
+    for (const item of items) {
+      const key = predictionKey(item.model, item.entityId);
+      const existing = this.items.get(key);
+      if (existing && existing.computedAt >= item.computedAt) skipped++;
+      else {
+        this.items.set(key, item);
+        written++;
+      }
+    }
+    return { written, skipped };
+  }
+}
+
+function cached(entityId: string, ageSeconds: number, version = '1'): StoredPrediction {
+  return storedPrediction(
+    {
+      model: 'tiny',
+      entityId,
+      prediction: { label: 'c', probabilities: { a: 0.1, b: 0.2, c: 0.7 } },
+      modelVersion: version,
+      computedAt: NOW - ageSeconds * 1000,
+      source: 'batch',
+      runId: 'run-1',
+    },
+    86_400,
+  );
+}
+
+let model: ServedModel;
+beforeAll(async () => {
+  model = await loadTinyModel('1');
+});
+afterAll(async () => {
+  await model.close();
+});
+
+function setup(options: { writeThrough?: boolean; budget?: number } = {}) {
+  const store = new MemoryStore();
+  store.items.set(predictionKey('tiny', 'hit'), cached('hit', 30));
+  store.items.set(predictionKey('tiny', 'old'), cached('old', 7200));
+  store.items.set(predictionKey('tiny', 'v0'), cached('v0', 10, '0'));
+  const service = new PredictionService(store, {
+    cacheBudgetMs: options.budget ?? 100,
+    writeThrough: options.writeThrough ?? false,
+    now: () => NOW,
+  });
+  return { store, service };
+}
+
+describe('PredictionService', () => {
+  it('answers from the cache with age and version, and scores the rest by the model, in request order', async () => {
+    const { store, service } = setup();
+    const request = parsePredictRequest({
+      instances: [
+        { id: 'new', features: { x1: 2, x2: 1 } },
+        { id: 'hit' },
+        { id: 'old', features: { x1: -3 } },
+        { id: 'v0', features: { x1: 0, x2: 5 } },
+        { features: { x1: 1 } },
+        { id: 'hit', features: { x1: 9 } },
+      ],
+    });
+    const outcome = await service.predict(request, model);
+    expect(store.gets).toEqual([['tiny#new', 'tiny#hit', 'tiny#old', 'tiny#v0']]);
+    expect(outcome.results.map((r) => [r.id, r.source, r.cacheStatus])).toEqual([
+      ['new', 'model', 'miss'],
+      ['hit', 'cache', 'hit'],
+      ['old', 'model', 'stale'],
+      ['v0', 'model', 'version-mismatch'],
+      [null, 'model', 'no-id'],
+      ['hit', 'cache', 'hit'],
+    ]);
+    const hit = outcome.results[1]!;
+    expect(hit.ageSeconds).toBe(30);
+    expect(hit.computedAt).toBe(new Date(NOW - 30_000).toISOString());
+    expect(hit.model).toEqual({ name: 'tiny', version: '1' });
+    const expectations = [tinyExpected(2, 1), undefined, tinyExpected(-3), tinyExpected(0, 5), tinyExpected(1)];
+    expectations.forEach((expected, i) => {
+      if (!expected) return;
+      const result = outcome.results[i]!;
+      expect(result.prediction).toMatchObject({ label: expected.label });
+      for (const [cls, p] of Object.entries(expected.probabilities)) {
+        expect((result.prediction as { probabilities: Record<string, number> }).probabilities[cls]).toBeCloseTo(p, 6);
+      }
+      expect(result.ageSeconds).toBe(0);
+    });
+    expect(outcome.stats.modelInstances).toBe(4);
+    expect(outcome.stats.verdicts).toEqual({ hit: 2, miss: 1, stale: 1, expired: 0, 'version-mismatch': 1 });
+    expect(outcome.stats.servedAges).toEqual([30, 30]);
+    expect(outcome.cache.status).toBe('used');
+  });
+
+  it('serves a stale entry when the request allows more staleness, and refuses a fresh one when it allows less', async () => {
+    const { service } = setup();
+    const loose = await service.predict(parsePredictRequest({ id: 'old', maxStalenessSeconds: 10_000 }), model);
+    expect(loose.results[0]?.source).toBe('cache');
+    const strict = await service.predict(
+      parsePredictRequest({ id: 'hit', features: { x1: 1 }, maxStalenessSeconds: 10 }),
+      model,
+    );
+    expect(strict.results[0]?.source).toBe('model');
+    expect(strict.results[0]?.cacheStatus).toBe('stale');
+  });
+
+  it('bypasses the cache on request without reading it', async () => {
+    const { store, service } = setup();
+    const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 }, bypassCache: true }), model);
+    expect(store.gets).toEqual([]);
+    expect(outcome.results[0]).toMatchObject({ source: 'model', cacheStatus: 'bypassed' });
+    expect(outcome.cache.status).toBe('bypassed');
+  });
+
+  it('answers by the model within the budget when the store is slow, and says so', async () => {
+    const { store, service } = setup({ budget: 30 });
+    store.delayMs = 5_000;
+    const started = Date.now();
+    const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(outcome.cache).toMatchObject({ status: 'skipped', reason: 'no answer within 30 ms' });
+    expect(outcome.results[0]).toMatchObject({ source: 'model', cacheStatus: 'skipped' });
+  });
+
+  it('answers by the model when the store fails', async () => {
+    const { store, service } = setup();
+    store.failWith = Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' });
+    const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
+    expect(outcome.cache).toMatchObject({ status: 'skipped', reason: 'store error (ProvisionedThroughputExceededException)' });
+    expect(outcome.results[0]?.source).toBe('model');
+  });
+
+  it('fails an id-only instance with NOT_PRECOMPUTED naming it, and with CACHE_UNAVAILABLE when the store is down', async () => {
+    const { store, service } = setup();
+    const request = parsePredictRequest({ instances: [{ id: 'hit' }, { id: 'nobody' }] });
+    await expect(service.predict(request, model)).rejects.toThrow(NotPrecomputedError);
+    await service.predict(request, model).catch((error: NotPrecomputedError) => {
+      expect(error.details).toEqual([
+        { instance: 1, field: 'instances.1.id', message: '"nobody": no usable precomputed prediction (miss) and no features to score' },
+      ]);
+    });
+    store.failWith = new Error('down');
+    await expect(service.predict(parsePredictRequest({ id: 'hit' }), model)).rejects.toThrow(CacheUnavailableError);
+  });
+
+  it('rejects invalid features before touching the store', async () => {
+    const { store, service } = setup();
+    await expect(service.predict(parsePredictRequest({ id: 'hit', features: { x1: 'high' } }), model)).rejects.toThrow(
+      ValidationError,
+    );
+    expect(store.gets).toEqual([]);
+  });
+
+  it('writes model answers through when enabled, one item per id, never over a fresher one', async () => {
+    const { store, service } = setup({ writeThrough: true });
+    const outcome = await service.predict(
+      parsePredictRequest({
+        instances: [
+          { id: 'w1', features: { x1: 1 } },
+          { id: 'w1', features: { x1: 2 } },
+          { features: { x1: 3 } },
+        ],
+      }),
+      model,
+    );
+    expect(outcome.stats.writeThrough).toEqual({ written: 1, skipped: 0 });
+    const item = store.items.get('tiny#w1');
+    expect(item).toMatchObject({ source: 'online', modelVersion: '1', computedAt: NOW, expiresAt: NOW / 1000 + 86_400 });
+    expect(item?.prediction).toEqual(outcome.results[1]?.prediction);
+  });
+
+  it('does not write through by default', async () => {
+    const { store, service } = setup();
+    await service.predict(parsePredictRequest({ id: 'w2', features: { x1: 1 } }), model);
+    expect(store.items.has('tiny#w2')).toBe(false);
+  });
+});
