@@ -201,7 +201,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       metrics.addMetric('ClientErrors', MetricUnit.Count, result.statusCode < 500 ? 1 : 0);
       metrics.addMetric('ServerErrors', MetricUnit.Count, result.statusCode >= 500 ? 1 : 0);
     } finally {
-      metrics.publishStoredMetrics();
+      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
       logger.removeKeys(['requestId', 'path']);
     }
     result.headers = { ...result.headers, 'x-request-id': requestId };

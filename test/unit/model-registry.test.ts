@@ -1,0 +1,114 @@
+import { GetObjectCommand, NoSuchKey, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
+import { S3ModelSource } from '../../lambdas/adapters/s3-model-source.ts';
+import { ModelLoadError, ModelNotFoundError } from '../../lambdas/core/errors.ts';
+import { ModelRegistry } from '../../lambdas/core/model-registry.ts';
+import { tinyManifest, tinyModelBytes } from '../support/tiny-model.ts';
+
+let root: string;
+let now: number;
+
+async function publish(version: string, options: { corrupt?: boolean; skipModel?: boolean; manifest?: unknown } = {}) {
+  const dir = path.join(root, 'tiny', version);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(options.manifest ?? tinyManifest(version)));
+  if (!options.skipModel) {
+    await writeFile(path.join(dir, 'model.onnx'), options.corrupt ? Buffer.from('not onnx at all') : tinyModelBytes());
+  }
+  await writeFile(path.join(root, 'tiny', 'current.json'), JSON.stringify({ version }));
+}
+
+function registry(refreshSeconds = 60) {
+  return new ModelRegistry(new FsModelSource(root), {
+    defaultModel: 'tiny',
+    refreshSeconds,
+    retryFailedSeconds: 10,
+    now: () => now,
+  });
+}
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'tandem-registry-'));
+  now = 1_000_000;
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('ModelRegistry', () => {
+  it('loads the live version once and serves it until the refresh interval passes', async () => {
+    await publish('1');
+    const models = registry(60);
+    const first = await models.get();
+    expect(first.version).toBe('1');
+    await publish('2');
+    expect((await models.get()).version).toBe('1');
+    now += 61_000;
+    expect((await models.get()).version).toBe('2');
+    expect(models.status()).toEqual({ name: 'tiny', ready: true, version: '2' });
+    await models.close();
+  });
+
+  it('reports why the model is not ready, then recovers after the retry delay', async () => {
+    await publish('1', { skipModel: true });
+    const models = registry();
+    await expect(models.get()).rejects.toThrow(ModelLoadError);
+    expect(models.status()).toEqual({
+      name: 'tiny',
+      ready: false,
+      error: { code: 'MODEL_FILE_MISSING', message: 'model.onnx of tiny@1 is missing' },
+    });
+    await publish('1');
+    await expect(models.get()).rejects.toThrow(ModelLoadError);
+    now += 11_000;
+    expect((await models.get()).version).toBe('1');
+    await models.close();
+  });
+
+  it('fails on a corrupt model and on a manifest that does not match its package path', async () => {
+    await publish('1', { corrupt: true });
+    await expect(registry().get()).rejects.toMatchObject({ code: 'MODEL_CORRUPT' });
+    await publish('2', { manifest: tinyManifest('3') });
+    await expect(registry().get()).rejects.toThrow(/says tiny@3; the package path says tiny@2/);
+  });
+
+  it('keeps serving the loaded version when a promoted one is broken', async () => {
+    await publish('1');
+    const models = registry(0);
+    expect((await models.get()).version).toBe('1');
+    await publish('2', { corrupt: true });
+    expect((await models.get()).version).toBe('1');
+    await models.close();
+  });
+
+  it('says an unknown model is not found', async () => {
+    await publish('1');
+    await expect(registry().get('nope')).rejects.toThrow(ModelNotFoundError);
+    expect(await registry().list()).toEqual(['tiny']);
+  });
+});
+
+describe('S3ModelSource', () => {
+  const s3 = mockClient(S3Client);
+  afterEach(() => s3.reset());
+
+  it('maps a missing pointer to ModelNotFoundError and a missing file to MODEL_FILE_MISSING', async () => {
+    s3.on(GetObjectCommand).rejects(new NoSuchKey({ message: 'gone', $metadata: {} }));
+    const source = new S3ModelSource(new S3Client({}), 'bucket', 'models/');
+    await expect(source.currentVersion('m')).rejects.toThrow(ModelNotFoundError);
+    await expect(source.read('m', '1', 'model.onnx')).rejects.toMatchObject({ code: 'MODEL_FILE_MISSING' });
+  });
+
+  it('maps other S3 failures to MODEL_STORE_UNAVAILABLE without leaking the bucket', async () => {
+    s3.on(GetObjectCommand).rejects(
+      new S3ServiceException({ name: 'AccessDenied', $fault: 'client', message: 'denied on arn:aws:s3:::bucket', $metadata: {} }),
+    );
+    const error = await new S3ModelSource(new S3Client({}), 'bucket').read('m', '1', 'model.onnx').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'MODEL_STORE_UNAVAILABLE', message: 'the model store is unavailable (AccessDenied)' });
+  });
+});
