@@ -139,7 +139,9 @@ function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
   if (issues.length > 0) throw mismatch(manifest, issues);
   return {
     task: manifest.task,
-    label: manifest.task === 'regression' ? undefined : label,
+    // With probabilities, the label is their argmax (as scikit-learn's predict): onnxruntime's own label
+    // output of a binary tree ensemble whose leaf weights are all positive thresholds the margin at 0.5.
+    label: manifest.task === 'regression' || probabilities ? undefined : label,
     probabilities: manifest.task === 'regression' ? undefined : probabilities,
     value: manifest.task === 'regression' ? value : undefined,
     classes,

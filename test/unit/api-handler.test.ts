@@ -30,7 +30,10 @@ beforeAll(async () => {
   await writeFile(path.join(root, 'tiny', '1', 'model.onnx'), tinyModelBytes());
   await writeFile(path.join(root, 'tiny', 'current.json'), '{"version":"1"}');
   await mkdir(path.join(root, 'broken', '1'), { recursive: true });
-  await writeFile(path.join(root, 'broken', '1', 'manifest.json'), JSON.stringify({ ...tinyManifest('1'), name: 'broken' }));
+  await writeFile(
+    path.join(root, 'broken', '1', 'manifest.json'),
+    JSON.stringify({ ...tinyManifest('1'), name: 'broken' }),
+  );
   await writeFile(path.join(root, 'broken', 'current.json'), '{"version":"1"}');
   items.set(
     predictionKey('tiny', 'known'),
@@ -46,7 +49,11 @@ beforeAll(async () => {
       86_400,
     ),
   );
-  registry = new ModelRegistry(new FsModelSource(root), { defaultModel: 'tiny', refreshSeconds: 60, retryFailedSeconds: 10 });
+  registry = new ModelRegistry(new FsModelSource(root), {
+    defaultModel: 'tiny',
+    refreshSeconds: 60,
+    retryFailedSeconds: 10,
+  });
   handler = createApiHandler({
     registry,
     service: new PredictionService(store, { cacheBudgetMs: 100, writeThrough: false }),
@@ -64,7 +71,12 @@ afterAll(async () => {
 async function call(method: string, route: string, body?: unknown, headers?: Record<string, string>) {
   const event = apiEvent(method, route, body, headers);
   const result = await handler(event, lambdaContext());
-  return { status: result.statusCode, headers: result.headers ?? {}, body: JSON.parse(result.body) as Record<string, any>, event };
+  return {
+    status: result.statusCode,
+    headers: result.headers ?? {}, // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read field by field in assertions
+    body: JSON.parse(result.body) as Record<string, any>,
+    event,
+  };
 }
 
 describe('API handler', () => {
@@ -85,7 +97,12 @@ describe('API handler', () => {
   it('scores an unknown id with features by the model', async () => {
     const { status, body } = await call('POST', '/predict', { id: 'new', features: { x1: 3, x2: -1 } });
     expect(status).toBe(200);
-    expect(body).toMatchObject({ id: 'new', source: 'model', ageSeconds: 0, prediction: { label: tinyExpected(3, -1).label } });
+    expect(body).toMatchObject({
+      id: 'new',
+      source: 'model',
+      ageSeconds: 0,
+      prediction: { label: tinyExpected(3, -1).label },
+    });
   });
 
   it('returns many instances in request order', async () => {
@@ -120,7 +137,10 @@ describe('API handler', () => {
     ];
     for (const [body, status, code, headers] of cases) {
       const response = await call('POST', '/predict', body, headers);
-      expect([response.status, response.body['error']?.code], JSON.stringify(body).slice(0, 80)).toEqual([status, code]);
+      expect([response.status, response.body['error']?.code], JSON.stringify(body).slice(0, 80)).toEqual([
+        status,
+        code,
+      ]);
       expect(response.body['error'].requestId).toBe(response.event.requestContext.requestId);
       expect(response.headers['x-request-id']).toBe(response.event.requestContext.requestId);
       expect(JSON.stringify(response.body)).not.toMatch(/at .*\.ts:\d+|node_modules|\/tmp\//);
@@ -141,14 +161,22 @@ describe('API handler', () => {
 
   it('serves health, readiness and model descriptions', async () => {
     expect((await call('GET', '/health')).body).toEqual({ status: 'ok' });
-    expect((await call('GET', '/ready')).body).toEqual({ status: 'ready', model: { name: 'tiny', version: '1' } });
+    expect((await call('GET', '/ready')).body).toEqual({
+      status: 'ready',
+      model: { name: 'tiny', version: '1' },
+    });
     const list = await call('GET', '/models');
     expect(list.body['models']).toEqual([
       { name: 'broken', version: '1', task: 'multiclass-classification', default: false },
       { name: 'tiny', version: '1', task: 'multiclass-classification', default: true },
     ]);
     const tiny = await call('GET', '/models/tiny');
-    expect(tiny.body).toMatchObject({ name: 'tiny', version: '1', idField: 'id', outputs: { classes: ['a', 'b', 'c'] } });
+    expect(tiny.body).toMatchObject({
+      name: 'tiny',
+      version: '1',
+      idField: 'id',
+      outputs: { classes: ['a', 'b', 'c'] },
+    });
     expect(tiny.body['features'].map((f: { name: string }) => f.name)).toEqual(['x1', 'x2']);
     expect((await call('GET', '/models/nope')).status).toBe(404);
   });
