@@ -75,6 +75,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
+    private readonly writeConcurrency = 32,
   ) {}
 
   async getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
@@ -89,8 +90,11 @@ export class DynamoDbPredictionStore implements PredictionStore {
   async putMany(items: readonly StoredPrediction[], signal?: AbortSignal): Promise<{ written: number; skipped: number }> {
     let written = 0;
     let skipped = 0;
-    await Promise.all(
-      items.map(async (item) => {
+    let next = 0;
+    // Conditional writes cannot go through BatchWriteItem: one PutItem each, a bounded number in flight.
+    const worker = async () => {
+      while (next < items.length) {
+        const item = items[next++]!;
         try {
           await this.client.send(
             new PutItemCommand({
@@ -107,8 +111,9 @@ export class DynamoDbPredictionStore implements PredictionStore {
           if (error instanceof ConditionalCheckFailedException) skipped++;
           else throw error;
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, items.length) }, worker));
     return { written, skipped };
   }
 
