@@ -6,15 +6,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { DynamoDbPredictionStore } from '../lambdas/adapters/dynamodb-prediction-store.ts';
-import { S3ModelSource } from '../lambdas/adapters/s3-model-source.ts';
-import { ModelRegistry } from '../lambdas/core/model-registry.ts';
-import { createApiServer, listen } from '../local/api-gateway-adapter.ts';
-import { ensureBucket, ensureTable, startEmbeddedAws } from '../local/embedded-aws.ts';
-import { seedDemoDataset } from '../local/seed-demo.ts';
-import { uploadModelPackages } from '../local/uploader.ts';
+import { DEMO_MODEL, LOCAL_BUCKET, LOCAL_TABLE, REPO_ROOT, startLocalStack } from '../local/stack.ts';
 
 const HELP = `Usage: npm start [-- options]
 
@@ -30,11 +22,6 @@ Options:
   --no-seed          do not score the demo dataset into the table
   -h, --help         show this help
 `;
-
-const BUCKET = 'tandem-data';
-const TABLE = 'tandem-predictions';
-const DEFAULT_MODEL = 'fraud-detector';
-const ROOT = path.resolve(import.meta.dirname, '..');
 
 function port(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value === '') return fallback;
@@ -60,77 +47,32 @@ async function main(): Promise<void> {
     return;
   }
   const apiPort = port(values.port ?? process.env['PORT'], 3000, '--port');
-  const dataDir = path.resolve(values['data-dir'] ?? path.join(ROOT, '.tandem'));
+  const dataDir = path.resolve(values['data-dir'] ?? path.join(REPO_ROOT, '.tandem'));
   if (values.fresh) await rm(dataDir, { recursive: true, force: true });
 
-  const aws = await startEmbeddedAws({
+  const stack = await startLocalStack({
+    apiPort,
     dataDir,
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
-    buckets: [BUCKET],
+    seed: !values['no-seed'],
+    handlerEnv: { POWERTOOLS_DEV: process.env['POWERTOOLS_DEV'] ?? 'true' },
   });
-  const dynamo = new DynamoDBClient(aws.clientConfig('dynamodb'));
-  const s3 = new S3Client(aws.clientConfig('s3'));
-  await ensureTable(dynamo, TABLE);
-  await ensureBucket(s3, BUCKET);
-  const uploaded = await uploadModelPackages(s3, BUCKET, path.join(ROOT, 'models'));
-
-  // The handler reads its settings from the environment at import, exactly as in Lambda.
-  delete process.env['AWS_PROFILE'];
-  Object.assign(process.env, aws.env(), {
-    MODELS_URI: `s3://${BUCKET}/models/`,
-    DEFAULT_MODEL,
-    TABLE_NAME: TABLE,
-    POWERTOOLS_METRICS_DISABLED: process.env['POWERTOOLS_METRICS_DISABLED'] ?? 'true',
-    POWERTOOLS_DEV: process.env['POWERTOOLS_DEV'] ?? 'true',
-  });
-  const { handler } = await import('../lambdas/handlers/predict.ts');
-
-  let seedLine = 'demo dataset not seeded (--no-seed)';
-  let cachedId = 'txn-000001';
-  let sampleFeatures: Record<string, unknown> | undefined;
-  if (!values['no-seed']) {
-    const registry = new ModelRegistry(new S3ModelSource(s3, BUCKET, 'models/'), {
-      defaultModel: DEFAULT_MODEL,
-      refreshSeconds: 0,
-      retryFailedSeconds: 0,
-    });
-    const model = await registry.get();
-    const seed = await seedDemoDataset(
-      path.join(ROOT, 'models', DEFAULT_MODEL, 'demo-transactions.csv'),
-      model,
-      new DynamoDbPredictionStore(dynamo, TABLE),
-      `demo-seed-${new Date().toISOString()}`,
-    );
-    await registry.close();
-    seedLine = `demo dataset scored into ${TABLE}: ${seed.written} of ${seed.rows} rows (${seed.rejected.length} rejected)`;
-    cachedId = seed.sampleIds[0] ?? cachedId;
-    if (seed.sampleRecord) {
-      const issues: never[] = [];
-      const row = model.validator.fromText(
-        model.validator.names.map((n) => seed.sampleRecord![n]),
-        model.validator.names.map((_, i) => i),
-        issues,
-      );
-      sampleFeatures = row
-        ? Object.fromEntries(
-            model.manifest.features.map((f, i) => [f.name, f.type === 'boolean' ? row[i] === 1 : row[i]]),
-          )
-        : undefined;
-    }
-  }
-
-  const server = createApiServer(handler);
-  const address = await listen(server, apiPort, '127.0.0.1');
-  const api = `http://127.0.0.1:${address.port}`;
+  const { aws, seed } = stack;
+  const api = stack.apiUrl;
+  const seedLine = seed
+    ? `demo dataset scored into ${LOCAL_TABLE}: ${seed.written} of ${seed.rows} rows (${seed.rejected.length} rejected)`
+    : 'demo dataset not seeded (--no-seed)';
+  const cachedId = seed?.sampleIds[0] ?? 'txn-000001';
+  const sampleFeatures = seed?.sampleFeatures;
   const creds = `AWS_ACCESS_KEY_ID=${aws.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${aws.credentials.secretAccessKey} AWS_REGION=${aws.region}`;
   const body = JSON.stringify({ id: 'txn-new-1', features: sampleFeatures ?? {} });
   process.stdout.write(`
 Tandem is running locally.
 
   API        ${api}   (POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready)
-  DynamoDB   ${aws.dynamoEndpoint}   table ${TABLE}
-  S3         ${aws.s3Endpoint}   bucket ${BUCKET} (${uploaded.length} model files uploaded)
+  DynamoDB   ${aws.dynamoEndpoint}   table ${LOCAL_TABLE}
+  S3         ${aws.s3Endpoint}   bucket ${LOCAL_BUCKET} (${stack.uploadedKeys.length} model files uploaded)
   Data       ${dataDir}
   Seed       ${seedLine}
 
@@ -142,11 +84,11 @@ Try:
   curl -s ${api}/predict -H 'content-type: application/json' -d '${body}'
 
   # what is served
-  curl -s ${api}/models/${DEFAULT_MODEL}
+  curl -s ${api}/models/${DEMO_MODEL}
 
   # the embedded AWS services with the AWS CLI
-  ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${BUCKET}/models/ --recursive
-  ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${TABLE} --key '{"pk": {"S": "${DEFAULT_MODEL}#${cachedId}"}}'
+  ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/models/ --recursive
+  ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${LOCAL_TABLE} --key '{"pk": {"S": "${DEMO_MODEL}#${cachedId}"}}'
 
 Press Ctrl+C to stop.
 `);
@@ -156,9 +98,7 @@ Press Ctrl+C to stop.
     if (stopping) return;
     stopping = true;
     process.stdout.write('\nstopping…\n');
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await aws.stop();
+    await stack.stop();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());

@@ -16,8 +16,8 @@ export interface SeedSummary {
   readonly rejected: { line: number; issues: FeatureIssue[] }[];
   /** The first ids seeded, for examples. */
   readonly sampleIds: string[];
-  /** The first valid row's raw fields by column name, for examples. */
-  readonly sampleRecord: Record<string, string> | undefined;
+  /** The first valid row's features as a request would send them, for examples. */
+  readonly sampleFeatures: Record<string, number | string | boolean> | undefined;
 }
 
 const MICRO_BATCH = 500;
@@ -69,13 +69,18 @@ export async function seedDemoDataset(
     written += result.written;
     skipped += result.skipped;
   }
-  const first = records.find((r) => r.fields[idColumn] && valid.some((v) => v.id === r.fields[idColumn]));
+  const first = valid[0];
+  const sampleFeatures = first
+    ? Object.fromEntries(
+        model.manifest.features.map((f, i) => [f.name, f.type === 'boolean' ? first.row[i] === 1 : first.row[i]!]),
+      )
+    : undefined;
   return {
     rows: records.length,
     written,
     skipped,
     rejected,
     sampleIds: valid.slice(0, 3).map((v) => v.id),
-    sampleRecord: first ? Object.fromEntries(header.fields.map((name, i) => [name, first.fields[i] ?? ''])) : undefined,
+    sampleFeatures,
   };
 }

@@ -191,7 +191,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     try {
       result = await route(event, requestId, state);
     } catch (error) {
-      result = resultForError(error, requestId, state.model ?? registry.defaultModel);
+      result = resultForError(error, requestId, state.model, registry.defaultModel);
       const log = result.statusCode >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
       log('request failed', {
         status: result.statusCode,

@@ -44,21 +44,30 @@ const MAX_DETAILS = 100;
  * Callers' mistakes keep their message and details; failures of ours or of AWS keep only a code and a
  * message that names no path, bucket or SDK internals (those go to the log).
  */
-export function resultForError(error: unknown, requestId: string, modelName: string | undefined): ApiResult {
+export function resultForError(
+  error: unknown,
+  requestId: string,
+  requestedModel: string | undefined,
+  defaultModel: string,
+): ApiResult {
+  const modelName = requestedModel ?? defaultModel;
   const details = error instanceof TandemError ? error.details?.slice(0, MAX_DETAILS) : undefined;
   if (error instanceof PayloadTooLargeError) return errorResult(413, error.code, error.message, requestId);
   if (error instanceof UnsupportedMediaTypeError) return errorResult(415, error.code, error.message, requestId);
   if (error instanceof ValidationError) return errorResult(400, error.code, error.message, requestId, details);
-  if (error instanceof ModelNotFoundError) return errorResult(404, error.code, error.message, requestId);
+  // A missing model the caller named is their mistake; a missing default model is ours.
+  if (error instanceof ModelNotFoundError && requestedModel !== undefined) {
+    return errorResult(404, error.code, error.message, requestId);
+  }
   if (error instanceof NotPrecomputedError) return errorResult(404, error.code, error.message, requestId, details);
   if (error instanceof CacheUnavailableError) {
     return errorResult(503, error.code, error.message, requestId, details, { 'retry-after': '1' });
   }
-  if (error instanceof ModelLoadError || error instanceof ManifestError) {
+  if (error instanceof ModelLoadError || error instanceof ManifestError || error instanceof ModelNotFoundError) {
     return errorResult(
       503,
       'MODEL_UNAVAILABLE',
-      `model "${modelName ?? 'default'}" is not available (${error.code}); see GET /ready`,
+      `model "${modelName}" is not available (${error.code}); see GET /ready`,
       requestId,
       undefined,
       { 'retry-after': '5' },
