@@ -1,0 +1,392 @@
+/**
+ * Serves a Lambda handler over node:http the way an API Gateway HTTP API ($default route, payload
+ * format 2.0) would invoke it, so the local stack runs the very handler that is deployed.
+ *
+ * What API Gateway does is mirrored where a handler could notice: the event shape, lowercased and
+ * comma-joined headers, cookies moved out of the headers, base64 for non-text bodies, the 10 MiB
+ * payload limit, the inferred response format, one `set-cookie` per cookie. Errors the gateway
+ * itself produces use this project's error shape instead of API Gateway's `{"message": ...}`.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP, type AddressInfo } from 'node:net';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyResultV2,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+} from 'aws-lambda';
+
+export type ApiHandler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyResultV2>;
+
+export interface ApiServerOptions {
+  /** Largest request body accepted; default 10 MiB, the HTTP API payload quota. */
+  maxBodyBytes?: number;
+  stage?: '$default';
+  /**
+   * The function's timeout: drives `context.getRemainingTimeInMillis()`, and a handler that has not
+   * answered by then gets a 503 TIMEOUT (its late result is dropped). Default 30 s, the HTTP API
+   * integration limit.
+   */
+  timeoutMs?: number;
+  functionName?: string;
+  memoryLimitInMB?: number;
+  /** Where handler failures are reported (the client only sees a generic 500). Default console.error. */
+  onError?: (err: unknown, requestId: string) => void;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const ACCOUNT_ID = '000000000000';
+const REGION = 'us-east-1';
+/** Past this many bytes of an over-limit body still arriving, stop draining and drop the connection. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
+/** Content types API Gateway passes as text; anything else (or no type) arrives base64-encoded. */
+const TEXTUAL_CONTENT_TYPE =
+  /^\s*(?:text\/[^;\s]+|application\/(?:[\w.-]+\+)?(?:json|xml)|application\/x-www-form-urlencoded)\s*(?:;|$)/i;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
+/** Set by the gateway from the response it writes, never taken from the handler. */
+const GATEWAY_OWNED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+interface Config {
+  maxBodyBytes: number;
+  stage: string;
+  timeoutMs: number;
+  functionName: string;
+  memoryLimitInMB: number;
+  onError: (err: unknown, requestId: string) => void;
+}
+
+export function createApiServer(handler: ApiHandler, opts: ApiServerOptions = {}): Server {
+  const config: Config = {
+    maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    stage: opts.stage ?? '$default',
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    functionName: opts.functionName ?? 'tandem-predict-local',
+    memoryLimitInMB: opts.memoryLimitInMB ?? 1024,
+    onError: opts.onError ?? ((err, requestId) => console.error(`[api] request ${requestId} failed:`, err)),
+  };
+  return createServer((req, res) => {
+    const requestId = randomUUID();
+    serve(handler, config, req, res, requestId).catch((err: unknown) => {
+      // Only reachable through a bug in this file; still answer rather than leave the client hanging.
+      config.onError(err, requestId);
+      if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
+      else res.destroy();
+    });
+  });
+}
+
+/** Listens and resolves with the bound address; rejects with a readable message (port in use...). */
+export function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      const why =
+        err.code === 'EADDRINUSE'
+          ? `port ${port} is already in use (set another port, or 0 for any)`
+          : err.message;
+      reject(new Error(`cannot listen on ${host}:${port}: ${why}`, { cause: err }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+async function serve(
+  handler: ApiHandler,
+  config: Config,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
+  const receivedAt = Date.now();
+  res.setHeader('x-request-id', requestId);
+  res.setHeader('apigw-requestid', requestId);
+
+  const body = await readBody(req, config.maxBodyBytes);
+  if (body === 'aborted') return;
+  if (body === 'too-large') {
+    sendError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${config.maxBodyBytes} bytes`, requestId);
+    return;
+  }
+
+  const event = toEvent(req, body, requestId, receivedAt, config.stage);
+  const deadline = receivedAt + config.timeoutMs;
+  const outcome = await invoke(handler, event, lambdaContext(config, requestId, deadline), deadline);
+  if (outcome.kind === 'timeout') {
+    sendError(res, 503, 'TIMEOUT', `The handler did not answer within ${config.timeoutMs} ms`, requestId);
+    return;
+  }
+  if (outcome.kind === 'error') {
+    config.onError(outcome.error, requestId);
+    sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
+    return;
+  }
+  const written = writeResult(res, outcome.result);
+  if (written !== true) {
+    config.onError(new Error(`handler returned an invalid response: ${written}`), requestId);
+    sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
+  }
+}
+
+/**
+ * Reads the body up to `limit` bytes. Over the limit (declared or actual) it keeps nothing more:
+ * the rest is read and discarded so the client, still sending, can receive the 413; a client
+ * that keeps sending far beyond that loses the connection.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const discardRest = (): void => {
+      req.removeListener('data', collect);
+      req.removeListener('end', finish);
+      chunks.length = 0;
+      let drained = 0;
+      req.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > MAX_DRAIN_BYTES) req.socket.destroy();
+      });
+      req.resume();
+      resolve('too-large');
+    };
+    const collect = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) discardRest();
+      else chunks.push(chunk);
+    };
+    const finish = (): void => resolve(Buffer.concat(chunks, size));
+
+    // The client went away mid-body: nobody is left to answer. (Also keeps a reset during the
+    // discard from being an unhandled 'error' event.)
+    req.on('error', () => resolve('aborted'));
+    req.on('close', () => resolve('aborted')); // a no-op after 'end' has resolved
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      discardRest();
+      return;
+    }
+    req.on('data', collect);
+    req.on('end', finish);
+  });
+}
+
+function toEvent(
+  req: IncomingMessage,
+  body: Buffer,
+  requestId: string,
+  receivedAt: number,
+  stage: string,
+): APIGatewayProxyEventV2 {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const rawQueryString = q < 0 ? '' : url.slice(q + 1);
+  const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+
+  // rawHeaders rather than req.headers: Node drops repeats of some headers (user-agent, host...)
+  // and joins others with ', ', whereas API Gateway joins every repeat with ','.
+  const headers: Record<string, string> = {};
+  const cookies: string[] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = (req.rawHeaders[i] ?? '').toLowerCase();
+    const value = req.rawHeaders[i + 1] ?? '';
+    if (name === 'cookie') {
+      // Payload 2.0 moves cookies to their own field; they are not repeated in `headers`.
+      cookies.push(
+        ...value
+          .split(';')
+          .map((c) => c.trim())
+          .filter((c) => c !== ''),
+      );
+      continue;
+    }
+    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
+  }
+  // What the gateway adds on its way to the integration.
+  headers['x-forwarded-for'] =
+    headers['x-forwarded-for'] === undefined ? sourceIp : `${headers['x-forwarded-for']},${sourceIp}`;
+  headers['x-forwarded-port'] ??= String(req.socket.localPort ?? '');
+  headers['x-forwarded-proto'] ??= 'http';
+  headers['x-amzn-trace-id'] ??=
+    `Root=1-${Math.floor(receivedAt / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
+
+  let queryStringParameters: Record<string, string> | undefined;
+  if (rawQueryString !== '') {
+    queryStringParameters = {};
+    for (const [name, value] of new URLSearchParams(rawQueryString)) {
+      const prev = queryStringParameters[name];
+      queryStringParameters[name] = prev === undefined ? value : `${prev},${value}`;
+    }
+  }
+
+  const domainName = headers['host'] ?? 'localhost';
+  const hostname = domainName.replace(/:\d+$/, '');
+  const encoded = encodeBody(body, headers['content-type']);
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath,
+    rawQueryString,
+    ...(cookies.length > 0 ? { cookies } : {}),
+    headers,
+    ...(queryStringParameters === undefined ? {} : { queryStringParameters }),
+    requestContext: {
+      accountId: ACCOUNT_ID,
+      apiId: 'local',
+      domainName,
+      domainPrefix: isIP(hostname) === 0 ? (hostname.split('.')[0] ?? hostname) : 'local',
+      http: {
+        method: req.method ?? 'GET',
+        path: rawPath,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp,
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId,
+      routeKey: '$default',
+      stage,
+      time: clfTime(receivedAt),
+      timeEpoch: receivedAt,
+    },
+    ...(encoded === undefined ? {} : { body: encoded.body }),
+    isBase64Encoded: encoded?.isBase64Encoded ?? false,
+  };
+}
+
+function encodeBody(
+  body: Buffer,
+  contentType: string | undefined,
+): { body: string; isBase64Encoded: boolean } | undefined {
+  if (body.length === 0) return undefined;
+  if (contentType !== undefined && TEXTUAL_CONTENT_TYPE.test(contentType)) {
+    try {
+      return { body: utf8.decode(body), isBase64Encoded: false };
+    } catch {
+      // Declared as text but not valid UTF-8: base64 keeps the bytes intact, as the gateway does.
+    }
+  }
+  return { body: body.toString('base64'), isBase64Encoded: true };
+}
+
+/** `12/Mar/2020:19:03:58 +0000`, the format of requestContext.time. */
+function clfTime(epochMs: number): string {
+  const d = new Date(epochMs);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return (
+    `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:` +
+    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`
+  );
+}
+
+function lambdaContext(config: Config, requestId: string, deadline: number): Context {
+  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
+  const legacy = (): void => {
+    throw new Error('context.done/succeed/fail are not supported: return a promise from the handler');
+  };
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: config.functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT_ID}:function:${config.functionName}`,
+    memoryLimitInMB: String(config.memoryLimitInMB),
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/${config.functionName}`,
+    logStreamName: `${day}/[$LATEST]local`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: legacy,
+    fail: legacy,
+    succeed: legacy,
+  };
+}
+
+type Outcome =
+  | { kind: 'result'; result: APIGatewayProxyResultV2 }
+  | { kind: 'error'; error: unknown }
+  | { kind: 'timeout' };
+
+async function invoke(
+  handler: ApiHandler,
+  event: APIGatewayProxyEventV2,
+  context: Context,
+  deadline: number,
+): Promise<Outcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(() => resolve({ kind: 'timeout' }), Math.max(0, deadline - Date.now()));
+  });
+  // Through a promise so that a handler throwing synchronously is an error outcome too.
+  const ran = Promise.resolve()
+    .then(() => handler(event, context))
+    .then(
+      (result): Outcome => ({ kind: 'result', result }),
+      (error: unknown): Outcome => ({ kind: 'error', error }),
+    );
+  try {
+    return await Promise.race([ran, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Writes the handler's answer; returns true, or why it is not a valid payload 2.0 response. */
+function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2): true | string {
+  // Payload 2.0: a result without statusCode is the body itself, served as 200 JSON.
+  if (typeof result !== 'object' || result === null || result.statusCode === undefined) {
+    const body = typeof result === 'string' ? result : JSON.stringify(result ?? null);
+    res.statusCode = 200;
+    res.setHeader('content-type', 'application/json');
+    res.end(body);
+    return true;
+  }
+  const structured: APIGatewayProxyStructuredResultV2 = result;
+  const status = structured.statusCode;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
+    return `statusCode ${String(status)}`;
+  }
+  if (structured.body !== undefined && typeof structured.body !== 'string') return 'body is not a string';
+
+  const setCookies: string[] = [];
+  for (const [name, value] of Object.entries(structured.headers ?? {})) {
+    const lower = name.toLowerCase();
+    if (GATEWAY_OWNED_HEADERS.has(lower)) continue;
+    if (lower === 'set-cookie') setCookies.push(String(value));
+    else res.setHeader(lower, String(value));
+  }
+  setCookies.push(...(structured.cookies ?? []));
+  if (setCookies.length > 0) res.setHeader('set-cookie', setCookies);
+
+  const body =
+    structured.body === undefined
+      ? Buffer.alloc(0)
+      : Buffer.from(structured.body, structured.isBase64Encoded === true ? 'base64' : 'utf8');
+  if (body.length > 0 && !res.hasHeader('content-type')) res.setHeader('content-type', 'application/json');
+  res.statusCode = status;
+  res.end(body);
+  return true;
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  requestId: string,
+): void {
+  const body = JSON.stringify({ error: { code, message, requestId } });
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+}

@@ -1,0 +1,75 @@
+/**
+ * Publishes model packages from a local folder laid out like the bucket's `models/` prefix
+ * (`<name>/current.json`, `<name>/<version>/{model.onnx,manifest.json}`), ignoring whatever else
+ * lives there (training scripts, demo datasets).
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
+/** The files a model package consists of (ARCHITECTURE.md, "Model package"). */
+const PACKAGE_FILES = ['manifest.json', 'model.onnx'] as const;
+const POINTER_FILE = 'current.json';
+
+/**
+ * Uploads every package (a `<name>/<version>/` folder holding manifest.json) and every
+ * `<name>/current.json` to `<prefix><name>/...` (prefix `models/` by default). Returns the keys
+ * written, in upload order.
+ */
+export async function uploadModelPackages(
+  s3: S3Client,
+  bucket: string,
+  modelsDir: string,
+  opts: { prefix?: string } = {},
+): Promise<string[]> {
+  const prefix = opts.prefix ?? 'models/';
+  const keys: string[] = [];
+  for (const name of await subfolders(modelsDir)) {
+    const modelDir = path.join(modelsDir, name);
+    for (const version of await subfolders(modelDir)) {
+      const versionDir = path.join(modelDir, version);
+      if (!(await isFile(path.join(versionDir, 'manifest.json')))) continue;
+      for (const file of PACKAGE_FILES) {
+        const local = path.join(versionDir, file);
+        // A manifest without its model is a broken package: say so rather than publish half of it.
+        if (!(await isFile(local)))
+          throw new Error(`model package ${versionDir} has manifest.json but no ${file}`);
+        keys.push(await put(s3, bucket, `${prefix}${name}/${version}/${file}`, local));
+      }
+    }
+    // The pointer goes last so that anything reacting to it finds the version it names already there.
+    const pointer = path.join(modelDir, POINTER_FILE);
+    if (await isFile(pointer)) keys.push(await put(s3, bucket, `${prefix}${name}/${POINTER_FILE}`, pointer));
+  }
+  return keys;
+}
+
+async function put(s3: S3Client, bucket: string, key: string, file: string): Promise<string> {
+  // Whole-file buffers, not streams: a known length keeps the SDK from aws-chunked uploads.
+  const body = await readFile(file);
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: body,
+      ContentType: file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+    }),
+  );
+  return key;
+}
+
+/** Visible subfolder names, sorted so uploads (and the returned keys) are deterministic. */
+async function subfolders(dir: string): Promise<string[]> {
+  const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+  const flags = await Promise.all(names.map(async (n) => (await stat(path.join(dir, n))).isDirectory()));
+  return names.filter((_, i) => flags[i] === true);
+}
+
+async function isFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
