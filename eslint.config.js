@@ -10,7 +10,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': [
         'error',
-        { selector: "CallExpression[callee.object.name=/^(describe|it|test)$/][callee.property.name=/^(only|skip)$/]", message: 'Focused or skipped tests are not allowed.' },
+        {
+          selector:
+            'CallExpression[callee.object.name=/^(describe|it|test)$/][callee.property.name=/^(only|skip)$/]',
+          message: 'Focused or skipped tests are not allowed.',
+        },
       ],
     },
   },
@@ -19,7 +23,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@aws-sdk/*', 'aws-sdk', '@aws-lambda-powertools/*'], message: 'lambdas/core is pure: AWS clients live in lambdas/adapters.' }] },
+        {
+          patterns: [
+            {
+              group: ['@aws-sdk/*', 'aws-sdk', '@aws-lambda-powertools/*'],
+              message: 'lambdas/core is pure: AWS clients live in lambdas/adapters.',
+            },
+          ],
+        },
       ],
     },
   },

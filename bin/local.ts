@@ -26,7 +26,8 @@ Options:
 function port(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new Error(`${name} must be a port number, got "${value}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new Error(`${name} must be a port number, got "${value}"`);
   return n;
 }
 

@@ -72,7 +72,10 @@ export async function seedDemoDataset(
   const first = valid[0];
   const sampleFeatures = first
     ? Object.fromEntries(
-        model.manifest.features.map((f, i) => [f.name, f.type === 'boolean' ? first.row[i] === 1 : first.row[i]!]),
+        model.manifest.features.map((f, i) => [
+          f.name,
+          f.type === 'boolean' ? first.row[i] === 1 : first.row[i]!,
+        ]),
       )
     : undefined;
   return {

@@ -55,7 +55,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const s3 = new S3Client(aws.clientConfig('s3'));
     await ensureTable(dynamo, LOCAL_TABLE);
     await ensureBucket(s3, LOCAL_BUCKET);
-    const uploadedKeys = await uploadModelPackages(s3, LOCAL_BUCKET, options.modelsDir ?? path.join(REPO_ROOT, 'models'));
+    const uploadedKeys = await uploadModelPackages(
+      s3,
+      LOCAL_BUCKET,
+      options.modelsDir ?? path.join(REPO_ROOT, 'models'),
+    );
 
     // The handler reads its settings from the environment at import, exactly as in Lambda.
     delete process.env['AWS_PROFILE'];

@@ -42,7 +42,12 @@ export interface ModelSpec {
   readonly inputs: readonly ValueSpec[];
   readonly outputs: readonly ValueSpec[];
   readonly nodes: readonly NodeSpec[];
-  readonly initializers?: readonly { name: string; type: ElemType; dims: readonly number[]; values: number[] }[];
+  readonly initializers?: readonly {
+    name: string;
+    type: ElemType;
+    dims: readonly number[];
+    values: number[];
+  }[];
   readonly graphName?: string;
   readonly producer?: string;
   readonly opset?: number;
@@ -55,7 +60,11 @@ function typeProto(type: ValueSpec['type']): onnxProto.onnx.ITypeProto {
       tensorType: {
         elemType: elemTypeCode[type.tensor],
         ...(type.shape
-          ? { shape: { dim: type.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } }
+          ? {
+              shape: {
+                dim: type.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+              },
+            }
           : {}),
       },
     };

@@ -87,7 +87,10 @@ export class DynamoDbPredictionStore implements PredictionStore {
     return found;
   }
 
-  async putMany(items: readonly StoredPrediction[], signal?: AbortSignal): Promise<{ written: number; skipped: number }> {
+  async putMany(
+    items: readonly StoredPrediction[],
+    signal?: AbortSignal,
+  ): Promise<{ written: number; skipped: number }> {
     let written = 0;
     let skipped = 0;
     let next = 0;
@@ -117,7 +120,11 @@ export class DynamoDbPredictionStore implements PredictionStore {
     return { written, skipped };
   }
 
-  private async getChunk(keys: string[], found: Map<string, StoredPrediction>, signal?: AbortSignal): Promise<void> {
+  private async getChunk(
+    keys: string[],
+    found: Map<string, StoredPrediction>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     let pending: Record<string, AttributeValue>[] = keys.map((pk) => ({ pk: { S: pk } }));
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) await sleep(Math.min(200, 10 * 2 ** attempt) * Math.random(), signal);

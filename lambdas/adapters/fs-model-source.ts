@@ -34,7 +34,9 @@ export class FsModelSource implements ModelSource {
   async list(): Promise<string[]> {
     const names = await readdir(this.root).catch(() => []);
     const withPointer = await Promise.all(
-      names.map(async (n) => ((await stat(path.join(this.root, n, 'current.json')).catch(() => null)) ? n : null)),
+      names.map(async (n) =>
+        (await stat(path.join(this.root, n, 'current.json')).catch(() => null)) ? n : null,
+      ),
     );
     return withPointer.filter((n): n is string => n !== null);
   }

@@ -38,7 +38,12 @@ export class S3ModelSource implements ModelSource {
     let token: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, Delimiter: '/', ContinuationToken: token }),
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix,
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
       );
       for (const p of page.CommonPrefixes ?? []) {
         if (p.Prefix) names.push(p.Prefix.slice(this.prefix.length, -1));
@@ -56,9 +61,13 @@ export class S3ModelSource implements ModelSource {
     } catch (error) {
       if (isMissing(error)) throw missing();
       if (error instanceof ModelLoadError || error instanceof ModelNotFoundError) throw error;
-      throw new ModelLoadError(`the model store is unavailable (${(error as Error).name})`, 'MODEL_STORE_UNAVAILABLE', {
-        cause: error,
-      });
+      throw new ModelLoadError(
+        `the model store is unavailable (${(error as Error).name})`,
+        'MODEL_STORE_UNAVAILABLE',
+        {
+          cause: error,
+        },
+      );
     }
   }
 }

@@ -28,7 +28,11 @@ export class ManifestError extends TandemError {
 export class ModelLoadError extends TandemError {
   readonly code: string;
 
-  constructor(message: string, code = 'MODEL_LOAD_FAILED', options?: { cause?: unknown; details?: ErrorDetail[] }) {
+  constructor(
+    message: string,
+    code = 'MODEL_LOAD_FAILED',
+    options?: { cause?: unknown; details?: ErrorDetail[] },
+  ) {
     super(message, options?.details, options);
     this.code = code;
   }

@@ -50,7 +50,9 @@ function numericChecker(spec: Extract<FeatureSpec, { type: 'number' | 'integer' 
     } else if (source === 'text' && typeof raw === 'string' && /^[+-]?(nan|inf(inity)?)$/i.test(raw)) {
       return new Problem(`must be a finite number, got ${describeValue(raw)}`);
     } else {
-      return new Problem(`must be ${expected}, got ${typeof raw === 'string' ? 'a string ' : ''}${describeValue(raw)}`);
+      return new Problem(
+        `must be ${expected}, got ${typeof raw === 'string' ? 'a string ' : ''}${describeValue(raw)}`,
+      );
     }
     if (!Number.isFinite(value)) return new Problem(`must be a finite number, got ${describeValue(raw)}`);
     if (integer && !Number.isInteger(value)) return new Problem(`must be an integer, got ${value}`);
@@ -77,11 +79,13 @@ function categoryChecker(spec: Extract<FeatureSpec, { type: 'category' | 'string
   const allowed = spec.values ? new Set(spec.values) : undefined;
   const rejectUnknown = allowed !== undefined && spec.unknown === 'reject';
   const shown = spec.values?.slice(0, 20).join(', ');
-  const allowedText = spec.values && spec.values.length > 20 ? `${shown}, … (${spec.values.length} values)` : shown;
+  const allowedText =
+    spec.values && spec.values.length > 20 ? `${shown}, … (${spec.values.length} values)` : shown;
   const { maxLength } = spec;
   return (raw) => {
     if (typeof raw !== 'string') return new Problem(`must be a string, got ${describeValue(raw)}`);
-    if (raw.length > maxLength) return new Problem(`must be at most ${maxLength} characters, got ${raw.length}`);
+    if (raw.length > maxLength)
+      return new Problem(`must be at most ${maxLength} characters, got ${raw.length}`);
     if (rejectUnknown && !allowed.has(raw)) {
       return new Problem(`unknown category ${describeValue(raw)}; expected one of: ${allowedText}`);
     }
@@ -133,7 +137,10 @@ export class FeatureValidator {
    */
   fromObject(features: unknown, issues: FeatureIssue[], fieldPrefix = 'features'): FeatureRow | undefined {
     if (features === null || typeof features !== 'object' || Array.isArray(features)) {
-      issues.push({ field: fieldPrefix, message: `must be an object of feature values, got ${describeValue(features)}` });
+      issues.push({
+        field: fieldPrefix,
+        message: `must be an object of feature values, got ${describeValue(features)}`,
+      });
       return undefined;
     }
     const record = features as Record<string, unknown>;

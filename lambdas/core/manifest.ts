@@ -75,7 +75,10 @@ const outputsSchema = z
     /** Output holding the regression value ([batch] or [batch, 1]). */
     value: z.string().min(1).optional(),
     /** Class labels in probability-column order; read from the model (ZipMap or classifier node) when omitted. */
-    classes: z.array(z.union([z.string(), z.number().int()])).min(2).optional(),
+    classes: z
+      .array(z.union([z.string(), z.number().int()]))
+      .min(2)
+      .optional(),
   })
   .strict();
 
@@ -84,7 +87,11 @@ const cacheSchema = z
     /** A cached prediction older than this is not served (the real-time lane recomputes it). */
     maxAgeSeconds: z.number().int().positive().default(86_400),
     /** The table item's TTL: DynamoDB deletes the item this long after it was computed. */
-    ttlSeconds: z.number().int().positive().default(7 * 86_400),
+    ttlSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(7 * 86_400),
   })
   .strict()
   .refine((c) => c.ttlSeconds >= c.maxAgeSeconds, {
@@ -112,7 +119,11 @@ export const manifestSchema = z
     const seen = new Set<string>();
     m.features.forEach((f, i) => {
       if (seen.has(f.name)) {
-        ctx.addIssue({ code: 'custom', path: ['features', i, 'name'], message: `duplicate feature "${f.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['features', i, 'name'],
+          message: `duplicate feature "${f.name}"`,
+        });
       }
       seen.add(f.name);
       if (f.name === m.idField) {
@@ -125,7 +136,11 @@ export const manifestSchema = z
     });
     if (m.task === 'regression') {
       if (!m.outputs.value) {
-        ctx.addIssue({ code: 'custom', path: ['outputs', 'value'], message: 'a regression model needs outputs.value' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['outputs', 'value'],
+          message: 'a regression model needs outputs.value',
+        });
       }
     } else if (!m.outputs.label && !m.outputs.probabilities) {
       ctx.addIssue({
@@ -152,11 +167,16 @@ export const manifestSchema = z
             ctx.addIssue({ code: 'custom', path, message: `unknown feature "${name}"` });
             return;
           }
-          if (used.has(name)) ctx.addIssue({ code: 'custom', path, message: `feature "${name}" is used twice` });
+          if (used.has(name))
+            ctx.addIssue({ code: 'custom', path, message: `feature "${name}" is used twice` });
           used.add(name);
           const isCategory = feature.type === 'category' || feature.type === 'string';
           if (input.type === 'string' && !isCategory) {
-            ctx.addIssue({ code: 'custom', path, message: `${feature.type} feature "${name}" in a string input` });
+            ctx.addIssue({
+              code: 'custom',
+              path,
+              message: `${feature.type} feature "${name}" in a string input`,
+            });
           }
           if (input.type !== 'string' && isCategory && !feature.values) {
             ctx.addIssue({
@@ -169,7 +189,11 @@ export const manifestSchema = z
       });
       m.features.forEach((f, i) => {
         if (!used.has(f.name)) {
-          ctx.addIssue({ code: 'custom', path: ['features', i], message: `feature "${f.name}" feeds no input` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['features', i],
+            message: `feature "${f.name}" feeds no input`,
+          });
         }
       });
     } else {

@@ -83,7 +83,10 @@ function checkInputs(manifest: Manifest, graph: GraphInfo): { plans: InputPlan[]
     }
     const dims = model.dims;
     if (dims && dims.length > 2) {
-      issues.push({ field: `${field}.name`, message: `input "${input.name}" has rank ${dims.length}; 1 or 2 expected` });
+      issues.push({
+        field: `${field}.name`,
+        message: `input "${input.name}" has rank ${dims.length}; 1 or 2 expected`,
+      });
     }
     const width = dims && dims.length === 2 ? dims[1] : dims?.length === 1 ? 1 : undefined;
     if (typeof width === 'number' && width !== input.features.length) {
@@ -133,7 +136,10 @@ function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
       });
     }
     if (manifest.task === 'binary-classification' && classes && classes.length !== 2) {
-      issues.push({ field: 'task', message: `binary-classification but the model has ${classes.length} classes` });
+      issues.push({
+        field: 'task',
+        message: `binary-classification but the model has ${classes.length} classes`,
+      });
     }
   }
   if (issues.length > 0) throw mismatch(manifest, issues);
@@ -150,7 +156,10 @@ function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
 
 function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
   const summary = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
-  return new ManifestError(`manifest of ${manifest.name}@${manifest.version} does not match its model: ${summary}`, issues);
+  return new ManifestError(
+    `manifest of ${manifest.name}@${manifest.version} does not match its model: ${summary}`,
+    issues,
+  );
 }
 
 class OnnxServedModel implements ServedModel {
@@ -202,9 +211,13 @@ class OnnxServedModel implements ServedModel {
     try {
       results = await this.session.run(feeds, fetchedOutputs(this.outputPlan));
     } catch (cause) {
-      throw new InferenceError(`onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`, undefined, {
-        cause,
-      });
+      throw new InferenceError(
+        `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
+        undefined,
+        {
+          cause,
+        },
+      );
     }
     return decodePredictions(this.outputPlan, results, rows.length);
   }

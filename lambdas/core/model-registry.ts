@@ -86,7 +86,9 @@ export class ModelRegistry {
     return {
       name,
       ready: false,
-      error: error ? { code: error.code, message: error.message } : { code: 'MODEL_LOADING', message: 'not loaded yet' },
+      error: error
+        ? { code: error.code, message: error.message }
+        : { code: 'MODEL_LOADING', message: 'not loaded yet' },
     };
   }
 
@@ -100,7 +102,10 @@ export class ModelRegistry {
     if (loaded) return loaded.manifest;
     const version = await this.source.currentVersion(name);
     const bytes = await this.source.read(name, version, 'manifest.json');
-    return parseManifest(this.parseJson(bytes, `${name}/${version}/manifest.json`), `${name}/${version}/manifest.json`);
+    return parseManifest(
+      this.parseJson(bytes, `${name}/${version}/manifest.json`),
+      `${name}/${version}/manifest.json`,
+    );
   }
 
   async close(): Promise<void> {
@@ -156,9 +161,13 @@ export class ModelRegistry {
     try {
       return JSON.parse(utf8.decode(bytes)) as unknown;
     } catch (cause) {
-      throw new ModelLoadError(`${where} is not valid JSON: ${(cause as Error).message}`, 'INVALID_MANIFEST', {
-        cause,
-      });
+      throw new ModelLoadError(
+        `${where} is not valid JSON: ${(cause as Error).message}`,
+        'INVALID_MANIFEST',
+        {
+          cause,
+        },
+      );
     }
   }
 }

@@ -108,9 +108,13 @@ export function inspectModel(bytes: Uint8Array): GraphInfo {
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (cause) {
-    throw new ModelLoadError(`model.onnx is not a valid ONNX protobuf: ${(cause as Error).message}`, 'MODEL_CORRUPT', {
-      cause,
-    });
+    throw new ModelLoadError(
+      `model.onnx is not a valid ONNX protobuf: ${(cause as Error).message}`,
+      'MODEL_CORRUPT',
+      {
+        cause,
+      },
+    );
   }
   const graph = model.graph;
   if (!graph || !graph.node || graph.node.length === 0) {
@@ -122,7 +126,8 @@ export function inspectModel(bytes: Uint8Array): GraphInfo {
   for (const node of graph.node) {
     const labels = classLabelsOf(node);
     if (!labels || node.opType === 'ZipMap') continue;
-    for (const out of node.output ?? []) if (!classLabelsByOutput.has(out)) classLabelsByOutput.set(out, labels);
+    for (const out of node.output ?? [])
+      if (!classLabelsByOutput.has(out)) classLabelsByOutput.set(out, labels);
   }
 
   const initializerNames = new Set((graph.initializer ?? []).map((t) => t.name));

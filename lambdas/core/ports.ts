@@ -8,7 +8,10 @@ export interface PredictionStore {
    * Writes items; each replaces a stored one only when it was computed later. Returns how many were
    * written and how many were skipped because a fresher item was there.
    */
-  putMany(items: readonly StoredPrediction[], signal?: AbortSignal): Promise<{ written: number; skipped: number }>;
+  putMany(
+    items: readonly StoredPrediction[],
+    signal?: AbortSignal,
+  ): Promise<{ written: number; skipped: number }>;
 }
 
 export type ModelFile = 'model.onnx' | 'manifest.json';

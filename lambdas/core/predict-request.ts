@@ -1,5 +1,10 @@
 /** Parses and checks the body of `POST /predict` (shape only; feature values are checked per model). */
-import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError, type ErrorDetail } from './errors.ts';
+import {
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+  type ErrorDetail,
+} from './errors.ts';
 
 export interface RequestLimits {
   /** Largest accepted body in bytes. */
@@ -58,7 +63,12 @@ export function parseJsonBody(body: string | undefined, limits: RequestLimits): 
   }
 }
 
-function parseId(raw: unknown, field: string, limits: RequestLimits, issues: ErrorDetail[]): string | undefined {
+function parseId(
+  raw: unknown,
+  field: string,
+  limits: RequestLimits,
+  issues: ErrorDetail[],
+): string | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (typeof raw === 'number' && Number.isSafeInteger(raw)) return String(raw);
   if (typeof raw !== 'string' || raw.length === 0) {
@@ -80,7 +90,10 @@ function parseInstance(
   allowed: ReadonlySet<string>,
 ): RequestInstance {
   if (!isObject(raw)) {
-    issues.push({ field: prefix.replace(/\.$/, '') || '(root)', message: 'must be an object with "id" and/or "features"' });
+    issues.push({
+      field: prefix.replace(/\.$/, '') || '(root)',
+      message: 'must be an object with "id" and/or "features"',
+    });
     return { id: undefined, features: undefined };
   }
   for (const key of Object.keys(raw)) {
@@ -92,7 +105,10 @@ function parseInstance(
     issues.push({ field: `${prefix}features`, message: 'must be an object of feature values' });
   }
   if (id === undefined && features === undefined && !issues.some((i) => i.field === `${prefix}id`)) {
-    issues.push({ field: prefix ? prefix.slice(0, -1) : 'id', message: 'needs an "id", "features", or both' });
+    issues.push({
+      field: prefix ? prefix.slice(0, -1) : 'id',
+      message: 'needs an "id", "features", or both',
+    });
   }
   return { id, features };
 }
@@ -100,7 +116,9 @@ function parseInstance(
 /** Checks the parsed body's shape; throws ValidationError whose details name each bad field. */
 export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): PredictRequest {
   if (!isObject(body)) {
-    throw new ValidationError('the body must be a JSON object', [{ field: '(root)', message: 'must be an object' }]);
+    throw new ValidationError('the body must be a JSON object', [
+      { field: '(root)', message: 'must be an object' },
+    ]);
   }
   const issues: ErrorDetail[] = [];
   const model = body['model'];
@@ -108,7 +126,10 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
     issues.push({ field: 'model', message: 'must be a model name (1 to 128 characters)' });
   }
   const staleness = body['maxStalenessSeconds'];
-  if (staleness !== undefined && (typeof staleness !== 'number' || !Number.isFinite(staleness) || staleness < 0)) {
+  if (
+    staleness !== undefined &&
+    (typeof staleness !== 'number' || !Number.isFinite(staleness) || staleness < 0)
+  ) {
     issues.push({ field: 'maxStalenessSeconds', message: 'must be a number of seconds >= 0' });
   }
   const bypass = body['bypassCache'];
@@ -121,7 +142,10 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
   const list = body['instances'];
   if (list !== undefined) {
     if (body['id'] !== undefined || body['features'] !== undefined) {
-      issues.push({ field: 'instances', message: 'send either "instances" or a single "id"/"features", not both' });
+      issues.push({
+        field: 'instances',
+        message: 'send either "instances" or a single "id"/"features", not both',
+      });
     }
     if (!Array.isArray(list) || list.length === 0) {
       issues.push({ field: 'instances', message: 'must be a non-empty array' });
@@ -132,7 +156,9 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
         'TOO_MANY_INSTANCES',
       );
     } else {
-      instances = list.map((item, i) => parseInstance(item, `instances.${i}.`, limits, issues, INSTANCE_KEYS));
+      instances = list.map((item, i) =>
+        parseInstance(item, `instances.${i}.`, limits, issues, INSTANCE_KEYS),
+      );
     }
   } else {
     single = true;
@@ -145,7 +171,10 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
   }
   if (issues.length > 0) {
     const shown = issues.slice(0, 3).map((i) => `${i.field} ${i.message}`);
-    throw new ValidationError(`invalid request: ${shown.join('; ')}${issues.length > 3 ? '; …' : ''}`, issues);
+    throw new ValidationError(
+      `invalid request: ${shown.join('; ')}${issues.length > 3 ? '; …' : ''}`,
+      issues,
+    );
   }
   return {
     single,

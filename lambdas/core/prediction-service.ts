@@ -101,7 +101,13 @@ export class PredictionService {
     const rows = validateFeatureObjects(model.validator, withFeatures, request.single);
     const rowByIndex = new Map(withFeatures.map((w, i) => [w.index, rows[i]!]));
 
-    const verdicts: Record<CacheVerdict, number> = { hit: 0, miss: 0, stale: 0, expired: 0, 'version-mismatch': 0 };
+    const verdicts: Record<CacheVerdict, number> = {
+      hit: 0,
+      miss: 0,
+      stale: 0,
+      expired: 0,
+      'version-mismatch': 0,
+    };
     const servedAges: number[] = [];
     const results = new Array<InstanceResult>(instances.length);
     const startedAt = this.now();
@@ -122,7 +128,11 @@ export class PredictionService {
         found = await readWithin(this.store, keys, this.options.cacheBudgetMs);
         cache = { status: 'used', latencyMs: performance.now() - readStart };
       } catch (error) {
-        cache = { status: 'skipped', reason: describeFailure(error), latencyMs: performance.now() - readStart };
+        cache = {
+          status: 'skipped',
+          reason: describeFailure(error),
+          latencyMs: performance.now() - readStart,
+        };
       }
     }
 
@@ -134,7 +144,8 @@ export class PredictionService {
     const toScore: { index: number; status: InstanceResult['cacheStatus'] }[] = [];
     const unanswerable: ErrorDetail[] = [];
     instances.forEach((instance, index) => {
-      let status: InstanceResult['cacheStatus'] = instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
+      let status: InstanceResult['cacheStatus'] =
+        instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
       if (found && instance.id !== undefined) {
         const item = found.get(predictionKey(model.name, instance.id));
         status = judgeCached(item, policy);
@@ -167,7 +178,10 @@ export class PredictionService {
 
     if (unanswerable.length > 0) {
       const ErrorType = cache.status === 'skipped' ? CacheUnavailableError : NotPrecomputedError;
-      const what = cache.status === 'skipped' ? `the prediction store is unavailable (${cache.reason})` : 'nothing is precomputed for';
+      const what =
+        cache.status === 'skipped'
+          ? `the prediction store is unavailable (${cache.reason})`
+          : 'nothing is precomputed for';
       throw new ErrorType(
         `${what} ${unanswerable.length === 1 ? 'an instance' : `${unanswerable.length} instances`} without features: send "features" to have the model score ${unanswerable.length === 1 ? 'it' : 'them'}`,
         unanswerable,

@@ -67,7 +67,11 @@ function decodeClassification(
     let best = 0;
     let bestP = -Infinity;
     for (let c = 0; c < keys.length; c++) {
-      const p = positiveOnly ? (c === 1 ? numberAt(data, i) : 1 - numberAt(data, i)) : numberAt(data, i * columns + c);
+      const p = positiveOnly
+        ? c === 1
+          ? numberAt(data, i)
+          : 1 - numberAt(data, i)
+        : numberAt(data, i * columns + c);
       byClass[keys[c]!] = p;
       if (p > bestP) {
         bestP = p;

@@ -92,7 +92,10 @@ export function encodeInput(plan: InputPlan, rows: readonly FeatureRow[]): ort.T
   }
 }
 
-export function encodeFeeds(plans: readonly InputPlan[], rows: readonly FeatureRow[]): Record<string, ort.Tensor> {
+export function encodeFeeds(
+  plans: readonly InputPlan[],
+  rows: readonly FeatureRow[],
+): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   for (const plan of plans) feeds[plan.name] = encodeInput(plan, rows);
   return feeds;

@@ -37,7 +37,8 @@ export function readApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
   const modelsUri = env['MODELS_URI'];
   const defaultModel = env['DEFAULT_MODEL'];
   if (!modelsUri) throw new ConfigError('MODELS_URI is required (s3://bucket/models/ or a folder)');
-  if (!defaultModel) throw new ConfigError('DEFAULT_MODEL is required (the model served when a request names none)');
+  if (!defaultModel)
+    throw new ConfigError('DEFAULT_MODEL is required (the model served when a request names none)');
   return {
     modelsUri,
     defaultModel,

@@ -15,10 +15,20 @@ let modelsDir: string;
 
 beforeAll(async () => {
   modelsDir = await mkdtemp(path.join(tmpdir(), 'tandem-models-'));
-  await cp(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0'), path.join(modelsDir, DEMO_MODEL, '1.0.0'), { recursive: true });
-  await writeFile(path.join(modelsDir, DEMO_MODEL, '1.0.0', 'model.onnx'), Buffer.from('this is not an onnx model'));
+  await cp(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0'), path.join(modelsDir, DEMO_MODEL, '1.0.0'), {
+    recursive: true,
+  });
+  await writeFile(
+    path.join(modelsDir, DEMO_MODEL, '1.0.0', 'model.onnx'),
+    Buffer.from('this is not an onnx model'),
+  );
   await writeFile(path.join(modelsDir, DEMO_MODEL, 'current.json'), '{"version":"1.0.0"}');
-  stack = await startLocalStack({ apiPort: 0, modelsDir, seed: false, handlerEnv: { MODEL_REFRESH_SECONDS: '0' } });
+  stack = await startLocalStack({
+    apiPort: 0,
+    modelsDir,
+    seed: false,
+    handlerEnv: { MODEL_REFRESH_SECONDS: '0' },
+  });
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
@@ -30,7 +40,11 @@ describe('default model unavailable', () => {
     expect((await fetch(`${stack.apiUrl}/health`)).status).toBe(200);
     const ready = await fetch(`${stack.apiUrl}/ready`);
     expect(ready.status).toBe(503);
-    expect(await ready.json()).toMatchObject({ status: 'not-ready', model: { name: DEMO_MODEL }, error: { code: 'MODEL_CORRUPT' } });
+    expect(await ready.json()).toMatchObject({
+      status: 'not-ready',
+      model: { name: DEMO_MODEL },
+      error: { code: 'MODEL_CORRUPT' },
+    });
     const predict = await fetch(`${stack.apiUrl}/predict`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -45,7 +59,13 @@ describe('default model unavailable', () => {
 
   it('recovers when a good model is published', async () => {
     const good = await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'model.onnx'));
-    await stack.s3.send(new PutObjectCommand({ Bucket: LOCAL_BUCKET, Key: `models/${DEMO_MODEL}/1.0.0/model.onnx`, Body: good }));
+    await stack.s3.send(
+      new PutObjectCommand({
+        Bucket: LOCAL_BUCKET,
+        Key: `models/${DEMO_MODEL}/1.0.0/model.onnx`,
+        Body: good,
+      }),
+    );
     // Failed loads are retried after 10 s; wait for it rather than reach into the process.
     const deadline = Date.now() + 15_000;
     let status = 503;

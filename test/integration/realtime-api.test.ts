@@ -8,7 +8,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
-import { DEMO_MODEL, LOCAL_BUCKET, LOCAL_TABLE, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import {
+  DEMO_MODEL,
+  LOCAL_BUCKET,
+  LOCAL_TABLE,
+  REPO_ROOT,
+  startLocalStack,
+  type LocalStack,
+} from '../../local/stack.ts';
 
 let stack: LocalStack;
 let demo: { header: string[]; rows: string[][] };
@@ -17,8 +24,13 @@ const manifest = JSON.parse(
 ) as { features: { name: string; type: string }[] };
 
 beforeAll(async () => {
-  stack = await startLocalStack({ apiPort: 0, handlerEnv: { MODEL_REFRESH_SECONDS: '0', CACHE_BUDGET_MS: '2000' } });
-  const [header, ...rows] = parseCsv(await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'));
+  stack = await startLocalStack({
+    apiPort: 0,
+    handlerEnv: { MODEL_REFRESH_SECONDS: '0', CACHE_BUDGET_MS: '2000' },
+  });
+  const [header, ...rows] = parseCsv(
+    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
+  );
   demo = { header: header!.fields, rows: rows.map((r) => r.fields) };
 }, 120_000);
 afterAll(async () => {
@@ -60,7 +72,11 @@ describe('real-time lane over HTTP', () => {
     const row = demo.rows[0]!;
     const cached = await post({ id: row[0] });
     expect(cached.status).toBe(200);
-    expect(cached.body).toMatchObject({ id: row[0], source: 'cache', model: { name: DEMO_MODEL, version: '1.0.0' } });
+    expect(cached.body).toMatchObject({
+      id: row[0],
+      source: 'cache',
+      model: { name: DEMO_MODEL, version: '1.0.0' },
+    });
     expect(cached.body.ageSeconds).toBeGreaterThanOrEqual(0);
     expect(Date.parse(cached.body.computedAt)).toBeLessThanOrEqual(Date.now());
     const scored = await post({ id: row[0], features: featuresOf(row), bypassCache: true });
@@ -70,7 +86,9 @@ describe('real-time lane over HTTP', () => {
       new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${row[0]}` } } }),
     );
     expect(item.Item?.['modelVersion']).toEqual({ S: '1.0.0' });
-    expect(Number(item.Item?.['expiresAt']?.N)).toBe(Math.floor(Number(item.Item?.['computedAt']?.N) / 1000) + 604_800);
+    expect(Number(item.Item?.['expiresAt']?.N)).toBe(
+      Math.floor(Number(item.Item?.['computedAt']?.N) / 1000) + 604_800,
+    );
   });
 
   it('scores a new id with features, and says 404 for a new id without them', async () => {
@@ -90,11 +108,17 @@ describe('real-time lane over HTTP', () => {
     expect(response.status).toBe(200);
     const predictions = response.body.predictions as { id: string; source: string; prediction: unknown }[];
     expect(predictions.map((p) => p.id)).toEqual(instances.map((i) => i.id));
-    expect(predictions.map((p) => p.source)).toEqual(instances.map((i) => ('features' in i ? 'model' : 'cache')));
+    expect(predictions.map((p) => p.source)).toEqual(
+      instances.map((i) => ('features' in i ? 'model' : 'cache')),
+    );
     // Model answers for new ids equal the precomputed answers for the same rows.
-    const cachedByRow = await post({ instances: instances.filter((_, i) => i % 5 === 0).map((_, k) => ({ id: demo.rows[k * 5]![0] })) });
+    const cachedByRow = await post({
+      instances: instances.filter((_, i) => i % 5 === 0).map((_, k) => ({ id: demo.rows[k * 5]![0] })),
+    });
     const modelAnswers = predictions.filter((p) => p.source === 'model').map((p) => p.prediction);
-    expect(modelAnswers).toEqual(cachedByRow.body.predictions.map((p: { prediction: unknown }) => p.prediction));
+    expect(modelAnswers).toEqual(
+      cachedByRow.body.predictions.map((p: { prediction: unknown }) => p.prediction),
+    );
   });
 
   it('honours maxStalenessSeconds', async () => {
@@ -108,7 +132,10 @@ describe('real-time lane over HTTP', () => {
 
   it('rejects bad input with 4xx and keeps serving', async () => {
     expect((await post('{"id":')).body.error.code).toBe('INVALID_JSON');
-    const invalid = await post({ id: 'x', features: { ...featuresOf(demo.rows[0]!), merchant_category: 'casino', amount: 'NaN' } });
+    const invalid = await post({
+      id: 'x',
+      features: { ...featuresOf(demo.rows[0]!), merchant_category: 'casino', amount: 'NaN' },
+    });
     expect(invalid.status).toBe(400);
     expect(invalid.body.error.details.map((d: { field: string }) => d.field)).toEqual([
       'features.amount',
@@ -128,28 +155,57 @@ describe('real-time lane over HTTP', () => {
     expect(await ready.json()).toEqual({ status: 'ready', model: { name: DEMO_MODEL, version: '1.0.0' } });
     const models = (await (await fetch(`${stack.apiUrl}/models`)).json()) as { models: unknown[] };
     expect(models.models).toEqual([
-      expect.objectContaining({ name: DEMO_MODEL, version: '1.0.0', task: 'binary-classification', default: true }),
+      expect.objectContaining({
+        name: DEMO_MODEL,
+        version: '1.0.0',
+        task: 'binary-classification',
+        default: true,
+      }),
     ]);
-    const schema = (await (await fetch(`${stack.apiUrl}/models/${DEMO_MODEL}`)).json()) as Record<string, unknown>;
+    const schema = (await (await fetch(`${stack.apiUrl}/models/${DEMO_MODEL}`)).json()) as Record<
+      string,
+      unknown
+    >;
     expect(schema).toMatchObject({ idField: 'transaction_id', outputs: { classes: [0, 1] } });
-    expect((schema['features'] as { name: string }[]).map((f) => f.name)).toEqual(manifest.features.map((f) => f.name));
+    expect((schema['features'] as { name: string }[]).map((f) => f.name)).toEqual(
+      manifest.features.map((f) => f.name),
+    );
   });
 
   it('serves a promoted model version and never serves cache entries of the old one', async () => {
     const dir = path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0');
-    const promoted = { ...JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')), version: '1.0.1' };
+    const promoted = {
+      ...JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')),
+      version: '1.0.1',
+    };
     await stack.s3.send(
-      new PutObjectCommand({ Bucket: LOCAL_BUCKET, Key: `models/${DEMO_MODEL}/1.0.1/model.onnx`, Body: await readFile(path.join(dir, 'model.onnx')) }),
+      new PutObjectCommand({
+        Bucket: LOCAL_BUCKET,
+        Key: `models/${DEMO_MODEL}/1.0.1/model.onnx`,
+        Body: await readFile(path.join(dir, 'model.onnx')),
+      }),
     );
     await stack.s3.send(
-      new PutObjectCommand({ Bucket: LOCAL_BUCKET, Key: `models/${DEMO_MODEL}/1.0.1/manifest.json`, Body: JSON.stringify(promoted) }),
+      new PutObjectCommand({
+        Bucket: LOCAL_BUCKET,
+        Key: `models/${DEMO_MODEL}/1.0.1/manifest.json`,
+        Body: JSON.stringify(promoted),
+      }),
     );
     await stack.s3.send(
-      new PutObjectCommand({ Bucket: LOCAL_BUCKET, Key: `models/${DEMO_MODEL}/current.json`, Body: '{"version":"1.0.1"}' }),
+      new PutObjectCommand({
+        Bucket: LOCAL_BUCKET,
+        Key: `models/${DEMO_MODEL}/current.json`,
+        Body: '{"version":"1.0.1"}',
+      }),
     );
     const row = demo.rows[2]!;
     const scored = await post({ id: row[0], features: featuresOf(row) });
-    expect(scored.body).toMatchObject({ source: 'model', cacheStatus: 'version-mismatch', model: { version: '1.0.1' } });
+    expect(scored.body).toMatchObject({
+      source: 'model',
+      cacheStatus: 'version-mismatch',
+      model: { version: '1.0.1' },
+    });
     expect((await post({ id: row[0] })).status).toBe(404);
   });
 
@@ -158,7 +214,11 @@ describe('real-time lane over HTTP', () => {
     const row = demo.rows[3]!;
     const response = await post({ id: row[0], features: featuresOf(row) });
     expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ source: 'model', cacheStatus: 'skipped', cache: { status: 'skipped' } });
+    expect(response.body).toMatchObject({
+      source: 'model',
+      cacheStatus: 'skipped',
+      cache: { status: 'skipped' },
+    });
     expect(response.body.cache.reason).toBe('store error (ResourceNotFoundException)');
     const idOnly = await post({ id: row[0] });
     expect([idOnly.status, idOnly.body.error.code]).toEqual([503, 'CACHE_UNAVAILABLE']);

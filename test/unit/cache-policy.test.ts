@@ -33,6 +33,8 @@ describe('judgeCached', () => {
     expect(judgeCached(item, { ...policy, modelVersion: 'v3' })).toBe('version-mismatch');
   });
   it('treats an item past its TTL as expired even if DynamoDB has not deleted it yet', () => {
-    expect(judgeCached(item, { ...policy, nowMs: item.expiresAt * 1000, maxAgeSeconds: 1e9 })).toBe('expired');
+    expect(judgeCached(item, { ...policy, nowMs: item.expiresAt * 1000, maxAgeSeconds: 1e9 })).toBe(
+      'expired',
+    );
   });
 });

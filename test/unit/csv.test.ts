@@ -28,11 +28,18 @@ describe('CsvParser', () => {
   });
 
   it('handles a last record without a line end, empty trailing fields and blank lines', () => {
-    expect(fieldsOf('a,b\n\nc,\n"d",')).toEqual([['a', 'b'], ['c', ''], ['d', '']]);
+    expect(fieldsOf('a,b\n\nc,\n"d",')).toEqual([
+      ['a', 'b'],
+      ['c', ''],
+      ['d', ''],
+    ]);
   });
 
   it('supports other delimiters', () => {
-    expect(fieldsOf('a;b\n"x;y";z', ';')).toEqual([['a', 'b'], ['x;y', 'z']]);
+    expect(fieldsOf('a;b\n"x;y";z', ';')).toEqual([
+      ['a', 'b'],
+      ['x;y', 'z'],
+    ]);
   });
 
   it('rejects an unterminated quote and text after a closing quote, with the line', () => {
@@ -41,7 +48,10 @@ describe('CsvParser', () => {
   });
 
   it('yields the same records however the text is split into chunks', () => {
-    const field = fc.string({ unit: fc.constantFrom('a', 'b', ',', '"', '\n', '\r', ' ', 'é') , maxLength: 6 });
+    const field = fc.string({
+      unit: fc.constantFrom('a', 'b', ',', '"', '\n', '\r', ' ', 'é'),
+      maxLength: 6,
+    });
     fc.assert(
       fc.property(
         fc.array(fc.array(field, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 8 }),

@@ -8,7 +8,11 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
-import { DynamoDbPredictionStore, fromItem, toItem } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
+import {
+  DynamoDbPredictionStore,
+  fromItem,
+  toItem,
+} from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 
 const dynamo = mockClient(DynamoDBClient);
 afterEach(() => dynamo.reset());
@@ -42,14 +46,19 @@ describe('DynamoDbPredictionStore', () => {
     dynamo.on(BatchGetItemCommand).resolves({ Responses: { table: [] } });
     const keys = Array.from({ length: 250 }, (_, i) => `fraud#${i}`);
     await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(keys);
-    const sizes = dynamo.commandCalls(BatchGetItemCommand).map((c) => c.args[0].input.RequestItems!['table']!.Keys!.length);
+    const sizes = dynamo
+      .commandCalls(BatchGetItemCommand)
+      .map((c) => c.args[0].input.RequestItems!['table']!.Keys!.length);
     expect(sizes).toEqual([100, 100, 50]);
   });
 
   it('retries unprocessed keys until all are read', async () => {
     dynamo
       .on(BatchGetItemCommand)
-      .resolvesOnce({ Responses: { table: [] }, UnprocessedKeys: { table: { Keys: [{ pk: { S: 'fraud#txn#1' } }] } } })
+      .resolvesOnce({
+        Responses: { table: [] },
+        UnprocessedKeys: { table: { Keys: [{ pk: { S: 'fraud#txn#1' } }] } },
+      })
       .resolves({ Responses: { table: [toItem(item)] } });
     const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['fraud#txn#1']);
     expect(dynamo.commandCalls(BatchGetItemCommand)).toHaveLength(2);
@@ -60,9 +69,9 @@ describe('DynamoDbPredictionStore', () => {
     dynamo
       .on(BatchGetItemCommand)
       .rejects(new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} }));
-    await expect(new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b'])).rejects.toThrow(
-      ProvisionedThroughputExceededException,
-    );
+    await expect(
+      new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b']),
+    ).rejects.toThrow(ProvisionedThroughputExceededException);
   });
 
   it('writes conditionally and counts items skipped because a fresher one is stored', async () => {

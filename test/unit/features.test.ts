@@ -43,7 +43,14 @@ describe('FeatureValidator.fromObject', () => {
   });
 
   it('names each bad field with the reason', () => {
-    const { row, issues } = check({ amount: '12', count: 1.5, flag: 'yes', color: 'green', note: 'toolong', extra: 1 });
+    const { row, issues } = check({
+      amount: '12',
+      count: 1.5,
+      flag: 'yes',
+      color: 'green',
+      note: 'toolong',
+      extra: 1,
+    });
     expect(row).toBeUndefined();
     expect(issues).toEqual([
       { field: 'features.extra', message: 'is not a feature of this model' },
@@ -62,7 +69,9 @@ describe('FeatureValidator.fromObject', () => {
       'features.count must be >= 0, got -2',
       'features.color is required',
     ]);
-    expect(check({ amount: 1001, count: 0, color: 'red' }).issues[0]?.message).toBe('must be <= 1000, got 1001');
+    expect(check({ amount: 1001, count: 0, color: 'red' }).issues[0]?.message).toBe(
+      'must be <= 1000, got 1001',
+    );
   });
 
   it('rejects non-finite numbers (JSON cannot carry NaN, but 1e999 parses to Infinity)', () => {
@@ -71,7 +80,9 @@ describe('FeatureValidator.fromObject', () => {
   });
 
   it('rejects a features value that is not an object', () => {
-    expect(check([1, 2]).issues).toEqual([{ field: 'features', message: 'must be an object of feature values, got an array' }]);
+    expect(check([1, 2]).issues).toEqual([
+      { field: 'features', message: 'must be an object of feature values, got an array' },
+    ]);
   });
 
   it('does not let __proto__ keys pollute or pass as features', () => {

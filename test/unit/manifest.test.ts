@@ -42,13 +42,17 @@ describe('parseManifest', () => {
   });
 
   it('checks cross-field rules', () => {
-    expect(issuesOf({ ...valid, features: [...valid.features, { name: 'tenure', type: 'number' }] })).toContain(
-      'features.2.name: duplicate feature "tenure"',
+    expect(
+      issuesOf({ ...valid, features: [...valid.features, { name: 'tenure', type: 'number' }] }),
+    ).toContain('features.2.name: duplicate feature "tenure"');
+    expect(issuesOf({ ...valid, task: 'regression' })).toContain(
+      'outputs.value: a regression model needs outputs.value',
     );
-    expect(issuesOf({ ...valid, task: 'regression' })).toContain('outputs.value: a regression model needs outputs.value');
     expect(
       issuesOf({ ...valid, features: [{ name: 'plan', type: 'category' }], outputs: valid.outputs }),
-    ).toContain('features.0.values: category feature "plan" in the float32 input needs "values" (encoded as their index)');
+    ).toContain(
+      'features.0.values: category feature "plan" in the float32 input needs "values" (encoded as their index)',
+    );
     expect(
       issuesOf({ ...valid, inputs: [{ name: 'x', type: 'float32', features: ['tenure', 'nope'] }] }),
     ).toEqual(['inputs.0.features.1: unknown feature "nope"', 'features.1: feature "plan" feeds no input']);

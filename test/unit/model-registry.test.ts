@@ -13,12 +13,18 @@ import { tinyManifest, tinyModelBytes } from '../support/tiny-model.ts';
 let root: string;
 let now: number;
 
-async function publish(version: string, options: { corrupt?: boolean; skipModel?: boolean; manifest?: unknown } = {}) {
+async function publish(
+  version: string,
+  options: { corrupt?: boolean; skipModel?: boolean; manifest?: unknown } = {},
+) {
   const dir = path.join(root, 'tiny', version);
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(options.manifest ?? tinyManifest(version)));
   if (!options.skipModel) {
-    await writeFile(path.join(dir, 'model.onnx'), options.corrupt ? Buffer.from('not onnx at all') : tinyModelBytes());
+    await writeFile(
+      path.join(dir, 'model.onnx'),
+      options.corrupt ? Buffer.from('not onnx at all') : tinyModelBytes(),
+    );
   }
   await writeFile(path.join(root, 'tiny', 'current.json'), JSON.stringify({ version }));
 }
@@ -106,9 +112,19 @@ describe('S3ModelSource', () => {
 
   it('maps other S3 failures to MODEL_STORE_UNAVAILABLE without leaking the bucket', async () => {
     s3.on(GetObjectCommand).rejects(
-      new S3ServiceException({ name: 'AccessDenied', $fault: 'client', message: 'denied on arn:aws:s3:::bucket', $metadata: {} }),
+      new S3ServiceException({
+        name: 'AccessDenied',
+        $fault: 'client',
+        message: 'denied on arn:aws:s3:::bucket',
+        $metadata: {},
+      }),
     );
-    const error = await new S3ModelSource(new S3Client({}), 'bucket').read('m', '1', 'model.onnx').catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'MODEL_STORE_UNAVAILABLE', message: 'the model store is unavailable (AccessDenied)' });
+    const error = await new S3ModelSource(new S3Client({}), 'bucket')
+      .read('m', '1', 'model.onnx')
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'MODEL_STORE_UNAVAILABLE',
+      message: 'the model store is unavailable (AccessDenied)',
+    });
   });
 });

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../../lambdas/core/errors.ts';
+import {
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from '../../lambdas/core/errors.ts';
 import {
   checkContentType,
   DEFAULT_LIMITS,
@@ -19,7 +23,12 @@ function failure(run: () => unknown): ValidationError {
 
 describe('parsePredictRequest', () => {
   it('reads the single form', () => {
-    const request = parsePredictRequest({ id: 't-1', features: { a: 1 }, bypassCache: true, maxStalenessSeconds: 60 });
+    const request = parsePredictRequest({
+      id: 't-1',
+      features: { a: 1 },
+      bypassCache: true,
+      maxStalenessSeconds: 60,
+    });
     expect(request).toEqual({
       single: true,
       instances: [{ id: 't-1', features: { a: 1 } }],
@@ -63,15 +72,22 @@ describe('parsePredictRequest', () => {
 
   it('enforces the instance limit with its own code', () => {
     const error = failure(() =>
-      parsePredictRequest({ instances: Array.from({ length: 3 }, () => ({ id: 'a' })) }, { ...DEFAULT_LIMITS, maxInstances: 2 }),
+      parsePredictRequest(
+        { instances: Array.from({ length: 3 }, () => ({ id: 'a' })) },
+        { ...DEFAULT_LIMITS, maxInstances: 2 },
+      ),
     );
     expect(error.code).toBe('TOO_MANY_INSTANCES');
   });
 
   it('rejects mixing the two forms, empty instance lists, and long ids', () => {
-    expect(failure(() => parsePredictRequest({ id: 'a', instances: [{ id: 'b' }] })).details?.[0]?.field).toBe('instances');
+    expect(
+      failure(() => parsePredictRequest({ id: 'a', instances: [{ id: 'b' }] })).details?.[0]?.field,
+    ).toBe('instances');
     expect(failure(() => parsePredictRequest({ instances: [] })).details?.[0]?.field).toBe('instances');
-    expect(failure(() => parsePredictRequest({ id: 'x'.repeat(257) })).details?.[0]?.message).toMatch(/at most 256/);
+    expect(failure(() => parsePredictRequest({ id: 'x'.repeat(257) })).details?.[0]?.message).toMatch(
+      /at most 256/,
+    );
     expect(failure(() => parsePredictRequest([1])).details?.[0]?.field).toBe('(root)');
   });
 });
@@ -102,7 +118,13 @@ describe('parseJsonBody', () => {
 
 describe('checkContentType', () => {
   it('accepts JSON types and no type, rejects others', () => {
-    for (const ok of [undefined, '', 'application/json', 'application/json; charset=utf-8', 'application/vnd.api+json']) {
+    for (const ok of [
+      undefined,
+      '',
+      'application/json',
+      'application/json; charset=utf-8',
+      'application/vnd.api+json',
+    ]) {
       expect(() => checkContentType(ok)).not.toThrow();
     }
     for (const bad of ['text/plain', 'multipart/form-data; boundary=x', 'application/jsonx']) {

@@ -110,13 +110,21 @@ describe('PredictionService', () => {
     expect(hit.ageSeconds).toBe(30);
     expect(hit.computedAt).toBe(new Date(NOW - 30_000).toISOString());
     expect(hit.model).toEqual({ name: 'tiny', version: '1' });
-    const expectations = [tinyExpected(2, 1), undefined, tinyExpected(-3), tinyExpected(0, 5), tinyExpected(1)];
+    const expectations = [
+      tinyExpected(2, 1),
+      undefined,
+      tinyExpected(-3),
+      tinyExpected(0, 5),
+      tinyExpected(1),
+    ];
     expectations.forEach((expected, i) => {
       if (!expected) return;
       const result = outcome.results[i]!;
       expect(result.prediction).toMatchObject({ label: expected.label });
       for (const [cls, p] of Object.entries(expected.probabilities)) {
-        expect((result.prediction as { probabilities: Record<string, number> }).probabilities[cls]).toBeCloseTo(p, 6);
+        expect(
+          (result.prediction as { probabilities: Record<string, number> }).probabilities[cls],
+        ).toBeCloseTo(p, 6);
       }
       expect(result.ageSeconds).toBe(0);
     });
@@ -128,7 +136,10 @@ describe('PredictionService', () => {
 
   it('serves a stale entry when the request allows more staleness, and refuses a fresh one when it allows less', async () => {
     const { service } = setup();
-    const loose = await service.predict(parsePredictRequest({ id: 'old', maxStalenessSeconds: 10_000 }), model);
+    const loose = await service.predict(
+      parsePredictRequest({ id: 'old', maxStalenessSeconds: 10_000 }),
+      model,
+    );
     expect(loose.results[0]?.source).toBe('cache');
     const strict = await service.predict(
       parsePredictRequest({ id: 'hit', features: { x1: 1 }, maxStalenessSeconds: 10 }),
@@ -140,7 +151,10 @@ describe('PredictionService', () => {
 
   it('bypasses the cache on request without reading it', async () => {
     const { store, service } = setup();
-    const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 }, bypassCache: true }), model);
+    const outcome = await service.predict(
+      parsePredictRequest({ id: 'hit', features: { x1: 1 }, bypassCache: true }),
+      model,
+    );
     expect(store.gets).toEqual([]);
     expect(outcome.results[0]).toMatchObject({ source: 'model', cacheStatus: 'bypassed' });
     expect(outcome.cache.status).toBe('bypassed');
@@ -158,9 +172,14 @@ describe('PredictionService', () => {
 
   it('answers by the model when the store fails', async () => {
     const { store, service } = setup();
-    store.failWith = Object.assign(new Error('Rate exceeded'), { name: 'ProvisionedThroughputExceededException' });
+    store.failWith = Object.assign(new Error('Rate exceeded'), {
+      name: 'ProvisionedThroughputExceededException',
+    });
     const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
-    expect(outcome.cache).toMatchObject({ status: 'skipped', reason: 'store error (ProvisionedThroughputExceededException)' });
+    expect(outcome.cache).toMatchObject({
+      status: 'skipped',
+      reason: 'store error (ProvisionedThroughputExceededException)',
+    });
     expect(outcome.results[0]?.source).toBe('model');
   });
 
@@ -170,18 +189,24 @@ describe('PredictionService', () => {
     await expect(service.predict(request, model)).rejects.toThrow(NotPrecomputedError);
     await service.predict(request, model).catch((error: NotPrecomputedError) => {
       expect(error.details).toEqual([
-        { instance: 1, field: 'instances.1.id', message: '"nobody": no usable precomputed prediction (miss) and no features to score' },
+        {
+          instance: 1,
+          field: 'instances.1.id',
+          message: '"nobody": no usable precomputed prediction (miss) and no features to score',
+        },
       ]);
     });
     store.failWith = new Error('down');
-    await expect(service.predict(parsePredictRequest({ id: 'hit' }), model)).rejects.toThrow(CacheUnavailableError);
+    await expect(service.predict(parsePredictRequest({ id: 'hit' }), model)).rejects.toThrow(
+      CacheUnavailableError,
+    );
   });
 
   it('rejects invalid features before touching the store', async () => {
     const { store, service } = setup();
-    await expect(service.predict(parsePredictRequest({ id: 'hit', features: { x1: 'high' } }), model)).rejects.toThrow(
-      ValidationError,
-    );
+    await expect(
+      service.predict(parsePredictRequest({ id: 'hit', features: { x1: 'high' } }), model),
+    ).rejects.toThrow(ValidationError);
     expect(store.gets).toEqual([]);
   });
 
@@ -199,7 +224,12 @@ describe('PredictionService', () => {
     );
     expect(outcome.stats.writeThrough).toEqual({ written: 1, skipped: 0 });
     const item = store.items.get('tiny#w1');
-    expect(item).toMatchObject({ source: 'online', modelVersion: '1', computedAt: NOW, expiresAt: NOW / 1000 + 86_400 });
+    expect(item).toMatchObject({
+      source: 'online',
+      modelVersion: '1',
+      computedAt: NOW,
+      expiresAt: NOW / 1000 + 86_400,
+    });
     expect(item?.prediction).toEqual(outcome.results[1]?.prediction);
   });
 

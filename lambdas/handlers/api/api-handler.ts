@@ -46,7 +46,11 @@ function describeModel(manifest: Manifest, isDefault: boolean) {
   };
 }
 
-function modelSchema(manifest: Manifest, isDefault: boolean, classes: readonly (string | number)[] | undefined) {
+function modelSchema(
+  manifest: Manifest,
+  isDefault: boolean,
+  classes: readonly (string | number)[] | undefined,
+) {
   return {
     ...describeModel(manifest, isDefault),
     idField: manifest.idField,
@@ -70,7 +74,8 @@ function recordMetrics(metrics: Metrics, outcome: PredictOutcome, instances: num
   metrics.addMetric('CacheVersionMismatch', MetricUnit.Count, verdicts['version-mismatch']);
   metrics.addMetric('CacheSkipped', MetricUnit.Count, outcome.cache.status === 'skipped' ? 1 : 0);
   // EMF takes at most 100 values per metric in one record.
-  for (const age of servedAges.slice(0, 100)) metrics.addMetric('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
+  for (const age of servedAges.slice(0, 100))
+    metrics.addMetric('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
   if (modelLatencyMs !== undefined) {
     metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
     metrics.addMetric('ModelInstances', MetricUnit.Count, outcome.stats.modelInstances);
@@ -80,7 +85,11 @@ function recordMetrics(metrics: Metrics, outcome: PredictOutcome, instances: num
 export function createApiHandler(deps: ApiDependencies): ApiHandler {
   const { registry, service, limits, logger, metrics } = deps;
 
-  async function predict(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
+  async function predict(
+    event: APIGatewayProxyEventV2,
+    requestId: string,
+    state: RequestState,
+  ): Promise<ApiResult> {
     const headers = event.headers ?? {};
     checkContentType(headers['content-type']);
     let text: string | undefined;
@@ -154,16 +163,27 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     }
   }
 
-  async function route(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
+  async function route(
+    event: APIGatewayProxyEventV2,
+    requestId: string,
+    state: RequestState,
+  ): Promise<ApiResult> {
     const method = event.requestContext.http.method.toUpperCase();
     const path = event.rawPath.replace(/\/+$/, '') || '/';
     const only = (allowed: string, run: () => Promise<ApiResult>) =>
       method === allowed || (allowed === 'GET' && method === 'HEAD')
         ? run()
         : Promise.resolve(
-            errorResult(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; use ${allowed}`, requestId, undefined, {
-              allow: allowed,
-            }),
+            errorResult(
+              405,
+              'METHOD_NOT_ALLOWED',
+              `${method} is not allowed on ${path}; use ${allowed}`,
+              requestId,
+              undefined,
+              {
+                allow: allowed,
+              },
+            ),
           );
     if (path === '/predict') return only('POST', () => predict(event, requestId, state));
     if (path === '/health') return only('GET', async () => json(200, { status: 'ok' }));

@@ -53,17 +53,24 @@ export function resultForError(
   const modelName = requestedModel ?? defaultModel;
   const details = error instanceof TandemError ? error.details?.slice(0, MAX_DETAILS) : undefined;
   if (error instanceof PayloadTooLargeError) return errorResult(413, error.code, error.message, requestId);
-  if (error instanceof UnsupportedMediaTypeError) return errorResult(415, error.code, error.message, requestId);
-  if (error instanceof ValidationError) return errorResult(400, error.code, error.message, requestId, details);
+  if (error instanceof UnsupportedMediaTypeError)
+    return errorResult(415, error.code, error.message, requestId);
+  if (error instanceof ValidationError)
+    return errorResult(400, error.code, error.message, requestId, details);
   // A missing model the caller named is their mistake; a missing default model is ours.
   if (error instanceof ModelNotFoundError && requestedModel !== undefined) {
     return errorResult(404, error.code, error.message, requestId);
   }
-  if (error instanceof NotPrecomputedError) return errorResult(404, error.code, error.message, requestId, details);
+  if (error instanceof NotPrecomputedError)
+    return errorResult(404, error.code, error.message, requestId, details);
   if (error instanceof CacheUnavailableError) {
     return errorResult(503, error.code, error.message, requestId, details, { 'retry-after': '1' });
   }
-  if (error instanceof ModelLoadError || error instanceof ManifestError || error instanceof ModelNotFoundError) {
+  if (
+    error instanceof ModelLoadError ||
+    error instanceof ManifestError ||
+    error instanceof ModelNotFoundError
+  ) {
     return errorResult(
       503,
       'MODEL_UNAVAILABLE',
