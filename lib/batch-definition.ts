@@ -1,0 +1,145 @@
+/**
+ * The batch state machine's Amazon States Language definition: one source of truth, built by the CDK
+ * construct (with function ARNs and the bucket as tokens) and run locally by aws-local-stepfunctions.
+ * Pure data: no CDK import, so the local stack can build it without synthesizing anything.
+ *
+ * Plan -> Distributed Map over the plan's items (ItemReader, Express children) -> Finalize -> Done?
+ * Any failure in Plan or the Map goes to Finalize with the error, so a failed run still writes a
+ * manifest that says why, then the execution fails.
+ */
+
+export interface BatchDefinitionProps {
+  readonly planFunctionArn: string;
+  readonly scoreFunctionArn: string;
+  readonly finalizeFunctionArn: string;
+  /** The data bucket (for the map's result writer). */
+  readonly bucketName: string;
+  /** Most chunks scored at once. */
+  readonly maxConcurrency: number;
+  /** Percentage of chunks that may fail (after retries) without failing the run. */
+  readonly toleratedFailurePercentage: number;
+}
+
+export const STATE_NAMES = {
+  plan: 'Plan',
+  map: 'Score chunks',
+  score: 'Score chunk',
+  finalize: 'Finalize',
+  done: 'Run succeeded?',
+  failed: 'Run failed',
+  succeeded: 'Run succeeded',
+} as const;
+
+/** Lambda's transient errors: retried with backoff and full jitter. */
+const LAMBDA_TRANSIENT_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'Lambda.ClientExecutionTimeoutException',
+];
+
+/** Errors that no retry can fix (bad input, unknown model, corrupt file): fail at once. */
+export const NON_RETRYABLE_ERRORS = ['BatchInputError', 'ModelUnavailableError'];
+
+const transientRetry = {
+  ErrorEquals: LAMBDA_TRANSIENT_ERRORS,
+  IntervalSeconds: 2,
+  MaxAttempts: 6,
+  BackoffRate: 2,
+  MaxDelaySeconds: 60,
+  JitterStrategy: 'FULL',
+};
+
+export type AslDefinition = Record<string, unknown> & {
+  StartAt: string;
+  States: Record<string, Record<string, unknown>>;
+};
+
+export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
+  if (!Number.isInteger(props.maxConcurrency) || props.maxConcurrency < 1 || props.maxConcurrency > 10_000) {
+    throw new Error(`maxConcurrency must be an integer from 1 to 10000, got ${props.maxConcurrency}`);
+  }
+  if (!(props.toleratedFailurePercentage >= 0 && props.toleratedFailurePercentage <= 100)) {
+    throw new Error(
+      `toleratedFailurePercentage must be from 0 to 100, got ${props.toleratedFailurePercentage}`,
+    );
+  }
+  const toFinalize = { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE_NAMES.finalize };
+  return {
+    Comment: 'Tandem batch scoring: plan chunks, score them in parallel, write the run manifest',
+    StartAt: STATE_NAMES.plan,
+    States: {
+      [STATE_NAMES.plan]: {
+        Type: 'Task',
+        Resource: props.planFunctionArn,
+        ResultPath: '$.planned',
+        Retry: [{ ErrorEquals: NON_RETRYABLE_ERRORS, MaxAttempts: 0 }, transientRetry],
+        Catch: [toFinalize],
+        Next: STATE_NAMES.map,
+      },
+      [STATE_NAMES.map]: {
+        Type: 'Map',
+        ItemReader: {
+          Resource: 'arn:aws:states:::s3:getObject',
+          ReaderConfig: { InputType: 'JSON' },
+          Parameters: { 'Bucket.$': '$.planned.bucket', 'Key.$': '$.planned.itemsKey' },
+        },
+        ItemProcessor: {
+          ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' },
+          StartAt: STATE_NAMES.score,
+          States: {
+            [STATE_NAMES.score]: {
+              Type: 'Task',
+              Resource: props.scoreFunctionArn,
+              Retry: [
+                { ErrorEquals: NON_RETRYABLE_ERRORS, MaxAttempts: 0 },
+                transientRetry,
+                // A chunk that failed mid-way (S3 read cut, worker died) is re-run: its output is idempotent.
+                {
+                  ErrorEquals: ['States.ALL'],
+                  IntervalSeconds: 1,
+                  MaxAttempts: 2,
+                  BackoffRate: 2,
+                  JitterStrategy: 'FULL',
+                },
+              ],
+              End: true,
+            },
+          },
+        },
+        MaxConcurrency: props.maxConcurrency,
+        ToleratedFailurePercentage: props.toleratedFailurePercentage,
+        // Child outputs go to S3, not into the state: 10,000 chunk results would exceed 256 KB.
+        ResultWriter: {
+          Resource: 'arn:aws:states:::s3:putObject',
+          Parameters: {
+            Bucket: props.bucketName,
+            'Prefix.$': "States.Format('runs/{}/map-results', $.runId)",
+          },
+        },
+        ResultPath: '$.mapResult',
+        Catch: [toFinalize],
+        Next: STATE_NAMES.finalize,
+      },
+      [STATE_NAMES.finalize]: {
+        Type: 'Task',
+        Resource: props.finalizeFunctionArn,
+        ResultPath: '$.finalized',
+        Retry: [transientRetry],
+        Next: STATE_NAMES.done,
+      },
+      [STATE_NAMES.done]: {
+        Type: 'Choice',
+        Choices: [{ Variable: '$.finalized.status', StringEquals: 'SUCCEEDED', Next: STATE_NAMES.succeeded }],
+        Default: STATE_NAMES.failed,
+      },
+      [STATE_NAMES.succeeded]: { Type: 'Succeed' },
+      [STATE_NAMES.failed]: {
+        Type: 'Fail',
+        Error: 'BatchRunFailed',
+        CausePath: '$.finalized.message',
+      },
+    },
+  };
+}
