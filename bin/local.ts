@@ -6,6 +6,8 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { parseCsv } from '../lambdas/core/codecs/csv.ts';
 import { DEMO_MODEL, LOCAL_BUCKET, LOCAL_TABLE, REPO_ROOT, startLocalStack } from '../local/stack.ts';
 
 const HELP = `Usage: npm start [-- options]
@@ -30,6 +32,26 @@ function port(value: string | undefined, fallback: number, name: string): number
     throw new Error(`${name} must be a port number, got "${value}"`);
   return n;
 }
+
+/** The demo dataset's first row: its id (precomputed) and its features as a request sends them. */
+async function demoExample(): Promise<{ id: string; features: Record<string, unknown> }> {
+  const dir = path.join(REPO_ROOT, 'models', DEMO_MODEL);
+  const manifest = JSON.parse(await readFile(path.join(dir, '1.0.0', 'manifest.json'), 'utf8')) as {
+    idField: string;
+    features: { name: string; type: string }[];
+  };
+  const [header, first] = parseCsv(await readFile(path.join(dir, 'demo-transactions.csv'), 'utf8'));
+  const field = (name: string) => first?.fields[header?.fields.indexOf(name) ?? -1] ?? '';
+  const features = Object.fromEntries(
+    manifest.features.map((f) => {
+      const text = field(f.name);
+      return [f.name, f.type === 'boolean' ? text === 'true' : f.type === 'category' || f.type === 'string' ? text : Number(text)];
+    }),
+  );
+  return { id: field(manifest.idField), features };
+}
+
+let startedUp = false;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -57,17 +79,24 @@ async function main(): Promise<void> {
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
     seed: !values['no-seed'],
+    batch: {
+      onFinished: (runId, result) => {
+        if (startedUp) process.stdout.write(`[batch] ${result.status} ${result.message}\n`);
+      },
+    },
     handlerEnv: { POWERTOOLS_DEV: process.env['POWERTOOLS_DEV'] ?? 'true' },
   });
+  startedUp = true;
   const { aws, seed } = stack;
-  const api = stack.apiUrl;
+  const api = stack.apiUrl!;
   const seedLine = seed
-    ? `demo dataset scored into ${LOCAL_TABLE}: ${seed.written} of ${seed.rows} rows (${seed.rejected.length} rejected)`
+    ? `demo dataset scored into ${LOCAL_TABLE} by the batch lane: ${seed.counts.scored} rows (${seed.counts.rejected} rejected)`
     : 'demo dataset not seeded (--no-seed)';
-  const cachedId = seed?.sampleIds[0] ?? 'txn-000001';
-  const sampleFeatures = seed?.sampleFeatures;
+  const example = await demoExample();
+  const cachedId = example.id;
+  const sampleFeatures = example.features;
   const creds = `AWS_ACCESS_KEY_ID=${aws.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${aws.credentials.secretAccessKey} AWS_REGION=${aws.region}`;
-  const body = JSON.stringify({ id: 'txn-new-1', features: sampleFeatures ?? {} });
+  const body = JSON.stringify({ id: 'txn-new-1', features: sampleFeatures });
   process.stdout.write(`
 Tandem is running locally.
 
@@ -90,6 +119,10 @@ Try:
   # the embedded AWS services with the AWS CLI
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/models/ --recursive
   ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${LOCAL_TABLE} --key '{"pk": {"S": "${DEMO_MODEL}#${cachedId}"}}'
+
+  # batch: upload a dataset to incoming/<model>/; results appear under results/<model>/<dataset>/<runId>/
+  ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 cp models/${DEMO_MODEL}/demo-transactions.csv s3://${LOCAL_BUCKET}/incoming/${DEMO_MODEL}/my-transactions.csv
+  ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/results/${DEMO_MODEL}/my-transactions/ --recursive
 
 Press Ctrl+C to stop.
 `);

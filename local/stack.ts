@@ -1,114 +1,179 @@
 /**
- * The local stack in one call, for `npm start`, the integration tests and the benchmarks: embedded
- * DynamoDB and S3, the model packages uploaded, the demo dataset scored into the table, and the real
- * API handler behind the API Gateway event adapter.
+ * The local stack in one call, for `npm start`, `npm run batch`, the integration tests and the
+ * benchmarks: embedded DynamoDB and S3, the model packages uploaded, the batch state machine run
+ * locally on every upload to `incoming/`, the demo dataset scored into the table through that same
+ * batch pipeline, and the real API handler behind the API Gateway event adapter.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDbPredictionStore } from '../lambdas/adapters/dynamodb-prediction-store.ts';
 import { S3ModelSource } from '../lambdas/adapters/s3-model-source.ts';
-import { ModelRegistry } from '../lambdas/core/model-registry.ts';
+import { S3ObjectStore } from '../lambdas/adapters/s3-object-store.ts';
+import type { BatchOptions, ChunkReport, RunCompletedEvent } from '../lambdas/core/batch/contracts.ts';
+import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { triggerRuns, uploadsFromEvent, type UploadedObject } from '../lambdas/core/batch/trigger.ts';
 import { createApiServer, listen } from './api-gateway-adapter.ts';
+import { LocalBatchRunner } from './batch-runner.ts';
 import { ensureBucket, ensureTable, startEmbeddedAws, type EmbeddedAws } from './embedded-aws.ts';
-import { seedDemoDataset, type SeedSummary } from './seed-demo.ts';
 import { uploadModelPackages } from './uploader.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
 export const DEMO_MODEL = 'fraud-detector';
+export const DEMO_DATASET_KEY = `incoming/${DEMO_MODEL}/demo-transactions.csv`;
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 
 export interface LocalStackOptions {
-  /** API port; 0 picks a free one. */
-  readonly apiPort: number;
+  /** API port; 0 picks a free one; undefined starts no API (batch only). */
+  readonly apiPort?: number;
   readonly dynamoPort?: number;
   readonly s3Port?: number;
   /** Where data is kept; undefined keeps it in memory / a temp folder. */
   readonly dataDir?: string;
   /** Folder of model packages to upload. Default: the repo's models/. */
   readonly modelsDir?: string;
+  /** Score the demo dataset into the table through the batch lane before serving. Default true. */
   readonly seed?: boolean;
-  /** Extra environment for the handler (CACHE_BUDGET_MS, WRITE_THROUGH, ...). */
+  /** Extra environment for the API handler (CACHE_BUDGET_MS, WRITE_THROUGH, ...). */
   readonly handlerEnv?: Record<string, string>;
+  readonly batch?: {
+    readonly maxConcurrency?: number;
+    readonly toleratedFailurePercentage?: number;
+    readonly retryIntervalMs?: number;
+    readonly onChunk?: (runId: string, report: ChunkReport, planned: number) => void;
+    readonly onFinished?: (runId: string, result: FinalizeResult) => void;
+    readonly beforeChunk?: ConstructorParameters<typeof LocalBatchRunner>[0]['beforeChunk'];
+  };
 }
 
 export interface LocalStack {
-  readonly apiUrl: string;
+  readonly apiUrl: string | undefined;
   readonly aws: EmbeddedAws;
   readonly dynamo: DynamoDBClient;
   readonly s3: S3Client;
+  readonly objects: S3ObjectStore;
+  readonly batch: LocalBatchRunner;
+  /** Completion events published by batch runs, oldest first. */
+  readonly events: RunCompletedEvent[];
   readonly uploadedKeys: readonly string[];
-  readonly seed: SeedSummary | undefined;
+  /** The demo dataset's batch run, when seeded. */
+  readonly seed: FinalizeResult | undefined;
+  /** Uploads a file to incoming/<model>/ and runs it (as the upload watcher would); resolves when it ends. */
+  runDataset(file: string, model: string, key?: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
   stop(): Promise<void>;
 }
 
-export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const aws = await startEmbeddedAws({
     dataDir: options.dataDir,
     dynamoPort: options.dynamoPort ?? 0,
     s3Port: options.s3Port ?? 0,
     buckets: [LOCAL_BUCKET],
   });
+  const cleanups: (() => void | Promise<void>)[] = [];
   try {
-    const dynamo = new DynamoDBClient(aws.clientConfig('dynamodb'));
+    const dynamo = new DynamoDBClient({ ...aws.clientConfig('dynamodb'), maxAttempts: 10 });
     const s3 = new S3Client(aws.clientConfig('s3'));
     await ensureTable(dynamo, LOCAL_TABLE);
     await ensureBucket(s3, LOCAL_BUCKET);
-    const uploadedKeys = await uploadModelPackages(
-      s3,
-      LOCAL_BUCKET,
-      options.modelsDir ?? path.join(REPO_ROOT, 'models'),
-    );
+    const uploadedKeys = await uploadModelPackages(s3, LOCAL_BUCKET, options.modelsDir ?? path.join(REPO_ROOT, 'models'));
 
-    // The handler reads its settings from the environment at import, exactly as in Lambda.
-    delete process.env['AWS_PROFILE'];
-    Object.assign(process.env, aws.env(), {
-      MODELS_URI: `s3://${LOCAL_BUCKET}/models/`,
-      DEFAULT_MODEL: DEMO_MODEL,
-      TABLE_NAME: LOCAL_TABLE,
-      POWERTOOLS_METRICS_DISABLED: process.env['POWERTOOLS_METRICS_DISABLED'] ?? 'true',
-      ...options.handlerEnv,
+    const objects = new S3ObjectStore(s3);
+    const events: RunCompletedEvent[] = [];
+    const batch = new LocalBatchRunner({
+      bucket: LOCAL_BUCKET,
+      objects,
+      models: new S3ModelSource(s3, LOCAL_BUCKET, 'models/'),
+      predictions: new DynamoDbPredictionStore(dynamo, LOCAL_TABLE),
+      events: { publish: async (_type, detail) => void events.push(detail as RunCompletedEvent) },
+      ...options.batch,
     });
-    const { handler } = await import('../lambdas/handlers/predict.ts');
+    cleanups.push(() => batch.close());
 
-    let seed: SeedSummary | undefined;
-    if (options.seed ?? true) {
-      const registry = new ModelRegistry(new S3ModelSource(s3, LOCAL_BUCKET, 'models/'), {
-        defaultModel: DEMO_MODEL,
-        refreshSeconds: 0,
-        retryFailedSeconds: 0,
-      });
+    const runDataset = async (
+      file: string,
+      model: string,
+      key?: string,
+      runOptions?: Partial<BatchOptions>,
+    ): Promise<FinalizeResult> => {
+      const upload: UploadedObject = {
+        bucket: LOCAL_BUCKET,
+        key: key ?? `incoming/${model}/${path.basename(file)}`,
+        sequencer: `manual-${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}`,
+      };
+      // Uploaded with the watcher unaware of it (the manual sequencer names the run).
+      pendingManual.add(upload.key);
       try {
-        seed = await seedDemoDataset(
-          path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'),
-          await registry.get(),
-          new DynamoDbPredictionStore(dynamo, LOCAL_TABLE),
-          `demo-seed-${new Date().toISOString()}`,
-        );
+        await objects.writeBytes(LOCAL_BUCKET, upload.key, await readFile(file), 'application/octet-stream');
       } finally {
-        await registry.close();
+        setTimeout(() => pendingManual.delete(upload.key), 1000).unref();
       }
+      const [outcome] = await triggerRuns([upload], batch, runOptions);
+      const run = outcome?.runId ? batch.run(outcome.runId) : undefined;
+      if (!run) throw new Error(`no run started for ${upload.key}`);
+      return run.result;
+    };
+    const pendingManual = new Set<string>();
+
+    let seed: FinalizeResult | undefined;
+    if (options.seed ?? true) {
+      seed = await runDataset(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), DEMO_MODEL, DEMO_DATASET_KEY);
+      if (seed.status !== 'SUCCEEDED') throw new Error(`seeding the demo dataset failed: ${seed.message}`);
     }
 
-    const server = createApiServer(handler);
-    const address = await listen(server, options.apiPort, '127.0.0.1');
+    // Every other upload to incoming/ (AWS CLI, SDK) starts a run, as S3 -> EventBridge -> trigger does.
+    cleanups.push(
+      aws.onS3Event((event) => {
+        const uploads = uploadsFromEvent(event).filter((u) => !pendingManual.has(u.key));
+        void triggerRuns(uploads, batch).catch((error: unknown) => {
+          process.stderr.write(`[batch] could not start a run: ${(error as Error).message}\n`);
+        });
+      }),
+    );
+
+    let apiUrl: string | undefined;
+    if (options.apiPort !== undefined) {
+      // The handler reads its settings from the environment at import, exactly as in Lambda.
+      delete process.env['AWS_PROFILE'];
+      Object.assign(process.env, aws.env(), {
+        MODELS_URI: `s3://${LOCAL_BUCKET}/models/`,
+        DEFAULT_MODEL: DEMO_MODEL,
+        TABLE_NAME: LOCAL_TABLE,
+        POWERTOOLS_METRICS_DISABLED: process.env['POWERTOOLS_METRICS_DISABLED'] ?? 'true',
+        ...options.handlerEnv,
+      });
+      const { handler } = await import('../lambdas/handlers/predict.ts');
+      const server = createApiServer(handler);
+      const address = await listen(server, options.apiPort, '127.0.0.1');
+      apiUrl = `http://127.0.0.1:${address.port}`;
+      cleanups.push(async () => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      });
+    }
+
     return {
-      apiUrl: `http://127.0.0.1:${address.port}`,
+      apiUrl,
       aws,
       dynamo,
       s3,
+      objects,
+      batch,
+      events,
       uploadedKeys,
       seed,
+      runDataset,
       async stop() {
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
+        for (const cleanup of cleanups.reverse()) await cleanup();
         dynamo.destroy();
         s3.destroy();
         await aws.stop();
       },
     };
   } catch (error) {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
     await aws.stop();
     throw error;
   }

@@ -28,6 +28,7 @@ export function toItem(p: StoredPrediction): Record<string, AttributeValue> {
       expiresAt: p.expiresAt,
       source: p.source,
       ...(p.runId === undefined ? {} : { runId: p.runId }),
+      ...(p.sourceRow === undefined ? {} : { sourceRow: p.sourceRow }),
     },
     { removeUndefinedValues: true },
   );
@@ -57,6 +58,26 @@ export function fromItem(item: Record<string, AttributeValue>): StoredPrediction
     expiresAt,
     source: source === 'online' ? 'online' : 'batch',
     ...(typeof runId === 'string' ? { runId } : {}),
+    ...(typeof raw['sourceRow'] === 'number' ? { sourceRow: raw['sourceRow'] } : {}),
+  };
+}
+
+/**
+ * An item is replaced only by one computed later. Within one batch run (same computedAt), the later
+ * dataset row wins, so duplicate ids give the same table whatever order chunks run in, and a re-run
+ * chunk rewrites identical items.
+ */
+function writeCondition(item: StoredPrediction) {
+  const values: Record<string, AttributeValue> = { ':computedAt': { N: String(item.computedAt) } };
+  if (item.runId === undefined || item.sourceRow === undefined) {
+    return { ConditionExpression: 'attribute_not_exists(pk) OR computedAt < :computedAt', ExpressionAttributeValues: values };
+  }
+  values[':runId'] = { S: item.runId };
+  values[':sourceRow'] = { N: String(item.sourceRow) };
+  return {
+    ConditionExpression:
+      'attribute_not_exists(pk) OR computedAt < :computedAt OR (computedAt = :computedAt AND runId = :runId AND sourceRow <= :sourceRow)',
+    ExpressionAttributeValues: values,
   };
 }
 
@@ -100,13 +121,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
         const item = items[next++]!;
         try {
           await this.client.send(
-            new PutItemCommand({
-              TableName: this.tableName,
-              Item: toItem(item),
-              // An item is replaced only by one computed later.
-              ConditionExpression: 'attribute_not_exists(pk) OR computedAt < :computedAt',
-              ExpressionAttributeValues: { ':computedAt': { N: String(item.computedAt) } },
-            }),
+            new PutItemCommand({ TableName: this.tableName, Item: toItem(item), ...writeCondition(item) }),
             { abortSignal: signal },
           );
           written++;

@@ -11,6 +11,8 @@ export interface StoredPrediction {
   /** When DynamoDB may delete the item (its TTL attribute), epoch seconds. */
   readonly expiresAt: number;
   readonly runId?: string;
+  /** Batch: the dataset row it came from; of two rows with the same id in one run, the later one wins. */
+  readonly sourceRow?: number;
   readonly source: 'batch' | 'online';
 }
 

@@ -133,9 +133,15 @@ export class FeatureValidator {
 
   /**
    * Validates a JSON `features` object. Unknown feature names are rejected (they are most often typos
-   * that would otherwise silently fall back to a default). Returns the row, or undefined with `issues` filled.
+   * that would otherwise silently fall back to a default) unless `ignoreUnknown` (dataset records carry
+   * ids and other columns). Returns the row, or undefined with `issues` filled.
    */
-  fromObject(features: unknown, issues: FeatureIssue[], fieldPrefix = 'features'): FeatureRow | undefined {
+  fromObject(
+    features: unknown,
+    issues: FeatureIssue[],
+    fieldPrefix = 'features',
+    options: { ignoreUnknown?: boolean } = {},
+  ): FeatureRow | undefined {
     if (features === null || typeof features !== 'object' || Array.isArray(features)) {
       issues.push({
         field: fieldPrefix,
@@ -145,9 +151,9 @@ export class FeatureValidator {
     }
     const record = features as Record<string, unknown>;
     const before = issues.length;
-    for (const key of Object.keys(record)) {
+    for (const key of options.ignoreUnknown ? [] : Object.keys(record)) {
       if (!this.indexByName.has(key)) {
-        issues.push({ field: `${fieldPrefix}.${key}`, message: 'is not a feature of this model' });
+        issues.push({ field: fieldPrefix ? `${fieldPrefix}.${key}` : key, message: 'is not a feature of this model' });
       }
     }
     const row = new Array<FeatureValue>(this.checkers.length);
@@ -155,7 +161,7 @@ export class FeatureValidator {
       const name = this.names[i]!;
       const raw = Object.hasOwn(record, name) ? record[name] : undefined;
       const value = this.check(i, raw === null ? undefined : raw, 'json');
-      if (value instanceof Problem) issues.push({ field: `${fieldPrefix}.${name}`, message: value.message });
+      if (value instanceof Problem) issues.push({ field: fieldPrefix ? `${fieldPrefix}.${name}` : name, message: value.message });
       else row[i] = value;
     }
     return issues.length === before ? row : undefined;

@@ -140,34 +140,39 @@ export class ModelRegistry {
     }
   }
 
-  private async load(name: string, version: string): Promise<ServedModel> {
-    const [manifestBytes, modelBytes] = await Promise.all([
-      this.source.read(name, version, 'manifest.json'),
-      this.source.read(name, version, 'model.onnx'),
-    ]);
-    const where = `${name}/${version}/manifest.json`;
-    const model = await loadModel({ manifest: this.parseJson(manifestBytes, where), modelBytes });
-    if (model.name !== name || model.version !== version) {
-      await model.close();
-      throw new ModelLoadError(
-        `${where} says ${model.name}@${model.version}; the package path says ${name}@${version}`,
-        'INVALID_MANIFEST',
-      );
-    }
-    return model;
+  private load(name: string, version: string): Promise<ServedModel> {
+    return loadModelVersion(this.source, name, version);
   }
 
   private parseJson(bytes: Uint8Array, where: string): unknown {
-    try {
-      return JSON.parse(utf8.decode(bytes)) as unknown;
-    } catch (cause) {
-      throw new ModelLoadError(
-        `${where} is not valid JSON: ${(cause as Error).message}`,
-        'INVALID_MANIFEST',
-        {
-          cause,
-        },
-      );
-    }
+    return parseJsonFile(bytes, where);
   }
+}
+
+function parseJsonFile(bytes: Uint8Array, where: string): unknown {
+  try {
+    return JSON.parse(utf8.decode(bytes)) as unknown;
+  } catch (cause) {
+    throw new ModelLoadError(`${where} is not valid JSON: ${(cause as Error).message}`, 'INVALID_MANIFEST', {
+      cause,
+    });
+  }
+}
+
+/** Loads one version of a model package (the batch lane pins the version its run started with). */
+export async function loadModelVersion(source: ModelSource, name: string, version: string): Promise<ServedModel> {
+  const [manifestBytes, modelBytes] = await Promise.all([
+    source.read(name, version, 'manifest.json'),
+    source.read(name, version, 'model.onnx'),
+  ]);
+  const where = `${name}/${version}/manifest.json`;
+  const model = await loadModel({ manifest: parseJsonFile(manifestBytes, where), modelBytes });
+  if (model.name !== name || model.version !== version) {
+    await model.close();
+    throw new ModelLoadError(
+      `${where} says ${model.name}@${model.version}; the package path says ${name}@${version}`,
+      'INVALID_MANIFEST',
+    );
+  }
+  return model;
 }

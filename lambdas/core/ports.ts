@@ -26,3 +26,33 @@ export interface ModelSource {
   /** The names of the models that have a `current.json`. */
   list(): Promise<string[]>;
 }
+
+export interface ObjectInfo {
+  readonly size: number;
+  readonly etag: string;
+  readonly versionId?: string;
+}
+
+/** Byte-level access to objects: what the batch lane needs of S3. */
+export interface ObjectStore {
+  /** Undefined when the object does not exist. */
+  head(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | undefined>;
+  /** Streams an object, or the bytes [start, end) of it. */
+  read(bucket: string, key: string, options?: { start?: number; end?: number; versionId?: string }): AsyncIterable<Uint8Array>;
+  readBytes(bucket: string, key: string, options?: { start?: number; end?: number; versionId?: string }): Promise<Uint8Array>;
+  /** Writes an object from a stream of any length with bounded memory (multipart when large). */
+  write(bucket: string, key: string, body: AsyncIterable<Uint8Array | string>, contentType: string): Promise<void>;
+  writeBytes(bucket: string, key: string, body: Uint8Array | string, contentType: string): Promise<void>;
+  /** Keys under a prefix, in key order. */
+  list(bucket: string, prefix: string): Promise<string[]>;
+}
+
+/** Starts batch runs; a name already used starts nothing. */
+export interface RunStarter {
+  start(name: string, input: unknown): Promise<'started' | 'duplicate'>;
+}
+
+/** Publishes the batch completion event. */
+export interface EventPublisher {
+  publish(detailType: string, detail: unknown): Promise<void>;
+}

@@ -4,12 +4,10 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { dynamoClient, s3Client } from '../adapters/aws-clients.ts';
+import { dynamoClient } from '../adapters/aws-clients.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
-import { FsModelSource } from '../adapters/fs-model-source.ts';
-import { S3ModelSource } from '../adapters/s3-model-source.ts';
+import { modelSourceFor } from '../adapters/model-source.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
-import type { ModelSource } from '../core/ports.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
 import { readApiConfig } from './config.ts';
@@ -18,14 +16,7 @@ const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
 const metrics = new Metrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
 
-function modelSource(uri: string): ModelSource {
-  const s3 = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
-  if (!s3) return new FsModelSource(uri.replace(/^file:\/\//, ''));
-  const prefix = s3[2] ? s3[2].replace(/\/?$/, '/') : '';
-  return new S3ModelSource(s3Client(), s3[1]!, prefix);
-}
-
-const registry = new ModelRegistry(modelSource(config.modelsUri), {
+const registry = new ModelRegistry(modelSourceFor(config.modelsUri), {
   defaultModel: config.defaultModel,
   refreshSeconds: config.modelRefreshSeconds,
   retryFailedSeconds: 10,

@@ -1,0 +1,114 @@
+/**
+ * `npm run batch -- <file>`: one dataset through the batch lane on this machine, the same pipeline as
+ * deployed (plan -> chunks scored in parallel -> manifest), against embedded S3 and DynamoDB.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseIncomingKey } from '../lambdas/core/batch/contracts.ts';
+import { DEMO_MODEL, LOCAL_BUCKET, startLocalStack } from '../local/stack.ts';
+
+const HELP = `Usage: npm run batch -- <file> [options]
+
+Scores a dataset (.csv, .jsonl, .parquet, or .csv.gz / .jsonl.gz) through the batch lane locally and
+copies the results (part files, rejected rows, _manifest.json) to a folder.
+
+Options:
+  --model <name>        model to score with (default: ${DEMO_MODEL})
+  --out <dir>           where results are copied (default: ./batch-results)
+  --chunk-mb <n>        target chunk size in MiB (default: 64)
+  --concurrency <n>     chunks scored at once (default: 4)
+  --output-format <f>   jsonl (default) or csv
+  --pass-through <cols> comma-separated input columns copied into each prediction row
+  --delimiter <c>       CSV delimiter (default: ,)
+  --no-table            do not write predictions to the table (S3 output only)
+  -h, --help            show this help
+`;
+
+function bar(done: number, total: number): string {
+  const width = 30;
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} chunks`;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      model: { type: 'string', default: DEMO_MODEL },
+      out: { type: 'string', default: 'batch-results' },
+      'chunk-mb': { type: 'string' },
+      concurrency: { type: 'string', default: '4' },
+      'output-format': { type: 'string' },
+      'pass-through': { type: 'string' },
+      delimiter: { type: 'string' },
+      'no-table': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const file = positionals[0];
+  if (values.help || !file) {
+    process.stdout.write(HELP);
+    if (!file && !values.help) process.exitCode = 2;
+    return;
+  }
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
+  const chunkMb = values['chunk-mb'] === undefined ? undefined : Number(values['chunk-mb']);
+  if (chunkMb !== undefined && !(chunkMb > 0)) throw new Error('--chunk-mb must be a positive number');
+  const key = `incoming/${values.model}/${path.basename(file)}`;
+  if (!parseIncomingKey(key)?.format) throw new Error(`${path.basename(file)}: expected .csv, .jsonl, .parquet, .csv.gz or .jsonl.gz`);
+
+  const started = performance.now();
+  const stack = await startLocalStack({
+    seed: false,
+    batch: {
+      maxConcurrency: concurrency,
+      onChunk: (_runId, _report, planned) => {
+        done++;
+        if (process.stderr.isTTY) process.stderr.write(`\r${bar(done, planned)}`);
+      },
+    },
+  });
+  let done = 0;
+  try {
+    const options = {
+      ...(chunkMb ? { chunkBytes: Math.round(chunkMb * 1024 * 1024) } : {}),
+      ...(values['output-format'] ? { outputFormat: values['output-format'] as 'jsonl' | 'csv' } : {}),
+      ...(values['pass-through'] ? { passThroughColumns: values['pass-through'].split(',').map((c) => c.trim()) } : {}),
+      ...(values.delimiter ? { delimiter: values.delimiter } : {}),
+      ...(values['no-table'] ? { tableWrites: 'none' as const } : {}),
+    };
+    const result = await stack.runDataset(path.resolve(file), values.model!, key, options);
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    const manifestBytes = await stack.objects.readBytes(LOCAL_BUCKET, result.manifestKey);
+    const manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as { outputs: { parts: string[]; rejected: string[] } };
+    const runPrefix = result.manifestKey.slice(0, -'_manifest.json'.length);
+    const outDir = path.resolve(values.out!, path.basename(runPrefix));
+    for (const objectKey of [result.manifestKey, ...manifest.outputs.parts, ...manifest.outputs.rejected]) {
+      const target = path.join(outDir, objectKey.slice(runPrefix.length));
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(target, await stack.objects.readBytes(LOCAL_BUCKET, objectKey));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const { counts } = result;
+    process.stdout.write(
+      [
+        `${result.status}: ${result.message.replace(/; manifest .*$/, '')}`,
+        `  read ${counts.read}, scored ${counts.scored}, rejected ${counts.rejected}, written to the table ${counts.writtenToTable}`,
+        `  ${seconds.toFixed(1)} s (${Math.round(counts.read / seconds)} rows/s including start-up)`,
+        `  results: ${outDir}`,
+        `  manifest: ${path.join(outDir, '_manifest.json')}`,
+        '',
+      ].join('\n'),
+    );
+    if (result.status !== 'SUCCEEDED') process.exitCode = 1;
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`tandem batch: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,215 @@
+/**
+ * Plans a batch run: pins the model version, inspects the upload once (record boundaries and row counts
+ * for CSV / JSON Lines, row groups for Parquet; a gzip upload is decompressed once to a staging object
+ * while it is scanned, since a gzip stream cannot be split) and writes the plan and the map's items.
+ */
+import { PassThrough } from 'node:stream';
+import { scanCsv, scanJsonl } from '../codecs/boundaries.ts';
+import { DatasetError } from '../codecs/errors.ts';
+import { gunzipStream, planParquet } from '../codecs/readers.ts';
+import { ModelNotFoundError, TandemError } from '../errors.ts';
+import { parseManifest, type Manifest } from '../manifest.ts';
+import type { ModelSource, ObjectStore } from '../ports.ts';
+import {
+  DEFAULT_BATCH_OPTIONS,
+  itemsKey,
+  parseIncomingKey,
+  planKey,
+  resultsPrefix,
+  type BatchOptions,
+  type BatchPlan,
+  type ChunkItem,
+  type PlanChunk,
+  type RunInput,
+} from './contracts.ts';
+import { BatchInputError, ModelUnavailableError } from './errors.ts';
+import { objectRandomAccess } from './random-access.ts';
+
+export interface PlanResult {
+  readonly bucket: string;
+  readonly planKey: string;
+  readonly itemsKey: string;
+  readonly chunks: number;
+  readonly totalRows: number;
+  readonly modelVersion: string;
+  readonly resultsPrefix: string;
+}
+
+export interface PlannerDeps {
+  readonly objects: ObjectStore;
+  readonly models: ModelSource;
+  readonly now?: () => number;
+}
+
+const utf8 = new TextDecoder();
+
+export function resolveOptions(options: Partial<BatchOptions> | undefined): BatchOptions {
+  const merged = { ...DEFAULT_BATCH_OPTIONS, ...options };
+  const problems: string[] = [];
+  if (typeof merged.delimiter !== 'string' || merged.delimiter.length !== 1 || '"\r\n'.includes(merged.delimiter)) {
+    problems.push('delimiter must be one character other than a quote or a line end');
+  }
+  if (!Array.isArray(merged.passThroughColumns) || !merged.passThroughColumns.every((c) => typeof c === 'string')) {
+    problems.push('passThroughColumns must be a list of column names');
+  }
+  if (merged.tableWrites !== 'all' && merged.tableWrites !== 'none') problems.push('tableWrites must be "all" or "none"');
+  if (!Number.isInteger(merged.chunkBytes) || merged.chunkBytes < 1024) problems.push('chunkBytes must be an integer >= 1024');
+  if (!Number.isInteger(merged.microBatchRows) || merged.microBatchRows < 1 || merged.microBatchRows > 100_000) {
+    problems.push('microBatchRows must be an integer from 1 to 100000');
+  }
+  if (!(merged.maxTableWritesPerSecond >= 0)) problems.push('maxTableWritesPerSecond must be >= 0');
+  if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv') problems.push('outputFormat must be "jsonl" or "csv"');
+  if (problems.length > 0) throw new BatchInputError(`[INVALID_OPTIONS] ${problems.join('; ')}`, 'INVALID_OPTIONS');
+  return merged;
+}
+
+async function pinModel(models: ModelSource, name: string): Promise<Manifest> {
+  try {
+    const version = await models.currentVersion(name);
+    const bytes = await models.read(name, version, 'manifest.json');
+    return parseManifest(JSON.parse(utf8.decode(bytes)) as unknown, `${name}/${version}/manifest.json`);
+  } catch (error) {
+    if (error instanceof ModelNotFoundError) {
+      throw new ModelUnavailableError(`[MODEL_NOT_FOUND] ${error.message}: upload to incoming/<model>/ of a served model`, 'MODEL_NOT_FOUND', { cause: error });
+    }
+    const code = error instanceof TandemError ? error.code : 'MODEL_LOAD_FAILED';
+    throw new ModelUnavailableError(`[${code}] model ${name} cannot be used: ${(error as Error).message}`, code, { cause: error });
+  }
+}
+
+/** Columns every row needs: the id and each required feature without a default. */
+function checkColumns(manifest: Manifest, columns: readonly string[], options: BatchOptions): void {
+  const present = new Set(columns);
+  const missing = [manifest.idField, ...manifest.features.filter((f) => f.required && f.default === undefined).map((f) => f.name)]
+    .filter((name) => !present.has(name));
+  if (missing.length > 0) {
+    throw new BatchInputError(
+      `[MISSING_COLUMNS] the dataset has no column ${missing.map((m) => `"${m}"`).join(', ')} (it has: ${columns.slice(0, 50).join(', ')})`,
+      'MISSING_COLUMNS',
+    );
+  }
+  const unknown = options.passThroughColumns.filter((c) => !present.has(c));
+  if (unknown.length > 0) {
+    throw new BatchInputError(`[UNKNOWN_PASS_THROUGH] passThroughColumns not in the dataset: ${unknown.join(', ')}`, 'UNKNOWN_PASS_THROUGH');
+  }
+}
+
+/**
+ * Yields the decompressed upload while writing it to the staging object, with backpressure: the scan
+ * and the upload advance together, so memory stays bounded whatever the file size.
+ */
+async function* decompressToStaging(
+  source: AsyncIterable<Uint8Array>,
+  write: (body: AsyncIterable<Uint8Array>) => Promise<void>,
+  uploaded: { done?: Promise<void> },
+): AsyncGenerator<Uint8Array> {
+  const pass = new PassThrough({ highWaterMark: 8 * 1024 * 1024 });
+  uploaded.done = write(pass);
+  uploaded.done.catch(() => undefined);
+  try {
+    for await (const chunk of gunzipStream(source)) {
+      if (!pass.write(chunk)) await new Promise((resolve) => pass.once('drain', resolve));
+      yield chunk;
+    }
+    pass.end();
+  } catch (error) {
+    pass.destroy(error as Error);
+    throw error;
+  }
+}
+
+function datasetFailure(error: unknown): never {
+  if (error instanceof DatasetError) throw new BatchInputError(`[${error.code}] ${error.message}`, error.code, { cause: error });
+  throw error;
+}
+
+export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanResult> {
+  const started = performance.now();
+  const now = deps.now ?? Date.now;
+  const incoming = parseIncomingKey(input.key);
+  if (!incoming) throw new BatchInputError(`[NOT_A_DATASET] ${input.key} is not under incoming/`, 'NOT_A_DATASET');
+  const options = resolveOptions(input.options);
+  if (!incoming.model) {
+    throw new BatchInputError(
+      `[NO_MODEL_FOLDER] upload datasets to incoming/<model>/<file>, not ${input.key}`,
+      'NO_MODEL_FOLDER',
+    );
+  }
+  if (!incoming.format) {
+    throw new BatchInputError(
+      `[UNSUPPORTED_FORMAT] ${incoming.file}: supported are .csv, .jsonl (.ndjson), .parquet, and .csv.gz / .jsonl.gz`,
+      'UNSUPPORTED_FORMAT',
+    );
+  }
+  const manifest = await pinModel(deps.models, incoming.model);
+  const head = await deps.objects.head(input.bucket, input.key, input.versionId);
+  if (!head) throw new BatchInputError(`[INPUT_MISSING] s3://${input.bucket}/${input.key} no longer exists`, 'INPUT_MISSING');
+  if (head.size === 0) throw new BatchInputError(`[EMPTY_FILE] ${incoming.file} is empty (0 bytes)`, 'EMPTY_FILE');
+  const versionId = input.versionId ?? head.versionId;
+  const read = () => deps.objects.read(input.bucket, input.key, versionId ? { versionId } : {});
+
+  let source: BatchPlan['source'] = { bucket: input.bucket, key: input.key, ...(versionId ? { versionId } : {}), size: head.size };
+  let chunks: PlanChunk[];
+  let totalRows: number;
+  let header: string[] | undefined;
+  try {
+    if (incoming.format === 'parquet') {
+      const parquet = await planParquet(objectRandomAccess(deps.objects, input.bucket, input.key, head.size, versionId), {
+        chunkBytes: options.chunkBytes,
+      });
+      checkColumns(manifest, parquet.columns, options);
+      chunks = parquet.chunks.map((c, index) => ({ kind: 'row-groups', index, ...c }));
+      totalRows = parquet.totalRows;
+    } else {
+      const uploaded: { done?: Promise<void> } = {};
+      const stagingKey = `runs/${input.runId}/staging/${incoming.dataset}.${incoming.format}`;
+      const bytes = incoming.gzip
+        ? decompressToStaging(read(), (body) => deps.objects.write(input.bucket, stagingKey, body, 'application/octet-stream'), uploaded)
+        : read();
+      const scan =
+        incoming.format === 'csv'
+          ? await scanCsv(bytes, { chunkBytes: options.chunkBytes, delimiter: options.delimiter })
+          : { ...(await scanJsonl(bytes, { chunkBytes: options.chunkBytes })), header: undefined };
+      await uploaded.done;
+      if (incoming.gzip) source = { bucket: input.bucket, key: stagingKey, size: scan.bytes };
+      header = scan.header;
+      if (header) checkColumns(manifest, header, options);
+      chunks = scan.chunks.map((c, index) => ({ kind: 'bytes', index, ...c }));
+      totalRows = scan.totalRows;
+    }
+  } catch (error) {
+    datasetFailure(error);
+  }
+
+  const prefix = resultsPrefix(manifest.name, incoming.dataset, input.runId);
+  const plan: BatchPlan = {
+    runId: input.runId,
+    model: manifest.name,
+    modelVersion: manifest.version,
+    dataset: incoming.dataset,
+    input: { bucket: input.bucket, key: input.key, ...(versionId ? { versionId } : {}), etag: head.etag, size: head.size },
+    source,
+    format: incoming.format,
+    gzip: incoming.gzip,
+    ...(header ? { header } : {}),
+    options,
+    chunks,
+    totalRows,
+    resultsPrefix: prefix,
+    createdAt: new Date(now()).toISOString(),
+    planMs: Math.round(performance.now() - started),
+  };
+  const items: ChunkItem[] = chunks.map((c) => ({ runId: input.runId, bucket: input.bucket, planKey: planKey(input.runId), index: c.index }));
+  await deps.objects.writeBytes(input.bucket, planKey(input.runId), JSON.stringify(plan), 'application/json');
+  await deps.objects.writeBytes(input.bucket, itemsKey(input.runId), JSON.stringify(items), 'application/json');
+  return {
+    bucket: input.bucket,
+    planKey: planKey(input.runId),
+    itemsKey: itemsKey(input.runId),
+    chunks: chunks.length,
+    totalRows,
+    modelVersion: manifest.version,
+    resultsPrefix: prefix,
+  };
+}
+

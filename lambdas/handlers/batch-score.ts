@@ -1,0 +1,25 @@
+/** Step Functions task (Distributed Map child): score one chunk. */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { dynamoClient, s3Client } from '../adapters/aws-clients.ts';
+import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
+import { modelSourceFor } from '../adapters/model-source.ts';
+import { S3ObjectStore } from '../adapters/s3-object-store.ts';
+import { ChunkScorer } from '../core/batch/chunk-scorer.ts';
+import type { ChunkItem } from '../core/batch/contracts.ts';
+import { requiredEnv } from './batch-env.ts';
+
+const logger = new Logger({ serviceName: 'tandem-batch-score' });
+const tableName = process.env['TABLE_NAME'];
+// Plans and models stay loaded across invocations of a warm function.
+const scorer = new ChunkScorer({
+  objects: new S3ObjectStore(s3Client()),
+  models: modelSourceFor(requiredEnv('MODELS_URI')),
+  ...(tableName ? { predictions: new DynamoDbPredictionStore(dynamoClient(10), tableName) } : {}),
+});
+
+export async function handler(item: ChunkItem): Promise<{ index: number; read: number; scored: number; rejected: number }> {
+  logger.appendKeys({ runId: item.runId, chunk: item.index });
+  const report = await scorer.score(item);
+  logger.info('chunk scored', { ...report });
+  return { index: report.index, read: report.read, scored: report.scored, rejected: report.rejected };
+}

@@ -1,0 +1,17 @@
+/** S3 upload (EventBridge "Object Created" on incoming/) -> one batch run per object version. */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { sfnClient } from '../adapters/aws-clients.ts';
+import { StepFunctionsRunStarter } from '../adapters/step-functions-starter.ts';
+import type { BatchOptions } from '../core/batch/contracts.ts';
+import { triggerRuns, uploadsFromEvent, type TriggerOutcome } from '../core/batch/trigger.ts';
+import { optionalJsonEnv, requiredEnv } from './batch-env.ts';
+
+const logger = new Logger({ serviceName: 'tandem-batch-trigger' });
+const starter = new StepFunctionsRunStarter(sfnClient(), requiredEnv('STATE_MACHINE_ARN'));
+const options = optionalJsonEnv<Partial<BatchOptions>>('BATCH_OPTIONS') ?? {};
+
+export async function handler(event: unknown): Promise<TriggerOutcome[]> {
+  const outcomes = await triggerRuns(uploadsFromEvent(event), starter, options);
+  for (const outcome of outcomes) logger.info('upload', { ...outcome });
+  return outcomes;
+}
