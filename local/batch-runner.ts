@@ -104,7 +104,7 @@ export class LocalBatchRunner implements RunStarter {
     let finalized: FinalizeResult | undefined;
     const retry = this.options.retryIntervalMs ?? 50;
     const execution = this.machine.run(
-      { ...input, startedAt: new Date().toISOString() },
+      { ...input, startedAt: new Date().toISOString() } as never,
       {
         overrides: {
           taskResourceLocalHandlers: {

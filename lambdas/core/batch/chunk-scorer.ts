@@ -272,7 +272,7 @@ export class ChunkScorer {
       const rows = readCsvRecords(bytes, { delimiter: plan.options.delimiter, firstRow: chunk.firstRow, firstLine: chunk.firstLine });
       return mapBatches(rows, (r) => {
         const original = () => Object.fromEntries(header.map((name, i) => [name, r.fields[i] ?? null]));
-        if (r.invalidUtf8) return problemRecord(r.row, r.line, 'invalid UTF-8 in the row', () => r.fields);
+        if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
         if (r.fields.length !== header.length) {
           return problemRecord(r.row, r.line, `expected ${header.length} fields (the header's), got ${r.fields.length}`, () => r.fields);
         }
