@@ -123,6 +123,24 @@ function datasetFailure(error: unknown): never {
   throw error;
 }
 
+/**
+ * The upload as notified. S3 notifications URL-encode keys ("+" for spaces); EventBridge events are
+ * not documented to, so an encoded-looking key that does not exist is tried decoded.
+ */
+async function findInput(objects: ObjectStore, input: RunInput) {
+  const head = await objects.head(input.bucket, input.key, input.versionId);
+  if (head) return { key: input.key, head };
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(input.key.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+  if (decoded === input.key) return undefined;
+  const decodedHead = await objects.head(input.bucket, decoded, input.versionId);
+  return decodedHead ? { key: decoded, head: decodedHead } : undefined;
+}
+
 export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanResult> {
   const started = performance.now();
   const now = deps.now ?? Date.now;
@@ -142,8 +160,10 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     );
   }
   const manifest = await pinModel(deps.models, incoming.model);
-  const head = await deps.objects.head(input.bucket, input.key, input.versionId);
-  if (!head) throw new BatchInputError(`[INPUT_MISSING] s3://${input.bucket}/${input.key} no longer exists`, 'INPUT_MISSING');
+  const found = await findInput(deps.objects, input);
+  if (!found) throw new BatchInputError(`[INPUT_MISSING] s3://${input.bucket}/${input.key} no longer exists`, 'INPUT_MISSING');
+  const { head } = found;
+  input = { ...input, key: found.key };
   if (head.size === 0) throw new BatchInputError(`[EMPTY_FILE] ${incoming.file} is empty (0 bytes)`, 'EMPTY_FILE');
   const versionId = input.versionId ?? head.versionId;
   const read = () => deps.objects.read(input.bucket, input.key, versionId ? { versionId } : {});

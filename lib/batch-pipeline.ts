@@ -1,0 +1,260 @@
+/**
+ * The batch lane: an upload to `incoming/<model>/<file>` raises an S3 "Object Created" event on the default
+ * event bus; a rule sends it to the trigger function (retries, then a dead-letter queue), which starts one
+ * execution of a Standard state machine per object version. The state machine is the one lib/batch-definition.ts
+ * builds (the same definition runs locally): plan -> Distributed Map of Express children scoring chunks ->
+ * finalize, which writes the run manifest and publishes `Tandem Batch Run Completed` (source `tandem.batch`).
+ */
+import { ArnFormat, Duration, Names, Stack } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { batchDefinition } from './batch-definition.ts';
+import { DATA_PREFIXES } from './data-bucket.ts';
+import { grantListBucket, grantReadPrefix, grantWritePrefix } from './grants.ts';
+import { TandemFunction } from './tandem-function.ts';
+
+/** The completion event the finalize function publishes. */
+export const BATCH_COMPLETED_EVENT = {
+  source: 'tandem.batch',
+  detailType: 'Tandem Batch Run Completed',
+} as const;
+
+/** The handler files of the batch lane, relative to the project root. */
+export const BATCH_HANDLERS = {
+  trigger: 'lambdas/handlers/batch-trigger.ts',
+  plan: 'lambdas/handlers/batch-plan.ts',
+  score: 'lambdas/handlers/batch-score.ts',
+  finalize: 'lambdas/handlers/batch-finalize.ts',
+} as const;
+
+export interface BatchPipelineProps {
+  readonly bucket: s3.IBucket;
+  readonly table: dynamodb.ITable;
+  /**
+   * Most chunks scored at once (the Distributed Map's MaxConcurrency; also bounds the score function's
+   * concurrency and the table's write rate).
+   * @default 40
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * Percentage of chunks that may fail (after retries) without failing the run.
+   * @default 0
+   */
+  readonly toleratedFailurePercentage?: number;
+  /** @default 3008 */
+  readonly scoreMemorySize?: number;
+  /** @default 2048 */
+  readonly planMemorySize?: number;
+  /** @default lambda.Architecture.X86_64 */
+  readonly architecture?: lambda.Architecture;
+  /**
+   * Options for every run (`BATCH_OPTIONS` of the trigger; see BatchOptions in lambdas/core/batch/contracts.ts).
+   * @default - DEFAULT_BATCH_OPTIONS
+   */
+  readonly batchOptions?: Partial<BatchOptions>;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+export class BatchPipeline extends Construct {
+  public readonly trigger: TandemFunction;
+  public readonly plan: TandemFunction;
+  public readonly score: TandemFunction;
+  public readonly finalize: TandemFunction;
+  public readonly stateMachine: sfn.StateMachine;
+  public readonly stateMachineLogGroup: logs.LogGroup;
+  /** The rule that sends `incoming/` uploads to the trigger. */
+  public readonly uploadRule: events.Rule;
+  /** Events and asynchronous invocations of the trigger that failed after every retry. */
+  public readonly deadLetterQueue: sqs.Queue;
+  /** The bus the completion event is published on. */
+  public readonly eventBus: events.IEventBus;
+  /** Lets the Distributed Map start, describe, stop and redrive its child executions. */
+  public readonly distributedMapPolicy: iam.Policy;
+  /** The ARN patterns of the Distributed Map's child executions. */
+  public readonly mapChildExecutionArns: string[];
+
+  constructor(scope: Construct, id: string, props: BatchPipelineProps) {
+    super(scope, id);
+    const { bucket, table } = props;
+    const common = {
+      ...(props.architecture ? { architecture: props.architecture } : {}),
+      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+    };
+    const modelsUri = bucket.s3UrlForObject(DATA_PREFIXES.models);
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    this.plan = new TandemFunction(this, 'Plan', {
+      ...common,
+      entry: BATCH_HANDLERS.plan,
+      description: 'Tandem batch: plan the chunks of an upload',
+      memorySize: props.planMemorySize ?? 2048,
+      // Scans the upload for record boundaries and may decompress a gzip upload into staging.
+      timeout: Duration.minutes(15),
+      environment: { MODELS_URI: modelsUri },
+    });
+    this.score = new TandemFunction(this, 'Score', {
+      ...common,
+      entry: BATCH_HANDLERS.score,
+      description: 'Tandem batch: score one chunk',
+      memorySize: props.scoreMemorySize ?? 3008,
+      timeout: Duration.minutes(15),
+      onnxRuntime: true,
+      environment: { MODELS_URI: modelsUri, TABLE_NAME: table.tableName },
+    });
+    this.eventBus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    this.finalize = new TandemFunction(this, 'Finalize', {
+      ...common,
+      entry: BATCH_HANDLERS.finalize,
+      description: 'Tandem batch: write the run manifest and publish the completion event',
+      memorySize: 1024,
+      timeout: Duration.minutes(5),
+      environment: { EVENT_BUS_NAME: this.eventBus.eventBusName },
+    });
+
+    // Plan: reads the upload (pinned to its version; a deleted upload must read as missing, hence
+    // ListBucket) and the model pointer / manifest; writes the plan, the items and the staging copy.
+    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.incoming, { versions: true });
+    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.models);
+    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.runs, { versions: true });
+    grantWritePrefix(this.plan.role, bucket, DATA_PREFIXES.runs);
+    grantListBucket(this.plan.role, bucket);
+    // Score: reads its range of the upload or of the staging copy, the plan and the model; writes its part
+    // files, its chunk report and the table (conditional PutItem: a fresher item is never replaced).
+    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.incoming, { versions: true });
+    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.runs, { versions: true });
+    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.models);
+    grantWritePrefix(this.score.role, bucket, DATA_PREFIXES.results);
+    grantWritePrefix(this.score.role, bucket, DATA_PREFIXES.runs);
+    table.grant(this.score.role, 'dynamodb:PutItem');
+    // Finalize: lists and reads the run's chunk reports (the plan may be missing when planning failed),
+    // writes the manifest, publishes the completion event.
+    grantReadPrefix(this.finalize.role, bucket, DATA_PREFIXES.runs);
+    grantWritePrefix(this.finalize.role, bucket, DATA_PREFIXES.results);
+    grantListBucket(this.finalize.role, bucket);
+    this.eventBus.grantPutEventsTo(this.finalize.role);
+
+    this.stateMachineLogGroup = new logs.LogGroup(this, 'StateMachineLogs', {
+      // Under /aws/vendedlogs/ CloudWatch Logs authorizes the delivery with one wildcard resource policy;
+      // any other name adds this log group to the account's resource policy, which is capped at 5,120
+      // characters. The rest of the name is generated: stack name (unique in the account and region) and
+      // construct path.
+      logGroupName: `/aws/vendedlogs/states/${Stack.of(this).stackName}-${Names.uniqueResourceName(this, { maxLength: 100, separator: '-' })}`,
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    const definition = batchDefinition({
+      planFunctionArn: this.plan.function.functionArn,
+      scoreFunctionArn: this.score.function.functionArn,
+      finalizeFunctionArn: this.finalize.function.functionArn,
+      bucketName: bucket.bucketName,
+      maxConcurrency: props.maxConcurrency ?? 40,
+      toleratedFailurePercentage: props.toleratedFailurePercentage ?? 0,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromString(Stack.of(this).toJsonString(definition)),
+      comment: 'Tandem batch scoring',
+      tracingEnabled: true,
+      logs: { destination: this.stateMachineLogGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+    // The map's child executions: `execution:<name>/<map run label>:<id>` (and `<name>:<id>`).
+    this.mapChildExecutionArns = ['/*', ':*'].map((suffix) =>
+      Stack.of(this).formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName: `${this.stateMachine.stateMachineName}${suffix}`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      }),
+    );
+    this.distributedMapPolicy = this.grantStateMachineWhatTheDefinitionNeeds(bucket);
+
+    this.trigger = new TandemFunction(this, 'Trigger', {
+      ...common,
+      entry: BATCH_HANDLERS.trigger,
+      description: 'Tandem batch: start one run per uploaded object version',
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      onFailure: this.deadLetterQueue,
+      retryAttempts: 2,
+      environment: {
+        STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+        ...(props.batchOptions ? { BATCH_OPTIONS: JSON.stringify(props.batchOptions) } : {}),
+      },
+    });
+    this.stateMachine.grantStartExecution(this.trigger.role);
+
+    this.uploadRule = new events.Rule(this, 'UploadRule', {
+      description: 'Tandem: datasets uploaded to incoming/ start a batch run',
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: {
+          bucket: { name: [bucket.bucketName] },
+          object: { key: events.Match.prefix(DATA_PREFIXES.incoming) },
+        },
+      },
+    });
+    this.uploadRule.addTarget(
+      new targets.LambdaFunction(this.trigger.function, {
+        deadLetterQueue: this.deadLetterQueue,
+        retryAttempts: 8,
+        maxEventAge: Duration.hours(6),
+      }),
+    );
+  }
+
+  /** The functions the definition lists as functions to invoke (for dashboards and alarms). */
+  public get functions(): Record<'trigger' | 'plan' | 'score' | 'finalize', TandemFunction> {
+    return { trigger: this.trigger, plan: this.plan, score: this.score, finalize: this.finalize };
+  }
+
+  /**
+   * The definition is a string, so the grants CDK derives from a state graph are not made for it: the
+   * three Lambda tasks, the ItemReader (GetObject on runs/), the ResultWriter (PutObject and multipart on
+   * runs/), and the Distributed Map's own child executions.
+   */
+  private grantStateMachineWhatTheDefinitionNeeds(bucket: s3.IBucket): iam.Policy {
+    const role = this.stateMachine.role;
+    iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['lambda:InvokeFunction'],
+      // The definition invokes the unqualified ARNs.
+      resourceArns: [this.plan, this.score, this.finalize].map((f) => f.function.functionArn),
+    });
+    iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['s3:GetObject', 's3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+      resourceArns: [bucket.arnForObjects(`${DATA_PREFIXES.runs}*`)],
+    });
+    // A policy of its own, not the role's default policy: the state machine depends on its role (and that
+    // policy), while these statements name the state machine; one resource would make a cycle.
+    const policy = new iam.Policy(this, 'DistributedMapPolicy', {
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['states:StartExecution'],
+          resources: [this.stateMachine.stateMachineArn],
+        }),
+        new iam.PolicyStatement({
+          actions: ['states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution'],
+          resources: this.mapChildExecutionArns,
+        }),
+      ],
+    });
+    policy.attachToRole(role);
+    return policy;
+  }
+}

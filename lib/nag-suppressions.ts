@@ -1,0 +1,135 @@
+/**
+ * Every cdk-nag finding Tandem acknowledges, with the reason, in one place. cdk-nag 3 runs as a CDK policy
+ * validation plugin; acknowledgments are CDK's `Validations.of(construct).acknowledge()` and apply to
+ * the construct and everything under it. Each acknowledges one finding (a rule, or a rule plus the
+ * exact wildcard resource), so a new wildcard or a new resource still fails test/infra/cdk-nag.test.ts.
+ */
+import { Stack, Validations } from 'aws-cdk-lib';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type { IConstruct } from 'constructs';
+import { DATA_PREFIXES } from './data-bucket.ts';
+import type { TandemFunction } from './tandem-function.ts';
+import type { Tandem } from './tandem-stack.ts';
+
+type Prefix = keyof typeof DATA_PREFIXES;
+
+/** Why an ARN may end in a wildcard under each prefix of the data bucket. */
+const PREFIX_REASONS: Record<Prefix, string> = {
+  models:
+    'Objects under models/ only: model packages and current.json pointers, whose names and versions are chosen at run time (a new model or version needs no redeploy).',
+  incoming:
+    'Objects under incoming/ only: the uploads to score, whose keys the uploader chooses; GetObjectVersion because a run reads the exact version that triggered it.',
+  runs: 'Objects under runs/ only: per-run state (plan, items, staging copy, chunk reports, map results) under a run id created per execution.',
+  results:
+    'Objects under results/ only: part files and manifests under results/<model>/<dataset>/<runId>/, a path created per run.',
+};
+
+export const REASONS = {
+  xray: 'X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so they need Resource "*". They are the only "*" statement in this role (asserted by test/infra/tandem-stack.test.ts).',
+  stateMachineStar:
+    'The state machine logs to CloudWatch Logs and traces with X-Ray: logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups and the X-Ray actions support only Resource "*" (asserted by test/infra/tandem-stack.test.ts).',
+  runtime:
+    "Pinned to nodejs22.x: the runtime the bundles target (esbuild node22) and the one onnxruntime-node's N-API binding is tested with here; moving to a newer runtime is a deliberate, tested change, not an automatic one.",
+  apiSync:
+    'Invoked synchronously by API Gateway: a failure is the HTTP response to the caller (who may retry); there is no asynchronous event to dead-letter.',
+  stepFunctionsSync:
+    'Invoked synchronously by a Step Functions task: failures are retried with backoff and caught by the state machine (Finalize records them in the run manifest); there is no asynchronous event to dead-letter.',
+  triggerDestination:
+    'Failed asynchronous invocations go to an on-failure destination, the batch dead-letter queue, whose records carry the event, the error and the request context (a DeadLetterConfig would send the bare event to the same queue a second time).',
+  deadLetterQueue:
+    'This queue is itself the dead-letter queue (of the upload rule target and the trigger function); its messages are inspected and redriven by an operator, not moved to yet another queue.',
+  emailSubscription:
+    "An operator's email subscription to the alarm topic: an undeliverable alarm mail has no consumer that would drain a dead-letter queue, and the alarm state stays visible in CloudWatch and on the dashboard.",
+  mapChildren:
+    'The Distributed Map describes, stops and redrives its own child executions, whose ARNs are created per map run: the wildcard is limited to executions of this state machine.',
+} as const;
+
+function acknowledge(scope: IConstruct, id: string, reason: string): void {
+  Validations.of(scope).acknowledge({ id, reason });
+}
+
+/**
+ * How cdk-nag names a resource in a finding id: the resolved value with references flattened (`Ref X` ->
+ * `<X>`, `GetAtt X.Arn` -> `<X.Arn>`, joins concatenated), as cdk-nag's flattenCfnReference does.
+ */
+export function nagResourceName(scope: IConstruct, value: string): string {
+  const visit = (node: unknown): string => {
+    if (node === undefined) return '';
+    if (typeof node === 'string') return node.replace(/\$\{/g, '<').replace(/\}/g, '>');
+    const object = node as Record<string, unknown>;
+    if (Array.isArray(object['Fn::Join'])) {
+      const [delimiter, items] = object['Fn::Join'] as [string, unknown[]];
+      return items.map(visit).join(delimiter);
+    }
+    if (object['Fn::Sub'] !== undefined) return visit(object['Fn::Sub']);
+    if (Array.isArray(object['Fn::GetAtt'])) {
+      const [resource, attribute] = object['Fn::GetAtt'] as [unknown, unknown];
+      return `<${visit(resource)}.${visit(attribute)}>`;
+    }
+    if (object['Fn::ImportValue'] !== undefined) return visit(object['Fn::ImportValue']);
+    if (object['Ref'] !== undefined) return `<${visit(object['Ref'])}>`;
+    return JSON.stringify(node);
+  };
+  return visit(Stack.of(scope).resolve(value));
+}
+
+function wildcardFinding(scope: IConstruct, arn: string): string {
+  return `AwsSolutions-IAM5[Resource::${nagResourceName(scope, arn)}]`;
+}
+
+function functionFindings(fn: TandemFunction, invokedBy: 'api' | 'step-functions' | 'events'): void {
+  acknowledge(fn.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.xray);
+  acknowledge(fn.function, 'AwsSolutions-L1', REASONS.runtime);
+  acknowledge(fn.function, 'Serverless-LambdaLatestVersion', REASONS.runtime);
+  const dlqReason =
+    invokedBy === 'api'
+      ? REASONS.apiSync
+      : invokedBy === 'step-functions'
+        ? REASONS.stepFunctionsSync
+        : REASONS.triggerDestination;
+  acknowledge(fn.function, 'Serverless-LambdaDLQ', dlqReason);
+}
+
+/** The prefixes each role reads or writes (the grants are in realtime-api.ts and batch-pipeline.ts). */
+function prefixFindings(scope: IConstruct, bucket: s3.IBucket, prefixes: readonly Prefix[]): void {
+  for (const prefix of prefixes) {
+    acknowledge(
+      scope,
+      wildcardFinding(scope, bucket.arnForObjects(`${DATA_PREFIXES[prefix]}*`)),
+      PREFIX_REASONS[prefix],
+    );
+  }
+}
+
+export function addTandemNagSuppressions(tandem: Tandem): void {
+  const bucket = tandem.data.bucket;
+  const { predict } = tandem.api;
+  const { trigger, plan, score, finalize, stateMachine, deadLetterQueue, distributedMapPolicy } =
+    tandem.batch;
+
+  functionFindings(predict, 'api');
+  functionFindings(plan, 'step-functions');
+  functionFindings(score, 'step-functions');
+  functionFindings(finalize, 'step-functions');
+  functionFindings(trigger, 'events');
+
+  prefixFindings(predict.role, bucket, ['models']);
+  prefixFindings(plan.role, bucket, ['incoming', 'models', 'runs']);
+  prefixFindings(score.role, bucket, ['incoming', 'models', 'runs', 'results']);
+  prefixFindings(finalize.role, bucket, ['runs', 'results']);
+  prefixFindings(stateMachine.role, bucket, ['runs']);
+
+  acknowledge(stateMachine.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.stateMachineStar);
+  for (const arn of tandem.batch.mapChildExecutionArns) {
+    acknowledge(distributedMapPolicy, wildcardFinding(distributedMapPolicy, arn), REASONS.mapChildren);
+  }
+  if (tandem.monitoring.emailSubscription) {
+    acknowledge(
+      tandem.monitoring.emailSubscription,
+      'Serverless-SNSRedrivePolicy',
+      REASONS.emailSubscription,
+    );
+  }
+  acknowledge(deadLetterQueue, 'AwsSolutions-SQS3', REASONS.deadLetterQueue);
+  acknowledge(deadLetterQueue, 'Serverless-SQSRedrivePolicy', REASONS.deadLetterQueue);
+}

@@ -1,0 +1,211 @@
+/**
+ * The real-time lane: an HTTP API (IAM or JWT authorization, stage throttling, JSON access logs) in front of
+ * the predict function's `live` alias (optionally with provisioned concurrency). The function reads models
+ * from `models/` in the data bucket and the precomputed predictions table (writing it only with
+ * write-through on), configured through the variables of lambdas/handlers/config.ts.
+ */
+import { Annotations, Duration, Stack } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { DATA_PREFIXES } from './data-bucket.ts';
+import { grantListBucket, grantReadPrefix } from './grants.ts';
+import { TandemFunction } from './tandem-function.ts';
+
+/** Callers sign requests with SigV4 (`iam`), or bring a JWT from an OIDC issuer. */
+export type ApiAuth =
+  'iam' | { readonly jwt: { readonly issuer: string; readonly audience: readonly string[] } };
+
+export interface RealtimeApiProps {
+  readonly bucket: s3.IBucket;
+  readonly table: dynamodb.ITable;
+  /** The model served when a request names none (`DEFAULT_MODEL`). */
+  readonly defaultModel: string;
+  /** @default 'iam' */
+  readonly auth?: ApiAuth;
+  /** @default 1769 (one full vCPU) */
+  readonly memorySize?: number;
+  /** @default lambda.Architecture.X86_64 */
+  readonly architecture?: lambda.Architecture;
+  /**
+   * Execution environments kept initialized (model loaded) on the `live` alias. 0 = none.
+   * @default 0
+   */
+  readonly provisionedConcurrency?: number;
+  /** @default 150 (`CACHE_BUDGET_MS`) */
+  readonly cacheBudgetMs?: number;
+  /** @default false (`WRITE_THROUGH`) */
+  readonly writeThrough?: boolean;
+  /** @default 60 (`MODEL_REFRESH_SECONDS`) */
+  readonly modelRefreshSeconds?: number;
+  /** @default { rateLimit: 500, burstLimit: 1000 } requests per second for the whole stage */
+  readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** The API's routes, all served by the predict function. */
+export const API_ROUTES: ReadonlyArray<{ method: apigwv2.HttpMethod; path: string }> = [
+  { method: apigwv2.HttpMethod.POST, path: '/predict' },
+  { method: apigwv2.HttpMethod.GET, path: '/models' },
+  { method: apigwv2.HttpMethod.GET, path: '/models/{name}' },
+  { method: apigwv2.HttpMethod.GET, path: '/health' },
+  { method: apigwv2.HttpMethod.GET, path: '/ready' },
+];
+
+function integerIn(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`RealtimeApi ${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export class RealtimeApi extends Construct {
+  public readonly api: apigwv2.HttpApi;
+  public readonly stage: apigwv2.HttpStage;
+  public readonly predict: TandemFunction;
+  /** The `live` alias the API invokes (and provisioned concurrency is set on). */
+  public readonly alias: lambda.Alias;
+  public readonly accessLogGroup: logs.LogGroup;
+  /** The API's base URL (the `$default` stage). */
+  public readonly url: string;
+
+  constructor(scope: Construct, id: string, props: RealtimeApiProps) {
+    super(scope, id);
+    const provisioned = integerIn('provisionedConcurrency', props.provisionedConcurrency ?? 0, 0, 10_000);
+    const cacheBudgetMs = integerIn('cacheBudgetMs', props.cacheBudgetMs ?? 150, 1, 30_000);
+    const refresh = integerIn('modelRefreshSeconds', props.modelRefreshSeconds ?? 60, 0, 86_400);
+    const throttle = props.throttle ?? { rateLimit: 500, burstLimit: 1000 };
+    integerIn('throttle.rateLimit', throttle.rateLimit, 1, 1_000_000);
+    integerIn('throttle.burstLimit', throttle.burstLimit, 1, 1_000_000);
+    const writeThrough = props.writeThrough ?? false;
+
+    this.predict = new TandemFunction(this, 'Predict', {
+      entry: 'lambdas/handlers/predict.ts',
+      description: 'Tandem real-time predictions (POST /predict, GET /models, /health, /ready)',
+      memorySize: props.memorySize ?? 1769,
+      // Cold start loads the model at init; a request itself is milliseconds, a large batch of instances less than a second.
+      timeout: Duration.seconds(29),
+      ...(props.architecture ? { architecture: props.architecture } : {}),
+      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+      onnxRuntime: true,
+      environment: {
+        MODELS_URI: props.bucket.s3UrlForObject(DATA_PREFIXES.models),
+        DEFAULT_MODEL: props.defaultModel,
+        TABLE_NAME: props.table.tableName,
+        CACHE_BUDGET_MS: String(cacheBudgetMs),
+        WRITE_THROUGH: String(writeThrough),
+        MODEL_REFRESH_SECONDS: String(refresh),
+        LOG_PAYLOADS: 'false',
+      },
+    });
+    const role = this.predict.role;
+
+    grantReadPrefix(role, props.bucket, DATA_PREFIXES.models);
+    // GET /models lists models/; an unknown model must be a 404, not a 503 (see grantListBucket).
+    grantListBucket(role, props.bucket);
+    props.table.grant(role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
+    if (writeThrough) props.table.grant(role, 'dynamodb:PutItem');
+
+    this.alias = new lambda.Alias(this, 'Live', {
+      aliasName: 'live',
+      version: this.predict.function.currentVersion,
+      description: 'The version the API serves',
+      ...(provisioned > 0 ? { provisionedConcurrentExecutions: provisioned } : {}),
+    });
+    if (provisioned > 0 && (props.memorySize ?? 1769) >= 3008) {
+      Annotations.of(this).addWarningV2(
+        'tandem:provisioned-memory',
+        `provisioned concurrency of ${provisioned} at ${props.memorySize} MB is billed around the clock`,
+      );
+    }
+
+    const auth = props.auth ?? 'iam';
+    const defaultAuthorizer =
+      auth === 'iam'
+        ? new HttpIamAuthorizer()
+        : new HttpJwtAuthorizer('Jwt', validatedIssuer(auth.jwt.issuer), {
+            jwtAudience: validatedAudience(auth.jwt.audience),
+          });
+
+    this.api = new apigwv2.HttpApi(this, 'Api', {
+      description: 'Tandem real-time predictions',
+      createDefaultStage: false,
+      defaultAuthorizer,
+    });
+    const integration = new HttpLambdaIntegration('Predict', this.alias, {
+      payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+    });
+    for (const route of API_ROUTES) {
+      this.api.addRoutes({ path: route.path, methods: [route.method], integration });
+    }
+
+    this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    this.stage = new apigwv2.HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle,
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
+        format: apigw.AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            caller: '$context.identity.caller',
+            user: '$context.identity.user',
+            requestTime: '$context.requestTime',
+            httpMethod: '$context.httpMethod',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            protocol: '$context.protocol',
+            responseLength: '$context.responseLength',
+            responseLatency: '$context.responseLatency',
+            integrationLatency: '$context.integrationLatency',
+            integrationError: '$context.integrationErrorMessage',
+            authorizerError: '$context.authorizer.error',
+          }),
+        ),
+      },
+    });
+    this.url = this.stage.url;
+  }
+
+  /** Lets a principal call the API (IAM auth): `execute-api:Invoke` on its routes. */
+  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [
+        Stack.of(this).formatArn({
+          service: 'execute-api',
+          resource: this.api.apiId,
+          resourceName: '*',
+        }),
+      ],
+    });
+  }
+}
+
+function validatedIssuer(issuer: string): string {
+  if (!/^https:\/\/[^\s/]+/.test(issuer)) {
+    throw new Error(`auth.jwt.issuer must be an https:// URL (the OIDC issuer), got "${issuer}"`);
+  }
+  return issuer;
+}
+
+function validatedAudience(audience: readonly string[]): string[] {
+  if (audience.length === 0 || audience.some((a) => a.trim() === '')) {
+    throw new Error('auth.jwt.audience must list at least one non-empty audience (client id)');
+  }
+  return [...audience];
+}

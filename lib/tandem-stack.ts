@@ -1,0 +1,239 @@
+/**
+ * Tandem on AWS: the `Tandem` construct (usable inside any CDK app) and `TandemStack`, the deployable stack
+ * that holds one Tandem and its outputs. One construct per concern: data bucket, prediction table,
+ * real-time API, batch pipeline, monitoring.
+ */
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { BatchPipeline } from './batch-pipeline.ts';
+import { DataBucket, type DataBucketProps } from './data-bucket.ts';
+import { Monitoring } from './monitoring.ts';
+import { addTandemNagSuppressions } from './nag-suppressions.ts';
+import { PredictionTable } from './prediction-table.ts';
+import { RealtimeApi, type ApiAuth } from './realtime-api.ts';
+
+export type TandemArchitecture = 'x86_64' | 'arm64';
+
+export interface TandemProps {
+  /**
+   * The model served when a request names none (`DEFAULT_MODEL`); its package is expected under
+   * `models/<modelName>/` in the data bucket.
+   * @default 'fraud-detector'
+   */
+  readonly modelName?: string;
+  /**
+   * Memory of the predict function (MB). 1769 MB is one full vCPU.
+   * @default 1769
+   */
+  readonly predictMemorySize?: number;
+  /**
+   * Memory of the batch score function (MB); CPU grows with it.
+   * @default 3008
+   */
+  readonly scoreMemorySize?: number;
+  /**
+   * CPU architecture of every function (onnxruntime-node ships a build for both).
+   * @default 'x86_64'
+   */
+  readonly architecture?: TandemArchitecture;
+  /**
+   * Provisioned concurrency on the predict function's `live` alias. 0 = none (on-demand only).
+   * @default 0
+   */
+  readonly provisionedConcurrency?: number;
+  /**
+   * How API callers authenticate: SigV4 with IAM credentials, or a JWT from an OIDC issuer.
+   * @default 'iam'
+   */
+  readonly auth?: ApiAuth;
+  /**
+   * API stage throttling, requests per second.
+   * @default { rateLimit: 500, burstLimit: 1000 }
+   */
+  readonly apiThrottle?: { readonly rateLimit: number; readonly burstLimit: number };
+  /**
+   * Most chunks of one batch run scored at once.
+   * @default 40
+   */
+  readonly batchMaxConcurrency?: number;
+  /**
+   * Percentage of a run's chunks that may fail without failing the run.
+   * @default 0
+   */
+  readonly toleratedFailurePercentage?: number;
+  /**
+   * Options of every batch run (CSV delimiter, pass-through columns, table writes, chunk size, ...).
+   * @default - DEFAULT_BATCH_OPTIONS of lambdas/core/batch/contracts.ts
+   */
+  readonly batchOptions?: Partial<BatchOptions>;
+  /**
+   * Time budget of the API's table read (ms); past it the model answers (cache max age and item TTL are
+   * in the model manifest).
+   * @default 150
+   */
+  readonly cacheBudgetMs?: number;
+  /**
+   * Store the API's model answers in the table (see README: off because a caller's features are not the
+   * batch's canonical features for an entity).
+   * @default false
+   */
+  readonly writeThrough?: boolean;
+  /**
+   * An email address subscribed to the alarm topic.
+   * @default - no subscription (the topic is still created)
+   */
+  readonly alarmEmail?: string;
+  /**
+   * Retention of every log group (functions, state machine, API access logs).
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Lifecycle of the data bucket.
+   * @default - runs/ expire after 14 days, results/ move to Standard-IA after 30 and expire after 365,
+   *   replaced versions expire after 30
+   */
+  readonly dataBucket?: DataBucketProps;
+}
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function checkInteger(name: string, value: number | undefined, min: number, max: number): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
+    throw new Error(`Tandem ${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+}
+
+/** Checks what the constructs below cannot say as well: messages name the Tandem setting. */
+export function validateTandemProps(props: TandemProps): void {
+  if (props.modelName !== undefined && !MODEL_NAME.test(props.modelName)) {
+    throw new Error(
+      `Tandem modelName must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got "${props.modelName}"`,
+    );
+  }
+  checkInteger('predictMemorySize', props.predictMemorySize, 128, 10_240);
+  checkInteger('scoreMemorySize', props.scoreMemorySize, 128, 10_240);
+  checkInteger('provisionedConcurrency', props.provisionedConcurrency, 0, 10_000);
+  checkInteger('batchMaxConcurrency', props.batchMaxConcurrency, 1, 10_000);
+  checkInteger('cacheBudgetMs', props.cacheBudgetMs, 1, 30_000);
+  const tolerated = props.toleratedFailurePercentage;
+  if (tolerated !== undefined && !(Number.isFinite(tolerated) && tolerated >= 0 && tolerated <= 100)) {
+    throw new Error(`Tandem toleratedFailurePercentage must be a number from 0 to 100, got ${tolerated}`);
+  }
+  if (props.architecture !== undefined && props.architecture !== 'x86_64' && props.architecture !== 'arm64') {
+    throw new Error(`Tandem architecture must be x86_64 or arm64, got "${String(props.architecture)}"`);
+  }
+  if (props.auth !== undefined && props.auth !== 'iam' && typeof props.auth.jwt !== 'object') {
+    throw new Error(
+      `Tandem auth must be 'iam' or { jwt: { issuer, audience } }, got ${JSON.stringify(props.auth)}`,
+    );
+  }
+}
+
+export class Tandem extends Construct {
+  public readonly data: DataBucket;
+  public readonly predictions: PredictionTable;
+  public readonly api: RealtimeApi;
+  public readonly batch: BatchPipeline;
+  public readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: TandemProps = {}) {
+    super(scope, id);
+    validateTandemProps(props);
+    const architecture =
+      props.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    this.data = new DataBucket(this, 'Data', props.dataBucket);
+    this.predictions = new PredictionTable(this, 'Predictions');
+    const bucket = this.data.bucket;
+    const table = this.predictions.table;
+
+    this.api = new RealtimeApi(this, 'Api', {
+      bucket,
+      table,
+      defaultModel: props.modelName ?? 'fraud-detector',
+      architecture,
+      logRetention,
+      ...(props.auth ? { auth: props.auth } : {}),
+      ...(props.predictMemorySize ? { memorySize: props.predictMemorySize } : {}),
+      ...(props.provisionedConcurrency !== undefined
+        ? { provisionedConcurrency: props.provisionedConcurrency }
+        : {}),
+      ...(props.cacheBudgetMs !== undefined ? { cacheBudgetMs: props.cacheBudgetMs } : {}),
+      ...(props.writeThrough !== undefined ? { writeThrough: props.writeThrough } : {}),
+      ...(props.apiThrottle ? { throttle: props.apiThrottle } : {}),
+    });
+
+    this.batch = new BatchPipeline(this, 'Batch', {
+      bucket,
+      table,
+      architecture,
+      logRetention,
+      ...(props.scoreMemorySize ? { scoreMemorySize: props.scoreMemorySize } : {}),
+      ...(props.batchMaxConcurrency !== undefined ? { maxConcurrency: props.batchMaxConcurrency } : {}),
+      ...(props.toleratedFailurePercentage !== undefined
+        ? { toleratedFailurePercentage: props.toleratedFailurePercentage }
+        : {}),
+      ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
+    });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      httpApi: this.api.api,
+      functions: {
+        predict: this.api.predict.function,
+        trigger: this.batch.trigger.function,
+        plan: this.batch.plan.function,
+        score: this.batch.score.function,
+        finalize: this.batch.finalize.function,
+      },
+      stateMachine: this.batch.stateMachine,
+      table,
+      deadLetterQueue: this.batch.deadLetterQueue,
+      ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
+    });
+
+    addTandemNagSuppressions(this);
+  }
+}
+
+export interface TandemStackProps extends StackProps, TandemProps {}
+
+/** The deployable stack: one Tandem, and the outputs a caller needs. */
+export class TandemStack extends Stack {
+  public readonly tandem: Tandem;
+
+  constructor(scope: Construct, id: string, props: TandemStackProps = {}) {
+    super(scope, id, {
+      description:
+        'Tandem: one ONNX model served as a real-time API, S3 batch scoring and a precomputed cache',
+      ...props,
+    });
+    this.tandem = new Tandem(this, 'Tandem', props);
+    const { api, data, predictions, batch, monitoring } = this.tandem;
+
+    new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the real-time API' });
+    new CfnOutput(this, 'ApiAuth', {
+      value: props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt',
+      description:
+        'iam: sign requests with SigV4 (service execute-api); jwt: send Authorization: Bearer <token>',
+    });
+    new CfnOutput(this, 'PredictFunctionName', { value: api.predict.function.functionName });
+    new CfnOutput(this, 'DataBucketName', {
+      value: data.bucket.bucketName,
+      description: 'models/<name>/<version>/, models/<name>/current.json, incoming/<model>/<file>, results/',
+    });
+    new CfnOutput(this, 'PredictionTableName', { value: predictions.table.tableName });
+    new CfnOutput(this, 'BatchStateMachineArn', { value: batch.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'UploadRuleName', {
+      value: batch.uploadRule.ruleName,
+      description: 'EventBridge rule: Object Created under incoming/ -> batch trigger',
+    });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: batch.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.topic.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
+  }
+}

@@ -1,0 +1,785 @@
+/**
+ * Targeted assertions on the synthesized TandemStack (bundling skipped: the packaging is covered by
+ * asset-size.test.ts). One template per configuration, built once.
+ */
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { STATE_NAMES } from '../../lib/batch-definition.ts';
+import { readSettings, SettingsError, type SettingName } from '../../lib/settings.ts';
+import { Tandem } from '../../lib/tandem-stack.ts';
+import { cdkJsonContext, templateOf, testApp, testStack } from './support.ts';
+
+type Resource = {
+  Type: string;
+  Properties?: Record<string, unknown>;
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
+};
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
+
+function resources(template: Template, type: string): Record<string, Resource> {
+  return template.findResources(type) as Record<string, Resource>;
+}
+
+function onlyResource(template: Template, type: string, logicalIdPart = ''): [string, Resource] {
+  const found = Object.entries(resources(template, type)).filter(([id]) => id.includes(logicalIdPart));
+  expect(found, `${type} matching "${logicalIdPart}"`).toHaveLength(1);
+  return found[0]!;
+}
+
+/** The logical id of the role of the function whose logical id contains `part`. */
+function roleOf(template: Template, part: string): string {
+  const [, fn] = onlyResource(template, 'AWS::Lambda::Function', part);
+  return (fn.Properties!['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+}
+
+/** Every statement of every policy attached to a role. */
+function statementsOf(template: Template, roleLogicalId: string): Statement[] {
+  return Object.values(resources(template, 'AWS::IAM::Policy'))
+    .filter((p) => (p.Properties!['Roles'] as Array<{ Ref: string }>).some((r) => r.Ref === roleLogicalId))
+    .flatMap((p) => (p.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement);
+}
+
+const list = (value: string | string[]): string[] => (Array.isArray(value) ? value : [value]);
+const actionsOf = (statements: Statement[]): string[] =>
+  [...new Set(statements.flatMap((s) => list(s.Action)))].sort();
+
+/** A resource as a readable string: `${Logical.Attr}` for GetAtt, `${Logical}` for Ref, joins concatenated. */
+function flat(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const v = value as Record<string, unknown>;
+  if (v['Fn::Join']) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map(flat).join(sep);
+  }
+  if (v['Fn::GetAtt']) return `\${${(v['Fn::GetAtt'] as string[]).join('.')}}`;
+  if (v['Ref']) return `\${${v['Ref'] as string}}`;
+  return JSON.stringify(value);
+}
+
+function grants(statements: Statement[]): string[] {
+  return statements
+    .flatMap((s) =>
+      list(s.Action).flatMap((a) =>
+        (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map(
+          (r) => `${a} ${flat(r).replace(/\$\{TandemDataBucket\w+\.Arn\}/, 'bucket')}`,
+        ),
+      ),
+    )
+    .sort();
+}
+
+/** The state machine definition, with tokens replaced by `${Logical.Attr}` placeholders. */
+function definitionOf(template: Template): {
+  StartAt: string;
+  States: Record<string, Record<string, unknown>>;
+} {
+  const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+  return JSON.parse(flat(sm.Properties!['DefinitionString'])) as never;
+}
+
+const XRAY = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+
+describe('TandemStack (defaults)', () => {
+  let template: Template;
+  beforeAll(() => {
+    template = templateOf();
+  });
+
+  describe('data bucket', () => {
+    it('is encrypted, private, versioned, TLS-only and retained', () => {
+      const [id, bucket] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+      expect(bucket.DeletionPolicy).toBe('Retain');
+      expect(bucket.Properties).toMatchObject({
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        VersioningConfiguration: { Status: 'Enabled' },
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+      });
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: id },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 's3:*',
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    });
+
+    it('sends Object Created events to EventBridge, natively (no notifications custom resource)', () => {
+      const [, bucket] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+      expect(bucket.Properties!['NotificationConfiguration']).toEqual({
+        EventBridgeConfiguration: { EventBridgeEnabled: true },
+      });
+      template.resourceCountIs('Custom::S3BucketNotifications', 0);
+      template.resourceCountIs('AWS::Lambda::Function', 5);
+    });
+
+    it('expires run state, ages results and old versions', () => {
+      const [, bucket] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+      const rules = (
+        bucket.Properties!['LifecycleConfiguration'] as { Rules: Array<Record<string, unknown>> }
+      ).Rules;
+      expect(rules).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ Prefix: 'runs/', ExpirationInDays: 14, Status: 'Enabled' }),
+          expect.objectContaining({
+            Prefix: 'results/',
+            ExpirationInDays: 365,
+            ObjectSizeGreaterThan: '131071',
+            Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
+          }),
+          expect.objectContaining({ NoncurrentVersionExpiration: { NoncurrentDays: 30 } }),
+        ]),
+      );
+      expect(rules.find((r) => r['Prefix'] === 'incoming/' || r['Prefix'] === 'models/')).toBeUndefined();
+    });
+
+    it('writes server access logs to a separate private, TLS-only, retained bucket', () => {
+      const [logsId, logBucket] = onlyResource(template, 'AWS::S3::Bucket', 'AccessLogs');
+      const [, bucket] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+      expect(bucket.Properties!['LoggingConfiguration']).toEqual({
+        DestinationBucketName: { Ref: logsId },
+        LogFilePrefix: 'data-bucket/',
+      });
+      expect(logBucket.DeletionPolicy).toBe('Retain');
+      expect(logBucket.Properties).toMatchObject({
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, RestrictPublicBuckets: true },
+      });
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: logsId },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            Match.objectLike({
+              Effect: 'Allow',
+              Principal: { Service: 'logging.s3.amazonaws.com' },
+              Action: 's3:PutObject',
+            }),
+          ]),
+        },
+      });
+    });
+  });
+
+  describe('prediction table', () => {
+    it('is on-demand, keyed by pk, with TTL on expiresAt, PITR, deletion protection, retained', () => {
+      const [, table] = onlyResource(template, 'AWS::DynamoDB::Table');
+      expect(table.DeletionPolicy).toBe('Retain');
+      expect(table.UpdateReplacePolicy).toBe('Retain');
+      expect(table.Properties).toMatchObject({
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true,
+      });
+    });
+  });
+
+  describe('real-time API', () => {
+    it('routes the five endpoints to the predict alias, each behind IAM authorization', () => {
+      const routes = Object.values(resources(template, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties!);
+      expect(routes.map((r) => r['RouteKey']).sort()).toEqual([
+        'GET /health',
+        'GET /models',
+        'GET /models/{name}',
+        'GET /ready',
+        'POST /predict',
+      ]);
+      for (const route of routes) expect(route['AuthorizationType']).toBe('AWS_IAM');
+      template.resourceCountIs('AWS::ApiGatewayV2::Authorizer', 0);
+      const [aliasId] = onlyResource(template, 'AWS::Lambda::Alias');
+      template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+        IntegrationType: 'AWS_PROXY',
+        IntegrationUri: { Ref: aliasId },
+        PayloadFormatVersion: '2.0',
+      });
+    });
+
+    it('throttles the stage and writes JSON access logs to a log group with retention', () => {
+      const [, stage] = onlyResource(template, 'AWS::ApiGatewayV2::Stage');
+      expect(stage.Properties).toMatchObject({
+        StageName: '$default',
+        AutoDeploy: true,
+        DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+      });
+      const access = stage.Properties!['AccessLogSettings'] as { DestinationArn: unknown; Format: string };
+      const logGroupId = flat(access.DestinationArn).slice(2, -'.Arn}'.length);
+      expect(template.toJSON().Resources[logGroupId].Properties.RetentionInDays).toBe(30);
+      expect(JSON.parse(access.Format)).toMatchObject({
+        requestId: '$context.requestId',
+        status: '$context.status',
+      });
+    });
+
+    it('runs predict on nodejs22.x with tracing, its own log group and the config.ts environment', () => {
+      const [, fn] = onlyResource(template, 'AWS::Lambda::Function', 'Predict');
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Handler: 'index.handler',
+        Architectures: ['x86_64'],
+        MemorySize: 1769,
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogGroup: { Ref: expect.stringContaining('PredictLogGroup') } },
+      });
+      const env = (fn.Properties!['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      expect(flat(env['MODELS_URI'])).toMatch(/^s3:\/\/\$\{TandemDataBucket\w+\}\/models\/$/);
+      expect(env).toMatchObject({
+        DEFAULT_MODEL: 'fraud-detector',
+        TABLE_NAME: { Ref: expect.stringContaining('PredictionsTable') },
+        CACHE_BUDGET_MS: '150',
+        WRITE_THROUGH: 'false',
+        MODEL_REFRESH_SECONDS: '60',
+        LOG_PAYLOADS: 'false',
+      });
+    });
+
+    it("serves the 'live' alias, without provisioned concurrency by default", () => {
+      const [, alias] = onlyResource(template, 'AWS::Lambda::Alias');
+      expect(alias.Properties!['Name']).toBe('live');
+      expect(alias.Properties!['ProvisionedConcurrencyConfig']).toBeUndefined();
+    });
+  });
+
+  describe('batch pipeline', () => {
+    it('sends Object Created events under incoming/ of the data bucket to the trigger, with retries and a DLQ', () => {
+      const [bucketId] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+      const [triggerId] = onlyResource(template, 'AWS::Lambda::Function', 'Trigger');
+      const [queueId, queue] = onlyResource(template, 'AWS::SQS::Queue', 'DeadLetterQueue');
+      expect(queue.Properties).toMatchObject({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 14 * 86_400,
+      });
+      template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.s3'],
+          'detail-type': ['Object Created'],
+          detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ prefix: 'incoming/' }] } },
+        },
+        Targets: [
+          Match.objectLike({
+            Arn: { 'Fn::GetAtt': [triggerId, 'Arn'] },
+            DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+            RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 6 * 3600 },
+          }),
+        ],
+      });
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        FunctionName: { Ref: triggerId },
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+      });
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Allow',
+              Principal: { Service: 'events.amazonaws.com' },
+              Action: 'sqs:SendMessage',
+            }),
+          ]),
+        },
+      });
+    });
+
+    it('gives the batch functions the handler environment and throughput sizing', () => {
+      const env = (part: string): Record<string, unknown> =>
+        (
+          onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!['Environment'] as {
+            Variables: Record<string, unknown>;
+          }
+        ).Variables;
+      expect(env('Trigger')['STATE_MACHINE_ARN']).toEqual({ Ref: expect.stringContaining('StateMachine') });
+      expect(env('Trigger')['BATCH_OPTIONS']).toBeUndefined();
+      expect(flat(env('Plan')['MODELS_URI'])).toMatch(/\/models\/$/);
+      expect(Object.keys(env('Score')).sort()).toEqual(['MODELS_URI', 'NODE_OPTIONS', 'TABLE_NAME']);
+      expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
+      const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
+      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 900, Runtime: 'nodejs22.x' });
+      expect(props('Plan')).toMatchObject({ Timeout: 900 });
+    });
+
+    it('builds the state machine from batchDefinition: Distributed Map of Express children over the plan', () => {
+      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      expect(sm.Properties).toMatchObject({
+        StateMachineType: 'STANDARD',
+        TracingConfiguration: { Enabled: true },
+        LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
+      });
+      const definition = definitionOf(template);
+      expect(definition.StartAt).toBe(STATE_NAMES.plan);
+      const map = definition.States[STATE_NAMES.map]!;
+      expect(map).toMatchObject({
+        Type: 'Map',
+        ItemReader: { Resource: 'arn:aws:states:::s3:getObject', ReaderConfig: { InputType: 'JSON' } },
+        ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' } },
+        MaxConcurrency: 40,
+        ToleratedFailurePercentage: 0,
+        ResultWriter: {
+          Resource: 'arn:aws:states:::s3:putObject',
+          Parameters: { Bucket: expect.stringMatching(/^\$\{TandemDataBucket\w+\}$/) },
+        },
+      });
+      const tasks = {
+        plan: definition.States[STATE_NAMES.plan]!,
+        score: (map['ItemProcessor'] as { States: Record<string, Record<string, unknown>> }).States[
+          STATE_NAMES.score
+        ]!,
+        finalize: definition.States[STATE_NAMES.finalize]!,
+      };
+      for (const [name, task] of Object.entries(tasks)) {
+        expect(task['Resource'], name).toMatch(
+          new RegExp(`^\\$\\{TandemBatch${name[0]!.toUpperCase()}${name.slice(1)}Function\\w+\\.Arn\\}$`),
+        );
+        const retries = task['Retry'] as Array<Record<string, unknown>>;
+        expect(
+          retries.some((r) => r['JitterStrategy'] === 'FULL' && (r['MaxAttempts'] as number) > 0),
+          name,
+        ).toBe(true);
+      }
+    });
+
+    it('logs the state machine to its own log group with retention', () => {
+      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const dest = (
+        sm.Properties!['LoggingConfiguration'] as {
+          Destinations: Array<{ CloudWatchLogsLogGroup: { LogGroupArn: unknown } }>;
+        }
+      ).Destinations[0]!.CloudWatchLogsLogGroup.LogGroupArn;
+      const logGroupId = flat(dest).slice(2, -'.Arn}'.length);
+      expect(template.toJSON().Resources[logGroupId].Properties).toEqual({
+        LogGroupName: expect.stringMatching(/^\/aws\/vendedlogs\/states\/Tandem-Tandem-Batch-[0-9A-F]{8}$/),
+        RetentionInDays: 30,
+      });
+    });
+  });
+
+  describe('least privilege', () => {
+    it('lets predict read models/ and the table, and nothing else', () => {
+      const statements = statementsOf(template, roleOf(template, 'Predict'));
+      expect(
+        grants(
+          statements.filter(
+            (s) => !list(s.Action).some((a) => a.startsWith('logs:') || a.startsWith('xray:')),
+          ),
+        ),
+      ).toEqual([
+        expect.stringMatching(/^dynamodb:BatchGetItem \$\{TandemPredictionsTable\w+\.Arn\}$/),
+        expect.stringMatching(/^dynamodb:GetItem \$\{TandemPredictionsTable\w+\.Arn\}$/),
+        's3:GetObject bucket/models/*',
+        's3:ListBucket bucket',
+      ]);
+      expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
+    });
+
+    it('lets the scorer read incoming/, runs/ and models/, write results/ and runs/, and put table items', () => {
+      const statements = statementsOf(template, roleOf(template, 'Score'));
+      const s3 = grants(statements).filter((g) => g.startsWith('s3:'));
+      expect(s3).toEqual([
+        's3:AbortMultipartUpload bucket/results/*',
+        's3:AbortMultipartUpload bucket/runs/*',
+        's3:GetObject bucket/incoming/*',
+        's3:GetObject bucket/models/*',
+        's3:GetObject bucket/runs/*',
+        's3:GetObjectVersion bucket/incoming/*',
+        's3:GetObjectVersion bucket/runs/*',
+        's3:PutObject bucket/results/*',
+        's3:PutObject bucket/runs/*',
+      ]);
+      expect(actionsOf(statements).filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:PutItem']);
+    });
+
+    it('lets plan, finalize and trigger do only their part', () => {
+      const plan = grants(statementsOf(template, roleOf(template, 'Plan'))).filter(
+        (g) => !/^(logs|xray):/.test(g),
+      );
+      expect(plan).toEqual([
+        's3:AbortMultipartUpload bucket/runs/*',
+        's3:GetObject bucket/incoming/*',
+        's3:GetObject bucket/models/*',
+        's3:GetObject bucket/runs/*',
+        's3:GetObjectVersion bucket/incoming/*',
+        's3:GetObjectVersion bucket/runs/*',
+        's3:ListBucket bucket',
+        's3:PutObject bucket/runs/*',
+      ]);
+      const finalize = grants(statementsOf(template, roleOf(template, 'Finalize'))).filter(
+        (g) => !/^(logs|xray):/.test(g),
+      );
+      expect(finalize).toEqual([
+        'events:PutEvents arn:aws:events:eu-west-1:123456789012:event-bus/default',
+        's3:AbortMultipartUpload bucket/results/*',
+        's3:GetObject bucket/runs/*',
+        's3:ListBucket bucket',
+        's3:PutObject bucket/results/*',
+      ]);
+      const trigger = actionsOf(statementsOf(template, roleOf(template, 'Trigger'))).filter(
+        (a) => !/^(logs|xray):/.test(a),
+      );
+      expect(trigger).toEqual([
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:SendMessage',
+        'states:StartExecution',
+      ]);
+    });
+
+    it('lets the state machine invoke its three functions, read items and write map results under runs/, and run its map children', () => {
+      const [smId, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const roleId = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
+      const statements = statementsOf(template, roleId);
+      const invoke = statements.filter((s) => list(s.Action).includes('lambda:InvokeFunction'));
+      expect(invoke.flatMap((s) => (s.Resource as unknown[]).map(flat)).sort()).toEqual([
+        expect.stringMatching(/^\$\{TandemBatchFinalizeFunction\w+\.Arn\}$/),
+        expect.stringMatching(/^\$\{TandemBatchPlanFunction\w+\.Arn\}$/),
+        expect.stringMatching(/^\$\{TandemBatchScoreFunction\w+\.Arn\}$/),
+      ]);
+      expect(grants(statements).filter((g) => g.startsWith('s3:'))).toEqual([
+        's3:AbortMultipartUpload bucket/runs/*',
+        's3:GetObject bucket/runs/*',
+        's3:ListMultipartUploadParts bucket/runs/*',
+        's3:PutObject bucket/runs/*',
+      ]);
+      const start = statements.find((s) => list(s.Action).includes('states:StartExecution'));
+      expect(start?.Resource).toEqual({ Ref: smId });
+      const children = statements.find((s) => list(s.Action).includes('states:DescribeExecution'));
+      expect(list(children!.Action).sort()).toEqual([
+        'states:DescribeExecution',
+        'states:RedriveExecution',
+        'states:StopExecution',
+      ]);
+      expect((children!.Resource as unknown[]).map(flat)).toEqual([
+        `arn:aws:states:eu-west-1:123456789012:execution:\${${smId}.Name}/*`,
+        `arn:aws:states:eu-west-1:123456789012:execution:\${${smId}.Name}:*`,
+      ]);
+    });
+
+    it('uses Resource "*" only for X-Ray and for the state machine log delivery', () => {
+      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const smRole = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
+      const logDelivery = [
+        'logs:CreateLogDelivery',
+        'logs:DeleteLogDelivery',
+        'logs:DescribeLogGroups',
+        'logs:DescribeResourcePolicies',
+        'logs:GetLogDelivery',
+        'logs:ListLogDeliveries',
+        'logs:PutResourcePolicy',
+        'logs:UpdateLogDelivery',
+        'xray:GetSamplingRules',
+        'xray:GetSamplingTargets',
+      ];
+      for (const [policyId, policy] of Object.entries(resources(template, 'AWS::IAM::Policy'))) {
+        const roles = (policy.Properties!['Roles'] as Array<{ Ref: string }>).map((r) => r.Ref);
+        const allowed = roles.includes(smRole) ? [...XRAY, ...logDelivery] : XRAY;
+        for (const s of (policy.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement) {
+          const star = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*');
+          if (star)
+            expect(
+              list(s.Action).filter((a) => !allowed.includes(a)),
+              policyId,
+            ).toEqual([]);
+          for (const action of list(s.Action)) expect(action, policyId).not.toMatch(/\*/);
+        }
+      }
+      template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+      for (const role of Object.values(resources(template, 'AWS::IAM::Role'))) {
+        expect(role.Properties!['ManagedPolicyArns']).toBeUndefined();
+      }
+    });
+
+    it('lets each function write only to its own log group', () => {
+      for (const part of ['Predict', 'Trigger', 'Plan', 'Score', 'Finalize']) {
+        const [, fn] = onlyResource(template, 'AWS::Lambda::Function', part);
+        const logGroup = (fn.Properties!['LoggingConfig'] as { LogGroup: { Ref: string } }).LogGroup.Ref;
+        const logs = statementsOf(template, roleOf(template, part)).filter((s) =>
+          list(s.Action).some((a) => a.startsWith('logs:')),
+        );
+        expect(logs.map((s) => [list(s.Action).sort(), flat(s.Resource)])).toEqual([
+          [['logs:CreateLogStream', 'logs:PutLogEvents'], `\${${logGroup}.Arn}`],
+        ]);
+      }
+    });
+  });
+
+  describe('monitoring', () => {
+    it('alarms on API 5xx and p99 latency, failed runs, table throttles, dead letters and every function', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/ApiGateway',
+        MetricName: '5xx',
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/ApiGateway',
+        MetricName: 'Latency',
+        ExtendedStatistic: 'p99',
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Metrics: Match.arrayWith([
+          Match.objectLike({
+            MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'ExecutionsFailed' }) }),
+          }),
+        ]),
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Metrics: Match.arrayWith([
+          Match.objectLike({
+            MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'WriteThrottleEvents' }) }),
+          }),
+        ]),
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+      });
+      const lambdaErrors = Object.values(resources(template, 'AWS::CloudWatch::Alarm')).filter(
+        (a) => a.Properties!['Namespace'] === 'AWS/Lambda' && a.Properties!['MetricName'] === 'Errors',
+      );
+      expect(lambdaErrors).toHaveLength(5);
+      const [topicId] = onlyResource(template, 'AWS::SNS::Topic');
+      for (const alarm of Object.values(resources(template, 'AWS::CloudWatch::Alarm'))) {
+        expect(alarm.Properties!['AlarmActions']).toEqual([{ Ref: topicId }]);
+      }
+      template.resourceCountIs('AWS::SNS::Subscription', 0);
+      template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    });
+
+    it('encrypts the alarm topic with a rotated key CloudWatch may use', () => {
+      const [keyId] = onlyResource(template, 'AWS::KMS::Key');
+      template.hasResourceProperties('AWS::KMS::Key', {
+        EnableKeyRotation: true,
+        KeyPolicy: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Principal: { Service: 'cloudwatch.amazonaws.com' },
+              Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+            }),
+          ]),
+        },
+      });
+      template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] } });
+    });
+
+    it('gives every log group a retention', () => {
+      const groups = Object.values(resources(template, 'AWS::Logs::LogGroup'));
+      expect(groups).toHaveLength(7);
+      for (const group of groups) expect(group.Properties!['RetentionInDays']).toBe(30);
+    });
+  });
+
+  it('outputs what a caller needs', () => {
+    const outputs = Object.keys(template.toJSON().Outputs as object);
+    expect(outputs).toEqual(
+      expect.arrayContaining([
+        'ApiUrl',
+        'DataBucketName',
+        'PredictionTableName',
+        'BatchStateMachineArn',
+        'UploadRuleName',
+        'AlarmTopicArn',
+      ]),
+    );
+  });
+});
+
+describe('TandemStack (configured)', () => {
+  let template: Template;
+  beforeAll(() => {
+    template = templateOf({
+      modelName: 'churn',
+      architecture: 'arm64',
+      provisionedConcurrency: 3,
+      predictMemorySize: 2048,
+      scoreMemorySize: 4096,
+      auth: { jwt: { issuer: 'https://issuer.example.com/', audience: ['tandem-client'] } },
+      batchMaxConcurrency: 7,
+      toleratedFailurePercentage: 5,
+      cacheBudgetMs: 80,
+      writeThrough: true,
+      alarmEmail: 'ops@example.com',
+      logRetention: logs.RetentionDays.ONE_WEEK,
+      batchOptions: { delimiter: ';' },
+    });
+  });
+
+  it('puts a JWT authorizer on every route', () => {
+    const [authorizerId] = onlyResource(template, 'AWS::ApiGatewayV2::Authorizer');
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      IdentitySource: ['$request.header.Authorization'],
+      JwtConfiguration: { Issuer: 'https://issuer.example.com/', Audience: ['tandem-client'] },
+    });
+    const routes = Object.values(resources(template, 'AWS::ApiGatewayV2::Route'));
+    expect(routes).toHaveLength(5);
+    for (const route of routes) {
+      expect(route.Properties).toMatchObject({
+        AuthorizationType: 'JWT',
+        AuthorizerId: { Ref: authorizerId },
+      });
+    }
+  });
+
+  it('sets provisioned concurrency on the live alias, arm64 everywhere, and the predict settings', () => {
+    template.hasResourceProperties('AWS::Lambda::Alias', {
+      Name: 'live',
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 3 },
+    });
+    for (const fn of Object.values(resources(template, 'AWS::Lambda::Function'))) {
+      expect(fn.Properties!['Architectures']).toEqual(['arm64']);
+    }
+    const [, predict] = onlyResource(template, 'AWS::Lambda::Function', 'Predict');
+    expect(predict.Properties).toMatchObject({
+      MemorySize: 2048,
+      Environment: {
+        Variables: expect.objectContaining({
+          DEFAULT_MODEL: 'churn',
+          CACHE_BUDGET_MS: '80',
+          WRITE_THROUGH: 'true',
+        }),
+      },
+    });
+    expect(onlyResource(template, 'AWS::Lambda::Function', 'Score')[1].Properties!['MemorySize']).toBe(4096);
+    const trigger = onlyResource(template, 'AWS::Lambda::Function', 'Trigger')[1];
+    expect(
+      JSON.parse(
+        (trigger.Properties!['Environment'] as { Variables: Record<string, string> }).Variables[
+          'BATCH_OPTIONS'
+        ]!,
+      ),
+    ).toEqual({
+      delimiter: ';',
+    });
+  });
+
+  it('lets predict put items only with write-through', () => {
+    expect(
+      actionsOf(statementsOf(template, roleOf(template, 'Predict'))).filter((a) => a.startsWith('dynamodb:')),
+    ).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
+  });
+
+  it('passes the map settings into the definition', () => {
+    expect(definitionOf(template).States[STATE_NAMES.map]).toMatchObject({
+      MaxConcurrency: 7,
+      ToleratedFailurePercentage: 5,
+    });
+  });
+
+  it('subscribes the alarm email and applies the log retention', () => {
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+    for (const group of Object.values(resources(template, 'AWS::Logs::LogGroup'))) {
+      expect(group.Properties!['RetentionInDays']).toBe(7);
+    }
+  });
+});
+
+describe('Tandem props validation', () => {
+  const build = (props: ConstructorParameters<typeof Tandem>[2]) => () => testStack(testApp(), props);
+
+  it.each([
+    [{ modelName: 'bad name' }, /modelName must be 1-128 letters/],
+    [{ predictMemorySize: 64 }, /predictMemorySize must be an integer from 128 to 10240/],
+    [{ batchMaxConcurrency: 0 }, /batchMaxConcurrency must be an integer from 1 to 10000/],
+    [{ toleratedFailurePercentage: 101 }, /toleratedFailurePercentage must be a number from 0 to 100/],
+    [{ provisionedConcurrency: -1 }, /provisionedConcurrency must be an integer/],
+    [{ auth: { jwt: { issuer: 'http://insecure', audience: ['a'] } } }, /issuer must be an https:\/\/ URL/],
+    [
+      { auth: { jwt: { issuer: 'https://ok.example.com', audience: [] } } },
+      /audience must list at least one/,
+    ],
+    [{ alarmEmail: 'not-an-email' }, /alarmEmail must be an email address/],
+  ])('rejects %j', (props, message) => {
+    expect(build(props)).toThrow(message);
+  });
+});
+
+describe('settings from context', () => {
+  const from = (context: Record<string, unknown>) => readSettings((key: SettingName) => context[key]);
+
+  it('reads cdk.json: the defaults, as JSON types', () => {
+    const { stackName, props } = from(cdkJsonContext());
+    expect(stackName).toBe('Tandem');
+    expect(props).toEqual({
+      modelName: 'fraud-detector',
+      architecture: 'x86_64',
+      predictMemorySize: 1769,
+      scoreMemorySize: 3008,
+      provisionedConcurrency: 0,
+      batchMaxConcurrency: 40,
+      toleratedFailurePercentage: 0,
+      cacheBudgetMs: 150,
+      writeThrough: false,
+      logRetention: logs.RetentionDays.ONE_MONTH,
+    });
+  });
+
+  it('reads -c key=value strings', () => {
+    const { stackName, props } = from({
+      stackName: 'TandemStaging',
+      architecture: 'arm64',
+      provisionedConcurrency: '2',
+      toleratedFailurePercentage: '2.5',
+      writeThrough: 'true',
+      auth: 'jwt',
+      jwtIssuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc',
+      jwtAudience: 'client-a, client-b',
+      apiRateLimit: '50',
+      logRetentionDays: '14',
+    });
+    expect(stackName).toBe('TandemStaging');
+    expect(props).toEqual({
+      architecture: 'arm64',
+      provisionedConcurrency: 2,
+      toleratedFailurePercentage: 2.5,
+      writeThrough: true,
+      auth: {
+        jwt: {
+          issuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc',
+          audience: ['client-a', 'client-b'],
+        },
+      },
+      apiThrottle: { rateLimit: 50, burstLimit: 1000 },
+      logRetention: logs.RetentionDays.TWO_WEEKS,
+    });
+  });
+
+  it('reports every bad setting at once, by name', () => {
+    let error: unknown;
+    try {
+      from({
+        predictMemorySize: 'lots',
+        architecture: 'sparc',
+        writeThrough: 'yes',
+        logRetentionDays: '10',
+        auth: 'jwt',
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SettingsError);
+    const problems = (error as SettingsError).problems.join('\n');
+    expect(problems).toMatch(/^predictMemorySize: expected an integer from 128 to 10240, got "lots"$/m);
+    expect(problems).toMatch(/^architecture: expected one of x86_64, arm64, got "sparc"$/m);
+    expect(problems).toMatch(/^writeThrough: expected true or false, got "yes"$/m);
+    expect(problems).toMatch(/^logRetentionDays: expected one of CloudWatch Logs' values/m);
+    expect(problems).toMatch(/^jwtIssuer: auth=jwt needs the OIDC issuer URL/m);
+    expect(problems).toMatch(/^jwtAudience: auth=jwt needs at least one audience/m);
+  });
+});
