@@ -53,11 +53,13 @@ async function main(): Promise<void> {
     return;
   }
   const concurrency = Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new Error('--concurrency must be a positive integer');
   const chunkMb = values['chunk-mb'] === undefined ? undefined : Number(values['chunk-mb']);
   if (chunkMb !== undefined && !(chunkMb > 0)) throw new Error('--chunk-mb must be a positive number');
   const key = `incoming/${values.model}/${path.basename(file)}`;
-  if (!parseIncomingKey(key)?.format) throw new Error(`${path.basename(file)}: expected .csv, .jsonl, .parquet, .csv.gz or .jsonl.gz`);
+  if (!parseIncomingKey(key)?.format)
+    throw new Error(`${path.basename(file)}: expected .csv, .jsonl, .parquet, .csv.gz or .jsonl.gz`);
 
   const started = performance.now();
   const stack = await startLocalStack({
@@ -75,14 +77,18 @@ async function main(): Promise<void> {
     const options = {
       ...(chunkMb ? { chunkBytes: Math.round(chunkMb * 1024 * 1024) } : {}),
       ...(values['output-format'] ? { outputFormat: values['output-format'] as 'jsonl' | 'csv' } : {}),
-      ...(values['pass-through'] ? { passThroughColumns: values['pass-through'].split(',').map((c) => c.trim()) } : {}),
+      ...(values['pass-through']
+        ? { passThroughColumns: values['pass-through'].split(',').map((c) => c.trim()) }
+        : {}),
       ...(values.delimiter ? { delimiter: values.delimiter } : {}),
       ...(values['no-table'] ? { tableWrites: 'none' as const } : {}),
     };
     const result = await stack.runDataset(path.resolve(file), values.model!, key, options);
     if (process.stderr.isTTY) process.stderr.write('\n');
     const manifestBytes = await stack.objects.readBytes(LOCAL_BUCKET, result.manifestKey);
-    const manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as { outputs: { parts: string[]; rejected: string[] } };
+    const manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as {
+      outputs: { parts: string[]; rejected: string[] };
+    };
     const runPrefix = result.manifestKey.slice(0, -'_manifest.json'.length);
     const outDir = path.resolve(values.out!, path.basename(runPrefix));
     for (const objectKey of [result.manifestKey, ...manifest.outputs.parts, ...manifest.outputs.rejected]) {

@@ -45,7 +45,14 @@ async function demoExample(): Promise<{ id: string; features: Record<string, unk
   const features = Object.fromEntries(
     manifest.features.map((f) => {
       const text = field(f.name);
-      return [f.name, f.type === 'boolean' ? text === 'true' : f.type === 'category' || f.type === 'string' ? text : Number(text)];
+      return [
+        f.name,
+        f.type === 'boolean'
+          ? text === 'true'
+          : f.type === 'category' || f.type === 'string'
+            ? text
+            : Number(text),
+      ];
     }),
   );
   return { id: field(manifest.idField), features };

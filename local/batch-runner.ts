@@ -12,7 +12,13 @@ import { ChunkScorer } from '../lambdas/core/batch/chunk-scorer.ts';
 import type { ChunkItem, ChunkReport, RunInput } from '../lambdas/core/batch/contracts.ts';
 import { finalizeRun, type FinalizeInput, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { planRun, type PlanResult } from '../lambdas/core/batch/planner.ts';
-import type { EventPublisher, ModelSource, ObjectStore, PredictionStore, RunStarter } from '../lambdas/core/ports.ts';
+import type {
+  EventPublisher,
+  ModelSource,
+  ObjectStore,
+  PredictionStore,
+  RunStarter,
+} from '../lambdas/core/ports.ts';
 
 const LOCAL_ARN = (name: string) => `arn:aws:lambda:us-east-1:000000000000:function:tandem-${name}`;
 
@@ -40,7 +46,11 @@ export interface LocalRun {
 }
 
 /** The deployed definition with the Map reading its items from the state instead of S3. */
-export function localDefinition(bucket: string, maxConcurrency: number, toleratedFailurePercentage: number): AslDefinition {
+export function localDefinition(
+  bucket: string,
+  maxConcurrency: number,
+  toleratedFailurePercentage: number,
+): AslDefinition {
   const definition = batchDefinition({
     planFunctionArn: LOCAL_ARN('batch-plan'),
     scoreFunctionArn: LOCAL_ARN('batch-score'),
@@ -66,7 +76,11 @@ export class LocalBatchRunner implements RunStarter {
 
   constructor(private readonly options: LocalBatchRunnerOptions) {
     this.machine = new StateMachine(
-      localDefinition(options.bucket, options.maxConcurrency ?? 4, options.toleratedFailurePercentage ?? 0) as never,
+      localDefinition(
+        options.bucket,
+        options.maxConcurrency ?? 4,
+        options.toleratedFailurePercentage ?? 0,
+      ) as never,
     );
     this.scorer = new ChunkScorer({
       objects: options.objects,
@@ -103,46 +117,51 @@ export class LocalBatchRunner implements RunStarter {
     let planned = 0;
     let finalized: FinalizeResult | undefined;
     const retry = this.options.retryIntervalMs ?? 50;
-    const execution = this.machine.run(
-      { ...input, startedAt: new Date().toISOString() } as never,
-      {
-        overrides: {
-          taskResourceLocalHandlers: {
-            [STATE_NAMES.plan]: async (state: RunInput): Promise<PlanResult & { items: ChunkItem[] }> => {
-              const result = await planRun(state, { objects, models });
-              planned = result.chunks;
-              const items = JSON.parse(
-                new TextDecoder().decode(await objects.readBytes(result.bucket, result.itemsKey)),
-              ) as ChunkItem[];
-              return { ...result, items };
-            },
-            [STATE_NAMES.score]: async (item: ChunkItem) => {
-              const key = `${item.runId}#${item.index}`;
-              const attempt = (this.attempts.get(key) ?? 0) + 1;
-              this.attempts.set(key, attempt);
-              await this.options.beforeChunk?.(item, attempt);
-              const report = await this.scorer.score(item, attempt);
-              this.options.onChunk?.(item.runId, report, planned);
-              return { index: report.index, read: report.read, scored: report.scored, rejected: report.rejected };
-            },
-            [STATE_NAMES.finalize]: async (state: FinalizeInput & { planned?: PlanResult & { items?: unknown } }) => {
-              // The local items list is not part of the deployed contract.
-              const { items: _items, ...plannedResult } = state.planned ?? ({} as PlanResult & { items?: unknown });
-              finalized = await finalizeRun(
-                { ...state, ...(state.planned ? { planned: plannedResult as PlanResult } : {}) },
-                { objects, ...(events ? { events } : {}) },
-              );
-              return finalized;
-            },
-          } as never,
-          retryIntervalOverrides: {
-            [STATE_NAMES.plan]: retry,
-            [STATE_NAMES.score]: retry,
-            [STATE_NAMES.finalize]: retry,
-          } as never,
-        },
+    const execution = this.machine.run({ ...input, startedAt: new Date().toISOString() } as never, {
+      overrides: {
+        taskResourceLocalHandlers: {
+          [STATE_NAMES.plan]: async (state: RunInput): Promise<PlanResult & { items: ChunkItem[] }> => {
+            const result = await planRun(state, { objects, models });
+            planned = result.chunks;
+            const items = JSON.parse(
+              new TextDecoder().decode(await objects.readBytes(result.bucket, result.itemsKey)),
+            ) as ChunkItem[];
+            return { ...result, items };
+          },
+          [STATE_NAMES.score]: async (item: ChunkItem) => {
+            const key = `${item.runId}#${item.index}`;
+            const attempt = (this.attempts.get(key) ?? 0) + 1;
+            this.attempts.set(key, attempt);
+            await this.options.beforeChunk?.(item, attempt);
+            const report = await this.scorer.score(item, attempt);
+            this.options.onChunk?.(item.runId, report, planned);
+            return {
+              index: report.index,
+              read: report.read,
+              scored: report.scored,
+              rejected: report.rejected,
+            };
+          },
+          [STATE_NAMES.finalize]: async (
+            state: FinalizeInput & { planned?: PlanResult & { items?: unknown } },
+          ) => {
+            // The local items list is not part of the deployed contract.
+            const { items: _items, ...plannedResult } =
+              state.planned ?? ({} as PlanResult & { items?: unknown });
+            finalized = await finalizeRun(
+              { ...state, ...(state.planned ? { planned: plannedResult as PlanResult } : {}) },
+              { objects, ...(events ? { events } : {}) },
+            );
+            return finalized;
+          },
+        } as never,
+        retryIntervalOverrides: {
+          [STATE_NAMES.plan]: retry,
+          [STATE_NAMES.score]: retry,
+          [STATE_NAMES.finalize]: retry,
+        } as never,
       },
-    );
+    });
     try {
       await execution.result;
     } catch (error) {

@@ -2,7 +2,11 @@
  * aws-local-stepfunctions uses Promise.withResolvers (Node 22). The local stack runs on Node 20 too, so
  * local code (never Lambda code) installs it when missing.
  */
-type Resolvers<T> = { promise: Promise<T>; resolve: (value: T | PromiseLike<T>) => void; reject: (reason?: unknown) => void };
+type Resolvers<T> = {
+  promise: Promise<T>;
+  resolve: (value: T | PromiseLike<T>) => void;
+  reject: (reason?: unknown) => void;
+};
 
 const PromiseWithResolvers = Promise as unknown as { withResolvers?: <T>() => Resolvers<T> };
 if (typeof PromiseWithResolvers.withResolvers !== 'function') {

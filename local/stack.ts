@@ -61,7 +61,12 @@ export interface LocalStack {
   /** The demo dataset's batch run, when seeded. */
   readonly seed: FinalizeResult | undefined;
   /** Uploads a file to incoming/<model>/ and runs it (as the upload watcher would); resolves when it ends. */
-  runDataset(file: string, model: string, key?: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
+  runDataset(
+    file: string,
+    model: string,
+    key?: string,
+    options?: Partial<BatchOptions>,
+  ): Promise<FinalizeResult>;
   stop(): Promise<void>;
 }
 
@@ -78,7 +83,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const s3 = new S3Client(aws.clientConfig('s3'));
     await ensureTable(dynamo, LOCAL_TABLE);
     await ensureBucket(s3, LOCAL_BUCKET);
-    const uploadedKeys = await uploadModelPackages(s3, LOCAL_BUCKET, options.modelsDir ?? path.join(REPO_ROOT, 'models'));
+    const uploadedKeys = await uploadModelPackages(
+      s3,
+      LOCAL_BUCKET,
+      options.modelsDir ?? path.join(REPO_ROOT, 'models'),
+    );
 
     const objects = new S3ObjectStore(s3);
     const events: RunCompletedEvent[] = [];
@@ -119,7 +128,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     let seed: FinalizeResult | undefined;
     if (options.seed ?? true) {
-      seed = await runDataset(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), DEMO_MODEL, DEMO_DATASET_KEY);
+      seed = await runDataset(
+        path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'),
+        DEMO_MODEL,
+        DEMO_DATASET_KEY,
+      );
       if (seed.status !== 'SUCCEEDED') throw new Error(`seeding the demo dataset failed: ${seed.message}`);
     }
 

@@ -38,10 +38,23 @@ export interface ObjectStore {
   /** Undefined when the object does not exist. */
   head(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | undefined>;
   /** Streams an object, or the bytes [start, end) of it. */
-  read(bucket: string, key: string, options?: { start?: number; end?: number; versionId?: string }): AsyncIterable<Uint8Array>;
-  readBytes(bucket: string, key: string, options?: { start?: number; end?: number; versionId?: string }): Promise<Uint8Array>;
+  read(
+    bucket: string,
+    key: string,
+    options?: { start?: number; end?: number; versionId?: string },
+  ): AsyncIterable<Uint8Array>;
+  readBytes(
+    bucket: string,
+    key: string,
+    options?: { start?: number; end?: number; versionId?: string },
+  ): Promise<Uint8Array>;
   /** Writes an object from a stream of any length with bounded memory (multipart when large). */
-  write(bucket: string, key: string, body: AsyncIterable<Uint8Array | string>, contentType: string): Promise<void>;
+  write(
+    bucket: string,
+    key: string,
+    body: AsyncIterable<Uint8Array | string>,
+    contentType: string,
+  ): Promise<void>;
   writeBytes(bucket: string, key: string, body: Uint8Array | string, contentType: string): Promise<void>;
   /** Keys under a prefix, in key order. */
   list(bucket: string, prefix: string): Promise<string[]>;

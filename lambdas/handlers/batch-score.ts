@@ -17,7 +17,9 @@ const scorer = new ChunkScorer({
   ...(tableName ? { predictions: new DynamoDbPredictionStore(dynamoClient(10), tableName) } : {}),
 });
 
-export async function handler(item: ChunkItem): Promise<{ index: number; read: number; scored: number; rejected: number }> {
+export async function handler(
+  item: ChunkItem,
+): Promise<{ index: number; read: number; scored: number; rejected: number }> {
   logger.appendKeys({ runId: item.runId, chunk: item.index });
   const report = await scorer.score(item);
   logger.info('chunk scored', { ...report });

@@ -17,7 +17,14 @@ import { ChunkScorer } from '../../lambdas/core/batch/chunk-scorer.ts';
 import type { RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
 import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
-import { DEMO_MODEL, LOCAL_BUCKET, LOCAL_TABLE, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import {
+  DEMO_MODEL,
+  LOCAL_BUCKET,
+  LOCAL_TABLE,
+  REPO_ROOT,
+  startLocalStack,
+  type LocalStack,
+} from '../../local/stack.ts';
 
 let stack: LocalStack;
 let dir: string;
@@ -27,7 +34,9 @@ const failOnce = new Set<string>();
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'tandem-batch-'));
-  const [head, ...rows] = parseCsv(await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'));
+  const [head, ...rows] = parseCsv(
+    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
+  );
   header = head!.fields;
   demoRows = rows.map((r) => r.fields);
   stack = await startLocalStack({
@@ -38,7 +47,8 @@ beforeAll(async () => {
       maxConcurrency: 3,
       retryIntervalMs: 10,
       beforeChunk: (item, attempt) => {
-        if (failOnce.has(`${item.index}`) && attempt === 1) throw new Error('injected: S3 read cut mid-stream');
+        if (failOnce.has(`${item.index}`) && attempt === 1)
+          throw new Error('injected: S3 read cut mid-stream');
       },
     },
   });
@@ -53,7 +63,9 @@ function csvLine(fields: readonly string[]): string {
 }
 
 async function manifestOf(result: FinalizeResult): Promise<RunManifest> {
-  return JSON.parse(new TextDecoder().decode(await stack.objects.readBytes(LOCAL_BUCKET, result.manifestKey))) as RunManifest;
+  return JSON.parse(
+    new TextDecoder().decode(await stack.objects.readBytes(LOCAL_BUCKET, result.manifestKey)),
+  ) as RunManifest;
 }
 
 async function readLines(keys: readonly string[]): Promise<Record<string, unknown>[]> {
@@ -119,7 +131,10 @@ describe('batch lane', () => {
 
     const predictions = await readLines(manifest.outputs.parts);
     const rejected = await readLines(manifest.outputs.rejected);
-    const seen = [...predictions.map((p) => p['row'] as number), ...rejected.map((r) => r['row'] as number)].sort((a, b) => a - b);
+    const seen = [
+      ...predictions.map((p) => p['row'] as number),
+      ...rejected.map((r) => r['row'] as number),
+    ].sort((a, b) => a - b);
     expect(seen).toEqual(Array.from({ length: rows }, (_, i) => i + 1));
     for (const r of rejected) {
       expect(r['reason'], `row ${String(r['row'])}`).toMatch(bad.get(r['row'] as number)!);
@@ -135,7 +150,16 @@ describe('batch lane', () => {
       const features = Object.fromEntries(
         header.slice(1).map((name, i) => {
           const value = fields[i + 1]!;
-          return [name, value === 'true' ? true : value === 'false' ? false : Number.isNaN(Number(value)) ? value : Number(value)];
+          return [
+            name,
+            value === 'true'
+              ? true
+              : value === 'false'
+                ? false
+                : Number.isNaN(Number(value))
+                  ? value
+                  : Number(value),
+          ];
         }),
       );
       return { features };
@@ -169,7 +193,11 @@ describe('batch lane', () => {
     expect(body.source).toBe('cache');
     expect(body.prediction).toEqual(predictions.find((p) => p['row'] === 1)?.['prediction']);
 
-    expect(stack.events.at(-1)).toMatchObject({ runId: manifest.runId, status: 'SUCCEEDED', counts: manifest.counts });
+    expect(stack.events.at(-1)).toMatchObject({
+      runId: manifest.runId,
+      status: 'SUCCEEDED',
+      counts: manifest.counts,
+    });
   });
 
   it('re-running a chunk rewrites the same part and the same items', async () => {
@@ -197,7 +225,9 @@ describe('batch lane', () => {
   it('reads JSON Lines, gzipped CSV and JSON Lines, and Parquet, with the same predictions', async () => {
     const slice = demoRows.slice(0, 60);
     const types = new Map<string, string>([['transaction_id', 'string']]);
-    const manifestJson = JSON.parse(await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8')) as {
+    const manifestJson = JSON.parse(
+      await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8'),
+    ) as {
       features: { name: string; type: string }[];
     };
     for (const f of manifestJson.features) types.set(f.name, f.type);
@@ -206,7 +236,14 @@ describe('batch lane', () => {
         header.map((name, i) => {
           const type = types.get(name);
           const text = fields[i]!;
-          return [name, type === 'boolean' ? text === 'true' : type === 'number' || type === 'integer' ? Number(text) : text];
+          return [
+            name,
+            type === 'boolean'
+              ? text === 'true'
+              : type === 'number' || type === 'integer'
+                ? Number(text)
+                : text,
+          ];
         }),
       );
     const csv = [csvLine(header), ...slice.map(csvLine)].join('\n') + '\n';
@@ -218,7 +255,14 @@ describe('batch lane', () => {
         return {
           name,
           data: type === 'integer' ? slice.map((f) => Number(f[i])) : data,
-          type: type === 'boolean' ? 'BOOLEAN' : type === 'number' ? 'DOUBLE' : type === 'integer' ? 'INT32' : 'STRING',
+          type:
+            type === 'boolean'
+              ? 'BOOLEAN'
+              : type === 'number'
+                ? 'DOUBLE'
+                : type === 'integer'
+                  ? 'INT32'
+                  : 'STRING',
         };
       }),
       rowGroupSize: 25,
@@ -240,7 +284,9 @@ describe('batch lane', () => {
       expect(manifest.counts, name).toMatchObject({ read: 60, scored: 60, rejected: 0 });
       if (name === 'formats.parquet') expect(manifest.chunks.planned, name).toBe(3);
       else expect(manifest.chunks.planned, name).toBeGreaterThan(1);
-      const predictions = (await readLines(manifest.outputs.parts)).sort((a, b) => (a['row'] as number) - (b['row'] as number));
+      const predictions = (await readLines(manifest.outputs.parts)).sort(
+        (a, b) => (a['row'] as number) - (b['row'] as number),
+      );
       const values = predictions.map((p) => [p['id'], p['prediction']]);
       reference ??= values;
       expect(values, name).toEqual(reference);
@@ -291,9 +337,14 @@ describe('batch lane', () => {
       }),
     );
     const deadline = Date.now() + 20_000;
-    while (stack.events.length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (stack.events.length === before && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     const event = stack.events.at(-1)!;
-    expect(event).toMatchObject({ status: 'SUCCEEDED', dataset: 'uploaded', counts: { read: 10, scored: 10 } });
+    expect(event).toMatchObject({
+      status: 'SUCCEEDED',
+      dataset: 'uploaded',
+      counts: { read: 10, scored: 10 },
+    });
     expect(await stack.batch.start(event.runId, {})).toBe('duplicate');
   });
 });

@@ -60,7 +60,10 @@ async function post(body: unknown, headers: Record<string, string> = { 'content-
 
 describe('real-time lane over HTTP', () => {
   it('seeded the whole demo dataset', () => {
-    expect(stack.seed).toMatchObject({ rows: 2000, written: 2000, rejected: [] });
+    expect(stack.seed).toMatchObject({
+      status: 'SUCCEEDED',
+      counts: { read: 2000, scored: 2000, rejected: 0, writtenToTable: 2000 },
+    });
     expect([...stack.uploadedKeys].sort()).toEqual([
       'models/fraud-detector/1.0.0/manifest.json',
       'models/fraud-detector/1.0.0/model.onnx',

@@ -72,7 +72,8 @@ class StreamedObject {
   }
 
   async write(text: string): Promise<void> {
-    if (text.length > 0 && !this.pass.write(text)) await new Promise((resolve) => this.pass.once('drain', resolve));
+    if (text.length > 0 && !this.pass.write(text))
+      await new Promise((resolve) => this.pass.once('drain', resolve));
   }
 
   async close(): Promise<void> {
@@ -95,7 +96,11 @@ export class ChunkScorer {
     const started = performance.now();
     const plan = await this.plan(item);
     const chunk = plan.chunks[item.index];
-    if (!chunk) throw new BatchInputError(`[NO_SUCH_CHUNK] the plan of ${item.runId} has no chunk ${item.index}`, 'NO_SUCH_CHUNK');
+    if (!chunk)
+      throw new BatchInputError(
+        `[NO_SUCH_CHUNK] the plan of ${item.runId} has no chunk ${item.index}`,
+        'NO_SUCH_CHUNK',
+      );
     const model = await this.model(plan);
     const encoder = new OutputEncoder(plan.options.outputFormat, model, plan.options.passThroughColumns);
     const computedAt = Date.parse(plan.createdAt);
@@ -124,7 +129,8 @@ export class ChunkScorer {
       const elapsed = performance.now() - writesThisSecond.at;
       const needed = (writesThisSecond.count / limit) * 1000;
       if (needed > elapsed) await sleep(needed - elapsed);
-      if (performance.now() - writesThisSecond.at > 1000) writesThisSecond = { at: performance.now(), count: 0 };
+      if (performance.now() - writesThisSecond.at > 1000)
+        writesThisSecond = { at: performance.now(), count: 0 };
     };
 
     const flush = async () => {
@@ -165,7 +171,9 @@ export class ChunkScorer {
     const reject = async (record: SourceRecord) => {
       rejected++;
       rejects ??= new StreamedObject(this.deps.objects, bucket, rejectedObjectKey, 'application/x-ndjson');
-      const reason = record.problem ?? `invalid features: ${record.issues.map((i) => `${i.field} ${i.message}`).join('; ')}`;
+      const reason =
+        record.problem ??
+        `invalid features: ${record.issues.map((i) => `${i.field} ${i.message}`).join('; ')}`;
       await rejects.write(
         `${JSON.stringify({
           row: record.row,
@@ -196,7 +204,10 @@ export class ChunkScorer {
     } catch (error) {
       part?.abort(error as Error);
       rejects?.abort(error as Error);
-      if (error instanceof DatasetError) throw new BatchInputError(`[${error.code}] chunk ${chunk.index}: ${error.message}`, error.code, { cause: error });
+      if (error instanceof DatasetError)
+        throw new BatchInputError(`[${error.code}] chunk ${chunk.index}: ${error.message}`, error.code, {
+          cause: error,
+        });
       throw error;
     }
     const totalMs = performance.now() - started;
@@ -215,8 +226,14 @@ export class ChunkScorer {
       totalMs: Math.round(totalMs),
       attempt,
     };
-    if (read !== scored + rejected) throw new Error(`chunk ${chunk.index}: read ${read} != scored ${scored} + rejected ${rejected}`);
-    await this.deps.objects.writeBytes(bucket, chunkReportKey(plan.runId, chunk.index), JSON.stringify(report), 'application/json');
+    if (read !== scored + rejected)
+      throw new Error(`chunk ${chunk.index}: read ${read} != scored ${scored} + rejected ${rejected}`);
+    await this.deps.objects.writeBytes(
+      bucket,
+      chunkReportKey(plan.runId, chunk.index),
+      JSON.stringify(report),
+      'application/json',
+    );
     return report;
   }
 
@@ -260,21 +277,37 @@ export class ChunkScorer {
     const { source } = plan;
     const version = source.versionId ? { versionId: source.versionId } : {};
     if (chunk.kind === 'row-groups') {
-      const rows = readParquetRows(objectRandomAccess(this.deps.objects, source.bucket, source.key, source.size, source.versionId), chunk);
+      const rows = readParquetRows(
+        objectRandomAccess(this.deps.objects, source.bucket, source.key, source.size, source.versionId),
+        chunk,
+      );
       return mapBatches(rows, (r) => objectRecord(model, plan, r.row, undefined, r.value, () => r.value));
     }
-    const bytes = this.deps.objects.read(source.bucket, source.key, { start: chunk.start, end: chunk.end, ...version });
+    const bytes = this.deps.objects.read(source.bucket, source.key, {
+      start: chunk.start,
+      end: chunk.end,
+      ...version,
+    });
     if (plan.format === 'csv') {
       const header = plan.header ?? [];
       const columns = model.validator.names.map((name) => header.indexOf(name));
       const idColumn = header.indexOf(model.manifest.idField);
       const passColumns = plan.options.passThroughColumns.map((c) => header.indexOf(c));
-      const rows = readCsvRecords(bytes, { delimiter: plan.options.delimiter, firstRow: chunk.firstRow, firstLine: chunk.firstLine });
+      const rows = readCsvRecords(bytes, {
+        delimiter: plan.options.delimiter,
+        firstRow: chunk.firstRow,
+        firstLine: chunk.firstLine,
+      });
       return mapBatches(rows, (r) => {
         const original = () => Object.fromEntries(header.map((name, i) => [name, r.fields[i] ?? null]));
         if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
         if (r.fields.length !== header.length) {
-          return problemRecord(r.row, r.line, `expected ${header.length} fields (the header's), got ${r.fields.length}`, () => r.fields);
+          return problemRecord(
+            r.row,
+            r.line,
+            `expected ${header.length} fields (the header's), got ${r.fields.length}`,
+            () => r.fields,
+          );
         }
         const issues: FeatureIssue[] = [];
         const features = model.validator.fromText(r.fields, columns, issues);
@@ -299,8 +332,22 @@ export class ChunkScorer {
   }
 }
 
-function problemRecord(row: number, line: number | undefined, problem: string, original: () => unknown): SourceRecord {
-  return { row, ...(line === undefined ? {} : { line }), id: undefined, features: undefined, issues: [], problem, original, passThrough: [] };
+function problemRecord(
+  row: number,
+  line: number | undefined,
+  problem: string,
+  original: () => unknown,
+): SourceRecord {
+  return {
+    row,
+    ...(line === undefined ? {} : { line }),
+    id: undefined,
+    features: undefined,
+    issues: [],
+    problem,
+    original,
+    passThrough: [],
+  };
 }
 
 function objectRecord(
@@ -318,8 +365,14 @@ function objectRecord(
   const issues: FeatureIssue[] = [];
   const features = model.validator.fromObject(record, issues, '', { ignoreUnknown: true });
   const rawId = record[model.manifest.idField];
-  const id = typeof rawId === 'string' && rawId !== '' ? rawId : typeof rawId === 'number' && Number.isFinite(rawId) ? String(rawId) : undefined;
-  if (id === undefined) issues.push({ field: model.manifest.idField, message: 'is required (a string or a number)' });
+  const id =
+    typeof rawId === 'string' && rawId !== ''
+      ? rawId
+      : typeof rawId === 'number' && Number.isFinite(rawId)
+        ? String(rawId)
+        : undefined;
+  if (id === undefined)
+    issues.push({ field: model.manifest.idField, message: 'is required (a string or a number)' });
   return {
     row,
     ...(line === undefined ? {} : { line }),
@@ -331,6 +384,9 @@ function objectRecord(
   };
 }
 
-async function* mapBatches<T>(source: AsyncIterable<T[]>, map: (item: T) => SourceRecord): AsyncGenerator<SourceRecord[]> {
+async function* mapBatches<T>(
+  source: AsyncIterable<T[]>,
+  map: (item: T) => SourceRecord,
+): AsyncGenerator<SourceRecord[]> {
   for await (const batch of source) yield batch.map(map);
 }

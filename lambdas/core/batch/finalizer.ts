@@ -75,8 +75,9 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
   const model = plan?.model ?? incoming?.model ?? input.model ?? '_unknown';
   const dataset = plan?.dataset ?? incoming?.dataset ?? 'dataset';
   const prefix = plan?.resultsPrefix ?? resultsPrefix(model || '_unknown', dataset, runId);
-  const sum = (field: keyof Pick<ChunkReport, 'read' | 'scored' | 'rejected' | 'tableWritten' | 'tableSkipped'>) =>
-    reports.reduce((total, r) => total + r[field], 0);
+  const sum = (
+    field: keyof Pick<ChunkReport, 'read' | 'scored' | 'rejected' | 'tableWritten' | 'tableSkipped'>,
+  ) => reports.reduce((total, r) => total + r[field], 0);
   const counts = {
     read: sum('read'),
     scored: sum('scored'),
@@ -92,7 +93,12 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
     ...(failure ? { error: failure } : {}),
     model: { name: model, version: plan?.modelVersion },
     dataset,
-    input: plan?.input ?? { bucket, key: input.key, ...(input.versionId ? { versionId: input.versionId } : {}), ...(input.etag ? { etag: input.etag } : {}) },
+    input: plan?.input ?? {
+      bucket,
+      key: input.key,
+      ...(input.versionId ? { versionId: input.versionId } : {}),
+      ...(input.etag ? { etag: input.etag } : {}),
+    },
     ...(plan ? { format: plan.format, gzip: plan.gzip } : {}),
     counts,
     chunks: { planned, completed: reports.length, failed: Math.max(0, planned - reports.length) },

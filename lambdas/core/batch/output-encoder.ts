@@ -12,7 +12,8 @@ export interface EncodableRow {
 
 function csvField(value: unknown): string {
   if (value === null || value === undefined) return '';
-  const text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  const text =
+    typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
@@ -29,8 +30,11 @@ export class OutputEncoder {
     this.contentType = format === 'csv' ? 'text/csv' : 'application/x-ndjson';
     this.classKeys = model.classes?.map(String);
     const predictionColumns =
-      model.manifest.task === 'regression' ? ['value'] : ['label', ...(this.classKeys ?? []).map((c) => `probability_${c}`)];
-    this.csvHeader = ['id', 'row', ...predictionColumns, ...passThroughColumns].map(csvField).join(',') + '\n';
+      model.manifest.task === 'regression'
+        ? ['value']
+        : ['label', ...(this.classKeys ?? []).map((c) => `probability_${c}`)];
+    this.csvHeader =
+      ['id', 'row', ...predictionColumns, ...passThroughColumns].map(csvField).join(',') + '\n';
   }
 
   encode(rows: readonly EncodableRow[], predictions: readonly Prediction[], includeHeader: boolean): string {
@@ -55,7 +59,11 @@ export class OutputEncoder {
     return out;
   }
 
-  private csv(rows: readonly EncodableRow[], predictions: readonly Prediction[], includeHeader: boolean): string {
+  private csv(
+    rows: readonly EncodableRow[],
+    predictions: readonly Prediction[],
+    includeHeader: boolean,
+  ): string {
     let out = includeHeader ? this.csvHeader : '';
     const keys = this.classKeys;
     for (let i = 0; i < rows.length; i++) {

@@ -46,20 +46,35 @@ const utf8 = new TextDecoder();
 export function resolveOptions(options: Partial<BatchOptions> | undefined): BatchOptions {
   const merged = { ...DEFAULT_BATCH_OPTIONS, ...options };
   const problems: string[] = [];
-  if (typeof merged.delimiter !== 'string' || merged.delimiter.length !== 1 || '"\r\n'.includes(merged.delimiter)) {
+  if (
+    typeof merged.delimiter !== 'string' ||
+    merged.delimiter.length !== 1 ||
+    '"\r\n'.includes(merged.delimiter)
+  ) {
     problems.push('delimiter must be one character other than a quote or a line end');
   }
-  if (!Array.isArray(merged.passThroughColumns) || !merged.passThroughColumns.every((c) => typeof c === 'string')) {
+  if (
+    !Array.isArray(merged.passThroughColumns) ||
+    !merged.passThroughColumns.every((c) => typeof c === 'string')
+  ) {
     problems.push('passThroughColumns must be a list of column names');
   }
-  if (merged.tableWrites !== 'all' && merged.tableWrites !== 'none') problems.push('tableWrites must be "all" or "none"');
-  if (!Number.isInteger(merged.chunkBytes) || merged.chunkBytes < 1024) problems.push('chunkBytes must be an integer >= 1024');
-  if (!Number.isInteger(merged.microBatchRows) || merged.microBatchRows < 1 || merged.microBatchRows > 100_000) {
+  if (merged.tableWrites !== 'all' && merged.tableWrites !== 'none')
+    problems.push('tableWrites must be "all" or "none"');
+  if (!Number.isInteger(merged.chunkBytes) || merged.chunkBytes < 1024)
+    problems.push('chunkBytes must be an integer >= 1024');
+  if (
+    !Number.isInteger(merged.microBatchRows) ||
+    merged.microBatchRows < 1 ||
+    merged.microBatchRows > 100_000
+  ) {
     problems.push('microBatchRows must be an integer from 1 to 100000');
   }
   if (!(merged.maxTableWritesPerSecond >= 0)) problems.push('maxTableWritesPerSecond must be >= 0');
-  if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv') problems.push('outputFormat must be "jsonl" or "csv"');
-  if (problems.length > 0) throw new BatchInputError(`[INVALID_OPTIONS] ${problems.join('; ')}`, 'INVALID_OPTIONS');
+  if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
+    problems.push('outputFormat must be "jsonl" or "csv"');
+  if (problems.length > 0)
+    throw new BatchInputError(`[INVALID_OPTIONS] ${problems.join('; ')}`, 'INVALID_OPTIONS');
   return merged;
 }
 
@@ -70,18 +85,28 @@ async function pinModel(models: ModelSource, name: string): Promise<Manifest> {
     return parseManifest(JSON.parse(utf8.decode(bytes)) as unknown, `${name}/${version}/manifest.json`);
   } catch (error) {
     if (error instanceof ModelNotFoundError) {
-      throw new ModelUnavailableError(`[MODEL_NOT_FOUND] ${error.message}: upload to incoming/<model>/ of a served model`, 'MODEL_NOT_FOUND', { cause: error });
+      throw new ModelUnavailableError(
+        `[MODEL_NOT_FOUND] ${error.message}: upload to incoming/<model>/ of a served model`,
+        'MODEL_NOT_FOUND',
+        { cause: error },
+      );
     }
     const code = error instanceof TandemError ? error.code : 'MODEL_LOAD_FAILED';
-    throw new ModelUnavailableError(`[${code}] model ${name} cannot be used: ${(error as Error).message}`, code, { cause: error });
+    throw new ModelUnavailableError(
+      `[${code}] model ${name} cannot be used: ${(error as Error).message}`,
+      code,
+      { cause: error },
+    );
   }
 }
 
 /** Columns every row needs: the id and each required feature without a default. */
 function checkColumns(manifest: Manifest, columns: readonly string[], options: BatchOptions): void {
   const present = new Set(columns);
-  const missing = [manifest.idField, ...manifest.features.filter((f) => f.required && f.default === undefined).map((f) => f.name)]
-    .filter((name) => !present.has(name));
+  const missing = [
+    manifest.idField,
+    ...manifest.features.filter((f) => f.required && f.default === undefined).map((f) => f.name),
+  ].filter((name) => !present.has(name));
   if (missing.length > 0) {
     throw new BatchInputError(
       `[MISSING_COLUMNS] the dataset has no column ${missing.map((m) => `"${m}"`).join(', ')} (it has: ${columns.slice(0, 50).join(', ')})`,
@@ -90,7 +115,10 @@ function checkColumns(manifest: Manifest, columns: readonly string[], options: B
   }
   const unknown = options.passThroughColumns.filter((c) => !present.has(c));
   if (unknown.length > 0) {
-    throw new BatchInputError(`[UNKNOWN_PASS_THROUGH] passThroughColumns not in the dataset: ${unknown.join(', ')}`, 'UNKNOWN_PASS_THROUGH');
+    throw new BatchInputError(
+      `[UNKNOWN_PASS_THROUGH] passThroughColumns not in the dataset: ${unknown.join(', ')}`,
+      'UNKNOWN_PASS_THROUGH',
+    );
   }
 }
 
@@ -119,7 +147,8 @@ async function* decompressToStaging(
 }
 
 function datasetFailure(error: unknown): never {
-  if (error instanceof DatasetError) throw new BatchInputError(`[${error.code}] ${error.message}`, error.code, { cause: error });
+  if (error instanceof DatasetError)
+    throw new BatchInputError(`[${error.code}] ${error.message}`, error.code, { cause: error });
   throw error;
 }
 
@@ -145,7 +174,8 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
   const started = performance.now();
   const now = deps.now ?? Date.now;
   const incoming = parseIncomingKey(input.key);
-  if (!incoming) throw new BatchInputError(`[NOT_A_DATASET] ${input.key} is not under incoming/`, 'NOT_A_DATASET');
+  if (!incoming)
+    throw new BatchInputError(`[NOT_A_DATASET] ${input.key} is not under incoming/`, 'NOT_A_DATASET');
   const options = resolveOptions(input.options);
   if (!incoming.model) {
     throw new BatchInputError(
@@ -161,22 +191,35 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
   }
   const manifest = await pinModel(deps.models, incoming.model);
   const found = await findInput(deps.objects, input);
-  if (!found) throw new BatchInputError(`[INPUT_MISSING] s3://${input.bucket}/${input.key} no longer exists`, 'INPUT_MISSING');
+  if (!found)
+    throw new BatchInputError(
+      `[INPUT_MISSING] s3://${input.bucket}/${input.key} no longer exists`,
+      'INPUT_MISSING',
+    );
   const { head } = found;
   input = { ...input, key: found.key };
-  if (head.size === 0) throw new BatchInputError(`[EMPTY_FILE] ${incoming.file} is empty (0 bytes)`, 'EMPTY_FILE');
+  if (head.size === 0)
+    throw new BatchInputError(`[EMPTY_FILE] ${incoming.file} is empty (0 bytes)`, 'EMPTY_FILE');
   const versionId = input.versionId ?? head.versionId;
   const read = () => deps.objects.read(input.bucket, input.key, versionId ? { versionId } : {});
 
-  let source: BatchPlan['source'] = { bucket: input.bucket, key: input.key, ...(versionId ? { versionId } : {}), size: head.size };
+  let source: BatchPlan['source'] = {
+    bucket: input.bucket,
+    key: input.key,
+    ...(versionId ? { versionId } : {}),
+    size: head.size,
+  };
   let chunks: PlanChunk[];
   let totalRows: number;
   let header: string[] | undefined;
   try {
     if (incoming.format === 'parquet') {
-      const parquet = await planParquet(objectRandomAccess(deps.objects, input.bucket, input.key, head.size, versionId), {
-        chunkBytes: options.chunkBytes,
-      });
+      const parquet = await planParquet(
+        objectRandomAccess(deps.objects, input.bucket, input.key, head.size, versionId),
+        {
+          chunkBytes: options.chunkBytes,
+        },
+      );
       checkColumns(manifest, parquet.columns, options);
       chunks = parquet.chunks.map((c, index) => ({ kind: 'row-groups', index, ...c }));
       totalRows = parquet.totalRows;
@@ -184,7 +227,11 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
       const uploaded: { done?: Promise<void> } = {};
       const stagingKey = `runs/${input.runId}/staging/${incoming.dataset}.${incoming.format}`;
       const bytes = incoming.gzip
-        ? decompressToStaging(read(), (body) => deps.objects.write(input.bucket, stagingKey, body, 'application/octet-stream'), uploaded)
+        ? decompressToStaging(
+            read(),
+            (body) => deps.objects.write(input.bucket, stagingKey, body, 'application/octet-stream'),
+            uploaded,
+          )
         : read();
       const scan =
         incoming.format === 'csv'
@@ -207,7 +254,13 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     model: manifest.name,
     modelVersion: manifest.version,
     dataset: incoming.dataset,
-    input: { bucket: input.bucket, key: input.key, ...(versionId ? { versionId } : {}), etag: head.etag, size: head.size },
+    input: {
+      bucket: input.bucket,
+      key: input.key,
+      ...(versionId ? { versionId } : {}),
+      etag: head.etag,
+      size: head.size,
+    },
     source,
     format: incoming.format,
     gzip: incoming.gzip,
@@ -219,9 +272,19 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     createdAt: new Date(now()).toISOString(),
     planMs: Math.round(performance.now() - started),
   };
-  const items: ChunkItem[] = chunks.map((c) => ({ runId: input.runId, bucket: input.bucket, planKey: planKey(input.runId), index: c.index }));
+  const items: ChunkItem[] = chunks.map((c) => ({
+    runId: input.runId,
+    bucket: input.bucket,
+    planKey: planKey(input.runId),
+    index: c.index,
+  }));
   await deps.objects.writeBytes(input.bucket, planKey(input.runId), JSON.stringify(plan), 'application/json');
-  await deps.objects.writeBytes(input.bucket, itemsKey(input.runId), JSON.stringify(items), 'application/json');
+  await deps.objects.writeBytes(
+    input.bucket,
+    itemsKey(input.runId),
+    JSON.stringify(items),
+    'application/json',
+  );
   return {
     bucket: input.bucket,
     planKey: planKey(input.runId),
@@ -232,4 +295,3 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     resultsPrefix: prefix,
   };
 }
-

@@ -24,7 +24,12 @@ interface EventBridgeS3Event {
   readonly 'detail-type'?: string;
   readonly detail?: {
     readonly bucket?: { readonly name?: string };
-    readonly object?: { readonly key?: string; readonly etag?: string; 'version-id'?: string; readonly sequencer?: string };
+    readonly object?: {
+      readonly key?: string;
+      readonly etag?: string;
+      'version-id'?: string;
+      readonly sequencer?: string;
+    };
   };
 }
 
@@ -32,7 +37,12 @@ interface S3NotificationRecord {
   readonly eventName?: string;
   readonly s3?: {
     readonly bucket?: { readonly name?: string };
-    readonly object?: { readonly key?: string; readonly eTag?: string; readonly versionId?: string; readonly sequencer?: string };
+    readonly object?: {
+      readonly key?: string;
+      readonly eTag?: string;
+      readonly versionId?: string;
+      readonly sequencer?: string;
+    };
   };
 }
 
