@@ -1,0 +1,237 @@
+/**
+ * Cold-start section: a fresh process to the first prediction through the API handler (module load,
+ * default model loaded from MODELS_URI = the repo's models/ folder, no table) vs a fresh process that
+ * only loads onnxruntime, creates the session and runs once.
+ *
+ * Mechanism: both sides are pre-bundled with esbuild (ESM, node20, onnxruntime-node left external as
+ * the native package it is) and started as plain `node <bundle>.mjs`. Bundling is what Lambda runs
+ * (CDK's NodejsFunction bundles with esbuild), and it keeps tsx's loader hooks and per-file transpile
+ * out of the figure: under `node --import tsx` that cost grows with the number of .ts files imported,
+ * which would charge the handler (~dozens of modules) for a tool that never runs in Lambda while the
+ * bare side (one file) barely pays it. Bundling happens once, before any timed run.
+ *
+ * Figure: wall time from spawn() to the child's result line on stdout, measured here the same way for
+ * both sides; the children also report their own init / first-prediction times (from their
+ * performance.timeOrigin) as a breakdown. One untimed run of each first (file cache), then `runs`
+ * rounds alternating which side goes first.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { build, type Plugin } from 'esbuild';
+import { SESSION_OPTIONS } from '../lambdas/core/model-loader.ts';
+import { childEnv } from './child.ts';
+import {
+  bareLayout,
+  demoRow,
+  DEMO_MODEL,
+  MODELS_DIR,
+  readDemoManifest,
+  SCRATCH_DIR,
+  writeUnzippedModel,
+} from './demo.ts';
+import { summarize, type Summary } from './stats.ts';
+
+export interface ColdStartOptions {
+  readonly runs: number;
+  readonly warmupRuns: number;
+}
+
+export const COLD_START_QUICK: ColdStartOptions = { runs: 5, warmupRuns: 1 };
+export const COLD_START_FULL: ColdStartOptions = { runs: 15, warmupRuns: 2 };
+
+interface ChildReport {
+  readonly ok: boolean;
+  readonly initMs: number;
+  readonly firstPredictionMs: number;
+  readonly body?: string;
+}
+
+interface Run {
+  readonly wallMs: number;
+  readonly report: ChildReport;
+}
+
+export interface ColdSide {
+  /** Spawn to result line, ms. */
+  readonly wallMs: Summary;
+  /** The child's own view: process start to module / session ready, and to the first prediction. */
+  readonly initMs: Summary;
+  readonly firstPredictionMs: Summary;
+  readonly bundleKb: number;
+}
+
+export interface ColdStartResult {
+  readonly bareMs: number;
+  readonly ms: number;
+  readonly ratio: number;
+  // extras
+  /** ours / bare wall time of each round: the spread of `ratio`. */
+  readonly roundRatios: Summary;
+  readonly ours: ColdSide;
+  readonly bare: ColdSide;
+  readonly mechanism: string;
+}
+
+const require = createRequire(import.meta.url);
+
+/** Keeps onnxruntime-node external but imported by absolute path, so bundles run from the scratch folder. */
+const onnxruntimeExternal: Plugin = {
+  name: 'onnxruntime-external',
+  setup(b) {
+    const resolved = require.resolve('onnxruntime-node');
+    b.onResolve({ filter: /^onnxruntime-node$/ }, () => ({ path: resolved, external: true }));
+  },
+};
+
+async function bundle(entry: string, outfile: string): Promise<number> {
+  const result = await build({
+    entryPoints: [path.join(import.meta.dirname, entry)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // CommonJS dependencies (the AWS SDK...) call require() on Node built-ins.
+    banner: {
+      js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);",
+    },
+    plugins: [onnxruntimeExternal],
+    logLevel: 'error',
+    metafile: true,
+  });
+  const output = Object.values(result.metafile.outputs)[0];
+  return (output?.bytes ?? 0) / 1024;
+}
+
+function runOnce(bundleFile: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [bundleFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let wallMs: number | undefined;
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (wallMs === undefined && stdout.includes('\n')) wallMs = performance.now() - started;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const line = stdout.split('\n')[0] ?? '';
+      try {
+        if (wallMs === undefined) throw new Error('no result line');
+        const report = JSON.parse(line) as ChildReport;
+        if (!report.ok) throw new Error(`the first prediction failed: ${report.body ?? ''}`);
+        resolve({ wallMs, report });
+      } catch (error) {
+        reject(
+          new Error(
+            `${path.basename(bundleFile)} (exit ${code}): ${(error as Error).message}\n${stdout}\n${stderr}`,
+          ),
+        );
+      }
+    });
+  });
+}
+
+function side(runs: readonly Run[], bundleKb: number): ColdSide {
+  return {
+    wallMs: summarize(runs.map((r) => r.wallMs)),
+    initMs: summarize(runs.map((r) => r.report.initMs)),
+    firstPredictionMs: summarize(runs.map((r) => r.report.firstPredictionMs)),
+    bundleKb,
+  };
+}
+
+export async function runColdStartBench(
+  options: ColdStartOptions,
+  log: (line: string) => void = () => undefined,
+): Promise<ColdStartResult> {
+  await mkdir(SCRATCH_DIR, { recursive: true });
+  // A folder per run: concurrent benchmark runs never overwrite each other's bundles.
+  const dir = await mkdtemp(path.join(SCRATCH_DIR, 'cold-start-'));
+  try {
+    return await measure(dir, options, log);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface ColdStartSetup {
+  readonly ours: { readonly bundle: string; readonly env: NodeJS.ProcessEnv; readonly kb: number };
+  readonly bare: { readonly bundle: string; readonly env: NodeJS.ProcessEnv; readonly kb: number };
+}
+
+/** Bundles both children into `dir` and builds their environments (also used by profile.ts cold). */
+export async function prepareColdStart(dir: string): Promise<ColdStartSetup> {
+  const oursBundle = path.join(dir, 'cold-start-handler.mjs');
+  const bareBundle = path.join(dir, 'cold-start-bare.mjs');
+  const [oursKb, bareKb] = await Promise.all([
+    bundle('cold-start-handler.ts', oursBundle),
+    bundle('cold-start-bare.ts', bareBundle),
+  ]);
+  const row = await demoRow(0);
+  const payload = JSON.stringify({ features: row.features });
+  const oursEnv = childEnv({
+    MODELS_URI: MODELS_DIR,
+    DEFAULT_MODEL: DEMO_MODEL,
+    TABLE_NAME: undefined,
+    BENCH_PAYLOAD: payload,
+  });
+  const bareEnv = childEnv({
+    BENCH_MODEL_FILE: await writeUnzippedModel(),
+    BENCH_SESSION_OPTIONS: JSON.stringify(SESSION_OPTIONS),
+    BENCH_LAYOUT: JSON.stringify(bareLayout(await readDemoManifest())),
+    BENCH_PAYLOAD: payload,
+  });
+  return {
+    ours: { bundle: oursBundle, env: oursEnv, kb: oursKb },
+    bare: { bundle: bareBundle, env: bareEnv, kb: bareKb },
+  };
+}
+
+async function measure(
+  dir: string,
+  options: ColdStartOptions,
+  log: (line: string) => void,
+): Promise<ColdStartResult> {
+  const setup = await prepareColdStart(dir);
+  const [oursBundle, oursEnv, oursKb] = [setup.ours.bundle, setup.ours.env, setup.ours.kb];
+  const [bareBundle, bareEnv, bareKb] = [setup.bare.bundle, setup.bare.env, setup.bare.kb];
+
+  for (let i = 0; i < options.warmupRuns; i++) {
+    await runOnce(bareBundle, bareEnv);
+    await runOnce(oursBundle, oursEnv);
+  }
+  const ours: Run[] = [];
+  const bare: Run[] = [];
+  for (let r = 0; r < options.runs; r++) {
+    if (r % 2 === 0) {
+      bare.push(await runOnce(bareBundle, bareEnv));
+      ours.push(await runOnce(oursBundle, oursEnv));
+    } else {
+      ours.push(await runOnce(oursBundle, oursEnv));
+      bare.push(await runOnce(bareBundle, bareEnv));
+    }
+    log(
+      `coldStart: run ${r + 1}/${options.runs}: bare ${bare.at(-1)!.wallMs.toFixed(0)} ms, ours ${ours.at(-1)!.wallMs.toFixed(0)} ms`,
+    );
+  }
+  const oursSide = side(ours, oursKb);
+  const bareSide = side(bare, bareKb);
+  return {
+    bareMs: bareSide.wallMs.p50,
+    ms: oursSide.wallMs.p50,
+    ratio: oursSide.wallMs.p50 / bareSide.wallMs.p50,
+    roundRatios: summarize(ours.map((o, i) => o.wallMs / bare[i]!.wallMs)),
+    ours: oursSide,
+    bare: bareSide,
+    mechanism: 'esbuild bundles (esm, node20, onnxruntime-node external) run as `node <bundle>.mjs`',
+  };
+}
