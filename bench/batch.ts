@@ -10,7 +10,7 @@ import { mkdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readDemoManifest, SCRATCH_DIR, type DemoManifest } from './demo.ts';
 import { runWithPeakRss } from './peak-rss.ts';
-import { ratio, summarize, type Summary } from './stats.ts';
+import { median, ratio, summarize, type Summary } from './stats.ts';
 
 export interface BatchOptions {
   /** Rows of the large dataset (quick 200,000; full 2,000,000). */
@@ -62,13 +62,41 @@ export interface BatchFigures {
 }
 
 /**
- * TODO(batch): score `opts.csvFile` through the batch worker (lambdas/core/batch, the chunk scorer the
- * Step Functions map runs) in a child process started with `opts.runWithPeakRss`, once on the small
- * and once on the large file; return rows/s on the large file and both peak RSS figures. Median over
- * repeated runs with a warm-up, like the parse-only pass. Until then: null (reported as "n/a").
+ * Scores the files through one batch worker (bench/batch-worker-child.ts: plan + the chunk scorer over a
+ * local folder, table writes off) in child processes: rows/s is the median of the timed passes on the
+ * large file (each pass plans and scores it; the model is loaded by a warm-up first); peak RSS is
+ * measured on a one-pass run of each file, so both figures cover the same work.
  */
-export async function runBatchBench(_opts: BatchBenchOptions): Promise<BatchFigures | null> {
-  return null;
+export async function runBatchBench(opts: BatchBenchOptions): Promise<BatchFigures | null> {
+  const script = path.join(import.meta.dirname, 'batch-worker-child.ts');
+  const run = async (file: string, passes: number) => {
+    const result = await opts.runWithPeakRss({
+      script,
+      args: [file, String(passes)],
+      timeoutMs: 30 * 60_000,
+    });
+    if (result.exitCode !== 0)
+      throw new Error(`batch worker failed (exit ${result.exitCode}):\n${result.stderr}`);
+    const report = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '') as {
+      rows: number;
+      seconds: number[];
+    };
+    if (report.rows !== opts.rows && file === opts.csvFile)
+      throw new Error(`batch worker scored ${report.rows} rows, expected ${opts.rows}`);
+    return { ...report, peakRssMb: result.peakRssMb };
+  };
+  opts.log('batch: scoring through one worker');
+  const timed = await run(opts.csvFile, opts.quick ? 3 : 3);
+  const passes = summarize(timed.seconds.map((s) => timed.rows / s));
+  const medianRowsPerSec = median(timed.seconds.map((s) => timed.rows / s));
+  const small = await run(opts.smallCsvFile, 1);
+  const large = await run(opts.csvFile, 1);
+  return {
+    rowsPerSec: Math.round(medianRowsPerSec),
+    peakRssMbSmall: small.peakRssMb,
+    peakRssMbLarge: large.peakRssMb,
+    workerPassesMinMax: [Math.round(passes.min), Math.round(passes.max)],
+  };
 }
 
 // --- the dataset -----------------------------------------------------------------------------------------
