@@ -3,6 +3,7 @@ import {
   BatchGetItemCommand,
   type BatchGetItemCommandOutput,
   ConditionalCheckFailedException,
+  GetItemCommand,
   PutItemCommand,
   type AttributeValue,
   type DynamoDBClient,
@@ -70,7 +71,10 @@ export function fromItem(item: Record<string, AttributeValue>): StoredPrediction
 function writeCondition(item: StoredPrediction) {
   const values: Record<string, AttributeValue> = { ':computedAt': { N: String(item.computedAt) } };
   if (item.runId === undefined || item.sourceRow === undefined) {
-    return { ConditionExpression: 'attribute_not_exists(pk) OR computedAt < :computedAt', ExpressionAttributeValues: values };
+    return {
+      ConditionExpression: 'attribute_not_exists(pk) OR computedAt < :computedAt',
+      ExpressionAttributeValues: values,
+    };
   }
   values[':runId'] = { S: item.runId };
   values[':sourceRow'] = { N: String(item.sourceRow) };
@@ -101,6 +105,21 @@ export class DynamoDbPredictionStore implements PredictionStore {
 
   async getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
     const found = new Map<string, StoredPrediction>();
+    if (keys.length === 1) {
+      // One key: GetItem is one round trip too, and cheaper to serve than a BatchGetItem.
+      const response = await this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: keys[0]! } },
+          ProjectionExpression: PROJECTION,
+          ExpressionAttributeNames: { '#source': 'source' },
+        }),
+        { abortSignal: signal },
+      );
+      const stored = response.Item ? fromItem(response.Item) : undefined;
+      if (stored) found.set(predictionKey(stored.model, stored.entityId), stored);
+      return found;
+    }
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT));
     // All chunks at once: one round trip whatever the number of keys.

@@ -13,7 +13,14 @@ export class EventBridgePublisher implements EventPublisher {
   async publish(detailType: string, detail: unknown): Promise<void> {
     const response = await this.client.send(
       new PutEventsCommand({
-        Entries: [{ EventBusName: this.busName, Source: EVENT_SOURCE, DetailType: detailType, Detail: JSON.stringify(detail) }],
+        Entries: [
+          {
+            EventBusName: this.busName,
+            Source: EVENT_SOURCE,
+            DetailType: detailType,
+            Detail: JSON.stringify(detail),
+          },
+        ],
       }),
     );
     if (response.FailedEntryCount) {

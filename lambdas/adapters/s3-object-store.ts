@@ -25,7 +25,9 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | undefined> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+      const r = await this.client.send(
+        new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }),
+      );
       return {
         size: r.ContentLength ?? 0,
         etag: (r.ETag ?? '').replace(/"/g, ''),
@@ -33,7 +35,8 @@ export class S3ObjectStore implements ObjectStore {
       };
     } catch (error) {
       if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404)
+        return undefined;
       throw error;
     }
   }
@@ -67,7 +70,12 @@ export class S3ObjectStore implements ObjectStore {
     return Buffer.concat(chunks);
   }
 
-  async write(bucket: string, key: string, body: AsyncIterable<Uint8Array | string>, contentType: string): Promise<void> {
+  async write(
+    bucket: string,
+    key: string,
+    body: AsyncIterable<Uint8Array | string>,
+    contentType: string,
+  ): Promise<void> {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: bucket, Key: key, Body: Readable.from(body), ContentType: contentType },
@@ -78,8 +86,15 @@ export class S3ObjectStore implements ObjectStore {
     await upload.done();
   }
 
-  async writeBytes(bucket: string, key: string, body: Uint8Array | string, contentType: string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+  async writeBytes(
+    bucket: string,
+    key: string,
+    body: Uint8Array | string,
+    contentType: string,
+  ): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }),
+    );
   }
 
   async list(bucket: string, prefix: string): Promise<string[]> {

@@ -11,11 +11,18 @@ export class StepFunctionsRunStarter implements RunStarter {
   async start(name: string, input: unknown): Promise<'started' | 'duplicate'> {
     try {
       await this.client.send(
-        new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name, input: JSON.stringify(input) }),
+        new StartExecutionCommand({
+          stateMachineArn: this.stateMachineArn,
+          name,
+          input: JSON.stringify(input),
+        }),
       );
       return 'started';
     } catch (error) {
-      if (error instanceof ExecutionAlreadyExists || (error as { name?: string }).name === 'ExecutionAlreadyExists') {
+      if (
+        error instanceof ExecutionAlreadyExists ||
+        (error as { name?: string }).name === 'ExecutionAlreadyExists'
+      ) {
         return 'duplicate';
       }
       throw error;

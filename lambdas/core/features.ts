@@ -153,7 +153,10 @@ export class FeatureValidator {
     const before = issues.length;
     for (const key of options.ignoreUnknown ? [] : Object.keys(record)) {
       if (!this.indexByName.has(key)) {
-        issues.push({ field: fieldPrefix ? `${fieldPrefix}.${key}` : key, message: 'is not a feature of this model' });
+        issues.push({
+          field: fieldPrefix ? `${fieldPrefix}.${key}` : key,
+          message: 'is not a feature of this model',
+        });
       }
     }
     const row = new Array<FeatureValue>(this.checkers.length);
@@ -161,7 +164,8 @@ export class FeatureValidator {
       const name = this.names[i]!;
       const raw = Object.hasOwn(record, name) ? record[name] : undefined;
       const value = this.check(i, raw === null ? undefined : raw, 'json');
-      if (value instanceof Problem) issues.push({ field: fieldPrefix ? `${fieldPrefix}.${name}` : name, message: value.message });
+      if (value instanceof Problem)
+        issues.push({ field: fieldPrefix ? `${fieldPrefix}.${name}` : name, message: value.message });
       else row[i] = value;
     }
     return issues.length === before ? row : undefined;

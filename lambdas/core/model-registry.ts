@@ -160,7 +160,11 @@ function parseJsonFile(bytes: Uint8Array, where: string): unknown {
 }
 
 /** Loads one version of a model package (the batch lane pins the version its run started with). */
-export async function loadModelVersion(source: ModelSource, name: string, version: string): Promise<ServedModel> {
+export async function loadModelVersion(
+  source: ModelSource,
+  name: string,
+  version: string,
+): Promise<ServedModel> {
   const [manifestBytes, modelBytes] = await Promise.all([
     source.read(name, version, 'manifest.json'),
     source.read(name, version, 'model.onnx'),

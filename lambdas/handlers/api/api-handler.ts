@@ -65,14 +65,19 @@ function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
   return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
 }
 
+/** Adds a count only when it is not zero: most requests leave most counters at zero. */
+function count(metrics: Metrics, name: string, value: number): void {
+  if (value !== 0) metrics.addMetric(name, MetricUnit.Count, value);
+}
+
 function recordMetrics(metrics: Metrics, outcome: PredictOutcome, instances: number): void {
   const { verdicts, servedAges, modelLatencyMs } = outcome.stats;
   metrics.addMetric('InstancesPerRequest', MetricUnit.Count, instances);
-  metrics.addMetric('CacheHit', MetricUnit.Count, verdicts.hit);
-  metrics.addMetric('CacheMiss', MetricUnit.Count, verdicts.miss);
-  metrics.addMetric('CacheStale', MetricUnit.Count, verdicts.stale + verdicts.expired);
-  metrics.addMetric('CacheVersionMismatch', MetricUnit.Count, verdicts['version-mismatch']);
-  metrics.addMetric('CacheSkipped', MetricUnit.Count, outcome.cache.status === 'skipped' ? 1 : 0);
+  count(metrics, 'CacheHit', verdicts.hit);
+  count(metrics, 'CacheMiss', verdicts.miss);
+  count(metrics, 'CacheStale', verdicts.stale + verdicts.expired);
+  count(metrics, 'CacheVersionMismatch', verdicts['version-mismatch']);
+  count(metrics, 'CacheSkipped', outcome.cache.status === 'skipped' ? 1 : 0);
   // EMF takes at most 100 values per metric in one record.
   for (const age of servedAges.slice(0, 100))
     metrics.addMetric('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
@@ -218,8 +223,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
         code: error instanceof TandemError ? error.code : 'INTERNAL',
         ...(result.statusCode >= 500 ? { error } : { message: (error as Error).message }),
       });
-      metrics.addMetric('ClientErrors', MetricUnit.Count, result.statusCode < 500 ? 1 : 0);
-      metrics.addMetric('ServerErrors', MetricUnit.Count, result.statusCode >= 500 ? 1 : 0);
+      metrics.addMetric(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', MetricUnit.Count, 1);
     } finally {
       if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
       logger.removeKeys(['requestId', 'path']);
