@@ -60,7 +60,10 @@ describe('DynamoDbPredictionStore', () => {
         UnprocessedKeys: { table: { Keys: [{ pk: { S: 'fraud#txn#1' } }] } },
       })
       .resolves({ Responses: { table: [toItem(item)] } });
-    const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['fraud#txn#1']);
+    const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany([
+      'fraud#txn#1',
+      'fraud#other',
+    ]);
     expect(dynamo.commandCalls(BatchGetItemCommand)).toHaveLength(2);
     expect(found.get('fraud#txn#1')).toEqual(item);
   });
@@ -70,8 +73,25 @@ describe('DynamoDbPredictionStore', () => {
       .on(BatchGetItemCommand)
       .rejects(new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} }));
     await expect(
+      new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b', 'a#c']),
+    ).rejects.toThrow(ProvisionedThroughputExceededException);
+    dynamo
+      .on(GetItemCommand)
+      .rejects(new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} }));
+    await expect(
       new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b']),
     ).rejects.toThrow(ProvisionedThroughputExceededException);
+  });
+
+  it('reads a single key with one GetItem', async () => {
+    dynamo.on(GetItemCommand).resolves({ Item: toItem(item) });
+    const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['fraud#txn#1']);
+    expect(found.get('fraud#txn#1')).toEqual(item);
+    expect(dynamo.commandCalls(BatchGetItemCommand)).toHaveLength(0);
+    expect(dynamo.commandCalls(GetItemCommand)[0]!.args[0].input).toMatchObject({
+      TableName: 'table',
+      Key: { pk: { S: 'fraud#txn#1' } },
+    });
   });
 
   it('writes conditionally and counts items skipped because a fresher one is stored', async () => {
