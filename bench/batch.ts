@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { mulberry32 } from '../tools/mulberry32.ts';
 import { readDemoManifest, SCRATCH_DIR, type DemoManifest } from './demo.ts';
 import { runWithPeakRss } from './peak-rss.ts';
 import { median, ratio, summarize, type Summary } from './stats.ts';
@@ -100,18 +101,6 @@ export async function runBatchBench(opts: BatchBenchOptions): Promise<BatchFigur
 }
 
 // --- the dataset -----------------------------------------------------------------------------------------
-
-/** mulberry32, as models/fraud-detector/train.ts: seeded and fast. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const DATASET_VERSION = 1;
 

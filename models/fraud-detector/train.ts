@@ -14,6 +14,7 @@ import * as prettier from 'prettier';
 import type { z } from 'zod';
 import { manifestSchema, parseManifest } from '../../lambdas/core/manifest.ts';
 import { buildModel, type ModelSpec, type NodeSpec } from '../../tools/onnx-builder.ts';
+import { mulberry32, type Rng } from '../../tools/mulberry32.ts';
 
 const MODEL_NAME = 'fraud-detector';
 const MODEL_VERSION = '1.0.0';
@@ -41,20 +42,6 @@ const VERSION_DIR = join(PACKAGE_DIR, MODEL_VERSION);
 
 // ---------------------------------------------------------------------------------------------------------
 // Seeded randomness
-
-type Rng = () => number;
-
-/** mulberry32: tiny, fast and good enough for synthetic data; Math.random cannot be seeded. */
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function normal(rng: Rng, mean = 0, sd = 1): number {
   // Box-Muller; 1 - u keeps the log argument away from 0.
