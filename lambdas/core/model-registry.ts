@@ -5,6 +5,7 @@
 import { ModelLoadError, ModelNotFoundError, TandemError } from './errors.ts';
 import { loadModel, type ServedModel } from './model-loader.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
+import { isPackageName } from './names.ts';
 import type { ModelSource } from './ports.ts';
 
 export interface ModelRegistryOptions {
@@ -57,6 +58,7 @@ export class ModelRegistry {
 
   /** The served model by name (default model when undefined); loads or reloads it when needed. */
   async get(name: string | undefined = this.options.defaultModel): Promise<ServedModel> {
+    checkName(name);
     let entry = this.entries.get(name);
     if (!entry) {
       entry = { checkedAt: 0 };
@@ -98,6 +100,7 @@ export class ModelRegistry {
 
   /** The manifest of a model's live version (loaded model's, or read without loading the ONNX file). */
   async manifest(name: string): Promise<Manifest> {
+    checkName(name);
     const loaded = this.entries.get(name)?.model;
     if (loaded) return loaded.manifest;
     const version = await this.source.currentVersion(name);
@@ -147,6 +150,11 @@ export class ModelRegistry {
   private parseJson(bytes: Uint8Array, where: string): unknown {
     return parseJsonFile(bytes, where);
   }
+}
+
+/** A name that no store could hold is not looked up at all (it could address another folder or key). */
+function checkName(name: string): void {
+  if (!isPackageName(name)) throw new ModelNotFoundError(`no model named "${String(name).slice(0, 128)}"`);
 }
 
 function parseJsonFile(bytes: Uint8Array, where: string): unknown {

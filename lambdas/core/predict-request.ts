@@ -5,6 +5,7 @@ import {
   ValidationError,
   type ErrorDetail,
 } from './errors.ts';
+import { isPackageName } from './names.ts';
 
 export interface RequestLimits {
   /** Largest accepted body in bytes. */
@@ -33,6 +34,8 @@ export interface PredictRequest {
 }
 
 const TOP_LEVEL = new Set(['id', 'features', 'instances', 'model', 'maxStalenessSeconds', 'bypassCache']);
+/** A UTF-16 surrogate without its pair: such a string cannot be encoded as UTF-8 (a table key). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const INSTANCE_KEYS = new Set(['id', 'features']);
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -44,6 +47,14 @@ export function checkContentType(contentType: string | undefined): void {
   if (contentType === undefined || contentType === '' || JSON_TYPE.test(contentType)) return;
   throw new UnsupportedMediaTypeError(
     `Content-Type "${contentType.slice(0, 100)}" is not supported: send a JSON body with Content-Type: application/json`,
+  );
+}
+
+/** API Gateway passes request bodies through as sent; a compressed body cannot be read as JSON. */
+export function checkContentEncoding(encoding: string | undefined): void {
+  if (encoding === undefined || encoding === '' || /^\s*identity\s*$/i.test(encoding)) return;
+  throw new UnsupportedMediaTypeError(
+    `Content-Encoding "${encoding.slice(0, 100)}" is not supported: send the JSON body uncompressed`,
   );
 }
 
@@ -77,6 +88,10 @@ function parseId(
   }
   if (raw.length > limits.maxIdLength) {
     issues.push({ field, message: `must be at most ${limits.maxIdLength} characters, got ${raw.length}` });
+    return undefined;
+  }
+  if (LONE_SURROGATE.test(raw)) {
+    issues.push({ field, message: 'must be valid Unicode text (it has an unpaired surrogate)' });
     return undefined;
   }
   return raw;
@@ -122,8 +137,12 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
   }
   const issues: ErrorDetail[] = [];
   const model = body['model'];
-  if (model !== undefined && (typeof model !== 'string' || model.length === 0 || model.length > 128)) {
-    issues.push({ field: 'model', message: 'must be a model name (1 to 128 characters)' });
+  if (model !== undefined && !isPackageName(model)) {
+    issues.push({
+      field: 'model',
+      message:
+        'must be a model name (1 to 128 letters, digits, ".", "_" or "-", starting with a letter or digit)',
+    });
   }
   const staleness = body['maxStalenessSeconds'];
   if (

@@ -9,6 +9,7 @@ import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
 import type { ModelRegistry } from '../../core/model-registry.ts';
 import {
+  checkContentEncoding,
   checkContentType,
   parseJsonBody,
   parsePredictRequest,
@@ -65,6 +66,15 @@ function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
   return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
 }
 
+/** A malformed percent-encoding is kept as sent: no model has such a name, so it is a 404. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** Adds a count only when it is not zero: most requests leave most counters at zero. */
 function count(metrics: Metrics, name: string, value: number): void {
   if (value !== 0) metrics.addMetric(name, MetricUnit.Count, value);
@@ -97,6 +107,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
   ): Promise<ApiResult> {
     const headers = event.headers ?? {};
     checkContentType(headers['content-type']);
+    checkContentEncoding(headers['content-encoding']);
     let text: string | undefined;
     try {
       text = decodeBody(event);
@@ -196,7 +207,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     if (path === '/models') return only('GET', listModels);
     const match = MODEL_ROUTE.exec(path);
     if (match) {
-      state.model = decodeURIComponent(match[1]!);
+      state.model = decodePathSegment(match[1]!);
       return only('GET', () => getModel(state.model!));
     }
     return errorResult(
@@ -221,7 +232,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       log('request failed', {
         status: result.statusCode,
         code: error instanceof TandemError ? error.code : 'INTERNAL',
-        ...(result.statusCode >= 500 ? { error } : { message: (error as Error).message }),
+        ...(result.statusCode >= 500 ? { error } : { reason: (error as Error).message }),
       });
       metrics.addMetric(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', MetricUnit.Count, 1);
     } finally {

@@ -58,8 +58,14 @@ export function resultForError(
   if (error instanceof ValidationError)
     return errorResult(400, error.code, error.message, requestId, details);
   // A missing model the caller named is their mistake; a missing default model is ours.
+  // The store's own message names its keys; the caller gets the name they sent and where to look.
   if (error instanceof ModelNotFoundError && requestedModel !== undefined) {
-    return errorResult(404, error.code, error.message, requestId);
+    return errorResult(
+      404,
+      error.code,
+      `no model named "${requestedModel.slice(0, 128)}"; GET /models lists the models served`,
+      requestId,
+    );
   }
   if (error instanceof NotPrecomputedError)
     return errorResult(404, error.code, error.message, requestId, details);
