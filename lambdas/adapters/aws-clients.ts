@@ -13,8 +13,9 @@ let sfn: SFNClient | undefined;
 let events: EventBridgeClient | undefined;
 
 /**
- * The real-time lane keeps retries few (its cache read has a time budget); batch writers retry
- * throttling longer, with the SDK's backoff, before failing the chunk for Step Functions to retry.
+ * The real-time lane makes one attempt (its cache read has a time budget shorter than any backoff);
+ * batch writers retry throttling longer, with the SDK's backoff, before failing the chunk for Step
+ * Functions to retry. One client per process: the first caller's setting holds.
  */
 export function dynamoClient(maxAttempts = 3): DynamoDBClient {
   dynamo ??= new DynamoDBClient({ maxAttempts });

@@ -39,7 +39,14 @@ export interface InstanceResult {
 export type CacheStatus =
   | { readonly status: 'used'; readonly latencyMs: number }
   | { readonly status: 'bypassed' | 'not-needed' }
-  | { readonly status: 'skipped'; readonly reason: string; readonly latencyMs: number };
+  | {
+      readonly status: 'skipped';
+      /** For the caller: what happened, in plain words. */
+      readonly reason: string;
+      /** For the logs only: the error's name and code, which callers never see. */
+      readonly cause: string;
+      readonly latencyMs: number;
+    };
 
 export interface PredictOutcome {
   readonly results: InstanceResult[];
@@ -76,10 +83,31 @@ async function readWithin(
   }
 }
 
-function describeFailure(error: unknown): string {
-  if (error instanceof Deadline) return error.message;
-  const name = (error as { name?: string }).name ?? 'Error';
-  return `store error (${name})`;
+const THROTTLING = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+]);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * Why the store failed: a plain reason for the caller (no AWS error names or messages) and the error's
+ * name and code for the logs.
+ */
+function describeFailure(error: unknown): { reason: string; cause: string } {
+  if (error instanceof Deadline) return { reason: error.message, cause: 'Deadline' };
+  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const name = e.name ?? 'Error';
+  const cause = e.code && e.code !== name ? `${name} ${e.code}` : name;
+  let reason = 'the table read failed';
+  if (THROTTLING.has(name)) reason = 'the table is throttling requests';
+  else if (name === 'ResourceNotFoundException') reason = 'the table does not exist';
+  else if (name === 'AccessDeniedException') reason = 'the function may not read the table';
+  else if ((e.code && UNREACHABLE.has(e.code)) || name === 'TimeoutError')
+    reason = 'the table could not be reached';
+  else if ((e.$metadata?.httpStatusCode ?? 0) >= 500) reason = 'the table answered with a server error';
+  return { reason, cause };
 }
 
 export class PredictionService {
@@ -128,11 +156,7 @@ export class PredictionService {
         found = await readWithin(this.store, keys, this.options.cacheBudgetMs);
         cache = { status: 'used', latencyMs: performance.now() - readStart };
       } catch (error) {
-        cache = {
-          status: 'skipped',
-          reason: describeFailure(error),
-          latencyMs: performance.now() - readStart,
-        };
+        cache = { status: 'skipped', ...describeFailure(error), latencyMs: performance.now() - readStart };
       }
     }
 
@@ -177,13 +201,17 @@ export class PredictionService {
     });
 
     if (unanswerable.length > 0) {
-      const ErrorType = cache.status === 'skipped' ? CacheUnavailableError : NotPrecomputedError;
-      const what =
-        cache.status === 'skipped'
-          ? `the prediction store is unavailable (${cache.reason})`
-          : 'nothing is precomputed for';
-      throw new ErrorType(
-        `${what} ${unanswerable.length === 1 ? 'an instance' : `${unanswerable.length} instances`} without features: send "features" to have the model score ${unanswerable.length === 1 ? 'it' : 'them'}`,
+      const one = unanswerable.length === 1;
+      const instancesText = one ? 'an instance' : `${unanswerable.length} instances`;
+      const fix = `send "features" to have the model score ${one ? 'it' : 'them'}`;
+      if (cache.status === 'skipped') {
+        throw new CacheUnavailableError(
+          `the prediction store is unavailable (${cache.reason}) and ${instancesText} without features cannot be answered: retry, or ${fix}`,
+          unanswerable,
+        );
+      }
+      throw new NotPrecomputedError(
+        `nothing is precomputed for ${instancesText} without features: ${fix}`,
         unanswerable,
       );
     }
@@ -252,7 +280,8 @@ export class PredictionService {
     try {
       return await this.store.putMany([...latest.values()], controller.signal);
     } catch (error) {
-      return { error: describeFailure(error) };
+      const failure = describeFailure(error);
+      return { error: `${failure.reason} (${failure.cause})` };
     } finally {
       clearTimeout(timer);
     }

@@ -21,7 +21,9 @@ const registry = new ModelRegistry(modelSourceFor(config.modelsUri), {
   refreshSeconds: config.modelRefreshSeconds,
   retryFailedSeconds: 10,
 });
-const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(), config.tableName) : undefined;
+// One attempt: the SDK's retry backoff (500 ms base for throttling) is longer than the cache budget, so
+// a retry would only spend the budget; the model answers at once and the response says why.
+const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(1), config.tableName) : undefined;
 const service = new PredictionService(store, {
   cacheBudgetMs: config.cacheBudgetMs,
   writeThrough: config.writeThrough,

@@ -222,7 +222,7 @@ describe('real-time lane over HTTP', () => {
       cacheStatus: 'skipped',
       cache: { status: 'skipped' },
     });
-    expect(response.body.cache.reason).toBe('store error (ResourceNotFoundException)');
+    expect(response.body.cache.reason).toBe('the table does not exist');
     const idOnly = await post({ id: row[0] });
     expect([idOnly.status, idOnly.body.error.code]).toEqual([503, 'CACHE_UNAVAILABLE']);
   });

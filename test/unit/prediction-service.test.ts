@@ -13,16 +13,17 @@ const NOW = Date.parse('2026-06-01T00:00:00Z');
 class MemoryStore implements PredictionStore {
   readonly items = new Map<string, StoredPrediction>();
   readonly gets: string[][] = [];
-  delayMs = 0;
+  /** Never answer (until aborted): only the service's budget can end the read. */
+  hang = false;
+  aborted = 0;
   failWith: Error | undefined;
 
   async getMany(keys: readonly string[], signal?: AbortSignal) {
     this.gets.push([...keys]);
-    if (this.delayMs) {
-      await new Promise((resolve, reject) => {
-        const t = setTimeout(resolve, this.delayMs);
+    if (this.hang) {
+      await new Promise((_, reject) => {
         signal?.addEventListener('abort', () => {
-          clearTimeout(t);
+          this.aborted++;
           reject(new Error('aborted'));
         });
       });
@@ -162,11 +163,11 @@ describe('PredictionService', () => {
 
   it('answers by the model within the budget when the store is slow, and says so', async () => {
     const { store, service } = setup({ budget: 30 });
-    store.delayMs = 5_000;
-    const started = Date.now();
+    store.hang = true;
+    // The store never answers: the request can only complete because the budget ends the read.
     const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
-    expect(Date.now() - started).toBeLessThan(2_000);
     expect(outcome.cache).toMatchObject({ status: 'skipped', reason: 'no answer within 30 ms' });
+    expect(store.aborted).toBe(1);
     expect(outcome.results[0]).toMatchObject({ source: 'model', cacheStatus: 'skipped' });
   });
 
@@ -178,9 +179,47 @@ describe('PredictionService', () => {
     const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
     expect(outcome.cache).toMatchObject({
       status: 'skipped',
-      reason: 'store error (ProvisionedThroughputExceededException)',
+      reason: 'the table is throttling requests',
+      cause: 'ProvisionedThroughputExceededException',
     });
     expect(outcome.results[0]?.source).toBe('model');
+  });
+
+  it('tells the caller why the store failed in plain words, keeping error names for the logs', async () => {
+    const { store, service } = setup();
+    const cases: [Error, string, string][] = [
+      [
+        Object.assign(new Error('x'), { name: 'ThrottlingException' }),
+        'the table is throttling requests',
+        'ThrottlingException',
+      ],
+      [
+        Object.assign(new Error('x'), { name: 'ResourceNotFoundException' }),
+        'the table does not exist',
+        'ResourceNotFoundException',
+      ],
+      [
+        Object.assign(new Error('x'), { name: 'AccessDeniedException' }),
+        'the function may not read the table',
+        'AccessDeniedException',
+      ],
+      [
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+        'the table could not be reached',
+        'Error ECONNREFUSED',
+      ],
+      [
+        Object.assign(new Error('x'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } }),
+        'the table answered with a server error',
+        'InternalServerError',
+      ],
+      [new TypeError('something else'), 'the table read failed', 'TypeError'],
+    ];
+    for (const [error, reason, cause] of cases) {
+      store.failWith = error;
+      const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
+      expect(outcome.cache).toMatchObject({ status: 'skipped', reason, cause });
+    }
   });
 
   it('fails an id-only instance with NOT_PRECOMPUTED naming it, and with CACHE_UNAVAILABLE when the store is down', async () => {

@@ -129,7 +129,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       instances: request.instances.length,
       fromCache: outcome.stats.verdicts.hit,
       scored: outcome.stats.modelInstances,
-      cache,
+      cache: outcome.cache.status === 'skipped' ? { ...cache, cause: outcome.cache.cause } : cache,
       modelLatencyMs: outcome.stats.modelLatencyMs,
       ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
       ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),

@@ -1,0 +1,148 @@
+/**
+ * The real-time lane when DynamoDB misbehaves: the real handler over HTTP reads the table through a
+ * proxy that throttles, errors, hangs or cuts connections at the wire. The model answers every request
+ * it can, the response says the cache was skipped and why (in plain words), an id-only request gets a
+ * 503 it can retry, and once the table is healthy again cache hits come back.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
+import { DEMO_MODEL, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { startFaultProxy, type FaultMode, type FaultProxy } from '../support/fault-proxy.ts';
+
+const BUDGET_MS = 1000;
+const manifest = JSON.parse(
+  await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8'),
+) as { features: { name: string; type: string }[] };
+const [csvHeader, ...csvRows] = parseCsv(
+  await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
+);
+const header = csvHeader!.fields;
+const rows = csvRows.map((r) => r.fields);
+
+function featuresOf(row: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(
+    manifest.features.map((f) => {
+      const text = row[header.indexOf(f.name)]!;
+      const value = f.type === 'boolean' ? text === 'true' : f.type === 'category' ? text : Number(text);
+      return [f.name, value];
+    }),
+  );
+}
+
+let stack: LocalStack;
+let proxy: FaultProxy;
+
+beforeAll(async () => {
+  let dynamoEndpoint = '';
+  proxy = await startFaultProxy(() => dynamoEndpoint);
+  // The seeding batch run writes through the stack's own client; the handler reads through the proxy.
+  stack = await startLocalStack({
+    apiPort: 0,
+    handlerEnv: { AWS_ENDPOINT_URL_DYNAMODB: proxy.url, CACHE_BUDGET_MS: String(BUDGET_MS) },
+  });
+  dynamoEndpoint = stack.aws.env()['AWS_ENDPOINT_URL_DYNAMODB']!;
+}, 120_000);
+afterAll(async () => {
+  await stack?.stop();
+  await proxy?.close();
+});
+
+async function post(body: unknown) {
+  const response = await fetch(`${stack.apiUrl}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- read field by field in assertions
+  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+}
+
+/** The reason each fault must be reported with, and the model's answer standing in for the cache. */
+const FAULTS: readonly { mode: FaultMode; reason: string }[] = [
+  { mode: 'throttle', reason: 'the table is throttling requests' },
+  { mode: 'server-error', reason: 'the table answered with a server error' },
+  { mode: 'hang', reason: `no answer within ${BUDGET_MS} ms` },
+  { mode: 'reset', reason: 'the table could not be reached' },
+];
+
+describe('real-time lane with a failing table', () => {
+  it('serves cache hits through the proxy while it passes requests on', async () => {
+    proxy.mode = 'pass';
+    const row = rows[0]!;
+    const hit = await post({ id: row[0] });
+    expect(hit.status).toBe(200);
+    expect(hit.body).toMatchObject({ id: row[0], source: 'cache', cacheStatus: 'hit' });
+    expect(proxy.operations).toContain('GetItem');
+  });
+
+  describe.each(FAULTS)('when the table is $mode', ({ mode, reason }) => {
+    it('answers an instance with features from the model and says the cache was skipped', async () => {
+      proxy.mode = 'pass';
+      const row = rows[1]!;
+      const expected = await post({ id: row[0], features: featuresOf(row), bypassCache: true });
+      proxy.mode = mode;
+      const before = proxy.seen[mode];
+      const answer = await post({ id: row[0], features: featuresOf(row) });
+      expect(proxy.seen[mode]).toBeGreaterThan(before); // the table was really tried
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject({
+        id: row[0],
+        source: 'model',
+        cacheStatus: 'skipped',
+        cache: { status: 'skipped', reason },
+        prediction: expected.body.prediction,
+      });
+      expect(answer.headers.get('x-tandem-cache')).toBe('skipped');
+      expect(JSON.stringify(answer.body)).not.toMatch(/Exception|InternalServerError|ECONN|\$metadata/);
+    });
+
+    it('answers many instances (BatchGetItem) from the model, in request order', async () => {
+      proxy.mode = mode;
+      const some = rows.slice(2, 7);
+      const answer = await post({ instances: some.map((r) => ({ id: r[0], features: featuresOf(r) })) });
+      expect(answer.status).toBe(200);
+      expect(answer.body.cache).toEqual({ status: 'skipped', reason });
+      expect(answer.body.predictions.map((p: { id: string; source: string }) => [p.id, p.source])).toEqual(
+        some.map((r) => [r[0], 'model']),
+      );
+    });
+
+    it('gives an id-only instance a 503 CACHE_UNAVAILABLE to retry, naming the instance', async () => {
+      proxy.mode = mode;
+      const answer = await post({
+        instances: [{ id: rows[8]![0] }, { id: rows[9]![0], features: featuresOf(rows[9]!) }],
+      });
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).toBe('1');
+      expect(answer.body.error).toMatchObject({ code: 'CACHE_UNAVAILABLE' });
+      expect(answer.body.error.message).toContain(reason);
+      expect(answer.body.error.details).toEqual([
+        expect.objectContaining({ instance: 0, field: 'instances.0.id' }),
+      ]);
+    });
+  });
+
+  it('keeps every request within the budget when many wait on a table that never answers', async () => {
+    proxy.mode = 'hang';
+    const some = rows.slice(10, 74);
+    // More concurrent requests than the SDK's default socket pool (50): hung sockets must not starve it.
+    const answers = await Promise.all(some.map((r) => post({ id: r[0], features: featuresOf(r) })));
+    expect(answers.map((a) => [a.status, a.body.cache?.reason])).toEqual(
+      some.map(() => [200, `no answer within ${BUDGET_MS} ms`]),
+    );
+  });
+
+  it('serves cache hits again once the table recovers', async () => {
+    proxy.mode = 'pass';
+    const some = rows.slice(10, 74);
+    const answers = await Promise.all(some.map((r) => post({ id: r[0] })));
+    expect(answers.map((a) => [a.status, a.body.source, a.body.cacheStatus])).toEqual(
+      some.map(() => [200, 'cache', 'hit']),
+    );
+    const many = await post({ instances: some.map((r) => ({ id: r[0] })) });
+    expect(many.body.cache).toEqual({ status: 'used' });
+    expect((await fetch(`${stack.apiUrl}/ready`)).status).toBe(200);
+  });
+});
