@@ -76,3 +76,109 @@ describe('default model unavailable', () => {
     expect(status).toBe(200);
   }, 20_000);
 });
+
+describe('named models that cannot be served', () => {
+  const demoDir = path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0');
+  const put = (key: string, body: string | Uint8Array) =>
+    stack.s3.send(new PutObjectCommand({ Bucket: LOCAL_BUCKET, Key: `models/${key}`, Body: body }));
+  const manifestFor = async (name: string, change: (m: Record<string, unknown>) => void) => {
+    const manifest = JSON.parse(await readFile(path.join(demoDir, 'manifest.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    manifest['name'] = name;
+    change(manifest);
+    return JSON.stringify(manifest);
+  };
+  /** Each broken package, and the code its failure must be reported with. */
+  const BROKEN: { name: string; code: string; publish: (name: string) => Promise<unknown> }[] = [
+    {
+      name: 'no-onnx-file',
+      code: 'MODEL_FILE_MISSING',
+      publish: async (name) => put(`${name}/1.0.0/manifest.json`, await manifestFor(name, () => undefined)),
+    },
+    {
+      name: 'manifest-not-json',
+      code: 'INVALID_MANIFEST',
+      publish: async (name) => put(`${name}/1.0.0/manifest.json`, '{"name": "manifest-not-json",'),
+    },
+    {
+      name: 'manifest-bad-task',
+      code: 'INVALID_MANIFEST',
+      publish: async (name) =>
+        put(`${name}/1.0.0/manifest.json`, await manifestFor(name, (m) => (m['task'] = 'clustering'))),
+    },
+    {
+      name: 'manifest-wrong-input',
+      code: 'INVALID_MANIFEST',
+      publish: async (name) =>
+        put(
+          `${name}/1.0.0/manifest.json`,
+          await manifestFor(name, (m) => ((m['inputs'] as { name: string }[])[0]!.name = 'no_such_input')),
+        ),
+    },
+    {
+      name: 'onnx-truncated',
+      code: 'MODEL_CORRUPT',
+      publish: async (name) => {
+        const onnx = await readFile(path.join(demoDir, 'model.onnx'));
+        await put(`${name}/1.0.0/model.onnx`, onnx.subarray(0, Math.floor(onnx.length / 2)));
+        return put(`${name}/1.0.0/manifest.json`, await manifestFor(name, () => undefined));
+      },
+    },
+    {
+      name: 'pointer-escapes',
+      code: 'INVALID_POINTER',
+      publish: async () => undefined,
+    },
+  ];
+
+  beforeAll(async () => {
+    const goodOnnx = await readFile(path.join(demoDir, 'model.onnx'));
+    for (const broken of BROKEN) {
+      // Every package but the two whose ONNX file is the broken part gets the good one.
+      if (broken.code !== 'MODEL_FILE_MISSING' && broken.code !== 'MODEL_CORRUPT')
+        await put(`${broken.name}/1.0.0/model.onnx`, goodOnnx);
+      await broken.publish(broken.name);
+      const version = broken.code === 'INVALID_POINTER' ? '../../fraud-detector/1.0.0' : '1.0.0';
+      await put(`${broken.name}/current.json`, JSON.stringify({ version }));
+    }
+  });
+
+  it.each(BROKEN)(
+    '$name: predictions get 503 MODEL_UNAVAILABLE ($code), /models says why',
+    async (broken) => {
+      const predict = await fetch(`${stack.apiUrl}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'a', model: broken.name, features: {} }),
+      });
+      const text = await predict.text();
+      expect(predict.status, text).toBe(503);
+      expect(predict.headers.get('retry-after')).toBe('5');
+      expect(JSON.parse(text).error).toMatchObject({
+        code: 'MODEL_UNAVAILABLE',
+        message: `model "${broken.name}" is not available (${broken.code}); see GET /models`,
+      });
+      expect(text).not.toMatch(/current\.json|manifest\.json|model\.onnx|s3:\/\/|Exception/);
+      const models = (await (await fetch(`${stack.apiUrl}/models`)).json()) as {
+        models: { name: string; error?: { code: string } }[];
+      };
+      expect(models.models.find((m) => m.name === broken.name)).toMatchObject({
+        error: { code: broken.code },
+      });
+      const described = await fetch(`${stack.apiUrl}/models/${broken.name}`);
+      const describedText = await described.text();
+      // Described from its manifest when that reads well (200 with the reason), else 503 with the code.
+      if (described.status === 200) expect(JSON.parse(describedText).error).toEqual({ code: broken.code });
+      else
+        expect([described.status, JSON.parse(describedText).error.message]).toEqual([
+          503,
+          expect.stringContaining(broken.code),
+        ]);
+      expect(describedText).not.toMatch(/current\.json|manifest\.json|model\.onnx|s3:\/\/|Exception/);
+      // The server keeps serving: health stays up whatever the broken packages.
+      expect((await fetch(`${stack.apiUrl}/health`)).status).toBe(200);
+    },
+  );
+});

@@ -154,7 +154,12 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     const models = await Promise.all(
       names.map(async (name) => {
         try {
-          return describeModel(await registry.manifest(name), name === registry.defaultModel);
+          const description = describeModel(await registry.manifest(name), name === registry.defaultModel);
+          // A package whose manifest reads well can still fail to load (missing or corrupt ONNX file).
+          const failure = registry.status(name).error;
+          return failure && failure.code !== 'MODEL_LOADING'
+            ? { ...description, error: { code: failure.code } }
+            : description;
         } catch (error) {
           return {
             name,
@@ -174,8 +179,12 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       return json(200, modelSchema(model.manifest, isDefault, model.classes));
     } catch (error) {
       if (error instanceof ModelNotFoundError) throw error;
-      // Not loadable: still describe what its manifest says when it can be read.
-      return json(200, modelSchema(await registry.manifest(name), isDefault, undefined));
+      // Not loadable: still describe what its manifest says when it can be read, and why it is not served.
+      const code = error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE';
+      return json(200, {
+        ...modelSchema(await registry.manifest(name), isDefault, undefined),
+        error: { code },
+      });
     }
   }
 

@@ -80,7 +80,7 @@ export function resultForError(
     return errorResult(
       503,
       'MODEL_UNAVAILABLE',
-      `model "${modelName}" is not available (${error.code}); see GET /ready`,
+      `model "${modelName}" is not available (${error.code}); see ${modelName === defaultModel ? 'GET /ready' : 'GET /models'}`,
       requestId,
       undefined,
       { 'retry-after': '5' },
