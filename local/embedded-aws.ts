@@ -1,19 +1,18 @@
 /**
  * DynamoDB (dynalite) and S3 (s3rver) running inside this Node process, on loopback only, for
- * `npm start` and the integration tests.
+ * `npm start` and the integration tests. They run on a worker thread of their own by default: the
+ * emulators cost far more CPU per request than DynamoDB and S3 do, and on the API's event loop they
+ * would add their work to every request's latency (a cache read would miss its time budget under load).
  *
  * The code under test builds its SDK clients from the environment alone (lambdas/adapters/aws-clients.ts),
  * so `env()` is the contract: the SDK v3 reads `AWS_ENDPOINT_URL_<SERVICE>` itself, and the other
  * variables make s3rver (an old, partial S3) behave; see `env()` for why each one exists.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import type { RequestListener, Server } from 'node:http';
-import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import {
   CreateTableCommand,
   DescribeTableCommand,
@@ -28,6 +27,13 @@ import {
   type S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import type { FromEmulators, ToEmulators } from './emulators-thread.ts';
+import {
+  startEmulators,
+  type EmulatorOptions,
+  type Emulators,
+  type S3rverNotification,
+} from './emulators.ts';
 
 export const LOCAL_REGION = 'us-east-1';
 /** s3rver only knows this key pair (it checks SigV4 signatures); dynalite accepts any credentials. */
@@ -46,19 +52,14 @@ export interface StartEmbeddedAwsOptions {
   host?: '127.0.0.1';
   /** Buckets created before the server accepts requests (no-op when they exist). */
   buckets?: readonly string[];
+  /**
+   * Where the emulators run: on a worker thread of their own (the default), or on the calling
+   * thread (one event loop for everything; only for debugging them).
+   */
+  thread?: 'worker' | 'current';
 }
 
-/** What s3rver emits for each object created or deleted (an S3 notification, in its own dialect). */
-export interface S3rverNotification {
-  Records: {
-    eventName: string;
-    eventTime: string;
-    s3: {
-      bucket: { name: string };
-      object: { key: string; size?: number; eTag?: string; sequencer: string };
-    };
-  }[];
-}
+export type { S3rverNotification } from './emulators.ts';
 
 export interface EmbeddedAws {
   readonly dynamoEndpoint: string;
@@ -80,103 +81,79 @@ export interface EmbeddedAws {
   stop(): Promise<void>;
 }
 
-// --- the two emulators ship no type declarations; these are the parts used here. ---
+const WORKER_ENTRY = new URL('./emulators-thread.ts', import.meta.url).href;
+/** tsx's ESM loader, resolved from here (an eval'd worker would resolve bare names from the cwd). */
+const TSX_API = pathToFileURL(
+  path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/esm/api')), 'index.mjs'),
+).href;
 
-interface DynaliteOptions {
-  path?: string;
-  createTableMs?: number;
-  deleteTableMs?: number;
-  updateTableMs?: number;
+/** Runs the emulators on a worker thread (tsx registered there: workers do not inherit loader hooks). */
+function startOnWorker(options: EmulatorOptions): Promise<Emulators> {
+  const worker = new Worker(
+    `import(${JSON.stringify(TSX_API)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_ENTRY)}); })`,
+    { eval: true, workerData: options },
+  );
+  const listeners = new Set<(event: S3rverNotification) => void>();
+  let stopped: Promise<void> | undefined;
+  return new Promise<Emulators>((resolve, reject) => {
+    const onEarlyExit = (code: number) => reject(new Error(`the emulator thread exited (code ${code})`));
+    worker.once('exit', onEarlyExit);
+    worker.on('error', (error) => {
+      process.stderr.write(`[embedded-aws] the emulator thread failed: ${error.stack ?? error.message}\n`);
+      reject(error);
+    });
+    worker.on('message', (message: FromEmulators) => {
+      if (message.type === 's3-event') {
+        for (const listener of listeners) listener(message.event as S3rverNotification);
+      } else if (message.type === 'failed') {
+        worker.off('exit', onEarlyExit);
+        reject(new Error(message.message));
+      } else if (message.type === 'ready') {
+        worker.off('exit', onEarlyExit);
+        resolve({
+          dynamoEndpoint: message.dynamoEndpoint,
+          s3Endpoint: message.s3Endpoint,
+          onS3Event(listener) {
+            listeners.add(listener);
+            return () => void listeners.delete(listener);
+          },
+          stop() {
+            stopped ??= new Promise<void>((done) => {
+              worker.once('exit', () => done());
+              worker.postMessage({ type: 'stop' } satisfies ToEmulators);
+            });
+            return stopped;
+          },
+        });
+      }
+    });
+  });
 }
-type DynaliteFactory = (options: DynaliteOptions) => Server;
-
-interface S3rverOptions {
-  directory: string;
-  silent: boolean;
-  configureBuckets: { name: string; configs: never[] }[];
-}
-interface S3rverApp {
-  callback(): RequestListener;
-  configureBuckets(): Promise<unknown>;
-  on(event: 'event', listener: (event: S3rverNotification) => void): unknown;
-  off(event: 'event', listener: (event: S3rverNotification) => void): unknown;
-  logger: { close(): void };
-}
-type S3rverConstructor = new (options: S3rverOptions) => S3rverApp;
-
-interface LevelDb {
-  open(): Promise<void>;
-  close(): Promise<void>;
-}
-type LevelConstructor = new (location: string) => LevelDb;
-
-const require = createRequire(import.meta.url);
-const dynalite = require('dynalite') as DynaliteFactory;
-const S3rver = require('s3rver') as S3rverConstructor;
 
 export async function startEmbeddedAws(opts: StartEmbeddedAwsOptions = {}): Promise<EmbeddedAws> {
-  const host = opts.host ?? '127.0.0.1';
-  const dynamoDir = opts.dataDir === undefined ? undefined : path.resolve(opts.dataDir, 'dynamodb');
-  if (dynamoDir !== undefined) {
-    await mkdir(dynamoDir, { recursive: true });
-    await assertLevelDbFree(dynamoDir);
-  }
-  // createTableMs 0: tables turn ACTIVE on the next tick instead of after dynalite's default 500 ms.
-  const dynamoServer = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const dynamoAddress = await listenOrExplain(
-    dynamoServer,
-    opts.dynamoPort ?? 0,
-    host,
-    'DynamoDB (dynalite)',
-  );
-
-  const tempS3Dir = opts.dataDir === undefined ? await mkdtemp(path.join(tmpdir(), 'tandem-s3-')) : undefined;
-  const s3Dir = tempS3Dir ?? path.resolve(opts.dataDir ?? '.', 's3');
-  let s3Server: Server;
-  let s3rver: S3rverApp;
-  try {
-    await mkdir(s3Dir, { recursive: true });
-    s3rver = new S3rver({
-      directory: s3Dir,
-      silent: true,
-      configureBuckets: (opts.buckets ?? []).map((name) => ({ name, configs: [] })),
-    });
-    await s3rver.configureBuckets();
-    // Our own http.Server rather than s3rver.run(): run() leaves a listen error unhandled (a crash).
-    s3Server = createServer(s3rver.callback());
-    await listenOrExplain(s3Server, opts.s3Port ?? 0, host, 'S3 (s3rver)');
-  } catch (err) {
-    await closeServer(dynamoServer);
-    if (tempS3Dir !== undefined) await rm(tempS3Dir, { recursive: true, force: true });
-    throw err;
-  }
-  const s3Address = s3Server.address() as AddressInfo;
-
-  return new EmbeddedAwsStack(
-    `http://${host}:${dynamoAddress.port}`,
-    // An IP endpoint also makes the SDK use path-style URLs on its own (its endpoint rules never put a
-    // bucket name in front of an IP); `localhost` would give `<bucket>.localhost`, which does not resolve.
-    `http://${host}:${s3Address.port}`,
-    dynamoServer,
-    s3Server,
-    s3rver,
-    tempS3Dir,
-  );
+  const options: EmulatorOptions = {
+    dataDir: opts.dataDir,
+    dynamoPort: opts.dynamoPort ?? 0,
+    s3Port: opts.s3Port ?? 0,
+    host: opts.host ?? '127.0.0.1',
+    buckets: [...(opts.buckets ?? [])],
+  };
+  const emulators =
+    (opts.thread ?? 'worker') === 'worker' ? await startOnWorker(options) : await startEmulators(options);
+  return new EmbeddedAwsStack(emulators);
 }
 
 class EmbeddedAwsStack implements EmbeddedAws {
   readonly region = LOCAL_REGION;
   readonly credentials = LOCAL_CREDENTIALS;
-  private stopping: Promise<void> | undefined;
 
-  constructor(
-    readonly dynamoEndpoint: string,
-    readonly s3Endpoint: string,
-    private readonly dynamoServer: Server,
-    private readonly s3Server: Server,
-    private readonly s3rver: S3rverApp,
-    private readonly tempS3Dir: string | undefined,
-  ) {}
+  readonly dynamoEndpoint: string;
+  readonly s3Endpoint: string;
+
+  constructor(private readonly emulators: Emulators) {
+    this.dynamoEndpoint = emulators.dynamoEndpoint;
+    this.s3Endpoint = emulators.s3Endpoint;
+  }
 
   clientConfig(service: 'dynamodb'): DynamoDBClientConfig;
   clientConfig(service: 's3'): S3ClientConfig;
@@ -211,77 +188,12 @@ class EmbeddedAwsStack implements EmbeddedAws {
   }
 
   onS3Event(listener: (event: S3rverNotification) => void): () => void {
-    this.s3rver.on('event', listener);
-    return () => {
-      this.s3rver.off('event', listener);
-    };
+    return this.emulators.onS3Event(listener);
   }
 
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      await Promise.all([closeServer(this.s3Server), closeServer(this.dynamoServer)]);
-      this.s3rver.logger.close();
-      if (this.tempS3Dir !== undefined) await rm(this.tempS3Dir, { recursive: true, force: true });
-    })();
-    return this.stopping;
+    return this.emulators.stop();
   }
-}
-
-/**
- * Fails early, with a message, when another process holds the LevelDB lock: dynalite itself would
- * emit the open error on an internal stream with no listener, which crashes the process.
- */
-async function assertLevelDbFree(location: string): Promise<void> {
-  // Resolve `level` from dynalite's own dependencies so the probe opens the store the same way.
-  const { Level } = createRequire(require.resolve('dynalite'))('level') as { Level: LevelConstructor };
-  const db = new Level(location);
-  try {
-    await db.open();
-  } catch (err) {
-    const detail = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
-    throw new Error(
-      `Cannot open the DynamoDB data folder ${location}: ${detail}. ` +
-        'Is another local stack running with the same data folder?',
-      { cause: err },
-    );
-  }
-  await db.close();
-}
-
-async function listenOrExplain(
-  server: Server,
-  port: number,
-  host: string,
-  what: string,
-): Promise<AddressInfo> {
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      server.off('listening', onListening);
-      const hint =
-        err.code === 'EADDRINUSE'
-          ? `port ${port} on ${host} is already in use; stop whatever holds it or use port 0 for any free port`
-          : err.message;
-      reject(new Error(`${what} could not listen on ${host}:${port}: ${hint}`, { cause: err }));
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(port, host);
-  });
-  return server.address() as AddressInfo;
-}
-
-async function closeServer(server: Server): Promise<void> {
-  if (!server.listening) return;
-  const closed = new Promise<void>((resolve, reject) =>
-    server.close((err) => (err ? reject(err) : resolve())),
-  );
-  // SDK clients keep sockets alive; without this, close() waits for every client to be destroyed.
-  server.closeAllConnections();
-  await closed;
 }
 
 /**

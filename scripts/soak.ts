@@ -1,0 +1,478 @@
+/**
+ * `npm run soak`: the local stack under sustained load. autocannon holds 64 connections on the API for
+ * 60 s with a fixed mix of cache hits, model-path requests, multi-instance requests and bad requests,
+ * each checked against the status (and source or error code) it must get; meanwhile two batch runs
+ * score generated datasets through the same process. Passes when no response is unexpected, no
+ * request errors or times out, both batch runs account for every row exactly, and the server's RSS
+ * after the run is within 1.2x of its RSS after warm-up. The last stdout line is the JSON summary.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { parseCsv } from '../lambdas/core/codecs/csv.ts';
+import { DEMO_MODEL, REPO_ROOT } from '../local/stack.ts';
+
+const HELP = `Usage: npm run soak [-- options]
+
+Runs the local stack in a child process and loads it: cache hits, model-path requests, multi-instance
+requests and bad requests (each must get its expected status), plus two concurrent batch runs.
+
+Options:
+  --seconds <n>       load duration after warm-up (default: 60; --quick: 10)
+  --connections <n>   concurrent connections (default: 64)
+  --batch-rows <n>    rows in each of the two batch datasets (default: 50000; --quick: 5000)
+  --quick             the short form CI runs
+  -h, --help          show this help
+
+Exit code 0 when every check passes, 1 when one fails.
+`;
+
+const RSS_GROWTH_LIMIT = 1.2;
+
+interface Expectation {
+  readonly kind: 'hit' | 'model' | 'multi' | 'bad';
+  readonly status: number;
+  /** `source` of a single answer, or the error code of a failed one. */
+  readonly check: (body: unknown) => string | undefined;
+}
+
+interface Template extends Expectation {
+  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly path: string;
+  readonly body?: string;
+}
+
+// --- the request mix ----------------------------------------------------------------------------------
+
+interface Demo {
+  readonly header: string[];
+  readonly rows: string[][];
+  readonly features: (row: readonly string[]) => Record<string, unknown>;
+}
+
+async function readDemo(): Promise<Demo> {
+  const manifest = JSON.parse(
+    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8'),
+  ) as { features: { name: string; type: string }[] };
+  const [header, ...rows] = parseCsv(
+    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
+  );
+  const names = header!.fields;
+  return {
+    header: names,
+    rows: rows.map((r) => r.fields),
+    features: (row) =>
+      Object.fromEntries(
+        manifest.features.map((f) => {
+          const text = row[names.indexOf(f.name)]!;
+          return [
+            f.name,
+            f.type === 'boolean' ? text === 'true' : f.type === 'category' ? text : Number(text),
+          ];
+        }),
+      ),
+  };
+}
+
+const field = (body: unknown, ...keys: string[]): unknown =>
+  keys.reduce<unknown>(
+    (v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined),
+    body,
+  );
+
+function expectSource(source: 'cache' | 'model') {
+  return (body: unknown) =>
+    field(body, 'source') === source ? undefined : `source ${String(field(body, 'source'))}, not ${source}`;
+}
+
+function expectCode(code: string) {
+  return (body: unknown) =>
+    field(body, 'error', 'code') === code
+      ? undefined
+      : `error code ${String(field(body, 'error', 'code'))}, not ${code}`;
+}
+
+/** One pass of the mix: 20 cache hits, 10 model-path, 2 multi-instance and 8 bad requests. */
+function requestMix(demo: Demo): Template[] {
+  const post = (body: unknown, e: Expectation): Template => ({
+    method: 'POST',
+    path: '/predict',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...e,
+  });
+  const mix: Template[] = [];
+  for (let i = 0; i < 20; i++)
+    mix.push(post({ id: demo.rows[i * 97]![0] }, { kind: 'hit', status: 200, check: expectSource('cache') }));
+  for (let i = 0; i < 10; i++) {
+    const row = demo.rows[i * 131 + 7]!;
+    mix.push(
+      post(
+        { id: `soak-new-${i}`, features: demo.features(row) },
+        { kind: 'model', status: 200, check: expectSource('model') },
+      ),
+    );
+  }
+  const multi = demo.rows.slice(1000, 1020);
+  mix.push(
+    post(
+      {
+        instances: multi.map((row, i) =>
+          i % 2 === 0 ? { id: row[0] } : { id: `soak-multi-${i}`, features: demo.features(row) },
+        ),
+      },
+      {
+        kind: 'multi',
+        status: 200,
+        check: (body) => {
+          const sources = (field(body, 'predictions') as { source: string }[] | undefined)?.map(
+            (p) => p.source,
+          );
+          const expected = multi.map((_, i) => (i % 2 === 0 ? 'cache' : 'model'));
+          return JSON.stringify(sources) === JSON.stringify(expected)
+            ? undefined
+            : `sources ${String(sources)}`;
+        },
+      },
+    ),
+  );
+  mix.push(
+    post(
+      {
+        instances: demo.rows.slice(1100, 1200).map((row) => ({ id: row[0], features: demo.features(row) })),
+        bypassCache: true,
+      },
+      {
+        kind: 'multi',
+        status: 200,
+        check: (body) =>
+          (field(body, 'predictions') as unknown[] | undefined)?.length === 100
+            ? undefined
+            : 'not 100 answers',
+      },
+    ),
+  );
+  const good = demo.features(demo.rows[5]!);
+  const bad = (status: number, code: string) => ({ kind: 'bad' as const, status, check: expectCode(code) });
+  mix.push(post('{"id": "cut short', bad(400, 'INVALID_JSON')));
+  mix.push(post({ id: 'x', features: { ...good, amount: '12.5' } }, bad(400, 'INVALID_FEATURES')));
+  mix.push(post({ id: 'x', features: { ...good, channel: 'pigeon' } }, bad(400, 'INVALID_FEATURES')));
+  mix.push(post({ id: 'soak-never-scored' }, bad(404, 'NOT_PRECOMPUTED')));
+  mix.push(post({ id: 'x', features: good, model: 'no-such-model' }, bad(404, 'MODEL_NOT_FOUND')));
+  mix.push(
+    post(
+      { instances: Array.from({ length: 501 }, (_, i) => ({ id: `t${i}` })) },
+      bad(400, 'TOO_MANY_INSTANCES'),
+    ),
+  );
+  mix.push({ method: 'GET', path: '/no-such-route', ...bad(404, 'ROUTE_NOT_FOUND') });
+  mix.push({ method: 'PUT', path: '/predict', body: '{}', ...bad(405, 'METHOD_NOT_ALLOWED') });
+  return mix;
+}
+
+// --- the batch datasets --------------------------------------------------------------------------------
+
+interface Dataset {
+  readonly file: string;
+  readonly rows: number;
+  readonly bad: number;
+}
+
+/** Demo rows under new ids, with a known number of rows the model cannot take. */
+async function writeDataset(dir: string, name: string, demo: Demo, rows: number): Promise<Dataset> {
+  const amount = demo.header.indexOf('amount');
+  const channel = demo.header.indexOf('channel');
+  const lines = [demo.header.join(',')];
+  let bad = 0;
+  for (let i = 0; i < rows; i++) {
+    const fields = [...demo.rows[i % demo.rows.length]!];
+    fields[0] = `${name}-${String(i).padStart(8, '0')}`;
+    if (i % 97 === 13) {
+      fields[amount] = 'not-a-number';
+      bad++;
+    } else if (i % 101 === 17) {
+      fields[channel] = 'carrier-pigeon';
+      bad++;
+    }
+    lines.push(fields.join(','));
+  }
+  const file = path.join(dir, `${name}.csv`);
+  await writeFile(file, `${lines.join('\n')}\n`);
+  return { file, rows, bad };
+}
+
+// --- the server child -------------------------------------------------------------------------------
+
+class Server {
+  private next = 1;
+  private readonly waiting = new Map<number, (data: unknown) => void>();
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (raw: unknown) => {
+      const { id, data } = raw as { id: number; data: unknown };
+      this.waiting.get(id)?.(data);
+      this.waiting.delete(id);
+    });
+  }
+
+  static async start(): Promise<{ server: Server; apiUrl: string }> {
+    const child = fork(path.join(import.meta.dirname, 'soak-server.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'ERROR' },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const server = new Server(child);
+    const ready = await new Promise<{ apiUrl: string }>((resolve, reject) => {
+      server.waiting.set(0, (data) => resolve(data as { apiUrl: string }));
+      child.once('exit', (code) => reject(new Error(`the soak server exited (code ${code})`)));
+    });
+    return { server, apiUrl: ready.apiUrl };
+  }
+
+  call<T>(op: string, extra: Record<string, unknown> = {}): Promise<T> {
+    const id = this.next++;
+    return new Promise<T>((resolve) => {
+      this.waiting.set(id, (data) => resolve(data as T));
+      this.child.send({ id, op, ...extra });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    await this.call('stop').catch(() => undefined);
+    await exited;
+  }
+}
+
+// --- the load -------------------------------------------------------------------------------------------
+
+interface LoadFigures {
+  readonly requests: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly byKind: Record<Expectation['kind'], number>;
+  readonly unexpected: number;
+  readonly unexpectedSamples: string[];
+}
+
+async function load(
+  apiUrl: string,
+  mix: Template[],
+  seconds: number,
+  connections: number,
+): Promise<LoadFigures> {
+  const byKind: Record<Expectation['kind'], number> = { hit: 0, model: 0, multi: 0, bad: 0 };
+  let unexpected = 0;
+  const unexpectedSamples: string[] = [];
+  const result = await autocannon({
+    url: apiUrl,
+    connections,
+    duration: seconds,
+    timeout: 10,
+    requests: mix.map((t) => ({
+      method: t.method,
+      path: t.path,
+      headers: { 'content-type': 'application/json' },
+      ...(t.body === undefined ? {} : { body: t.body }),
+      onResponse: (status: number, body: string) => {
+        byKind[t.kind]++;
+        let problem = status === t.status ? undefined : `status ${status}, not ${t.status}`;
+        if (!problem) {
+          try {
+            problem = t.check(JSON.parse(body));
+          } catch {
+            problem = 'the body is not JSON';
+          }
+        }
+        if (problem) {
+          unexpected++;
+          if (unexpectedSamples.length < 10)
+            unexpectedSamples.push(`${t.method} ${t.path} (${t.kind}): ${problem}`);
+        }
+      },
+    })),
+  });
+  return {
+    requests: result.requests.total,
+    rps: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    byKind,
+    unexpected,
+    unexpectedSamples,
+  };
+}
+
+// --- main -----------------------------------------------------------------------------------------------
+
+function positiveInt(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`${flag} must be a positive integer, got "${text}"`);
+  return value;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string' },
+      connections: { type: 'string' },
+      'batch-rows': { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const quick = values.quick;
+  const seconds = positiveInt(values.seconds, quick ? 10 : 60, '--seconds');
+  const connections = positiveInt(values.connections, 64, '--connections');
+  const batchRows = positiveInt(values['batch-rows'], quick ? 5_000 : 50_000, '--batch-rows');
+  const log = (line: string) =>
+    process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+
+  const demo = await readDemo();
+  const mix = requestMix(demo);
+  const scratch = await mkdtemp(path.join(tmpdir(), 'tandem-soak-data-'));
+  log('starting the local stack');
+  const { server, apiUrl } = await Server.start();
+  try {
+    const datasets = [
+      await writeDataset(scratch, 'soak-a', demo, batchRows),
+      await writeDataset(scratch, 'soak-b', demo, batchRows),
+    ];
+    const warmupSeconds = quick ? 3 : 10;
+    // The warm-up runs the batch lane too, so the baseline holds everything a first run allocates
+    // (its model session, buffers, the table's first items): growth after it is what runs accumulate.
+    log(`warm-up: ${warmupSeconds} s at ${connections} connections, with one batch run`);
+    const warmBatch = server.call<unknown>('batch', {
+      files: [(await writeDataset(scratch, 'soak-warm', demo, Math.min(batchRows, 2_000))).file],
+      options: { chunkBytes: 256 * 1024 },
+    });
+    const warm = await load(apiUrl, mix, warmupSeconds, connections);
+    await warmBatch;
+    const rssWarm = (await server.call<{ rssMb: number }>('rss')).rssMb;
+
+    log(`load: ${seconds} s at ${connections} connections, two batch runs of ${batchRows} rows alongside`);
+    const batches = server.call<
+      {
+        file: string;
+        status: string;
+        message?: string;
+        counts?: {
+          read: number;
+          scored: number;
+          rejected: number;
+          writtenToTable: number;
+          tableSkipped: number;
+        };
+      }[]
+    >('batch', { files: datasets.map((d) => d.file), options: { chunkBytes: 256 * 1024 } });
+    const run = await load(apiUrl, mix, seconds, connections);
+    const batchResults = await batches;
+    const rssEnd = (await server.call<{ rssMb: number }>('rss')).rssMb;
+
+    const batch = batchResults.map((r, i) => {
+      const d = datasets[i]!;
+      const c = r.counts;
+      const exact =
+        r.status === 'SUCCEEDED' &&
+        c !== undefined &&
+        c.read === d.rows &&
+        c.rejected === d.bad &&
+        c.scored === d.rows - d.bad &&
+        c.writtenToTable + c.tableSkipped === c.scored;
+      return {
+        dataset: path.basename(r.file),
+        rows: d.rows,
+        badRows: d.bad,
+        status: r.status,
+        counts: c,
+        exact,
+        ...(r.message && !exact ? { message: r.message } : {}),
+      };
+    });
+    const rssRatio = Number((rssEnd / rssWarm).toFixed(3));
+    const checks = {
+      noUnexpectedResponses: warm.unexpected === 0 && run.unexpected === 0,
+      noErrorsOrTimeouts: warm.errors + warm.timeouts + run.errors + run.timeouts === 0,
+      batchCountsExact: batch.every((b) => b.exact),
+      rssWithinLimit: rssRatio <= RSS_GROWTH_LIMIT,
+    };
+    const pass = Object.values(checks).every(Boolean);
+
+    const table = [
+      ['requests', `${run.requests} in ${seconds} s (${run.rps} req/s), ${connections} connections`],
+      [
+        'mix',
+        `hit ${run.byKind.hit}, model ${run.byKind.model}, multi ${run.byKind.multi}, bad ${run.byKind.bad}`,
+      ],
+      ['latency', `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms`],
+      [
+        'unexpected',
+        `${run.unexpected + warm.unexpected}${run.unexpectedSamples.length ? `: ${run.unexpectedSamples.join('; ')}` : ''}`,
+      ],
+      ['errors / timeouts', `${run.errors + warm.errors} / ${run.timeouts + warm.timeouts}`],
+      [
+        'RSS warm / end',
+        `${rssWarm.toFixed(1)} / ${rssEnd.toFixed(1)} MB (ratio ${rssRatio}, limit ${RSS_GROWTH_LIMIT})`,
+      ],
+      ...batch.map((b) => [
+        `batch ${b.dataset}`,
+        `${b.status}: read ${b.counts?.read}, scored ${b.counts?.scored}, rejected ${b.counts?.rejected} (planted ${b.badRows}), table ${b.counts?.writtenToTable}${b.exact ? '' : ' MISMATCH'}`,
+      ]),
+      [
+        'result',
+        pass
+          ? 'pass'
+          : `FAIL (${Object.entries(checks)
+              .filter(([, ok]) => !ok)
+              .map(([name]) => name)
+              .join(', ')})`,
+      ],
+    ];
+    for (const [name, value] of table) process.stdout.write(`${name!.padEnd(22)} ${value}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        pass,
+        checks,
+        seconds,
+        connections,
+        requests: run.requests,
+        rps: run.rps,
+        p50Ms: run.p50Ms,
+        p99Ms: run.p99Ms,
+        byKind: run.byKind,
+        unexpected: run.unexpected + warm.unexpected,
+        unexpectedSamples: [...warm.unexpectedSamples, ...run.unexpectedSamples],
+        errors: run.errors + warm.errors,
+        timeouts: run.timeouts + warm.timeouts,
+        rssWarmMb: Number(rssWarm.toFixed(1)),
+        rssEndMb: Number(rssEnd.toFixed(1)),
+        rssRatio,
+        batch,
+      })}\n`,
+    );
+    return pass ? 0 : 1;
+  } finally {
+    await server.stop();
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`soak failed to run: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
