@@ -8,7 +8,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { parseCsv } from '../lambdas/core/codecs/csv.ts';
-import { DEMO_MODEL, LOCAL_BUCKET, LOCAL_TABLE, REPO_ROOT, startLocalStack } from '../local/stack.ts';
+import {
+  DEFAULT_API_CONCURRENCY,
+  DEMO_MODEL,
+  LOCAL_BUCKET,
+  LOCAL_TABLE,
+  REPO_ROOT,
+  startLocalStack,
+} from '../local/stack.ts';
 
 const HELP = `Usage: npm start [-- options]
 
@@ -20,6 +27,8 @@ Options:
   --dynamodb-port <n> embedded DynamoDB port (default: $TANDEM_DYNAMODB_PORT or 4567)
   --s3-port <n>      embedded S3 port (default: $TANDEM_S3_PORT or 4568)
   --data-dir <dir>   where table and bucket data are kept (default: .tandem)
+  --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
+                     their turn (default: $TANDEM_API_CONCURRENCY or 8)
   --fresh            delete the data folder first
   --no-seed          do not score the demo dataset into the table
   -h, --help         show this help
@@ -30,6 +39,13 @@ function port(value: string | undefined, fallback: number, name: string): number
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
     throw new Error(`${name} must be a port number, got "${value}"`);
+  return n;
+}
+
+function positive(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got "${value}"`);
   return n;
 }
 
@@ -67,6 +83,7 @@ async function main(): Promise<void> {
       'dynamodb-port': { type: 'string' },
       's3-port': { type: 'string' },
       'data-dir': { type: 'string' },
+      'api-concurrency': { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -86,6 +103,11 @@ async function main(): Promise<void> {
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
     seed: !values['no-seed'],
+    apiConcurrency: positive(
+      values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
+      DEFAULT_API_CONCURRENCY,
+      '--api-concurrency',
+    ),
     batch: {
       onFinished: (runId, result) => {
         if (startedUp) process.stdout.write(`[batch] ${result.status} ${result.message}\n`);

@@ -15,6 +15,7 @@ import type { BatchOptions, ChunkReport, RunCompletedEvent } from '../lambdas/co
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { triggerRuns, uploadsFromEvent, type UploadedObject } from '../lambdas/core/batch/trigger.ts';
 import { createApiServer, listen } from './api-gateway-adapter.ts';
+import { limitConcurrency } from './concurrency-gate.ts';
 import { LocalBatchRunner } from './batch-runner.ts';
 import { ensureBucket, ensureTable, startEmbeddedAws, type EmbeddedAws } from './embedded-aws.ts';
 import { uploadModelPackages } from './uploader.ts';
@@ -24,6 +25,7 @@ export const LOCAL_TABLE = 'tandem-predictions';
 export const DEMO_MODEL = 'fraud-detector';
 export const DEMO_DATASET_KEY = `incoming/${DEMO_MODEL}/demo-transactions.csv`;
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
+export const DEFAULT_API_CONCURRENCY = 8;
 
 export interface LocalStackOptions {
   /** API port; 0 picks a free one; undefined starts no API (batch only). */
@@ -38,6 +40,11 @@ export interface LocalStackOptions {
   readonly seed?: boolean;
   /** Extra environment for the API handler (CACHE_BUDGET_MS, WRITE_THROUGH, ...). */
   readonly handlerEnv?: Record<string, string>;
+  /**
+   * Handler invocations in flight at once; more requests wait for a free slot, as they would for a
+   * free Lambda instance (local/concurrency-gate.ts says why). Default 8.
+   */
+  readonly apiConcurrency?: number;
   readonly batch?: {
     readonly maxConcurrency?: number;
     readonly toleratedFailurePercentage?: number;
@@ -158,7 +165,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...options.handlerEnv,
       });
       const { handler } = await import('../lambdas/handlers/predict.ts');
-      const server = createApiServer(handler);
+      const server = createApiServer(
+        limitConcurrency(handler, options.apiConcurrency ?? DEFAULT_API_CONCURRENCY),
+      );
       const address = await listen(server, options.apiPort, '127.0.0.1');
       apiUrl = `http://127.0.0.1:${address.port}`;
       cleanups.push(async () => {

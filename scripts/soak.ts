@@ -169,7 +169,21 @@ function requestMix(demo: Demo): Template[] {
   );
   mix.push({ method: 'GET', path: '/no-such-route', ...bad(404, 'ROUTE_NOT_FOUND') });
   mix.push({ method: 'PUT', path: '/predict', body: '{}', ...bad(405, 'METHOD_NOT_ALLOWED') });
-  return mix;
+  return interleave(mix);
+}
+
+/**
+ * Spreads each kind evenly over the pass: every connection walks the list from its start, so a list
+ * grouped by kind would load the server with one kind at a time.
+ */
+function interleave(mix: Template[]): Template[] {
+  const byKind = new Map<string, Template[]>();
+  for (const t of mix) byKind.set(t.kind, [...(byKind.get(t.kind) ?? []), t]);
+  // Each template gets a position in [0, 1) within its kind's share of the pass; sort by it.
+  return [...byKind.values()]
+    .flatMap((group) => group.map((t, i) => ({ t, at: (i + 0.5) / group.length })))
+    .sort((a, b) => a.at - b.at)
+    .map(({ t }) => t);
 }
 
 // --- the batch datasets --------------------------------------------------------------------------------
@@ -218,7 +232,11 @@ class Server {
 
   static async start(): Promise<{ server: Server; apiUrl: string }> {
     const child = fork(path.join(import.meta.dirname, 'soak-server.ts'), [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env['SOAK_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['SOAK_PROF']] : []),
+      ],
       env: { ...process.env, POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'ERROR' },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });

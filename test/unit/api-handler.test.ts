@@ -165,9 +165,17 @@ describe('API handler', () => {
       status: 'ready',
       model: { name: 'tiny', version: '1' },
     });
+    // A package that has failed to load is listed with the reason (its ONNX file is missing).
+    expect((await call('POST', '/predict', { model: 'broken', features: { x1: 1 } })).status).toBe(503);
     const list = await call('GET', '/models');
     expect(list.body['models']).toEqual([
-      { name: 'broken', version: '1', task: 'multiclass-classification', default: false },
+      {
+        name: 'broken',
+        version: '1',
+        task: 'multiclass-classification',
+        default: false,
+        error: { code: 'MODEL_FILE_MISSING' },
+      },
       { name: 'tiny', version: '1', task: 'multiclass-classification', default: true },
     ]);
     const tiny = await call('GET', '/models/tiny');

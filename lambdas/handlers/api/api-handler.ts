@@ -30,9 +30,39 @@ export interface ApiDependencies {
 
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
 
-/** What a request has named so far, for its error message. */
+/** What a request has named so far, for its error message, and its keys for log entries. */
 interface RequestState {
   model: string | undefined;
+  readonly where: { readonly requestId: string; readonly path: string };
+}
+
+/**
+ * A failed request's log entry. Callers' mistakes are logged by code and field names only: their
+ * messages quote the values sent (features, ids), which stay out of the logs unless LOG_PAYLOADS is
+ * on. Our own failures (5xx) are logged with the error, whose messages quote no request values.
+ */
+function logFailure(
+  logger: Logger,
+  where: RequestState['where'],
+  status: number,
+  error: unknown,
+  logPayloads: boolean,
+): void {
+  const code = error instanceof TandemError ? error.code : 'INTERNAL';
+  const details = error instanceof TandemError ? error.details : undefined;
+  const fields = details?.flatMap((d) => (d.field === undefined ? [] : [d.field])).slice(0, 100);
+  const entry = {
+    ...where,
+    status,
+    code,
+    ...(fields && fields.length > 0 ? { fields } : {}),
+    ...(logPayloads ? { reason: (error as Error).message, details } : {}),
+  };
+  if (status < 500) logger.warn('request failed', entry);
+  else if (error instanceof TandemError && error.code !== 'INFERENCE_FAILED')
+    // Expected operational failures (model or table unavailable): the reason, no stack trace.
+    logger.error('request failed', { ...entry, error: { name: error.name, message: error.message } });
+  else logger.error('request failed', { ...entry, error });
 }
 
 const MODEL_ROUTE = /^\/models\/([^/]+)\/?$/;
@@ -124,6 +154,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
         ? { status: 'skipped', reason: outcome.cache.reason }
         : { status: outcome.cache.status };
     logger.info('predicted', {
+      ...state.where,
       model: model.name,
       version: model.version,
       instances: request.instances.length,
@@ -230,23 +261,19 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
   return async (event, context) => {
     const requestId = event.requestContext?.requestId ?? context.awsRequestId;
     logger.addContext(context);
-    logger.appendKeys({ requestId, path: event.rawPath });
-    const state: RequestState = { model: undefined };
+    // Keys of this request go into each entry, not into the logger: the local server runs invocations
+    // concurrently through one logger, and appended keys would be read by (and removed under) others.
+    const where = { requestId, path: event.rawPath };
+    const state: RequestState = { model: undefined, where };
     let result: ApiResult;
     try {
       result = await route(event, requestId, state);
     } catch (error) {
       result = resultForError(error, requestId, state.model, registry.defaultModel);
-      const log = result.statusCode >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
-      log('request failed', {
-        status: result.statusCode,
-        code: error instanceof TandemError ? error.code : 'INTERNAL',
-        ...(result.statusCode >= 500 ? { error } : { reason: (error as Error).message }),
-      });
+      logFailure(logger, where, result.statusCode, error, deps.logPayloads);
       metrics.addMetric(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', MetricUnit.Count, 1);
     } finally {
       if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-      logger.removeKeys(['requestId', 'path']);
     }
     result.headers = { ...result.headers, 'x-request-id': requestId };
     return result;
