@@ -19,7 +19,7 @@ import { Construct } from 'constructs';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { batchDefinition } from './batch-definition.ts';
 import { DATA_PREFIXES } from './data-bucket.ts';
-import { grantListBucket, grantReadPrefix, grantWritePrefix } from './grants.ts';
+import { FUNCTION_ACCESS, grantObjectAccess, KEY_PATTERNS } from './bucket-access.ts';
 import { TandemFunction } from './tandem-function.ts';
 
 /** The completion event the finalize function publishes. */
@@ -27,6 +27,12 @@ export const BATCH_COMPLETED_EVENT = {
   source: 'tandem.batch',
   detailType: 'Tandem Batch Run Completed',
 } as const;
+
+/**
+ * The longest an Express execution (here: one Distributed Map child, scoring one chunk, retries included)
+ * may run. Chunks must be sized to finish well within it (`batchOptions.chunkBytes`).
+ */
+export const EXPRESS_CHILD_MAX_DURATION = Duration.minutes(5);
 
 /** The handler files of the batch lane, relative to the project root. */
 export const BATCH_HANDLERS = {
@@ -112,7 +118,9 @@ export class BatchPipeline extends Construct {
       entry: BATCH_HANDLERS.score,
       description: 'Tandem batch: score one chunk',
       memorySize: props.scoreMemorySize ?? 3008,
-      timeout: Duration.minutes(15),
+      // A chunk is scored inside an Express child execution, which Step Functions stops at 5 minutes: a
+      // longer function timeout would only bill a function whose chunk has already failed.
+      timeout: EXPRESS_CHILD_MAX_DURATION,
       onnxRuntime: true,
       environment: { MODELS_URI: modelsUri, TABLE_NAME: table.tableName },
     });
@@ -126,26 +134,11 @@ export class BatchPipeline extends Construct {
       environment: { EVENT_BUS_NAME: this.eventBus.eventBusName },
     });
 
-    // Plan: reads the upload (pinned to its version; a deleted upload must read as missing, hence
-    // ListBucket) and the model pointer / manifest; writes the plan, the items and the staging copy.
-    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.incoming, { versions: true });
-    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.models);
-    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.runs, { versions: true });
-    grantWritePrefix(this.plan.role, bucket, DATA_PREFIXES.runs);
-    grantListBucket(this.plan.role, bucket);
-    // Score: reads its range of the upload or of the staging copy, the plan and the model; writes its part
-    // files, its chunk report and the table (conditional PutItem: a fresher item is never replaced).
-    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.incoming, { versions: true });
-    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.runs, { versions: true });
-    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.models);
-    grantWritePrefix(this.score.role, bucket, DATA_PREFIXES.results);
-    grantWritePrefix(this.score.role, bucket, DATA_PREFIXES.runs);
+    grantObjectAccess(this.plan.role, bucket, FUNCTION_ACCESS.plan);
+    grantObjectAccess(this.score.role, bucket, FUNCTION_ACCESS.score);
+    // Conditional PutItem: a fresher item is never replaced.
     table.grant(this.score.role, 'dynamodb:PutItem');
-    // Finalize: lists and reads the run's chunk reports (the plan may be missing when planning failed),
-    // writes the manifest, publishes the completion event.
-    grantReadPrefix(this.finalize.role, bucket, DATA_PREFIXES.runs);
-    grantWritePrefix(this.finalize.role, bucket, DATA_PREFIXES.results);
-    grantListBucket(this.finalize.role, bucket);
+    grantObjectAccess(this.finalize.role, bucket, FUNCTION_ACCESS.finalize);
     this.eventBus.grantPutEventsTo(this.finalize.role);
 
     this.stateMachineLogGroup = new logs.LogGroup(this, 'StateMachineLogs', {
@@ -224,8 +217,8 @@ export class BatchPipeline extends Construct {
 
   /**
    * The definition is a string, so the grants CDK derives from a state graph are not made for it: the
-   * three Lambda tasks, the ItemReader (GetObject on runs/), the ResultWriter (PutObject and multipart on
-   * runs/), and the Distributed Map's own child executions.
+   * three Lambda tasks, the ItemReader (the run's items.json), the ResultWriter (the run's map-results
+   * folder), and the Distributed Map's own child executions.
    */
   private grantStateMachineWhatTheDefinitionNeeds(bucket: s3.IBucket): iam.Policy {
     const role = this.stateMachine.role;
@@ -235,10 +228,17 @@ export class BatchPipeline extends Construct {
       // The definition invokes the unqualified ARNs.
       resourceArns: [this.plan, this.score, this.finalize].map((f) => f.function.functionArn),
     });
+    // ItemReader: the run's items; ResultWriter: the map results folder of the run (the actions CDK's own
+    // DistributedMap ResultWriter grants).
     iam.Grant.addToPrincipal({
       grantee: role,
-      actions: ['s3:GetObject', 's3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
-      resourceArns: [bucket.arnForObjects(`${DATA_PREFIXES.runs}*`)],
+      actions: ['s3:GetObject'],
+      resourceArns: [bucket.arnForObjects(KEY_PATTERNS.runItems.pattern)],
+    });
+    iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['s3:PutObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+      resourceArns: [bucket.arnForObjects(KEY_PATTERNS.runMapResults.pattern)],
     });
     // A policy of its own, not the role's default policy: the state machine depends on its role (and that
     // policy), while these statements name the state machine; one resource would make a cycle.

@@ -16,7 +16,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DATA_PREFIXES } from './data-bucket.ts';
-import { grantListBucket, grantReadPrefix } from './grants.ts';
+import { FUNCTION_ACCESS, grantObjectAccess } from './bucket-access.ts';
 import { TandemFunction } from './tandem-function.ts';
 
 /** Callers sign requests with SigV4 (`iam`), or bring a JWT from an OIDC issuer. */
@@ -108,9 +108,7 @@ export class RealtimeApi extends Construct {
     });
     const role = this.predict.role;
 
-    grantReadPrefix(role, props.bucket, DATA_PREFIXES.models);
-    // GET /models lists models/; an unknown model must be a 404, not a 503 (see grantListBucket).
-    grantListBucket(role, props.bucket);
+    grantObjectAccess(role, props.bucket, FUNCTION_ACCESS.predict);
     props.table.grant(role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
     if (writeThrough) props.table.grant(role, 'dynamodb:PutItem');
 

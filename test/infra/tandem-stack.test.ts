@@ -311,7 +311,8 @@ describe('TandemStack (defaults)', () => {
       expect(Object.keys(env('Score')).sort()).toEqual(['MODELS_URI', 'NODE_OPTIONS', 'TABLE_NAME']);
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
-      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 900, Runtime: 'nodejs22.x' });
+      // The score function runs inside Express children, which Step Functions stops at 5 minutes.
+      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 300, Runtime: 'nodejs22.x' });
       expect(props('Plan')).toMatchObject({ Timeout: 900 });
     });
 
@@ -388,21 +389,24 @@ describe('TandemStack (defaults)', () => {
       expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
     });
 
-    it('lets the scorer read incoming/, runs/ and models/, write results/ and runs/, and put table items', () => {
+    it('lets the scorer read incoming/, its plan, the staging copy and models/, write its parts and report, and put table items', () => {
       const statements = statementsOf(template, roleOf(template, 'Score'));
       const s3 = grants(statements).filter((g) => g.startsWith('s3:'));
       expect(s3).toEqual([
-        's3:AbortMultipartUpload bucket/results/*',
-        's3:AbortMultipartUpload bucket/runs/*',
+        's3:AbortMultipartUpload bucket/results/*/part-*',
         's3:GetObject bucket/incoming/*',
         's3:GetObject bucket/models/*',
-        's3:GetObject bucket/runs/*',
+        's3:GetObject bucket/runs/*/plan.json',
+        's3:GetObject bucket/runs/*/staging/*',
         's3:GetObjectVersion bucket/incoming/*',
-        's3:GetObjectVersion bucket/runs/*',
-        's3:PutObject bucket/results/*',
-        's3:PutObject bucket/runs/*',
+        's3:PutObject bucket/results/*/part-*',
+        's3:PutObject bucket/runs/*/chunks/*',
       ]);
       expect(actionsOf(statements).filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:PutItem']);
+      const table = statements.filter((s) => list(s.Action).includes('dynamodb:PutItem'));
+      expect(table.map((s) => flat(s.Resource))).toEqual([
+        expect.stringMatching(/^\$\{TandemPredictionsTable\w+\.Arn\}$/),
+      ]);
     });
 
     it('lets plan, finalize and trigger do only their part', () => {
@@ -410,24 +414,24 @@ describe('TandemStack (defaults)', () => {
         (g) => !/^(logs|xray):/.test(g),
       );
       expect(plan).toEqual([
-        's3:AbortMultipartUpload bucket/runs/*',
+        's3:AbortMultipartUpload bucket/runs/*/staging/*',
         's3:GetObject bucket/incoming/*',
         's3:GetObject bucket/models/*',
-        's3:GetObject bucket/runs/*',
         's3:GetObjectVersion bucket/incoming/*',
-        's3:GetObjectVersion bucket/runs/*',
         's3:ListBucket bucket',
-        's3:PutObject bucket/runs/*',
+        's3:PutObject bucket/runs/*/items.json',
+        's3:PutObject bucket/runs/*/plan.json',
+        's3:PutObject bucket/runs/*/staging/*',
       ]);
       const finalize = grants(statementsOf(template, roleOf(template, 'Finalize'))).filter(
         (g) => !/^(logs|xray):/.test(g),
       );
       expect(finalize).toEqual([
         'events:PutEvents arn:aws:events:eu-west-1:123456789012:event-bus/default',
-        's3:AbortMultipartUpload bucket/results/*',
-        's3:GetObject bucket/runs/*',
+        's3:GetObject bucket/runs/*/chunks/*',
+        's3:GetObject bucket/runs/*/plan.json',
         's3:ListBucket bucket',
-        's3:PutObject bucket/results/*',
+        's3:PutObject bucket/results/*/_manifest.json',
       ]);
       const trigger = actionsOf(statementsOf(template, roleOf(template, 'Trigger'))).filter(
         (a) => !/^(logs|xray):/.test(a),
@@ -440,7 +444,7 @@ describe('TandemStack (defaults)', () => {
       ]);
     });
 
-    it('lets the state machine invoke its three functions, read items and write map results under runs/, and run its map children', () => {
+    it("lets the state machine invoke its three functions, read the run's items, write its map results, and run its map children", () => {
       const [smId, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
       const roleId = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
       const statements = statementsOf(template, roleId);
@@ -451,10 +455,11 @@ describe('TandemStack (defaults)', () => {
         expect.stringMatching(/^\$\{TandemBatchScoreFunction\w+\.Arn\}$/),
       ]);
       expect(grants(statements).filter((g) => g.startsWith('s3:'))).toEqual([
-        's3:AbortMultipartUpload bucket/runs/*',
-        's3:GetObject bucket/runs/*',
-        's3:ListMultipartUploadParts bucket/runs/*',
-        's3:PutObject bucket/runs/*',
+        's3:AbortMultipartUpload bucket/runs/*/map-results/*',
+        's3:GetObject bucket/runs/*/items.json',
+        's3:GetObject bucket/runs/*/map-results/*',
+        's3:ListMultipartUploadParts bucket/runs/*/map-results/*',
+        's3:PutObject bucket/runs/*/map-results/*',
       ]);
       const start = statements.find((s) => list(s.Action).includes('states:StartExecution'));
       expect(start?.Resource).toEqual({ Ref: smId });
