@@ -8,55 +8,20 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
 import { readSettings, SettingsError, type SettingName } from '../../lib/settings.ts';
 import { Tandem } from '../../lib/tandem-stack.ts';
-import { cdkJsonContext, templateOf, testApp, testStack } from './support.ts';
-
-type Resource = {
-  Type: string;
-  Properties?: Record<string, unknown>;
-  DeletionPolicy?: string;
-  UpdateReplacePolicy?: string;
-};
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
-
-function resources(template: Template, type: string): Record<string, Resource> {
-  return template.findResources(type) as Record<string, Resource>;
-}
-
-function onlyResource(template: Template, type: string, logicalIdPart = ''): [string, Resource] {
-  const found = Object.entries(resources(template, type)).filter(([id]) => id.includes(logicalIdPart));
-  expect(found, `${type} matching "${logicalIdPart}"`).toHaveLength(1);
-  return found[0]!;
-}
-
-/** The logical id of the role of the function whose logical id contains `part`. */
-function roleOf(template: Template, part: string): string {
-  const [, fn] = onlyResource(template, 'AWS::Lambda::Function', part);
-  return (fn.Properties!['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-}
-
-/** Every statement of every policy attached to a role. */
-function statementsOf(template: Template, roleLogicalId: string): Statement[] {
-  return Object.values(resources(template, 'AWS::IAM::Policy'))
-    .filter((p) => (p.Properties!['Roles'] as Array<{ Ref: string }>).some((r) => r.Ref === roleLogicalId))
-    .flatMap((p) => (p.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement);
-}
-
-const list = (value: string | string[]): string[] => (Array.isArray(value) ? value : [value]);
-const actionsOf = (statements: Statement[]): string[] =>
-  [...new Set(statements.flatMap((s) => list(s.Action)))].sort();
-
-/** A resource as a readable string: `${Logical.Attr}` for GetAtt, `${Logical}` for Ref, joins concatenated. */
-function flat(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const v = value as Record<string, unknown>;
-  if (v['Fn::Join']) {
-    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
-    return parts.map(flat).join(sep);
-  }
-  if (v['Fn::GetAtt']) return `\${${(v['Fn::GetAtt'] as string[]).join('.')}}`;
-  if (v['Ref']) return `\${${v['Ref'] as string}}`;
-  return JSON.stringify(value);
-}
+import {
+  actionsOf,
+  cdkJsonContext,
+  flat,
+  list,
+  onlyResource,
+  resources,
+  roleOf,
+  statementsOf,
+  templateOf,
+  testApp,
+  testStack,
+  type Statement,
+} from './support.ts';
 
 function grants(statements: Statement[]): string[] {
   return statements
