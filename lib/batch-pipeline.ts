@@ -16,11 +16,12 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { batchDefinition } from './batch-definition.ts';
 import { DATA_PREFIXES } from './data-bucket.ts';
 import { FUNCTION_ACCESS, grantObjectAccess, KEY_PATTERNS } from './bucket-access.ts';
-import { TandemFunction } from './tandem-function.ts';
+import { cachePolicyEnvironment, TandemFunction } from './tandem-function.ts';
 
 /** The completion event the finalize function publishes. */
 export const BATCH_COMPLETED_EVENT = {
@@ -69,6 +70,12 @@ export interface BatchPipelineProps {
   readonly batchOptions?: Partial<BatchOptions>;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Item TTL (and max age) over the model manifests' for the table writes of the score function
+   * (`CACHE_TTL_SECONDS`, `CACHE_MAX_AGE_SECONDS`).
+   * @default - the manifests' `cache` policy
+   */
+  readonly cachePolicy?: CachePolicyOverride;
 }
 
 export class BatchPipeline extends Construct {
@@ -122,7 +129,11 @@ export class BatchPipeline extends Construct {
       // longer function timeout would only bill a function whose chunk has already failed.
       timeout: EXPRESS_CHILD_MAX_DURATION,
       onnxRuntime: true,
-      environment: { MODELS_URI: modelsUri, TABLE_NAME: table.tableName },
+      environment: {
+        MODELS_URI: modelsUri,
+        TABLE_NAME: table.tableName,
+        ...cachePolicyEnvironment(props.cachePolicy),
+      },
     });
     this.eventBus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
     this.finalize = new TandemFunction(this, 'Finalize', {

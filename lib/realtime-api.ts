@@ -16,8 +16,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DATA_PREFIXES } from './data-bucket.ts';
+import type { CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
 import { FUNCTION_ACCESS, grantObjectAccess } from './bucket-access.ts';
-import { TandemFunction } from './tandem-function.ts';
+import { cachePolicyEnvironment, TandemFunction } from './tandem-function.ts';
 
 /** Callers sign requests with SigV4 (`iam`), or bring a JWT from an OIDC issuer. */
 export type ApiAuth =
@@ -41,6 +42,11 @@ export interface RealtimeApiProps {
   readonly provisionedConcurrency?: number;
   /** @default 150 (`CACHE_BUDGET_MS`) */
   readonly cacheBudgetMs?: number;
+  /**
+   * Cache max age and item TTL over the model manifests' (`CACHE_MAX_AGE_SECONDS`, `CACHE_TTL_SECONDS`).
+   * @default - the manifests' `cache` policy
+   */
+  readonly cachePolicy?: CachePolicyOverride;
   /** @default false (`WRITE_THROUGH`) */
   readonly writeThrough?: boolean;
   /** @default 60 (`MODEL_REFRESH_SECONDS`) */
@@ -104,6 +110,7 @@ export class RealtimeApi extends Construct {
         WRITE_THROUGH: String(writeThrough),
         MODEL_REFRESH_SECONDS: String(refresh),
         LOG_PAYLOADS: 'false',
+        ...cachePolicyEnvironment(props.cachePolicy),
       },
     });
     const role = this.predict.role;

@@ -4,6 +4,7 @@
  * types; both are accepted.
  */
 import * as logs from 'aws-cdk-lib/aws-logs';
+import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
 import type { TandemProps } from './tandem-stack.ts';
 
 export interface TandemSettings {
@@ -30,6 +31,14 @@ export const SETTINGS = {
     help: 'percentage of chunks that may fail without failing the run',
   },
   cacheBudgetMs: { default: 150, help: "time budget of the API's table read, ms" },
+  cacheMaxAgeSeconds: {
+    default: undefined,
+    help: "age past which a cached prediction is not served, s (default: each manifest's cache.maxAgeSeconds)",
+  },
+  cacheTtlSeconds: {
+    default: undefined,
+    help: "lifetime of a table item, s (default: each manifest's cache.ttlSeconds)",
+  },
   writeThrough: { default: false, help: "store the API's model answers in the table" },
   alarmEmail: { default: undefined, help: 'email subscribed to the alarm topic' },
   logRetentionDays: { default: 30, help: 'retention of every log group, days (a CloudWatch Logs value)' },
@@ -129,6 +138,17 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
   const batchMaxConcurrency = integer('batchMaxConcurrency', 1, 10_000);
   const toleratedFailurePercentage = number('toleratedFailurePercentage', 0, 100);
   const cacheBudgetMs = integer('cacheBudgetMs', 1, 30_000);
+  const cacheMaxAgeSeconds = integer('cacheMaxAgeSeconds', 1, MAX_CACHE_SECONDS);
+  const cacheTtlSeconds = integer('cacheTtlSeconds', 1, MAX_CACHE_SECONDS);
+  if (
+    cacheMaxAgeSeconds !== undefined &&
+    cacheTtlSeconds !== undefined &&
+    cacheTtlSeconds < cacheMaxAgeSeconds
+  ) {
+    problems.push(
+      `cacheTtlSeconds: must be at least cacheMaxAgeSeconds (${cacheMaxAgeSeconds}), got ${cacheTtlSeconds}`,
+    );
+  }
   const writeThrough = boolean('writeThrough');
   const rateLimit = integer('apiRateLimit', 1, 1_000_000);
   const burstLimit = integer('apiBurstLimit', 1, 1_000_000);
@@ -189,6 +209,8 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...(batchMaxConcurrency !== undefined ? { batchMaxConcurrency } : {}),
     ...(toleratedFailurePercentage !== undefined ? { toleratedFailurePercentage } : {}),
     ...(cacheBudgetMs !== undefined ? { cacheBudgetMs } : {}),
+    ...(cacheMaxAgeSeconds !== undefined ? { cacheMaxAgeSeconds } : {}),
+    ...(cacheTtlSeconds !== undefined ? { cacheTtlSeconds } : {}),
     ...(writeThrough !== undefined ? { writeThrough } : {}),
     ...(alarmEmail !== undefined ? { alarmEmail } : {}),
     ...(retentionDays !== undefined ? { logRetention: retentionDays as logs.RetentionDays } : {}),

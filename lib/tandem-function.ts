@@ -14,6 +14,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
+import { CACHE_POLICY_ENV, type CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
 import { stageOnnxRuntime, type OnnxRuntimeArch } from './onnxruntime-asset.ts';
 
 /** The repository root: where package.json, package-lock.json and node_modules are. */
@@ -32,6 +33,16 @@ export const EXTERNAL_MODULES = ['@aws-sdk/client-*', 'onnxruntime-node'];
  */
 export const ESM_REQUIRE_BANNER =
   "import { createRequire as __tandemCreateRequire } from 'node:module'; const require = __tandemCreateRequire(import.meta.url);";
+
+/** The variables of lambdas/adapters/cache-policy-override.ts for a deployment's cache policy. */
+export function cachePolicyEnvironment(policy: CachePolicyOverride | undefined): Record<string, string> {
+  return {
+    ...(policy?.maxAgeSeconds !== undefined
+      ? { [CACHE_POLICY_ENV.maxAgeSeconds]: String(policy.maxAgeSeconds) }
+      : {}),
+    ...(policy?.ttlSeconds !== undefined ? { [CACHE_POLICY_ENV.ttlSeconds]: String(policy.ttlSeconds) } : {}),
+  };
+}
 
 export interface TandemFunctionProps {
   /** The handler file, relative to the project root, exporting `handler`. */

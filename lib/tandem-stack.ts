@@ -3,10 +3,11 @@
  * that holds one Tandem and its outputs. One construct per concern: data bucket, prediction table,
  * real-time API, batch pipeline, monitoring.
  */
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
 import { DataBucket, type DataBucketProps } from './data-bucket.ts';
@@ -70,11 +71,26 @@ export interface TandemProps {
    */
   readonly batchOptions?: Partial<BatchOptions>;
   /**
-   * Time budget of the API's table read (ms); past it the model answers (cache max age and item TTL are
-   * in the model manifest).
+   * Time budget of the API's table read (ms); past it the model answers.
    * @default 150
    */
   readonly cacheBudgetMs?: number;
+  /**
+   * Age (seconds) past which a precomputed prediction is not served (the model answers instead), for every
+   * model: overrides the manifests' `cache.maxAgeSeconds` (`CACHE_MAX_AGE_SECONDS` of the predict function).
+   * A request's `maxStalenessSeconds` still overrides it.
+   * @default - each model manifest's `cache.maxAgeSeconds` (86400, one day, when the manifest has none;
+   *   the demo model's says 86400)
+   */
+  readonly cacheMaxAgeSeconds?: number;
+  /**
+   * Lifetime (seconds) of a table item, after which DynamoDB deletes it (its `expiresAt`), for every model:
+   * overrides the manifests' `cache.ttlSeconds` (`CACHE_TTL_SECONDS` of the score and predict functions).
+   * Must be at least the max age in force.
+   * @default - each model manifest's `cache.ttlSeconds` (604800, seven days, when the manifest has none;
+   *   the demo model's says 604800)
+   */
+  readonly cacheTtlSeconds?: number;
   /**
    * Store the API's model answers in the table (see README: off because a caller's features are not the
    * batch's canonical features for an entity).
@@ -119,6 +135,17 @@ export function validateTandemProps(props: TandemProps): void {
   checkInteger('provisionedConcurrency', props.provisionedConcurrency, 0, 10_000);
   checkInteger('batchMaxConcurrency', props.batchMaxConcurrency, 1, 10_000);
   checkInteger('cacheBudgetMs', props.cacheBudgetMs, 1, 30_000);
+  checkInteger('cacheMaxAgeSeconds', props.cacheMaxAgeSeconds, 1, MAX_CACHE_SECONDS);
+  checkInteger('cacheTtlSeconds', props.cacheTtlSeconds, 1, MAX_CACHE_SECONDS);
+  if (
+    props.cacheMaxAgeSeconds !== undefined &&
+    props.cacheTtlSeconds !== undefined &&
+    props.cacheTtlSeconds < props.cacheMaxAgeSeconds
+  ) {
+    throw new Error(
+      `Tandem cacheTtlSeconds (${props.cacheTtlSeconds}) must be at least cacheMaxAgeSeconds (${props.cacheMaxAgeSeconds}): an item must live as long as it may be served`,
+    );
+  }
   const tolerated = props.toleratedFailurePercentage;
   if (tolerated !== undefined && !(Number.isFinite(tolerated) && tolerated >= 0 && tolerated <= 100)) {
     throw new Error(`Tandem toleratedFailurePercentage must be a number from 0 to 100, got ${tolerated}`);
@@ -146,6 +173,16 @@ export class Tandem extends Construct {
     const architecture =
       props.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    if ((props.cacheMaxAgeSeconds === undefined) !== (props.cacheTtlSeconds === undefined)) {
+      Annotations.of(this).addWarningV2(
+        'tandem:cache-policy-half-set',
+        `only ${props.cacheTtlSeconds === undefined ? 'cacheMaxAgeSeconds' : 'cacheTtlSeconds'} is set: the other comes from each model manifest, and a model whose TTL ends up shorter than its max age fails to load`,
+      );
+    }
+    const cachePolicy = {
+      ...(props.cacheMaxAgeSeconds !== undefined ? { maxAgeSeconds: props.cacheMaxAgeSeconds } : {}),
+      ...(props.cacheTtlSeconds !== undefined ? { ttlSeconds: props.cacheTtlSeconds } : {}),
+    };
 
     this.data = new DataBucket(this, 'Data', props.dataBucket);
     this.predictions = new PredictionTable(this, 'Predictions');
@@ -164,6 +201,7 @@ export class Tandem extends Construct {
         ? { provisionedConcurrency: props.provisionedConcurrency }
         : {}),
       ...(props.cacheBudgetMs !== undefined ? { cacheBudgetMs: props.cacheBudgetMs } : {}),
+      cachePolicy,
       ...(props.writeThrough !== undefined ? { writeThrough: props.writeThrough } : {}),
       ...(props.apiThrottle ? { throttle: props.apiThrottle } : {}),
     });
@@ -179,6 +217,7 @@ export class Tandem extends Construct {
         ? { toleratedFailurePercentage: props.toleratedFailurePercentage }
         : {}),
       ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
+      cachePolicy,
     });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {

@@ -2,7 +2,7 @@
  * Targeted assertions on the synthesized TandemStack (bundling skipped: the packaging is covered by
  * asset-size.test.ts). One template per configuration, built once.
  */
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
@@ -214,6 +214,9 @@ describe('TandemStack (defaults)', () => {
         MODEL_REFRESH_SECONDS: '60',
         LOG_PAYLOADS: 'false',
       });
+      // The cache max age and TTL come from each model manifest unless the deployment sets them.
+      expect(env['CACHE_MAX_AGE_SECONDS']).toBeUndefined();
+      expect(env['CACHE_TTL_SECONDS']).toBeUndefined();
     });
 
     it("serves the 'live' alias, without provisioned concurrency by default", () => {
@@ -580,6 +583,8 @@ describe('TandemStack (configured)', () => {
       batchMaxConcurrency: 7,
       toleratedFailurePercentage: 5,
       cacheBudgetMs: 80,
+      cacheMaxAgeSeconds: 600,
+      cacheTtlSeconds: 7200,
       writeThrough: true,
       alarmEmail: 'ops@example.com',
       logRetention: logs.RetentionDays.ONE_WEEK,
@@ -620,10 +625,18 @@ describe('TandemStack (configured)', () => {
           DEFAULT_MODEL: 'churn',
           CACHE_BUDGET_MS: '80',
           WRITE_THROUGH: 'true',
+          CACHE_MAX_AGE_SECONDS: '600',
+          CACHE_TTL_SECONDS: '7200',
         }),
       },
     });
-    expect(onlyResource(template, 'AWS::Lambda::Function', 'Score')[1].Properties!['MemorySize']).toBe(4096);
+    const score = onlyResource(template, 'AWS::Lambda::Function', 'Score')[1];
+    expect(score.Properties).toMatchObject({
+      MemorySize: 4096,
+      Environment: {
+        Variables: expect.objectContaining({ CACHE_MAX_AGE_SECONDS: '600', CACHE_TTL_SECONDS: '7200' }),
+      },
+    });
     const trigger = onlyResource(template, 'AWS::Lambda::Function', 'Trigger')[1];
     expect(
       JSON.parse(
@@ -675,8 +688,27 @@ describe('Tandem props validation', () => {
       /audience must list at least one/,
     ],
     [{ alarmEmail: 'not-an-email' }, /alarmEmail must be an email address/],
+    [{ cacheMaxAgeSeconds: 0 }, /cacheMaxAgeSeconds must be an integer from 1 to 315360000/],
+    [{ cacheTtlSeconds: 1.5 }, /cacheTtlSeconds must be an integer from 1/],
+    [
+      { cacheMaxAgeSeconds: 3600, cacheTtlSeconds: 60 },
+      /cacheTtlSeconds \(60\) must be at least cacheMaxAgeSeconds \(3600\)/,
+    ],
   ])('rejects %j', (props, message) => {
     expect(build(props)).toThrow(message);
+  });
+
+  it('warns when only one of the cache max age and TTL is set (the other comes from each manifest)', () => {
+    const stack = testStack(testApp(), { cacheTtlSeconds: 3600 });
+    Annotations.fromStack(stack).hasWarning(
+      '/Tandem/Tandem',
+      Match.stringLikeRegexp('only cacheTtlSeconds is set: the other comes from each model manifest'),
+    );
+    expect(
+      Annotations.fromStack(
+        testStack(testApp(), { cacheTtlSeconds: 3600, cacheMaxAgeSeconds: 60 }),
+      ).findWarning('*', Match.stringLikeRegexp('cacheTtlSeconds is set')),
+    ).toEqual([]);
   });
 });
 
@@ -712,6 +744,8 @@ describe('settings from context', () => {
       jwtAudience: 'client-a, client-b',
       apiRateLimit: '50',
       logRetentionDays: '14',
+      cacheMaxAgeSeconds: '900',
+      cacheTtlSeconds: '86400',
     });
     expect(stackName).toBe('TandemStaging');
     expect(props).toEqual({
@@ -727,6 +761,8 @@ describe('settings from context', () => {
       },
       apiThrottle: { rateLimit: 50, burstLimit: 1000 },
       logRetention: logs.RetentionDays.TWO_WEEKS,
+      cacheMaxAgeSeconds: 900,
+      cacheTtlSeconds: 86_400,
     });
   });
 
@@ -739,6 +775,8 @@ describe('settings from context', () => {
         writeThrough: 'yes',
         logRetentionDays: '10',
         auth: 'jwt',
+        cacheMaxAgeSeconds: '7200',
+        cacheTtlSeconds: '3600',
       });
     } catch (e) {
       error = e;
@@ -751,5 +789,6 @@ describe('settings from context', () => {
     expect(problems).toMatch(/^logRetentionDays: expected one of CloudWatch Logs' values/m);
     expect(problems).toMatch(/^jwtIssuer: auth=jwt needs the OIDC issuer URL/m);
     expect(problems).toMatch(/^jwtAudience: auth=jwt needs at least one audience/m);
+    expect(problems).toMatch(/^cacheTtlSeconds: must be at least cacheMaxAgeSeconds \(7200\), got 3600$/m);
   });
 });
