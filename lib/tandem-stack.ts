@@ -4,13 +4,14 @@
  * real-time API, batch pipeline, monitoring.
  */
 import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
-import { DataBucket, type DataBucketProps } from './data-bucket.ts';
+import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
@@ -166,6 +167,8 @@ export class Tandem extends Construct {
   public readonly api: RealtimeApi;
   public readonly batch: BatchPipeline;
   public readonly monitoring: Monitoring;
+  /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
+  public readonly authMode: 'iam' | 'jwt';
 
   constructor(scope: Construct, id: string, props: TandemProps = {}) {
     super(scope, id);
@@ -235,8 +238,77 @@ export class Tandem extends Construct {
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
 
+    this.authMode = props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt';
     addTandemNagSuppressions(this);
   }
+
+  /**
+   * Lets a principal call the real-time API (`execute-api:Invoke`). Only meaningful with IAM authorization:
+   * with a JWT authorizer callers need a token from the issuer, and this throws to say so.
+   */
+  public grantInvokeApi(grantee: iam.IGrantable): iam.Grant {
+    if (this.authMode !== 'iam') {
+      throw new Error(
+        'Tandem.grantInvokeApi: the API uses a JWT authorizer; callers need a token from its issuer, not an IAM permission',
+      );
+    }
+    return this.api.grantInvoke(grantee);
+  }
+
+  /**
+   * Lets a principal upload datasets to score (`incoming/<model>/...`, multipart uploads included): each
+   * upload starts a batch run.
+   * @param model only under `incoming/<model>/` (default: any model)
+   */
+  public grantUploadDatasets(grantee: iam.IGrantable, model?: string): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+      resourceArns: [this.data.bucket.arnForObjects(`${DATA_PREFIXES.incoming}${modelFolder(model)}*`)],
+    });
+  }
+
+  /**
+   * Lets a principal list and read batch results (`results/<model>/<dataset>/<runId>/...`: part files,
+   * rejected rows, run manifests).
+   * @param model only under `results/<model>/` (default: any model)
+   */
+  public grantReadResults(grantee: iam.IGrantable, model?: string): iam.Grant {
+    const prefix = `${DATA_PREFIXES.results}${modelFolder(model)}`;
+    const list = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket'],
+      resourceArns: [this.data.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+    });
+    const read = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:GetObject'],
+      resourceArns: [this.data.bucket.arnForObjects(`${prefix}*`)],
+    });
+    return list.combine(read);
+  }
+
+  /**
+   * Lets a principal publish model packages and move the `current.json` pointer (`models/<model>/...`,
+   * multipart uploads included), i.e. change what every lane serves.
+   * @param model only under `models/<model>/` (default: any model)
+   */
+  public grantPublishModels(grantee: iam.IGrantable, model?: string): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+      resourceArns: [this.data.bucket.arnForObjects(`${DATA_PREFIXES.models}${modelFolder(model)}*`)],
+    });
+  }
+}
+
+function modelFolder(model: string | undefined): string {
+  if (model === undefined) return '';
+  if (!MODEL_NAME.test(model)) {
+    throw new Error(`Tandem: a model name is 1-128 letters, digits, '.', '_' or '-', got "${model}"`);
+  }
+  return `${model}/`;
 }
 
 export interface TandemStackProps extends StackProps, TandemProps {}
@@ -256,7 +328,7 @@ export class TandemStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the real-time API' });
     new CfnOutput(this, 'ApiAuth', {
-      value: props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt',
+      value: this.tandem.authMode,
       description:
         'iam: sign requests with SigV4 (service execute-api); jwt: send Authorization: Bearer <token>',
     });
