@@ -21,11 +21,12 @@ import { stageOnnxRuntime, type OnnxRuntimeArch } from './onnxruntime-asset.ts';
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '..');
 
 /**
- * Left out of every bundle. The clients are in the Lambda Node.js runtime (and large); the small SDK
- * helpers the handlers use (lib-storage, util-dynamodb) are bundled at the locked version, since the runtime
- * does not promise them. onnxruntime-node is a native package: it is shipped as files, not bundled.
+ * Left out of every bundle. The AWS SDK for JavaScript v3 is in the Lambda Node.js runtime (all of its
+ * packages: the clients and the helpers the handlers use, lib-storage and util-dynamodb, at one version),
+ * so the bundles import it from there, as CDK's NodejsFunction does by default on Node.js 18+.
+ * onnxruntime-node is a native package: it is shipped as files, not bundled.
  */
-export const EXTERNAL_MODULES = ['@aws-sdk/client-*', 'onnxruntime-node'];
+export const EXTERNAL_MODULES = ['@aws-sdk/*', 'onnxruntime-node'];
 
 /**
  * Gives the ES module bundle a `require` for the CommonJS code inside it (esbuild's `__require` shim
