@@ -57,7 +57,10 @@ export interface BatchPipelineProps {
    * @default 0
    */
   readonly toleratedFailurePercentage?: number;
-  /** @default 3008 */
+  /**
+   * Memory of the score function (MB); CPU is proportional (3008 MB = 1.7 vCPU, 3538 MB = 2 vCPU).
+   * @default 3008
+   */
   readonly scoreMemorySize?: number;
   /** @default 2048 */
   readonly planMemorySize?: number;

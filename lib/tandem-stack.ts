@@ -27,12 +27,15 @@ export interface TandemProps {
    */
   readonly modelName?: string;
   /**
-   * Memory of the predict function (MB). 1769 MB is one full vCPU.
+   * Memory of the predict function (MB). Lambda gives CPU in proportion to memory: 1769 MB is one
+   * vCPU-second per second, which the predict function's one onnxruntime thread uses fully.
    * @default 1769
    */
   readonly predictMemorySize?: number;
   /**
-   * Memory of the batch score function (MB); CPU grows with it.
+   * Memory of the batch score function (MB). CPU is proportional: 1769 MB = 1 vCPU, 3008 MB = 1.7 vCPU
+   * (over 2 visible cores), 3538 MB = 2 vCPU (what a scorer keeping two threads busy needs for both to run
+   * at full speed), 10240 MB = 5.8 vCPU (6 cores). See docs/deploy.md, "CPU and memory".
    * @default 3008
    */
   readonly scoreMemorySize?: number;

@@ -4,9 +4,11 @@
  */
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
-import { readSettings, SettingsError, type SettingName } from '../../lib/settings.ts';
+import { readSettings, SETTINGS, SettingsError, type SettingName } from '../../lib/settings.ts';
 import { Tandem } from '../../lib/tandem-stack.ts';
 import {
   actionsOf,
@@ -14,6 +16,7 @@ import {
   flat,
   list,
   onlyResource,
+  REPO_ROOT,
   resources,
   roleOf,
   statementsOf,
@@ -730,6 +733,25 @@ describe('settings from context', () => {
       writeThrough: false,
       logRetention: logs.RetentionDays.ONE_MONTH,
     });
+  });
+
+  it('documents every setting with its default in docs/deploy.md, and cdk.json writes the same defaults', () => {
+    const guide = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+    const rows = new Map(
+      [...guide.matchAll(/^\| `(\w+)`\s+\| ([^|]*?)\s+\|/gm)].map((m) => [m[1]!, m[2]!.trim()]),
+    );
+    const context = cdkJsonContext();
+    for (const [key, setting] of Object.entries(SETTINGS)) {
+      expect(rows.has(key), `${key} in docs/deploy.md`).toBe(true);
+      const documented = rows.get(key)!;
+      if (setting.default === undefined) {
+        expect(documented, key).not.toMatch(/^`/);
+        expect(context[key], `cdk.json ${key}`).toBeUndefined();
+      } else {
+        expect(documented, key).toBe(`\`${String(setting.default)}\``);
+        if (key in context) expect(context[key], `cdk.json ${key}`).toBe(setting.default);
+      }
+    }
   });
 
   it('reads -c key=value strings', () => {
