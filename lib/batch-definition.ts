@@ -129,7 +129,18 @@ export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
         Type: 'Task',
         Resource: props.finalizeFunctionArn,
         ResultPath: '$.finalized',
-        Retry: [transientRetry],
+        // Finalize is idempotent (same manifest key, same event): any failure, e.g. EventBridge throttling
+        // the completion event past the SDK's own retries, is retried before the run fails (and alarms).
+        Retry: [
+          transientRetry,
+          {
+            ErrorEquals: ['States.ALL'],
+            IntervalSeconds: 2,
+            MaxAttempts: 3,
+            BackoffRate: 2,
+            JitterStrategy: 'FULL',
+          },
+        ],
         Next: STATE_NAMES.done,
       },
       [STATE_NAMES.done]: {

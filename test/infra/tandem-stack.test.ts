@@ -324,6 +324,27 @@ describe('TandemStack (defaults)', () => {
           retries.some((r) => r['JitterStrategy'] === 'FULL' && (r['MaxAttempts'] as number) > 0),
           name,
         ).toBe(true);
+        // Backoff: every retry that retries waits longer each time, up to a cap where one is set.
+        for (const retry of retries.filter((r) => (r['MaxAttempts'] as number) > 0)) {
+          expect(retry['BackoffRate'] as number, name).toBeGreaterThan(1);
+          expect(retry['IntervalSeconds'] as number, name).toBeGreaterThan(0);
+        }
+      }
+      // A chunk is retried on any error (its output is idempotent), Finalize too; a bad input is not.
+      for (const task of [tasks.score, tasks.finalize]) {
+        const retries = task['Retry'] as Array<{ ErrorEquals: string[]; MaxAttempts: number }>;
+        expect(retries.find((r) => r.ErrorEquals.includes('States.ALL'))?.MaxAttempts).toBeGreaterThan(0);
+      }
+      const scoreRetries = tasks.score['Retry'] as Array<{ ErrorEquals: string[]; MaxAttempts: number }>;
+      expect(scoreRetries[0]).toEqual({
+        ErrorEquals: ['BatchInputError', 'ModelUnavailableError'],
+        MaxAttempts: 0,
+      });
+      // Any failure of Plan or the Map still reaches Finalize, which writes the manifest saying why.
+      for (const state of [definition.States[STATE_NAMES.plan]!, map]) {
+        expect(state['Catch']).toEqual([
+          { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE_NAMES.finalize },
+        ]);
       }
     });
 
