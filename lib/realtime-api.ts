@@ -185,18 +185,21 @@ export class RealtimeApi extends Construct {
     this.url = this.stage.url;
   }
 
-  /** Lets a principal call the API (IAM auth): `execute-api:Invoke` on its routes. */
+  /**
+   * Lets a principal call the API (IAM auth): `execute-api:Invoke` on each of its routes
+   * (`<api-id>/<stage>/<METHOD>/<path>`, a path parameter as `*`), on any stage.
+   */
   public grantInvoke(grantee: iam.IGrantable): iam.Grant {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['execute-api:Invoke'],
-      resourceArns: [
+      resourceArns: API_ROUTES.map((route) =>
         Stack.of(this).formatArn({
           service: 'execute-api',
           resource: this.api.apiId,
-          resourceName: '*',
+          resourceName: `*/${route.method}${route.path.replace(/\{[^}]+\}/g, '*')}`,
         }),
-      ],
+      ),
     });
   }
 }

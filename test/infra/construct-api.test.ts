@@ -105,10 +105,18 @@ describe('Tandem construct API', () => {
         ),
       )
       .sort();
-    expect(granted).toEqual([
+    const api = (route: string) =>
       expect.stringMatching(
-        /^execute-api:Invoke arn:aws:execute-api:eu-west-1:123456789012:\$\{TandemApi\w+\}\/\*$/,
-      ),
+        new RegExp(
+          `^execute-api:Invoke arn:aws:execute-api:eu-west-1:123456789012:\\$\\{TandemApi\\w+\\}/\\*/${route.replace(/\*/g, '\\*')}$`,
+        ),
+      );
+    expect(granted).toEqual([
+      api('GET/health'),
+      api('GET/models'),
+      api('GET/models/*'),
+      api('GET/ready'),
+      api('POST/predict'),
       's3:AbortMultipartUpload bucket/incoming/fraud-detector/*',
       's3:AbortMultipartUpload bucket/models/fraud-detector/*',
       's3:GetObject bucket/results/*',
