@@ -109,9 +109,17 @@ describe('TandemStack (defaults)', () => {
             ObjectSizeGreaterThan: '131071',
             Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
           }),
-          expect.objectContaining({ NoncurrentVersionExpiration: { NoncurrentDays: 30 } }),
+          expect.objectContaining({
+            NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 },
+          }),
+          expect.objectContaining({ Prefix: 'runs/', NoncurrentVersionExpiration: { NoncurrentDays: 1 } }),
         ]),
       );
+      const [, logBucket] = onlyResource(template, 'AWS::S3::Bucket', 'AccessLogs');
+      expect(logBucket.Properties!['LifecycleConfiguration']).toEqual({
+        Rules: [expect.objectContaining({ ExpirationInDays: 90, Status: 'Enabled' })],
+      });
       expect(rules.find((r) => r['Prefix'] === 'incoming/' || r['Prefix'] === 'models/')).toBeUndefined();
     });
 
@@ -579,18 +587,23 @@ describe('TandemStack (defaults)', () => {
     });
   });
 
-  it('outputs what a caller needs', () => {
-    const outputs = Object.keys(template.toJSON().Outputs as object);
-    expect(outputs).toEqual(
-      expect.arrayContaining([
-        'ApiUrl',
-        'DataBucketName',
-        'PredictionTableName',
-        'BatchStateMachineArn',
-        'UploadRuleName',
-        'AlarmTopicArn',
-      ]),
-    );
+  it('outputs what a caller needs: exactly the outputs the deploy guide lists', () => {
+    const guide = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('### Outputs'), guide.indexOf('## Upload the model'));
+    const documented = [...section.matchAll(/^\| `(\w+)`/gm)].map((m) => m[1]!).sort();
+    expect(documented.length).toBeGreaterThan(5);
+    expect(Object.keys(template.toJSON().Outputs as object).sort()).toEqual(documented);
+  });
+
+  it('keeps what the deploy guide says is kept on tear-down, and schedules the alarm key for deletion', () => {
+    for (const type of ['AWS::S3::Bucket', 'AWS::DynamoDB::Table', 'AWS::Logs::LogGroup']) {
+      for (const [id, resource] of Object.entries(resources(template, type))) {
+        expect(resource.DeletionPolicy, id).toBe('Retain');
+      }
+    }
+    const [, key] = onlyResource(template, 'AWS::KMS::Key');
+    expect(key.DeletionPolicy).toBe('Delete');
+    expect(key.Properties!['PendingWindowInDays']).toBe(7);
   });
 });
 
