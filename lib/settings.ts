@@ -5,6 +5,8 @@
  */
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
+import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { resolveOptions } from '../lambdas/core/batch/planner.ts';
 import type { TandemProps } from './tandem-stack.ts';
 
 export interface TandemSettings {
@@ -43,6 +45,10 @@ export const SETTINGS = {
     help: "lifetime of a table item, s (default: each manifest's cache.ttlSeconds)",
   },
   writeThrough: { default: false, help: "store the API's model answers in the table" },
+  batchOptions: {
+    default: undefined,
+    help: 'options of every batch run, a JSON object (e.g. {"chunkBytes": 16777216, "tableWrites": "none"})',
+  },
   alarmEmail: { default: undefined, help: 'email subscribed to the alarm topic' },
   logRetentionDays: { default: 30, help: 'retention of every log group, days (a CloudWatch Logs value)' },
 } as const;
@@ -167,6 +173,36 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     );
   }
 
+  const rawBatchOptions = present('batchOptions');
+  let batchOptions: Record<string, unknown> | undefined;
+  if (rawBatchOptions !== undefined) {
+    let parsed: unknown = rawBatchOptions;
+    if (typeof rawBatchOptions === 'string') {
+      try {
+        parsed = JSON.parse(rawBatchOptions);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      problems.push(`batchOptions: expected a JSON object, got ${JSON.stringify(rawBatchOptions)}`);
+    } else {
+      batchOptions = parsed as Record<string, unknown>;
+      const unknown = Object.keys(batchOptions).filter((key) => !(key in DEFAULT_BATCH_OPTIONS));
+      if (unknown.length > 0) {
+        problems.push(
+          `batchOptions: unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_BATCH_OPTIONS).join(', ')}`,
+        );
+      } else {
+        try {
+          resolveOptions(batchOptions);
+        } catch (error) {
+          problems.push(`batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`);
+        }
+      }
+    }
+  }
+
   const authMode = oneOf('auth', ['iam', 'jwt'] as const);
   const jwtIssuer = string('jwtIssuer');
   const rawAudience = present('jwtAudience');
@@ -216,6 +252,7 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...(cacheTtlSeconds !== undefined ? { cacheTtlSeconds } : {}),
     ...(writeThrough !== undefined ? { writeThrough } : {}),
     ...(alarmEmail !== undefined ? { alarmEmail } : {}),
+    ...(batchOptions !== undefined ? { batchOptions: batchOptions as Partial<BatchOptions> } : {}),
     ...(retentionDays !== undefined ? { logRetention: retentionDays as logs.RetentionDays } : {}),
   };
   return { stackName, props };

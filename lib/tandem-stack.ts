@@ -9,7 +9,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
-import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { resolveOptions } from '../lambdas/core/batch/planner.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
 import { Monitoring } from './monitoring.ts';
@@ -70,7 +71,8 @@ export interface TandemProps {
    */
   readonly toleratedFailurePercentage?: number;
   /**
-   * Options of every batch run (CSV delimiter, pass-through columns, table writes, chunk size, ...).
+   * Options of every batch run (CSV delimiter, pass-through columns, table writes, chunk size, ...), checked
+   * at synth with the planner's own rules.
    * @default - DEFAULT_BATCH_OPTIONS of lambdas/core/batch/contracts.ts
    */
   readonly batchOptions?: Partial<BatchOptions>;
@@ -156,6 +158,21 @@ export function validateTandemProps(props: TandemProps): void {
   }
   if (props.architecture !== undefined && props.architecture !== 'x86_64' && props.architecture !== 'arm64') {
     throw new Error(`Tandem architecture must be x86_64 or arm64, got "${String(props.architecture)}"`);
+  }
+  if (props.batchOptions !== undefined) {
+    const unknown = Object.keys(props.batchOptions).filter((key) => !(key in DEFAULT_BATCH_OPTIONS));
+    if (unknown.length > 0) {
+      throw new Error(
+        `Tandem batchOptions has unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_BATCH_OPTIONS).join(', ')}`,
+      );
+    }
+    try {
+      resolveOptions(props.batchOptions);
+    } catch (error) {
+      throw new Error(
+        `Tandem batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`,
+      );
+    }
   }
   if (props.auth !== undefined && props.auth !== 'iam' && typeof props.auth.jwt !== 'object') {
     throw new Error(

@@ -726,6 +726,8 @@ describe('Tandem props validation', () => {
     ],
     [{ alarmEmail: 'not-an-email' }, /alarmEmail must be an email address/],
     [{ cacheMaxAgeSeconds: 0 }, /cacheMaxAgeSeconds must be an integer from 1 to 315360000/],
+    [{ batchOptions: { chunkSize: 5 } as never }, /batchOptions has unknown option\(s\) chunkSize; known: /],
+    [{ batchOptions: { chunkBytes: 10 } }, /batchOptions: chunkBytes must be an integer >= 1024/],
     [{ cacheTtlSeconds: 1.5 }, /cacheTtlSeconds must be an integer from 1/],
     [
       { cacheMaxAgeSeconds: 3600, cacheTtlSeconds: 60 },
@@ -802,6 +804,7 @@ describe('settings from context', () => {
       logRetentionDays: '14',
       cacheMaxAgeSeconds: '900',
       cacheTtlSeconds: '86400',
+      batchOptions: '{"chunkBytes": 8388608, "tableWrites": "none"}',
     });
     expect(stackName).toBe('TandemStaging');
     expect(props).toEqual({
@@ -819,6 +822,7 @@ describe('settings from context', () => {
       logRetention: logs.RetentionDays.TWO_WEEKS,
       cacheMaxAgeSeconds: 900,
       cacheTtlSeconds: 86_400,
+      batchOptions: { chunkBytes: 8_388_608, tableWrites: 'none' },
     });
   });
 
@@ -833,6 +837,7 @@ describe('settings from context', () => {
         auth: 'jwt',
         cacheMaxAgeSeconds: '7200',
         cacheTtlSeconds: '3600',
+        batchOptions: '{"delimiter": ";;"}',
       });
     } catch (e) {
       error = e;
@@ -846,5 +851,8 @@ describe('settings from context', () => {
     expect(problems).toMatch(/^jwtIssuer: auth=jwt needs the OIDC issuer URL/m);
     expect(problems).toMatch(/^jwtAudience: auth=jwt needs at least one audience/m);
     expect(problems).toMatch(/^cacheTtlSeconds: must be at least cacheMaxAgeSeconds \(7200\), got 3600$/m);
+    expect(problems).toMatch(
+      /^batchOptions: delimiter must be one character other than a quote or a line end$/m,
+    );
   });
 });
