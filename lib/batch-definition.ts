@@ -30,6 +30,9 @@ export const STATE_NAMES = {
   succeeded: 'Run succeeded',
 } as const;
 
+/** Where the map's ResultWriter puts the child results of a run: `runs/<runId>/map-results/`. */
+export const MAP_RESULTS_FOLDER = 'map-results';
+
 /** Lambda's transient errors: retried with backoff and full jitter. */
 const LAMBDA_TRANSIENT_ERRORS = [
   'Lambda.ServiceException',
@@ -115,7 +118,7 @@ export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
           Resource: 'arn:aws:states:::s3:putObject',
           Parameters: {
             Bucket: props.bucketName,
-            'Prefix.$': "States.Format('runs/{}/map-results', $.runId)",
+            'Prefix.$': `States.Format('runs/{}/${MAP_RESULTS_FOLDER}', $.runId)`,
           },
         },
         ResultPath: '$.mapResult',
@@ -126,7 +129,18 @@ export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
         Type: 'Task',
         Resource: props.finalizeFunctionArn,
         ResultPath: '$.finalized',
-        Retry: [transientRetry],
+        // Finalize is idempotent (same manifest key, same event): any failure, e.g. EventBridge throttling
+        // the completion event past the SDK's own retries, is retried before the run fails (and alarms).
+        Retry: [
+          transientRetry,
+          {
+            ErrorEquals: ['States.ALL'],
+            IntervalSeconds: 2,
+            MaxAttempts: 3,
+            BackoffRate: 2,
+            JitterStrategy: 'FULL',
+          },
+        ],
         Next: STATE_NAMES.done,
       },
       [STATE_NAMES.done]: {

@@ -16,17 +16,24 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { batchDefinition } from './batch-definition.ts';
 import { DATA_PREFIXES } from './data-bucket.ts';
-import { grantListBucket, grantReadPrefix, grantWritePrefix } from './grants.ts';
-import { TandemFunction } from './tandem-function.ts';
+import { FUNCTION_ACCESS, grantObjectAccess, KEY_PATTERNS } from './bucket-access.ts';
+import { cachePolicyEnvironment, TandemFunction } from './tandem-function.ts';
 
 /** The completion event the finalize function publishes. */
 export const BATCH_COMPLETED_EVENT = {
   source: 'tandem.batch',
   detailType: 'Tandem Batch Run Completed',
 } as const;
+
+/**
+ * The longest an Express execution (here: one Distributed Map child, scoring one chunk, retries included)
+ * may run. Chunks must be sized to finish well within it (`batchOptions.chunkBytes`).
+ */
+export const EXPRESS_CHILD_MAX_DURATION = Duration.minutes(5);
 
 /** The handler files of the batch lane, relative to the project root. */
 export const BATCH_HANDLERS = {
@@ -50,7 +57,10 @@ export interface BatchPipelineProps {
    * @default 0
    */
   readonly toleratedFailurePercentage?: number;
-  /** @default 3008 */
+  /**
+   * Memory of the score function (MB); CPU is proportional (3008 MB = 1.7 vCPU, 3538 MB = 2 vCPU).
+   * @default 3008
+   */
   readonly scoreMemorySize?: number;
   /** @default 2048 */
   readonly planMemorySize?: number;
@@ -63,6 +73,12 @@ export interface BatchPipelineProps {
   readonly batchOptions?: Partial<BatchOptions>;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Item TTL (and max age) over the model manifests' for the table writes of the score function
+   * (`CACHE_TTL_SECONDS`, `CACHE_MAX_AGE_SECONDS`).
+   * @default - the manifests' `cache` policy
+   */
+  readonly cachePolicy?: CachePolicyOverride;
 }
 
 export class BatchPipeline extends Construct {
@@ -112,9 +128,15 @@ export class BatchPipeline extends Construct {
       entry: BATCH_HANDLERS.score,
       description: 'Tandem batch: score one chunk',
       memorySize: props.scoreMemorySize ?? 3008,
-      timeout: Duration.minutes(15),
+      // A chunk is scored inside an Express child execution, which Step Functions stops at 5 minutes: a
+      // longer function timeout would only bill a function whose chunk has already failed.
+      timeout: EXPRESS_CHILD_MAX_DURATION,
       onnxRuntime: true,
-      environment: { MODELS_URI: modelsUri, TABLE_NAME: table.tableName },
+      environment: {
+        MODELS_URI: modelsUri,
+        TABLE_NAME: table.tableName,
+        ...cachePolicyEnvironment(props.cachePolicy),
+      },
     });
     this.eventBus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
     this.finalize = new TandemFunction(this, 'Finalize', {
@@ -126,26 +148,11 @@ export class BatchPipeline extends Construct {
       environment: { EVENT_BUS_NAME: this.eventBus.eventBusName },
     });
 
-    // Plan: reads the upload (pinned to its version; a deleted upload must read as missing, hence
-    // ListBucket) and the model pointer / manifest; writes the plan, the items and the staging copy.
-    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.incoming, { versions: true });
-    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.models);
-    grantReadPrefix(this.plan.role, bucket, DATA_PREFIXES.runs, { versions: true });
-    grantWritePrefix(this.plan.role, bucket, DATA_PREFIXES.runs);
-    grantListBucket(this.plan.role, bucket);
-    // Score: reads its range of the upload or of the staging copy, the plan and the model; writes its part
-    // files, its chunk report and the table (conditional PutItem: a fresher item is never replaced).
-    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.incoming, { versions: true });
-    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.runs, { versions: true });
-    grantReadPrefix(this.score.role, bucket, DATA_PREFIXES.models);
-    grantWritePrefix(this.score.role, bucket, DATA_PREFIXES.results);
-    grantWritePrefix(this.score.role, bucket, DATA_PREFIXES.runs);
+    grantObjectAccess(this.plan.role, bucket, FUNCTION_ACCESS.plan);
+    grantObjectAccess(this.score.role, bucket, FUNCTION_ACCESS.score);
+    // Conditional PutItem: a fresher item is never replaced.
     table.grant(this.score.role, 'dynamodb:PutItem');
-    // Finalize: lists and reads the run's chunk reports (the plan may be missing when planning failed),
-    // writes the manifest, publishes the completion event.
-    grantReadPrefix(this.finalize.role, bucket, DATA_PREFIXES.runs);
-    grantWritePrefix(this.finalize.role, bucket, DATA_PREFIXES.results);
-    grantListBucket(this.finalize.role, bucket);
+    grantObjectAccess(this.finalize.role, bucket, FUNCTION_ACCESS.finalize);
     this.eventBus.grantPutEventsTo(this.finalize.role);
 
     this.stateMachineLogGroup = new logs.LogGroup(this, 'StateMachineLogs', {
@@ -224,8 +231,8 @@ export class BatchPipeline extends Construct {
 
   /**
    * The definition is a string, so the grants CDK derives from a state graph are not made for it: the
-   * three Lambda tasks, the ItemReader (GetObject on runs/), the ResultWriter (PutObject and multipart on
-   * runs/), and the Distributed Map's own child executions.
+   * three Lambda tasks, the ItemReader (the run's items.json), the ResultWriter (the run's map-results
+   * folder), and the Distributed Map's own child executions.
    */
   private grantStateMachineWhatTheDefinitionNeeds(bucket: s3.IBucket): iam.Policy {
     const role = this.stateMachine.role;
@@ -235,10 +242,17 @@ export class BatchPipeline extends Construct {
       // The definition invokes the unqualified ARNs.
       resourceArns: [this.plan, this.score, this.finalize].map((f) => f.function.functionArn),
     });
+    // ItemReader: the run's items; ResultWriter: the map results folder of the run (the actions CDK's own
+    // DistributedMap ResultWriter grants).
     iam.Grant.addToPrincipal({
       grantee: role,
-      actions: ['s3:GetObject', 's3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
-      resourceArns: [bucket.arnForObjects(`${DATA_PREFIXES.runs}*`)],
+      actions: ['s3:GetObject'],
+      resourceArns: [bucket.arnForObjects(KEY_PATTERNS.runItems.pattern)],
+    });
+    iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['s3:PutObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+      resourceArns: [bucket.arnForObjects(KEY_PATTERNS.runMapResults.pattern)],
     });
     // A policy of its own, not the role's default policy: the state machine depends on its role (and that
     // policy), while these statements name the state machine; one resource would make a cycle.

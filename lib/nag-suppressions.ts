@@ -7,22 +7,9 @@
 import { Stack, Validations } from 'aws-cdk-lib';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
-import { DATA_PREFIXES } from './data-bucket.ts';
+import { FUNCTION_ACCESS, KEY_PATTERNS, patternsOf, type KeyPatternName } from './bucket-access.ts';
 import type { TandemFunction } from './tandem-function.ts';
 import type { Tandem } from './tandem-stack.ts';
-
-type Prefix = keyof typeof DATA_PREFIXES;
-
-/** Why an ARN may end in a wildcard under each prefix of the data bucket. */
-const PREFIX_REASONS: Record<Prefix, string> = {
-  models:
-    'Objects under models/ only: model packages and current.json pointers, whose names and versions are chosen at run time (a new model or version needs no redeploy).',
-  incoming:
-    'Objects under incoming/ only: the uploads to score, whose keys the uploader chooses; GetObjectVersion because a run reads the exact version that triggered it.',
-  runs: 'Objects under runs/ only: per-run state (plan, items, staging copy, chunk reports, map results) under a run id created per execution.',
-  results:
-    'Objects under results/ only: part files and manifests under results/<model>/<dataset>/<runId>/, a path created per run.',
-};
 
 export const REASONS = {
   xray: 'X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so they need Resource "*". They are the only "*" statement in this role (asserted by test/infra/tandem-stack.test.ts).',
@@ -90,13 +77,13 @@ function functionFindings(fn: TandemFunction, invokedBy: 'api' | 'step-functions
   acknowledge(fn.function, 'Serverless-LambdaDLQ', dlqReason);
 }
 
-/** The prefixes each role reads or writes (the grants are in realtime-api.ts and batch-pipeline.ts). */
-function prefixFindings(scope: IConstruct, bucket: s3.IBucket, prefixes: readonly Prefix[]): void {
-  for (const prefix of prefixes) {
+/** The key patterns a role reads or writes (lib/bucket-access.ts), each with its reason. */
+function keyPatternFindings(scope: IConstruct, bucket: s3.IBucket, names: readonly KeyPatternName[]): void {
+  for (const name of names) {
     acknowledge(
       scope,
-      wildcardFinding(scope, bucket.arnForObjects(`${DATA_PREFIXES[prefix]}*`)),
-      PREFIX_REASONS[prefix],
+      wildcardFinding(scope, bucket.arnForObjects(KEY_PATTERNS[name].pattern)),
+      KEY_PATTERNS[name].reason,
     );
   }
 }
@@ -113,11 +100,11 @@ export function addTandemNagSuppressions(tandem: Tandem): void {
   functionFindings(finalize, 'step-functions');
   functionFindings(trigger, 'events');
 
-  prefixFindings(predict.role, bucket, ['models']);
-  prefixFindings(plan.role, bucket, ['incoming', 'models', 'runs']);
-  prefixFindings(score.role, bucket, ['incoming', 'models', 'runs', 'results']);
-  prefixFindings(finalize.role, bucket, ['runs', 'results']);
-  prefixFindings(stateMachine.role, bucket, ['runs']);
+  keyPatternFindings(predict.role, bucket, patternsOf(FUNCTION_ACCESS.predict));
+  keyPatternFindings(plan.role, bucket, patternsOf(FUNCTION_ACCESS.plan));
+  keyPatternFindings(score.role, bucket, patternsOf(FUNCTION_ACCESS.score));
+  keyPatternFindings(finalize.role, bucket, patternsOf(FUNCTION_ACCESS.finalize));
+  keyPatternFindings(stateMachine.role, bucket, ['runItems', 'runMapResults']);
 
   acknowledge(stateMachine.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.stateMachineStar);
   for (const arn of tandem.batch.mapChildExecutionArns) {

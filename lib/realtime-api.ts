@@ -16,8 +16,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DATA_PREFIXES } from './data-bucket.ts';
-import { grantListBucket, grantReadPrefix } from './grants.ts';
-import { TandemFunction } from './tandem-function.ts';
+import type { CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
+import { FUNCTION_ACCESS, grantObjectAccess } from './bucket-access.ts';
+import { cachePolicyEnvironment, TandemFunction } from './tandem-function.ts';
 
 /** Callers sign requests with SigV4 (`iam`), or bring a JWT from an OIDC issuer. */
 export type ApiAuth =
@@ -41,6 +42,11 @@ export interface RealtimeApiProps {
   readonly provisionedConcurrency?: number;
   /** @default 150 (`CACHE_BUDGET_MS`) */
   readonly cacheBudgetMs?: number;
+  /**
+   * Cache max age and item TTL over the model manifests' (`CACHE_MAX_AGE_SECONDS`, `CACHE_TTL_SECONDS`).
+   * @default - the manifests' `cache` policy
+   */
+  readonly cachePolicy?: CachePolicyOverride;
   /** @default false (`WRITE_THROUGH`) */
   readonly writeThrough?: boolean;
   /** @default 60 (`MODEL_REFRESH_SECONDS`) */
@@ -104,13 +110,12 @@ export class RealtimeApi extends Construct {
         WRITE_THROUGH: String(writeThrough),
         MODEL_REFRESH_SECONDS: String(refresh),
         LOG_PAYLOADS: 'false',
+        ...cachePolicyEnvironment(props.cachePolicy),
       },
     });
     const role = this.predict.role;
 
-    grantReadPrefix(role, props.bucket, DATA_PREFIXES.models);
-    // GET /models lists models/; an unknown model must be a 404, not a 503 (see grantListBucket).
-    grantListBucket(role, props.bucket);
+    grantObjectAccess(role, props.bucket, FUNCTION_ACCESS.predict);
     props.table.grant(role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
     if (writeThrough) props.table.grant(role, 'dynamodb:PutItem');
 
@@ -180,18 +185,21 @@ export class RealtimeApi extends Construct {
     this.url = this.stage.url;
   }
 
-  /** Lets a principal call the API (IAM auth): `execute-api:Invoke` on its routes. */
+  /**
+   * Lets a principal call the API (IAM auth): `execute-api:Invoke` on each of its routes
+   * (`<api-id>/<stage>/<METHOD>/<path>`, a path parameter as `*`), on any stage.
+   */
   public grantInvoke(grantee: iam.IGrantable): iam.Grant {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['execute-api:Invoke'],
-      resourceArns: [
+      resourceArns: API_ROUTES.map((route) =>
         Stack.of(this).formatArn({
           service: 'execute-api',
           resource: this.api.apiId,
-          resourceName: '*',
+          resourceName: `*/${route.method}${route.path.replace(/\{[^}]+\}/g, '*')}`,
         }),
-      ],
+      ),
     });
   }
 }

@@ -4,6 +4,9 @@
  * types; both are accepted.
  */
 import * as logs from 'aws-cdk-lib/aws-logs';
+import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
+import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { resolveOptions } from '../lambdas/core/batch/planner.ts';
 import type { TandemProps } from './tandem-stack.ts';
 
 export interface TandemSettings {
@@ -16,8 +19,11 @@ export const SETTINGS = {
   stackName: { default: 'Tandem', help: 'CloudFormation stack name' },
   modelName: { default: 'fraud-detector', help: 'model served when a request names none (DEFAULT_MODEL)' },
   architecture: { default: 'x86_64', help: 'x86_64 or arm64, for every function' },
-  predictMemorySize: { default: 1769, help: 'predict function memory, MB' },
-  scoreMemorySize: { default: 3008, help: 'batch score function memory, MB' },
+  predictMemorySize: { default: 1769, help: 'predict function memory, MB (1769 = 1 vCPU)' },
+  scoreMemorySize: {
+    default: 3008,
+    help: 'batch score function memory, MB (3008 = 1.7 vCPU; 3538 = 2 vCPU for a two-thread scorer)',
+  },
   provisionedConcurrency: { default: 0, help: "provisioned concurrency on predict's live alias (0 = none)" },
   auth: { default: 'iam', help: 'iam (SigV4) or jwt (then jwtIssuer and jwtAudience are required)' },
   jwtIssuer: { default: undefined, help: 'OIDC issuer URL (https://...), with auth=jwt' },
@@ -30,7 +36,19 @@ export const SETTINGS = {
     help: 'percentage of chunks that may fail without failing the run',
   },
   cacheBudgetMs: { default: 150, help: "time budget of the API's table read, ms" },
+  cacheMaxAgeSeconds: {
+    default: undefined,
+    help: "age past which a cached prediction is not served, s (default: each manifest's cache.maxAgeSeconds)",
+  },
+  cacheTtlSeconds: {
+    default: undefined,
+    help: "lifetime of a table item, s (default: each manifest's cache.ttlSeconds)",
+  },
   writeThrough: { default: false, help: "store the API's model answers in the table" },
+  batchOptions: {
+    default: undefined,
+    help: 'options of every batch run, a JSON object (e.g. {"chunkBytes": 16777216, "tableWrites": "none"})',
+  },
   alarmEmail: { default: undefined, help: 'email subscribed to the alarm topic' },
   logRetentionDays: { default: 30, help: 'retention of every log group, days (a CloudWatch Logs value)' },
 } as const;
@@ -129,6 +147,17 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
   const batchMaxConcurrency = integer('batchMaxConcurrency', 1, 10_000);
   const toleratedFailurePercentage = number('toleratedFailurePercentage', 0, 100);
   const cacheBudgetMs = integer('cacheBudgetMs', 1, 30_000);
+  const cacheMaxAgeSeconds = integer('cacheMaxAgeSeconds', 1, MAX_CACHE_SECONDS);
+  const cacheTtlSeconds = integer('cacheTtlSeconds', 1, MAX_CACHE_SECONDS);
+  if (
+    cacheMaxAgeSeconds !== undefined &&
+    cacheTtlSeconds !== undefined &&
+    cacheTtlSeconds < cacheMaxAgeSeconds
+  ) {
+    problems.push(
+      `cacheTtlSeconds: must be at least cacheMaxAgeSeconds (${cacheMaxAgeSeconds}), got ${cacheTtlSeconds}`,
+    );
+  }
   const writeThrough = boolean('writeThrough');
   const rateLimit = integer('apiRateLimit', 1, 1_000_000);
   const burstLimit = integer('apiBurstLimit', 1, 1_000_000);
@@ -142,6 +171,36 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     problems.push(
       `logRetentionDays: expected one of CloudWatch Logs' values (${[...RETENTION_DAYS].sort((a, b) => a - b).join(', ')}), got ${retentionDays}`,
     );
+  }
+
+  const rawBatchOptions = present('batchOptions');
+  let batchOptions: Record<string, unknown> | undefined;
+  if (rawBatchOptions !== undefined) {
+    let parsed: unknown = rawBatchOptions;
+    if (typeof rawBatchOptions === 'string') {
+      try {
+        parsed = JSON.parse(rawBatchOptions);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      problems.push(`batchOptions: expected a JSON object, got ${JSON.stringify(rawBatchOptions)}`);
+    } else {
+      batchOptions = parsed as Record<string, unknown>;
+      const unknown = Object.keys(batchOptions).filter((key) => !(key in DEFAULT_BATCH_OPTIONS));
+      if (unknown.length > 0) {
+        problems.push(
+          `batchOptions: unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_BATCH_OPTIONS).join(', ')}`,
+        );
+      } else {
+        try {
+          resolveOptions(batchOptions);
+        } catch (error) {
+          problems.push(`batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`);
+        }
+      }
+    }
   }
 
   const authMode = oneOf('auth', ['iam', 'jwt'] as const);
@@ -189,8 +248,11 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...(batchMaxConcurrency !== undefined ? { batchMaxConcurrency } : {}),
     ...(toleratedFailurePercentage !== undefined ? { toleratedFailurePercentage } : {}),
     ...(cacheBudgetMs !== undefined ? { cacheBudgetMs } : {}),
+    ...(cacheMaxAgeSeconds !== undefined ? { cacheMaxAgeSeconds } : {}),
+    ...(cacheTtlSeconds !== undefined ? { cacheTtlSeconds } : {}),
     ...(writeThrough !== undefined ? { writeThrough } : {}),
     ...(alarmEmail !== undefined ? { alarmEmail } : {}),
+    ...(batchOptions !== undefined ? { batchOptions: batchOptions as Partial<BatchOptions> } : {}),
     ...(retentionDays !== undefined ? { logRetention: retentionDays as logs.RetentionDays } : {}),
   };
   return { stackName, props };

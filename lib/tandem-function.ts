@@ -14,17 +14,19 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
+import { CACHE_POLICY_ENV, type CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
 import { stageOnnxRuntime, type OnnxRuntimeArch } from './onnxruntime-asset.ts';
 
 /** The repository root: where package.json, package-lock.json and node_modules are. */
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '..');
 
 /**
- * Left out of every bundle. The clients are in the Lambda Node.js runtime (and large); the small SDK
- * helpers the handlers use (lib-storage, util-dynamodb) are bundled at the locked version, since the runtime
- * does not promise them. onnxruntime-node is a native package: it is shipped as files, not bundled.
+ * Left out of every bundle. The AWS SDK for JavaScript v3 is in the Lambda Node.js runtime (all of its
+ * packages: the clients and the helpers the handlers use, lib-storage and util-dynamodb, at one version),
+ * so the bundles import it from there, as CDK's NodejsFunction does by default on Node.js 18+.
+ * onnxruntime-node is a native package: it is shipped as files, not bundled.
  */
-export const EXTERNAL_MODULES = ['@aws-sdk/client-*', 'onnxruntime-node'];
+export const EXTERNAL_MODULES = ['@aws-sdk/*', 'onnxruntime-node'];
 
 /**
  * Gives the ES module bundle a `require` for the CommonJS code inside it (esbuild's `__require` shim
@@ -32,6 +34,16 @@ export const EXTERNAL_MODULES = ['@aws-sdk/client-*', 'onnxruntime-node'];
  */
 export const ESM_REQUIRE_BANNER =
   "import { createRequire as __tandemCreateRequire } from 'node:module'; const require = __tandemCreateRequire(import.meta.url);";
+
+/** The variables of lambdas/adapters/cache-policy-override.ts for a deployment's cache policy. */
+export function cachePolicyEnvironment(policy: CachePolicyOverride | undefined): Record<string, string> {
+  return {
+    ...(policy?.maxAgeSeconds !== undefined
+      ? { [CACHE_POLICY_ENV.maxAgeSeconds]: String(policy.maxAgeSeconds) }
+      : {}),
+    ...(policy?.ttlSeconds !== undefined ? { [CACHE_POLICY_ENV.ttlSeconds]: String(policy.ttlSeconds) } : {}),
+  };
+}
 
 export interface TandemFunctionProps {
   /** The handler file, relative to the project root, exporting `handler`. */

@@ -3,13 +3,16 @@
  * that holds one Tandem and its outputs. One construct per concern: data bucket, prediction table,
  * real-time API, batch pipeline, monitoring.
  */
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
+import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { resolveOptions } from '../lambdas/core/batch/planner.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
-import { DataBucket, type DataBucketProps } from './data-bucket.ts';
+import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
@@ -25,12 +28,15 @@ export interface TandemProps {
    */
   readonly modelName?: string;
   /**
-   * Memory of the predict function (MB). 1769 MB is one full vCPU.
+   * Memory of the predict function (MB). Lambda gives CPU in proportion to memory: 1769 MB is one
+   * vCPU-second per second, which the predict function's one onnxruntime thread uses fully.
    * @default 1769
    */
   readonly predictMemorySize?: number;
   /**
-   * Memory of the batch score function (MB); CPU grows with it.
+   * Memory of the batch score function (MB). CPU is proportional: 1769 MB = 1 vCPU, 3008 MB = 1.7 vCPU
+   * (over 2 visible cores), 3538 MB = 2 vCPU (what a scorer keeping two threads busy needs for both to run
+   * at full speed), 10240 MB = 5.8 vCPU (6 cores). See docs/deploy.md, "CPU and memory".
    * @default 3008
    */
   readonly scoreMemorySize?: number;
@@ -65,16 +71,32 @@ export interface TandemProps {
    */
   readonly toleratedFailurePercentage?: number;
   /**
-   * Options of every batch run (CSV delimiter, pass-through columns, table writes, chunk size, ...).
+   * Options of every batch run (CSV delimiter, pass-through columns, table writes, chunk size, ...), checked
+   * at synth with the planner's own rules.
    * @default - DEFAULT_BATCH_OPTIONS of lambdas/core/batch/contracts.ts
    */
   readonly batchOptions?: Partial<BatchOptions>;
   /**
-   * Time budget of the API's table read (ms); past it the model answers (cache max age and item TTL are
-   * in the model manifest).
+   * Time budget of the API's table read (ms); past it the model answers.
    * @default 150
    */
   readonly cacheBudgetMs?: number;
+  /**
+   * Age (seconds) past which a precomputed prediction is not served (the model answers instead), for every
+   * model: overrides the manifests' `cache.maxAgeSeconds` (`CACHE_MAX_AGE_SECONDS` of the predict function).
+   * A request's `maxStalenessSeconds` still overrides it.
+   * @default - each model manifest's `cache.maxAgeSeconds` (86400, one day, when the manifest has none;
+   *   the demo model's says 86400)
+   */
+  readonly cacheMaxAgeSeconds?: number;
+  /**
+   * Lifetime (seconds) of a table item, after which DynamoDB deletes it (its `expiresAt`), for every model:
+   * overrides the manifests' `cache.ttlSeconds` (`CACHE_TTL_SECONDS` of the score and predict functions).
+   * Must be at least the max age in force.
+   * @default - each model manifest's `cache.ttlSeconds` (604800, seven days, when the manifest has none;
+   *   the demo model's says 604800)
+   */
+  readonly cacheTtlSeconds?: number;
   /**
    * Store the API's model answers in the table (see README: off because a caller's features are not the
    * batch's canonical features for an entity).
@@ -119,12 +141,38 @@ export function validateTandemProps(props: TandemProps): void {
   checkInteger('provisionedConcurrency', props.provisionedConcurrency, 0, 10_000);
   checkInteger('batchMaxConcurrency', props.batchMaxConcurrency, 1, 10_000);
   checkInteger('cacheBudgetMs', props.cacheBudgetMs, 1, 30_000);
+  checkInteger('cacheMaxAgeSeconds', props.cacheMaxAgeSeconds, 1, MAX_CACHE_SECONDS);
+  checkInteger('cacheTtlSeconds', props.cacheTtlSeconds, 1, MAX_CACHE_SECONDS);
+  if (
+    props.cacheMaxAgeSeconds !== undefined &&
+    props.cacheTtlSeconds !== undefined &&
+    props.cacheTtlSeconds < props.cacheMaxAgeSeconds
+  ) {
+    throw new Error(
+      `Tandem cacheTtlSeconds (${props.cacheTtlSeconds}) must be at least cacheMaxAgeSeconds (${props.cacheMaxAgeSeconds}): an item must live as long as it may be served`,
+    );
+  }
   const tolerated = props.toleratedFailurePercentage;
   if (tolerated !== undefined && !(Number.isFinite(tolerated) && tolerated >= 0 && tolerated <= 100)) {
     throw new Error(`Tandem toleratedFailurePercentage must be a number from 0 to 100, got ${tolerated}`);
   }
   if (props.architecture !== undefined && props.architecture !== 'x86_64' && props.architecture !== 'arm64') {
     throw new Error(`Tandem architecture must be x86_64 or arm64, got "${String(props.architecture)}"`);
+  }
+  if (props.batchOptions !== undefined) {
+    const unknown = Object.keys(props.batchOptions).filter((key) => !(key in DEFAULT_BATCH_OPTIONS));
+    if (unknown.length > 0) {
+      throw new Error(
+        `Tandem batchOptions has unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_BATCH_OPTIONS).join(', ')}`,
+      );
+    }
+    try {
+      resolveOptions(props.batchOptions);
+    } catch (error) {
+      throw new Error(
+        `Tandem batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`,
+      );
+    }
   }
   if (props.auth !== undefined && props.auth !== 'iam' && typeof props.auth.jwt !== 'object') {
     throw new Error(
@@ -139,6 +187,8 @@ export class Tandem extends Construct {
   public readonly api: RealtimeApi;
   public readonly batch: BatchPipeline;
   public readonly monitoring: Monitoring;
+  /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
+  public readonly authMode: 'iam' | 'jwt';
 
   constructor(scope: Construct, id: string, props: TandemProps = {}) {
     super(scope, id);
@@ -146,6 +196,16 @@ export class Tandem extends Construct {
     const architecture =
       props.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    if ((props.cacheMaxAgeSeconds === undefined) !== (props.cacheTtlSeconds === undefined)) {
+      Annotations.of(this).addWarningV2(
+        'tandem:cache-policy-half-set',
+        `only ${props.cacheTtlSeconds === undefined ? 'cacheMaxAgeSeconds' : 'cacheTtlSeconds'} is set: the other comes from each model manifest, and a model whose TTL ends up shorter than its max age fails to load`,
+      );
+    }
+    const cachePolicy = {
+      ...(props.cacheMaxAgeSeconds !== undefined ? { maxAgeSeconds: props.cacheMaxAgeSeconds } : {}),
+      ...(props.cacheTtlSeconds !== undefined ? { ttlSeconds: props.cacheTtlSeconds } : {}),
+    };
 
     this.data = new DataBucket(this, 'Data', props.dataBucket);
     this.predictions = new PredictionTable(this, 'Predictions');
@@ -164,6 +224,7 @@ export class Tandem extends Construct {
         ? { provisionedConcurrency: props.provisionedConcurrency }
         : {}),
       ...(props.cacheBudgetMs !== undefined ? { cacheBudgetMs: props.cacheBudgetMs } : {}),
+      cachePolicy,
       ...(props.writeThrough !== undefined ? { writeThrough: props.writeThrough } : {}),
       ...(props.apiThrottle ? { throttle: props.apiThrottle } : {}),
     });
@@ -179,6 +240,7 @@ export class Tandem extends Construct {
         ? { toleratedFailurePercentage: props.toleratedFailurePercentage }
         : {}),
       ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
+      cachePolicy,
     });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -196,8 +258,77 @@ export class Tandem extends Construct {
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
 
+    this.authMode = props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt';
     addTandemNagSuppressions(this);
   }
+
+  /**
+   * Lets a principal call the real-time API (`execute-api:Invoke`). Only meaningful with IAM authorization:
+   * with a JWT authorizer callers need a token from the issuer, and this throws to say so.
+   */
+  public grantInvokeApi(grantee: iam.IGrantable): iam.Grant {
+    if (this.authMode !== 'iam') {
+      throw new Error(
+        'Tandem.grantInvokeApi: the API uses a JWT authorizer; callers need a token from its issuer, not an IAM permission',
+      );
+    }
+    return this.api.grantInvoke(grantee);
+  }
+
+  /**
+   * Lets a principal upload datasets to score (`incoming/<model>/...`, multipart uploads included): each
+   * upload starts a batch run.
+   * @param model only under `incoming/<model>/` (default: any model)
+   */
+  public grantUploadDatasets(grantee: iam.IGrantable, model?: string): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+      resourceArns: [this.data.bucket.arnForObjects(`${DATA_PREFIXES.incoming}${modelFolder(model)}*`)],
+    });
+  }
+
+  /**
+   * Lets a principal list and read batch results (`results/<model>/<dataset>/<runId>/...`: part files,
+   * rejected rows, run manifests).
+   * @param model only under `results/<model>/` (default: any model)
+   */
+  public grantReadResults(grantee: iam.IGrantable, model?: string): iam.Grant {
+    const prefix = `${DATA_PREFIXES.results}${modelFolder(model)}`;
+    const list = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket'],
+      resourceArns: [this.data.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+    });
+    const read = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:GetObject'],
+      resourceArns: [this.data.bucket.arnForObjects(`${prefix}*`)],
+    });
+    return list.combine(read);
+  }
+
+  /**
+   * Lets a principal publish model packages and move the `current.json` pointer (`models/<model>/...`,
+   * multipart uploads included), i.e. change what every lane serves.
+   * @param model only under `models/<model>/` (default: any model)
+   */
+  public grantPublishModels(grantee: iam.IGrantable, model?: string): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+      resourceArns: [this.data.bucket.arnForObjects(`${DATA_PREFIXES.models}${modelFolder(model)}*`)],
+    });
+  }
+}
+
+function modelFolder(model: string | undefined): string {
+  if (model === undefined) return '';
+  if (!MODEL_NAME.test(model)) {
+    throw new Error(`Tandem: a model name is 1-128 letters, digits, '.', '_' or '-', got "${model}"`);
+  }
+  return `${model}/`;
 }
 
 export interface TandemStackProps extends StackProps, TandemProps {}
@@ -217,7 +348,7 @@ export class TandemStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the real-time API' });
     new CfnOutput(this, 'ApiAuth', {
-      value: props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt',
+      value: this.tandem.authMode,
       description:
         'iam: sign requests with SigV4 (service execute-api); jwt: send Authorization: Bearer <token>',
     });

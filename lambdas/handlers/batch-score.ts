@@ -1,6 +1,7 @@
 /** Step Functions task (Distributed Map child): score one chunk. */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { dynamoClient, s3Client } from '../adapters/aws-clients.ts';
+import { cachePolicyFromEnv, withCachePolicy } from '../adapters/cache-policy-override.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
 import { modelSourceFor } from '../adapters/model-source.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
@@ -13,7 +14,7 @@ const tableName = process.env['TABLE_NAME'];
 // Plans and models stay loaded across invocations of a warm function.
 const scorer = new ChunkScorer({
   objects: new S3ObjectStore(s3Client()),
-  models: modelSourceFor(requiredEnv('MODELS_URI')),
+  models: withCachePolicy(modelSourceFor(requiredEnv('MODELS_URI')), cachePolicyFromEnv(process.env)),
   ...(tableName ? { predictions: new DynamoDbPredictionStore(dynamoClient(10), tableName) } : {}),
 });
 

@@ -5,6 +5,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { dynamoClient } from '../adapters/aws-clients.ts';
+import { cachePolicyFromEnv, withCachePolicy } from '../adapters/cache-policy-override.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
 import { modelSourceFor } from '../adapters/model-source.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
@@ -16,7 +17,8 @@ const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
 const metrics = new Metrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
 
-const registry = new ModelRegistry(modelSourceFor(config.modelsUri), {
+const models = withCachePolicy(modelSourceFor(config.modelsUri), cachePolicyFromEnv(process.env));
+const registry = new ModelRegistry(models, {
   defaultModel: config.defaultModel,
   refreshSeconds: config.modelRefreshSeconds,
   retryFailedSeconds: 10,

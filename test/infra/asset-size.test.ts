@@ -1,9 +1,13 @@
 /**
  * The packaging, on a real synth (esbuild bundling, the pruned onnxruntime-node copied in): every function
- * is far under Lambda's 250 MB, only predict and score carry onnxruntime (one OS/arch, no CUDA), and the
- * bundles run: the predict bundle answers /ready and /predict, and the pruned onnxruntime-node in the
- * score bundle creates a session on the demo model. Built once, for x86_64 and arm64.
+ * is far under Lambda's 250 MB (code plus layers, unzipped, printed), only predict and score carry
+ * onnxruntime (one OS/arch, no CUDA), the AWS SDK comes from the runtime, and the bundles run: the predict
+ * bundle answers /ready and /predict, and the pruned onnxruntime-node in the score bundle creates a session
+ * on the demo model. Built once, for x86_64 and arm64. The size measurement itself is checked on a small
+ * stack with a layer.
  */
+import { App, Stack } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -102,6 +106,31 @@ describe('function packaging', () => {
         expect(size.totalMb, size.logicalId).toBeLessThan(10);
       }
     }
+  });
+
+  it('bundles no AWS SDK code: every @aws-sdk/* import is left to the Lambda runtime; bundles are minified', () => {
+    for (const size of sizes) {
+      const map = JSON.parse(fs.readFileSync(path.join(size.codeDirectory, 'index.mjs.map'), 'utf8')) as {
+        sources: string[];
+      };
+      expect(map.sources.length, size.logicalId).toBeGreaterThan(0);
+      expect(
+        map.sources.filter((source) => /node_modules\/@(aws-sdk|smithy)\//.test(source)),
+        size.logicalId,
+      ).toEqual([]);
+      const code = fs.readFileSync(path.join(size.codeDirectory, 'index.mjs'), 'utf8');
+      expect(code, size.logicalId).toMatch(/from\s*["']@aws-sdk\/client-[a-z0-9-]+["']/);
+      // Minified: long lines (esbuild keeps a line break only where a statement needs one).
+      expect(code.length / code.split('\n').length, size.logicalId).toBeGreaterThan(500);
+    }
+    const imports = (pattern: RegExp): string[] => {
+      const code = fs.readFileSync(path.join(of('Tandem', pattern).codeDirectory, 'index.mjs'), 'utf8');
+      return [...code.matchAll(/from\s*["'](@aws-sdk\/[a-z0-9-]+)["']/g)].map((m) => m[1]!);
+    };
+    expect(imports(/BatchScoreFunction/)).toEqual(
+      expect.arrayContaining(['@aws-sdk/lib-storage', '@aws-sdk/util-dynamodb', '@aws-sdk/client-s3']),
+    );
+    expect(imports(/ApiPredictFunction/)).toEqual(expect.arrayContaining(['@aws-sdk/util-dynamodb']));
   });
 
   it.each([
@@ -220,5 +249,44 @@ describe('function packaging', () => {
     );
     expect(out.inputs.length).toBeGreaterThan(0);
     expect(out.outputs.length).toBeGreaterThan(0);
+  });
+});
+
+describe('measureFunctionAssets', () => {
+  it("adds a function's layers to its code, unzipped", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-measure-'));
+    try {
+      const code = path.join(root, 'code');
+      const layer = path.join(root, 'layer', 'nodejs', 'node_modules', 'dep');
+      fs.mkdirSync(code, { recursive: true });
+      fs.mkdirSync(layer, { recursive: true });
+      fs.writeFileSync(path.join(code, 'index.mjs'), Buffer.alloc(1000, 'a'));
+      fs.writeFileSync(path.join(code, 'extra.bin'), Buffer.alloc(234, 1));
+      fs.writeFileSync(path.join(layer, 'index.js'), Buffer.alloc(5000, 'b'));
+      const app = new App({ outdir: path.join(root, 'cdk.out') });
+      const stack = new Stack(app, 'Measured');
+      const withLayer = new lambda.LayerVersion(stack, 'Layer', {
+        code: lambda.Code.fromAsset(path.join(root, 'layer')),
+      });
+      new lambda.Function(stack, 'WithLayer', {
+        runtime: lambda.Runtime.NODEJS_22_X,
+        handler: 'index.handler',
+        code: lambda.Code.fromAsset(code),
+        layers: [withLayer],
+      });
+      new lambda.Function(stack, 'Inline', {
+        runtime: lambda.Runtime.NODEJS_22_X,
+        handler: 'index.handler',
+        code: lambda.Code.fromInline('exports.handler = async () => 1;'),
+      });
+      const measured = measureFunctionAssets(app.synth());
+      // The inline function has no asset to measure.
+      expect(
+        measured.map((m) => [m.logicalId.replace(/[0-9A-F]{8}$/, ''), m.codeBytes, m.layerBytes]),
+      ).toEqual([['WithLayer', 1234, 5000]]);
+      expect(measured[0]!.totalBytes).toBe(6234);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -2,61 +2,29 @@
  * Targeted assertions on the synthesized TandemStack (bundling skipped: the packaging is covered by
  * asset-size.test.ts). One template per configuration, built once.
  */
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
-import { readSettings, SettingsError, type SettingName } from '../../lib/settings.ts';
+import { readSettings, SETTINGS, SettingsError, type SettingName } from '../../lib/settings.ts';
 import { Tandem } from '../../lib/tandem-stack.ts';
-import { cdkJsonContext, templateOf, testApp, testStack } from './support.ts';
-
-type Resource = {
-  Type: string;
-  Properties?: Record<string, unknown>;
-  DeletionPolicy?: string;
-  UpdateReplacePolicy?: string;
-};
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
-
-function resources(template: Template, type: string): Record<string, Resource> {
-  return template.findResources(type) as Record<string, Resource>;
-}
-
-function onlyResource(template: Template, type: string, logicalIdPart = ''): [string, Resource] {
-  const found = Object.entries(resources(template, type)).filter(([id]) => id.includes(logicalIdPart));
-  expect(found, `${type} matching "${logicalIdPart}"`).toHaveLength(1);
-  return found[0]!;
-}
-
-/** The logical id of the role of the function whose logical id contains `part`. */
-function roleOf(template: Template, part: string): string {
-  const [, fn] = onlyResource(template, 'AWS::Lambda::Function', part);
-  return (fn.Properties!['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-}
-
-/** Every statement of every policy attached to a role. */
-function statementsOf(template: Template, roleLogicalId: string): Statement[] {
-  return Object.values(resources(template, 'AWS::IAM::Policy'))
-    .filter((p) => (p.Properties!['Roles'] as Array<{ Ref: string }>).some((r) => r.Ref === roleLogicalId))
-    .flatMap((p) => (p.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement);
-}
-
-const list = (value: string | string[]): string[] => (Array.isArray(value) ? value : [value]);
-const actionsOf = (statements: Statement[]): string[] =>
-  [...new Set(statements.flatMap((s) => list(s.Action)))].sort();
-
-/** A resource as a readable string: `${Logical.Attr}` for GetAtt, `${Logical}` for Ref, joins concatenated. */
-function flat(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const v = value as Record<string, unknown>;
-  if (v['Fn::Join']) {
-    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
-    return parts.map(flat).join(sep);
-  }
-  if (v['Fn::GetAtt']) return `\${${(v['Fn::GetAtt'] as string[]).join('.')}}`;
-  if (v['Ref']) return `\${${v['Ref'] as string}}`;
-  return JSON.stringify(value);
-}
+import {
+  actionsOf,
+  cdkJsonContext,
+  flat,
+  list,
+  onlyResource,
+  REPO_ROOT,
+  resources,
+  roleOf,
+  statementsOf,
+  templateOf,
+  testApp,
+  testStack,
+  type Statement,
+} from './support.ts';
 
 function grants(statements: Statement[]): string[] {
   return statements
@@ -141,9 +109,17 @@ describe('TandemStack (defaults)', () => {
             ObjectSizeGreaterThan: '131071',
             Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
           }),
-          expect.objectContaining({ NoncurrentVersionExpiration: { NoncurrentDays: 30 } }),
+          expect.objectContaining({
+            NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 },
+          }),
+          expect.objectContaining({ Prefix: 'runs/', NoncurrentVersionExpiration: { NoncurrentDays: 1 } }),
         ]),
       );
+      const [, logBucket] = onlyResource(template, 'AWS::S3::Bucket', 'AccessLogs');
+      expect(logBucket.Properties!['LifecycleConfiguration']).toEqual({
+        Rules: [expect.objectContaining({ ExpirationInDays: 90, Status: 'Enabled' })],
+      });
       expect(rules.find((r) => r['Prefix'] === 'incoming/' || r['Prefix'] === 'models/')).toBeUndefined();
     });
 
@@ -249,6 +225,9 @@ describe('TandemStack (defaults)', () => {
         MODEL_REFRESH_SECONDS: '60',
         LOG_PAYLOADS: 'false',
       });
+      // The cache max age and TTL come from each model manifest unless the deployment sets them.
+      expect(env['CACHE_MAX_AGE_SECONDS']).toBeUndefined();
+      expect(env['CACHE_TTL_SECONDS']).toBeUndefined();
     });
 
     it("serves the 'live' alias, without provisioned concurrency by default", () => {
@@ -311,7 +290,8 @@ describe('TandemStack (defaults)', () => {
       expect(Object.keys(env('Score')).sort()).toEqual(['MODELS_URI', 'NODE_OPTIONS', 'TABLE_NAME']);
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
-      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 900, Runtime: 'nodejs22.x' });
+      // The score function runs inside Express children, which Step Functions stops at 5 minutes.
+      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 300, Runtime: 'nodejs22.x' });
       expect(props('Plan')).toMatchObject({ Timeout: 900 });
     });
 
@@ -352,6 +332,27 @@ describe('TandemStack (defaults)', () => {
           retries.some((r) => r['JitterStrategy'] === 'FULL' && (r['MaxAttempts'] as number) > 0),
           name,
         ).toBe(true);
+        // Backoff: every retry that retries waits longer each time, up to a cap where one is set.
+        for (const retry of retries.filter((r) => (r['MaxAttempts'] as number) > 0)) {
+          expect(retry['BackoffRate'] as number, name).toBeGreaterThan(1);
+          expect(retry['IntervalSeconds'] as number, name).toBeGreaterThan(0);
+        }
+      }
+      // A chunk is retried on any error (its output is idempotent), Finalize too; a bad input is not.
+      for (const task of [tasks.score, tasks.finalize]) {
+        const retries = task['Retry'] as Array<{ ErrorEquals: string[]; MaxAttempts: number }>;
+        expect(retries.find((r) => r.ErrorEquals.includes('States.ALL'))?.MaxAttempts).toBeGreaterThan(0);
+      }
+      const scoreRetries = tasks.score['Retry'] as Array<{ ErrorEquals: string[]; MaxAttempts: number }>;
+      expect(scoreRetries[0]).toEqual({
+        ErrorEquals: ['BatchInputError', 'ModelUnavailableError'],
+        MaxAttempts: 0,
+      });
+      // Any failure of Plan or the Map still reaches Finalize, which writes the manifest saying why.
+      for (const state of [definition.States[STATE_NAMES.plan]!, map]) {
+        expect(state['Catch']).toEqual([
+          { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE_NAMES.finalize },
+        ]);
       }
     });
 
@@ -388,21 +389,24 @@ describe('TandemStack (defaults)', () => {
       expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
     });
 
-    it('lets the scorer read incoming/, runs/ and models/, write results/ and runs/, and put table items', () => {
+    it('lets the scorer read incoming/, its plan, the staging copy and models/, write its parts and report, and put table items', () => {
       const statements = statementsOf(template, roleOf(template, 'Score'));
       const s3 = grants(statements).filter((g) => g.startsWith('s3:'));
       expect(s3).toEqual([
-        's3:AbortMultipartUpload bucket/results/*',
-        's3:AbortMultipartUpload bucket/runs/*',
+        's3:AbortMultipartUpload bucket/results/*/part-*',
         's3:GetObject bucket/incoming/*',
         's3:GetObject bucket/models/*',
-        's3:GetObject bucket/runs/*',
+        's3:GetObject bucket/runs/*/plan.json',
+        's3:GetObject bucket/runs/*/staging/*',
         's3:GetObjectVersion bucket/incoming/*',
-        's3:GetObjectVersion bucket/runs/*',
-        's3:PutObject bucket/results/*',
-        's3:PutObject bucket/runs/*',
+        's3:PutObject bucket/results/*/part-*',
+        's3:PutObject bucket/runs/*/chunks/*',
       ]);
       expect(actionsOf(statements).filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:PutItem']);
+      const table = statements.filter((s) => list(s.Action).includes('dynamodb:PutItem'));
+      expect(table.map((s) => flat(s.Resource))).toEqual([
+        expect.stringMatching(/^\$\{TandemPredictionsTable\w+\.Arn\}$/),
+      ]);
     });
 
     it('lets plan, finalize and trigger do only their part', () => {
@@ -410,24 +414,24 @@ describe('TandemStack (defaults)', () => {
         (g) => !/^(logs|xray):/.test(g),
       );
       expect(plan).toEqual([
-        's3:AbortMultipartUpload bucket/runs/*',
+        's3:AbortMultipartUpload bucket/runs/*/staging/*',
         's3:GetObject bucket/incoming/*',
         's3:GetObject bucket/models/*',
-        's3:GetObject bucket/runs/*',
         's3:GetObjectVersion bucket/incoming/*',
-        's3:GetObjectVersion bucket/runs/*',
         's3:ListBucket bucket',
-        's3:PutObject bucket/runs/*',
+        's3:PutObject bucket/runs/*/items.json',
+        's3:PutObject bucket/runs/*/plan.json',
+        's3:PutObject bucket/runs/*/staging/*',
       ]);
       const finalize = grants(statementsOf(template, roleOf(template, 'Finalize'))).filter(
         (g) => !/^(logs|xray):/.test(g),
       );
       expect(finalize).toEqual([
         'events:PutEvents arn:aws:events:eu-west-1:123456789012:event-bus/default',
-        's3:AbortMultipartUpload bucket/results/*',
-        's3:GetObject bucket/runs/*',
+        's3:GetObject bucket/runs/*/chunks/*',
+        's3:GetObject bucket/runs/*/plan.json',
         's3:ListBucket bucket',
-        's3:PutObject bucket/results/*',
+        's3:PutObject bucket/results/*/_manifest.json',
       ]);
       const trigger = actionsOf(statementsOf(template, roleOf(template, 'Trigger'))).filter(
         (a) => !/^(logs|xray):/.test(a),
@@ -440,7 +444,7 @@ describe('TandemStack (defaults)', () => {
       ]);
     });
 
-    it('lets the state machine invoke its three functions, read items and write map results under runs/, and run its map children', () => {
+    it("lets the state machine invoke its three functions, read the run's items, write its map results, and run its map children", () => {
       const [smId, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
       const roleId = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
       const statements = statementsOf(template, roleId);
@@ -451,10 +455,11 @@ describe('TandemStack (defaults)', () => {
         expect.stringMatching(/^\$\{TandemBatchScoreFunction\w+\.Arn\}$/),
       ]);
       expect(grants(statements).filter((g) => g.startsWith('s3:'))).toEqual([
-        's3:AbortMultipartUpload bucket/runs/*',
-        's3:GetObject bucket/runs/*',
-        's3:ListMultipartUploadParts bucket/runs/*',
-        's3:PutObject bucket/runs/*',
+        's3:AbortMultipartUpload bucket/runs/*/map-results/*',
+        's3:GetObject bucket/runs/*/items.json',
+        's3:GetObject bucket/runs/*/map-results/*',
+        's3:ListMultipartUploadParts bucket/runs/*/map-results/*',
+        's3:PutObject bucket/runs/*/map-results/*',
       ]);
       const start = statements.find((s) => list(s.Action).includes('states:StartExecution'));
       expect(start?.Resource).toEqual({ Ref: smId });
@@ -582,18 +587,23 @@ describe('TandemStack (defaults)', () => {
     });
   });
 
-  it('outputs what a caller needs', () => {
-    const outputs = Object.keys(template.toJSON().Outputs as object);
-    expect(outputs).toEqual(
-      expect.arrayContaining([
-        'ApiUrl',
-        'DataBucketName',
-        'PredictionTableName',
-        'BatchStateMachineArn',
-        'UploadRuleName',
-        'AlarmTopicArn',
-      ]),
-    );
+  it('outputs what a caller needs: exactly the outputs the deploy guide lists', () => {
+    const guide = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('### Outputs'), guide.indexOf('## Upload the model'));
+    const documented = [...section.matchAll(/^\| `(\w+)`/gm)].map((m) => m[1]!).sort();
+    expect(documented.length).toBeGreaterThan(5);
+    expect(Object.keys(template.toJSON().Outputs as object).sort()).toEqual(documented);
+  });
+
+  it('keeps what the deploy guide says is kept on tear-down, and schedules the alarm key for deletion', () => {
+    for (const type of ['AWS::S3::Bucket', 'AWS::DynamoDB::Table', 'AWS::Logs::LogGroup']) {
+      for (const [id, resource] of Object.entries(resources(template, type))) {
+        expect(resource.DeletionPolicy, id).toBe('Retain');
+      }
+    }
+    const [, key] = onlyResource(template, 'AWS::KMS::Key');
+    expect(key.DeletionPolicy).toBe('Delete');
+    expect(key.Properties!['PendingWindowInDays']).toBe(7);
   });
 });
 
@@ -610,6 +620,8 @@ describe('TandemStack (configured)', () => {
       batchMaxConcurrency: 7,
       toleratedFailurePercentage: 5,
       cacheBudgetMs: 80,
+      cacheMaxAgeSeconds: 600,
+      cacheTtlSeconds: 7200,
       writeThrough: true,
       alarmEmail: 'ops@example.com',
       logRetention: logs.RetentionDays.ONE_WEEK,
@@ -650,10 +662,18 @@ describe('TandemStack (configured)', () => {
           DEFAULT_MODEL: 'churn',
           CACHE_BUDGET_MS: '80',
           WRITE_THROUGH: 'true',
+          CACHE_MAX_AGE_SECONDS: '600',
+          CACHE_TTL_SECONDS: '7200',
         }),
       },
     });
-    expect(onlyResource(template, 'AWS::Lambda::Function', 'Score')[1].Properties!['MemorySize']).toBe(4096);
+    const score = onlyResource(template, 'AWS::Lambda::Function', 'Score')[1];
+    expect(score.Properties).toMatchObject({
+      MemorySize: 4096,
+      Environment: {
+        Variables: expect.objectContaining({ CACHE_MAX_AGE_SECONDS: '600', CACHE_TTL_SECONDS: '7200' }),
+      },
+    });
     const trigger = onlyResource(template, 'AWS::Lambda::Function', 'Trigger')[1];
     expect(
       JSON.parse(
@@ -705,8 +725,29 @@ describe('Tandem props validation', () => {
       /audience must list at least one/,
     ],
     [{ alarmEmail: 'not-an-email' }, /alarmEmail must be an email address/],
+    [{ cacheMaxAgeSeconds: 0 }, /cacheMaxAgeSeconds must be an integer from 1 to 315360000/],
+    [{ batchOptions: { chunkSize: 5 } as never }, /batchOptions has unknown option\(s\) chunkSize; known: /],
+    [{ batchOptions: { chunkBytes: 10 } }, /batchOptions: chunkBytes must be an integer >= 1024/],
+    [{ cacheTtlSeconds: 1.5 }, /cacheTtlSeconds must be an integer from 1/],
+    [
+      { cacheMaxAgeSeconds: 3600, cacheTtlSeconds: 60 },
+      /cacheTtlSeconds \(60\) must be at least cacheMaxAgeSeconds \(3600\)/,
+    ],
   ])('rejects %j', (props, message) => {
     expect(build(props)).toThrow(message);
+  });
+
+  it('warns when only one of the cache max age and TTL is set (the other comes from each manifest)', () => {
+    const stack = testStack(testApp(), { cacheTtlSeconds: 3600 });
+    Annotations.fromStack(stack).hasWarning(
+      '/Tandem/Tandem',
+      Match.stringLikeRegexp('only cacheTtlSeconds is set: the other comes from each model manifest'),
+    );
+    expect(
+      Annotations.fromStack(
+        testStack(testApp(), { cacheTtlSeconds: 3600, cacheMaxAgeSeconds: 60 }),
+      ).findWarning('*', Match.stringLikeRegexp('cacheTtlSeconds is set')),
+    ).toEqual([]);
   });
 });
 
@@ -730,6 +771,25 @@ describe('settings from context', () => {
     });
   });
 
+  it('documents every setting with its default in docs/deploy.md, and cdk.json writes the same defaults', () => {
+    const guide = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+    const rows = new Map(
+      [...guide.matchAll(/^\| `(\w+)`\s+\| ([^|]*?)\s+\|/gm)].map((m) => [m[1]!, m[2]!.trim()]),
+    );
+    const context = cdkJsonContext();
+    for (const [key, setting] of Object.entries(SETTINGS)) {
+      expect(rows.has(key), `${key} in docs/deploy.md`).toBe(true);
+      const documented = rows.get(key)!;
+      if (setting.default === undefined) {
+        expect(documented, key).not.toMatch(/^`/);
+        expect(context[key], `cdk.json ${key}`).toBeUndefined();
+      } else {
+        expect(documented, key).toBe(`\`${String(setting.default)}\``);
+        if (key in context) expect(context[key], `cdk.json ${key}`).toBe(setting.default);
+      }
+    }
+  });
+
   it('reads -c key=value strings', () => {
     const { stackName, props } = from({
       stackName: 'TandemStaging',
@@ -742,6 +802,9 @@ describe('settings from context', () => {
       jwtAudience: 'client-a, client-b',
       apiRateLimit: '50',
       logRetentionDays: '14',
+      cacheMaxAgeSeconds: '900',
+      cacheTtlSeconds: '86400',
+      batchOptions: '{"chunkBytes": 8388608, "tableWrites": "none"}',
     });
     expect(stackName).toBe('TandemStaging');
     expect(props).toEqual({
@@ -757,6 +820,9 @@ describe('settings from context', () => {
       },
       apiThrottle: { rateLimit: 50, burstLimit: 1000 },
       logRetention: logs.RetentionDays.TWO_WEEKS,
+      cacheMaxAgeSeconds: 900,
+      cacheTtlSeconds: 86_400,
+      batchOptions: { chunkBytes: 8_388_608, tableWrites: 'none' },
     });
   });
 
@@ -769,6 +835,9 @@ describe('settings from context', () => {
         writeThrough: 'yes',
         logRetentionDays: '10',
         auth: 'jwt',
+        cacheMaxAgeSeconds: '7200',
+        cacheTtlSeconds: '3600',
+        batchOptions: '{"delimiter": ";;"}',
       });
     } catch (e) {
       error = e;
@@ -781,5 +850,9 @@ describe('settings from context', () => {
     expect(problems).toMatch(/^logRetentionDays: expected one of CloudWatch Logs' values/m);
     expect(problems).toMatch(/^jwtIssuer: auth=jwt needs the OIDC issuer URL/m);
     expect(problems).toMatch(/^jwtAudience: auth=jwt needs at least one audience/m);
+    expect(problems).toMatch(/^cacheTtlSeconds: must be at least cacheMaxAgeSeconds \(7200\), got 3600$/m);
+    expect(problems).toMatch(
+      /^batchOptions: delimiter must be one character other than a quote or a line end$/m,
+    );
   });
 });

@@ -1,0 +1,143 @@
+/**
+ * What each principal of Tandem may do in the data bucket, in one table: the object keys it reads or writes
+ * as IAM resource patterns (built from the key layout of lambdas/core/batch/contracts.ts where it names
+ * them), and whether it may list the bucket. The constructs grant from this table, lib/nag-suppressions.ts
+ * explains each wildcard from it, and test/infra/bucket-access.test.ts runs the real handlers against s3rver
+ * and checks that every S3 call they make is allowed by the synthesized policies and that every grant here
+ * is used.
+ */
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as path from 'node:path';
+import { chunkReportKey, itemsKey, planKey } from '../lambdas/core/batch/contracts.ts';
+import { MAP_RESULTS_FOLDER } from './batch-definition.ts';
+
+const ANY_RUN = '*';
+
+/** Object key patterns of the data bucket (`*` matches any characters, `/` included, as in IAM). */
+export const KEY_PATTERNS = {
+  models: {
+    pattern: 'models/*',
+    reason:
+      'Objects under models/ only: model packages and current.json pointers, whose names and versions are chosen at run time (a new model or version needs no redeploy).',
+  },
+  incoming: {
+    pattern: 'incoming/*',
+    reason:
+      'Objects under incoming/ only: the uploads to score, whose keys the uploader chooses; GetObjectVersion because a run reads the exact version that triggered it.',
+  },
+  runPlan: {
+    pattern: planKey(ANY_RUN),
+    reason:
+      'The plan of a run only (runs/<runId>/plan.json): the run id is created per execution, so only the file name can be fixed.',
+  },
+  runItems: {
+    pattern: itemsKey(ANY_RUN),
+    reason:
+      "The Distributed Map's item list of a run only (runs/<runId>/items.json): the run id is created per execution.",
+  },
+  runStaging: {
+    pattern: `runs/${ANY_RUN}/staging/*`,
+    reason:
+      'The decompressed copy of a gzip upload only (runs/<runId>/staging/<dataset>.<format>), under a run id created per execution.',
+  },
+  runChunkReports: {
+    pattern: `${path.posix.dirname(chunkReportKey(ANY_RUN, 0))}/*`,
+    reason:
+      'The chunk reports of a run only (runs/<runId>/chunks/<index>.json): one per chunk, under a run id created per execution.',
+  },
+  runMapResults: {
+    pattern: `runs/${ANY_RUN}/${MAP_RESULTS_FOLDER}/*`,
+    reason:
+      "The Distributed Map's ResultWriter output only (runs/<runId>/map-results/<map run id>/...): both ids are created by Step Functions per run.",
+  },
+  resultParts: {
+    pattern: 'results/*/part-*',
+    reason:
+      'Prediction and rejected-row part files only (results/<model>/<dataset>/<runId>/[rejected/]part-<index>.<ext>), a path created per run; the run manifest is not covered.',
+  },
+  resultManifests: {
+    pattern: 'results/*/_manifest.json',
+    reason:
+      'Run manifests only (results/<model>/<dataset>/<runId>/_manifest.json), a path created per run; part files are not covered.',
+  },
+} as const satisfies Record<string, { readonly pattern: string; readonly reason: string }>;
+
+export type KeyPatternName = keyof typeof KEY_PATTERNS;
+
+export interface ObjectAccess {
+  /** GetObject (and HeadObject, which S3 authorizes as GetObject). */
+  readonly read?: readonly KeyPatternName[];
+  /** GetObject and GetObjectVersion: reads pinned to the object version that started the run. */
+  readonly readVersions?: readonly KeyPatternName[];
+  /** PutObject of whole objects (one request). */
+  readonly put?: readonly KeyPatternName[];
+  /** PutObject and AbortMultipartUpload: streamed writes of any length (multipart uploads). */
+  readonly upload?: readonly KeyPatternName[];
+  /**
+   * ListBucket on the bucket (key names, no content). Needed to list a prefix, and to tell a missing object
+   * from a forbidden one: without it S3 answers GetObject / HeadObject of a missing key with 403 AccessDenied
+   * instead of 404 (an `s3:prefix` condition does not help: that key is absent from object requests).
+   */
+  readonly listBucket?: boolean;
+}
+
+/** The data bucket access of each function, by what its handler does (see the comments). */
+export const FUNCTION_ACCESS = {
+  // Loads models (current.json, manifest.json, model.onnx); GET /models lists models/; an unknown model
+  // must be a 404, not a 503.
+  predict: { read: ['models'], listBucket: true },
+  // Reads the upload at its version (a deleted upload must read as missing: ListBucket) and the model
+  // manifest; streams a gzip upload's decompressed copy to staging; writes the plan and the map's items.
+  plan: {
+    read: ['models'],
+    readVersions: ['incoming'],
+    put: ['runPlan', 'runItems'],
+    upload: ['runStaging'],
+    listBucket: true,
+  },
+  // Reads the plan, its range of the upload (at its version) or of the staging copy, and the pinned model;
+  // streams its part files; writes its chunk report.
+  score: {
+    read: ['models', 'runPlan', 'runStaging'],
+    readVersions: ['incoming'],
+    put: ['runChunkReports'],
+    upload: ['resultParts'],
+  },
+  // Reads the plan (which may be missing when planning failed: ListBucket) and lists and reads the chunk
+  // reports; writes the run manifest.
+  finalize: { read: ['runPlan', 'runChunkReports'], put: ['resultManifests'], listBucket: true },
+} as const satisfies Record<string, ObjectAccess>;
+
+export type TandemFunctionName = keyof typeof FUNCTION_ACCESS;
+
+/** Every key pattern an access names. */
+export function patternsOf(access: ObjectAccess): KeyPatternName[] {
+  return [
+    ...new Set([
+      ...(access.read ?? []),
+      ...(access.readVersions ?? []),
+      ...(access.put ?? []),
+      ...(access.upload ?? []),
+    ]),
+  ];
+}
+
+/** Grants an access on a bucket: one statement per set of actions, listing its key patterns. */
+export function grantObjectAccess(grantee: iam.IGrantable, bucket: s3.IBucket, access: ObjectAccess): void {
+  const grant = (actions: string[], names: readonly KeyPatternName[] | undefined): void => {
+    if (!names || names.length === 0) return;
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions,
+      resourceArns: names.map((name) => bucket.arnForObjects(KEY_PATTERNS[name].pattern)),
+    });
+  };
+  grant(['s3:GetObject'], access.read);
+  grant(['s3:GetObject', 's3:GetObjectVersion'], access.readVersions);
+  grant(['s3:PutObject'], access.put);
+  grant(['s3:PutObject', 's3:AbortMultipartUpload'], access.upload);
+  if (access.listBucket) {
+    iam.Grant.addToPrincipal({ grantee, actions: ['s3:ListBucket'], resourceArns: [bucket.bucketArn] });
+  }
+}

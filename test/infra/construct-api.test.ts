@@ -1,0 +1,137 @@
+/**
+ * The L3 construct as another CDK app uses it: props that are `readonly` with a `@default` on every optional
+ * one (checked on the source with the TypeScript compiler), created resources exposed, and the `grant*`
+ * methods a consumer wires its own principals with.
+ */
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import { Tandem } from '../../lib/index.ts';
+import { flat, list, REPO_ROOT, resources, statementsOf, testApp, type Statement } from './support.ts';
+
+const LIB = path.join(REPO_ROOT, 'lib');
+
+interface PropIssue {
+  readonly where: string;
+  readonly problem: string;
+}
+
+/** Every property of every `...Props` / `...Options` interface under lib/, and those that break the rules. */
+function checkProps(): { checked: string[]; issues: PropIssue[] } {
+  const checked: string[] = [];
+  const issues: PropIssue[] = [];
+  for (const file of fs.readdirSync(LIB).filter((f) => f.endsWith('.ts'))) {
+    const text = fs.readFileSync(path.join(LIB, file), 'utf8');
+    const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
+    source.forEachChild((node) => {
+      if (!ts.isInterfaceDeclaration(node) || !/(Props|Options)$/.test(node.name.text)) return;
+      for (const member of node.members) {
+        if (!ts.isPropertySignature(member)) continue;
+        const where = `${file} ${node.name.text}.${member.name.getText(source)}`;
+        checked.push(where);
+        const readonly = member.modifiers?.some((m) => m.kind === ts.SyntaxKind.ReadonlyKeyword);
+        if (!readonly) issues.push({ where, problem: 'not readonly' });
+        const hasDefault = ts.getJSDocTags(member).some((tag) => tag.tagName.text === 'default');
+        if (member.questionToken && !hasDefault) issues.push({ where, problem: 'optional without @default' });
+      }
+    });
+  }
+  return { checked, issues };
+}
+
+function hostWithTandem(props: ConstructorParameters<typeof Tandem>[2] = {}) {
+  const stack = new Stack(testApp(), 'Host', { env: { account: '123456789012', region: 'eu-west-1' } });
+  const tandem = new Tandem(stack, 'Tandem', props);
+  const consumer = new iam.Role(stack, 'Consumer', { assumedBy: new iam.AccountRootPrincipal() });
+  return { stack, tandem, consumer };
+}
+
+function consumerStatements(stack: Stack): Statement[] {
+  const template = Template.fromStack(stack);
+  const [roleId] = Object.keys(resources(template, 'AWS::IAM::Role')).filter((id) =>
+    id.startsWith('Consumer'),
+  );
+  return statementsOf(template, roleId!);
+}
+
+describe('Tandem construct API', () => {
+  it('declares every props interface readonly, with @default on each optional property', () => {
+    const { checked, issues } = checkProps();
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'tandem-stack.ts TandemProps.modelName',
+        'tandem-stack.ts TandemProps.cacheTtlSeconds',
+        'realtime-api.ts RealtimeApiProps.bucket',
+        'batch-pipeline.ts BatchPipelineProps.maxConcurrency',
+        'data-bucket.ts DataBucketProps.runsExpirationDays',
+        'monitoring.ts MonitoringProps.alarmEmail',
+      ]),
+    );
+    expect(issues).toEqual([]);
+  });
+
+  it('exposes what it creates', () => {
+    const { tandem } = hostWithTandem();
+    expect(tandem.data.bucket.bucketArn).toBeDefined();
+    expect(tandem.predictions.table.tableArn).toBeDefined();
+    expect(tandem.api.api.apiId).toBeDefined();
+    expect(tandem.api.alias.aliasName).toBe('live');
+    expect(tandem.api.predict.function.functionArn).toBeDefined();
+    for (const fn of Object.values(tandem.batch.functions)) expect(fn.role.roleArn).toBeDefined();
+    expect(tandem.batch.stateMachine.stateMachineArn).toBeDefined();
+    expect(tandem.batch.deadLetterQueue.queueUrl).toBeDefined();
+    expect(tandem.monitoring.dashboard.dashboardName).toBeDefined();
+    expect(Object.keys(tandem.monitoring.alarms).length).toBeGreaterThanOrEqual(9);
+    expect(tandem.authMode).toBe('iam');
+  });
+
+  it('grants a consumer the API, dataset uploads, results and model publishing, each on its own keys', () => {
+    const { stack, tandem, consumer } = hostWithTandem();
+    tandem.grantInvokeApi(consumer);
+    tandem.grantUploadDatasets(consumer, 'fraud-detector');
+    tandem.grantReadResults(consumer);
+    tandem.grantPublishModels(consumer, 'fraud-detector');
+    const granted = consumerStatements(stack)
+      .flatMap((s) =>
+        list(s.Action).flatMap((action) =>
+          (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map(
+            (r) =>
+              `${action} ${flat(r).replace(/\$\{TandemDataBucket\w+\.Arn\}/, 'bucket')}${s.Condition ? ` if ${JSON.stringify(s.Condition)}` : ''}`,
+          ),
+        ),
+      )
+      .sort();
+    const api = (route: string) =>
+      expect.stringMatching(
+        new RegExp(
+          `^execute-api:Invoke arn:aws:execute-api:eu-west-1:123456789012:\\$\\{TandemApi\\w+\\}/\\*/${route.replace(/\*/g, '\\*')}$`,
+        ),
+      );
+    expect(granted).toEqual([
+      api('GET/health'),
+      api('GET/models'),
+      api('GET/models/*'),
+      api('GET/ready'),
+      api('POST/predict'),
+      's3:AbortMultipartUpload bucket/incoming/fraud-detector/*',
+      's3:AbortMultipartUpload bucket/models/fraud-detector/*',
+      's3:GetObject bucket/results/*',
+      's3:ListBucket bucket if {"StringLike":{"s3:prefix":["results/*"]}}',
+      's3:PutObject bucket/incoming/fraud-detector/*',
+      's3:PutObject bucket/models/fraud-detector/*',
+    ]);
+  });
+
+  it('refuses an IAM grant on a JWT-authorized API, and a model name that is not one', () => {
+    const { tandem, consumer } = hostWithTandem({
+      auth: { jwt: { issuer: 'https://issuer.example.com/', audience: ['tandem'] } },
+    });
+    expect(tandem.authMode).toBe('jwt');
+    expect(() => tandem.grantInvokeApi(consumer)).toThrow(/JWT authorizer; callers need a token/);
+    expect(() => tandem.grantUploadDatasets(consumer, '../models')).toThrow(/a model name is 1-128 letters/);
+  });
+});

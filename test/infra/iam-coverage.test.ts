@@ -1,0 +1,374 @@
+/**
+ * The synthesized IAM policies against what the deployed code really does. The real handlers
+ * (lambdas/handlers/*.ts, wired exactly as in Lambda: env vars, the shared SDK clients) run against s3rver
+ * and dynalite through a batch run of a CSV upload, of a gzipped one (staging copy), of a deleted upload
+ * (failure path), and through the API's routes. Every AWS call they make is recorded and turned into the IAM
+ * request(s) AWS would authorize, which must be allowed by the policies of that function's role in the
+ * synthesized template; and every S3 grant of lib/bucket-access.ts must be used by some call.
+ *
+ * Step Functions and EventBridge have no emulator here: their calls are recorded and answered with the
+ * service's minimal success shape, since only the call itself (action and resource) is under test.
+ */
+import type { InitializeMiddleware, MiddlewareStack } from '@smithy/types';
+import type { Template } from 'aws-cdk-lib/assertions';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dynamoClient, eventBridgeClient, s3Client, sfnClient } from '../../lambdas/adapters/aws-clients.ts';
+import type { ChunkItem, RunInput } from '../../lambdas/core/batch/contracts.ts';
+import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
+import type { PlanResult } from '../../lambdas/core/batch/planner.ts';
+import { FUNCTION_ACCESS, KEY_PATTERNS, type ObjectAccess } from '../../lib/bucket-access.ts';
+import { ensureTable, startEmbeddedAws, type EmbeddedAws } from '../../local/embedded-aws.ts';
+import { uploadModelPackages } from '../../local/uploader.ts';
+import { apiEvent, lambdaContext } from '../support/api-events.ts';
+import {
+  flat,
+  list,
+  onlyResource,
+  REPO_ROOT,
+  roleOf,
+  statementsOf,
+  templateOf,
+  type Statement,
+} from './support.ts';
+
+const BUCKET = 'tandem-data';
+const TABLE = 'tandem-predictions';
+const MODEL = 'fraud-detector';
+const REGION = 'eu-west-1';
+const ACCOUNT = '123456789012';
+const BUCKET_ARN = `arn:aws:s3:::${BUCKET}`;
+const TABLE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${TABLE}`;
+const STATE_MACHINE_ARN = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:TandemBatchStateMachine`;
+
+type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize';
+const LOGICAL_ID_PART: Record<FunctionName, string> = {
+  predict: 'ApiPredict',
+  trigger: 'BatchTrigger',
+  plan: 'BatchPlan',
+  score: 'BatchScore',
+  finalize: 'BatchFinalize',
+};
+
+interface Call {
+  readonly fn: FunctionName;
+  readonly service: 's3' | 'dynamodb' | 'sfn' | 'events';
+  readonly command: string;
+  readonly input: Record<string, unknown>;
+  status?: number;
+}
+
+interface IamRequest {
+  readonly action: string;
+  readonly resource: string;
+}
+
+const calls: Call[] = [];
+let current: FunctionName = 'predict';
+
+interface RecordableClient {
+  middlewareStack: Pick<MiddlewareStack<object, object>, 'add'>;
+}
+
+/** Records every command the client sends; `answer` short-circuits services without an emulator. */
+function record(
+  client: RecordableClient,
+  service: Call['service'],
+  answer?: (command: string, input: Record<string, unknown>) => Record<string, unknown>,
+): void {
+  const middleware: InitializeMiddleware<object, object> = (next, context) => async (args) => {
+    const input = args.input as Record<string, unknown>;
+    const call: Call = { fn: current, service, command: context.commandName ?? '?', input };
+    calls.push(call);
+    if (answer) return { output: { $metadata: {}, ...answer(call.command, input) }, response: {} };
+    try {
+      return await next(args);
+    } catch (error) {
+      call.status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      throw error;
+    }
+  };
+  client.middlewareStack.add(middleware, { step: 'initialize', name: 'tandemRecordCalls' });
+}
+
+/** What AWS authorizes for a call (S3: a missing object reads as 404 only with ListBucket, else 403). */
+function iamRequests(call: Call): IamRequest[] {
+  const input = call.input as Record<string, string | undefined>;
+  const object = `arn:aws:s3:::${input['Bucket']}/${input['Key']}`;
+  switch (`${call.service} ${call.command}`) {
+    case 's3 GetObjectCommand':
+    case 's3 HeadObjectCommand':
+      return [
+        { action: 's3:GetObject', resource: object },
+        ...(input['VersionId'] ? [{ action: 's3:GetObjectVersion', resource: object }] : []),
+        ...(call.status === 404
+          ? [{ action: 's3:ListBucket', resource: `arn:aws:s3:::${input['Bucket']}` }]
+          : []),
+      ];
+    case 's3 PutObjectCommand':
+    case 's3 CreateMultipartUploadCommand':
+    case 's3 UploadPartCommand':
+    case 's3 CompleteMultipartUploadCommand':
+      return [{ action: 's3:PutObject', resource: object }];
+    case 's3 AbortMultipartUploadCommand':
+      return [{ action: 's3:AbortMultipartUpload', resource: object }];
+    case 's3 ListObjectsV2Command':
+      return [{ action: 's3:ListBucket', resource: `arn:aws:s3:::${input['Bucket']}` }];
+    case 'dynamodb GetItemCommand':
+    case 'dynamodb PutItemCommand':
+      return [
+        {
+          action: `dynamodb:${call.command.replace(/Command$/, '')}`,
+          resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${input['TableName']}`,
+        },
+      ];
+    case 'dynamodb BatchGetItemCommand':
+      return Object.keys(call.input['RequestItems'] as object).map((table) => ({
+        action: 'dynamodb:BatchGetItem',
+        resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${table}`,
+      }));
+    case 'sfn StartExecutionCommand':
+      return [{ action: 'states:StartExecution', resource: input['stateMachineArn']! }];
+    case 'events PutEventsCommand':
+      return (call.input['Entries'] as Array<{ EventBusName?: string }>).map((entry) => ({
+        action: 'events:PutEvents',
+        resource: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${entry.EventBusName ?? 'default'}`,
+      }));
+    default:
+      throw new Error(`no IAM mapping for ${call.service} ${call.command}: add it to this test`);
+  }
+}
+
+function glob(pattern: string): RegExp {
+  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${escaped.replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+}
+
+/** A role's Allow statements with the template's tokens replaced by the local resources' ARNs. */
+function allowStatements(
+  template: Template,
+  fn: FunctionName,
+): Array<{ actions: string[]; resources: string[] }> {
+  const [bucketId] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+  const [tableId] = onlyResource(template, 'AWS::DynamoDB::Table');
+  const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+  const tokens: Record<string, string> = {
+    [`\${${bucketId}.Arn}`]: BUCKET_ARN,
+    [`\${${tableId}.Arn}`]: TABLE_ARN,
+    [`\${${stateMachineId}}`]: STATE_MACHINE_ARN,
+  };
+  return statementsOf(template, roleOf(template, LOGICAL_ID_PART[fn]))
+    .filter((s: Statement) => s.Effect === 'Allow' && s.Condition === undefined)
+    .map((s) => ({
+      actions: list(s.Action),
+      resources: (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map((r) => {
+        let resolved = flat(r);
+        for (const [token, value] of Object.entries(tokens)) resolved = resolved.split(token).join(value);
+        return resolved;
+      }),
+    }));
+}
+
+function allows(statements: ReturnType<typeof allowStatements>, request: IamRequest): boolean {
+  return statements.some(
+    (s) =>
+      s.actions.some((a) => glob(a).test(request.action)) &&
+      s.resources.some((r) => !r.includes('${') && glob(r).test(request.resource)),
+  );
+}
+
+describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', () => {
+  let aws: EmbeddedAws;
+  let s3: S3Client;
+  let template: Template;
+  const runs: Record<string, { input: RunInput; planned?: PlanResult; finalized: FinalizeResult }> = {};
+  let startInputs: Array<{ name: string; input: RunInput }> = [];
+  const handlers: Partial<Record<FunctionName, (event: unknown, context?: unknown) => Promise<unknown>>> = {};
+
+  async function load(
+    fn: FunctionName,
+    importHandler: () => Promise<{ handler: (event: never, context: never) => Promise<unknown> }>,
+  ): Promise<void> {
+    current = fn;
+    handlers[fn] = (await importHandler()).handler as (event: unknown, context?: unknown) => Promise<unknown>;
+  }
+
+  async function invoke<T>(fn: FunctionName, event: unknown, context?: unknown): Promise<T> {
+    current = fn;
+    return (await handlers[fn]!(event, context)) as T;
+  }
+
+  /** Upload -> trigger (twice: a repeated event) -> plan -> every chunk -> finalize, as the state machine does. */
+  async function runUpload(key: string, body: Uint8Array | string, versionId: string): Promise<void> {
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+    const event = {
+      version: '0',
+      source: 'aws.s3',
+      'detail-type': 'Object Created',
+      detail: {
+        bucket: { name: BUCKET },
+        object: { key, size: body.length, etag: 'etag-1', 'version-id': versionId, sequencer: '01' },
+      },
+    };
+    const before = calls.length;
+    await invoke('trigger', event);
+    await invoke('trigger', event);
+    const started = calls
+      .slice(before)
+      .filter((c) => c.command === 'StartExecutionCommand')
+      .map((c) => ({
+        name: c.input['name'] as string,
+        input: JSON.parse(c.input['input'] as string) as RunInput,
+      }));
+    startInputs = [...startInputs, ...started];
+    const input = started[0]!.input;
+    const planned = await invoke<PlanResult>('plan', input);
+    const items = JSON.parse(
+      await (
+        await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: planned.itemsKey }))
+      ).Body!.transformToString(),
+    ) as ChunkItem[];
+    for (const item of items) await invoke('score', item);
+    const finalized = await invoke<FinalizeResult>('finalize', { ...input, planned });
+    runs[key] = { input, planned, finalized };
+  }
+
+  beforeAll(async () => {
+    template = templateOf();
+    aws = await startEmbeddedAws({ buckets: [BUCKET] });
+    s3 = new S3Client(aws.clientConfig('s3'));
+    await ensureTable(new DynamoDBClient(aws.clientConfig('dynamodb')), TABLE);
+    await uploadModelPackages(s3, BUCKET, path.join(REPO_ROOT, 'models'));
+
+    delete process.env['AWS_PROFILE'];
+    Object.assign(process.env, aws.env(), {
+      MODELS_URI: `s3://${BUCKET}/models/`,
+      DEFAULT_MODEL: MODEL,
+      TABLE_NAME: TABLE,
+      STATE_MACHINE_ARN,
+      EVENT_BUS_NAME: 'default',
+    });
+    record(s3Client(), 's3');
+    record(dynamoClient(), 'dynamodb');
+    record(sfnClient(), 'sfn', (_command, input) => ({
+      executionArn: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${String(input['name'])}`,
+      startDate: new Date(),
+    }));
+    record(eventBridgeClient(), 'events', () => ({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] }));
+
+    // Module init is part of what a function does (predict loads the default model at init).
+    await load('predict', () => import('../../lambdas/handlers/predict.ts'));
+    await load('trigger', () => import('../../lambdas/handlers/batch-trigger.ts'));
+    await load('plan', () => import('../../lambdas/handlers/batch-plan.ts'));
+    await load('score', () => import('../../lambdas/handlers/batch-score.ts'));
+    await load('finalize', () => import('../../lambdas/handlers/batch-finalize.ts'));
+
+    const csv = await readFile(path.join(REPO_ROOT, 'models', MODEL, 'demo-transactions.csv'), 'utf8');
+    const sample = csv.split('\n').slice(0, 301).join('\n') + '\n';
+    await runUpload(`incoming/${MODEL}/access-check.csv`, sample, 'version-1');
+    await runUpload(`incoming/${MODEL}/access-check-gz.csv.gz`, gzipSync(sample), 'version-2');
+
+    // A run whose upload was deleted before planning: the plan fails, finalize records why.
+    const goneKey = `incoming/${MODEL}/deleted.csv`;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: goneKey, Body: sample }));
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: goneKey }));
+    const gone: RunInput = { runId: 'deleted-run', bucket: BUCKET, key: goneKey, model: MODEL, options: {} };
+    const planError = await invoke('plan', gone).catch((error: Error) => error);
+    expect(String(planError)).toMatch(/INPUT_MISSING/);
+    const finalized = await invoke<FinalizeResult>('finalize', {
+      ...gone,
+      error: {
+        Error: 'BatchInputError',
+        Cause: JSON.stringify({ errorMessage: (planError as Error).message }),
+      },
+    });
+    runs[goneKey] = { input: gone, finalized };
+
+    const context = lambdaContext();
+    for (const [method, route, body] of [
+      ['GET', '/ready'],
+      ['GET', '/models'],
+      ['GET', `/models/${MODEL}`],
+      ['GET', '/models/no-such-model'],
+      ['POST', '/predict', { id: 'txn-000001' }],
+      ['POST', '/predict', { instances: [{ id: 'txn-000002' }, { id: 'txn-000003' }] }],
+    ] as const) {
+      await invoke('predict', apiEvent(method, route, body), context);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await aws?.stop();
+  });
+
+  it('ran the batch lane for real: two successful runs, one failed run, and every API route', () => {
+    const csvRun = runs[`incoming/${MODEL}/access-check.csv`]!;
+    expect(csvRun.finalized.status).toBe('SUCCEEDED');
+    expect(csvRun.finalized.counts.scored).toBeGreaterThan(0);
+    expect(runs[`incoming/${MODEL}/access-check-gz.csv.gz`]!.finalized.status).toBe('SUCCEEDED');
+    expect(runs[`incoming/${MODEL}/deleted.csv`]!.finalized.status).toBe('FAILED');
+    const commands = new Set(calls.map((c) => `${c.fn} ${c.command}`));
+    for (const expected of [
+      'predict ListObjectsV2Command',
+      'predict GetItemCommand',
+      'predict BatchGetItemCommand',
+      'score PutItemCommand',
+      'finalize PutEventsCommand',
+      'trigger StartExecutionCommand',
+    ]) {
+      expect(commands, expected).toContain(expected);
+    }
+  });
+
+  it('allows every call each function made, by that function’s own role', () => {
+    const denied: string[] = [];
+    const statements = new Map<FunctionName, ReturnType<typeof allowStatements>>();
+    for (const call of calls) {
+      if (!statements.has(call.fn)) statements.set(call.fn, allowStatements(template, call.fn));
+      for (const request of iamRequests(call)) {
+        if (!allows(statements.get(call.fn)!, request)) {
+          denied.push(`${call.fn}: ${request.action} ${request.resource} (${call.command})`);
+        }
+      }
+    }
+    expect(denied).toEqual([]);
+  });
+
+  it('uses every S3 grant of lib/bucket-access.ts (AbortMultipartUpload only runs when an upload fails)', () => {
+    const requests = calls.flatMap((call) => iamRequests(call).map((r) => ({ fn: call.fn, ...r })));
+    const unused: string[] = [];
+    for (const [fn, access] of Object.entries(FUNCTION_ACCESS) as Array<[FunctionName, ObjectAccess]>) {
+      const grants: Array<[string, string]> = [
+        ...(access.read ?? []).map((n) => ['s3:GetObject', n] as [string, string]),
+        ...(access.readVersions ?? []).flatMap((n) => [
+          ['s3:GetObject', n] as [string, string],
+          ['s3:GetObjectVersion', n] as [string, string],
+        ]),
+        ...(access.put ?? []).map((n) => ['s3:PutObject', n] as [string, string]),
+        ...(access.upload ?? []).map((n) => ['s3:PutObject', n] as [string, string]),
+      ];
+      for (const [action, name] of grants) {
+        const pattern = glob(`${BUCKET_ARN}/${KEY_PATTERNS[name as keyof typeof KEY_PATTERNS].pattern}`);
+        if (!requests.some((r) => r.fn === fn && r.action === action && pattern.test(r.resource))) {
+          unused.push(`${fn}: ${action} ${name}`);
+        }
+      }
+      if (access.listBucket && !requests.some((r) => r.fn === fn && r.action === 's3:ListBucket')) {
+        unused.push(`${fn}: s3:ListBucket`);
+      }
+    }
+    expect(unused).toEqual([]);
+  });
+
+  it('gives a repeated upload event the same execution name (Step Functions starts a name once)', () => {
+    const byKey = new Map<string, string[]>();
+    for (const { name, input } of startInputs) byKey.set(input.key, [...(byKey.get(input.key) ?? []), name]);
+    expect([...byKey.values()].map((names) => names.length)).toEqual([2, 2]);
+    for (const names of byKey.values()) expect(new Set(names).size).toBe(1);
+    expect(new Set([...byKey.values()].map((names) => names[0])).size).toBe(2);
+  });
+});
