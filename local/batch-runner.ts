@@ -8,6 +8,7 @@
 import './polyfills.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { batchDefinition, STATE_NAMES, type AslDefinition } from '../lib/batch-definition.ts';
+import { recordChunkFailure } from '../lambdas/core/batch/chunk-failures.ts';
 import { ChunkScorer } from '../lambdas/core/batch/chunk-scorer.ts';
 import type { ChunkItem, ChunkReport, RunInput } from '../lambdas/core/batch/contracts.ts';
 import { finalizeRun, type FinalizeInput, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
@@ -132,8 +133,14 @@ export class LocalBatchRunner implements RunStarter {
             const key = `${item.runId}#${item.index}`;
             const attempt = (this.attempts.get(key) ?? 0) + 1;
             this.attempts.set(key, attempt);
-            await this.options.beforeChunk?.(item, attempt);
-            const report = await this.scorer.score(item, attempt);
+            let report: ChunkReport;
+            try {
+              await this.options.beforeChunk?.(item, attempt);
+              report = await this.scorer.score(item, attempt);
+            } catch (error) {
+              await recordChunkFailure(objects, item, error, { attempt });
+              throw error;
+            }
             this.options.onChunk?.(item.runId, report, planned);
             return {
               index: report.index,
