@@ -1,6 +1,6 @@
 /** Step Functions task (Distributed Map child): score one chunk. */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { dynamoClient, s3Client } from '../adapters/aws-clients.ts';
+import { batchDynamoClient, s3Client } from '../adapters/aws-clients.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
 import { modelSourceFor } from '../adapters/model-source.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
@@ -16,7 +16,7 @@ const objects = new S3ObjectStore(s3Client());
 const scorer = new ChunkScorer({
   objects,
   models: modelSourceFor(requiredEnv('MODELS_URI')),
-  ...(tableName ? { predictions: new DynamoDbPredictionStore(dynamoClient(10), tableName) } : {}),
+  ...(tableName ? { predictions: new DynamoDbPredictionStore(batchDynamoClient(), tableName) } : {}),
 });
 
 export async function handler(
