@@ -14,13 +14,17 @@ export function describeChunkError(error: unknown): Omit<ChunkFailure, 'index' |
   const name = error instanceof Error ? error.name : 'Error';
   const raw = error instanceof Error ? error.message : String(error);
   const tagged = /^\[([A-Z0-9_]+)\]\s*([\s\S]*)$/.exec(raw);
+  // Node's system errors carry their code (ECONNRESET); SDK errors their name (ThrottlingException).
+  const systemCode = (error as { code?: unknown } | null)?.code;
   const code =
     tagged?.[1] ??
     (error instanceof TandemError
       ? error.code
-      : /^[A-Za-z0-9_.]+$/.test(name) && name !== 'Error'
-        ? name
-        : 'CHUNK_FAILED');
+      : typeof systemCode === 'string' && /^[A-Z][A-Z0-9_]*$/.test(systemCode)
+        ? systemCode
+        : /^[A-Za-z0-9_.]+$/.test(name) && name !== 'Error'
+          ? name
+          : 'CHUNK_FAILED');
   return {
     name,
     code,

@@ -123,9 +123,12 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
   let failure: RunManifest['error'] | undefined;
   if (input.error) {
     const described = describeFailure(input.error);
-    const chunkFailure = isGeneric(described.code)
-      ? explainingFailure(failures.filter((f) => !reported.has(f.index)))
-      : undefined;
+    // Once planned, a failure is a chunk's: its own record says more than what the Map passes on
+    // (deployed, only that the failure threshold was exceeded).
+    const chunkFailure =
+      plan || isGeneric(described.code)
+        ? explainingFailure(failures.filter((f) => !reported.has(f.index)))
+        : undefined;
     failure = chunkFailure
       ? {
           code: chunkFailure.code,
