@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { MAX_CHUNKS, type RunInput } from '../../lambdas/core/batch/contracts.ts';
@@ -159,6 +160,27 @@ describe('planRun limits', () => {
     });
     const unused = upload(store, 'unused.csv', `note,${HEADER},note\na,${ROW(1)},b\n`);
     await expect(planRun(unused, { objects: store, models })).resolves.toMatchObject({ totalRows: 1 });
+  });
+});
+
+describe('planRun: Parquet row groups', () => {
+  it('refuses a row group over maxRowGroupRows, naming it', async () => {
+    const store = new MemoryObjectStore();
+    const names = HEADER.split(',');
+    const values = ROW(1).split(',');
+    const columnData = names.map((name, i) => ({
+      name,
+      type: 'STRING',
+      data: Array.from({ length: 12 }, () => values[i]),
+    }));
+    const file = new Uint8Array(parquetWriteBuffer({ columnData, rowGroupSize: [4, 8] } as never));
+    const input = upload(store, 'groups.parquet', file, { maxRowGroupRows: 6 });
+    expect(await planError(store, input)).toMatchObject({
+      code: 'ROW_GROUP_TOO_LARGE',
+      message: expect.stringMatching(/row group 1 of groups\.parquet has 8 rows; .*the limit is 6/),
+    });
+    const fits = upload(store, 'groups-ok.parquet', file, { maxRowGroupRows: 8 });
+    await expect(planRun(fits, { objects: store, models })).resolves.toMatchObject({ totalRows: 12 });
   });
 });
 

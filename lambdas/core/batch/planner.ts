@@ -93,6 +93,8 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
   ) {
     problems.push(`maxRecordBytes must be an integer from 1024 to ${MAX_RECORD_BYTES_LIMIT}`);
   }
+  if (!Number.isSafeInteger(merged.maxRowGroupRows) || merged.maxRowGroupRows < 1)
+    problems.push('maxRowGroupRows must be a positive integer');
   if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
     problems.push('outputFormat must be "jsonl" or "csv"');
   if (problems.length > 0)
@@ -310,6 +312,13 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
         },
       );
       checkColumns(manifest, parquet.columns, options);
+      const large = parquet.rowGroups.findIndex((group) => group.rows > options.maxRowGroupRows);
+      if (large >= 0) {
+        throw new BatchInputError(
+          `[ROW_GROUP_TOO_LARGE] row group ${large} of ${incoming.file} has ${parquet.rowGroups[large]!.rows} rows; a worker decodes a whole row group, and the limit is ${options.maxRowGroupRows} (maxRowGroupRows): write smaller row groups`,
+          'ROW_GROUP_TOO_LARGE',
+        );
+      }
       chunks = parquet.chunks.map((c, index) => ({ kind: 'row-groups', index, ...c }));
       totalRows = parquet.totalRows;
     } else {
