@@ -74,6 +74,8 @@ export class LocalBatchRunner implements RunStarter {
   private readonly machine: StateMachine;
   private readonly scorer: ChunkScorer;
   private readonly attempts = new Map<string, number>();
+  /** Runs that reached Finalize: the library's Map still starts the chunks it had queued when one failed. */
+  private readonly ended = new Set<string>();
 
   constructor(private readonly options: LocalBatchRunnerOptions) {
     this.machine = new StateMachine(
@@ -130,6 +132,8 @@ export class LocalBatchRunner implements RunStarter {
             return { ...result, items };
           },
           [STATE_NAMES.score]: async (item: ChunkItem) => {
+            if (this.ended.has(item.runId))
+              throw new Error(`run ${item.runId} has ended: chunk ${item.index} not started`);
             const key = `${item.runId}#${item.index}`;
             const attempt = (this.attempts.get(key) ?? 0) + 1;
             this.attempts.set(key, attempt);
@@ -155,6 +159,7 @@ export class LocalBatchRunner implements RunStarter {
             // The local items list is not part of the deployed contract.
             const { items: _items, ...plannedResult } =
               state.planned ?? ({} as PlanResult & { items?: unknown });
+            this.ended.add(state.runId);
             finalized = await finalizeRun(
               { ...state, ...(state.planned ? { planned: plannedResult as PlanResult } : {}) },
               { objects, ...(events ? { events } : {}) },
