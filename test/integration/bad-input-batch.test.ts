@@ -456,6 +456,26 @@ describe('bad input, batch: CSV files', () => {
     expectFailed(await run('no-id.csv', csv(rows, header)), 'MISSING_COLUMNS', /no column "transaction_id"/);
   });
 
+  it('fails a file whose header is malformed CSV, naming the line', async () => {
+    const header = csvLine(data.header).replace('amount', '"amount"x');
+    const text = [header, ...demoRows(3).map((r) => csvLine(r))].join('\n') + '\n';
+    expectFailed(await run('malformed-header.csv', text), 'MALFORMED_CSV', /malformed CSV header \(line 1\)/);
+  });
+
+  it('scores ids with any characters, "#" and non-ASCII included, under their own keys', async () => {
+    const ids = ['a#b#c', 'd\u00e9j\u00e0-vu', '\u6f22\u5b57'.repeat(128), 'emoji-\u{1F600}'];
+    const rows = demoRows(4).map((r, i) => [ids[i]!, ...r.slice(1)]);
+    const outcome = await run('unusual-ids.csv', csv(rows));
+    expectAccounted(outcome, 4);
+    expect(outcome.predictions.map((p) => p['id'])).toEqual(ids);
+    for (const id of ids) {
+      const item = await stack.dynamo.send(
+        new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${id}` } } }),
+      );
+      expect(item.Item?.['entityId'], id).toEqual({ S: id });
+    }
+  });
+
   it('fails a file whose header names a needed column twice (ambiguous)', async () => {
     const header = [...data.header, 'amount'];
     const rows = demoRows(5).map((r) => [...r, '1']);
@@ -636,6 +656,18 @@ describe('bad input, batch: gzip and Parquet', () => {
       'customer_age',
     ]);
     expect(rejectedRow(outcome, 1)['record']).toMatchObject({ transaction_id: rows[0]![0] });
+  });
+
+  it('fails Parquet whose row group is larger than a worker may decode at once', async () => {
+    const outcome = await run('big-row-group.parquet', parquet(demoRows(30)), {
+      options: { maxRowGroupRows: 5 },
+    });
+    expectFailed(
+      outcome,
+      'ROW_GROUP_TOO_LARGE',
+      /row group 0 of big-row-group\.parquet has 8 rows; .*the limit is 5/,
+    );
+    expect(outcome.manifest.chunks.planned).toBe(0);
   });
 
   it('fails Parquet without a required column, naming it', async () => {
