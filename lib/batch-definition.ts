@@ -45,6 +45,18 @@ const LAMBDA_TRANSIENT_ERRORS = [
 /** Errors that no retry can fix (bad input, unknown model, corrupt file): fail at once. */
 export const NON_RETRYABLE_ERRORS = ['BatchInputError', 'ModelUnavailableError'];
 
+/**
+ * Any other failure of Plan, a chunk or Finalize (an S3 read cut mid-stream, DynamoDB throttling past
+ * the SDK's retries, a worker that died) is retried: each task is idempotent (same keys, same items).
+ */
+const otherErrorsRetry = {
+  ErrorEquals: ['States.ALL'],
+  IntervalSeconds: 1,
+  MaxAttempts: 2,
+  BackoffRate: 2,
+  JitterStrategy: 'FULL',
+};
+
 const transientRetry = {
   ErrorEquals: LAMBDA_TRANSIENT_ERRORS,
   IntervalSeconds: 2,
@@ -77,7 +89,7 @@ export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
         Type: 'Task',
         Resource: props.planFunctionArn,
         ResultPath: '$.planned',
-        Retry: [{ ErrorEquals: NON_RETRYABLE_ERRORS, MaxAttempts: 0 }, transientRetry],
+        Retry: [{ ErrorEquals: NON_RETRYABLE_ERRORS, MaxAttempts: 0 }, transientRetry, otherErrorsRetry],
         Catch: [toFinalize],
         Next: STATE_NAMES.map,
       },
@@ -95,17 +107,11 @@ export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
             [STATE_NAMES.score]: {
               Type: 'Task',
               Resource: props.scoreFunctionArn,
+              // A chunk that failed mid-way (S3 read cut, worker died) is re-run: its output is idempotent.
               Retry: [
                 { ErrorEquals: NON_RETRYABLE_ERRORS, MaxAttempts: 0 },
                 transientRetry,
-                // A chunk that failed mid-way (S3 read cut, worker died) is re-run: its output is idempotent.
-                {
-                  ErrorEquals: ['States.ALL'],
-                  IntervalSeconds: 1,
-                  MaxAttempts: 2,
-                  BackoffRate: 2,
-                  JitterStrategy: 'FULL',
-                },
+                otherErrorsRetry,
               ],
               End: true,
             },

@@ -9,7 +9,7 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as path from 'node:path';
-import { chunkReportKey, itemsKey, planKey } from '../lambdas/core/batch/contracts.ts';
+import { chunkFailuresPrefix, chunkReportKey, itemsKey, planKey } from '../lambdas/core/batch/contracts.ts';
 import { MAP_RESULTS_FOLDER } from './batch-definition.ts';
 
 const ANY_RUN = '*';
@@ -45,6 +45,11 @@ export const KEY_PATTERNS = {
     pattern: `${path.posix.dirname(chunkReportKey(ANY_RUN, 0))}/*`,
     reason:
       'The chunk reports of a run only (runs/<runId>/chunks/<index>.json): one per chunk, under a run id created per execution.',
+  },
+  runFailures: {
+    pattern: `${chunkFailuresPrefix(ANY_RUN)}*`,
+    reason:
+      "A run's records of failed chunk attempts only (runs/<runId>/failures/<index>-<time>-<nonce>.json): a Distributed Map does not pass its children's errors on, so the manifest takes the reason from here.",
   },
   runMapResults: {
     pattern: `runs/${ANY_RUN}/${MAP_RESULTS_FOLDER}/*`,
@@ -97,16 +102,20 @@ export const FUNCTION_ACCESS = {
     listBucket: true,
   },
   // Reads the plan, its range of the upload (at its version) or of the staging copy, and the pinned model;
-  // streams its part files; writes its chunk report.
+  // streams its part files; writes its chunk report, or the record of a failed attempt (write only).
   score: {
     read: ['models', 'runPlan', 'runStaging'],
     readVersions: ['incoming'],
-    put: ['runChunkReports'],
+    put: ['runChunkReports', 'runFailures'],
     upload: ['resultParts'],
   },
   // Reads the plan (which may be missing when planning failed: ListBucket) and lists and reads the chunk
-  // reports; writes the run manifest.
-  finalize: { read: ['runPlan', 'runChunkReports'], put: ['resultManifests'], listBucket: true },
+  // reports and the failure records; writes the run manifest.
+  finalize: {
+    read: ['runPlan', 'runChunkReports', 'runFailures'],
+    put: ['resultManifests'],
+    listBucket: true,
+  },
 } as const satisfies Record<string, ObjectAccess>;
 
 export type TandemFunctionName = keyof typeof FUNCTION_ACCESS;

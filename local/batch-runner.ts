@@ -8,6 +8,7 @@
 import './polyfills.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { batchDefinition, STATE_NAMES, type AslDefinition } from '../lib/batch-definition.ts';
+import { recordChunkFailure } from '../lambdas/core/batch/chunk-failures.ts';
 import { ChunkScorer } from '../lambdas/core/batch/chunk-scorer.ts';
 import type { ChunkItem, ChunkReport, RunInput } from '../lambdas/core/batch/contracts.ts';
 import { finalizeRun, type FinalizeInput, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
@@ -73,6 +74,8 @@ export class LocalBatchRunner implements RunStarter {
   private readonly machine: StateMachine;
   private readonly scorer: ChunkScorer;
   private readonly attempts = new Map<string, number>();
+  /** Runs that reached Finalize: the library's Map still starts the chunks it had queued when one failed. */
+  private readonly ended = new Set<string>();
 
   constructor(private readonly options: LocalBatchRunnerOptions) {
     this.machine = new StateMachine(
@@ -129,11 +132,19 @@ export class LocalBatchRunner implements RunStarter {
             return { ...result, items };
           },
           [STATE_NAMES.score]: async (item: ChunkItem) => {
+            if (this.ended.has(item.runId))
+              throw new Error(`run ${item.runId} has ended: chunk ${item.index} not started`);
             const key = `${item.runId}#${item.index}`;
             const attempt = (this.attempts.get(key) ?? 0) + 1;
             this.attempts.set(key, attempt);
-            await this.options.beforeChunk?.(item, attempt);
-            const report = await this.scorer.score(item, attempt);
+            let report: ChunkReport;
+            try {
+              await this.options.beforeChunk?.(item, attempt);
+              report = await this.scorer.score(item, attempt);
+            } catch (error) {
+              await recordChunkFailure(objects, item, error, { attempt });
+              throw error;
+            }
             this.options.onChunk?.(item.runId, report, planned);
             return {
               index: report.index,
@@ -148,6 +159,7 @@ export class LocalBatchRunner implements RunStarter {
             // The local items list is not part of the deployed contract.
             const { items: _items, ...plannedResult } =
               state.planned ?? ({} as PlanResult & { items?: unknown });
+            this.ended.add(state.runId);
             finalized = await finalizeRun(
               { ...state, ...(state.planned ? { planned: plannedResult as PlanResult } : {}) },
               { objects, ...(events ? { events } : {}) },

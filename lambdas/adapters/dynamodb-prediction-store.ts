@@ -85,6 +85,13 @@ function writeCondition(item: StoredPrediction) {
   };
 }
 
+function isConditionalCheckFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException'
+  );
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
@@ -134,9 +141,12 @@ export class DynamoDbPredictionStore implements PredictionStore {
     let written = 0;
     let skipped = 0;
     let next = 0;
+    let failure: { error: unknown } | undefined;
     // Conditional writes cannot go through BatchWriteItem: one PutItem each, a bounded number in flight.
+    // After a failure no new write starts, and the error is thrown once the writes in flight have
+    // settled: a caller that retries never races writes of the attempt that failed.
     const worker = async () => {
-      while (next < items.length) {
+      while (next < items.length && failure === undefined) {
         const item = items[next++]!;
         try {
           await this.client.send(
@@ -145,12 +155,13 @@ export class DynamoDbPredictionStore implements PredictionStore {
           );
           written++;
         } catch (error) {
-          if (error instanceof ConditionalCheckFailedException) skipped++;
-          else throw error;
+          if (isConditionalCheckFailure(error)) skipped++;
+          else failure ??= { error };
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, items.length) }, worker));
+    if (failure) throw failure.error;
     return { written, skipped };
   }
 

@@ -17,7 +17,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoClient, eventBridgeClient, s3Client, sfnClient } from '../../lambdas/adapters/aws-clients.ts';
+import {
+  batchDynamoClient,
+  dynamoClient,
+  eventBridgeClient,
+  s3Client,
+  sfnClient,
+} from '../../lambdas/adapters/aws-clients.ts';
 import type { ChunkItem, RunInput } from '../../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
 import type { PlanResult } from '../../lambdas/core/batch/planner.ts';
@@ -254,6 +260,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     });
     record(s3Client(), 's3');
     record(dynamoClient(), 'dynamodb');
+    record(batchDynamoClient(), 'dynamodb');
     record(sfnClient(), 'sfn', (_command, input) => ({
       executionArn: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${String(input['name'])}`,
       startDate: new Date(),
@@ -288,6 +295,33 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     });
     runs[goneKey] = { input: gone, finalized };
 
+    // A run with a chunk that fails (an index its plan does not have): the worker records the failed
+    // attempt, and finalize lists and reads the records to say why in the manifest.
+    const failing: RunInput = {
+      runId: 'failing-run',
+      bucket: BUCKET,
+      key: `incoming/${MODEL}/access-check.csv`,
+      model: MODEL,
+      options: {},
+    };
+    const failingPlan = await invoke<PlanResult>('plan', failing);
+    const scoreError = await invoke('score', {
+      runId: failing.runId,
+      bucket: BUCKET,
+      planKey: failingPlan.planKey,
+      index: failingPlan.chunks,
+    } satisfies ChunkItem).catch((error: Error) => error);
+    expect(String(scoreError)).toMatch(/NO_SUCH_CHUNK/);
+    runs['failing-run'] = {
+      input: failing,
+      planned: failingPlan,
+      finalized: await invoke<FinalizeResult>('finalize', {
+        ...failing,
+        planned: failingPlan,
+        error: { Error: 'States.ExceedToleratedFailureThreshold', Cause: 'the Map failed' },
+      }),
+    };
+
     const context = lambdaContext();
     for (const [method, route, body] of [
       ['GET', '/ready'],
@@ -311,6 +345,10 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     expect(csvRun.finalized.counts.scored).toBeGreaterThan(0);
     expect(runs[`incoming/${MODEL}/access-check-gz.csv.gz`]!.finalized.status).toBe('SUCCEEDED');
     expect(runs[`incoming/${MODEL}/deleted.csv`]!.finalized.status).toBe('FAILED');
+    const failing = runs['failing-run']!.finalized;
+    expect(failing.status).toBe('FAILED');
+    // The reason comes from the chunk's failure record, not from the Map's generic error.
+    expect(failing.message).toMatch(/NO_SUCH_CHUNK|has no chunk/);
     const commands = new Set(calls.map((c) => `${c.fn} ${c.command}`));
     for (const expected of [
       'predict ListObjectsV2Command',

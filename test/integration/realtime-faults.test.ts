@@ -9,7 +9,31 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import { DEMO_MODEL, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { startFaultProxy, type FaultMode, type FaultProxy } from '../support/fault-proxy.ts';
+import {
+  dynamoOperation,
+  SERVER_ERROR,
+  startFaultProxy,
+  THROTTLED,
+  type FaultAction,
+  type FaultProxy,
+} from '../support/fault-proxy.ts';
+
+type FaultMode = 'pass' | 'throttle' | 'server-error' | 'hang' | 'reset';
+const ACTIONS: Record<FaultMode, FaultAction> = {
+  pass: { kind: 'pass' },
+  throttle: THROTTLED,
+  'server-error': SERVER_ERROR,
+  hang: { kind: 'hang' },
+  reset: { kind: 'reset' },
+};
+/** Every table request from now on gets this fault. */
+function setMode(mode: FaultMode): void {
+  proxy.decide(() => ACTIONS[mode]);
+}
+/** How many table requests have been handled the way this fault handles them, so far. */
+function seen(mode: FaultMode): number {
+  return proxy.log.filter((l) => l.action === ACTIONS[mode].kind).length;
+}
 
 const BUDGET_MS = 1000;
 const manifest = JSON.parse(
@@ -69,23 +93,23 @@ const FAULTS: readonly { mode: FaultMode; reason: string }[] = [
 
 describe('real-time lane with a failing table', () => {
   it('serves cache hits through the proxy while it passes requests on', async () => {
-    proxy.mode = 'pass';
+    setMode('pass');
     const row = rows[0]!;
     const hit = await post({ id: row[0] });
     expect(hit.status).toBe(200);
     expect(hit.body).toMatchObject({ id: row[0], source: 'cache', cacheStatus: 'hit' });
-    expect(proxy.operations).toContain('GetItem');
+    expect(proxy.log.map((l) => dynamoOperation(l.request))).toContain('GetItem');
   });
 
   describe.each(FAULTS)('when the table is $mode', ({ mode, reason }) => {
     it('answers an instance with features from the model and says the cache was skipped', async () => {
-      proxy.mode = 'pass';
+      setMode('pass');
       const row = rows[1]!;
       const expected = await post({ id: row[0], features: featuresOf(row), bypassCache: true });
-      proxy.mode = mode;
-      const before = proxy.seen[mode];
+      setMode(mode);
+      const before = seen(mode);
       const answer = await post({ id: row[0], features: featuresOf(row) });
-      expect(proxy.seen[mode]).toBeGreaterThan(before); // the table was really tried
+      expect(seen(mode)).toBeGreaterThan(before); // the table was really tried
       expect(answer.status).toBe(200);
       expect(answer.body).toMatchObject({
         id: row[0],
@@ -99,7 +123,7 @@ describe('real-time lane with a failing table', () => {
     });
 
     it('answers many instances (BatchGetItem) from the model, in request order', async () => {
-      proxy.mode = mode;
+      setMode(mode);
       const some = rows.slice(2, 7);
       const answer = await post({ instances: some.map((r) => ({ id: r[0], features: featuresOf(r) })) });
       expect(answer.status).toBe(200);
@@ -110,7 +134,7 @@ describe('real-time lane with a failing table', () => {
     });
 
     it('gives an id-only instance a 503 CACHE_UNAVAILABLE to retry, naming the instance', async () => {
-      proxy.mode = mode;
+      setMode(mode);
       const answer = await post({
         instances: [{ id: rows[8]![0] }, { id: rows[9]![0], features: featuresOf(rows[9]!) }],
       });
@@ -125,7 +149,7 @@ describe('real-time lane with a failing table', () => {
   });
 
   it('keeps every request within the budget when many wait on a table that never answers', async () => {
-    proxy.mode = 'hang';
+    setMode('hang');
     const some = rows.slice(10, 74);
     // More concurrent requests than the SDK's default socket pool (50): hung sockets must not starve it.
     const answers = await Promise.all(some.map((r) => post({ id: r[0], features: featuresOf(r) })));
@@ -135,7 +159,7 @@ describe('real-time lane with a failing table', () => {
   });
 
   it('serves cache hits again once the table recovers', async () => {
-    proxy.mode = 'pass';
+    setMode('pass');
     const some = rows.slice(10, 74);
     const answers = await Promise.all(some.map((r) => post({ id: r[0] })));
     expect(answers.map((a) => [a.status, a.body.source, a.body.cacheStatus])).toEqual(

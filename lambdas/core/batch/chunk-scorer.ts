@@ -7,6 +7,7 @@
 import { PassThrough } from 'node:stream';
 import { storedPrediction, type StoredPrediction } from '../cache-policy.ts';
 import { DatasetError } from '../codecs/errors.ts';
+import { ModelLoadError } from '../errors.ts';
 import { readCsvRecords, readJsonlRecords, readParquetRows } from '../codecs/readers.ts';
 import type { FeatureIssue, FeatureRow } from '../features.ts';
 import { loadModelVersion } from '../model-registry.ts';
@@ -14,6 +15,7 @@ import type { ServedModel } from '../model-loader.ts';
 import type { ModelSource, ObjectStore, PredictionStore } from '../ports.ts';
 import type { Prediction } from '../predictions.ts';
 import {
+  MAX_ID_LENGTH,
   chunkReportKey,
   partKey,
   rejectedKey,
@@ -262,6 +264,8 @@ export class ChunkScorer {
     if (!model) {
       model = loadModelVersion(this.deps.models, plan.model, plan.modelVersion).catch((error: unknown) => {
         this.models.delete(key);
+        // The model store being unreachable is worth a retry; a missing or broken package is not.
+        if (error instanceof ModelLoadError && error.code === 'MODEL_STORE_UNAVAILABLE') throw error;
         throw new ModelUnavailableError(
           `[MODEL_UNAVAILABLE] ${key} (pinned by the plan) cannot be loaded: ${(error as Error).message}`,
           'MODEL_UNAVAILABLE',
@@ -311,8 +315,12 @@ export class ChunkScorer {
         }
         const issues: FeatureIssue[] = [];
         const features = model.validator.fromText(r.fields, columns, issues);
-        const id = r.fields[idColumn] || undefined;
+        let id = r.fields[idColumn] || undefined;
         if (id === undefined) issues.push({ field: model.manifest.idField, message: 'is required' });
+        else if (id.length > MAX_ID_LENGTH) {
+          issues.push({ field: model.manifest.idField, message: idTooLong(id) });
+          id = undefined;
+        }
         return {
           row: r.row,
           line: r.line,
@@ -364,15 +372,23 @@ function objectRecord(
   const record = value as Record<string, unknown>;
   const issues: FeatureIssue[] = [];
   const features = model.validator.fromObject(record, issues, '', { ignoreUnknown: true });
-  const rawId = record[model.manifest.idField];
-  const id =
+  const rawId = Object.hasOwn(record, model.manifest.idField) ? record[model.manifest.idField] : undefined;
+  let id =
     typeof rawId === 'string' && rawId !== ''
       ? rawId
       : typeof rawId === 'number' && Number.isFinite(rawId)
         ? String(rawId)
         : undefined;
-  if (id === undefined)
-    issues.push({ field: model.manifest.idField, message: 'is required (a string or a number)' });
+  if (id === undefined) {
+    const missing = rawId === undefined || rawId === null || rawId === '';
+    issues.push({
+      field: model.manifest.idField,
+      message: missing ? 'is required' : `must be a string or a number, got ${describeId(rawId)}`,
+    });
+  } else if (id.length > MAX_ID_LENGTH) {
+    issues.push({ field: model.manifest.idField, message: idTooLong(id) });
+    id = undefined;
+  }
   return {
     row,
     ...(line === undefined ? {} : { line }),
@@ -382,6 +398,17 @@ function objectRecord(
     original,
     passThrough: plan.options.passThroughColumns.map((c) => record[c] ?? null),
   };
+}
+
+/** A DynamoDB key holds at most 2048 bytes: a longer id would fail the chunk's table writes. */
+function idTooLong(id: string): string {
+  return `must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`;
+}
+
+function describeId(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return String(value);
 }
 
 async function* mapBatches<T>(

@@ -8,6 +8,7 @@
  *   runs/<runId>/items.json                          the Distributed Map's items (ChunkItem[], ItemReader)
  *   runs/<runId>/staging/<file>                      a gzip upload, decompressed once so it can be split
  *   runs/<runId>/chunks/<index>.json                 each chunk's report (ChunkReport)
+ *   runs/<runId>/failures/<index>-<ms>-<nonce>.json  one failed attempt of a chunk (ChunkFailure)
  *   results/<model>/<dataset>/<runId>/part-<index>.<ext>        predictions
  *   results/<model>/<dataset>/<runId>/rejected/part-<index>.jsonl  rejected rows with reasons
  *   results/<model>/<dataset>/<runId>/_manifest.json            the run's manifest (RunManifest)
@@ -31,7 +32,24 @@ export interface BatchOptions {
   readonly outputFormat: OutputFormat;
   /** Rows scored per ONNX run. */
   readonly microBatchRows: number;
+  /**
+   * The largest upload accepted, in bytes; for a gzip upload, also the largest it may decompress to
+   * (a run fails with INPUT_TOO_LARGE beyond it).
+   */
+  readonly maxInputBytes: number;
+  /** The longest CSV / JSON Lines record accepted, in bytes (a run fails with RECORD_TOO_LARGE beyond it). */
+  readonly maxRecordBytes: number;
+  /**
+   * The most rows in one Parquet row group (ROW_GROUP_TOO_LARGE beyond it): a worker decodes a whole
+   * row group at once, about 0.75 KB per row of the demo schema (measured: 744 MB for 1,000,000 rows).
+   */
+  readonly maxRowGroupRows: number;
 }
+
+/** The most chunks one run may have: every worker reads the plan, which lists them all. */
+export const MAX_CHUNKS = 10_000;
+/** Ids longer than this are rejected (as in the real-time lane); a DynamoDB key holds at most 2048 bytes. */
+export const MAX_ID_LENGTH = 256;
 
 export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   delimiter: ',',
@@ -41,6 +59,10 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   chunkBytes: 64 * 1024 * 1024,
   outputFormat: 'jsonl',
   microBatchRows: 1024,
+  maxInputBytes: 50 * 1024 ** 3,
+  maxRecordBytes: 1024 * 1024,
+  // pyarrow's default row group size.
+  maxRowGroupRows: 1024 * 1024,
 };
 
 /** The input of one execution (what the trigger passes to StartExecution). */
@@ -129,23 +151,54 @@ export interface ChunkReport {
   readonly attempt: number;
 }
 
+/** What a worker records when a chunk attempt fails, so that the run's manifest can say why. */
+export interface ChunkFailure {
+  readonly index: number;
+  /** 1-based; recorded as 0 when the worker is not told (deployed), numbered when read. */
+  readonly attempt: number;
+  /** The error's name (what Step Functions matches on), e.g. BatchInputError, TimeoutError. */
+  readonly name: string;
+  readonly code: string;
+  readonly message: string;
+  /** False for errors the state machine does not retry (bad input, model unavailable). */
+  readonly retryable: boolean;
+  readonly at: string;
+}
+
 export interface RunManifest {
   readonly runId: string;
   readonly status: 'SUCCEEDED' | 'FAILED';
-  readonly error?: { readonly code: string; readonly message: string };
+  /**
+   * Why the run failed: the failing chunk's reason when there is one (a Distributed Map only reports
+   * that its failure threshold was exceeded); `state` keeps the Step Functions error name.
+   */
+  readonly error?: { readonly code: string; readonly message: string; readonly state?: string };
   readonly model: { readonly name: string; readonly version: string | undefined };
   readonly dataset: string;
   readonly input: { bucket: string; key: string; versionId?: string; etag?: string; size?: number };
   readonly format?: DatasetFormat;
   readonly gzip?: boolean;
   readonly counts: {
+    /** Data rows the plan found in the file (0 when the run failed before it was planned). */
+    readonly planned: number;
     readonly read: number;
     readonly scored: number;
     readonly rejected: number;
     readonly writtenToTable: number;
     readonly tableSkipped: number;
   };
-  readonly chunks: { readonly planned: number; readonly completed: number; readonly failed: number };
+  readonly chunks: {
+    readonly planned: number;
+    readonly completed: number;
+    readonly failed: number;
+    /** The chunks without a report: their rows (not read, not in any output) and their last error. */
+    readonly failures?: readonly {
+      readonly index: number;
+      readonly firstRow: number;
+      readonly rows: number;
+      readonly error?: { readonly code: string; readonly message: string };
+    }[];
+  };
   readonly outputs: { readonly parts: string[]; readonly rejected: string[] };
   readonly timings: { readonly startedAt?: string; readonly finishedAt: string; readonly planMs?: number };
   readonly chunkStats: readonly ChunkReport[];
@@ -177,6 +230,18 @@ export function itemsKey(runId: string): string {
 
 export function chunkReportKey(runId: string, index: number): string {
   return `runs/${runId}/chunks/${String(index).padStart(5, '0')}.json`;
+}
+
+export function chunkFailuresPrefix(runId: string): string {
+  return `runs/${runId}/failures/`;
+}
+
+/**
+ * One record per failed attempt, never overwritten: a worker writes its record without reading the
+ * others (its role may write there, not read), and two attempts of a chunk cannot race on one key.
+ */
+export function chunkFailureKey(runId: string, index: number, atMs: number, nonce: string): string {
+  return `${chunkFailuresPrefix(runId)}${String(index).padStart(5, '0')}-${String(atMs).padStart(15, '0')}-${nonce}.json`;
 }
 
 export function partKey(prefix: string, index: number, format: OutputFormat): string {

@@ -8,12 +8,14 @@ import {
   parseIncomingKey,
   resultsPrefix,
   type BatchPlan,
+  type ChunkFailure,
   type ChunkReport,
   type RunCompletedEvent,
   type RunInput,
   type RunManifest,
 } from './contracts.ts';
 import type { PlanResult } from './planner.ts';
+import { readChunkFailures } from './chunk-failures.ts';
 
 /** The state the state machine hands to Finalize: the run input plus what happened. */
 export interface FinalizeInput extends RunInput {
@@ -61,14 +63,31 @@ async function readJson<T>(objects: ObjectStore, bucket: string, key: string): P
   return JSON.parse(utf8.decode(await objects.readBytes(bucket, key))) as T;
 }
 
+async function readAll<T>(objects: ObjectStore, bucket: string, prefix: string): Promise<T[]> {
+  const keys = await objects.list(bucket, prefix);
+  const found = await Promise.all(keys.map((key) => readJson<T>(objects, bucket, key)));
+  return found.filter((r): r is Awaited<T> => r !== undefined);
+}
+
+/** Step Functions' own errors (a Map over its failure threshold, a timeout) say nothing about the data. */
+function isGeneric(code: string): boolean {
+  return code.startsWith('States.') || code === 'RUN_FAILED';
+}
+
+/** The failure that explains a run best: one no retry could fix, else the latest. */
+function explainingFailure(failures: readonly ChunkFailure[]): ChunkFailure | undefined {
+  const sorted = [...failures].sort((a, b) => a.at.localeCompare(b.at));
+  return sorted.find((f) => !f.retryable) ?? sorted.at(-1);
+}
+
 export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Promise<FinalizeResult> {
   const now = deps.now ?? Date.now;
   const { bucket, runId } = input;
   const plan = await readJson<BatchPlan>(deps.objects, bucket, `runs/${runId}/plan.json`);
-  const reportKeys = await deps.objects.list(bucket, `runs/${runId}/chunks/`);
-  const reports = (
-    await Promise.all(reportKeys.map((key) => readJson<ChunkReport>(deps.objects, bucket, key)))
-  ).filter((r): r is ChunkReport => r !== undefined);
+  const [reports, failures] = await Promise.all([
+    readAll<ChunkReport>(deps.objects, bucket, `runs/${runId}/chunks/`),
+    readChunkFailures(deps.objects, bucket, runId),
+  ]);
   reports.sort((a, b) => a.index - b.index);
 
   const incoming = parseIncomingKey(input.key);
@@ -79,6 +98,7 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
     field: keyof Pick<ChunkReport, 'read' | 'scored' | 'rejected' | 'tableWritten' | 'tableSkipped'>,
   ) => reports.reduce((total, r) => total + r[field], 0);
   const counts = {
+    planned: plan?.totalRows ?? 0,
     read: sum('read'),
     scored: sum('scored'),
     rejected: sum('rejected'),
@@ -86,7 +106,52 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
     tableSkipped: sum('tableSkipped'),
   };
   const planned = plan?.chunks.length ?? 0;
-  const failure = input.error ? describeFailure(input.error) : undefined;
+  const reported = new Set(reports.map((r) => r.index));
+  // Chunks without a report were not (all) scored; a tolerated failure threshold can still let the run
+  // succeed, so the manifest names their rows and their last error.
+  const unfinished = (plan?.chunks ?? [])
+    .filter((c) => !reported.has(c.index))
+    .map((c) => {
+      const failure = failures.filter((f) => f.index === c.index).sort((a, b) => b.attempt - a.attempt)[0];
+      return {
+        index: c.index,
+        firstRow: c.firstRow,
+        rows: c.rows,
+        ...(failure ? { error: { code: failure.code, message: failure.message } } : {}),
+      };
+    });
+
+  let failure: RunManifest['error'] | undefined;
+  if (input.error) {
+    const described = describeFailure(input.error);
+    // Once planned, a failure is a chunk's: its own record says more than what the Map passes on
+    // (deployed, only that the failure threshold was exceeded).
+    const chunkFailure =
+      plan || isGeneric(described.code)
+        ? explainingFailure(failures.filter((f) => !reported.has(f.index)))
+        : undefined;
+    failure = chunkFailure
+      ? {
+          code: chunkFailure.code,
+          message: `chunk ${chunkFailure.index}: ${chunkFailure.message}`,
+          state: described.code,
+        }
+      : described;
+  } else {
+    // The plan counted every chunk's rows; a worker that read another number lost or invented rows.
+    const mismatch = plan
+      ? reports.filter((r) => plan.chunks[r.index] !== undefined && plan.chunks[r.index]!.rows !== r.read)
+      : [];
+    if (mismatch.length > 0) {
+      failure = {
+        code: 'ROW_COUNT_MISMATCH',
+        message: mismatch
+          .slice(0, 10)
+          .map((r) => `chunk ${r.index} read ${r.read} rows, the plan counted ${plan!.chunks[r.index]!.rows}`)
+          .join('; '),
+      };
+    }
+  }
   const manifest: RunManifest = {
     runId,
     status: failure ? 'FAILED' : 'SUCCEEDED',
@@ -101,7 +166,12 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
     },
     ...(plan ? { format: plan.format, gzip: plan.gzip } : {}),
     counts,
-    chunks: { planned, completed: reports.length, failed: Math.max(0, planned - reports.length) },
+    chunks: {
+      planned,
+      completed: reports.length,
+      failed: unfinished.length,
+      ...(unfinished.length > 0 ? { failures: unfinished } : {}),
+    },
     outputs: {
       parts: reports.flatMap((r) => (r.partKey ? [r.partKey] : [])),
       rejected: reports.flatMap((r) => (r.rejectedKey ? [r.rejectedKey] : [])),
@@ -129,6 +199,8 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
   await deps.events?.publish(COMPLETION_DETAIL_TYPE, event);
   const message = failure
     ? `run ${runId} failed: [${failure.code}] ${failure.message}`
-    : `run ${runId} scored ${counts.scored} rows and rejected ${counts.rejected} (${counts.read} read); manifest s3://${bucket}/${manifestKey}`;
+    : `run ${runId} scored ${counts.scored} rows and rejected ${counts.rejected} (${counts.read} read${
+        unfinished.length > 0 ? `; ${unfinished.length} chunks failed within the tolerated threshold` : ''
+      }); manifest s3://${bucket}/${manifestKey}`;
   return { status: manifest.status, manifestBucket: bucket, manifestKey, message, counts };
 }

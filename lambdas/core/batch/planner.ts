@@ -7,11 +7,13 @@ import { PassThrough } from 'node:stream';
 import { scanCsv, scanJsonl } from '../codecs/boundaries.ts';
 import { DatasetError } from '../codecs/errors.ts';
 import { gunzipStream, planParquet } from '../codecs/readers.ts';
-import { ModelNotFoundError, TandemError } from '../errors.ts';
+import { ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
+import { inspectModel } from '../onnx-graph.ts';
 import type { ModelSource, ObjectStore } from '../ports.ts';
 import {
   DEFAULT_BATCH_OPTIONS,
+  MAX_CHUNKS,
   itemsKey,
   parseIncomingKey,
   planKey,
@@ -43,9 +45,17 @@ export interface PlannerDeps {
 
 const utf8 = new TextDecoder();
 
+const MAX_PASS_THROUGH_COLUMNS = 100;
+const MAX_RECORD_BYTES_LIMIT = 256 * 1024 * 1024;
+
 export function resolveOptions(options: Partial<BatchOptions> | undefined): BatchOptions {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options)))
+    throw new BatchInputError('[INVALID_OPTIONS] the batch options must be an object', 'INVALID_OPTIONS');
   const merged = { ...DEFAULT_BATCH_OPTIONS, ...options };
   const problems: string[] = [];
+  const unknown = Object.keys(options ?? {}).filter((name) => !Object.hasOwn(DEFAULT_BATCH_OPTIONS, name));
+  // A misspelt option would otherwise fall back to its default without a word.
+  if (unknown.length > 0) problems.push(`unknown option ${unknown.map((u) => `"${u}"`).join(', ')}`);
   if (
     typeof merged.delimiter !== 'string' ||
     merged.delimiter.length !== 1 ||
@@ -58,6 +68,8 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
     !merged.passThroughColumns.every((c) => typeof c === 'string')
   ) {
     problems.push('passThroughColumns must be a list of column names');
+  } else if (merged.passThroughColumns.length > MAX_PASS_THROUGH_COLUMNS) {
+    problems.push(`passThroughColumns may name at most ${MAX_PASS_THROUGH_COLUMNS} columns`);
   }
   if (merged.tableWrites !== 'all' && merged.tableWrites !== 'none')
     problems.push('tableWrites must be "all" or "none"');
@@ -70,7 +82,19 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
   ) {
     problems.push('microBatchRows must be an integer from 1 to 100000');
   }
-  if (!(merged.maxTableWritesPerSecond >= 0)) problems.push('maxTableWritesPerSecond must be >= 0');
+  if (typeof merged.maxTableWritesPerSecond !== 'number' || !(merged.maxTableWritesPerSecond >= 0))
+    problems.push('maxTableWritesPerSecond must be a number >= 0');
+  if (!Number.isSafeInteger(merged.maxInputBytes) || merged.maxInputBytes < 1024)
+    problems.push('maxInputBytes must be an integer >= 1024');
+  if (
+    !Number.isInteger(merged.maxRecordBytes) ||
+    merged.maxRecordBytes < 1024 ||
+    merged.maxRecordBytes > MAX_RECORD_BYTES_LIMIT
+  ) {
+    problems.push(`maxRecordBytes must be an integer from 1024 to ${MAX_RECORD_BYTES_LIMIT}`);
+  }
+  if (!Number.isSafeInteger(merged.maxRowGroupRows) || merged.maxRowGroupRows < 1)
+    problems.push('maxRowGroupRows must be a positive integer');
   if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
     problems.push('outputFormat must be "jsonl" or "csv"');
   if (problems.length > 0)
@@ -78,12 +102,45 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
   return merged;
 }
 
+/** Model store failures that a retry may fix: not a reason to fail the run (Plan is retried). */
+function isTransient(error: unknown): boolean {
+  return error instanceof ModelLoadError && error.code === 'MODEL_STORE_UNAVAILABLE';
+}
+
+/**
+ * Pins the live version and checks its package before the upload is read, so that a run with a
+ * missing or unreadable model fails in seconds, not after a scan: the manifest is parsed and checked
+ * against the package path, and model.onnx must be there and parse as an ONNX graph. (Whether the
+ * graph matches the manifest is checked by the workers, which load it into onnxruntime.)
+ */
 async function pinModel(models: ModelSource, name: string): Promise<Manifest> {
   try {
     const version = await models.currentVersion(name);
+    const where = `${name}/${version}/manifest.json`;
     const bytes = await models.read(name, version, 'manifest.json');
-    return parseManifest(JSON.parse(utf8.decode(bytes)) as unknown, `${name}/${version}/manifest.json`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(utf8.decode(bytes)) as unknown;
+    } catch (cause) {
+      throw new ModelLoadError(
+        `${where} is not valid JSON: ${(cause as Error).message}`,
+        'INVALID_MANIFEST',
+        {
+          cause,
+        },
+      );
+    }
+    const manifest = parseManifest(raw, where);
+    if (manifest.name !== name || manifest.version !== version) {
+      throw new ModelLoadError(
+        `${where} says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
+        'INVALID_MANIFEST',
+      );
+    }
+    inspectModel(await models.read(name, version, 'model.onnx'));
+    return manifest;
   } catch (error) {
+    if (isTransient(error)) throw error;
     if (error instanceof ModelNotFoundError) {
       throw new ModelUnavailableError(
         `[MODEL_NOT_FOUND] ${error.message}: upload to incoming/<model>/ of a served model`,
@@ -103,6 +160,23 @@ async function pinModel(models: ModelSource, name: string): Promise<Manifest> {
 /** Columns every row needs: the id and each required feature without a default. */
 function checkColumns(manifest: Manifest, columns: readonly string[], options: BatchOptions): void {
   const present = new Set(columns);
+  const needed = new Set([
+    manifest.idField,
+    ...manifest.features.map((f) => f.name),
+    ...options.passThroughColumns,
+  ]);
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const column of columns) {
+    if (seen.has(column) && needed.has(column)) twice.add(column);
+    seen.add(column);
+  }
+  if (twice.size > 0) {
+    throw new BatchInputError(
+      `[DUPLICATE_COLUMNS] the dataset has more than one column named ${[...twice].map((c) => `"${c}"`).join(', ')}: which one to use is ambiguous`,
+      'DUPLICATE_COLUMNS',
+    );
+  }
   const missing = [
     manifest.idField,
     ...manifest.features.filter((f) => f.required && f.default === undefined).map((f) => f.name),
@@ -130,12 +204,23 @@ async function* decompressToStaging(
   source: AsyncIterable<Uint8Array>,
   write: (body: AsyncIterable<Uint8Array>) => Promise<void>,
   uploaded: { done?: Promise<void> },
+  maxBytes: number,
+  file: string,
 ): AsyncGenerator<Uint8Array> {
   const pass = new PassThrough({ highWaterMark: 8 * 1024 * 1024 });
   uploaded.done = write(pass);
   uploaded.done.catch(() => undefined);
+  let total = 0;
   try {
     for await (const chunk of gunzipStream(source)) {
+      total += chunk.length;
+      // A gzip bomb stops here, before the staging copy grows past the limit.
+      if (total > maxBytes) {
+        throw new BatchInputError(
+          `[INPUT_TOO_LARGE] ${file} decompresses to more than ${maxBytes} bytes (maxInputBytes)`,
+          'INPUT_TOO_LARGE',
+        );
+      }
       if (!pass.write(chunk)) await new Promise((resolve) => pass.once('drain', resolve));
       yield chunk;
     }
@@ -200,6 +285,12 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
   input = { ...input, key: found.key };
   if (head.size === 0)
     throw new BatchInputError(`[EMPTY_FILE] ${incoming.file} is empty (0 bytes)`, 'EMPTY_FILE');
+  if (head.size > options.maxInputBytes) {
+    throw new BatchInputError(
+      `[INPUT_TOO_LARGE] ${incoming.file} is ${head.size} bytes; the limit is ${options.maxInputBytes} (maxInputBytes)`,
+      'INPUT_TOO_LARGE',
+    );
+  }
   const versionId = input.versionId ?? head.versionId;
   const read = () => deps.objects.read(input.bucket, input.key, versionId ? { versionId } : {});
 
@@ -221,6 +312,13 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
         },
       );
       checkColumns(manifest, parquet.columns, options);
+      const large = parquet.rowGroups.findIndex((group) => group.rows > options.maxRowGroupRows);
+      if (large >= 0) {
+        throw new BatchInputError(
+          `[ROW_GROUP_TOO_LARGE] row group ${large} of ${incoming.file} has ${parquet.rowGroups[large]!.rows} rows; a worker decodes a whole row group, and the limit is ${options.maxRowGroupRows} (maxRowGroupRows): write smaller row groups`,
+          'ROW_GROUP_TOO_LARGE',
+        );
+      }
       chunks = parquet.chunks.map((c, index) => ({ kind: 'row-groups', index, ...c }));
       totalRows = parquet.totalRows;
     } else {
@@ -231,12 +329,15 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
             read(),
             (body) => deps.objects.write(input.bucket, stagingKey, body, 'application/octet-stream'),
             uploaded,
+            options.maxInputBytes,
+            incoming.file,
           )
         : read();
+      const limits = { chunkBytes: options.chunkBytes, maxRecordBytes: options.maxRecordBytes };
       const scan =
         incoming.format === 'csv'
-          ? await scanCsv(bytes, { chunkBytes: options.chunkBytes, delimiter: options.delimiter })
-          : { ...(await scanJsonl(bytes, { chunkBytes: options.chunkBytes })), header: undefined };
+          ? await scanCsv(bytes, { ...limits, delimiter: options.delimiter })
+          : { ...(await scanJsonl(bytes, limits)), header: undefined };
       await uploaded.done;
       if (incoming.gzip) source = { bucket: input.bucket, key: stagingKey, size: scan.bytes };
       header = scan.header;
@@ -246,6 +347,12 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     }
   } catch (error) {
     datasetFailure(error);
+  }
+  if (chunks.length > MAX_CHUNKS) {
+    throw new BatchInputError(
+      `[TOO_MANY_CHUNKS] ${incoming.file} makes ${chunks.length} chunks of chunkBytes ${options.chunkBytes}; at most ${MAX_CHUNKS} are allowed (raise chunkBytes)`,
+      'TOO_MANY_CHUNKS',
+    );
   }
 
   const prefix = resultsPrefix(manifest.name, incoming.dataset, input.runId);

@@ -54,6 +54,19 @@ export interface CsvScanOptions {
   readonly delimiter: string;
   /** The header record may be at most this long (default 1 MiB). */
   readonly maxHeaderBytes?: number;
+  /** A data record may be at most this long, line end included (default: no limit). */
+  readonly maxRecordBytes?: number;
+}
+
+/** Fails the scan for a record longer than the limit: a worker would have to hold it whole. */
+function checkRecordLength(start: number, end: number, line: number, maxRecordBytes: number): void {
+  if (end - start > maxRecordBytes) {
+    throw new DatasetError(
+      'RECORD_TOO_LARGE',
+      `the record on line ${line} is ${end - start} bytes; the limit is ${maxRecordBytes} (maxRecordBytes)`,
+      { line },
+    );
+  }
 }
 
 const LF = 10;
@@ -558,6 +571,7 @@ async function drive(
 export async function scanCsv(stream: AsyncIterable<Uint8Array>, opts: CsvScanOptions): Promise<CsvScan> {
   checkChunkBytes(opts.chunkBytes);
   const maxHeaderBytes = opts.maxHeaderBytes ?? 1024 * 1024;
+  const maxRecordBytes = opts.maxRecordBytes ?? Infinity;
   const machine = new CsvRecordMachine(opts.delimiter);
   let header: string[] | undefined;
   let headerEnd = 0;
@@ -569,7 +583,7 @@ export async function scanCsv(stream: AsyncIterable<Uint8Array>, opts: CsvScanOp
     machine,
     () => {},
     (piece) => {
-      const { ends, lines } = machine;
+      const { starts, ends, lines } = machine;
       let k = 0;
       if (cutter === undefined) {
         if (piece) headerPieces.push(piece);
@@ -589,7 +603,10 @@ export async function scanCsv(stream: AsyncIterable<Uint8Array>, opts: CsvScanOp
         cutter = new ChunkCutter(headerEnd, opts.chunkBytes);
         k = 1;
       }
-      for (; k < ends.length; k++) cutter.add(ends[k]!, lines[k]!);
+      for (; k < ends.length; k++) {
+        checkRecordLength(starts[k]!, ends[k]!, lines[k]!, maxRecordBytes);
+        cutter.add(ends[k]!, lines[k]!);
+      }
       machine.clear();
     },
   );
@@ -631,9 +648,10 @@ function parseHeader(bytes: Uint8Array, delimiter: string, line: number): string
  */
 export async function scanJsonl(
   stream: AsyncIterable<Uint8Array>,
-  opts: { readonly chunkBytes: number },
+  opts: { readonly chunkBytes: number; readonly maxRecordBytes?: number },
 ): Promise<JsonlScan> {
   checkChunkBytes(opts.chunkBytes);
+  const maxRecordBytes = opts.maxRecordBytes ?? Infinity;
   const machine = new JsonlRecordMachine();
   let dataStart = 0;
   let cutter: ChunkCutter | undefined;
@@ -645,8 +663,11 @@ export async function scanJsonl(
     },
     () => {
       cutter ??= new ChunkCutter(dataStart, opts.chunkBytes);
-      const { ends, lines } = machine;
-      for (let k = 0; k < ends.length; k++) cutter.add(ends[k]!, lines[k]!);
+      const { starts, ends, lines } = machine;
+      for (let k = 0; k < ends.length; k++) {
+        checkRecordLength(starts[k]!, ends[k]!, lines[k]!, maxRecordBytes);
+        cutter.add(ends[k]!, lines[k]!);
+      }
       machine.clear();
     },
   );

@@ -12,6 +12,8 @@ export type DatasetErrorCode =
   | 'HEADER_TOO_LARGE'
   /** The CSV header record cannot be parsed (e.g. a character after a closing quote). */
   | 'MALFORMED_CSV'
+  /** A data record is longer than the scan's maxRecordBytes. */
+  | 'RECORD_TOO_LARGE'
   /** A quoted CSV field is still open at the end of the file. */
   | 'UNTERMINATED_QUOTE'
   /** Text that must be UTF-8 (the CSV header) is not. Data rows with bad UTF-8 are rejected instead. */

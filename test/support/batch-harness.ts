@@ -1,0 +1,147 @@
+/**
+ * Helpers for batch-lane integration tests: the demo dataset as fields and typed records, CSV lines,
+ * and one finished run's outputs read back from the object store (manifest, part rows, rejected rows,
+ * completion event), with the accounting checks every completed run must pass.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'vitest';
+import type { RunCompletedEvent, RunManifest } from '../../lambdas/core/batch/contracts.ts';
+import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
+import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
+import type { ObjectStore } from '../../lambdas/core/ports.ts';
+
+export interface DemoData {
+  readonly header: string[];
+  readonly rows: string[][];
+  /** Feature (and id) types by column name, from the demo manifest. */
+  readonly types: Map<string, string>;
+}
+
+export async function loadDemoData(repoRoot: string, model: string): Promise<DemoData> {
+  const [head, ...rows] = parseCsv(
+    await readFile(path.join(repoRoot, 'models', model, 'demo-transactions.csv'), 'utf8'),
+  );
+  const manifest = JSON.parse(
+    await readFile(path.join(repoRoot, 'models', model, '1.0.0', 'manifest.json'), 'utf8'),
+  ) as { idField: string; features: { name: string; type: string }[] };
+  const types = new Map<string, string>([[manifest.idField, 'string']]);
+  for (const f of manifest.features) types.set(f.name, f.type);
+  return { header: head!.fields, rows: rows.map((r) => r.fields), types };
+}
+
+export function csvLine(fields: readonly string[], delimiter = ','): string {
+  return fields
+    .map((f) => (/[",\r\n]/.test(f) || f.includes(delimiter) ? `"${f.replace(/"/g, '""')}"` : f))
+    .join(delimiter);
+}
+
+/** A demo row as a JSON object with the manifest's types (numbers, booleans, strings). */
+export function typedRecord(data: DemoData, fields: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(
+    data.header.map((name, i) => {
+      const type = data.types.get(name);
+      const text = fields[i]!;
+      return [
+        name,
+        type === 'boolean' ? text === 'true' : type === 'number' || type === 'integer' ? Number(text) : text,
+      ];
+    }),
+  );
+}
+
+export type JsonRow = Record<string, unknown>;
+
+export async function readJson<T>(objects: ObjectStore, bucket: string, key: string): Promise<T> {
+  return JSON.parse(new TextDecoder().decode(await objects.readBytes(bucket, key))) as T;
+}
+
+export async function readJsonLines(
+  objects: ObjectStore,
+  bucket: string,
+  keys: readonly string[],
+): Promise<JsonRow[]> {
+  const rows: JsonRow[] = [];
+  for (const key of keys) {
+    const text = new TextDecoder().decode(await objects.readBytes(bucket, key));
+    for (const line of text.split('\n')) if (line) rows.push(JSON.parse(line) as JsonRow);
+  }
+  return rows;
+}
+
+export interface RunOutcome {
+  readonly result: FinalizeResult;
+  readonly manifest: RunManifest;
+  /** Every part row of the run, sorted by row number. */
+  readonly predictions: JsonRow[];
+  /** Every rejected row of the run, sorted by row number. */
+  readonly rejected: JsonRow[];
+  /** The completion event published for this run. */
+  readonly event: RunCompletedEvent | undefined;
+}
+
+const byRow = (a: JsonRow, b: JsonRow) => (a['row'] as number) - (b['row'] as number);
+
+/** Reads what a finished run wrote: its manifest, part rows, rejected rows and its completion event. */
+export async function collectRun(
+  objects: ObjectStore,
+  bucket: string,
+  events: readonly RunCompletedEvent[],
+  result: FinalizeResult,
+): Promise<RunOutcome> {
+  const manifest = await readJson<RunManifest>(objects, bucket, result.manifestKey);
+  const predictions = (await readJsonLines(objects, bucket, manifest.outputs.parts)).sort(byRow);
+  const rejected = (await readJsonLines(objects, bucket, manifest.outputs.rejected)).sort(byRow);
+  const event = events.filter((e) => e.runId === manifest.runId).at(-1);
+  return { result, manifest, predictions, rejected, event };
+}
+
+/**
+ * A run that completed: `dataRows` (counted by the test from what it wrote, not from the manifest) were
+ * all read, each ended up exactly once as a prediction or a rejection, and the manifest, the outputs and
+ * the completion event agree.
+ */
+export function expectAccounted(outcome: RunOutcome, dataRows: number): void {
+  const { manifest, predictions, rejected, event } = outcome;
+  const why = `${manifest.runId}: ${manifest.error?.code ?? ''} ${manifest.error?.message ?? ''}`;
+  expect(manifest.status, why).toBe('SUCCEEDED');
+  expect(manifest.counts.read, why).toBe(dataRows);
+  expect(manifest.counts.scored + manifest.counts.rejected, why).toBe(dataRows);
+  expect(predictions.length, why).toBe(manifest.counts.scored);
+  expect(rejected.length, why).toBe(manifest.counts.rejected);
+  const seen = [...predictions, ...rejected].map((r) => r['row'] as number).sort((a, b) => a - b);
+  expect(seen, why).toEqual(Array.from({ length: dataRows }, (_, i) => i + 1));
+  expect(manifest.chunks.failed, why).toBe(0);
+  expect(manifest.chunks.completed, why).toBe(manifest.chunks.planned);
+  expect(event, `${why}: completion event`).toMatchObject({
+    status: 'SUCCEEDED',
+    counts: manifest.counts,
+    manifest: { key: outcome.result.manifestKey },
+  });
+  for (const r of rejected) {
+    expect(typeof r['reason'], `row ${String(r['row'])} has a reason`).toBe('string');
+    expect(r, `row ${String(r['row'])} keeps its original record`).toHaveProperty('record');
+  }
+}
+
+/** A run that failed as a whole: its manifest and its completion event give the code and the reason. */
+export function expectFailed(outcome: RunOutcome, code: string, message: RegExp): void {
+  const { manifest, event } = outcome;
+  expect(manifest.status).toBe('FAILED');
+  expect(manifest.error, `${manifest.runId}`).toMatchObject({ code });
+  expect(manifest.error?.message).toMatch(message);
+  expect(event, 'completion event').toMatchObject({
+    runId: manifest.runId,
+    status: 'FAILED',
+    error: { code },
+    manifest: { key: outcome.result.manifestKey },
+  });
+  expect(outcome.result.status).toBe('FAILED');
+}
+
+/** The rejected row with this row number (fails the test when there is none). */
+export function rejectedRow(outcome: RunOutcome, row: number): JsonRow {
+  const found = outcome.rejected.find((r) => r['row'] === row);
+  expect(found, `row ${row} is rejected`).toBeDefined();
+  return found!;
+}
