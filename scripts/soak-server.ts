@@ -27,7 +27,18 @@ const stack = await startLocalStack({ apiPort: 0, dataDir });
 process.on('message', (raw: unknown) => {
   const request = raw as Request;
   if (request.op === 'rss') {
-    reply(request.id, { rssMb: process.memoryUsage().rss / 1_048_576 });
+    // After full collections, so that what is measured is what the process holds, not garbage that a
+    // collection has not reached yet (the soak asks for it after warm-up and after the run alike).
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    gc?.();
+    const memory = process.memoryUsage();
+    reply(request.id, {
+      rssMb: memory.rss / 1_048_576,
+      heapUsedMb: memory.heapUsed / 1_048_576,
+      externalMb: memory.external / 1_048_576,
+      arrayBuffersMb: memory.arrayBuffers / 1_048_576,
+    });
   } else if (request.op === 'batch') {
     void Promise.all(
       (request.files ?? []).map((file) =>

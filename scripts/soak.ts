@@ -25,6 +25,7 @@ Options:
   --connections <n>   concurrent connections (default: 64)
   --batch-rows <n>    rows in each of the two batch datasets (default: 50000; --quick: 5000)
   --quick             the short form CI runs
+  --cpu-prof <dir>    write V8 CPU profiles of the server process (one per thread) to <dir>
   -h, --help          show this help
 
 Exit code 0 when every check passes, 1 when one fails.
@@ -230,12 +231,13 @@ class Server {
     });
   }
 
-  static async start(): Promise<{ server: Server; apiUrl: string }> {
+  static async start(cpuProfDir: string | undefined): Promise<{ server: Server; apiUrl: string }> {
     const child = fork(path.join(import.meta.dirname, 'soak-server.ts'), [], {
       execArgv: [
         '--import',
         'tsx',
-        ...(process.env['SOAK_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['SOAK_PROF']] : []),
+        '--expose-gc',
+        ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []),
       ],
       env: { ...process.env, POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'ERROR' },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -261,6 +263,13 @@ class Server {
     await this.call('stop').catch(() => undefined);
     await exited;
   }
+}
+
+interface MemoryFigures {
+  readonly rssMb: number;
+  readonly heapUsedMb: number;
+  readonly externalMb: number;
+  readonly arrayBuffersMb: number;
 }
 
 // --- the load -------------------------------------------------------------------------------------------
@@ -344,6 +353,7 @@ async function main(): Promise<number> {
       connections: { type: 'string' },
       'batch-rows': { type: 'string' },
       quick: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -362,23 +372,29 @@ async function main(): Promise<number> {
   const mix = requestMix(demo);
   const scratch = await mkdtemp(path.join(tmpdir(), 'tandem-soak-data-'));
   log('starting the local stack');
-  const { server, apiUrl } = await Server.start();
+  const { server, apiUrl } = await Server.start(values['cpu-prof']);
   try {
     const datasets = [
       await writeDataset(scratch, 'soak-a', demo, batchRows),
       await writeDataset(scratch, 'soak-b', demo, batchRows),
     ];
-    const warmupSeconds = quick ? 3 : 10;
-    // The warm-up runs the batch lane too, so the baseline holds everything a first run allocates
-    // (its model session, buffers, the table's first items): growth after it is what runs accumulate.
-    log(`warm-up: ${warmupSeconds} s at ${connections} connections, with one batch run`);
+    const warmupSeconds = quick ? 5 : 15;
+    // The warm-up is the run in small: the same load and the same two concurrent batch runs, so the
+    // baseline holds everything a first run allocates (model sessions, buffers, the allocators' pools):
+    // growth after it is what runs accumulate.
+    log(`warm-up: ${warmupSeconds} s at ${connections} connections, two batch runs of ${batchRows} rows`);
+    const warmDatasets = [
+      await writeDataset(scratch, 'soak-warm-a', demo, batchRows),
+      await writeDataset(scratch, 'soak-warm-b', demo, batchRows),
+    ];
     const warmBatch = server.call<unknown>('batch', {
-      files: [(await writeDataset(scratch, 'soak-warm', demo, Math.min(batchRows, 2_000))).file],
+      files: warmDatasets.map((d) => d.file),
       options: { chunkBytes: 256 * 1024 },
     });
     const warm = await load(apiUrl, mix, warmupSeconds, connections);
     await warmBatch;
-    const rssWarm = (await server.call<{ rssMb: number }>('rss')).rssMb;
+    const warmMemory = await server.call<MemoryFigures>('rss');
+    const rssWarm = warmMemory.rssMb;
 
     log(`load: ${seconds} s at ${connections} connections, two batch runs of ${batchRows} rows alongside`);
     const batches = server.call<
@@ -397,7 +413,8 @@ async function main(): Promise<number> {
     >('batch', { files: datasets.map((d) => d.file), options: { chunkBytes: 256 * 1024 } });
     const run = await load(apiUrl, mix, seconds, connections);
     const batchResults = await batches;
-    const rssEnd = (await server.call<{ rssMb: number }>('rss')).rssMb;
+    const endMemory = await server.call<MemoryFigures>('rss');
+    const rssEnd = endMemory.rssMb;
 
     const batch = batchResults.map((r, i) => {
       const d = datasets[i]!;
@@ -442,7 +459,7 @@ async function main(): Promise<number> {
       ['errors / timeouts', `${run.errors + warm.errors} / ${run.timeouts + warm.timeouts}`],
       [
         'RSS warm / end',
-        `${rssWarm.toFixed(1)} / ${rssEnd.toFixed(1)} MB (ratio ${rssRatio}, limit ${RSS_GROWTH_LIMIT})`,
+        `${rssWarm.toFixed(1)} / ${rssEnd.toFixed(1)} MB (ratio ${rssRatio}, limit ${RSS_GROWTH_LIMIT}); JS heap ${warmMemory.heapUsedMb.toFixed(1)} / ${endMemory.heapUsedMb.toFixed(1)} MB, external ${warmMemory.externalMb.toFixed(1)} / ${endMemory.externalMb.toFixed(1)} MB`,
       ],
       ...batch.map((b) => [
         `batch ${b.dataset}`,
@@ -477,6 +494,8 @@ async function main(): Promise<number> {
         rssWarmMb: Number(rssWarm.toFixed(1)),
         rssEndMb: Number(rssEnd.toFixed(1)),
         rssRatio,
+        heapUsedWarmMb: Number(warmMemory.heapUsedMb.toFixed(1)),
+        heapUsedEndMb: Number(endMemory.heapUsedMb.toFixed(1)),
         batch,
       })}\n`,
     );
