@@ -4,7 +4,7 @@
  * off, predictions written to a part file. argv: <file.csv> <timed passes> [scoring threads: auto | 0
  * (inline) | n]. A warm-up pass on the first rows loads the model first. Each pass plans the file (the Plan
  * state's work, timed apart: planSeconds) and then scores its one chunk (timed: seconds). Prints one JSON
- * line: {rows, seconds: [...], planSeconds: [...], scoringThreads, report}.
+ * line: {rows, seconds: [...], planSeconds: [...], cpuSeconds: [...] (all threads), scoringThreads, report}.
  */
 import { mkdtemp, mkdir, open, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,6 +52,7 @@ try {
   await scorer.score({ runId: 'warmup', bucket: 'data', planKey: warmup.planKey, index: 0 });
   const seconds: number[] = [];
   const planSeconds: number[] = [];
+  const cpuSeconds: number[] = [];
   let report;
   for (let i = 0; i < Number(passesText); i++) {
     const runId = `pass-${i}`;
@@ -59,8 +60,11 @@ try {
     const { planKey } = await plan('bench.csv', runId);
     const started = process.hrtime.bigint();
     planSeconds.push(Number(started - planned) / 1e9);
+    const cpu = process.cpuUsage();
     report = await scorer.score({ runId, bucket: 'data', planKey, index: 0 });
     seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+    const used = process.cpuUsage(cpu);
+    cpuSeconds.push((used.user + used.system) / 1e6);
     // Each pass writes its own part file; only the last one is kept until the end.
     if (i > 0)
       await rm(path.join(root, 'data', 'results', 'fraud-detector', 'bench', `pass-${i - 1}`), {
@@ -73,6 +77,7 @@ try {
       rows: report?.read ?? 0,
       seconds,
       planSeconds,
+      cpuSeconds,
       scoringThreads: resolveScoringThreads(scoringThreads),
       report,
     })}\n`,
