@@ -1,8 +1,9 @@
 /**
- * Batch section. Done here: a seeded CSV of the demo schema in the scratch folder, the parse-only
- * baseline (papaparse fast mode over a file stream, counting rows, in a child process) and peak-RSS
- * measurement (peak-rss.ts). Still to do (see runBatchBench): scoring the same file through the batch
- * worker, which gives rowsPerSec, efficiency and the peak-RSS figures.
+ * Batch section: a seeded CSV of the demo schema in the scratch folder (N rows, and N/4 for memory), scored
+ * by one batch worker (batch-worker-child.ts: the chunk scorer over one chunk, table writes off) against a
+ * parse-only pass over the same file (papaparse fast mode, parse-only-child.ts), in paired rounds so that
+ * both sides see the same machine; peak RSS of one scoring pass on N/4 and on N rows, repeated; and, to
+ * show what bounds the worker, onnxruntime alone on the same rows (batch-ort-child.ts) and CPU time per row.
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
@@ -16,89 +17,78 @@ import { median, ratio, summarize, type Summary } from './stats.ts';
 export interface BatchOptions {
   /** Rows of the large dataset (quick 200,000; full 2,000,000). */
   readonly rows: number;
-  /** Rows of the small dataset, for peak-RSS growth (large / small). */
+  /** Rows of the small dataset, for peak-RSS growth (large / small): rows / 4. */
   readonly smallRows: number;
+  /** Paired rounds: one parse-only child, then one worker child. */
+  readonly rounds: number;
+  /** Timed passes per child (after one warm-up). */
   readonly parsePasses: number;
   readonly parseWarmup: number;
+  readonly workerPasses: number;
+  /** One-pass runs per file for peak RSS. */
+  readonly rssRuns: number;
+  /** Rows (of the large file) onnxruntime alone is timed on. */
+  readonly ortRows: number;
   readonly seed: number;
 }
 
 export const BATCH_QUICK: BatchOptions = {
   rows: 200_000,
-  smallRows: 20_000,
+  smallRows: 50_000,
+  rounds: 2,
   parsePasses: 3,
   parseWarmup: 1,
+  workerPasses: 3,
+  rssRuns: 3,
+  ortRows: 50_000,
   seed: 0x7a4d,
 };
 export const BATCH_FULL: BatchOptions = {
   rows: 2_000_000,
-  smallRows: 200_000,
-  parsePasses: 5,
+  smallRows: 500_000,
+  rounds: 2,
+  parsePasses: 3,
   parseWarmup: 1,
+  workerPasses: 3,
+  rssRuns: 3,
+  ortRows: 200_000,
   seed: 0x7a4d,
 };
 
-// --- the hook -------------------------------------------------------------------------------------------
+// --- the children -------------------------------------------------------------------------------------------
 
-export interface BatchBenchOptions {
-  readonly quick: boolean;
-  /** The generated dataset (demo schema, header row, LF line ends) and its number of data rows. */
-  readonly csvFile: string;
+interface PassReport {
   readonly rows: number;
-  /** The same schema and seed, `smallRows` rows: peak RSS on it vs on csvFile gives rssGrowthRatio. */
-  readonly smallCsvFile: string;
-  readonly smallRows: number;
-  /** Measures a child process's peak RSS (use it for peakRssMbSmall / peakRssMbLarge). */
-  readonly runWithPeakRss: typeof runWithPeakRss;
-  readonly log: (line: string) => void;
+  readonly seconds: number[];
+  readonly cpuSeconds?: number[];
 }
 
-export interface BatchFigures {
-  /** Rows scored per second, end to end through the batch worker, on csvFile. */
-  readonly rowsPerSec: number;
-  /** Peak RSS (MB) of the scoring process on smallCsvFile and on csvFile. */
-  readonly peakRssMbSmall: number;
-  readonly peakRssMbLarge: number;
-  readonly [extra: string]: unknown;
+async function child<T extends PassReport>(script: string, args: string[], what: string) {
+  const run = await runWithPeakRss({
+    script: path.join(import.meta.dirname, script),
+    args,
+    timeoutMs: 30 * 60_000,
+  });
+  if (run.exitCode !== 0) throw new Error(`${what} failed (exit ${run.exitCode}):\n${run.stderr}`);
+  const report = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as T;
+  return { ...report, peakRssMb: run.peakRssMb };
 }
 
-/**
- * Scores the files through one batch worker (bench/batch-worker-child.ts: plan + the chunk scorer over a
- * local folder, table writes off) in child processes: rows/s is the median of the timed passes on the
- * large file (each pass plans and scores it; the model is loaded by a warm-up first); peak RSS is
- * measured on a one-pass run of each file, so both figures cover the same work.
- */
-export async function runBatchBench(opts: BatchBenchOptions): Promise<BatchFigures | null> {
-  const script = path.join(import.meta.dirname, 'batch-worker-child.ts');
-  const run = async (file: string, passes: number) => {
-    const result = await opts.runWithPeakRss({
-      script,
-      args: [file, String(passes)],
-      timeoutMs: 30 * 60_000,
-    });
-    if (result.exitCode !== 0)
-      throw new Error(`batch worker failed (exit ${result.exitCode}):\n${result.stderr}`);
-    const report = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '') as {
-      rows: number;
-      seconds: number[];
-    };
-    if (report.rows !== opts.rows && file === opts.csvFile)
-      throw new Error(`batch worker scored ${report.rows} rows, expected ${opts.rows}`);
-    return { ...report, peakRssMb: result.peakRssMb };
-  };
-  opts.log('batch: scoring through one worker');
-  const timed = await run(opts.csvFile, opts.quick ? 3 : 3);
-  const passes = summarize(timed.seconds.map((s) => timed.rows / s));
-  const medianRowsPerSec = median(timed.seconds.map((s) => timed.rows / s));
-  const small = await run(opts.smallCsvFile, 1);
-  const large = await run(opts.csvFile, 1);
-  return {
-    rowsPerSec: Math.round(medianRowsPerSec),
-    peakRssMbSmall: small.peakRssMb,
-    peakRssMbLarge: large.peakRssMb,
-    workerPassesMinMax: [Math.round(passes.min), Math.round(passes.max)],
-  };
+interface WorkerReport extends PassReport {
+  readonly planSeconds: number[];
+  readonly scoringThreads: number;
 }
+
+function worker(file: string, passes: number) {
+  return child<WorkerReport>('batch-worker-child.ts', [file, String(passes)], 'batch worker');
+}
+
+function parseOnly(file: string, passes: number, warmup: number) {
+  return child<PassReport>('parse-only-child.ts', [file, String(passes), String(warmup)], 'parse-only pass');
+}
+
+const rates = (r: PassReport) => r.seconds.map((s) => r.rows / s);
+const cpuUsPerRow = (r: PassReport) => (r.cpuSeconds ?? []).map((s) => (s * 1e6) / r.rows);
 
 // --- the dataset -----------------------------------------------------------------------------------------
 
@@ -179,36 +169,40 @@ export async function generateDataset(rows: number, seed: number): Promise<{ fil
 
 export interface BatchResult {
   readonly rows: number;
-  readonly rowsPerSec: number | null;
+  readonly rowsPerSec: number;
   readonly parseOnlyRowsPerSec: number;
   readonly efficiency: number | null;
-  readonly peakRssMbSmall: number | null;
-  readonly peakRssMbLarge: number | null;
+  readonly peakRssMbSmall: number;
+  readonly peakRssMbLarge: number;
   readonly rssGrowthRatio: number | null;
   // extras
+  readonly smallRows: number;
   readonly fileMb: number;
-  /** Rows/s of each timed parse-only pass. */
+  /** Rows/s of each timed pass, both sides, over all rounds. */
+  readonly workerPasses: Summary;
   readonly parseOnlyPasses: Summary;
-  /** Peak RSS of the parse-only process on the small and the large file. */
+  /** efficiency of each round (its worker median / its parse-only median). */
+  readonly roundEfficiencies: number[];
+  /** Peak RSS (MB) of each one-pass run. */
+  readonly peakRssMbSmallRuns: number[];
+  readonly peakRssMbLargeRuns: number[];
   readonly parseOnlyPeakRssMbSmall: number;
   readonly parseOnlyPeakRssMbLarge: number;
-  readonly scoring: BatchFigures | null;
-}
-
-async function parseOnly(file: string, passes: number, warmup: number) {
-  const run = await runWithPeakRss({
-    script: path.join(import.meta.dirname, 'parse-only-child.ts'),
-    args: [file, String(passes), String(warmup)],
-  });
-  if (run.exitCode !== 0) throw new Error(`parse-only pass failed (exit ${run.exitCode}):\n${run.stderr}`);
-  const line = run.stdout.trim().split('\n').at(-1) ?? '';
-  const report = JSON.parse(line) as { rows: number; seconds: number[] };
-  return { ...report, peakRssMb: run.peakRssMb };
+  /** CPU time per row (all threads), medians. */
+  readonly workerCpuUsPerRow: number;
+  readonly parseOnlyCpuUsPerRow: number;
+  /** onnxruntime alone (session.run, one thread) on the first ortRows rows: rows/s, and its CPU per row. */
+  readonly ortRowsPerSec: number;
+  readonly ortUsPerRow: number;
+  readonly ortRows: number;
+  /** The planner's scan of the file (the Plan state, timed apart from the worker). */
+  readonly planRowsPerSec: number;
+  readonly scoringThreads: number;
 }
 
 export async function runBatchSection(
   options: BatchOptions,
-  quick: boolean,
+  _quick: boolean,
   log: (line: string) => void = () => undefined,
 ): Promise<BatchResult> {
   log(
@@ -217,34 +211,76 @@ export async function runBatchSection(
   const large = await generateDataset(options.rows, options.seed);
   const small = await generateDataset(options.smallRows, options.seed);
 
-  log('batch: parse-only passes');
-  const parsedSmall = await parseOnly(small.file, 1, 0);
-  const parsed = await parseOnly(large.file, options.parsePasses, options.parseWarmup);
-  if (parsed.rows !== options.rows)
-    throw new Error(`parse-only counted ${parsed.rows} rows, not ${options.rows}`);
-  const passes = summarize(parsed.seconds.map((s) => parsed.rows / s));
+  const workerRates: number[] = [];
+  const parseRates: number[] = [];
+  const workerCpu: number[] = [];
+  const parseCpu: number[] = [];
+  const planRates: number[] = [];
+  const roundEfficiencies: number[] = [];
+  let scoringThreads = 0;
+  let parseOnlyPeakRssMbLarge = 0;
+  for (let round = 1; round <= options.rounds; round++) {
+    log(`batch: round ${round}/${options.rounds}: parse-only, then one worker`);
+    const parsed = await parseOnly(large.file, options.parsePasses, options.parseWarmup);
+    if (parsed.rows !== options.rows)
+      throw new Error(`parse-only counted ${parsed.rows} rows, not ${options.rows}`);
+    const scored = await worker(large.file, options.workerPasses);
+    if (scored.rows !== options.rows)
+      throw new Error(`batch worker scored ${scored.rows} rows, expected ${options.rows}`);
+    parseRates.push(...rates(parsed));
+    workerRates.push(...rates(scored));
+    parseCpu.push(...cpuUsPerRow(parsed));
+    workerCpu.push(...cpuUsPerRow(scored));
+    planRates.push(...scored.planSeconds.map((s) => scored.rows / s));
+    roundEfficiencies.push(median(rates(scored)) / median(rates(parsed)));
+    scoringThreads = scored.scoringThreads;
+    parseOnlyPeakRssMbLarge = Math.max(parseOnlyPeakRssMbLarge, parsed.peakRssMb);
+  }
 
-  const scoring = await runBatchBench({
-    quick,
-    csvFile: large.file,
-    rows: options.rows,
-    smallCsvFile: small.file,
-    smallRows: options.smallRows,
-    runWithPeakRss,
-    log,
-  });
+  log(`batch: peak RSS, ${options.rssRuns} one-pass runs on each file`);
+  const smallRuns: number[] = [];
+  const largeRuns: number[] = [];
+  for (let i = 0; i < options.rssRuns; i++) {
+    smallRuns.push((await worker(small.file, 1)).peakRssMb);
+    largeRuns.push((await worker(large.file, 1)).peakRssMb);
+  }
+  const parsedSmall = await parseOnly(small.file, 1, 0);
+
+  log(`batch: onnxruntime alone on ${options.ortRows.toLocaleString('en-US')} of the rows`);
+  const ort = await child<PassReport>(
+    'batch-ort-child.ts',
+    [large.file, String(options.ortRows), '3'],
+    'onnxruntime pass',
+  );
+  const ortRowsPerSec = median(rates(ort));
+
+  const workerPasses = summarize(workerRates);
+  const parseOnlyPasses = summarize(parseRates);
+  const peakRssMbSmall = median(smallRuns);
+  const peakRssMbLarge = median(largeRuns);
   return {
     rows: options.rows,
-    rowsPerSec: scoring?.rowsPerSec ?? null,
-    parseOnlyRowsPerSec: passes.p50,
-    efficiency: ratio(scoring?.rowsPerSec, passes.p50),
-    peakRssMbSmall: scoring?.peakRssMbSmall ?? null,
-    peakRssMbLarge: scoring?.peakRssMbLarge ?? null,
-    rssGrowthRatio: ratio(scoring?.peakRssMbLarge, scoring?.peakRssMbSmall),
+    rowsPerSec: workerPasses.p50,
+    parseOnlyRowsPerSec: parseOnlyPasses.p50,
+    efficiency: ratio(workerPasses.p50, parseOnlyPasses.p50),
+    peakRssMbSmall,
+    peakRssMbLarge,
+    rssGrowthRatio: ratio(peakRssMbLarge, peakRssMbSmall),
+    smallRows: options.smallRows,
     fileMb: large.bytes / 1_048_576,
-    parseOnlyPasses: passes,
+    workerPasses,
+    parseOnlyPasses,
+    roundEfficiencies,
+    peakRssMbSmallRuns: smallRuns,
+    peakRssMbLargeRuns: largeRuns,
     parseOnlyPeakRssMbSmall: parsedSmall.peakRssMb,
-    parseOnlyPeakRssMbLarge: parsed.peakRssMb,
-    scoring,
+    parseOnlyPeakRssMbLarge,
+    workerCpuUsPerRow: median(workerCpu),
+    parseOnlyCpuUsPerRow: median(parseCpu),
+    ortRowsPerSec,
+    ortUsPerRow: 1e6 / ortRowsPerSec,
+    ortRows: ort.rows,
+    planRowsPerSec: median(planRates),
+    scoringThreads,
   };
 }

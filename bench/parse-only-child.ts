@@ -1,7 +1,7 @@
 /**
  * Parse-only pass of the batch section: papaparse in fast mode over a file stream, counting data rows,
  * nothing else. argv: <file> <timed passes> <warm-up passes>. Prints one JSON line:
- * {rows, seconds: [...]} (one entry per timed pass). Run under runWithPeakRss for its peak RSS.
+ * {rows, seconds: [...], cpuSeconds: [...]} (one entry per timed pass). Run under runWithPeakRss for its peak RSS.
  */
 import { createReadStream } from 'node:fs';
 import Papa from 'papaparse';
@@ -28,10 +28,14 @@ const [file, passesText = '3', warmupText = '1'] = process.argv.slice(2);
 if (!file) throw new Error('usage: parse-only-child.ts <file.csv> [passes] [warm-up passes]');
 for (let i = 0; i < Number(warmupText); i++) await parsePass(file);
 const seconds: number[] = [];
+const cpuSeconds: number[] = [];
 let rows = 0;
 for (let i = 0; i < Number(passesText); i++) {
   const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   rows = await parsePass(file);
   seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
+  const used = process.cpuUsage(cpu);
+  cpuSeconds.push((used.user + used.system) / 1e6);
 }
-process.stdout.write(`${JSON.stringify({ rows, seconds })}\n`);
+process.stdout.write(`${JSON.stringify({ rows, seconds, cpuSeconds })}\n`);

@@ -19,7 +19,8 @@ const HELP = `Usage: npm run bench [-- options]
 Benchmarks Tandem against the bare work it wraps, side by side in one run:
   realtime   the predict handler in-process (model path, cache hit) vs bare session.run / GetItem
   http       the local stack's POST /predict vs a bare node:http + session.run server (autocannon)
-  batch      parse-only baseline (papaparse fast mode) and peak RSS; scoring side: not wired yet
+  batch      one batch worker (the chunk scorer over one chunk) vs a parse-only pass (papaparse fast
+             mode) over the same CSV; peak RSS on N/4 and N rows; onnxruntime alone on the same rows
   coldStart  fresh process to first prediction through the handler vs bare onnxruntime
 
 Options:
@@ -244,7 +245,8 @@ function httpFigures(r: HttpResult): { json: Figures; rows: Omit<TableRow, 'targ
 }
 
 function batchFigures(r: BatchResult): { json: Figures; rows: Omit<TableRow, 'target' | 'result'>[] } {
-  const pending = r.scoring === null ? 'pending: runBatchBench' : '';
+  const passes = (x: { min: number; max: number; n: number }) => `${spread(x.min, x.max)} (${x.n} passes)`;
+  const minMax = (values: readonly number[]) => spread(Math.min(...values), Math.max(...values));
   return {
     json: {
       rows: r.rows,
@@ -254,33 +256,72 @@ function batchFigures(r: BatchResult): { json: Figures; rows: Omit<TableRow, 'ta
       peakRssMbSmall: round(r.peakRssMbSmall),
       peakRssMbLarge: round(r.peakRssMbLarge),
       rssGrowthRatio: round(r.rssGrowthRatio),
+      smallRows: r.smallRows,
       fileMb: round(r.fileMb),
+      workerPassesMinMax: [round(r.workerPasses.min), round(r.workerPasses.max)],
       parseOnlyPassesMinMax: [round(r.parseOnlyPasses.min), round(r.parseOnlyPasses.max)],
+      roundEfficiencies: r.roundEfficiencies.map(round),
+      peakRssMbSmallRuns: r.peakRssMbSmallRuns.map(round),
+      peakRssMbLargeRuns: r.peakRssMbLargeRuns.map(round),
       parseOnlyPeakRssMbSmall: round(r.parseOnlyPeakRssMbSmall),
       parseOnlyPeakRssMbLarge: round(r.parseOnlyPeakRssMbLarge),
+      workerCpuUsPerRow: round(r.workerCpuUsPerRow),
+      parseOnlyCpuUsPerRow: round(r.parseOnlyCpuUsPerRow),
+      ortRowsPerSec: round(r.ortRowsPerSec),
+      ortUsPerRow: round(r.ortUsPerRow),
+      planRowsPerSec: round(r.planRowsPerSec),
+      scoringThreads: r.scoringThreads,
     },
     rows: [
       {
         section: 'batch',
         figure: 'rows',
         value: r.rows.toLocaleString('en-US'),
-        spread: `${fmt(r.fileMb, 'MB')} CSV`,
+        spread: `${fmt(r.fileMb, 'MB')} CSV; small file ${r.smallRows.toLocaleString('en-US')} rows`,
       },
       {
         section: '',
         figure: 'parseOnlyRowsPerSec (papaparse fast)',
         value: fmt(r.parseOnlyRowsPerSec, 'rows/s'),
-        spread: `${spread(r.parseOnlyPasses.min, r.parseOnlyPasses.max)} (${r.parseOnlyPasses.n} passes)`,
+        spread: passes(r.parseOnlyPasses),
       },
-      { section: '', figure: 'rowsPerSec (scoring)', value: fmt(r.rowsPerSec, 'rows/s'), spread: pending },
-      { section: '', figure: 'efficiency', value: fmt(r.efficiency), spread: pending },
+      {
+        section: '',
+        figure: 'rowsPerSec (one worker)',
+        value: fmt(r.rowsPerSec, 'rows/s'),
+        spread: `${passes(r.workerPasses)}, ${r.scoringThreads} scoring thread(s)`,
+      },
+      {
+        section: '',
+        figure: 'efficiency',
+        value: fmt(r.efficiency),
+        spread: `rounds ${r.roundEfficiencies.map((e) => fmt(e)).join(', ')}`,
+      },
       {
         section: '',
         figure: 'peakRssMbSmall / Large',
         value: `${fmt(r.peakRssMbSmall)} / ${fmt(r.peakRssMbLarge)}`,
-        spread: pending,
+        spread: `runs ${minMax(r.peakRssMbSmallRuns)} / ${minMax(r.peakRssMbLargeRuns)} MB`,
       },
-      { section: '', figure: 'rssGrowthRatio', value: fmt(r.rssGrowthRatio), spread: pending },
+      { section: '', figure: 'rssGrowthRatio', value: fmt(r.rssGrowthRatio), spread: '' },
+      {
+        section: '',
+        figure: 'CPU per row: worker / parse-only',
+        value: `${fmt(r.workerCpuUsPerRow)} / ${fmt(r.parseOnlyCpuUsPerRow)} µs`,
+        spread: 'extra (all threads)',
+      },
+      {
+        section: '',
+        figure: 'onnxruntime alone (session.run)',
+        value: fmt(r.ortRowsPerSec, 'rows/s'),
+        spread: `extra: ${fmt(r.ortUsPerRow)} µs/row, one thread, ${r.ortRows.toLocaleString('en-US')} rows`,
+      },
+      {
+        section: '',
+        figure: 'planner scan (Plan state)',
+        value: fmt(r.planRowsPerSec, 'rows/s'),
+        spread: 'extra, not in rowsPerSec',
+      },
       {
         section: '',
         figure: 'parse-only peak RSS small / large',

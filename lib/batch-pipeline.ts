@@ -59,7 +59,7 @@ export interface BatchPipelineProps {
   readonly toleratedFailurePercentage?: number;
   /**
    * Memory of the score function (MB); CPU is proportional (3008 MB = 1.7 vCPU, 3538 MB = 2 vCPU).
-   * @default 3008
+   * @default 3538 (two vCPUs: the chunk scorer's thread and one scoring thread)
    */
   readonly scoreMemorySize?: number;
   /** @default 2048 */
@@ -127,7 +127,7 @@ export class BatchPipeline extends Construct {
       ...common,
       entry: BATCH_HANDLERS.score,
       description: 'Tandem batch: score one chunk',
-      memorySize: props.scoreMemorySize ?? 3008,
+      memorySize: props.scoreMemorySize ?? 3538,
       // A chunk is scored inside an Express child execution, which Step Functions stops at 5 minutes: a
       // longer function timeout would only bill a function whose chunk has already failed.
       timeout: EXPRESS_CHILD_MAX_DURATION,

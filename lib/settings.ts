@@ -21,8 +21,8 @@ export const SETTINGS = {
   architecture: { default: 'x86_64', help: 'x86_64 or arm64, for every function' },
   predictMemorySize: { default: 1769, help: 'predict function memory, MB (1769 = 1 vCPU)' },
   scoreMemorySize: {
-    default: 3008,
-    help: 'batch score function memory, MB (3008 = 1.7 vCPU; 3538 = 2 vCPU for a two-thread scorer)',
+    default: 3538,
+    help: 'batch score function memory, MB (3538 = 2 vCPU: a parsing thread and a scoring thread)',
   },
   provisionedConcurrency: { default: 0, help: "provisioned concurrency on predict's live alias (0 = none)" },
   auth: { default: 'iam', help: 'iam (SigV4) or jwt (then jwtIssuer and jwtAudience are required)' },

@@ -37,7 +37,7 @@ export interface TandemProps {
    * Memory of the batch score function (MB). CPU is proportional: 1769 MB = 1 vCPU, 3008 MB = 1.7 vCPU
    * (over 2 visible cores), 3538 MB = 2 vCPU (what a scorer keeping two threads busy needs for both to run
    * at full speed), 10240 MB = 5.8 vCPU (6 cores). See docs/deploy.md, "CPU and memory".
-   * @default 3008
+   * @default 3538
    */
   readonly scoreMemorySize?: number;
   /**

@@ -248,3 +248,25 @@ export async function loadModel(pkg: ModelPackage): Promise<ServedModel> {
     outputPlan,
   );
 }
+
+/** A model package checked and compiled without a session: what scoring pre-filled tensors elsewhere needs. */
+export interface CompiledModel {
+  readonly manifest: Manifest;
+  /** The bytes to give onnxruntime (ZipMap outputs rewritten), with SESSION_OPTIONS. */
+  readonly graphBytes: Uint8Array;
+  readonly inputPlans: readonly InputPlan[];
+  readonly outputPlan: OutputPlan;
+  readonly fixedBatchOne: boolean;
+}
+
+/**
+ * The checks and plans of loadModel (ManifestError when the manifest does not match the graph), without
+ * building a session: the batch lane runs its own, possibly on another thread.
+ */
+export function compileModel(pkg: ModelPackage): CompiledModel {
+  const manifest = parseManifest(pkg.manifest);
+  const graph = inspectModel(pkg.modelBytes);
+  const { plans, fixedBatchOne } = checkInputs(manifest, graph);
+  const outputPlan = checkOutputs(manifest, graph);
+  return { manifest, graphBytes: graph.bytes, inputPlans: plans, outputPlan, fixedBatchOne };
+}

@@ -156,6 +156,7 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
       'AwsSolutions-IAM5[Resource::<Arn>/results/*/_manifest.json]',
       'AwsSolutions-IAM5[Resource::<Arn>/results/*/part-*]',
       'AwsSolutions-IAM5[Resource::<Arn>/runs/*/chunks/*]',
+      'AwsSolutions-IAM5[Resource::<Arn>/runs/*/failures/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/runs/*/items.json]',
       'AwsSolutions-IAM5[Resource::<Arn>/runs/*/map-results/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/runs/*/plan.json]',

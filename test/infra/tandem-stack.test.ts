@@ -291,7 +291,7 @@ describe('TandemStack (defaults)', () => {
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
       // The score function runs inside Express children, which Step Functions stops at 5 minutes.
-      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 300, Runtime: 'nodejs22.x' });
+      expect(props('Score')).toMatchObject({ MemorySize: 3538, Timeout: 300, Runtime: 'nodejs22.x' });
       expect(props('Plan')).toMatchObject({ Timeout: 900 });
     });
 
@@ -401,6 +401,7 @@ describe('TandemStack (defaults)', () => {
         's3:GetObjectVersion bucket/incoming/*',
         's3:PutObject bucket/results/*/part-*',
         's3:PutObject bucket/runs/*/chunks/*',
+        's3:PutObject bucket/runs/*/failures/*',
       ]);
       expect(actionsOf(statements).filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:PutItem']);
       const table = statements.filter((s) => list(s.Action).includes('dynamodb:PutItem'));
@@ -429,6 +430,7 @@ describe('TandemStack (defaults)', () => {
       expect(finalize).toEqual([
         'events:PutEvents arn:aws:events:eu-west-1:123456789012:event-bus/default',
         's3:GetObject bucket/runs/*/chunks/*',
+        's3:GetObject bucket/runs/*/failures/*',
         's3:GetObject bucket/runs/*/plan.json',
         's3:ListBucket bucket',
         's3:PutObject bucket/results/*/_manifest.json',
@@ -761,7 +763,7 @@ describe('settings from context', () => {
       modelName: 'fraud-detector',
       architecture: 'x86_64',
       predictMemorySize: 1769,
-      scoreMemorySize: 3008,
+      scoreMemorySize: 3538,
       provisionedConcurrency: 0,
       batchMaxConcurrency: 40,
       toleratedFailurePercentage: 0,

@@ -3,17 +3,21 @@
  * validator (the real-time lane's), scores valid rows in micro-batches with the same ONNX core, streams
  * the part file and the rejected rows to S3, upserts the table, and writes the chunk's report.
  * Every record read ends up scored or rejected; re-running a chunk writes the same keys and items.
+ *
+ * Plain ASCII CSV records take the fast path (csv-fast-path.ts: parsed from the bytes into the batch's
+ * tensors); every other record, and any record the fast path is not sure about, takes the general path
+ * (fields, FeatureValidator, FeatureRow). With a scoring thread (scoring-thread.ts) the session runs while
+ * the next micro-batch is read and the previous one is written.
  */
 import { PassThrough } from 'node:stream';
 import { storedPrediction, type StoredPrediction } from '../cache-policy.ts';
 import { DatasetError } from '../codecs/errors.ts';
 import { ModelLoadError } from '../errors.ts';
-import { readCsvRecords, readJsonlRecords, readParquetRows } from '../codecs/readers.ts';
+import { readCsvSpans, readJsonlRecords, readParquetRows, type CsvRow } from '../codecs/readers.ts';
 import type { FeatureIssue, FeatureRow } from '../features.ts';
-import { loadModelVersion } from '../model-registry.ts';
-import type { ServedModel } from '../model-loader.ts';
 import type { ModelSource, ObjectStore, PredictionStore } from '../ports.ts';
-import type { Prediction } from '../predictions.ts';
+import { decodePredictions } from '../predictions.ts';
+import { loadBatchModel, type BatchModel } from './batch-model.ts';
 import {
   MAX_ID_LENGTH,
   chunkReportKey,
@@ -25,14 +29,23 @@ import {
   type PlanChunk,
 } from './contracts.ts';
 import { BatchInputError, ModelUnavailableError } from './errors.ts';
+import { CsvFastPath } from './csv-fast-path.ts';
 import { objectRandomAccess } from './random-access.ts';
 import { OutputEncoder } from './output-encoder.ts';
+import { ScoringQueue } from './scoring-queue.ts';
+import { resolveScoringThreads } from './scoring-thread.ts';
 
 export interface ChunkScorerDeps {
   readonly objects: ObjectStore;
   readonly models: ModelSource;
   /** Absent: no table writes whatever the run's options say. */
   readonly predictions?: PredictionStore;
+  /**
+   * Threads that run onnxruntime beside the scorer's own (0: all runs inline), or `auto`: one per vCPU
+   * but one, from 1.5 vCPUs (resolveScoringThreads). The output is the same either way.
+   * @default 'auto'
+   */
+  readonly scoringThreads?: number | 'auto';
 }
 
 /** One record of any format, reduced to what scoring needs. */
@@ -51,11 +64,8 @@ export interface SourceRecord {
   readonly passThrough: readonly unknown[];
 }
 
-interface PendingRow {
-  readonly record: SourceRecord;
-  readonly id: string;
-  readonly features: FeatureRow;
-}
+/** Runs in flight per chunk and scoring thread (one running, one queued), plus one inline. */
+const RUNS_PER_THREAD = 2;
 
 const utf8 = new TextDecoder();
 
@@ -73,7 +83,7 @@ class StreamedObject {
     this.done.catch(() => undefined);
   }
 
-  async write(text: string): Promise<void> {
+  async write(text: string | Uint8Array): Promise<void> {
     if (text.length > 0 && !this.pass.write(text))
       await new Promise((resolve) => this.pass.once('drain', resolve));
   }
@@ -90,9 +100,12 @@ class StreamedObject {
 
 export class ChunkScorer {
   private readonly plans = new Map<string, Promise<BatchPlan>>();
-  private readonly models = new Map<string, Promise<ServedModel>>();
+  private readonly models = new Map<string, Promise<BatchModel>>();
+  private readonly scoringThreads: number;
 
-  constructor(private readonly deps: ChunkScorerDeps) {}
+  constructor(private readonly deps: ChunkScorerDeps) {
+    this.scoringThreads = resolveScoringThreads(deps.scoringThreads ?? 'auto');
+  }
 
   async score(item: ChunkItem, attempt = 1): Promise<ChunkReport> {
     const started = performance.now();
@@ -117,11 +130,9 @@ export class ChunkScorer {
     let rejected = 0;
     let tableWritten = 0;
     let tableSkipped = 0;
-    let scoreMs = 0;
     let writeMs = 0;
     let part: StreamedObject | undefined;
     let rejects: StreamedObject | undefined;
-    const pending: PendingRow[] = [];
     let writesThisSecond = { at: performance.now(), count: 0 };
 
     const throttleTableWrites = async (count: number) => {
@@ -135,40 +146,41 @@ export class ChunkScorer {
         writesThisSecond = { at: performance.now(), count: 0 };
     };
 
-    const flush = async () => {
-      if (pending.length === 0) return;
-      const t0 = performance.now();
-      const predictions: Prediction[] = await model.score(pending.map((p) => p.features));
-      const t1 = performance.now();
-      scoreMs += t1 - t0;
-      const first = part === undefined;
-      part ??= new StreamedObject(this.deps.objects, bucket, partObjectKey, encoder.contentType);
-      await part.write(encoder.encode(pending, predictions, first));
-      if (writeTable) {
-        const items: StoredPrediction[] = pending.map((p, i) =>
-          storedPrediction(
-            {
-              model: plan.model,
-              entityId: p.id,
-              prediction: predictions[i]!,
-              modelVersion: plan.modelVersion,
-              computedAt,
-              runId: plan.runId,
-              sourceRow: p.record.row,
-              source: 'batch',
-            },
-            model.manifest.cache.ttlSeconds,
-          ),
-        );
-        const result = await this.deps.predictions!.putMany(items);
-        tableWritten += result.written;
-        tableSkipped += result.skipped;
-        await throttleTableWrites(items.length);
-      }
-      scored += pending.length;
-      pending.length = 0;
-      writeMs += performance.now() - t1;
-    };
+    const queue = new ScoringQueue(
+      model,
+      model.fixedBatchOne ? 1 : microBatch,
+      model.runner.threads > 0 ? model.runner.threads * RUNS_PER_THREAD + 2 : 1,
+      async (batch, outputs) => {
+        const t0 = performance.now();
+        const first = part === undefined;
+        part ??= new StreamedObject(this.deps.objects, bucket, partObjectKey, encoder.contentType);
+        await part.write(encoder.encodeOutputs(batch, outputs, model.outputPlan, first));
+        if (writeTable) {
+          const predictions = decodePredictions(model.outputPlan, outputs as never, batch.count);
+          const items: StoredPrediction[] = predictions.map((prediction, i) =>
+            storedPrediction(
+              {
+                model: plan.model,
+                entityId: batch.id(i),
+                prediction,
+                modelVersion: plan.modelVersion,
+                computedAt,
+                runId: plan.runId,
+                sourceRow: batch.rows[i]!,
+                source: 'batch',
+              },
+              model.manifest.cache.ttlSeconds,
+            ),
+          );
+          const result = await this.deps.predictions!.putMany(items);
+          tableWritten += result.written;
+          tableSkipped += result.skipped;
+          await throttleTableWrites(items.length);
+        }
+        scored += batch.count;
+        writeMs += performance.now() - t0;
+      },
+    );
 
     const reject = async (record: SourceRecord) => {
       rejected++;
@@ -187,31 +199,66 @@ export class ChunkScorer {
       );
     };
 
+    /** The general path: a validated record joins the batch, any other is rejected. */
+    const take = async (record: SourceRecord) => {
+      if (record.features && record.id !== undefined) {
+        queue.batch.addFeatureRow(record.features, record.id, record.row, record.passThrough);
+        if (queue.batch.full) await queue.dispatch();
+      } else {
+        await reject(record);
+      }
+    };
+
     const readStarted = performance.now();
     try {
-      for await (const batch of this.records(plan, chunk, model)) {
-        for (const record of batch) {
-          read++;
-          if (record.features && record.id !== undefined) {
-            pending.push({ record, id: record.id, features: record.features });
-            if (pending.length >= microBatch) await flush();
-          } else {
-            await reject(record);
+      if (chunk.kind === 'bytes' && plan.format === 'csv') {
+        const csv = this.csvRecords(plan, model);
+        const fast = new CsvFastPath(
+          model.manifest,
+          model.inputPlans,
+          model.dictionaries,
+          csv.header,
+          plan.options.delimiter,
+          plan.options.passThroughColumns,
+        );
+        for await (const span of readCsvSpans(this.byteRange(plan, chunk), {
+          delimiter: plan.options.delimiter,
+          firstRow: chunk.firstRow,
+          firstLine: chunk.firstLine,
+        })) {
+          const ascii = span.isAscii;
+          const plain = span.plain;
+          for (let k = 0; k < span.count; k++) {
+            read++;
+            if (ascii && plain[k] === 1 && fast.tryFill(span, k, queue.batch)) {
+              if (queue.batch.full) await queue.dispatch();
+            } else {
+              await take(csv.record(span.row(k)));
+            }
+          }
+        }
+      } else {
+        for await (const batch of this.records(plan, chunk, model)) {
+          for (const record of batch) {
+            read++;
+            await take(record);
           }
         }
       }
-      await flush();
+      await queue.finish();
       await part?.close();
       await rejects?.close();
     } catch (error) {
       part?.abort(error as Error);
       rejects?.abort(error as Error);
+      if (!model.runner.healthy) this.evict(plan);
       if (error instanceof DatasetError)
         throw new BatchInputError(`[${error.code}] chunk ${chunk.index}: ${error.message}`, error.code, {
           cause: error,
         });
       throw error;
     }
+    const scoreMs = queue.scoreMs;
     const totalMs = performance.now() - started;
     const report: ChunkReport = {
       index: chunk.index,
@@ -222,7 +269,7 @@ export class ChunkScorer {
       tableSkipped,
       partKey: part ? partObjectKey : undefined,
       rejectedKey: rejects ? rejectedObjectKey : undefined,
-      readMs: Math.round(performance.now() - readStarted - scoreMs - writeMs),
+      readMs: Math.round(performance.now() - readStarted - queue.waitMs - writeMs),
       scoreMs: Math.round(scoreMs),
       writeMs: Math.round(writeMs),
       totalMs: Math.round(totalMs),
@@ -258,28 +305,88 @@ export class ChunkScorer {
     return plan;
   }
 
-  private model(plan: BatchPlan): Promise<ServedModel> {
+  /** Forgets a model whose runner broke (a scoring thread that died), so that a retry loads it again. */
+  private evict(plan: BatchPlan): void {
+    const key = `${plan.model}@${plan.modelVersion}`;
+    const model = this.models.get(key);
+    this.models.delete(key);
+    void model?.then((m) => m.close()).catch(() => undefined);
+  }
+
+  private model(plan: BatchPlan): Promise<BatchModel> {
     const key = `${plan.model}@${plan.modelVersion}`;
     let model = this.models.get(key);
     if (!model) {
-      model = loadModelVersion(this.deps.models, plan.model, plan.modelVersion).catch((error: unknown) => {
-        this.models.delete(key);
-        // The model store being unreachable is worth a retry; a missing or broken package is not.
-        if (error instanceof ModelLoadError && error.code === 'MODEL_STORE_UNAVAILABLE') throw error;
-        throw new ModelUnavailableError(
-          `[MODEL_UNAVAILABLE] ${key} (pinned by the plan) cannot be loaded: ${(error as Error).message}`,
-          'MODEL_UNAVAILABLE',
-          { cause: error },
-        );
-      });
+      model = loadBatchModel(this.deps.models, plan.model, plan.modelVersion, this.scoringThreads).catch(
+        (error: unknown) => {
+          this.models.delete(key);
+          // The model store being unreachable is worth a retry; a missing or broken package is not.
+          if (error instanceof ModelLoadError && error.code === 'MODEL_STORE_UNAVAILABLE') throw error;
+          throw new ModelUnavailableError(
+            `[MODEL_UNAVAILABLE] ${key} (pinned by the plan) cannot be loaded: ${(error as Error).message}`,
+            'MODEL_UNAVAILABLE',
+            { cause: error },
+          );
+        },
+      );
       this.models.set(key, model);
     }
     return model;
   }
 
-  private records(plan: BatchPlan, chunk: PlanChunk, model: ServedModel): AsyncIterable<SourceRecord[]> {
+  private byteRange(plan: BatchPlan, chunk: PlanChunk & { kind: 'bytes' }): AsyncIterable<Uint8Array> {
     const { source } = plan;
-    const version = source.versionId ? { versionId: source.versionId } : {};
+    return this.deps.objects.read(source.bucket, source.key, {
+      start: chunk.start,
+      end: chunk.end,
+      ...(source.versionId ? { versionId: source.versionId } : {}),
+    });
+  }
+
+  /** The general path of a CSV record: its fields checked by the model's validator. */
+  private csvRecords(
+    plan: BatchPlan,
+    model: BatchModel,
+  ): { header: readonly string[]; record: (r: CsvRow) => SourceRecord } {
+    const header = plan.header ?? [];
+    const columns = model.validator.names.map((name) => header.indexOf(name));
+    const idColumn = header.indexOf(model.manifest.idField);
+    const passColumns = plan.options.passThroughColumns.map((c) => header.indexOf(c));
+    const record = (r: CsvRow): SourceRecord => {
+      const original = () => Object.fromEntries(header.map((name, i) => [name, r.fields[i] ?? null]));
+      if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
+      if (r.fields.length !== header.length) {
+        return problemRecord(
+          r.row,
+          r.line,
+          `expected ${header.length} fields (the header's), got ${r.fields.length}`,
+          () => r.fields,
+        );
+      }
+      const issues: FeatureIssue[] = [];
+      const features = model.validator.fromText(r.fields, columns, issues);
+      let id = r.fields[idColumn] || undefined;
+      if (id === undefined) issues.push({ field: model.manifest.idField, message: 'is required' });
+      else if (id.length > MAX_ID_LENGTH) {
+        issues.push({ field: model.manifest.idField, message: idTooLong(id) });
+        id = undefined;
+      }
+      return {
+        row: r.row,
+        line: r.line,
+        id,
+        features: id === undefined ? undefined : features,
+        issues,
+        original,
+        passThrough: passColumns.map((c) => r.fields[c] ?? null),
+      };
+    };
+    return { header, record };
+  }
+
+  /** JSON Lines and Parquet records. */
+  private records(plan: BatchPlan, chunk: PlanChunk, model: BatchModel): AsyncIterable<SourceRecord[]> {
+    const { source } = plan;
     if (chunk.kind === 'row-groups') {
       const rows = readParquetRows(
         objectRandomAccess(this.deps.objects, source.bucket, source.key, source.size, source.versionId),
@@ -287,52 +394,10 @@ export class ChunkScorer {
       );
       return mapBatches(rows, (r) => objectRecord(model, plan, r.row, undefined, r.value, () => r.value));
     }
-    const bytes = this.deps.objects.read(source.bucket, source.key, {
-      start: chunk.start,
-      end: chunk.end,
-      ...version,
+    const rows = readJsonlRecords(this.byteRange(plan, chunk), {
+      firstRow: chunk.firstRow,
+      firstLine: chunk.firstLine,
     });
-    if (plan.format === 'csv') {
-      const header = plan.header ?? [];
-      const columns = model.validator.names.map((name) => header.indexOf(name));
-      const idColumn = header.indexOf(model.manifest.idField);
-      const passColumns = plan.options.passThroughColumns.map((c) => header.indexOf(c));
-      const rows = readCsvRecords(bytes, {
-        delimiter: plan.options.delimiter,
-        firstRow: chunk.firstRow,
-        firstLine: chunk.firstLine,
-      });
-      return mapBatches(rows, (r) => {
-        const original = () => Object.fromEntries(header.map((name, i) => [name, r.fields[i] ?? null]));
-        if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
-        if (r.fields.length !== header.length) {
-          return problemRecord(
-            r.row,
-            r.line,
-            `expected ${header.length} fields (the header's), got ${r.fields.length}`,
-            () => r.fields,
-          );
-        }
-        const issues: FeatureIssue[] = [];
-        const features = model.validator.fromText(r.fields, columns, issues);
-        let id = r.fields[idColumn] || undefined;
-        if (id === undefined) issues.push({ field: model.manifest.idField, message: 'is required' });
-        else if (id.length > MAX_ID_LENGTH) {
-          issues.push({ field: model.manifest.idField, message: idTooLong(id) });
-          id = undefined;
-        }
-        return {
-          row: r.row,
-          line: r.line,
-          id,
-          features: id === undefined ? undefined : features,
-          issues,
-          original,
-          passThrough: passColumns.map((c) => r.fields[c] ?? null),
-        };
-      });
-    }
-    const rows = readJsonlRecords(bytes, { firstRow: chunk.firstRow, firstLine: chunk.firstLine });
     return mapBatches(rows, (r) => {
       if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text);
       return objectRecord(model, plan, r.row, r.line, r.value, () => r.text);
@@ -359,7 +424,7 @@ function problemRecord(
 }
 
 function objectRecord(
-  model: ServedModel,
+  model: Pick<BatchModel, 'validator' | 'manifest'>,
   plan: BatchPlan,
   row: number,
   line: number | undefined,

@@ -144,8 +144,14 @@ export interface ChunkReport {
   readonly tableSkipped: number;
   readonly partKey: string | undefined;
   readonly rejectedKey: string | undefined;
+  /** Reading, validating and filling micro-batches (the scorer's thread). */
   readonly readMs: number;
+  /**
+   * Time in session.run, summed over runs: on scoring threads it overlaps the other figures (and, with
+   * several threads, can exceed totalMs).
+   */
   readonly scoreMs: number;
+  /** Writing the part file (encoding included) and the table. */
   readonly writeMs: number;
   readonly totalMs: number;
   readonly attempt: number;

@@ -24,7 +24,9 @@
  *
  * CSV fields: a record without quotes (most of them, flagged by the record machine) is split at its
  * delimiters, which is exactly what CsvParser would return for it; a record with quotes goes through
- * CsvParser (one record at a time).
+ * CsvParser (one record at a time). readCsvSpans gives the spans themselves (CsvSpan), for a caller that
+ * reads plain records from the bytes and asks for this decode (CsvSpan.row) only for the others;
+ * readCsvRecords is that decode for every record.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import { Readable } from 'node:stream';
@@ -177,6 +179,133 @@ function parseRecord(
 }
 
 /**
+ * One span of CSV records (about `batchBytes`), for callers that read fields from the bytes themselves:
+ * the chunk scorer's fast path parses plain ASCII records in place, and asks `row(k)` for the general
+ * decode of any other record. Valid until the reader is advanced (the arrays are the record machine's).
+ */
+export class CsvSpan {
+  /** Number of records in the span. */
+  readonly count: number;
+  /** The span is all ASCII (then `ascii` is its text, whose string offsets are its byte offsets). */
+  readonly isAscii: boolean;
+  private text: string | undefined;
+  private validUtf8: boolean | undefined;
+
+  constructor(
+    /** The span's bytes. */
+    readonly bytes: Buffer,
+    /** Absolute offset (in the chunk's stream) of bytes[0]; starts and ends are absolute. */
+    readonly base: number,
+    readonly starts: readonly number[],
+    readonly ends: readonly number[],
+    /** Per record: 1 when it is plain (no quotes, ends with LF or CRLF, split at its delimiters). */
+    readonly plain: readonly number[],
+    private readonly lines: readonly number[],
+    private readonly lineBase: number,
+    /** Row number of the span's first record. */
+    readonly firstRow: number,
+    private readonly delimiter: string,
+    private readonly parser: CsvParser,
+  ) {
+    this.count = ends.length;
+    this.isAscii = isAscii(bytes);
+  }
+
+  /** The span's text when it is all ASCII (decoded once, on first use), else undefined. */
+  get ascii(): string | undefined {
+    if (this.text === undefined && this.isAscii) this.text = this.bytes.toString('latin1');
+    return this.text;
+  }
+
+  /** 1-based line number record k starts on. */
+  line(k: number): number {
+    return this.lineBase + this.lines[k]!;
+  }
+
+  /** Offset in `bytes` (and in `ascii`) where record k starts. */
+  start(k: number): number {
+    return this.starts[k]! - this.base;
+  }
+
+  /** Offset in `bytes` where the content of plain record k ends (before its LF or CRLF). */
+  contentEnd(k: number): number {
+    const end = this.ends[k]! - this.base;
+    return end >= 2 && this.bytes[end - 2] === 13 ? end - 2 : end - 1;
+  }
+
+  /** Record k as readCsvRecords returns it (fields, or the reason to reject it). */
+  row(k: number): CsvRow {
+    const { bytes, delimiter } = this;
+    const start = this.start(k);
+    const end = this.ends[k]! - this.base;
+    const row = this.firstRow + k;
+    const line = this.line(k);
+    const text = this.ascii;
+    if (text !== undefined) {
+      if (this.plain[k] === 1) {
+        const contentEnd = this.contentEnd(k);
+        const fields: string[] = [];
+        let position = start;
+        for (;;) {
+          const next = text.indexOf(delimiter, position);
+          if (next < 0 || next >= contentEnd) break;
+          fields.push(text.slice(position, next));
+          position = next + 1;
+        }
+        fields.push(text.slice(position, contentEnd));
+        return { row, line, fields };
+      }
+      return parseRecord(this.parser, row, line, text.slice(start, end), undefined);
+    }
+    // One fast validation of the whole span; only a span with bad bytes is checked record by record.
+    this.validUtf8 ??= isUtf8(bytes);
+    if (!this.validUtf8 && !isUtf8(bytes.subarray(start, end))) {
+      // Decoded with U+FFFD replacements, so that the rejected file can still show the row.
+      return parseRecord(this.parser, row, line, bytes.toString('utf8', start, end), 'invalid UTF-8');
+    }
+    if (this.plain[k] === 1) {
+      return { row, line, fields: splitFields(bytes.toString('utf8', start, this.contentEnd(k)), delimiter) };
+    }
+    return parseRecord(this.parser, row, line, bytes.toString('utf8', start, end), undefined);
+  }
+}
+
+/**
+ * Reads the CSV records of one byte range (the bytes [start, end) of a ByteRangeChunk, which begins
+ * right after a record's line end) as spans of records; see readCsvRecords.
+ */
+export async function* readCsvSpans(
+  stream: AsyncIterable<Uint8Array>,
+  opts: CsvReadOptions,
+): AsyncGenerator<CsvSpan> {
+  const machine = new CsvRecordMachine(opts.delimiter);
+  const parser = new CsvParser(opts.delimiter);
+  // Marks the parser as started, so it never strips a leading U+FEFF from data (ranges start after the
+  // header; a BOM can only be at the start of the file).
+  parser.push('\uFEFF');
+  let row = opts.firstRow;
+  let lineBase: number | undefined;
+  for await (const span of spans(stream, machine, opts.batchBytes ?? DEFAULT_BATCH_BYTES)) {
+    const { starts, ends, lines, plain } = machine;
+    lineBase ??= opts.firstLine - lines[0]!;
+    const view = new CsvSpan(
+      asBuffer(span.bytes),
+      span.base,
+      starts,
+      ends,
+      plain,
+      lines,
+      lineBase,
+      row,
+      opts.delimiter,
+      parser,
+    );
+    row += view.count;
+    yield view;
+  }
+}
+
+/**
  * Reads the CSV records of one byte range (the bytes [start, end) of a ByteRangeChunk, which begins
  * right after a record's line end). Yields micro-batches of rows; see the module comment for rejected
  * rows. Throws DatasetError UNTERMINATED_QUOTE only if the range ends inside a quoted field, which a
@@ -186,71 +315,9 @@ export async function* readCsvRecords(
   stream: AsyncIterable<Uint8Array>,
   opts: CsvReadOptions,
 ): AsyncGenerator<CsvRow[]> {
-  const machine = new CsvRecordMachine(opts.delimiter);
-  const delimiter = opts.delimiter;
-  const parser = new CsvParser(delimiter);
-  // Marks the parser as started, so it never strips a leading U+FEFF from data (ranges start after the
-  // header; a BOM can only be at the start of the file).
-  parser.push('\uFEFF');
-  let row = opts.firstRow;
-  let lineBase: number | undefined;
-  for await (const span of spans(stream, machine, opts.batchBytes ?? DEFAULT_BATCH_BYTES)) {
-    const { starts, ends, lines, plain } = machine;
-    const count = ends.length;
-    lineBase ??= opts.firstLine - lines[0]!;
-    const bytes = asBuffer(span.bytes);
-    const base = span.base;
-    const out = new Array<CsvRow>(count);
-    if (isAscii(bytes)) {
-      // The common case: one decode for the whole span, whose string offsets are then byte offsets.
-      const text = bytes.toString('latin1');
-      const length = text.length;
-      // The next delimiter at or after the current position (length: none), so that the span is
-      // searched once, whatever the number of columns.
-      let nextDelimiter = -1;
-      for (let k = 0; k < count; k++) {
-        const start = starts[k]! - base;
-        const end = ends[k]! - base;
-        const line = lineBase + lines[k]!;
-        if (plain[k] === 1) {
-          const contentEnd = end >= 2 && bytes[end - 2] === 13 ? end - 2 : end - 1;
-          const fields: string[] = [];
-          let position = start;
-          for (;;) {
-            if (nextDelimiter < position) {
-              nextDelimiter = text.indexOf(delimiter, position);
-              if (nextDelimiter < 0) nextDelimiter = length;
-            }
-            if (nextDelimiter >= contentEnd) break;
-            fields.push(text.slice(position, nextDelimiter));
-            position = nextDelimiter + 1;
-          }
-          fields.push(text.slice(position, contentEnd));
-          out[k] = { row: row++, line, fields };
-        } else {
-          out[k] = parseRecord(parser, row++, line, text.slice(start, end), undefined);
-        }
-      }
-      yield out;
-      continue;
-    }
-    // One fast validation of the whole span; only a span with bad bytes is checked record by record.
-    const spanValid = isUtf8(bytes);
-    for (let k = 0; k < count; k++) {
-      const start = starts[k]! - base;
-      const end = ends[k]! - base;
-      const line = lineBase + lines[k]!;
-      if (!spanValid && !isUtf8(bytes.subarray(start, end))) {
-        // Decoded with U+FFFD replacements, so that the rejected file can still show the row.
-        out[k] = parseRecord(parser, row++, line, bytes.toString('utf8', start, end), 'invalid UTF-8');
-      } else if (plain[k] === 1) {
-        const contentEnd = end >= 2 && bytes[end - 2] === 13 ? end - 2 : end - 1;
-        const text = bytes.toString('utf8', start, contentEnd);
-        out[k] = { row: row++, line, fields: splitFields(text, delimiter) };
-      } else {
-        out[k] = parseRecord(parser, row++, line, bytes.toString('utf8', start, end), undefined);
-      }
-    }
+  for await (const span of readCsvSpans(stream, opts)) {
+    const out = new Array<CsvRow>(span.count);
+    for (let k = 0; k < span.count; k++) out[k] = span.row(k);
     yield out;
   }
 }
