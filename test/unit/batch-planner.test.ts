@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { MAX_CHUNKS, type RunInput } from '../../lambdas/core/batch/contracts.ts';
 import { BatchInputError, ModelUnavailableError } from '../../lambdas/core/batch/errors.ts';
-import { planRun, resolveOptions } from '../../lambdas/core/batch/planner.ts';
+import { chunkRowLimit, planRun, resolveOptions } from '../../lambdas/core/batch/planner.ts';
 import { scanCsv, scanJsonl } from '../../lambdas/core/codecs/boundaries.ts';
 import { ModelLoadError } from '../../lambdas/core/errors.ts';
 import type { ModelSource } from '../../lambdas/core/ports.ts';
@@ -160,6 +160,56 @@ describe('planRun limits', () => {
     });
     const unused = upload(store, 'unused.csv', `note,${HEADER},note\na,${ROW(1)},b\n`);
     await expect(planRun(unused, { objects: store, models })).resolves.toMatchObject({ totalRows: 1 });
+  });
+});
+
+describe('planRun: rows per chunk', () => {
+  const planOf = async (store: MemoryObjectStore, input: RunInput) => {
+    const result = await planRun(input, { objects: store, models });
+    const plan = JSON.parse(Buffer.from(await store.readBytes(BUCKET, result.planKey)).toString('utf8')) as {
+      chunks: { rows: number }[];
+    };
+    return plan.chunks.map((c) => c.rows);
+  };
+  const csv = (rows: number) => `${HEADER}\n${Array.from({ length: rows }, (_, i) => ROW(i)).join('\n')}\n`;
+
+  it('cuts chunks at maxChunkRows', async () => {
+    const store = new MemoryObjectStore();
+    expect(await planOf(store, upload(store, 'rows.csv', csv(25), { maxChunkRows: 10 }))).toEqual([
+      10, 10, 5,
+    ]);
+  });
+
+  it('with paced table writes, cuts chunks to what the pace writes in the time a chunk has', async () => {
+    const store = new MemoryObjectStore();
+    // 0.05 writes/s x 240 s = 12 rows: a chunk holding more would still be writing when its child stops.
+    const paced = upload(store, 'paced.csv', csv(30), { maxTableWritesPerSecond: 0.05 });
+    expect(chunkRowLimit(resolveOptions({ maxTableWritesPerSecond: 0.05 }))).toBe(12);
+    expect(await planOf(store, paced)).toEqual([12, 12, 6]);
+    // The tighter of the two limits holds; without table writes the pace does not matter.
+    const both = upload(store, 'both.csv', csv(30), { maxTableWritesPerSecond: 0.05, maxChunkRows: 7 });
+    expect(await planOf(store, both)).toEqual([7, 7, 7, 7, 2]);
+    const s3Only = upload(store, 's3.csv', csv(30), { maxTableWritesPerSecond: 0.05, tableWrites: 'none' });
+    expect(await planOf(store, s3Only)).toEqual([30]);
+  });
+
+  it('groups whole Parquet row groups up to maxChunkRows', async () => {
+    const store = new MemoryObjectStore();
+    const names = HEADER.split(',');
+    const values = ROW(1).split(',');
+    const columnData = names.map((name, i) => ({
+      name,
+      type: 'STRING',
+      data: Array.from({ length: 20 }, () => values[i]),
+    }));
+    const file = new Uint8Array(parquetWriteBuffer({ columnData, rowGroupSize: [4, 4, 4, 8] } as never));
+    // 4 + 4 fit in 9; the third group would make 12; the 8-row group is a chunk of its own.
+    expect(await planOf(store, upload(store, 'rows.parquet', file, { maxChunkRows: 9 }))).toEqual([8, 4, 8]);
+  });
+
+  it('rejects a maxChunkRows that is not a whole number >= 0', () => {
+    expect(() => resolveOptions({ maxChunkRows: -1 })).toThrow(/maxChunkRows must be an integer >= 0/);
+    expect(() => resolveOptions({ maxChunkRows: 2.5 })).toThrow(/maxChunkRows/);
   });
 });
 

@@ -153,7 +153,8 @@ describe('scanCsv + readCsvRecords', () => {
         cuts,
         cuts,
         fc.integer({ min: 1, max: 64 }),
-        async (file, chunkBytes, scanCuts, readCuts, batchBytes) => {
+        fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+        async (file, chunkBytes, scanCuts, readCuts, batchBytes, maxChunkRows) => {
           const text = serializeCsv(file);
           const bytes = encoder.encode(text);
           const expected = parseCsv(text);
@@ -162,7 +163,7 @@ describe('scanCsv + readCsvRecords', () => {
             expect(error.code).toBe(bytes.length === 0 ? 'EMPTY_FILE' : 'NO_HEADER');
             return;
           }
-          const scan = await scanCsv(split(bytes, scanCuts), { chunkBytes, delimiter: ',' });
+          const scan = await scanCsv(split(bytes, scanCuts), { chunkBytes, maxChunkRows, delimiter: ',' });
           expect(scan.bytes).toBe(bytes.length);
           expect(scan.header).toEqual(expected[0]!.fields);
           expect(scan.totalRows).toBe(expected.length - 1);
@@ -170,6 +171,7 @@ describe('scanCsv + readCsvRecords', () => {
           for (const chunk of scan.chunks) {
             // Small chunks: only a chunk with a single record may exceed chunkBytes (plus blank lines).
             if (chunk.rows > 1) expect(chunk.end - chunk.start).toBeLessThanOrEqual(chunkBytes + 6 * 2);
+            if (maxChunkRows !== undefined) expect(chunk.rows).toBeLessThanOrEqual(maxChunkRows);
           }
           const rows = await readCsvChunks(bytes, scan.chunks, readCuts, batchBytes);
           expect(rows.map((r) => ({ row: r.row, line: r.line, fields: r.fields, error: r.error }))).toEqual(
@@ -347,7 +349,8 @@ describe('scanJsonl + readJsonlRecords', () => {
         cuts,
         cuts,
         fc.integer({ min: 1, max: 64 }),
-        async (lines, eol, bom, finalEol, chunkBytes, scanCuts, readCuts, batchBytes) => {
+        fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+        async (lines, eol, bom, finalEol, chunkBytes, scanCuts, readCuts, batchBytes, maxChunkRows) => {
           const text = (bom ? '\uFEFF' : '') + lines.join(eol) + (finalEol ? eol : '');
           const bytes = encoder.encode(text);
           if (bytes.length === 0) {
@@ -367,8 +370,10 @@ describe('scanJsonl + readJsonlRecords', () => {
               const ok = value !== null && typeof value === 'object' && !Array.isArray(value);
               return { row: index + 1, line: l.line, text: l.text, ok, ...(ok ? { value } : {}) };
             });
-          const scan = await scanJsonl(split(bytes, scanCuts), { chunkBytes });
+          const scan = await scanJsonl(split(bytes, scanCuts), { chunkBytes, maxChunkRows });
           expect(scan.dataStart).toBe(bom ? 3 : 0);
+          if (maxChunkRows !== undefined)
+            for (const chunk of scan.chunks) expect(chunk.rows).toBeLessThanOrEqual(maxChunkRows);
           expect(scan.bytes).toBe(bytes.length);
           expect(scan.totalRows).toBe(expected.length);
           expectPartition(scan.chunks, scan.dataStart, bytes.length, scan.totalRows);

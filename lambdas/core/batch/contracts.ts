@@ -29,6 +29,12 @@ export interface BatchOptions {
   readonly maxTableWritesPerSecond: number;
   /** Target chunk size in bytes for CSV / JSON Lines (Parquet: whole row groups). */
   readonly chunkBytes: number;
+  /**
+   * At most this many rows in one chunk (0 = no limit but chunkBytes). With table writes paced by
+   * maxTableWritesPerSecond, chunks are also cut so that their writes fit a chunk's time
+   * (CHUNK_WRITE_SECONDS), whatever this says.
+   */
+  readonly maxChunkRows: number;
   readonly outputFormat: OutputFormat;
   /** Rows scored per ONNX run. */
   readonly microBatchRows: number;
@@ -48,6 +54,11 @@ export interface BatchOptions {
 
 /** The most chunks one run may have: every worker reads the plan, which lists them all. */
 export const MAX_CHUNKS = 10_000;
+/**
+ * The time a chunk's table writes may take: a Distributed Map child runs as an Express execution, which
+ * Step Functions stops after 300 s, and scoring, reading and retries need the rest.
+ */
+export const CHUNK_WRITE_SECONDS = 240;
 /** Ids longer than this are rejected (as in the real-time lane); a DynamoDB key holds at most 2048 bytes. */
 export const MAX_ID_LENGTH = 256;
 
@@ -57,6 +68,7 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   tableWrites: 'all',
   maxTableWritesPerSecond: 0,
   chunkBytes: 64 * 1024 * 1024,
+  maxChunkRows: 0,
   outputFormat: 'jsonl',
   microBatchRows: 1024,
   maxInputBytes: 50 * 1024 ** 3,

@@ -12,6 +12,7 @@ import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
 import type { ModelSource, ObjectStore } from '../ports.ts';
 import {
+  CHUNK_WRITE_SECONDS,
   DEFAULT_BATCH_OPTIONS,
   MAX_CHUNKS,
   itemsKey,
@@ -48,6 +49,17 @@ const utf8 = new TextDecoder();
 const MAX_PASS_THROUGH_COLUMNS = 100;
 const MAX_RECORD_BYTES_LIMIT = 256 * 1024 * 1024;
 
+/**
+ * The most rows a chunk may hold: maxChunkRows, and, when table writes are paced, what the pace writes
+ * in CHUNK_WRITE_SECONDS (a chunk with more would still be writing when its Express child is stopped).
+ */
+export function chunkRowLimit(options: BatchOptions): number {
+  const limits = [options.maxChunkRows > 0 ? options.maxChunkRows : Infinity];
+  if (options.tableWrites === 'all' && options.maxTableWritesPerSecond > 0)
+    limits.push(Math.max(1, Math.floor(options.maxTableWritesPerSecond * CHUNK_WRITE_SECONDS)));
+  return Math.min(...limits);
+}
+
 export function resolveOptions(options: Partial<BatchOptions> | undefined): BatchOptions {
   if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options)))
     throw new BatchInputError('[INVALID_OPTIONS] the batch options must be an object', 'INVALID_OPTIONS');
@@ -75,6 +87,8 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
     problems.push('tableWrites must be "all" or "none"');
   if (!Number.isInteger(merged.chunkBytes) || merged.chunkBytes < 1024)
     problems.push('chunkBytes must be an integer >= 1024');
+  if (!Number.isSafeInteger(merged.maxChunkRows) || merged.maxChunkRows < 0)
+    problems.push('maxChunkRows must be an integer >= 0 (0: no limit)');
   if (
     !Number.isInteger(merged.microBatchRows) ||
     merged.microBatchRows < 1 ||
@@ -307,9 +321,7 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     if (incoming.format === 'parquet') {
       const parquet = await planParquet(
         objectRandomAccess(deps.objects, input.bucket, input.key, head.size, versionId),
-        {
-          chunkBytes: options.chunkBytes,
-        },
+        { chunkBytes: options.chunkBytes, maxChunkRows: chunkRowLimit(options) },
       );
       checkColumns(manifest, parquet.columns, options);
       const large = parquet.rowGroups.findIndex((group) => group.rows > options.maxRowGroupRows);
@@ -333,7 +345,11 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
             incoming.file,
           )
         : read();
-      const limits = { chunkBytes: options.chunkBytes, maxRecordBytes: options.maxRecordBytes };
+      const limits = {
+        chunkBytes: options.chunkBytes,
+        maxChunkRows: chunkRowLimit(options),
+        maxRecordBytes: options.maxRecordBytes,
+      };
       const scan =
         incoming.format === 'csv'
           ? await scanCsv(bytes, { ...limits, delimiter: options.delimiter })
@@ -350,7 +366,7 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
   }
   if (chunks.length > MAX_CHUNKS) {
     throw new BatchInputError(
-      `[TOO_MANY_CHUNKS] ${incoming.file} makes ${chunks.length} chunks of chunkBytes ${options.chunkBytes}; at most ${MAX_CHUNKS} are allowed (raise chunkBytes)`,
+      `[TOO_MANY_CHUNKS] ${incoming.file} makes ${chunks.length} chunks of chunkBytes ${options.chunkBytes}; at most ${MAX_CHUNKS} are allowed (raise chunkBytes, or the rows a chunk may hold: maxChunkRows, maxTableWritesPerSecond × ${CHUNK_WRITE_SECONDS} s)`,
       'TOO_MANY_CHUNKS',
     );
   }

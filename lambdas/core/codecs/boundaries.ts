@@ -51,6 +51,8 @@ export interface JsonlScan {
 
 export interface CsvScanOptions {
   readonly chunkBytes: number;
+  /** At most this many records per chunk (default: no limit but chunkBytes). */
+  readonly maxChunkRows?: number;
   readonly delimiter: string;
   /** The header record may be at most this long (default 1 MiB). */
   readonly maxHeaderBytes?: number;
@@ -462,13 +464,14 @@ class ChunkCutter {
   constructor(
     start: number,
     private readonly chunkBytes: number,
+    private readonly maxRows = Infinity,
   ) {
     this.start = start;
     this.lastEnd = start;
   }
 
   add(end: number, line: number): void {
-    if (this.rows > 0 && end - this.start > this.chunkBytes) {
+    if (this.rows > 0 && (end - this.start > this.chunkBytes || this.rows >= this.maxRows)) {
       this.chunks.push({
         start: this.start,
         end: this.lastEnd,
@@ -600,7 +603,7 @@ export async function scanCsv(stream: AsyncIterable<Uint8Array>, opts: CsvScanOp
         headerEnd = ends[0]!;
         header = parseHeader(Buffer.concat(headerPieces).subarray(0, headerEnd), opts.delimiter, lines[0]!);
         headerPieces = [];
-        cutter = new ChunkCutter(headerEnd, opts.chunkBytes);
+        cutter = new ChunkCutter(headerEnd, opts.chunkBytes, opts.maxChunkRows);
         k = 1;
       }
       for (; k < ends.length; k++) {
@@ -648,7 +651,7 @@ function parseHeader(bytes: Uint8Array, delimiter: string, line: number): string
  */
 export async function scanJsonl(
   stream: AsyncIterable<Uint8Array>,
-  opts: { readonly chunkBytes: number; readonly maxRecordBytes?: number },
+  opts: { readonly chunkBytes: number; readonly maxChunkRows?: number; readonly maxRecordBytes?: number },
 ): Promise<JsonlScan> {
   checkChunkBytes(opts.chunkBytes);
   const maxRecordBytes = opts.maxRecordBytes ?? Infinity;
@@ -662,7 +665,7 @@ export async function scanJsonl(
       dataStart = 3;
     },
     () => {
-      cutter ??= new ChunkCutter(dataStart, opts.chunkBytes);
+      cutter ??= new ChunkCutter(dataStart, opts.chunkBytes, opts.maxChunkRows);
       const { starts, ends, lines } = machine;
       for (let k = 0; k < ends.length; k++) {
         checkRecordLength(starts[k]!, ends[k]!, lines[k]!, maxRecordBytes);
@@ -671,6 +674,6 @@ export async function scanJsonl(
       machine.clear();
     },
   );
-  cutter ??= new ChunkCutter(dataStart, opts.chunkBytes);
+  cutter ??= new ChunkCutter(dataStart, opts.chunkBytes, opts.maxChunkRows);
   return { dataStart, chunks: cutter.finish(bytes), totalRows: cutter.totalRows, bytes };
 }

@@ -535,7 +535,8 @@ function topLevelColumns(hyparquet: typeof import('hyparquet'), metadata: FileMe
 /** Reads a Parquet footer and groups whole row groups into chunks of about chunkBytes (compressed). */
 export async function planParquet(
   source: RandomAccessSource,
-  opts: { readonly chunkBytes: number },
+  /** maxChunkRows: whole row groups up to this many rows (a larger row group is a chunk of its own). */
+  opts: { readonly chunkBytes: number; readonly maxChunkRows?: number },
 ): Promise<ParquetPlan> {
   if (!Number.isSafeInteger(opts.chunkBytes) || opts.chunkBytes < 1) {
     throw new RangeError(`chunkBytes must be a positive integer, got ${opts.chunkBytes}`);
@@ -557,7 +558,13 @@ export async function planParquet(
       current = undefined;
     };
     rowGroups.forEach((group, index) => {
-      if (current && current.rows > 0 && current.bytes + group.bytes > opts.chunkBytes) close(index);
+      const maxRows = opts.maxChunkRows ?? Infinity;
+      if (
+        current &&
+        current.rows > 0 &&
+        (current.bytes + group.bytes > opts.chunkBytes || current.rows + group.rows > maxRows)
+      )
+        close(index);
       current ??= { rowGroupStart: index, rowStart: totalRows, rows: 0, bytes: 0 };
       current.rows += group.rows;
       current.bytes += group.bytes;
