@@ -3,18 +3,21 @@
  * Clients and the default model are set up at init (top-level await), once per execution environment.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { dynamoClient } from '../adapters/aws-clients.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
 import { modelSourceFor } from '../adapters/model-source.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
+import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
 import { readApiConfig } from './config.ts';
 
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
-const metrics = new Metrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
+const metrics = new ApiMetrics(
+  new PowertoolsMetrics({ namespace: 'Tandem', serviceName: 'tandem-api' }),
+  config.metricsFlushMs,
+);
 
 const registry = new ModelRegistry(modelSourceFor(config.modelsUri), {
   defaultModel: config.defaultModel,
@@ -39,4 +42,5 @@ export const handler = createApiHandler({
   logger,
   metrics,
   logPayloads: config.logPayloads,
+  sampleDebugLogs: config.sampleDebugLogs,
 });

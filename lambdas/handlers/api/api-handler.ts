@@ -2,8 +2,8 @@
  * The HTTP API (API Gateway HTTP API payload 2.0): routes, body parsing, metrics and logs around the
  * core. Built from injected dependencies so tests and the local stack run exactly what Lambda runs.
  */
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
@@ -15,6 +15,7 @@ import {
   type RequestLimits,
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
+import type { ApiMetrics } from './api-metrics.ts';
 import { errorResult, json, resultForError, type ApiResult } from './responses.ts';
 
 export interface ApiDependencies {
@@ -22,16 +23,57 @@ export interface ApiDependencies {
   readonly service: PredictionService;
   readonly limits: RequestLimits;
   readonly logger: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: ApiMetrics;
   /** Log feature values and predictions (off by default: they may be personal data). */
   readonly logPayloads: boolean;
+  /**
+   * Re-draw Powertools' debug-log sampling (POWERTOOLS_LOGGER_SAMPLE_RATE) for each request, as its
+   * middleware does; off when no sample rate is set, since re-drawing costs a little on every request.
+   */
+  readonly sampleDebugLogs?: boolean;
 }
 
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
 
+/**
+ * One request's log: the Lambda context and the request id are attached to the logger only when the
+ * request writes a line (most write none), and detached when it ends.
+ */
+class RequestLog {
+  private keyed = false;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly context: Context,
+    private readonly keys: { readonly requestId: string; readonly path: string },
+  ) {}
+
+  enabled(threshold: number): boolean {
+    return this.logger.level <= threshold;
+  }
+
+  /** Attaches the context now (the first request of an environment: Powertools' cold-start flag). */
+  attach(): void {
+    if (this.keyed) return;
+    this.keyed = true;
+    this.logger.addContext(this.context);
+    this.logger.appendKeys(this.keys);
+  }
+
+  write(level: 'debug' | 'info' | 'warn' | 'error', message: string, extra: Record<string, unknown>): void {
+    this.attach();
+    this.logger[level](message, extra);
+  }
+
+  close(): void {
+    if (this.keyed) this.logger.removeKeys(['requestId', 'path']);
+  }
+}
+
 /** What a request has named so far, for its error message. */
 interface RequestState {
   model: string | undefined;
+  readonly log: RequestLog;
 }
 
 const MODEL_ROUTE = /^\/models\/([^/]+)\/?$/;
@@ -65,27 +107,37 @@ function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
   return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
 }
 
-/** Adds a count only when it is not zero: most requests leave most counters at zero. */
-function count(metrics: Metrics, name: string, value: number): void {
-  if (value !== 0) metrics.addMetric(name, MetricUnit.Count, value);
-}
-
-function recordMetrics(metrics: Metrics, outcome: PredictOutcome, instances: number): void {
+function recordMetrics(metrics: ApiMetrics, outcome: PredictOutcome, instances: number): void {
   const { verdicts, servedAges, modelLatencyMs } = outcome.stats;
-  metrics.addMetric('InstancesPerRequest', MetricUnit.Count, instances);
-  count(metrics, 'CacheHit', verdicts.hit);
-  count(metrics, 'CacheMiss', verdicts.miss);
-  count(metrics, 'CacheStale', verdicts.stale + verdicts.expired);
-  count(metrics, 'CacheVersionMismatch', verdicts['version-mismatch']);
-  count(metrics, 'CacheSkipped', outcome.cache.status === 'skipped' ? 1 : 0);
-  // EMF takes at most 100 values per metric in one record.
-  for (const age of servedAges.slice(0, 100))
-    metrics.addMetric('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
+  metrics.value('InstancesPerRequest', MetricUnit.Count, instances);
+  metrics.count('CacheHit', verdicts.hit);
+  metrics.count('CacheMiss', verdicts.miss);
+  metrics.count('CacheStale', verdicts.stale + verdicts.expired);
+  metrics.count('CacheVersionMismatch', verdicts['version-mismatch']);
+  metrics.count('CacheSkipped', outcome.cache.status === 'skipped' ? 1 : 0);
+  for (const age of servedAges) metrics.value('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
   if (modelLatencyMs !== undefined) {
-    metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
-    metrics.addMetric('ModelInstances', MetricUnit.Count, outcome.stats.modelInstances);
+    metrics.value('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
+    metrics.count('ModelInstances', outcome.stats.modelInstances);
   }
 }
+
+/**
+ * The line a prediction logs: WARN when the cache could not be used or written (the reason is only
+ * here), INFO when payload logging is on, else DEBUG (metrics count every request; a line per request
+ * costs more than the model run, so it is opt-in: POWERTOOLS_LOG_LEVEL=DEBUG, or a sample rate).
+ */
+function predictionLogLevel(outcome: PredictOutcome, logPayloads: boolean): 'debug' | 'info' | 'warn' {
+  const writeThrough = outcome.stats.writeThrough;
+  if (outcome.cache.status === 'skipped' || (writeThrough && 'error' in writeThrough)) return 'warn';
+  return logPayloads ? 'info' : 'debug';
+}
+
+const THRESHOLD = {
+  debug: LogLevelThreshold.DEBUG,
+  info: LogLevelThreshold.INFO,
+  warn: LogLevelThreshold.WARN,
+};
 
 export function createApiHandler(deps: ApiDependencies): ApiHandler {
   const { registry, service, limits, logger, metrics } = deps;
@@ -112,17 +164,20 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       outcome.cache.status === 'skipped'
         ? { status: 'skipped', reason: outcome.cache.reason }
         : { status: outcome.cache.status };
-    logger.info('predicted', {
-      model: model.name,
-      version: model.version,
-      instances: request.instances.length,
-      fromCache: outcome.stats.verdicts.hit,
-      scored: outcome.stats.modelInstances,
-      cache,
-      modelLatencyMs: outcome.stats.modelLatencyMs,
-      ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
-      ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
-    });
+    const level = predictionLogLevel(outcome, deps.logPayloads);
+    if (state.log.enabled(THRESHOLD[level])) {
+      state.log.write(level, 'predicted', {
+        model: model.name,
+        version: model.version,
+        instances: request.instances.length,
+        fromCache: outcome.stats.verdicts.hit,
+        scored: outcome.stats.modelInstances,
+        cache,
+        modelLatencyMs: outcome.stats.modelLatencyMs,
+        ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
+        ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
+      });
+    }
     const responseHeaders = { 'x-tandem-cache': cache.status };
     if (request.single) return json(200, { ...outcome.results[0], cache }, responseHeaders);
     return json(200, { predictions: outcome.results, cache }, responseHeaders);
@@ -207,26 +262,29 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     );
   }
 
+  let invocations = 0;
   return async (event, context) => {
     const requestId = event.requestContext?.requestId ?? context.awsRequestId;
-    logger.addContext(context);
-    logger.appendKeys({ requestId, path: event.rawPath });
-    const state: RequestState = { model: undefined };
+    metrics.begin();
+    if (deps.sampleDebugLogs) logger.refreshSampleRateCalculation();
+    const log = new RequestLog(logger, context, { requestId, path: event.rawPath });
+    if (invocations++ === 0) log.attach();
+    const state: RequestState = { model: undefined, log };
     let result: ApiResult;
     try {
       result = await route(event, requestId, state);
     } catch (error) {
       result = resultForError(error, requestId, state.model, registry.defaultModel);
-      const log = result.statusCode >= 500 ? logger.error.bind(logger) : logger.warn.bind(logger);
-      log('request failed', {
+      log.write(result.statusCode >= 500 ? 'error' : 'warn', 'request failed', {
         status: result.statusCode,
         code: error instanceof TandemError ? error.code : 'INTERNAL',
-        ...(result.statusCode >= 500 ? { error } : { message: (error as Error).message }),
+        // `message` is a key Powertools reserves for the line's own message (it would drop it).
+        ...(result.statusCode >= 500 ? { error } : { reason: (error as Error).message }),
       });
-      metrics.addMetric(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', MetricUnit.Count, 1);
+      metrics.count(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', 1);
     } finally {
-      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-      logger.removeKeys(['requestId', 'path']);
+      metrics.end();
+      log.close();
     }
     result.headers = { ...result.headers, 'x-request-id': requestId };
     return result;
