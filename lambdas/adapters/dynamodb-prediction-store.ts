@@ -13,9 +13,12 @@ import { predictionKey, type StoredPrediction } from '../core/cache-policy.ts';
 import type { PredictionStore } from '../core/ports.ts';
 import type { Prediction } from '../core/predictions.ts';
 
-/** BatchGetItem takes at most 100 keys per call. */
+/**
+ * BatchGetItem takes at most 100 keys per call. Reads fetch whole items: a projection would leave out
+ * only `model` and `sourceRow` (a few bytes), consumes the same read capacity (DynamoDB charges for the
+ * whole item) and is one more expression for the server to parse on every read.
+ */
 const BATCH_GET_LIMIT = 100;
-const PROJECTION = 'pk, entityId, prediction, modelVersion, computedAt, expiresAt, runId, #source';
 
 export function toItem(p: StoredPrediction): Record<string, AttributeValue> {
   return marshall(
@@ -108,12 +111,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
     if (keys.length === 1) {
       // One key: GetItem is one round trip too, and cheaper to serve than a BatchGetItem.
       const response = await this.client.send(
-        new GetItemCommand({
-          TableName: this.tableName,
-          Key: { pk: { S: keys[0]! } },
-          ProjectionExpression: PROJECTION,
-          ExpressionAttributeNames: { '#source': 'source' },
-        }),
+        new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: keys[0]! } } }),
         { abortSignal: signal },
       );
       const stored = response.Item ? fromItem(response.Item) : undefined;
@@ -164,13 +162,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
       if (attempt > 0) await sleep(Math.min(200, 10 * 2 ** attempt) * Math.random(), signal);
       const response: BatchGetItemCommandOutput = await this.client.send(
         new BatchGetItemCommand({
-          RequestItems: {
-            [this.tableName]: {
-              Keys: pending,
-              ProjectionExpression: PROJECTION,
-              ExpressionAttributeNames: { '#source': 'source' },
-            },
-          },
+          RequestItems: { [this.tableName]: { Keys: pending } },
         }),
         { abortSignal: signal },
       );

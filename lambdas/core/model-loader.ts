@@ -165,6 +165,7 @@ function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
 class OnnxServedModel implements ServedModel {
   readonly name: string;
   readonly version: string;
+  private readonly fetches: readonly string[];
 
   constructor(
     readonly manifest: Manifest,
@@ -177,6 +178,7 @@ class OnnxServedModel implements ServedModel {
   ) {
     this.name = manifest.name;
     this.version = manifest.version;
+    this.fetches = fetchedOutputs(outputPlan);
   }
 
   validate(instances: readonly unknown[]): FeatureRow[] {
@@ -209,7 +211,7 @@ class OnnxServedModel implements ServedModel {
     const feeds = encodeFeeds(this.inputPlans, rows);
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
-      results = await this.session.run(feeds, fetchedOutputs(this.outputPlan));
+      results = await this.session.run(feeds, this.fetches as string[]);
     } catch (cause) {
       throw new InferenceError(
         `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,

@@ -47,17 +47,27 @@ export function checkContentType(contentType: string | undefined): void {
   );
 }
 
+const BLANK = /^\s*$/;
+
+function emptyBody(): ValidationError {
+  return new ValidationError('the request body is empty: send a JSON object', undefined, 'EMPTY_BODY');
+}
+
 export function parseJsonBody(body: string | undefined, limits: RequestLimits): unknown {
-  if (body === undefined || body.trim() === '') {
-    throw new ValidationError('the request body is empty: send a JSON object', undefined, 'EMPTY_BODY');
-  }
-  const bytes = Buffer.byteLength(body, 'utf8');
-  if (bytes > limits.maxBodyBytes) {
-    throw new PayloadTooLargeError(`the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`);
+  if (body === undefined || body.length === 0) throw emptyBody();
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only bodies that could be over the limit are measured.
+  if (body.length * 3 > limits.maxBodyBytes) {
+    const bytes = Buffer.byteLength(body, 'utf8');
+    if (bytes > limits.maxBodyBytes) {
+      if (BLANK.test(body)) throw emptyBody();
+      throw new PayloadTooLargeError(`the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`);
+    }
   }
   try {
     return JSON.parse(body) as unknown;
   } catch (cause) {
+    // Whitespace alone is an empty body (checked only now: valid bodies need not be scanned for it).
+    if (BLANK.test(body)) throw emptyBody();
     const reason = cause instanceof RangeError ? 'it is nested too deeply' : (cause as Error).message;
     throw new ValidationError(`the body is not valid JSON: ${reason}`, undefined, 'INVALID_JSON');
   }

@@ -11,7 +11,7 @@ import {
   type StoredPrediction,
 } from './cache-policy.ts';
 import { CacheUnavailableError, NotPrecomputedError, type ErrorDetail } from './errors.ts';
-import { validateFeatureObjects } from './features.ts';
+import { validateFeatureObjects, type FeatureRow } from './features.ts';
 import type { ServedModel } from './model-loader.ts';
 import type { PredictRequest } from './predict-request.ts';
 import type { Prediction } from './predictions.ts';
@@ -56,6 +56,18 @@ export interface PredictOutcome {
 
 class Deadline extends Error {}
 
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+
+/** `new Date(ms).toISOString()`, remembered for the last millisecond asked (many requests share one). */
+function isoTime(ms: number): string {
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
+}
+
 async function readWithin(
   store: PredictionStore,
   keys: readonly string[],
@@ -94,12 +106,16 @@ export class PredictionService {
 
   async predict(request: PredictRequest, model: ServedModel): Promise<PredictOutcome> {
     const { instances } = request;
+    const count = instances.length;
     const withFeatures: { index: number; features: unknown }[] = [];
-    instances.forEach((instance, index) => {
-      if (instance.features !== undefined) withFeatures.push({ index, features: instance.features });
-    });
+    for (let index = 0; index < count; index++) {
+      const features = instances[index]!.features;
+      if (features !== undefined) withFeatures.push({ index, features });
+    }
+    // Every instance is validated before anything is read or scored: one invalid instance rejects all.
     const rows = validateFeatureObjects(model.validator, withFeatures, request.single);
-    const rowByIndex = new Map(withFeatures.map((w, i) => [w.index, rows[i]!]));
+    const rowOf = new Array<FeatureRow | undefined>(count);
+    for (let k = 0; k < rows.length; k++) rowOf[withFeatures[k]!.index] = rows[k];
 
     const verdicts: Record<CacheVerdict, number> = {
       hit: 0,
@@ -109,23 +125,23 @@ export class PredictionService {
       'version-mismatch': 0,
     };
     const servedAges: number[] = [];
-    const results = new Array<InstanceResult>(instances.length);
+    const results = new Array<InstanceResult>(count);
     const startedAt = this.now();
-    const computedAt = new Date(startedAt).toISOString();
-    const modelRef = { name: model.name, version: model.version };
 
-    const ids = instances.map((i) => i.id).filter((id): id is string => id !== undefined);
     let cache: CacheStatus;
     let found: Map<string, StoredPrediction> | undefined;
     if (request.bypassCache) {
       cache = { status: 'bypassed' };
-    } else if (!this.store || ids.length === 0) {
+    } else if (!this.store || !instances.some((i) => i.id !== undefined)) {
       cache = { status: 'not-needed' };
     } else {
-      const keys = [...new Set(ids.map((id) => predictionKey(model.name, id)))];
+      const keys = new Set<string>();
+      for (const instance of instances) {
+        if (instance.id !== undefined) keys.add(predictionKey(model.name, instance.id));
+      }
       const readStart = performance.now();
       try {
-        found = await readWithin(this.store, keys, this.options.cacheBudgetMs);
+        found = await readWithin(this.store, [...keys], this.options.cacheBudgetMs);
         cache = { status: 'used', latencyMs: performance.now() - readStart };
       } catch (error) {
         cache = {
@@ -137,13 +153,14 @@ export class PredictionService {
     }
 
     const policy = {
-      nowMs: this.now(),
+      nowMs: found ? this.now() : startedAt,
       maxAgeSeconds: request.maxStalenessSeconds ?? model.manifest.cache.maxAgeSeconds,
       modelVersion: model.version,
     };
     const toScore: { index: number; status: InstanceResult['cacheStatus'] }[] = [];
     const unanswerable: ErrorDetail[] = [];
-    instances.forEach((instance, index) => {
+    for (let index = 0; index < count; index++) {
+      const instance = instances[index]!;
       let status: InstanceResult['cacheStatus'] =
         instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
       if (found && instance.id !== undefined) {
@@ -162,10 +179,10 @@ export class PredictionService {
             ageSeconds: age,
             cacheStatus: 'hit',
           };
-          return;
+          continue;
         }
       }
-      if (rowByIndex.has(index)) {
+      if (rowOf[index] !== undefined) {
         toScore.push({ index, status });
       } else {
         unanswerable.push({
@@ -174,7 +191,7 @@ export class PredictionService {
           message: `"${instance.id}": ${status === 'skipped' ? 'the prediction store is unavailable' : `no usable precomputed prediction (${status})`} and no features to score`,
         });
       }
-    });
+    }
 
     if (unanswerable.length > 0) {
       const ErrorType = cache.status === 'skipped' ? CacheUnavailableError : NotPrecomputedError;
@@ -190,10 +207,15 @@ export class PredictionService {
 
     let modelLatencyMs: number | undefined;
     if (toScore.length > 0) {
+      const scoredRows = new Array<FeatureRow>(toScore.length);
+      for (let k = 0; k < toScore.length; k++) scoredRows[k] = rowOf[toScore[k]!.index]!;
       const runStart = performance.now();
-      const predictions = await model.score(toScore.map(({ index }) => rowByIndex.get(index)!));
+      const predictions = await model.score(scoredRows);
       modelLatencyMs = performance.now() - runStart;
-      toScore.forEach(({ index, status }, k) => {
+      const modelRef = { name: model.name, version: model.version };
+      const computedAt = isoTime(startedAt);
+      for (let k = 0; k < toScore.length; k++) {
+        const { index, status } = toScore[k]!;
         results[index] = {
           id: instances[index]!.id ?? null,
           prediction: predictions[k]!,
@@ -203,14 +225,16 @@ export class PredictionService {
           ageSeconds: 0,
           cacheStatus: status,
         };
-      });
+      }
     }
 
-    const writeThrough = await this.writeThrough(
-      model,
-      toScore.map(({ index }) => results[index]!),
-      startedAt,
-    );
+    const writeThrough = this.options.writeThrough
+      ? await this.writeThrough(
+          model,
+          toScore.map(({ index }) => results[index]!),
+          startedAt,
+        )
+      : undefined;
     return {
       results,
       cache,

@@ -16,7 +16,7 @@ import {
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
-import { errorResult, json, resultForError, type ApiResult } from './responses.ts';
+import { errorResult, json, jsonBody, predictionJson, resultForError, type ApiResult } from './responses.ts';
 
 export interface ApiDependencies {
   readonly registry: ModelRegistry;
@@ -178,9 +178,9 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
         ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
       });
     }
-    const responseHeaders = { 'x-tandem-cache': cache.status };
-    if (request.single) return json(200, { ...outcome.results[0], cache }, responseHeaders);
-    return json(200, { predictions: outcome.results, cache }, responseHeaders);
+    return jsonBody(200, predictionJson(outcome.results, request.single, cache), {
+      'x-tandem-cache': cache.status,
+    });
   }
 
   async function ready(): Promise<ApiResult> {
@@ -229,7 +229,9 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     state: RequestState,
   ): Promise<ApiResult> {
     const method = event.requestContext.http.method.toUpperCase();
-    const path = event.rawPath.replace(/\/+$/, '') || '/';
+    const rawPath = event.rawPath;
+    if (rawPath === '/predict' && method === 'POST') return predict(event, requestId, state);
+    const path = rawPath.replace(/\/+$/, '') || '/';
     const only = (allowed: string, run: () => Promise<ApiResult>) =>
       method === allowed || (allowed === 'GET' && method === 'HEAD')
         ? run()
@@ -286,7 +288,8 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       metrics.end();
       log.close();
     }
-    result.headers = { ...result.headers, 'x-request-id': requestId };
+    // Every result's headers are its own object (json() builds one per response).
+    (result.headers ??= {})['x-request-id'] = requestId;
     return result;
   };
 }

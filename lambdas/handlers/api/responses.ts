@@ -13,13 +13,49 @@ import {
   ValidationError,
   type ErrorDetail,
 } from '../../core/errors.ts';
+import type { InstanceResult } from '../../core/prediction-service.ts';
 
 export type ApiResult = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
 export function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}): ApiResult {
-  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(payload) };
+  return jsonBody(statusCode, JSON.stringify(payload), headers);
+}
+
+/** A number as JSON.stringify writes it. */
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+/**
+ * `JSON.stringify(result)` for the one object every prediction returns, written field by field (a
+ * generic stringify of it costs about as much as validating the request); the prediction itself, whose
+ * shape depends on the model, goes through JSON.stringify.
+ */
+export function instanceJson(result: InstanceResult): string {
+  return (
+    `{"id":${result.id === null ? 'null' : JSON.stringify(result.id)},` +
+    `"prediction":${JSON.stringify(result.prediction)},"source":"${result.source}",` +
+    `"model":{"name":${JSON.stringify(result.model.name)},"version":${JSON.stringify(result.model.version)}},` +
+    `"computedAt":${JSON.stringify(result.computedAt)},"ageSeconds":${jsonNumber(result.ageSeconds)},` +
+    `"cacheStatus":"${result.cacheStatus}"}`
+  );
+}
+
+/** The body of a prediction: one result with the request's cache block, or all of them in order. */
+export function predictionJson(
+  results: readonly InstanceResult[],
+  single: boolean,
+  cache: { readonly status: string; readonly reason?: string },
+): string {
+  const cacheJson = JSON.stringify(cache);
+  if (single) return `${instanceJson(results[0]!).slice(0, -1)},"cache":${cacheJson}}`;
+  return `{"predictions":[${results.map(instanceJson).join(',')}],"cache":${cacheJson}}`;
+}
+
+export function jsonBody(statusCode: number, body: string, headers: Record<string, string> = {}): ApiResult {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body };
 }
 
 export function errorResult(
