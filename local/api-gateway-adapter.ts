@@ -7,7 +7,7 @@
  * payload limit, the inferred response format, one `set-cookie` per cookie. Errors the gateway
  * itself produces use this project's error shape instead of API Gateway's `{"message": ...}`.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import type {
@@ -60,6 +60,8 @@ interface Config {
   functionName: string;
   memoryLimitInMB: number;
   onError: (err: unknown, requestId: string) => void;
+  /** One per server, as Lambda names one stream per execution environment when it starts. */
+  logStreamName: string;
 }
 
 export function createApiServer(handler: ApiHandler, opts: ApiServerOptions = {}): Server {
@@ -70,6 +72,7 @@ export function createApiServer(handler: ApiHandler, opts: ApiServerOptions = {}
     functionName: opts.functionName ?? 'tandem-predict-local',
     memoryLimitInMB: opts.memoryLimitInMB ?? 1024,
     onError: opts.onError ?? ((err, requestId) => console.error(`[api] request ${requestId} failed:`, err)),
+    logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]local`,
   };
   return createServer((req, res) => {
     const requestId = randomUUID();
@@ -111,8 +114,6 @@ async function serve(
   requestId: string,
 ): Promise<void> {
   const receivedAt = Date.now();
-  res.setHeader('x-request-id', requestId);
-  res.setHeader('apigw-requestid', requestId);
 
   const body = await readBody(req, config.maxBodyBytes);
   if (body === 'aborted') return;
@@ -133,7 +134,7 @@ async function serve(
     sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
     return;
   }
-  const written = writeResult(res, outcome.result);
+  const written = writeResult(res, outcome.result, requestId);
   if (written !== true) {
     config.onError(new Error(`handler returned an invalid response: ${written}`), requestId);
     sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
@@ -219,8 +220,7 @@ function toEvent(
     headers['x-forwarded-for'] === undefined ? sourceIp : `${headers['x-forwarded-for']},${sourceIp}`;
   headers['x-forwarded-port'] ??= String(req.socket.localPort ?? '');
   headers['x-forwarded-proto'] ??= 'http';
-  headers['x-amzn-trace-id'] ??=
-    `Root=1-${Math.floor(receivedAt / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
+  headers['x-amzn-trace-id'] ??= `Root=1-${Math.floor(receivedAt / 1000).toString(16)}-${traceSuffix()}`;
 
   let queryStringParameters: Record<string, string> | undefined;
   if (rawQueryString !== '') {
@@ -232,7 +232,6 @@ function toEvent(
   }
 
   const domainName = headers['host'] ?? 'localhost';
-  const hostname = domainName.replace(/:\d+$/, '');
   const encoded = encodeBody(body, headers['content-type']);
   return {
     version: '2.0',
@@ -246,7 +245,7 @@ function toEvent(
       accountId: ACCOUNT_ID,
       apiId: 'local',
       domainName,
-      domainPrefix: isIP(hostname) === 0 ? (hostname.split('.')[0] ?? hostname) : 'local',
+      domainPrefix: domainPrefixOf(domainName),
       http: {
         method: req.method ?? 'GET',
         path: rawPath,
@@ -265,6 +264,28 @@ function toEvent(
   };
 }
 
+/**
+ * The 24 random hex digits of an X-Ray trace id, from a random UUID (its 122 random bits come from a
+ * buffer node:crypto refills in bulk, where randomBytes(12) pays a call into the entropy source each time).
+ */
+function traceSuffix(): string {
+  const uuid = randomUUID();
+  return uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(15, 18) + uuid.slice(20, 23) + uuid.slice(24, 30);
+}
+
+let lastDomain = '';
+let lastDomainPrefix = '';
+
+/** requestContext.domainPrefix: the first label of a host name; `local` for an IP address. */
+function domainPrefixOf(domainName: string): string {
+  if (domainName !== lastDomain) {
+    const hostname = domainName.replace(/:\d+$/, '');
+    lastDomainPrefix = isIP(hostname) === 0 ? (hostname.split('.')[0] ?? hostname) : 'local';
+    lastDomain = domainName;
+  }
+  return lastDomainPrefix;
+}
+
 function encodeBody(
   body: Buffer,
   contentType: string | undefined,
@@ -280,21 +301,28 @@ function encodeBody(
   return { body: body.toString('base64'), isBase64Encoded: true };
 }
 
-/** `12/Mar/2020:19:03:58 +0000`, the format of requestContext.time. */
+let clfSecond = Number.NaN;
+let clfText = '';
+
+/** `12/Mar/2020:19:03:58 +0000`, the format of requestContext.time (made once per second). */
 function clfTime(epochMs: number): string {
-  const d = new Date(epochMs);
-  const pad = (n: number): string => String(n).padStart(2, '0');
-  return (
-    `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:` +
-    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`
-  );
+  const second = Math.floor(epochMs / 1000);
+  if (second !== clfSecond) {
+    const d = new Date(second * 1000);
+    const pad = (n: number): string => String(n).padStart(2, '0');
+    clfText =
+      `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:` +
+      `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+    clfSecond = second;
+  }
+  return clfText;
 }
 
+const legacy = (): void => {
+  throw new Error('context.done/succeed/fail are not supported: return a promise from the handler');
+};
+
 function lambdaContext(config: Config, requestId: string, deadline: number): Context {
-  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
-  const legacy = (): void => {
-    throw new Error('context.done/succeed/fail are not supported: return a promise from the handler');
-  };
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName: config.functionName,
@@ -303,7 +331,7 @@ function lambdaContext(config: Config, requestId: string, deadline: number): Con
     memoryLimitInMB: String(config.memoryLimitInMB),
     awsRequestId: requestId,
     logGroupName: `/aws/lambda/${config.functionName}`,
-    logStreamName: `${day}/[$LATEST]local`,
+    logStreamName: config.logStreamName,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     done: legacy,
     fail: legacy,
@@ -316,38 +344,66 @@ type Outcome =
   | { kind: 'error'; error: unknown }
   | { kind: 'timeout' };
 
-async function invoke(
+const TIMED_OUT: Outcome = { kind: 'timeout' };
+
+function invoke(
   handler: ApiHandler,
   event: APIGatewayProxyEventV2,
   context: Context,
   deadline: number,
 ): Promise<Outcome> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => resolve({ kind: 'timeout' }), Math.max(0, deadline - Date.now()));
-  });
-  // Through a promise so that a handler throwing synchronously is an error outcome too.
-  const ran = Promise.resolve()
-    .then(() => handler(event, context))
-    .then(
-      (result): Outcome => ({ kind: 'result', result }),
-      (error: unknown): Outcome => ({ kind: 'error', error }),
+  return new Promise<Outcome>((resolve) => {
+    const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), TIMED_OUT);
+    const settle = (outcome: Outcome): void => {
+      clearTimeout(timer);
+      resolve(outcome);
+    };
+    let ran: Promise<APIGatewayProxyResultV2>;
+    try {
+      ran = Promise.resolve(handler(event, context));
+    } catch (error) {
+      // A handler that throws synchronously is an error outcome too.
+      settle({ kind: 'error', error });
+      return;
+    }
+    ran.then(
+      (result) => settle({ kind: 'result', result }),
+      (error: unknown) => settle({ kind: 'error', error }),
     );
-  try {
-    return await Promise.race([ran, timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
+  });
+}
+
+/** The headers every answer carries, as API Gateway sets them (a handler's own headers win). */
+function gatewayHeaders(requestId: string): Record<string, string> {
+  return { 'x-request-id': requestId, 'apigw-requestid': requestId };
+}
+
+/**
+ * Writes the status, the headers (name, value, name, value...) and the body in one go: node:http then
+ * sends headers and body in one write.
+ */
+function send(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  setCookies: readonly string[],
+  body: string | Buffer,
+): void {
+  const flat: string[] = [];
+  for (const name in headers) flat.push(name, headers[name]!);
+  for (const cookie of setCookies) flat.push('set-cookie', cookie);
+  flat.push('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length));
+  res.writeHead(status, flat);
+  res.end(body);
 }
 
 /** Writes the handler's answer; returns true, or why it is not a valid payload 2.0 response. */
-function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2): true | string {
+function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2, requestId: string): true | string {
+  const headers = gatewayHeaders(requestId);
   // Payload 2.0: a result without statusCode is the body itself, served as 200 JSON.
   if (typeof result !== 'object' || result === null || result.statusCode === undefined) {
-    const body = typeof result === 'string' ? result : JSON.stringify(result ?? null);
-    res.statusCode = 200;
-    res.setHeader('content-type', 'application/json');
-    res.end(body);
+    headers['content-type'] = 'application/json';
+    send(res, 200, headers, [], typeof result === 'string' ? result : JSON.stringify(result ?? null));
     return true;
   }
   const structured: APIGatewayProxyStructuredResultV2 = result;
@@ -358,22 +414,23 @@ function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2): true
   if (structured.body !== undefined && typeof structured.body !== 'string') return 'body is not a string';
 
   const setCookies: string[] = [];
-  for (const [name, value] of Object.entries(structured.headers ?? {})) {
+  const own = structured.headers;
+  for (const name in own) {
     const lower = name.toLowerCase();
     if (GATEWAY_OWNED_HEADERS.has(lower)) continue;
-    if (lower === 'set-cookie') setCookies.push(String(value));
-    else res.setHeader(lower, String(value));
+    if (lower === 'set-cookie') setCookies.push(String(own[name]));
+    else headers[lower] = String(own[name]);
   }
-  setCookies.push(...(structured.cookies ?? []));
-  if (setCookies.length > 0) res.setHeader('set-cookie', setCookies);
+  if (structured.cookies) setCookies.push(...structured.cookies);
 
   const body =
     structured.body === undefined
-      ? Buffer.alloc(0)
-      : Buffer.from(structured.body, structured.isBase64Encoded === true ? 'base64' : 'utf8');
-  if (body.length > 0 && !res.hasHeader('content-type')) res.setHeader('content-type', 'application/json');
-  res.statusCode = status;
-  res.end(body);
+      ? ''
+      : structured.isBase64Encoded === true
+        ? Buffer.from(structured.body, 'base64')
+        : structured.body;
+  if (body.length > 0 && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
+  send(res, status, headers, setCookies, body);
   return true;
 }
 
@@ -384,9 +441,7 @@ function sendError(
   message: string,
   requestId: string,
 ): void {
-  const body = JSON.stringify({ error: { code, message, requestId } });
-  res.statusCode = status;
-  res.setHeader('content-type', 'application/json');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  res.end(body);
+  const headers = gatewayHeaders(requestId);
+  headers['content-type'] = 'application/json';
+  send(res, status, headers, [], JSON.stringify({ error: { code, message, requestId } }));
 }

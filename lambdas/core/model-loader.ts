@@ -34,6 +34,8 @@ export interface ServedModel {
   readonly manifest: Manifest;
   readonly name: string;
   readonly version: string;
+  /** `{name, version}`, one object per model (every prediction of it refers to this one). */
+  readonly ref: { readonly name: string; readonly version: string };
   /** Class labels in probability order (classifiers). */
   readonly classes: readonly ClassLabel[] | undefined;
   readonly validator: FeatureValidator;
@@ -165,6 +167,7 @@ function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
 class OnnxServedModel implements ServedModel {
   readonly name: string;
   readonly version: string;
+  readonly ref: { readonly name: string; readonly version: string };
   private readonly fetches: readonly string[];
 
   constructor(
@@ -178,6 +181,7 @@ class OnnxServedModel implements ServedModel {
   ) {
     this.name = manifest.name;
     this.version = manifest.version;
+    this.ref = Object.freeze({ name: manifest.name, version: manifest.version });
     this.fetches = fetchedOutputs(outputPlan);
   }
 
@@ -189,14 +193,16 @@ class OnnxServedModel implements ServedModel {
     );
   }
 
-  async score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    if (rows.length === 0) return [];
-    if (this.fixedBatchOne && rows.length > 1) {
-      const predictions: Prediction[] = [];
-      for (const row of rows) predictions.push(...(await this.run([row])));
-      return predictions;
-    }
+  score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    if (this.fixedBatchOne && rows.length > 1) return this.scoreOneByOne(rows);
     return this.run(rows);
+  }
+
+  private async scoreOneByOne(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    const predictions: Prediction[] = [];
+    for (const row of rows) predictions.push(...(await this.run([row])));
+    return predictions;
   }
 
   async predict(instances: readonly unknown[]): Promise<Prediction[]> {

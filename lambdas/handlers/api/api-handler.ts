@@ -16,7 +16,14 @@ import {
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
-import { errorResult, json, jsonBody, predictionJson, resultForError, type ApiResult } from './responses.ts';
+import {
+  errorResult,
+  json,
+  predictionJson,
+  predictionResult,
+  resultForError,
+  type ApiResult,
+} from './responses.ts';
 
 export interface ApiDependencies {
   readonly registry: ModelRegistry;
@@ -44,12 +51,14 @@ class RequestLog {
 
   constructor(
     private readonly logger: Logger,
+    /** The logger's level for this request (read once: reading it reads the environment). */
+    private readonly level: number,
     private readonly context: Context,
     private readonly keys: { readonly requestId: string; readonly path: string },
   ) {}
 
   enabled(threshold: number): boolean {
-    return this.logger.level <= threshold;
+    return this.level <= threshold;
   }
 
   /** Attaches the context now (the first request of an environment: Powertools' cold-start flag). */
@@ -157,7 +166,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     }
     const request = parsePredictRequest(parseJsonBody(text, limits), limits);
     state.model = request.model;
-    const model = await registry.get(request.model);
+    const model = registry.ready(request.model) ?? (await registry.get(request.model));
     const outcome = await service.predict(request, model);
     recordMetrics(metrics, outcome, request.instances.length);
     const cache =
@@ -178,9 +187,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
         ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
       });
     }
-    return jsonBody(200, predictionJson(outcome.results, request.single, cache), {
-      'x-tandem-cache': cache.status,
-    });
+    return predictionResult(predictionJson(outcome.results, request.single, cache), cache.status);
   }
 
   async function ready(): Promise<ApiResult> {
@@ -223,11 +230,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     }
   }
 
-  async function route(
-    event: APIGatewayProxyEventV2,
-    requestId: string,
-    state: RequestState,
-  ): Promise<ApiResult> {
+  function route(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
     const method = event.requestContext.http.method.toUpperCase();
     const rawPath = event.rawPath;
     if (rawPath === '/predict' && method === 'POST') return predict(event, requestId, state);
@@ -256,20 +259,28 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       state.model = decodeURIComponent(match[1]!);
       return only('GET', () => getModel(state.model!));
     }
-    return errorResult(
-      404,
-      'ROUTE_NOT_FOUND',
-      `no route ${method} ${path.slice(0, 200)}; routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready`,
-      requestId,
+    return Promise.resolve(
+      errorResult(
+        404,
+        'ROUTE_NOT_FOUND',
+        `no route ${method} ${path.slice(0, 200)}; routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready`,
+        requestId,
+      ),
     );
   }
 
   let invocations = 0;
+  // The level only changes when debug sampling re-draws it for a request.
+  const baseLevel = logger.level;
   return async (event, context) => {
     const requestId = event.requestContext?.requestId ?? context.awsRequestId;
     metrics.begin();
-    if (deps.sampleDebugLogs) logger.refreshSampleRateCalculation();
-    const log = new RequestLog(logger, context, { requestId, path: event.rawPath });
+    let level = baseLevel;
+    if (deps.sampleDebugLogs) {
+      logger.refreshSampleRateCalculation();
+      level = logger.level;
+    }
+    const log = new RequestLog(logger, level, context, { requestId, path: event.rawPath });
     if (invocations++ === 0) log.attach();
     const state: RequestState = { model: undefined, log };
     let result: ApiResult;

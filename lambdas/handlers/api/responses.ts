@@ -33,14 +33,36 @@ function jsonNumber(value: number): string {
  * generic stringify of it costs about as much as validating the request); the prediction itself, whose
  * shape depends on the model, goes through JSON.stringify.
  */
-export function instanceJson(result: InstanceResult): string {
+export function instanceJson(result: InstanceResult, more = ''): string {
   return (
     `{"id":${result.id === null ? 'null' : JSON.stringify(result.id)},` +
     `"prediction":${JSON.stringify(result.prediction)},"source":"${result.source}",` +
-    `"model":{"name":${JSON.stringify(result.model.name)},"version":${JSON.stringify(result.model.version)}},` +
-    `"computedAt":${JSON.stringify(result.computedAt)},"ageSeconds":${jsonNumber(result.ageSeconds)},` +
-    `"cacheStatus":"${result.cacheStatus}"}`
+    `"model":${modelJson(result.model)},"computedAt":${timeJson(result.computedAt)},` +
+    `"ageSeconds":${jsonNumber(result.ageSeconds)},"cacheStatus":"${result.cacheStatus}"${more}}`
   );
+}
+
+// Consecutive results mostly share their model (one object per served model) and their computedAt (one
+// string per millisecond): the JSON of the last one of each is kept.
+let lastModel: InstanceResult['model'] | undefined;
+let lastModelJson = '';
+let lastTime: string | undefined;
+let lastTimeJson = '';
+
+function modelJson(model: InstanceResult['model']): string {
+  if (model !== lastModel) {
+    lastModelJson = `{"name":${JSON.stringify(model.name)},"version":${JSON.stringify(model.version)}}`;
+    lastModel = model;
+  }
+  return lastModelJson;
+}
+
+function timeJson(time: string): string {
+  if (time !== lastTime) {
+    lastTimeJson = JSON.stringify(time);
+    lastTime = time;
+  }
+  return lastTimeJson;
 }
 
 /** The body of a prediction: one result with the request's cache block, or all of them in order. */
@@ -50,12 +72,21 @@ export function predictionJson(
   cache: { readonly status: string; readonly reason?: string },
 ): string {
   const cacheJson = JSON.stringify(cache);
-  if (single) return `${instanceJson(results[0]!).slice(0, -1)},"cache":${cacheJson}}`;
-  return `{"predictions":[${results.map(instanceJson).join(',')}],"cache":${cacheJson}}`;
+  if (single) return instanceJson(results[0]!, `,"cache":${cacheJson}`);
+  return `{"predictions":[${results.map((r) => instanceJson(r)).join(',')}],"cache":${cacheJson}}`;
 }
 
 export function jsonBody(statusCode: number, body: string, headers: Record<string, string> = {}): ApiResult {
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body };
+}
+
+/** A 200 prediction response: the JSON headers and the request's cache status. */
+export function predictionResult(body: string, cacheStatus: string): ApiResult {
+  return {
+    statusCode: 200,
+    headers: { ...JSON_HEADERS, 'x-tandem-cache': cacheStatus },
+    body,
+  };
 }
 
 export function errorResult(
