@@ -148,39 +148,65 @@ async function serve(
  */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
   return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const discardRest = (): void => {
-      req.removeListener('data', collect);
-      req.removeListener('end', finish);
-      chunks.length = 0;
-      let drained = 0;
-      req.on('data', (chunk: Buffer) => {
-        drained += chunk.length;
-        if (drained > MAX_DRAIN_BYTES) req.socket.destroy();
-      });
-      req.resume();
-      resolve('too-large');
-    };
-    const collect = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) discardRest();
-      else chunks.push(chunk);
-    };
-    const finish = (): void => resolve(Buffer.concat(chunks, size));
-
+    (req as BodyOwner)[BODY] = { chunks: [], size: 0, drained: 0, limit, resolve };
     // The client went away mid-body: nobody is left to answer. (Also keeps a reset during the
     // discard from being an unhandled 'error' event.)
-    req.on('error', () => resolve('aborted'));
-    req.on('close', () => resolve('aborted')); // a no-op after 'end' has resolved
+    req.on('error', onBodyAborted);
+    req.on('close', onBodyAborted); // a no-op after 'end' has resolved
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
-      discardRest();
+      discardRest(req);
       return;
     }
-    req.on('data', collect);
-    req.on('end', finish);
+    req.on('data', onBodyData);
+    req.on('end', onBodyEnd);
   });
+}
+
+// The body listeners are shared functions (node:events calls them with the request as `this`) that keep
+// their state on the request: a request creates no function of its own to read its body.
+const BODY = Symbol('body');
+
+interface BodyState {
+  readonly chunks: Buffer[];
+  size: number;
+  drained: number;
+  readonly limit: number;
+  readonly resolve: (body: Buffer | 'too-large' | 'aborted') => void;
+}
+
+type BodyOwner = IncomingMessage & { [BODY]: BodyState };
+
+function onBodyData(this: IncomingMessage, chunk: Buffer): void {
+  const state = (this as BodyOwner)[BODY];
+  state.size += chunk.length;
+  if (state.size > state.limit) discardRest(this);
+  else state.chunks.push(chunk);
+}
+
+function onBodyEnd(this: IncomingMessage): void {
+  const { chunks, size, resolve } = (this as BodyOwner)[BODY];
+  resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+}
+
+function onBodyAborted(this: IncomingMessage): void {
+  (this as BodyOwner)[BODY].resolve('aborted');
+}
+
+function discardRest(req: IncomingMessage): void {
+  const state = (req as BodyOwner)[BODY];
+  req.removeListener('data', onBodyData);
+  req.removeListener('end', onBodyEnd);
+  state.chunks.length = 0;
+  req.on('data', onDrainData);
+  req.resume();
+  state.resolve('too-large');
+}
+
+function onDrainData(this: IncomingMessage, chunk: Buffer): void {
+  const state = (this as BodyOwner)[BODY];
+  state.drained += chunk.length;
+  if (state.drained > MAX_DRAIN_BYTES) this.socket.destroy();
 }
 
 function toEvent(
@@ -194,15 +220,16 @@ function toEvent(
   const q = url.indexOf('?');
   const rawPath = q < 0 ? url : url.slice(0, q);
   const rawQueryString = q < 0 ? '' : url.slice(q + 1);
-  const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+  const sourceIp = sourceIpOf(req.socket.remoteAddress ?? '127.0.0.1');
 
   // rawHeaders rather than req.headers: Node drops repeats of some headers (user-agent, host...)
   // and joins others with ', ', whereas API Gateway joins every repeat with ','.
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
-  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-    const name = (req.rawHeaders[i] ?? '').toLowerCase();
-    const value = req.rawHeaders[i + 1] ?? '';
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = lowerHeaderName(raw[i]!);
+    const value = raw[i + 1]!;
     if (name === 'cookie') {
       // Payload 2.0 moves cookies to their own field; they are not repeated in `headers`.
       cookies.push(
@@ -220,7 +247,8 @@ function toEvent(
     headers['x-forwarded-for'] === undefined ? sourceIp : `${headers['x-forwarded-for']},${sourceIp}`;
   headers['x-forwarded-port'] ??= String(req.socket.localPort ?? '');
   headers['x-forwarded-proto'] ??= 'http';
-  headers['x-amzn-trace-id'] ??= `Root=1-${Math.floor(receivedAt / 1000).toString(16)}-${traceSuffix()}`;
+  headers['x-amzn-trace-id'] ??=
+    `Root=1-${Math.floor(receivedAt / 1000).toString(16)}-${traceSuffix(requestId)}`;
 
   let queryStringParameters: Record<string, string> | undefined;
   if (rawQueryString !== '') {
@@ -232,15 +260,13 @@ function toEvent(
   }
 
   const domainName = headers['host'] ?? 'localhost';
-  const encoded = encodeBody(body, headers['content-type']);
-  return {
+  // Built as one literal (spreads of optional fields into it would define every later field slowly).
+  const event: APIGatewayProxyEventV2 = {
     version: '2.0',
     routeKey: '$default',
     rawPath,
     rawQueryString,
-    ...(cookies.length > 0 ? { cookies } : {}),
     headers,
-    ...(queryStringParameters === undefined ? {} : { queryStringParameters }),
     requestContext: {
       accountId: ACCOUNT_ID,
       apiId: 'local',
@@ -249,7 +275,7 @@ function toEvent(
       http: {
         method: req.method ?? 'GET',
         path: rawPath,
-        protocol: `HTTP/${req.httpVersion}`,
+        protocol: req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`,
         sourceIp,
         userAgent: headers['user-agent'] ?? '',
       },
@@ -259,18 +285,34 @@ function toEvent(
       time: clfTime(receivedAt),
       timeEpoch: receivedAt,
     },
-    ...(encoded === undefined ? {} : { body: encoded.body }),
-    isBase64Encoded: encoded?.isBase64Encoded ?? false,
+    isBase64Encoded: false,
   };
+  if (cookies.length > 0) event.cookies = cookies;
+  if (queryStringParameters !== undefined) event.queryStringParameters = queryStringParameters;
+  if (body.length > 0) {
+    const text = textBody(body, headers['content-type']);
+    if (text === undefined) {
+      event.body = body.toString('base64');
+      event.isBase64Encoded = true;
+    } else {
+      event.body = text;
+    }
+  }
+  return event;
 }
 
 /**
- * The 24 random hex digits of an X-Ray trace id, from a random UUID (its 122 random bits come from a
- * buffer node:crypto refills in bulk, where randomBytes(12) pays a call into the entropy source each time).
+ * The 24 random hex digits of an X-Ray trace id, taken from the request id (a random UUID, whose random
+ * hex digits are all but the version and variant ones): one draw of randomness per request.
  */
-function traceSuffix(): string {
-  const uuid = randomUUID();
-  return uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(15, 18) + uuid.slice(20, 23) + uuid.slice(24, 30);
+function traceSuffix(requestId: string): string {
+  return (
+    requestId.slice(0, 8) +
+    requestId.slice(9, 13) +
+    requestId.slice(15, 18) +
+    requestId.slice(20, 23) +
+    requestId.slice(24, 30)
+  );
 }
 
 let lastDomain = '';
@@ -286,19 +328,53 @@ function domainPrefixOf(domainName: string): string {
   return lastDomainPrefix;
 }
 
-function encodeBody(
-  body: Buffer,
-  contentType: string | undefined,
-): { body: string; isBase64Encoded: boolean } | undefined {
-  if (body.length === 0) return undefined;
-  if (contentType !== undefined && TEXTUAL_CONTENT_TYPE.test(contentType)) {
-    try {
-      return { body: utf8.decode(body), isBase64Encoded: false };
-    } catch {
-      // Declared as text but not valid UTF-8: base64 keeps the bytes intact, as the gateway does.
-    }
+/**
+ * The body as text when its type is one API Gateway passes as text and it is valid UTF-8; undefined when it
+ * goes base64-encoded (binary types, no type, or text that is not valid UTF-8: the bytes stay intact).
+ */
+function textBody(body: Buffer, contentType: string | undefined): string | undefined {
+  if (contentType === undefined || !isTextualType(contentType)) return undefined;
+  try {
+    return utf8.decode(body);
+  } catch {
+    return undefined;
   }
-  return { body: body.toString('base64'), isBase64Encoded: true };
+}
+
+let lastType = '';
+let lastTypeIsText = false;
+
+function isTextualType(contentType: string): boolean {
+  if (contentType !== lastType) {
+    lastTypeIsText = TEXTUAL_CONTENT_TYPE.test(contentType);
+    lastType = contentType;
+  }
+  return lastTypeIsText;
+}
+
+let lastRemote = '';
+let lastSourceIp = '';
+
+/** IPv4 peers of a dual-stack socket appear as `::ffff:a.b.c.d`; the gateway reports `a.b.c.d`. */
+function sourceIpOf(remoteAddress: string): string {
+  if (remoteAddress !== lastRemote) {
+    lastSourceIp = remoteAddress.replace(/^::ffff:/, '');
+    lastRemote = remoteAddress;
+  }
+  return lastSourceIp;
+}
+
+/** Lowercased header names, remembered (clients send the same few names on every request). */
+const lowerNames = new Map<string, string>();
+
+function lowerHeaderName(name: string): string {
+  let lower = lowerNames.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (lowerNames.size >= 1024) lowerNames.clear();
+    lowerNames.set(name, lower);
+  }
+  return lower;
 }
 
 let clfSecond = Number.NaN;
@@ -332,7 +408,9 @@ function lambdaContext(config: Config, requestId: string, deadline: number): Con
     awsRequestId: requestId,
     logGroupName: `/aws/lambda/${config.functionName}`,
     logStreamName: config.logStreamName,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    getRemainingTimeInMillis() {
+      return Math.max(0, deadline - Date.now());
+    },
     done: legacy,
     fail: legacy,
     succeed: legacy,
@@ -354,21 +432,24 @@ function invoke(
 ): Promise<Outcome> {
   return new Promise<Outcome>((resolve) => {
     const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), TIMED_OUT);
-    const settle = (outcome: Outcome): void => {
-      clearTimeout(timer);
-      resolve(outcome);
-    };
     let ran: Promise<APIGatewayProxyResultV2>;
     try {
       ran = Promise.resolve(handler(event, context));
     } catch (error) {
       // A handler that throws synchronously is an error outcome too.
-      settle({ kind: 'error', error });
+      clearTimeout(timer);
+      resolve({ kind: 'error', error });
       return;
     }
     ran.then(
-      (result) => settle({ kind: 'result', result }),
-      (error: unknown) => settle({ kind: 'error', error }),
+      (result) => {
+        clearTimeout(timer);
+        resolve({ kind: 'result', result });
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        resolve({ kind: 'error', error });
+      },
     );
   });
 }

@@ -150,6 +150,10 @@ export class FeatureValidator {
       return undefined;
     }
     const record = features as Record<string, unknown>;
+    if (!options.ignoreUnknown) {
+      const row = this.validRow(record);
+      if (row) return row;
+    }
     const before = issues.length;
     for (const key of options.ignoreUnknown ? [] : Object.keys(record)) {
       if (!this.indexByName.has(key)) {
@@ -169,6 +173,37 @@ export class FeatureValidator {
       else row[i] = value;
     }
     return issues.length === before ? row : undefined;
+  }
+
+  /**
+   * One pass over the object's own keys, for the usual case of a valid instance: each key is looked up
+   * once and its value checked, missing features take their fallback. Undefined when anything is wrong
+   * (unknown name, bad or missing value): then fromObject's full pass names every problem, in its order.
+   */
+  private validRow(record: Record<string, unknown>): FeatureRow | undefined {
+    const width = this.checkers.length;
+    const row = new Array<FeatureValue>(width);
+    let seen = 0;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      const index = this.indexByName.get(key);
+      if (index === undefined) return undefined;
+      const raw = record[key];
+      if (raw === null || raw === undefined) continue;
+      const value = this.checkers[index]!(raw, 'json');
+      if (value === undefined || value instanceof Problem) return undefined;
+      row[index] = value;
+      seen++;
+    }
+    if (seen < width) {
+      for (let i = 0; i < width; i++) {
+        if (row[i] !== undefined) continue;
+        const fallback = this.fallbacks[i];
+        if (fallback === undefined) return undefined;
+        row[i] = fallback;
+      }
+    }
+    return row;
   }
 
   /**

@@ -108,6 +108,11 @@ const NOT_NEEDED = Object.freeze({
   found: undefined,
 });
 
+/** The cache outcome of a request that reads nothing. */
+function noRead(request: PredictRequest): typeof BYPASSED | typeof NOT_NEEDED {
+  return request.bypassCache ? BYPASSED : NOT_NEEDED;
+}
+
 /** The validated row of each instance with features (by instance index); throws on any invalid one. */
 function validateInstances(request: PredictRequest, model: ServedModel): (FeatureRow | undefined)[] {
   const { instances } = request;
@@ -240,7 +245,7 @@ export class PredictionService {
     // Every instance is validated before anything is read or scored: one invalid instance rejects all.
     const rowOf = validateInstances(request, model);
     const startedAt = this.now();
-    const { cache, found } = await this.readCache(request, model);
+    const { cache, found } = this.needsRead(request) ? await this.readCache(request, model) : noRead(request);
     const plan = answerFromCache(request, model, rowOf, cache, found, found ? this.now() : startedAt);
     let modelLatencyMs: number | undefined;
     if (plan.toScore.length > 0) {
@@ -269,21 +274,25 @@ export class PredictionService {
     };
   }
 
-  /** Reads the instances' ids within the time budget, when there are ids and the cache is not bypassed. */
+  private needsRead(request: PredictRequest): boolean {
+    return (
+      !request.bypassCache && this.store !== undefined && request.instances.some((i) => i.id !== undefined)
+    );
+  }
+
+  /** Reads the instances' ids within the time budget (when needsRead). */
   private async readCache(
     request: PredictRequest,
     model: ServedModel,
   ): Promise<{ cache: CacheStatus; found: Map<string, StoredPrediction> | undefined }> {
-    if (request.bypassCache) return BYPASSED;
     const { instances } = request;
-    if (!this.store || !instances.some((i) => i.id !== undefined)) return NOT_NEEDED;
     const keys = new Set<string>();
     for (const instance of instances) {
       if (instance.id !== undefined) keys.add(predictionKey(model.name, instance.id));
     }
     const readStart = performance.now();
     try {
-      const found = await readWithin(this.store, [...keys], this.options.cacheBudgetMs);
+      const found = await readWithin(this.store!, [...keys], this.options.cacheBudgetMs);
       return { cache: { status: 'used', latencyMs: performance.now() - readStart }, found };
     } catch (error) {
       return {

@@ -187,7 +187,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
         ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
       });
     }
-    return predictionResult(predictionJson(outcome.results, request.single, cache), cache.status);
+    return predictionResult(predictionJson(outcome.results, request.single, cache), cache.status, requestId);
   }
 
   async function ready(): Promise<ApiResult> {

@@ -80,11 +80,16 @@ export function jsonBody(statusCode: number, body: string, headers: Record<strin
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body };
 }
 
-/** A 200 prediction response: the JSON headers and the request's cache status. */
-export function predictionResult(body: string, cacheStatus: string): ApiResult {
+/** A 200 prediction response: the JSON headers, the request's cache status and its id. */
+export function predictionResult(body: string, cacheStatus: string, requestId: string): ApiResult {
   return {
     statusCode: 200,
-    headers: { ...JSON_HEADERS, 'x-tandem-cache': cacheStatus },
+    headers: {
+      'content-type': JSON_HEADERS['content-type'],
+      'cache-control': JSON_HEADERS['cache-control'],
+      'x-tandem-cache': cacheStatus,
+      'x-request-id': requestId,
+    },
     body,
   };
 }
