@@ -3,17 +3,17 @@
  * default model loaded from MODELS_URI = the repo's models/ folder, no table) vs a fresh process that
  * only loads onnxruntime, creates the session and runs once.
  *
- * Mechanism: both sides are pre-bundled with esbuild (ESM, node20, onnxruntime-node left external as
- * the native package it is) and started as plain `node <bundle>.mjs`. Bundling is what Lambda runs
- * (CDK's NodejsFunction bundles with esbuild), and it keeps tsx's loader hooks and per-file transpile
- * out of the figure: under `node --import tsx` that cost grows with the number of .ts files imported,
- * which would charge the handler (~dozens of modules) for a tool that never runs in Lambda while the
- * bare side (one file) barely pays it. Bundling happens once, before any timed run.
+ * Mechanism: both sides are pre-bundled with esbuild (ESM, node20, minified, onnxruntime-node left
+ * external as the native package it is) and started as plain `node <bundle>.mjs`. Bundling is what
+ * Lambda runs (CDK's NodejsFunction bundles with esbuild, minified), and it keeps tsx's loader hooks and
+ * per-file transpile out of the figure: under `node --import tsx` that cost grows with the number of .ts
+ * files imported, which would charge the handler (~dozens of modules) for a tool that never runs in
+ * Lambda while the bare side (one file) barely pays it. Bundling happens once, before any timed run.
  *
- * Figure: wall time from spawn() to the child's result line on stdout, measured here the same way for
- * both sides; the children also report their own init / first-prediction times (from their
- * performance.timeOrigin) as a breakdown. One untimed run of each first (file cache), then `runs`
- * rounds alternating which side goes first.
+ * Figure: wall time from spawn() to the child's result line on stdout (marked: the handler's own log
+ * lines go to stdout too), measured here the same way for both sides; the children also report their
+ * own init / first-prediction times (from their performance.timeOrigin) as a breakdown. One untimed run
+ * of each first (file cache), then `runs` rounds alternating which side goes first.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -93,6 +93,12 @@ async function bundle(entry: string, outfile: string): Promise<number> {
     platform: 'node',
     format: 'esm',
     target: 'node20',
+    // As lib/tandem-function.ts bundles the deployed functions: minified, ESM entry points of packages.
+    // (The AWS SDK clients, external there and provided by the Lambda runtime, are bundled here: the API
+    // function only imports them when its configuration has a table or models in S3, and this one has
+    // neither, so they cost their share of parsing the bundle and no more.)
+    minify: true,
+    mainFields: ['module', 'main'],
     // CommonJS dependencies (the AWS SDK...) call require() on Node built-ins.
     banner: {
       js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);",
@@ -105,6 +111,18 @@ async function bundle(entry: string, outfile: string): Promise<number> {
   return (output?.bytes ?? 0) / 1024;
 }
 
+/**
+ * The children's report line. The handler logs to the same stdout (its INFO lines and metrics, as in
+ * Lambda), so the report is marked rather than being the first line.
+ */
+const RESULT_MARKER = 'BENCH_RESULT ';
+
+function resultLine(stdout: string): string | undefined {
+  const complete = stdout.split('\n').slice(0, -1);
+  const line = complete.find((l) => l.startsWith(RESULT_MARKER));
+  return line?.slice(RESULT_MARKER.length);
+}
+
 function runOnce(bundleFile: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
@@ -115,7 +133,7 @@ function runOnce(bundleFile: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000)
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      if (wallMs === undefined && stdout.includes('\n')) wallMs = performance.now() - started;
+      if (wallMs === undefined && resultLine(stdout) !== undefined) wallMs = performance.now() - started;
     });
     child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4000);
@@ -123,7 +141,7 @@ function runOnce(bundleFile: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000)
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      const line = stdout.split('\n')[0] ?? '';
+      const line = resultLine(stdout) ?? '';
       try {
         if (wallMs === undefined) throw new Error('no result line');
         const report = JSON.parse(line) as ChildReport;
@@ -232,6 +250,7 @@ async function measure(
     roundRatios: summarize(ours.map((o, i) => o.wallMs / bare[i]!.wallMs)),
     ours: oursSide,
     bare: bareSide,
-    mechanism: 'esbuild bundles (esm, node20, onnxruntime-node external) run as `node <bundle>.mjs`',
+    mechanism:
+      'esbuild bundles (esm, node20, minified, onnxruntime-node external) run as `node <bundle>.mjs`',
   };
 }

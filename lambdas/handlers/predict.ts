@@ -1,11 +1,11 @@
 /**
  * The API Lambda: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready.
  * Clients and the default model are set up at init (top-level await), once per execution environment.
+ * The SDK clients are imported only when the configuration needs them (a table, models in S3).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { dynamoClient } from '../adapters/aws-clients.ts';
-import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
-import { modelSourceFor } from '../adapters/model-source.ts';
+import { openModelSource } from '../adapters/open-model-source.ts';
+import type { PredictionStore } from '../core/ports.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
@@ -19,12 +19,23 @@ const metrics = new ApiMetrics(
   config.metricsFlushMs,
 );
 
-const registry = new ModelRegistry(modelSourceFor(config.modelsUri), {
+async function predictionStore(tableName: string): Promise<PredictionStore> {
+  const [{ dynamoClient }, { DynamoDbPredictionStore }] = await Promise.all([
+    import('../adapters/clients/dynamodb.ts'),
+    import('../adapters/dynamodb-prediction-store.ts'),
+  ]);
+  return new DynamoDbPredictionStore(dynamoClient(), tableName);
+}
+
+const [source, store] = await Promise.all([
+  openModelSource(config.modelsUri),
+  config.tableName ? predictionStore(config.tableName) : undefined,
+]);
+const registry = new ModelRegistry(source, {
   defaultModel: config.defaultModel,
   refreshSeconds: config.modelRefreshSeconds,
   retryFailedSeconds: 10,
 });
-const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(), config.tableName) : undefined;
 const service = new PredictionService(store, {
   cacheBudgetMs: config.cacheBudgetMs,
   writeThrough: config.writeThrough,
