@@ -3,9 +3,9 @@
  * default model loaded from MODELS_URI = the repo's models/ folder, no table) vs a fresh process that
  * only loads onnxruntime, creates the session and runs once.
  *
- * Mechanism: both sides are pre-bundled with esbuild (ESM, node20, minified, onnxruntime-node left
- * external as the native package it is) and started as plain `node <bundle>.mjs`. Bundling is what
- * Lambda runs (CDK's NodejsFunction bundles with esbuild, minified), and it keeps tsx's loader hooks and
+ * Mechanism: both sides are pre-bundled with esbuild as lib/tandem-function.ts bundles the deployed
+ * functions (ESM, minified, onnxruntime-node and the AWS SDK clients left external; node20 here) and
+ * started as plain `node <bundle>.mjs`. Bundling is what Lambda runs, and it keeps tsx's loader hooks and
  * per-file transpile out of the figure: under `node --import tsx` that cost grows with the number of .ts
  * files imported, which would charge the handler (~dozens of modules) for a tool that never runs in
  * Lambda while the bare side (one file) barely pays it. Bundling happens once, before any timed run.
@@ -76,16 +76,22 @@ export interface ColdStartResult {
 
 const require = createRequire(import.meta.url);
 
-/** Keeps onnxruntime-node external but imported by absolute path, so bundles run from the scratch folder. */
-const onnxruntimeExternal: Plugin = {
-  name: 'onnxruntime-external',
+/**
+ * The deployed bundles' externals (lib/tandem-function.ts EXTERNAL_MODULES: onnxruntime-node, shipped as
+ * files, and the AWS SDK clients, which the Lambda runtime provides), imported by absolute path so that
+ * bundles run from the scratch folder.
+ */
+const deployedExternals: Plugin = {
+  name: 'deployed-externals',
   setup(b) {
-    const resolved = require.resolve('onnxruntime-node');
-    b.onResolve({ filter: /^onnxruntime-node$/ }, () => ({ path: resolved, external: true }));
+    b.onResolve({ filter: /^(?:onnxruntime-node|@aws-sdk\/client-[\w-]+)$/ }, (args) => ({
+      path: require.resolve(args.path),
+      external: true,
+    }));
   },
 };
 
-async function bundle(entry: string, outfile: string): Promise<number> {
+async function bundle(entry: string, outfile: string, minify: boolean): Promise<number> {
   const result = await build({
     entryPoints: [path.join(import.meta.dirname, entry)],
     outfile,
@@ -93,17 +99,16 @@ async function bundle(entry: string, outfile: string): Promise<number> {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    // As lib/tandem-function.ts bundles the deployed functions: minified, ESM entry points of packages.
-    // (The AWS SDK clients, external there and provided by the Lambda runtime, are bundled here: the API
-    // function only imports them when its configuration has a table or models in S3, and this one has
-    // neither, so they cost their share of parsing the bundle and no more.)
-    minify: true,
+    // As lib/tandem-function.ts bundles the deployed functions: minified, ESM entry points of packages,
+    // the same externals. (The API function imports the SDK packages when its configuration has a table
+    // or models in S3; this one has neither.)
+    minify,
     mainFields: ['module', 'main'],
     // CommonJS dependencies (the AWS SDK...) call require() on Node built-ins.
     banner: {
       js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);",
     },
-    plugins: [onnxruntimeExternal],
+    plugins: [deployedExternals],
     logLevel: 'error',
     metafile: true,
   });
@@ -186,13 +191,16 @@ export interface ColdStartSetup {
   readonly bare: { readonly bundle: string; readonly env: NodeJS.ProcessEnv; readonly kb: number };
 }
 
-/** Bundles both children into `dir` and builds their environments (also used by profile.ts cold). */
-export async function prepareColdStart(dir: string): Promise<ColdStartSetup> {
+/**
+ * Bundles both children into `dir` and builds their environments (also used by profile.ts cold, which
+ * bundles unminified: its attribution reads the path comments esbuild writes before each module).
+ */
+export async function prepareColdStart(dir: string, minify = true): Promise<ColdStartSetup> {
   const oursBundle = path.join(dir, 'cold-start-handler.mjs');
   const bareBundle = path.join(dir, 'cold-start-bare.mjs');
   const [oursKb, bareKb] = await Promise.all([
-    bundle('cold-start-handler.ts', oursBundle),
-    bundle('cold-start-bare.ts', bareBundle),
+    bundle('cold-start-handler.ts', oursBundle, minify),
+    bundle('cold-start-bare.ts', bareBundle, minify),
   ]);
   const row = await demoRow(0);
   const payload = JSON.stringify({ features: row.features });
@@ -251,6 +259,6 @@ async function measure(
     ours: oursSide,
     bare: bareSide,
     mechanism:
-      'esbuild bundles (esm, node20, minified, onnxruntime-node external) run as `node <bundle>.mjs`',
+      'esbuild bundles (esm, node20, minified, onnxruntime-node and @aws-sdk/client-* external) run as `node <bundle>.mjs`',
   };
 }

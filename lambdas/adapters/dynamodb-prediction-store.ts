@@ -1,13 +1,5 @@
 /** The precomputed predictions table (contract in ARCHITECTURE.md) behind the PredictionStore port. */
-import {
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
-  ConditionalCheckFailedException,
-  GetItemCommand,
-  PutItemCommand,
-  type AttributeValue,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { predictionKey, type StoredPrediction } from '../core/cache-policy.ts';
 import type { PredictionStore } from '../core/ports.ts';
@@ -99,14 +91,32 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The SDK's command classes, imported when a store is made rather than when this module is: the module
+ * is in the API function's bundle, whose configuration may have no table (a static import of an external
+ * package would be hoisted to the bundle's start and loaded at every cold start).
+ */
+type DynamoSdk = typeof import('@aws-sdk/client-dynamodb');
+let sdkModule: Promise<DynamoSdk> | undefined;
+
+function dynamoSdk(): Promise<DynamoSdk> {
+  sdkModule ??= import('@aws-sdk/client-dynamodb');
+  return sdkModule;
+}
+
 export class DynamoDbPredictionStore implements PredictionStore {
+  private readonly sdk: Promise<DynamoSdk>;
+
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly writeConcurrency = 32,
-  ) {}
+  ) {
+    this.sdk = dynamoSdk();
+  }
 
   async getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
+    const { BatchGetItemCommand, GetItemCommand } = await this.sdk;
     const found = new Map<string, StoredPrediction>();
     if (keys.length === 1) {
       // One key: GetItem is one round trip too, and cheaper to serve than a BatchGetItem.
@@ -121,7 +131,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT));
     // All chunks at once: one round trip whatever the number of keys.
-    await Promise.all(chunks.map((chunk) => this.getChunk(chunk, found, signal)));
+    await Promise.all(chunks.map((chunk) => this.getChunk(BatchGetItemCommand, chunk, found, signal)));
     return found;
   }
 
@@ -129,6 +139,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
     items: readonly StoredPrediction[],
     signal?: AbortSignal,
   ): Promise<{ written: number; skipped: number }> {
+    const { ConditionalCheckFailedException, PutItemCommand } = await this.sdk;
     let written = 0;
     let skipped = 0;
     let next = 0;
@@ -153,6 +164,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
   }
 
   private async getChunk(
+    BatchGetItemCommand: DynamoSdk['BatchGetItemCommand'],
     keys: string[],
     found: Map<string, StoredPrediction>,
     signal?: AbortSignal,

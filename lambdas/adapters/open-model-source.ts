@@ -3,7 +3,9 @@
  * only for an S3 URI (a function serving models from a folder starts without the S3 SDK).
  */
 import type { ModelSource } from '../core/ports.ts';
+import { loadS3Client } from './clients/lazy.ts';
 import { FsModelSource } from './fs-model-source.ts';
+import { S3ModelSource } from './s3-model-source.ts';
 
 export type ModelsLocation =
   | { readonly kind: 's3'; readonly bucket: string; readonly prefix: string }
@@ -18,9 +20,5 @@ export function parseModelsUri(uri: string): ModelsLocation {
 export async function openModelSource(uri: string): Promise<ModelSource> {
   const location = parseModelsUri(uri);
   if (location.kind === 'folder') return new FsModelSource(location.path);
-  const [{ S3ModelSource }, { s3Client }] = await Promise.all([
-    import('./s3-model-source.ts'),
-    import('./clients/s3.ts'),
-  ]);
-  return new S3ModelSource(s3Client(), location.bucket, location.prefix);
+  return new S3ModelSource(await loadS3Client(), location.bucket, location.prefix);
 }

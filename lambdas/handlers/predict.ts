@@ -1,9 +1,11 @@
 /**
  * The API Lambda: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready.
  * Clients and the default model are set up at init (top-level await), once per execution environment.
- * The SDK clients are imported only when the configuration needs them (a table, models in S3).
+ * The SDK packages are imported only when the configuration needs them (a table, models in S3).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { loadDynamoClient } from '../adapters/clients/lazy.ts';
+import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
 import { openModelSource } from '../adapters/open-model-source.ts';
 import type { PredictionStore } from '../core/ports.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
@@ -20,11 +22,7 @@ const metrics = new ApiMetrics(
 );
 
 async function predictionStore(tableName: string): Promise<PredictionStore> {
-  const [{ dynamoClient }, { DynamoDbPredictionStore }] = await Promise.all([
-    import('../adapters/clients/dynamodb.ts'),
-    import('../adapters/dynamodb-prediction-store.ts'),
-  ]);
-  return new DynamoDbPredictionStore(dynamoClient(), tableName);
+  return new DynamoDbPredictionStore(await loadDynamoClient(), tableName);
 }
 
 const [source, store] = await Promise.all([

@@ -1,9 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
-
-let s3: S3Client | undefined;
+import { s3Options, shared } from './shared.ts';
 
 export function s3Client(): S3Client {
-  // s3rver (local) serves path-style URLs only.
-  s3 ??= new S3Client({ forcePathStyle: process.env['TANDEM_S3_FORCE_PATH_STYLE'] === 'true' });
-  return s3;
+  shared.s3 ??= new S3Client(s3Options());
+  return shared.s3;
 }
