@@ -113,6 +113,8 @@ function compile(spec: FeatureSpec): { checker: Checker; fallback: FeatureValue 
   }
 }
 
+const NO_OPTIONS: { ignoreUnknown?: boolean } = Object.freeze({});
+
 export class FeatureValidator {
   readonly names: readonly string[];
   private readonly checkers: Checker[];
@@ -140,7 +142,7 @@ export class FeatureValidator {
     features: unknown,
     issues: FeatureIssue[],
     fieldPrefix = 'features',
-    options: { ignoreUnknown?: boolean } = {},
+    options: { ignoreUnknown?: boolean } = NO_OPTIONS,
   ): FeatureRow | undefined {
     if (features === null || typeof features !== 'object' || Array.isArray(features)) {
       issues.push({
@@ -173,6 +175,12 @@ export class FeatureValidator {
       else row[i] = value;
     }
     return issues.length === before ? row : undefined;
+  }
+
+  /** The row of a valid JSON features object, or undefined (then fromObject says what is wrong). */
+  validRowOf(features: unknown): FeatureRow | undefined {
+    if (features === null || typeof features !== 'object' || Array.isArray(features)) return undefined;
+    return this.validRow(features as Record<string, unknown>);
   }
 
   /**
@@ -239,6 +247,8 @@ export class FeatureValidator {
  * Validates the JSON features of several instances; throws one ValidationError (INVALID_FEATURES) whose
  * details name every bad field as `instances.<i>.features.<name>` (or `features.<name>` when `single`).
  */
+const NO_ISSUES_YET: FeatureIssue[] = [];
+
 export function validateFeatureObjects(
   validator: FeatureValidator,
   instances: readonly { readonly index: number; readonly features: unknown }[],
@@ -246,10 +256,17 @@ export function validateFeatureObjects(
 ): FeatureRow[] {
   const rows = new Array<FeatureRow>(instances.length);
   const details: ErrorDetail[] = [];
-  let issues: FeatureIssue[] = [];
+  let issues: FeatureIssue[] = NO_ISSUES_YET;
   for (let i = 0; i < instances.length; i++) {
     const { index, features } = instances[i]!;
-    const row = validator.fromObject(features, issues, single ? 'features' : `instances.${index}.features`);
+    // Valid rows come back without an issue list being needed; the list is made for the first bad one.
+    const row =
+      validator.validRowOf(features) ??
+      validator.fromObject(
+        features,
+        (issues = issues === NO_ISSUES_YET ? [] : issues),
+        single ? 'features' : `instances.${index}.features`,
+      );
     if (row) {
       rows[i] = row;
     } else {

@@ -155,7 +155,7 @@ function answerFromCache(
     verdicts: found ? { hit: 0, miss: 0, stale: 0, expired: 0, 'version-mismatch': 0 } : undefined,
     servedAges: found ? [] : undefined,
   };
-  const policy = {
+  const policy = found && {
     nowMs,
     maxAgeSeconds: request.maxStalenessSeconds ?? model.manifest.cache.maxAgeSeconds,
     modelVersion: model.version,
@@ -165,7 +165,7 @@ function answerFromCache(
     const instance = instances[index]!;
     let status: InstanceResult['cacheStatus'] =
       instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
-    if (found && instance.id !== undefined) {
+    if (found && policy && instance.id !== undefined) {
       const item = found.get(predictionKey(model.name, instance.id));
       status = judgeCached(item, policy);
       plan.verdicts![status]++;

@@ -54,7 +54,8 @@ class RequestLog {
     /** The logger's level for this request (read once: reading it reads the environment). */
     private readonly level: number,
     private readonly context: Context,
-    private readonly keys: { readonly requestId: string; readonly path: string },
+    private readonly requestId: string,
+    private readonly path: string,
   ) {}
 
   enabled(threshold: number): boolean {
@@ -66,7 +67,7 @@ class RequestLog {
     if (this.keyed) return;
     this.keyed = true;
     this.logger.addContext(this.context);
-    this.logger.appendKeys(this.keys);
+    this.logger.appendKeys({ requestId: this.requestId, path: this.path });
   }
 
   write(level: 'debug' | 'info' | 'warn' | 'error', message: string, extra: Record<string, unknown>): void {
@@ -142,6 +143,13 @@ function predictionLogLevel(outcome: PredictOutcome, logPayloads: boolean): 'deb
   return logPayloads ? 'info' : 'debug';
 }
 
+/** The response's `cache` block for the statuses that carry nothing else (one object each). */
+const CACHE_BLOCKS = {
+  used: Object.freeze({ status: 'used' }),
+  bypassed: Object.freeze({ status: 'bypassed' }),
+  'not-needed': Object.freeze({ status: 'not-needed' }),
+} as const;
+
 const THRESHOLD = {
   debug: LogLevelThreshold.DEBUG,
   info: LogLevelThreshold.INFO,
@@ -172,7 +180,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     const cache =
       outcome.cache.status === 'skipped'
         ? { status: 'skipped', reason: outcome.cache.reason }
-        : { status: outcome.cache.status };
+        : CACHE_BLOCKS[outcome.cache.status];
     const level = predictionLogLevel(outcome, deps.logPayloads);
     if (state.log.enabled(THRESHOLD[level])) {
       state.log.write(level, 'predicted', {
@@ -231,9 +239,10 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
   }
 
   function route(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
-    const method = event.requestContext.http.method.toUpperCase();
+    const rawMethod = event.requestContext.http.method;
     const rawPath = event.rawPath;
-    if (rawPath === '/predict' && method === 'POST') return predict(event, requestId, state);
+    if (rawPath === '/predict' && rawMethod === 'POST') return predict(event, requestId, state);
+    const method = rawMethod.toUpperCase();
     const path = rawPath.replace(/\/+$/, '') || '/';
     const only = (allowed: string, run: () => Promise<ApiResult>) =>
       method === allowed || (allowed === 'GET' && method === 'HEAD')
@@ -280,7 +289,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       logger.refreshSampleRateCalculation();
       level = logger.level;
     }
-    const log = new RequestLog(logger, level, context, { requestId, path: event.rawPath });
+    const log = new RequestLog(logger, level, context, requestId, event.rawPath);
     if (invocations++ === 0) log.attach();
     const state: RequestState = { model: undefined, log };
     let result: ApiResult;

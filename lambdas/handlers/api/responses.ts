@@ -57,6 +57,18 @@ function modelJson(model: InstanceResult['model']): string {
   return lastModelJson;
 }
 
+const statusJsonCache = new Map<string, string>();
+
+/** `{"status":"..."}`, made once per status. */
+function statusJson(status: string): string {
+  let text = statusJsonCache.get(status);
+  if (text === undefined) {
+    text = JSON.stringify({ status });
+    if (statusJsonCache.size < 16) statusJsonCache.set(status, text);
+  }
+  return text;
+}
+
 function timeJson(time: string): string {
   if (time !== lastTime) {
     lastTimeJson = JSON.stringify(time);
@@ -71,7 +83,7 @@ export function predictionJson(
   single: boolean,
   cache: { readonly status: string; readonly reason?: string },
 ): string {
-  const cacheJson = JSON.stringify(cache);
+  const cacheJson = cache.reason === undefined ? statusJson(cache.status) : JSON.stringify(cache);
   if (single) return instanceJson(results[0]!, `,"cache":${cacheJson}`);
   return `{"predictions":[${results.map((r) => instanceJson(r)).join(',')}],"cache":${cacheJson}}`;
 }
