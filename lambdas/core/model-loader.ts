@@ -213,21 +213,35 @@ class OnnxServedModel implements ServedModel {
     await this.session.release();
   }
 
-  private async run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    const feeds = encodeFeeds(this.inputPlans, rows);
-    let results: ort.InferenceSession.OnnxValueMapType;
+  private run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    // A promise in every case, as from an async function: encoding failures reject as they are,
+    // onnxruntime's as InferenceError.
+    let feeds: Record<string, ort.Tensor>;
     try {
-      results = await this.session.run(feeds, this.fetches as string[]);
-    } catch (cause) {
-      throw new InferenceError(
-        `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
-        undefined,
-        {
-          cause,
-        },
-      );
+      feeds = encodeFeeds(this.inputPlans, rows);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    return decodePredictions(this.outputPlan, results, rows.length);
+    let running: Promise<ort.InferenceSession.OnnxValueMapType>;
+    try {
+      running = this.session.run(feeds, this.fetches as string[]);
+    } catch (cause) {
+      return Promise.reject(this.inferenceError(cause));
+    }
+    return running.then(
+      (results) => decodePredictions(this.outputPlan, results, rows.length),
+      (cause: unknown) => {
+        throw this.inferenceError(cause);
+      },
+    );
+  }
+
+  private inferenceError(cause: unknown): InferenceError {
+    return new InferenceError(
+      `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
+      undefined,
+      { cause },
+    );
   }
 }
 

@@ -7,11 +7,13 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
+import type { ServedModel } from '../../core/model-loader.ts';
 import type { ModelRegistry } from '../../core/model-registry.ts';
 import {
   checkContentType,
   parseJsonBody,
   parsePredictRequest,
+  type PredictRequest,
   type RequestLimits,
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
@@ -159,7 +161,9 @@ const THRESHOLD = {
 export function createApiHandler(deps: ApiDependencies): ApiHandler {
   const { registry, service, limits, logger, metrics } = deps;
 
-  async function predict(
+  // predict() and respond() are plain functions around one promise: an async function would keep
+  // every local of both in a frame allocated for each request.
+  function predict(
     event: APIGatewayProxyEventV2,
     requestId: string,
     state: RequestState,
@@ -170,12 +174,28 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     try {
       text = decodeBody(event);
     } catch {
-      return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId);
+      return Promise.resolve(errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId));
     }
     const request = parsePredictRequest(parseJsonBody(text, limits), limits);
     state.model = request.model;
-    const model = registry.ready(request.model) ?? (await registry.get(request.model));
-    const outcome = await service.predict(request, model);
+    const ready = registry.ready(request.model);
+    if (ready) {
+      return service.predict(request, ready).then((o) => respond(request, ready, o, requestId, state));
+    }
+    return registry
+      .get(request.model)
+      .then((model) =>
+        service.predict(request, model).then((o) => respond(request, model, o, requestId, state)),
+      );
+  }
+
+  function respond(
+    request: PredictRequest,
+    model: ServedModel,
+    outcome: PredictOutcome,
+    requestId: string,
+    state: RequestState,
+  ): ApiResult {
     recordMetrics(metrics, outcome, request.instances.length);
     const cache =
       outcome.cache.status === 'skipped'
@@ -278,10 +298,32 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     );
   }
 
+  /** The answer to a request that threw: its error response, logged and counted. */
+  function failed(error: unknown, requestId: string, state: RequestState): ApiResult {
+    const result = resultForError(error, requestId, state.model, registry.defaultModel);
+    state.log.write(result.statusCode >= 500 ? 'error' : 'warn', 'request failed', {
+      status: result.statusCode,
+      code: error instanceof TandemError ? error.code : 'INTERNAL',
+      // `message` is a key Powertools reserves for the line's own message (it would drop it).
+      ...(result.statusCode >= 500 ? { error } : { reason: (error as Error).message }),
+    });
+    metrics.count(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', 1);
+    return result;
+  }
+
+  function finish(result: ApiResult, requestId: string, log: RequestLog): ApiResult {
+    metrics.end();
+    log.close();
+    // Every result's headers are its own object (json() builds one per response).
+    (result.headers ??= {})['x-request-id'] = requestId;
+    return result;
+  }
+
   let invocations = 0;
   // The level only changes when debug sampling re-draws it for a request.
   const baseLevel = logger.level;
-  return async (event, context) => {
+  // A plain function around one promise rather than an async one (see predict()).
+  return (event, context) => {
     const requestId = event.requestContext?.requestId ?? context.awsRequestId;
     metrics.begin();
     let level = baseLevel;
@@ -292,24 +334,15 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     const log = new RequestLog(logger, level, context, requestId, event.rawPath);
     if (invocations++ === 0) log.attach();
     const state: RequestState = { model: undefined, log };
-    let result: ApiResult;
+    let routed: Promise<ApiResult>;
     try {
-      result = await route(event, requestId, state);
+      routed = route(event, requestId, state);
     } catch (error) {
-      result = resultForError(error, requestId, state.model, registry.defaultModel);
-      log.write(result.statusCode >= 500 ? 'error' : 'warn', 'request failed', {
-        status: result.statusCode,
-        code: error instanceof TandemError ? error.code : 'INTERNAL',
-        // `message` is a key Powertools reserves for the line's own message (it would drop it).
-        ...(result.statusCode >= 500 ? { error } : { reason: (error as Error).message }),
-      });
-      metrics.count(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', 1);
-    } finally {
-      metrics.end();
-      log.close();
+      routed = Promise.reject(error as Error);
     }
-    // Every result's headers are its own object (json() builds one per response).
-    (result.headers ??= {})['x-request-id'] = requestId;
-    return result;
+    return routed.then(
+      (result) => finish(result, requestId, log),
+      (error: unknown) => finish(failed(error, requestId, state), requestId, log),
+    );
   };
 }
