@@ -75,13 +75,20 @@ export function createApiServer(handler: ApiHandler, opts: ApiServerOptions = {}
     logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]local`,
   };
   return createServer((req, res) => {
-    const requestId = randomUUID();
-    serve(handler, config, req, res, requestId).catch((err: unknown) => {
-      // Only reachable through a bug in this file; still answer rather than leave the client hanging.
-      config.onError(err, requestId);
-      if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
-      else res.destroy();
-    });
+    const exchange: Exchange = {
+      handler,
+      config,
+      req,
+      res,
+      requestId: randomUUID(),
+      receivedAt: Date.now(),
+      chunks: [],
+      size: 0,
+      drained: 0,
+      done: false,
+      timer: undefined,
+    };
+    guarded(exchange, readBody);
   });
 }
 
@@ -106,107 +113,166 @@ export function listen(server: Server, port: number, host: string): Promise<Addr
   });
 }
 
-async function serve(
-  handler: ApiHandler,
-  config: Config,
-  req: IncomingMessage,
-  res: ServerResponse,
-  requestId: string,
-): Promise<void> {
-  const receivedAt = Date.now();
+/**
+ * One request on its way through the adapter: read the body, build the event, invoke the handler with a
+ * deadline, write its answer. Plain callbacks around the handler's one promise (the adapter adds no
+ * promise, async frame or closure of its own per request); `done` is set once the client has an answer
+ * (or is gone), after which nothing else is written.
+ */
+interface Exchange {
+  readonly handler: ApiHandler;
+  readonly config: Config;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  readonly receivedAt: number;
+  readonly chunks: Buffer[];
+  size: number;
+  drained: number;
+  done: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
 
-  const body = await readBody(req, config.maxBodyBytes);
-  if (body === 'aborted') return;
-  if (body === 'too-large') {
-    sendError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${config.maxBodyBytes} bytes`, requestId);
+/** Runs a step; a throw can only be a bug in this file: still answer rather than leave the client hanging. */
+function guarded<T>(exchange: Exchange, step: (exchange: Exchange, arg: T) => void, arg?: T): void {
+  try {
+    step(exchange, arg as T);
+  } catch (err) {
+    exchange.config.onError(err, exchange.requestId);
+    exchange.done = true;
+    clearTimeout(exchange.timer);
+    if (!exchange.res.headersSent)
+      sendError(exchange.res, 500, 'INTERNAL', 'Internal error', exchange.requestId);
+    else exchange.res.destroy();
+  }
+}
+
+// The body listeners are shared functions (node:events calls them with the request as `this`), finding
+// their exchange on the request.
+const EXCHANGE = Symbol('exchange');
+
+type ExchangeOwner = IncomingMessage & { [EXCHANGE]: Exchange };
+
+/**
+ * Reads the body up to the limit. Over the limit (declared or actual) it keeps nothing more:
+ * the rest is read and discarded so the client, still sending, can receive the 413; a client
+ * that keeps sending far beyond that loses the connection.
+ */
+function readBody(exchange: Exchange): void {
+  const { req } = exchange;
+  (req as ExchangeOwner)[EXCHANGE] = exchange;
+  // The client went away mid-body: nobody is left to answer. (Also keeps a reset during the
+  // discard from being an unhandled 'error' event.)
+  req.on('error', onRequestGone);
+  req.on('close', onRequestGone); // a no-op once the request has been answered
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > exchange.config.maxBodyBytes) {
+    discardRest(exchange);
     return;
   }
+  req.on('data', onBodyData);
+  req.on('end', onBodyEnd);
+}
 
-  const event = toEvent(req, body, requestId, receivedAt, config.stage);
+function onBodyData(this: IncomingMessage, chunk: Buffer): void {
+  const exchange = (this as ExchangeOwner)[EXCHANGE];
+  exchange.size += chunk.length;
+  if (exchange.size > exchange.config.maxBodyBytes) discardRest(exchange);
+  else exchange.chunks.push(chunk);
+}
+
+function onBodyEnd(this: IncomingMessage): void {
+  const exchange = (this as ExchangeOwner)[EXCHANGE];
+  guarded(exchange, invoke);
+}
+
+function onRequestGone(this: IncomingMessage): void {
+  const exchange = (this as ExchangeOwner)[EXCHANGE];
+  // Before the body is complete there is nobody left to answer; after it, the handler's answer is
+  // written if it comes (to a closed socket, harmlessly), as before.
+  if (!this.complete && !exchange.done) {
+    exchange.done = true;
+    clearTimeout(exchange.timer);
+  }
+}
+
+function discardRest(exchange: Exchange): void {
+  const { req, config, requestId } = exchange;
+  req.removeListener('data', onBodyData);
+  req.removeListener('end', onBodyEnd);
+  exchange.chunks.length = 0;
+  req.on('data', onDrainData);
+  req.resume();
+  exchange.done = true;
+  sendError(
+    exchange.res,
+    413,
+    'PAYLOAD_TOO_LARGE',
+    `Request body exceeds ${config.maxBodyBytes} bytes`,
+    requestId,
+  );
+}
+
+function onDrainData(this: IncomingMessage, chunk: Buffer): void {
+  const exchange = (this as ExchangeOwner)[EXCHANGE];
+  exchange.drained += chunk.length;
+  if (exchange.drained > MAX_DRAIN_BYTES) this.socket.destroy();
+}
+
+/** Builds the event and the context and calls the handler, with the function's timeout running. */
+function invoke(exchange: Exchange): void {
+  if (exchange.done) return;
+  const { chunks, size, config, requestId, receivedAt } = exchange;
+  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  chunks.length = 0;
+  const event = toEvent(exchange.req, body, requestId, receivedAt, config.stage);
   const deadline = receivedAt + config.timeoutMs;
-  const outcome = await invoke(handler, event, lambdaContext(config, requestId, deadline), deadline);
-  if (outcome.kind === 'timeout') {
-    sendError(res, 503, 'TIMEOUT', `The handler did not answer within ${config.timeoutMs} ms`, requestId);
+  exchange.timer = setTimeout(onTimeout, Math.max(0, deadline - Date.now()), exchange);
+  let ran: Promise<APIGatewayProxyResultV2>;
+  try {
+    ran = Promise.resolve(exchange.handler(event, lambdaContext(config, requestId, deadline)));
+  } catch (error) {
+    // A handler that throws synchronously fails the same way as one that rejects.
+    onHandlerError(exchange, error);
     return;
   }
-  if (outcome.kind === 'error') {
-    config.onError(outcome.error, requestId);
-    sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
-    return;
-  }
-  const written = writeResult(res, outcome.result, requestId);
+  ran.then(
+    (result) => guarded(exchange, onHandlerResult, result),
+    (error: unknown) => guarded(exchange, onHandlerError, error),
+  );
+}
+
+function onTimeout(exchange: Exchange): void {
+  if (exchange.done) return;
+  exchange.done = true;
+  const { config, requestId } = exchange;
+  sendError(
+    exchange.res,
+    503,
+    'TIMEOUT',
+    `The handler did not answer within ${config.timeoutMs} ms`,
+    requestId,
+  );
+}
+
+function onHandlerError(exchange: Exchange, error: unknown): void {
+  if (exchange.done) return; // answered 503 TIMEOUT already
+  exchange.done = true;
+  clearTimeout(exchange.timer);
+  exchange.config.onError(error, exchange.requestId);
+  sendError(exchange.res, 500, 'INTERNAL', 'Internal error', exchange.requestId);
+}
+
+function onHandlerResult(exchange: Exchange, result: APIGatewayProxyResultV2): void {
+  if (exchange.done) return; // its late result is dropped
+  exchange.done = true;
+  clearTimeout(exchange.timer);
+  const { res, requestId, config } = exchange;
+  const written = writeResult(res, result, requestId);
   if (written !== true) {
     config.onError(new Error(`handler returned an invalid response: ${written}`), requestId);
     sendError(res, 500, 'INTERNAL', 'Internal error', requestId);
   }
-}
-
-/**
- * Reads the body up to `limit` bytes. Over the limit (declared or actual) it keeps nothing more:
- * the rest is read and discarded so the client, still sending, can receive the 413; a client
- * that keeps sending far beyond that loses the connection.
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
-  return new Promise((resolve) => {
-    (req as BodyOwner)[BODY] = { chunks: [], size: 0, drained: 0, limit, resolve };
-    // The client went away mid-body: nobody is left to answer. (Also keeps a reset during the
-    // discard from being an unhandled 'error' event.)
-    req.on('error', onBodyAborted);
-    req.on('close', onBodyAborted); // a no-op after 'end' has resolved
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      discardRest(req);
-      return;
-    }
-    req.on('data', onBodyData);
-    req.on('end', onBodyEnd);
-  });
-}
-
-// The body listeners are shared functions (node:events calls them with the request as `this`) that keep
-// their state on the request: a request creates no function of its own to read its body.
-const BODY = Symbol('body');
-
-interface BodyState {
-  readonly chunks: Buffer[];
-  size: number;
-  drained: number;
-  readonly limit: number;
-  readonly resolve: (body: Buffer | 'too-large' | 'aborted') => void;
-}
-
-type BodyOwner = IncomingMessage & { [BODY]: BodyState };
-
-function onBodyData(this: IncomingMessage, chunk: Buffer): void {
-  const state = (this as BodyOwner)[BODY];
-  state.size += chunk.length;
-  if (state.size > state.limit) discardRest(this);
-  else state.chunks.push(chunk);
-}
-
-function onBodyEnd(this: IncomingMessage): void {
-  const { chunks, size, resolve } = (this as BodyOwner)[BODY];
-  resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-}
-
-function onBodyAborted(this: IncomingMessage): void {
-  (this as BodyOwner)[BODY].resolve('aborted');
-}
-
-function discardRest(req: IncomingMessage): void {
-  const state = (req as BodyOwner)[BODY];
-  req.removeListener('data', onBodyData);
-  req.removeListener('end', onBodyEnd);
-  state.chunks.length = 0;
-  req.on('data', onDrainData);
-  req.resume();
-  state.resolve('too-large');
-}
-
-function onDrainData(this: IncomingMessage, chunk: Buffer): void {
-  const state = (this as BodyOwner)[BODY];
-  state.drained += chunk.length;
-  if (state.drained > MAX_DRAIN_BYTES) this.socket.destroy();
 }
 
 function toEvent(
@@ -415,43 +481,6 @@ function lambdaContext(config: Config, requestId: string, deadline: number): Con
     fail: legacy,
     succeed: legacy,
   };
-}
-
-type Outcome =
-  | { kind: 'result'; result: APIGatewayProxyResultV2 }
-  | { kind: 'error'; error: unknown }
-  | { kind: 'timeout' };
-
-const TIMED_OUT: Outcome = { kind: 'timeout' };
-
-function invoke(
-  handler: ApiHandler,
-  event: APIGatewayProxyEventV2,
-  context: Context,
-  deadline: number,
-): Promise<Outcome> {
-  return new Promise<Outcome>((resolve) => {
-    const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), TIMED_OUT);
-    let ran: Promise<APIGatewayProxyResultV2>;
-    try {
-      ran = Promise.resolve(handler(event, context));
-    } catch (error) {
-      // A handler that throws synchronously is an error outcome too.
-      clearTimeout(timer);
-      resolve({ kind: 'error', error });
-      return;
-    }
-    ran.then(
-      (result) => {
-        clearTimeout(timer);
-        resolve({ kind: 'result', result });
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        resolve({ kind: 'error', error });
-      },
-    );
-  });
 }
 
 /** The headers every answer carries, as API Gateway sets them (a handler's own headers win). */

@@ -196,7 +196,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     requestId: string,
     state: RequestState,
   ): ApiResult {
-    recordMetrics(metrics, outcome, request.instances.length);
+    if (metrics.enabled) recordMetrics(metrics, outcome, request.instances.length);
     const cache =
       outcome.cache.status === 'skipped'
         ? { status: 'skipped', reason: outcome.cache.reason }

@@ -41,7 +41,8 @@ interface Distribution {
 }
 
 export class ApiMetrics {
-  private readonly enabled: boolean;
+  /** False when Powertools publishes nothing (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV): nothing is kept. */
+  readonly enabled: boolean;
   private readonly counts = new Map<string, number>();
   private readonly distributions = new Map<string, Distribution>();
   private firstAt: number | undefined;
