@@ -8,9 +8,28 @@
  * tail buffer shown when a child fails, or streamed to stderr with --verbose.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { QUIET_HANDLER_ENV } from './demo.ts';
 
 const ORIGINAL_ENV: NodeJS.ProcessEnv = { ...process.env };
+
+/**
+ * What the API handler reads from its environment (config.ts, Powertools). Never inherited from the shell
+ * that runs the benchmark: the figures are those of the defaults users run.
+ */
+const HANDLER_SETTINGS =
+  /^(?:POWERTOOLS_\w+|AWS_LAMBDA_LOG_\w+|AWS_LAMBDA_MAX_CONCURRENCY|MODELS_URI|DEFAULT_MODEL|TABLE_NAME|CACHE_BUDGET_MS|WRITE_THROUGH|MODEL_REFRESH_SECONDS|MAX_BODY_BYTES|MAX_INSTANCES|LOG_PAYLOADS|METRICS_FLUSH_MS)$/;
+
+/**
+ * The deployed predict function's settings beyond the code's defaults. The CDK stack (lib/realtime-api.ts)
+ * sets only values equal to config.ts's defaults and no Powertools variable, so Powertools runs with its
+ * own defaults: logs at INFO, metrics published. The local stack turns metrics off unless told otherwise
+ * (local/stack.ts), hence the explicit `false` for in-process runs on it.
+ */
+export const DEPLOYED_HANDLER_ENV: Readonly<Record<string, string>> = {
+  POWERTOOLS_METRICS_DISABLED: 'false',
+};
+
+/** What `npm start` (bin/local.ts) gives the handler on top of the local stack's settings. */
+export const NPM_START_HANDLER_ENV: Readonly<Record<string, string>> = { POWERTOOLS_DEV: 'true' };
 const TAIL_BYTES = 8 * 1024;
 
 let verboseChildren = false;
@@ -18,9 +37,11 @@ export function setVerboseChildren(on: boolean): void {
   verboseChildren = on;
 }
 
-/** The parent's original environment (never the mutated one), the handler kept quiet, plus `extra`. */
+/** The parent's original environment (never the mutated one) without handler settings, plus `extra`. */
 export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...ORIGINAL_ENV, ...QUIET_HANDLER_ENV, ...extra };
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(ORIGINAL_ENV)) if (!HANDLER_SETTINGS.test(key)) env[key] = value;
+  Object.assign(env, extra);
   // The SDK skips AWS_ACCESS_KEY_ID when a profile is set, and no child needs real credentials.
   delete env['AWS_PROFILE'];
   for (const [key, value] of Object.entries(extra)) if (value === undefined) delete env[key];

@@ -1,7 +1,7 @@
 /**
  * Cold-start child, "bare": bundled and run like cold-start-handler.ts. Loads onnxruntime, creates a
  * session on the ZipMap-free model file (BENCH_MODEL_FILE) with the same SESSION_OPTIONS
- * (BENCH_SESSION_OPTIONS, JSON), and runs the same payload once. Prints the same JSON line.
+ * (BENCH_SESSION_OPTIONS, JSON), and runs the same payload once. Prints the same marked JSON line.
  */
 import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
@@ -22,4 +22,6 @@ const { features } = JSON.parse(env('BENCH_PAYLOAD')) as { features: Record<stri
 const results = await session.run(encode(features), ['probabilities']);
 const firstPredictionMs = performance.now();
 const ok = results['probabilities'] !== undefined;
-process.stdout.write(`${JSON.stringify({ ok, initMs, firstPredictionMs })}\n`, () => process.exit(0));
+process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ok, initMs, firstPredictionMs })}\n`, () =>
+  process.exit(0),
+);

@@ -3,17 +3,17 @@
  * default model loaded from MODELS_URI = the repo's models/ folder, no table) vs a fresh process that
  * only loads onnxruntime, creates the session and runs once.
  *
- * Mechanism: both sides are pre-bundled with esbuild (ESM, node20, onnxruntime-node left external as
- * the native package it is) and started as plain `node <bundle>.mjs`. Bundling is what Lambda runs
- * (CDK's NodejsFunction bundles with esbuild), and it keeps tsx's loader hooks and per-file transpile
- * out of the figure: under `node --import tsx` that cost grows with the number of .ts files imported,
- * which would charge the handler (~dozens of modules) for a tool that never runs in Lambda while the
- * bare side (one file) barely pays it. Bundling happens once, before any timed run.
+ * Mechanism: both sides are pre-bundled with esbuild as lib/tandem-function.ts bundles the deployed
+ * functions (ESM, minified, onnxruntime-node and the AWS SDK clients left external; node20 here) and
+ * started as plain `node <bundle>.mjs`. Bundling is what Lambda runs, and it keeps tsx's loader hooks and
+ * per-file transpile out of the figure: under `node --import tsx` that cost grows with the number of .ts
+ * files imported, which would charge the handler (~dozens of modules) for a tool that never runs in
+ * Lambda while the bare side (one file) barely pays it. Bundling happens once, before any timed run.
  *
- * Figure: wall time from spawn() to the child's result line on stdout, measured here the same way for
- * both sides; the children also report their own init / first-prediction times (from their
- * performance.timeOrigin) as a breakdown. One untimed run of each first (file cache), then `runs`
- * rounds alternating which side goes first.
+ * Figure: wall time from spawn() to the child's result line on stdout (marked: the handler's own log
+ * lines go to stdout too), measured here the same way for both sides; the children also report their
+ * own init / first-prediction times (from their performance.timeOrigin) as a breakdown. One untimed run
+ * of each first (file cache), then `runs` rounds alternating which side goes first.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -76,16 +76,22 @@ export interface ColdStartResult {
 
 const require = createRequire(import.meta.url);
 
-/** Keeps onnxruntime-node external but imported by absolute path, so bundles run from the scratch folder. */
-const onnxruntimeExternal: Plugin = {
-  name: 'onnxruntime-external',
+/**
+ * The deployed bundles' externals (lib/tandem-function.ts EXTERNAL_MODULES: onnxruntime-node, shipped as
+ * files, and the AWS SDK clients, which the Lambda runtime provides), imported by absolute path so that
+ * bundles run from the scratch folder.
+ */
+const deployedExternals: Plugin = {
+  name: 'deployed-externals',
   setup(b) {
-    const resolved = require.resolve('onnxruntime-node');
-    b.onResolve({ filter: /^onnxruntime-node$/ }, () => ({ path: resolved, external: true }));
+    b.onResolve({ filter: /^(?:onnxruntime-node|@aws-sdk\/client-[\w-]+)$/ }, (args) => ({
+      path: require.resolve(args.path),
+      external: true,
+    }));
   },
 };
 
-async function bundle(entry: string, outfile: string): Promise<number> {
+async function bundle(entry: string, outfile: string, minify: boolean): Promise<number> {
   const result = await build({
     entryPoints: [path.join(import.meta.dirname, entry)],
     outfile,
@@ -93,16 +99,34 @@ async function bundle(entry: string, outfile: string): Promise<number> {
     platform: 'node',
     format: 'esm',
     target: 'node20',
+    // As lib/tandem-function.ts bundles the deployed functions: minified, ESM entry points of packages,
+    // the same externals. (The API function imports the SDK packages when its configuration has a table
+    // or models in S3; this one has neither.)
+    minify,
+    keepNames: minify,
+    mainFields: ['module', 'main'],
     // CommonJS dependencies (the AWS SDK...) call require() on Node built-ins.
     banner: {
       js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);",
     },
-    plugins: [onnxruntimeExternal],
+    plugins: [deployedExternals],
     logLevel: 'error',
     metafile: true,
   });
   const output = Object.values(result.metafile.outputs)[0];
   return (output?.bytes ?? 0) / 1024;
+}
+
+/**
+ * The children's report line. The handler logs to the same stdout (its INFO lines and metrics, as in
+ * Lambda), so the report is marked rather than being the first line.
+ */
+const RESULT_MARKER = 'BENCH_RESULT ';
+
+function resultLine(stdout: string): string | undefined {
+  const complete = stdout.split('\n').slice(0, -1);
+  const line = complete.find((l) => l.startsWith(RESULT_MARKER));
+  return line?.slice(RESULT_MARKER.length);
 }
 
 function runOnce(bundleFile: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
@@ -115,7 +139,7 @@ function runOnce(bundleFile: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000)
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      if (wallMs === undefined && stdout.includes('\n')) wallMs = performance.now() - started;
+      if (wallMs === undefined && resultLine(stdout) !== undefined) wallMs = performance.now() - started;
     });
     child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4000);
@@ -123,7 +147,7 @@ function runOnce(bundleFile: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000)
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      const line = stdout.split('\n')[0] ?? '';
+      const line = resultLine(stdout) ?? '';
       try {
         if (wallMs === undefined) throw new Error('no result line');
         const report = JSON.parse(line) as ChildReport;
@@ -168,13 +192,16 @@ export interface ColdStartSetup {
   readonly bare: { readonly bundle: string; readonly env: NodeJS.ProcessEnv; readonly kb: number };
 }
 
-/** Bundles both children into `dir` and builds their environments (also used by profile.ts cold). */
-export async function prepareColdStart(dir: string): Promise<ColdStartSetup> {
+/**
+ * Bundles both children into `dir` and builds their environments (also used by profile.ts cold, which
+ * bundles unminified: its attribution reads the path comments esbuild writes before each module).
+ */
+export async function prepareColdStart(dir: string, minify = true): Promise<ColdStartSetup> {
   const oursBundle = path.join(dir, 'cold-start-handler.mjs');
   const bareBundle = path.join(dir, 'cold-start-bare.mjs');
   const [oursKb, bareKb] = await Promise.all([
-    bundle('cold-start-handler.ts', oursBundle),
-    bundle('cold-start-bare.ts', bareBundle),
+    bundle('cold-start-handler.ts', oursBundle, minify),
+    bundle('cold-start-bare.ts', bareBundle, minify),
   ]);
   const row = await demoRow(0);
   const payload = JSON.stringify({ features: row.features });
@@ -232,6 +259,7 @@ async function measure(
     roundRatios: summarize(ours.map((o, i) => o.wallMs / bare[i]!.wallMs)),
     ours: oursSide,
     bare: bareSide,
-    mechanism: 'esbuild bundles (esm, node20, onnxruntime-node external) run as `node <bundle>.mjs`',
+    mechanism:
+      'esbuild bundles (esm, node20, minified, onnxruntime-node and @aws-sdk/client-* external) run as `node <bundle>.mjs`',
   };
 }

@@ -99,9 +99,3 @@ export function positiveProbability(results: ort.InferenceSession.OnnxValueMapTy
   const data = tensor.data as Float32Array;
   return data.length >= 2 ? data[1]! : data[0]!;
 }
-
-/** Environment that keeps the handler quiet during measurements. */
-export const QUIET_HANDLER_ENV: Readonly<Record<string, string>> = {
-  POWERTOOLS_METRICS_DISABLED: 'true',
-  POWERTOOLS_LOG_LEVEL: 'SILENT',
-};

@@ -4,14 +4,14 @@
  * the load is `bypassCache` requests. Sends {kind: 'ready', data: {url}}; stops on {kind: 'stop'}.
  */
 import { startLocalStack } from '../local/stack.ts';
-import { runChild, sendToParent, stopRequested } from './child.ts';
+import { NPM_START_HANDLER_ENV, runChild, sendToParent, stopRequested } from './child.ts';
 import { serveProfilingRequests } from './inspector-profile.ts';
-import { QUIET_HANDLER_ENV } from './demo.ts';
 
 runChild(async () => {
   const stopping = stopRequested();
   serveProfilingRequests(); // idle unless bench/profile.ts asks
-  const stack = await startLocalStack({ apiPort: 0, seed: false, handlerEnv: { ...QUIET_HANDLER_ENV } });
+  // As `npm start` configures the handler (its logs go to this process's stdout, a pipe to the runner).
+  const stack = await startLocalStack({ apiPort: 0, seed: false, handlerEnv: { ...NPM_START_HANDLER_ENV } });
   try {
     await sendToParent({ kind: 'ready', data: { url: stack.apiUrl } });
     await stopping;

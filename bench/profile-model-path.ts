@@ -9,14 +9,13 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { SESSION_OPTIONS } from '../lambdas/core/model-loader.ts';
 import { apiEvent, lambdaContext } from '../test/support/api-events.ts';
-import { runChild, sendToParent } from './child.ts';
+import { DEPLOYED_HANDLER_ENV, runChild, sendToParent } from './child.ts';
 import {
   bareEncoder,
   demoRow,
   DEMO_MODEL,
   MODELS_DIR,
   PROBABILITIES_OUTPUT,
-  QUIET_HANDLER_ENV,
   readDemoManifest,
   unzippedModelBytes,
 } from './demo.ts';
@@ -26,7 +25,7 @@ runChild(async () => {
   const [dir, iterationsText = '30000'] = process.argv.slice(2);
   if (!dir) throw new Error('usage: profile-model-path.ts <output folder> [iterations]');
   const iterations = Number(iterationsText);
-  Object.assign(process.env, QUIET_HANDLER_ENV, { MODELS_URI: MODELS_DIR, DEFAULT_MODEL: DEMO_MODEL });
+  Object.assign(process.env, DEPLOYED_HANDLER_ENV, { MODELS_URI: MODELS_DIR, DEFAULT_MODEL: DEMO_MODEL });
   delete process.env['TABLE_NAME'];
   const { handler } = await import('../lambdas/handlers/predict.ts');
 

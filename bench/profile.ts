@@ -4,8 +4,8 @@
  *   tsx bench/profile.ts model [iterations]   the handler's model path in-process, then bare session.run
  *   tsx bench/profile.ts http [seconds]       the bare server, then the local stack, under autocannon load
  *                                             (8 connections, same payload as the http section)
- *   tsx bench/profile.ts cold [runs]          the cold-start bundles under --cpu-prof, self time by the
- *                                             package each bundled line came from
+ *   tsx bench/profile.ts cold [runs]          the cold-start bundles (unminified) under --cpu-prof, self
+ *                                             time by the package each bundled line came from
  * The .cpuprofile files stay in the scratch folder (Chrome DevTools or speedscope open them).
  */
 import { spawn } from 'node:child_process';
@@ -98,7 +98,8 @@ function packageOf(source: string): string {
 }
 
 async function profileCold(dir: string, runs: number): Promise<void> {
-  const setup = await prepareColdStart(dir);
+  // Unminified, unlike the measured bundles, so that each line can be traced to its package.
+  const setup = await prepareColdStart(dir, false);
   for (const [name, side] of [
     ['handler', setup.ours],
     ['bare', setup.bare],

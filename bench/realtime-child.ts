@@ -9,7 +9,7 @@ import { predictionKey, storedPrediction } from '../lambdas/core/cache-policy.ts
 import { SESSION_OPTIONS } from '../lambdas/core/model-loader.ts';
 import { LOCAL_TABLE, startLocalStack } from '../local/stack.ts';
 import { apiEvent, lambdaContext } from '../test/support/api-events.ts';
-import { runChild, sendToParent } from './child.ts';
+import { DEPLOYED_HANDLER_ENV, runChild, sendToParent } from './child.ts';
 import {
   bareEncoder,
   demoRow,
@@ -17,7 +17,6 @@ import {
   DEMO_VERSION,
   PROBABILITIES_OUTPUT,
   positiveProbability,
-  QUIET_HANDLER_ENV,
   readDemoManifest,
   unzippedModelBytes,
 } from './demo.ts';
@@ -85,7 +84,9 @@ async function sideBySide(sides: readonly Side[], iterations: number, warmup: nu
 
 runChild(async () => {
   const options = JSON.parse(process.argv[2] ?? '{}') as RealtimeOptions;
-  const stack = await startLocalStack({ apiPort: 0, seed: false, handlerEnv: { ...QUIET_HANDLER_ENV } });
+  // The deployed function's defaults: INFO logs and published metrics go to this process's stdout, a pipe
+  // to the bench runner, as a function's go to the Lambda runtime.
+  const stack = await startLocalStack({ apiPort: 0, seed: false, handlerEnv: { ...DEPLOYED_HANDLER_ENV } });
   try {
     // The module startLocalStack imported (one handler configuration per process): the same instance.
     const { handler } = await import('../lambdas/handlers/predict.ts');
@@ -167,22 +168,13 @@ runChild(async () => {
       async () =>
         (await client.send(new GetItemCommand({ TableName: LOCAL_TABLE, Key: key }))).Item !== undefined,
     );
-    // What the handler's store sends for one key (BatchGetItem with its projection), as an extra figure.
+    // What the store sends for several keys (BatchGetItem), for one key, as an extra figure.
     const batchGet = side(
       'sdk-batch-get',
       () => undefined,
       async () => {
         const response = await client.send(
-          new BatchGetItemCommand({
-            RequestItems: {
-              [LOCAL_TABLE]: {
-                Keys: [key],
-                ProjectionExpression:
-                  'pk, entityId, prediction, modelVersion, computedAt, expiresAt, runId, #source',
-                ExpressionAttributeNames: { '#source': 'source' },
-              },
-            },
-          }),
+          new BatchGetItemCommand({ RequestItems: { [LOCAL_TABLE]: { Keys: [key] } } }),
         );
         return response.Responses?.[LOCAL_TABLE]?.length === 1;
       },

@@ -46,7 +46,7 @@ export interface RealtimeRaw {
   /** handler / bare p50 ratio of each block pair: the spread of modelOverheadRatio. */
   readonly modelBlockRatios: Summary;
   readonly sdkGet: Summary;
-  /** A bare BatchGetItem with the store's projection: what the handler's cache read actually sends. */
+  /** A bare BatchGetItem of the one key: what the store sends for several ids (extra figure). */
   readonly sdkBatchGet: Summary;
   readonly handlerCache: Summary;
   readonly cacheBlockRatios: Summary;

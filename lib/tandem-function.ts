@@ -131,6 +131,9 @@ export class TandemFunction extends Construct {
         target: 'node22',
         mainFields: ['module', 'main'],
         minify: true,
+        // Error classes name themselves (`this.name = new.target.name`), and Step Functions retries and
+        // catches by that name (batch-definition.ts NON_RETRYABLE_ERRORS): minified names would match none.
+        keepNames: true,
         sourceMap: true,
         sourceMapMode: SourceMapMode.EXTERNAL,
         sourcesContent: false,

@@ -1,21 +1,16 @@
 /** The precomputed predictions table (contract in ARCHITECTURE.md) behind the PredictionStore port. */
-import {
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
-  ConditionalCheckFailedException,
-  GetItemCommand,
-  PutItemCommand,
-  type AttributeValue,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { predictionKey, type StoredPrediction } from '../core/cache-policy.ts';
 import type { PredictionStore } from '../core/ports.ts';
 import type { Prediction } from '../core/predictions.ts';
 
-/** BatchGetItem takes at most 100 keys per call. */
+/**
+ * BatchGetItem takes at most 100 keys per call. Reads fetch whole items: a projection would leave out
+ * only `model` and `sourceRow` (a few bytes), consumes the same read capacity (DynamoDB charges for the
+ * whole item) and is one more expression for the server to parse on every read.
+ */
 const BATCH_GET_LIMIT = 100;
-const PROJECTION = 'pk, entityId, prediction, modelVersion, computedAt, expiresAt, runId, #source';
 
 export function toItem(p: StoredPrediction): Record<string, AttributeValue> {
   return marshall(
@@ -85,11 +80,9 @@ function writeCondition(item: StoredPrediction) {
   };
 }
 
+/** By name: the SDK's class is imported lazily (below), and an error may come from another copy of it. */
 function isConditionalCheckFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException'
-  );
+  return (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -103,24 +96,37 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The SDK's command classes, imported when a store is made rather than when this module is: the module
+ * is in the API function's bundle, whose configuration may have no table (a static import of an external
+ * package would be hoisted to the bundle's start and loaded at every cold start).
+ */
+type DynamoSdk = typeof import('@aws-sdk/client-dynamodb');
+let sdkModule: Promise<DynamoSdk> | undefined;
+
+function dynamoSdk(): Promise<DynamoSdk> {
+  sdkModule ??= import('@aws-sdk/client-dynamodb');
+  return sdkModule;
+}
+
 export class DynamoDbPredictionStore implements PredictionStore {
+  private readonly sdk: Promise<DynamoSdk>;
+
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly writeConcurrency = 32,
-  ) {}
+  ) {
+    this.sdk = dynamoSdk();
+  }
 
   async getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
+    const { BatchGetItemCommand, GetItemCommand } = await this.sdk;
     const found = new Map<string, StoredPrediction>();
     if (keys.length === 1) {
       // One key: GetItem is one round trip too, and cheaper to serve than a BatchGetItem.
       const response = await this.client.send(
-        new GetItemCommand({
-          TableName: this.tableName,
-          Key: { pk: { S: keys[0]! } },
-          ProjectionExpression: PROJECTION,
-          ExpressionAttributeNames: { '#source': 'source' },
-        }),
+        new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: keys[0]! } } }),
         { abortSignal: signal },
       );
       const stored = response.Item ? fromItem(response.Item) : undefined;
@@ -130,7 +136,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT));
     // All chunks at once: one round trip whatever the number of keys.
-    await Promise.all(chunks.map((chunk) => this.getChunk(chunk, found, signal)));
+    await Promise.all(chunks.map((chunk) => this.getChunk(BatchGetItemCommand, chunk, found, signal)));
     return found;
   }
 
@@ -138,6 +144,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
     items: readonly StoredPrediction[],
     signal?: AbortSignal,
   ): Promise<{ written: number; skipped: number }> {
+    const { PutItemCommand } = await this.sdk;
     let written = 0;
     let skipped = 0;
     let next = 0;
@@ -166,6 +173,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
   }
 
   private async getChunk(
+    BatchGetItemCommand: DynamoSdk['BatchGetItemCommand'],
     keys: string[],
     found: Map<string, StoredPrediction>,
     signal?: AbortSignal,
@@ -175,13 +183,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
       if (attempt > 0) await sleep(Math.min(200, 10 * 2 ** attempt) * Math.random(), signal);
       const response: BatchGetItemCommandOutput = await this.client.send(
         new BatchGetItemCommand({
-          RequestItems: {
-            [this.tableName]: {
-              Keys: pending,
-              ProjectionExpression: PROJECTION,
-              ExpressionAttributeNames: { '#source': 'source' },
-            },
-          },
+          RequestItems: { [this.tableName]: { Keys: pending } },
         }),
         { abortSignal: signal },
       );

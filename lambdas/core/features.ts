@@ -113,6 +113,8 @@ function compile(spec: FeatureSpec): { checker: Checker; fallback: FeatureValue 
   }
 }
 
+const NO_OPTIONS: { ignoreUnknown?: boolean } = Object.freeze({});
+
 export class FeatureValidator {
   readonly names: readonly string[];
   private readonly checkers: Checker[];
@@ -140,7 +142,7 @@ export class FeatureValidator {
     features: unknown,
     issues: FeatureIssue[],
     fieldPrefix = 'features',
-    options: { ignoreUnknown?: boolean } = {},
+    options: { ignoreUnknown?: boolean } = NO_OPTIONS,
   ): FeatureRow | undefined {
     if (features === null || typeof features !== 'object' || Array.isArray(features)) {
       issues.push({
@@ -150,6 +152,10 @@ export class FeatureValidator {
       return undefined;
     }
     const record = features as Record<string, unknown>;
+    if (!options.ignoreUnknown) {
+      const row = this.validRow(record);
+      if (row) return row;
+    }
     const before = issues.length;
     for (const key of options.ignoreUnknown ? [] : Object.keys(record)) {
       if (!this.indexByName.has(key)) {
@@ -169,6 +175,43 @@ export class FeatureValidator {
       else row[i] = value;
     }
     return issues.length === before ? row : undefined;
+  }
+
+  /** The row of a valid JSON features object, or undefined (then fromObject says what is wrong). */
+  validRowOf(features: unknown): FeatureRow | undefined {
+    if (features === null || typeof features !== 'object' || Array.isArray(features)) return undefined;
+    return this.validRow(features as Record<string, unknown>);
+  }
+
+  /**
+   * One pass over the object's own keys, for the usual case of a valid instance: each key is looked up
+   * once and its value checked, missing features take their fallback. Undefined when anything is wrong
+   * (unknown name, bad or missing value): then fromObject's full pass names every problem, in its order.
+   */
+  private validRow(record: Record<string, unknown>): FeatureRow | undefined {
+    const width = this.checkers.length;
+    const row = new Array<FeatureValue>(width);
+    let seen = 0;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      const index = this.indexByName.get(key);
+      if (index === undefined) return undefined;
+      const raw = record[key];
+      if (raw === null || raw === undefined) continue;
+      const value = this.checkers[index]!(raw, 'json');
+      if (value === undefined || value instanceof Problem) return undefined;
+      row[index] = value;
+      seen++;
+    }
+    if (seen < width) {
+      for (let i = 0; i < width; i++) {
+        if (row[i] !== undefined) continue;
+        const fallback = this.fallbacks[i];
+        if (fallback === undefined) return undefined;
+        row[i] = fallback;
+      }
+    }
+    return row;
   }
 
   /**
@@ -204,6 +247,8 @@ export class FeatureValidator {
  * Validates the JSON features of several instances; throws one ValidationError (INVALID_FEATURES) whose
  * details name every bad field as `instances.<i>.features.<name>` (or `features.<name>` when `single`).
  */
+const NO_ISSUES_YET: FeatureIssue[] = [];
+
 export function validateFeatureObjects(
   validator: FeatureValidator,
   instances: readonly { readonly index: number; readonly features: unknown }[],
@@ -211,10 +256,17 @@ export function validateFeatureObjects(
 ): FeatureRow[] {
   const rows = new Array<FeatureRow>(instances.length);
   const details: ErrorDetail[] = [];
-  let issues: FeatureIssue[] = [];
+  let issues: FeatureIssue[] = NO_ISSUES_YET;
   for (let i = 0; i < instances.length; i++) {
     const { index, features } = instances[i]!;
-    const row = validator.fromObject(features, issues, single ? 'features' : `instances.${index}.features`);
+    // Valid rows come back without an issue list being needed; the list is made for the first bad one.
+    const row =
+      validator.validRowOf(features) ??
+      validator.fromObject(
+        features,
+        (issues = issues === NO_ISSUES_YET ? [] : issues),
+        single ? 'features' : `instances.${index}.features`,
+      );
     if (row) {
       rows[i] = row;
     } else {

@@ -34,6 +34,8 @@ export interface ServedModel {
   readonly manifest: Manifest;
   readonly name: string;
   readonly version: string;
+  /** `{name, version}`, one object per model (every prediction of it refers to this one). */
+  readonly ref: { readonly name: string; readonly version: string };
   /** Class labels in probability order (classifiers). */
   readonly classes: readonly ClassLabel[] | undefined;
   readonly validator: FeatureValidator;
@@ -165,6 +167,8 @@ function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
 class OnnxServedModel implements ServedModel {
   readonly name: string;
   readonly version: string;
+  readonly ref: { readonly name: string; readonly version: string };
+  private readonly fetches: readonly string[];
 
   constructor(
     readonly manifest: Manifest,
@@ -177,6 +181,8 @@ class OnnxServedModel implements ServedModel {
   ) {
     this.name = manifest.name;
     this.version = manifest.version;
+    this.ref = Object.freeze({ name: manifest.name, version: manifest.version });
+    this.fetches = fetchedOutputs(outputPlan);
   }
 
   validate(instances: readonly unknown[]): FeatureRow[] {
@@ -187,14 +193,16 @@ class OnnxServedModel implements ServedModel {
     );
   }
 
-  async score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    if (rows.length === 0) return [];
-    if (this.fixedBatchOne && rows.length > 1) {
-      const predictions: Prediction[] = [];
-      for (const row of rows) predictions.push(...(await this.run([row])));
-      return predictions;
-    }
+  score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    if (this.fixedBatchOne && rows.length > 1) return this.scoreOneByOne(rows);
     return this.run(rows);
+  }
+
+  private async scoreOneByOne(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    const predictions: Prediction[] = [];
+    for (const row of rows) predictions.push(...(await this.run([row])));
+    return predictions;
   }
 
   async predict(instances: readonly unknown[]): Promise<Prediction[]> {
@@ -205,21 +213,35 @@ class OnnxServedModel implements ServedModel {
     await this.session.release();
   }
 
-  private async run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    const feeds = encodeFeeds(this.inputPlans, rows);
-    let results: ort.InferenceSession.OnnxValueMapType;
+  private run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    // A promise in every case, as from an async function: encoding failures reject as they are,
+    // onnxruntime's as InferenceError.
+    let feeds: Record<string, ort.Tensor>;
     try {
-      results = await this.session.run(feeds, fetchedOutputs(this.outputPlan));
-    } catch (cause) {
-      throw new InferenceError(
-        `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
-        undefined,
-        {
-          cause,
-        },
-      );
+      feeds = encodeFeeds(this.inputPlans, rows);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    return decodePredictions(this.outputPlan, results, rows.length);
+    let running: Promise<ort.InferenceSession.OnnxValueMapType>;
+    try {
+      running = this.session.run(feeds, this.fetches as string[]);
+    } catch (cause) {
+      return Promise.reject(this.inferenceError(cause));
+    }
+    return running.then(
+      (results) => decodePredictions(this.outputPlan, results, rows.length),
+      (cause: unknown) => {
+        throw this.inferenceError(cause);
+      },
+    );
+  }
+
+  private inferenceError(cause: unknown): InferenceError {
+    return new InferenceError(
+      `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
+      undefined,
+      { cause },
+    );
   }
 }
 

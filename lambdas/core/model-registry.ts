@@ -56,6 +56,16 @@ export class ModelRegistry {
     return this.options.defaultModel;
   }
 
+  /**
+   * The served model when it is loaded and its pointer was checked recently enough, else undefined (then
+   * `get` loads or re-checks it). Lets the hot path skip a promise when there is nothing to wait for.
+   */
+  ready(name: string | undefined = this.options.defaultModel): ServedModel | undefined {
+    const entry = this.entries.get(name);
+    if (entry?.model && this.now() - entry.checkedAt < this.options.refreshSeconds * 1000) return entry.model;
+    return undefined;
+  }
+
   /** The served model by name (default model when undefined); loads or reloads it when needed. */
   async get(name: string | undefined = this.options.defaultModel): Promise<ServedModel> {
     checkName(name);

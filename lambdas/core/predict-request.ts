@@ -43,8 +43,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+let lastJsonType = '';
+
 export function checkContentType(contentType: string | undefined): void {
-  if (contentType === undefined || contentType === '' || JSON_TYPE.test(contentType)) return;
+  if (contentType === undefined || contentType === '' || contentType === lastJsonType) return;
+  if (JSON_TYPE.test(contentType)) {
+    // Callers send the same type on every request: the last accepted one is remembered.
+    lastJsonType = contentType;
+    return;
+  }
   throw new UnsupportedMediaTypeError(
     `Content-Type "${contentType.slice(0, 100)}" is not supported: send a JSON body with Content-Type: application/json`,
   );
@@ -58,17 +65,27 @@ export function checkContentEncoding(encoding: string | undefined): void {
   );
 }
 
+const BLANK = /^\s*$/;
+
+function emptyBody(): ValidationError {
+  return new ValidationError('the request body is empty: send a JSON object', undefined, 'EMPTY_BODY');
+}
+
 export function parseJsonBody(body: string | undefined, limits: RequestLimits): unknown {
-  if (body === undefined || body.trim() === '') {
-    throw new ValidationError('the request body is empty: send a JSON object', undefined, 'EMPTY_BODY');
-  }
-  const bytes = Buffer.byteLength(body, 'utf8');
-  if (bytes > limits.maxBodyBytes) {
-    throw new PayloadTooLargeError(`the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`);
+  if (body === undefined || body.length === 0) throw emptyBody();
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only bodies that could be over the limit are measured.
+  if (body.length * 3 > limits.maxBodyBytes) {
+    const bytes = Buffer.byteLength(body, 'utf8');
+    if (bytes > limits.maxBodyBytes) {
+      if (BLANK.test(body)) throw emptyBody();
+      throw new PayloadTooLargeError(`the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`);
+    }
   }
   try {
     return JSON.parse(body) as unknown;
   } catch (cause) {
+    // Whitespace alone is an empty body (checked only now: valid bodies need not be scanned for it).
+    if (BLANK.test(body)) throw emptyBody();
     const reason = cause instanceof RangeError ? 'it is nested too deeply' : (cause as Error).message;
     throw new ValidationError(`the body is not valid JSON: ${reason}`, undefined, 'INVALID_JSON');
   }

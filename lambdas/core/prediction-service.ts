@@ -11,7 +11,7 @@ import {
   type StoredPrediction,
 } from './cache-policy.ts';
 import { CacheUnavailableError, NotPrecomputedError, type ErrorDetail } from './errors.ts';
-import { validateFeatureObjects } from './features.ts';
+import { validateFeatureObjects, type FeatureRow } from './features.ts';
 import type { ServedModel } from './model-loader.ts';
 import type { PredictRequest } from './predict-request.ts';
 import type { Prediction } from './predictions.ts';
@@ -63,6 +63,18 @@ export interface PredictOutcome {
 
 class Deadline extends Error {}
 
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+
+/** `new Date(ms).toISOString()`, remembered for the last millisecond asked (many requests share one). */
+function isoTime(ms: number): string {
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
+}
+
 async function readWithin(
   store: PredictionStore,
   keys: readonly string[],
@@ -110,6 +122,147 @@ function describeFailure(error: unknown): { reason: string; cause: string } {
   return { reason, cause };
 }
 
+const NO_VERDICTS: Readonly<Record<CacheVerdict, number>> = Object.freeze({
+  hit: 0,
+  miss: 0,
+  stale: 0,
+  expired: 0,
+  'version-mismatch': 0,
+});
+const NO_AGES: readonly number[] = Object.freeze([]);
+const BYPASSED = Object.freeze({ cache: Object.freeze({ status: 'bypassed' as const }), found: undefined });
+const NOT_NEEDED = Object.freeze({
+  cache: Object.freeze({ status: 'not-needed' as const }),
+  found: undefined,
+});
+
+/** The cache outcome of a request that reads nothing. */
+function noRead(request: PredictRequest): typeof BYPASSED | typeof NOT_NEEDED {
+  return request.bypassCache ? BYPASSED : NOT_NEEDED;
+}
+
+/** The validated row of each instance with features (by instance index); throws on any invalid one. */
+function validateInstances(request: PredictRequest, model: ServedModel): (FeatureRow | undefined)[] {
+  const { instances } = request;
+  const withFeatures: { index: number; features: unknown }[] = [];
+  for (let index = 0; index < instances.length; index++) {
+    const features = instances[index]!.features;
+    if (features !== undefined) withFeatures.push({ index, features });
+  }
+  const rows = validateFeatureObjects(model.validator, withFeatures, request.single);
+  const rowOf = new Array<FeatureRow | undefined>(instances.length);
+  for (let k = 0; k < rows.length; k++) rowOf[withFeatures[k]!.index] = rows[k];
+  return rowOf;
+}
+
+/** What the cache answered, and which instances the model scores (with the cache status of each). */
+interface AnswerPlan {
+  readonly results: InstanceResult[];
+  /** Instance indexes to score, in request order. */
+  readonly toScore: number[];
+  /** The cache status of each instance in `toScore`. */
+  readonly statuses: InstanceResult['cacheStatus'][];
+  /** Only when the table was read. */
+  readonly verdicts: Record<CacheVerdict, number> | undefined;
+  readonly servedAges: number[] | undefined;
+}
+
+function answerFromCache(
+  request: PredictRequest,
+  model: ServedModel,
+  rowOf: readonly (FeatureRow | undefined)[],
+  cache: CacheStatus,
+  found: Map<string, StoredPrediction> | undefined,
+  nowMs: number,
+): AnswerPlan {
+  const { instances } = request;
+  const plan: AnswerPlan = {
+    results: new Array<InstanceResult>(instances.length),
+    toScore: [],
+    statuses: [],
+    verdicts: found ? { hit: 0, miss: 0, stale: 0, expired: 0, 'version-mismatch': 0 } : undefined,
+    servedAges: found ? [] : undefined,
+  };
+  const policy = found && {
+    nowMs,
+    maxAgeSeconds: request.maxStalenessSeconds ?? model.manifest.cache.maxAgeSeconds,
+    modelVersion: model.version,
+  };
+  let unanswerable: ErrorDetail[] | undefined;
+  for (let index = 0; index < instances.length; index++) {
+    const instance = instances[index]!;
+    let status: InstanceResult['cacheStatus'] =
+      instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
+    if (found && policy && instance.id !== undefined) {
+      const item = found.get(predictionKey(model.name, instance.id));
+      status = judgeCached(item, policy);
+      plan.verdicts![status]++;
+      if (status === 'hit' && item) {
+        const age = ageSeconds(item.computedAt, nowMs);
+        plan.servedAges!.push(age);
+        plan.results[index] = {
+          id: instance.id,
+          prediction: item.prediction,
+          source: 'cache',
+          model: { name: model.name, version: item.modelVersion },
+          computedAt: new Date(item.computedAt).toISOString(),
+          ageSeconds: age,
+          cacheStatus: 'hit',
+        };
+        continue;
+      }
+    }
+    if (rowOf[index] !== undefined) {
+      plan.toScore.push(index);
+      plan.statuses.push(status);
+    } else {
+      (unanswerable ??= []).push({
+        instance: index,
+        field: request.single ? 'id' : `instances.${index}.id`,
+        message: `"${instance.id}": ${status === 'skipped' ? 'the prediction store is unavailable' : `no usable precomputed prediction (${status})`} and no features to score`,
+      });
+    }
+  }
+  if (unanswerable) {
+    const one = unanswerable.length === 1;
+    const instancesText = one ? 'an instance' : `${unanswerable.length} instances`;
+    const fix = `send "features" to have the model score ${one ? 'it' : 'them'}`;
+    if (cache.status === 'skipped') {
+      throw new CacheUnavailableError(
+        `the prediction store is unavailable (${cache.reason}) and ${instancesText} without features cannot be answered: retry, or ${fix}`,
+        unanswerable,
+      );
+    }
+    throw new NotPrecomputedError(
+      `nothing is precomputed for ${instancesText} without features: ${fix}`,
+      unanswerable,
+    );
+  }
+  return plan;
+}
+
+function fillScored(
+  plan: AnswerPlan,
+  request: PredictRequest,
+  model: ServedModel,
+  predictions: readonly Prediction[],
+  computedAt: string,
+): void {
+  const modelRef = model.ref;
+  for (let k = 0; k < plan.toScore.length; k++) {
+    const index = plan.toScore[k]!;
+    plan.results[index] = {
+      id: request.instances[index]!.id ?? null,
+      prediction: predictions[k]!,
+      source: 'model',
+      model: modelRef,
+      computedAt,
+      ageSeconds: 0,
+      cacheStatus: plan.statuses[k]!,
+    };
+  }
+}
+
 export class PredictionService {
   private readonly now: () => number;
 
@@ -121,129 +274,64 @@ export class PredictionService {
   }
 
   async predict(request: PredictRequest, model: ServedModel): Promise<PredictOutcome> {
-    const { instances } = request;
-    const withFeatures: { index: number; features: unknown }[] = [];
-    instances.forEach((instance, index) => {
-      if (instance.features !== undefined) withFeatures.push({ index, features: instance.features });
-    });
-    const rows = validateFeatureObjects(model.validator, withFeatures, request.single);
-    const rowByIndex = new Map(withFeatures.map((w, i) => [w.index, rows[i]!]));
-
-    const verdicts: Record<CacheVerdict, number> = {
-      hit: 0,
-      miss: 0,
-      stale: 0,
-      expired: 0,
-      'version-mismatch': 0,
-    };
-    const servedAges: number[] = [];
-    const results = new Array<InstanceResult>(instances.length);
+    // Every instance is validated before anything is read or scored: one invalid instance rejects all.
+    const rowOf = validateInstances(request, model);
     const startedAt = this.now();
-    const computedAt = new Date(startedAt).toISOString();
-    const modelRef = { name: model.name, version: model.version };
-
-    const ids = instances.map((i) => i.id).filter((id): id is string => id !== undefined);
-    let cache: CacheStatus;
-    let found: Map<string, StoredPrediction> | undefined;
-    if (request.bypassCache) {
-      cache = { status: 'bypassed' };
-    } else if (!this.store || ids.length === 0) {
-      cache = { status: 'not-needed' };
-    } else {
-      const keys = [...new Set(ids.map((id) => predictionKey(model.name, id)))];
-      const readStart = performance.now();
-      try {
-        found = await readWithin(this.store, keys, this.options.cacheBudgetMs);
-        cache = { status: 'used', latencyMs: performance.now() - readStart };
-      } catch (error) {
-        cache = { status: 'skipped', ...describeFailure(error), latencyMs: performance.now() - readStart };
-      }
-    }
-
-    const policy = {
-      nowMs: this.now(),
-      maxAgeSeconds: request.maxStalenessSeconds ?? model.manifest.cache.maxAgeSeconds,
-      modelVersion: model.version,
-    };
-    const toScore: { index: number; status: InstanceResult['cacheStatus'] }[] = [];
-    const unanswerable: ErrorDetail[] = [];
-    instances.forEach((instance, index) => {
-      let status: InstanceResult['cacheStatus'] =
-        instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
-      if (found && instance.id !== undefined) {
-        const item = found.get(predictionKey(model.name, instance.id));
-        status = judgeCached(item, policy);
-        verdicts[status]++;
-        if (status === 'hit' && item) {
-          const age = ageSeconds(item.computedAt, policy.nowMs);
-          servedAges.push(age);
-          results[index] = {
-            id: instance.id,
-            prediction: item.prediction,
-            source: 'cache',
-            model: { name: model.name, version: item.modelVersion },
-            computedAt: new Date(item.computedAt).toISOString(),
-            ageSeconds: age,
-            cacheStatus: 'hit',
-          };
-          return;
-        }
-      }
-      if (rowByIndex.has(index)) {
-        toScore.push({ index, status });
-      } else {
-        unanswerable.push({
-          instance: index,
-          field: request.single ? 'id' : `instances.${index}.id`,
-          message: `"${instance.id}": ${status === 'skipped' ? 'the prediction store is unavailable' : `no usable precomputed prediction (${status})`} and no features to score`,
-        });
-      }
-    });
-
-    if (unanswerable.length > 0) {
-      const one = unanswerable.length === 1;
-      const instancesText = one ? 'an instance' : `${unanswerable.length} instances`;
-      const fix = `send "features" to have the model score ${one ? 'it' : 'them'}`;
-      if (cache.status === 'skipped') {
-        throw new CacheUnavailableError(
-          `the prediction store is unavailable (${cache.reason}) and ${instancesText} without features cannot be answered: retry, or ${fix}`,
-          unanswerable,
-        );
-      }
-      throw new NotPrecomputedError(
-        `nothing is precomputed for ${instancesText} without features: ${fix}`,
-        unanswerable,
-      );
-    }
-
+    const { cache, found } = this.needsRead(request) ? await this.readCache(request, model) : noRead(request);
+    const plan = answerFromCache(request, model, rowOf, cache, found, found ? this.now() : startedAt);
     let modelLatencyMs: number | undefined;
-    if (toScore.length > 0) {
+    if (plan.toScore.length > 0) {
       const runStart = performance.now();
-      const predictions = await model.score(toScore.map(({ index }) => rowByIndex.get(index)!));
+      const predictions = await model.score(plan.toScore.map((index) => rowOf[index]!));
       modelLatencyMs = performance.now() - runStart;
-      toScore.forEach(({ index, status }, k) => {
-        results[index] = {
-          id: instances[index]!.id ?? null,
-          prediction: predictions[k]!,
-          source: 'model',
-          model: modelRef,
-          computedAt,
-          ageSeconds: 0,
-          cacheStatus: status,
-        };
-      });
+      fillScored(plan, request, model, predictions, isoTime(startedAt));
     }
-
-    const writeThrough = await this.writeThrough(
-      model,
-      toScore.map(({ index }) => results[index]!),
-      startedAt,
-    );
+    const writeThrough = this.options.writeThrough
+      ? await this.writeThrough(
+          model,
+          plan.toScore.map((index) => plan.results[index]!),
+          startedAt,
+        )
+      : undefined;
     return {
-      results,
+      results: plan.results,
       cache,
-      stats: { verdicts, servedAges, modelInstances: toScore.length, modelLatencyMs, writeThrough },
+      stats: {
+        verdicts: plan.verdicts ?? NO_VERDICTS,
+        servedAges: plan.servedAges ?? NO_AGES,
+        modelInstances: plan.toScore.length,
+        modelLatencyMs,
+        writeThrough,
+      },
     };
+  }
+
+  private needsRead(request: PredictRequest): boolean {
+    return (
+      !request.bypassCache && this.store !== undefined && request.instances.some((i) => i.id !== undefined)
+    );
+  }
+
+  /** Reads the instances' ids within the time budget (when needsRead). */
+  private async readCache(
+    request: PredictRequest,
+    model: ServedModel,
+  ): Promise<{ cache: CacheStatus; found: Map<string, StoredPrediction> | undefined }> {
+    const { instances } = request;
+    const keys = new Set<string>();
+    for (const instance of instances) {
+      if (instance.id !== undefined) keys.add(predictionKey(model.name, instance.id));
+    }
+    const readStart = performance.now();
+    try {
+      const found = await readWithin(this.store!, [...keys], this.options.cacheBudgetMs);
+      return { cache: { status: 'used', latencyMs: performance.now() - readStart }, found };
+    } catch (error) {
+      return {
+        cache: { status: 'skipped', ...describeFailure(error), latencyMs: performance.now() - readStart },
+        found: undefined,
+      };
+    }
   }
 
   /**

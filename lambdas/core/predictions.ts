@@ -40,6 +40,18 @@ function labelAt(tensor: ort.Tensor, i: number): ClassLabel {
   return tensor.type === 'string' ? (tensor.data as string[])[i]! : numberAt(tensor.data, i);
 }
 
+const keysByClasses = new WeakMap<readonly ClassLabel[], readonly string[]>();
+
+/** The probability keys of a class list (its labels as strings), made once per plan. */
+function classKeys(classes: readonly ClassLabel[]): readonly string[] {
+  let keys = keysByClasses.get(classes);
+  if (!keys) {
+    keys = classes.map(String);
+    keysByClasses.set(classes, keys);
+  }
+  return keys;
+}
+
 function decodeClassification(
   plan: OutputPlan,
   results: ort.InferenceSession.OnnxValueMapType,
@@ -60,7 +72,7 @@ function decodeClassification(
       `output "${plan.probabilities}" has ${columns} columns but the model has ${classes.length} classes`,
     );
   }
-  const keys = classes.map(String);
+  const keys = classKeys(classes);
   const data = probabilities.data;
   for (let i = 0; i < batch; i++) {
     const byClass: Record<string, number> = {};

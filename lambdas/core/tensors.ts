@@ -46,7 +46,18 @@ function fillNumbers(plan: InputPlan, rows: readonly FeatureRow[], out: { [i: nu
   }
 }
 
-function dims(plan: InputPlan, batch: number): number[] {
+const singleRowDims = new WeakMap<InputPlan, readonly number[]>();
+
+/** The tensor shape for `batch` rows; the one-row shape (the real-time case) is made once per plan. */
+function dims(plan: InputPlan, batch: number): readonly number[] {
+  if (batch === 1) {
+    let shape = singleRowDims.get(plan);
+    if (!shape) {
+      shape = Object.freeze(plan.rank === 1 ? [1] : [1, plan.columns.length]);
+      singleRowDims.set(plan, shape);
+    }
+    return shape;
+  }
   return plan.rank === 1 ? [batch] : [batch, plan.columns.length];
 }
 

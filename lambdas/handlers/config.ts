@@ -12,6 +12,10 @@ export interface ApiConfig {
   readonly modelRefreshSeconds: number;
   readonly limits: RequestLimits;
   readonly logPayloads: boolean;
+  /** How often a busy environment publishes its aggregated metrics; 0 publishes after every request. */
+  readonly metricsFlushMs: number;
+  /** POWERTOOLS_LOGGER_SAMPLE_RATE is set: debug logging is re-drawn for each request. */
+  readonly sampleDebugLogs: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -52,5 +56,7 @@ export function readApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
       maxIdLength: DEFAULT_LIMITS.maxIdLength,
     },
     logPayloads: flag(env, 'LOG_PAYLOADS'),
+    metricsFlushMs: integer(env, 'METRICS_FLUSH_MS', 1000, 0, 60_000),
+    sampleDebugLogs: Number(env['POWERTOOLS_LOGGER_SAMPLE_RATE'] ?? 0) > 0,
   };
 }

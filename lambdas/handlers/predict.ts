@@ -1,31 +1,40 @@
 /**
  * The API Lambda: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready.
  * Clients and the default model are set up at init (top-level await), once per execution environment.
+ * The SDK packages are imported only when the configuration needs them (a table, models in S3).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { dynamoClient } from '../adapters/aws-clients.ts';
 import { cachePolicyFromEnv, withCachePolicy } from '../adapters/cache-policy-override.ts';
+import { loadDynamoClient } from '../adapters/clients/lazy.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
-import { modelSourceFor } from '../adapters/model-source.ts';
+import { openModelSource } from '../adapters/open-model-source.ts';
+import type { PredictionStore } from '../core/ports.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
+import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
 import { readApiConfig } from './config.ts';
 
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
-const metrics = new Metrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
+const metrics = new ApiMetrics(
+  new PowertoolsMetrics({ namespace: 'Tandem', serviceName: 'tandem-api' }),
+  config.metricsFlushMs,
+);
 
-const models = withCachePolicy(modelSourceFor(config.modelsUri), cachePolicyFromEnv(process.env));
-const registry = new ModelRegistry(models, {
+async function predictionStore(tableName: string): Promise<PredictionStore> {
+  return new DynamoDbPredictionStore(await loadDynamoClient(), tableName);
+}
+
+const [source, store] = await Promise.all([
+  openModelSource(config.modelsUri),
+  config.tableName ? predictionStore(config.tableName) : undefined,
+]);
+const registry = new ModelRegistry(withCachePolicy(source, cachePolicyFromEnv(process.env)), {
   defaultModel: config.defaultModel,
   refreshSeconds: config.modelRefreshSeconds,
   retryFailedSeconds: 10,
 });
-// One attempt: the SDK's retry backoff (500 ms base for throttling) is longer than the cache budget, so
-// a retry would only spend the budget; the model answers at once and the response says why.
-const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(1), config.tableName) : undefined;
 const service = new PredictionService(store, {
   cacheBudgetMs: config.cacheBudgetMs,
   writeThrough: config.writeThrough,
@@ -43,4 +52,5 @@ export const handler = createApiHandler({
   logger,
   metrics,
   logPayloads: config.logPayloads,
+  sampleDebugLogs: config.sampleDebugLogs,
 });

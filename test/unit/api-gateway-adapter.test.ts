@@ -1,4 +1,5 @@
 import { request, type Server } from 'node:http';
+import { connect } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApiServer, DEFAULT_MAX_BODY_BYTES, listen } from '../../local/api-gateway-adapter.ts';
@@ -246,6 +247,24 @@ describe('API Gateway HTTP API adapter', () => {
     expect(await res.json()).toEqual({ plain: true });
   });
 
+  it('does not call the handler for a request whose client leaves before the body is complete', async () => {
+    const { port } = new URL(base);
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(
+          'POST /gone HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":',
+        );
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 50);
+      });
+      socket.on('error', reject);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(calls).not.toContain('/gone');
+  });
+
   it('answers 503 TIMEOUT when the handler outlives the function timeout', async () => {
     const res = await fetch(`${base}/slow`);
     expect(res.status).toBe(503);
@@ -273,6 +292,25 @@ describe('API Gateway HTTP API adapter defaults', () => {
       });
       expect(tooBig.status).toBe(413);
       expect((await fetch(`${base}/after`)).status).toBe(200);
+    } finally {
+      await stop(server);
+    }
+  });
+
+  it('answers 500 when the handler throws before returning a promise', async () => {
+    const reported: unknown[] = [];
+    const server = createApiServer(
+      () => {
+        throw new Error('synchronous failure');
+      },
+      { onError: (err) => reported.push(err) },
+    );
+    const { port } = await listen(server, 0, '127.0.0.1');
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/x`);
+      expect(res.status).toBe(500);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('INTERNAL');
+      expect(reported).toEqual([new Error('synchronous failure')]);
     } finally {
       await stop(server);
     }

@@ -1,9 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
 import { ModelRegistry } from '../../lambdas/core/model-registry.ts';
@@ -11,6 +10,7 @@ import type { PredictionStore } from '../../lambdas/core/ports.ts';
 import { DEFAULT_LIMITS } from '../../lambdas/core/predict-request.ts';
 import { PredictionService } from '../../lambdas/core/prediction-service.ts';
 import { createApiHandler, type ApiHandler } from '../../lambdas/handlers/api/api-handler.ts';
+import { ApiMetrics, PowertoolsMetrics } from '../../lambdas/handlers/api/api-metrics.ts';
 import { apiEvent, lambdaContext } from '../support/api-events.ts';
 import { tinyExpected, tinyManifest, tinyModelBytes } from '../support/tiny-model.ts';
 
@@ -59,7 +59,7 @@ beforeAll(async () => {
     service: new PredictionService(store, { cacheBudgetMs: 100, writeThrough: false }),
     limits: { ...DEFAULT_LIMITS, maxInstances: 3, maxBodyBytes: 4096 },
     logger: new Logger({ serviceName: 'test' }),
-    metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
+    metrics: new ApiMetrics(new PowertoolsMetrics({ namespace: 'Test', serviceName: 'test' }), 0),
     logPayloads: false,
   });
 });
@@ -187,5 +187,106 @@ describe('API handler', () => {
     });
     expect(tiny.body['features'].map((f: { name: string }) => f.name)).toEqual(['x1', 'x2']);
     expect((await call('GET', '/models/nope')).status).toBe(404);
+  });
+});
+
+describe('API handler logs', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /** A handler over the same models whose logger writes at `logLevel`; returns the lines it printed. */
+  async function logged(
+    logLevel: 'DEBUG' | 'INFO',
+    requests: [body: unknown, headers?: Record<string, string>][],
+    storeOverride: PredictionStore = store,
+  ) {
+    const lines: Record<string, unknown>[] = [];
+    const logger = new Logger({ serviceName: 'test', logLevel });
+    // Powertools writes DEBUG and INFO lines to stdout, WARN and ERROR lines to stderr.
+    for (const stream of [process.stdout, process.stderr]) {
+      vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+        return true;
+      });
+    }
+    const handlerUnderTest = createApiHandler({
+      registry,
+      service: new PredictionService(storeOverride, { cacheBudgetMs: 100, writeThrough: false }),
+      limits: DEFAULT_LIMITS,
+      logger,
+      metrics: new ApiMetrics(new PowertoolsMetrics({ namespace: 'Test', serviceName: 'test' }), 0),
+      logPayloads: false,
+    });
+    const events = [];
+    for (const [body, headers] of requests) {
+      const event = apiEvent('POST', '/predict', body, headers);
+      events.push(event);
+      await handlerUnderTest(event, lambdaContext());
+    }
+    vi.restoreAllMocks();
+    return { lines, requestIds: events.map((e) => e.requestContext.requestId) };
+  }
+
+  it('writes no line for a successful prediction at INFO, the default level', async () => {
+    const { lines } = await logged('INFO', [[{ id: 'known' }], [{ features: { x1: 1 } }]]);
+    expect(lines).toEqual([]);
+  });
+
+  it('writes one DEBUG line per prediction, with the request id, at DEBUG', async () => {
+    const { lines, requestIds } = await logged('DEBUG', [[{ id: 'new', features: { x1: 1 } }]]);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'DEBUG',
+        message: 'predicted',
+        requestId: requestIds[0],
+        path: '/predict',
+        model: 'tiny',
+        scored: 1,
+        cache: { status: 'used' },
+      }),
+    ]);
+    expect(lines[0]).not.toHaveProperty('request');
+  });
+
+  it('writes a WARN line with the reason when the cache could not be read', async () => {
+    const failing: PredictionStore = {
+      getMany: async () => {
+        throw Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' });
+      },
+      putMany: async () => ({ written: 0, skipped: 0 }),
+    };
+    const { lines, requestIds } = await logged('INFO', [[{ id: 'new', features: { x1: 1 } }]], failing);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        message: 'predicted',
+        requestId: requestIds[0],
+        // The caller's reason in plain words, and the error's name for whoever reads the log.
+        cache: {
+          status: 'skipped',
+          reason: 'the table is throttling requests',
+          cause: 'ProvisionedThroughputExceededException',
+        },
+      }),
+    ]);
+  });
+
+  it('writes a WARN line with the request id, the code and the bad fields (not their values) for a rejected request', async () => {
+    const { lines, requestIds } = await logged('INFO', [
+      [{ id: 'new', features: { x1: 1 } }],
+      [{ id: 'x', features: { x1: 'a' } }],
+    ]);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        message: 'request failed',
+        requestId: requestIds[1],
+        status: 400,
+        code: 'INVALID_FEATURES',
+        fields: ['features.x1'],
+      }),
+    ]);
+    expect(lines[0]).not.toHaveProperty('reason');
   });
 });

@@ -4,7 +4,6 @@
  * the log unless LOG_PAYLOADS turns them on.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import type { PredictionStore } from '../../lambdas/core/ports.ts';
 import { DEFAULT_LIMITS } from '../../lambdas/core/predict-request.ts';
 import { PredictionService } from '../../lambdas/core/prediction-service.ts';
 import { createApiHandler, type ApiHandler } from '../../lambdas/handlers/api/api-handler.ts';
+import { ApiMetrics, PowertoolsMetrics } from '../../lambdas/handlers/api/api-metrics.ts';
 import { apiEvent, lambdaContext } from '../support/api-events.ts';
 import { tinyManifest, tinyModelBytes } from '../support/tiny-model.ts';
 
@@ -33,7 +33,7 @@ function handlerWith(logPayloads: boolean): ApiHandler {
     service: new PredictionService(store, { cacheBudgetMs: 1000, writeThrough: false }),
     limits: DEFAULT_LIMITS,
     logger: new Logger({ serviceName: 'test', logLevel: 'DEBUG' }),
-    metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
+    metrics: new ApiMetrics(new PowertoolsMetrics({ namespace: 'Test', serviceName: 'test' }), 0),
     logPayloads,
   });
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FeatureValidator, type FeatureIssue } from '../../lambdas/core/features.ts';
 import { parseManifest } from '../../lambdas/core/manifest.ts';
@@ -89,6 +90,64 @@ describe('FeatureValidator.fromObject', () => {
     const { issues } = check(JSON.parse('{"__proto__": {"amount": 5}, "count": 0, "color": "red"}'));
     expect(issues.map((i) => i.field)).toEqual(['features.__proto__', 'features.amount']);
     expect(({} as Record<string, unknown>)['amount']).toBeUndefined();
+  });
+});
+
+describe('FeatureValidator.fromObject, any object', () => {
+  // An independent statement of the test manifest's rules: [valid values, invalid values, fallback].
+  const rules: Record<string, { valid: unknown[]; invalid: unknown[]; fallback?: number | string }> = {
+    amount: { valid: [0, 12.5, 1000], invalid: [-1, 1000.5, '12', true, Infinity, {}] },
+    count: { valid: [0, 3, 1e6], invalid: [1.5, -2, '3', false] },
+    flag: { valid: [true, false], invalid: ['yes', 1, 0, []], fallback: 0 },
+    color: { valid: ['red', 'blue'], invalid: ['green', 'RED', 3, ''] },
+    note: { valid: ['', 'abc', 'abcde'], invalid: ['abcdef', 5, false], fallback: '' },
+    score: { valid: [-3, 0.25, 1e9], invalid: ['x', NaN, -Infinity], fallback: NaN },
+  };
+  const names = Object.keys(rules);
+  const entry = (name: string) =>
+    fc.oneof(
+      fc.constant(undefined), // absent
+      fc.constant(null), // missing
+      fc.constantFrom(...rules[name]!.valid),
+      fc.constantFrom(...rules[name]!.invalid),
+    );
+  const objects = fc.record({
+    values: fc.tuple(...names.map(entry)),
+    order: fc.shuffledSubarray(names, { minLength: names.length, maxLength: names.length }),
+    unknown: fc.option(fc.constantFrom('amout', 'Color', 'extra'), { nil: undefined }),
+  });
+
+  it('returns the row exactly when every rule holds, and names a problem otherwise', () => {
+    fc.assert(
+      fc.property(objects, ({ values, order, unknown }) => {
+        const record: Record<string, unknown> = {};
+        for (const name of order) {
+          const value = values[names.indexOf(name)];
+          if (value !== undefined) record[name] = value;
+        }
+        if (unknown) record[unknown] = 1;
+        let valid = unknown === undefined;
+        const expected = names.map((name, i) => {
+          const value = values[i];
+          const rule = rules[name]!;
+          if (value === undefined || value === null) {
+            if (rule.fallback === undefined) valid = false;
+            return rule.fallback;
+          }
+          if (!rule.valid.includes(value)) valid = false;
+          return typeof value === 'boolean' ? Number(value) : value;
+        });
+        const { row, issues } = check(record);
+        if (valid) {
+          expect(issues).toEqual([]);
+          expect(row).toEqual(expected);
+        } else {
+          expect(row).toBeUndefined();
+          expect(issues.length).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

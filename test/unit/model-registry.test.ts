@@ -47,6 +47,20 @@ afterEach(async () => {
 });
 
 describe('ModelRegistry', () => {
+  it('says a model is ready only while it is loaded and its pointer was checked within the interval', async () => {
+    await publish('1');
+    const models = registry(60);
+    expect(models.ready()).toBeUndefined();
+    const loaded = await models.get();
+    expect(models.ready()).toBe(loaded);
+    expect(models.ready('other')).toBeUndefined();
+    now += 61_000;
+    expect(models.ready()).toBeUndefined(); // due for a pointer check: get() re-reads it
+    expect(await models.get()).toBe(loaded);
+    expect(models.ready()).toBe(loaded);
+    await models.close();
+  });
+
   it('loads the live version once and serves it until the refresh interval passes', async () => {
     await publish('1');
     const models = registry(60);

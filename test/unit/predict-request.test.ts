@@ -101,6 +101,17 @@ describe('parseJsonBody', () => {
     );
   });
 
+  it('measures the limit in UTF-8 bytes and calls a blank body empty whatever its size', () => {
+    const limits = { ...DEFAULT_LIMITS, maxBodyBytes: 1024 };
+    const justUnder = JSON.stringify({ id: 'x'.repeat(1024 - 10) });
+    expect(Buffer.byteLength(justUnder)).toBe(1023);
+    expect(parseJsonBody(justUnder, limits)).toEqual({ id: 'x'.repeat(1014) });
+    // 400 characters, 1,200 bytes.
+    expect(() => parseJsonBody(JSON.stringify('€'.repeat(398)), limits)).toThrow(PayloadTooLargeError);
+    expect(failure(() => parseJsonBody(' \n\t ', limits)).code).toBe('EMPTY_BODY');
+    expect(failure(() => parseJsonBody(' '.repeat(5000), limits)).code).toBe('EMPTY_BODY');
+  });
+
   it('survives very deep nesting', () => {
     const deep = '['.repeat(200_000) + ']'.repeat(200_000);
     const outcome = (() => {

@@ -2,70 +2,100 @@
  * The HTTP API (API Gateway HTTP API payload 2.0): routes, body parsing, metrics and logs around the
  * core. Built from injected dependencies so tests and the local stack run exactly what Lambda runs.
  */
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
+import type { ServedModel } from '../../core/model-loader.ts';
 import type { ModelRegistry } from '../../core/model-registry.ts';
 import {
   checkContentEncoding,
   checkContentType,
   parseJsonBody,
   parsePredictRequest,
+  type PredictRequest,
   type RequestLimits,
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
-import { errorResult, json, resultForError, type ApiResult } from './responses.ts';
+import type { ApiMetrics } from './api-metrics.ts';
+import {
+  errorResult,
+  json,
+  predictionJson,
+  predictionResult,
+  resultForError,
+  type ApiResult,
+} from './responses.ts';
 
 export interface ApiDependencies {
   readonly registry: ModelRegistry;
   readonly service: PredictionService;
   readonly limits: RequestLimits;
   readonly logger: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: ApiMetrics;
   /** Log feature values and predictions (off by default: they may be personal data). */
   readonly logPayloads: boolean;
+  /**
+   * Re-draw Powertools' debug-log sampling (POWERTOOLS_LOGGER_SAMPLE_RATE) for each request, as its
+   * middleware does; off when no sample rate is set, since re-drawing costs a little on every request.
+   */
+  readonly sampleDebugLogs?: boolean;
 }
 
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
 
-/** What a request has named so far, for its error message, and its keys for log entries. */
-interface RequestState {
-  model: string | undefined;
-  readonly where: { readonly requestId: string; readonly path: string };
+/**
+ * One request's log: the Lambda context is attached to the logger only when the request writes a line
+ * (most write none). The request's own keys go into each entry, not into the logger: the local server
+ * runs invocations concurrently through one logger, and appended keys would be read by (and removed
+ * under) the others.
+ */
+class RequestLog {
+  private keyed = false;
+
+  constructor(
+    private readonly logger: Logger,
+    /** The logger's level for this request (read once: reading it reads the environment). */
+    private readonly level: number,
+    private readonly context: Context,
+    private readonly requestId: string,
+    private readonly path: string,
+  ) {}
+
+  enabled(threshold: number): boolean {
+    return this.level <= threshold;
+  }
+
+  /** Attaches the context now (the first request of an environment: Powertools' cold-start flag). */
+  attach(): void {
+    if (this.keyed) return;
+    this.keyed = true;
+    this.logger.addContext(this.context);
+  }
+
+  write(level: 'debug' | 'info' | 'warn' | 'error', message: string, extra: Record<string, unknown>): void {
+    this.attach();
+    this.logger[level](message, { requestId: this.requestId, path: this.path, ...extra });
+  }
 }
 
-/**
- * A failed request's log entry. Callers' mistakes are logged by code and field names only: their
- * messages quote the values sent (features, ids), which stay out of the logs unless LOG_PAYLOADS is
- * on. Our own failures (5xx) are logged with the error, whose messages quote no request values.
- */
-function logFailure(
-  logger: Logger,
-  where: RequestState['where'],
-  status: number,
-  error: unknown,
-  logPayloads: boolean,
-): void {
-  const code = error instanceof TandemError ? error.code : 'INTERNAL';
-  const details = error instanceof TandemError ? error.details : undefined;
-  const fields = details?.flatMap((d) => (d.field === undefined ? [] : [d.field])).slice(0, 100);
-  const entry = {
-    ...where,
-    status,
-    code,
-    ...(fields && fields.length > 0 ? { fields } : {}),
-    ...(logPayloads ? { reason: (error as Error).message, details } : {}),
-  };
-  if (status < 500) logger.warn('request failed', entry);
-  else if (error instanceof TandemError && error.code !== 'INFERENCE_FAILED')
-    // Expected operational failures (model or table unavailable): the reason, no stack trace.
-    logger.error('request failed', { ...entry, error: { name: error.name, message: error.message } });
-  else logger.error('request failed', { ...entry, error });
+/** What a request has named so far, for its error message. */
+interface RequestState {
+  model: string | undefined;
+  readonly log: RequestLog;
 }
 
 const MODEL_ROUTE = /^\/models\/([^/]+)\/?$/;
+
+/** A malformed percent-encoding is kept as sent: no model has such a name, so it is a 404. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
 
 function describeModel(manifest: Manifest, isDefault: boolean) {
   return {
@@ -96,41 +126,51 @@ function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
   return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
 }
 
-/** A malformed percent-encoding is kept as sent: no model has such a name, so it is a 404. */
-function decodePathSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
-
-/** Adds a count only when it is not zero: most requests leave most counters at zero. */
-function count(metrics: Metrics, name: string, value: number): void {
-  if (value !== 0) metrics.addMetric(name, MetricUnit.Count, value);
-}
-
-function recordMetrics(metrics: Metrics, outcome: PredictOutcome, instances: number): void {
+function recordMetrics(metrics: ApiMetrics, outcome: PredictOutcome, instances: number): void {
   const { verdicts, servedAges, modelLatencyMs } = outcome.stats;
-  metrics.addMetric('InstancesPerRequest', MetricUnit.Count, instances);
-  count(metrics, 'CacheHit', verdicts.hit);
-  count(metrics, 'CacheMiss', verdicts.miss);
-  count(metrics, 'CacheStale', verdicts.stale + verdicts.expired);
-  count(metrics, 'CacheVersionMismatch', verdicts['version-mismatch']);
-  count(metrics, 'CacheSkipped', outcome.cache.status === 'skipped' ? 1 : 0);
-  // EMF takes at most 100 values per metric in one record.
-  for (const age of servedAges.slice(0, 100))
-    metrics.addMetric('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
+  metrics.value('InstancesPerRequest', MetricUnit.Count, instances);
+  metrics.count('CacheHit', verdicts.hit);
+  metrics.count('CacheMiss', verdicts.miss);
+  metrics.count('CacheStale', verdicts.stale + verdicts.expired);
+  metrics.count('CacheVersionMismatch', verdicts['version-mismatch']);
+  metrics.count('CacheSkipped', outcome.cache.status === 'skipped' ? 1 : 0);
+  for (const age of servedAges) metrics.value('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
   if (modelLatencyMs !== undefined) {
-    metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
-    metrics.addMetric('ModelInstances', MetricUnit.Count, outcome.stats.modelInstances);
+    metrics.value('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
+    metrics.count('ModelInstances', outcome.stats.modelInstances);
   }
 }
+
+/**
+ * The line a prediction logs: WARN when the cache could not be used or written (the reason is only
+ * here), INFO when payload logging is on, else DEBUG (metrics count every request; a line per request
+ * costs more than the model run, so it is opt-in: POWERTOOLS_LOG_LEVEL=DEBUG, or a sample rate).
+ */
+function predictionLogLevel(outcome: PredictOutcome, logPayloads: boolean): 'debug' | 'info' | 'warn' {
+  const writeThrough = outcome.stats.writeThrough;
+  if (outcome.cache.status === 'skipped' || (writeThrough && 'error' in writeThrough)) return 'warn';
+  return logPayloads ? 'info' : 'debug';
+}
+
+/** The response's `cache` block for the statuses that carry nothing else (one object each). */
+const CACHE_BLOCKS = {
+  used: Object.freeze({ status: 'used' }),
+  bypassed: Object.freeze({ status: 'bypassed' }),
+  'not-needed': Object.freeze({ status: 'not-needed' }),
+} as const;
+
+const THRESHOLD = {
+  debug: LogLevelThreshold.DEBUG,
+  info: LogLevelThreshold.INFO,
+  warn: LogLevelThreshold.WARN,
+};
 
 export function createApiHandler(deps: ApiDependencies): ApiHandler {
   const { registry, service, limits, logger, metrics } = deps;
 
-  async function predict(
+  // predict() and respond() are plain functions around one promise: an async function would keep
+  // every local of both in a frame allocated for each request.
+  function predict(
     event: APIGatewayProxyEventV2,
     requestId: string,
     state: RequestState,
@@ -142,32 +182,48 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     try {
       text = decodeBody(event);
     } catch {
-      return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId);
+      return Promise.resolve(errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId));
     }
     const request = parsePredictRequest(parseJsonBody(text, limits), limits);
     state.model = request.model;
-    const model = await registry.get(request.model);
-    const outcome = await service.predict(request, model);
-    recordMetrics(metrics, outcome, request.instances.length);
+    const ready = registry.ready(request.model);
+    if (ready) {
+      return service.predict(request, ready).then((o) => respond(request, ready, o, requestId, state));
+    }
+    return registry
+      .get(request.model)
+      .then((model) =>
+        service.predict(request, model).then((o) => respond(request, model, o, requestId, state)),
+      );
+  }
+
+  function respond(
+    request: PredictRequest,
+    model: ServedModel,
+    outcome: PredictOutcome,
+    requestId: string,
+    state: RequestState,
+  ): ApiResult {
+    if (metrics.enabled) recordMetrics(metrics, outcome, request.instances.length);
     const cache =
       outcome.cache.status === 'skipped'
         ? { status: 'skipped', reason: outcome.cache.reason }
-        : { status: outcome.cache.status };
-    logger.info('predicted', {
-      ...state.where,
-      model: model.name,
-      version: model.version,
-      instances: request.instances.length,
-      fromCache: outcome.stats.verdicts.hit,
-      scored: outcome.stats.modelInstances,
-      cache: outcome.cache.status === 'skipped' ? { ...cache, cause: outcome.cache.cause } : cache,
-      modelLatencyMs: outcome.stats.modelLatencyMs,
-      ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
-      ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
-    });
-    const responseHeaders = { 'x-tandem-cache': cache.status };
-    if (request.single) return json(200, { ...outcome.results[0], cache }, responseHeaders);
-    return json(200, { predictions: outcome.results, cache }, responseHeaders);
+        : CACHE_BLOCKS[outcome.cache.status];
+    const level = predictionLogLevel(outcome, deps.logPayloads);
+    if (state.log.enabled(THRESHOLD[level])) {
+      state.log.write(level, 'predicted', {
+        model: model.name,
+        version: model.version,
+        instances: request.instances.length,
+        fromCache: outcome.stats.verdicts.hit,
+        scored: outcome.stats.modelInstances,
+        cache: outcome.cache.status === 'skipped' ? { ...cache, cause: outcome.cache.cause } : cache,
+        modelLatencyMs: outcome.stats.modelLatencyMs,
+        ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
+        ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
+      });
+    }
+    return predictionResult(predictionJson(outcome.results, request.single, cache), cache.status, requestId);
   }
 
   async function ready(): Promise<ApiResult> {
@@ -219,13 +275,12 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     }
   }
 
-  async function route(
-    event: APIGatewayProxyEventV2,
-    requestId: string,
-    state: RequestState,
-  ): Promise<ApiResult> {
-    const method = event.requestContext.http.method.toUpperCase();
-    const path = event.rawPath.replace(/\/+$/, '') || '/';
+  function route(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
+    const rawMethod = event.requestContext.http.method;
+    const rawPath = event.rawPath;
+    if (rawPath === '/predict' && rawMethod === 'POST') return predict(event, requestId, state);
+    const method = rawMethod.toUpperCase();
+    const path = rawPath.replace(/\/+$/, '') || '/';
     const only = (allowed: string, run: () => Promise<ApiResult>) =>
       method === allowed || (allowed === 'GET' && method === 'HEAD')
         ? run()
@@ -250,32 +305,77 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       state.model = decodePathSegment(match[1]!);
       return only('GET', () => getModel(state.model!));
     }
-    return errorResult(
-      404,
-      'ROUTE_NOT_FOUND',
-      `no route ${method} ${path.slice(0, 200)}; routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready`,
-      requestId,
+    return Promise.resolve(
+      errorResult(
+        404,
+        'ROUTE_NOT_FOUND',
+        `no route ${method} ${path.slice(0, 200)}; routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready`,
+        requestId,
+      ),
     );
   }
 
-  return async (event, context) => {
-    const requestId = event.requestContext?.requestId ?? context.awsRequestId;
-    logger.addContext(context);
-    // Keys of this request go into each entry, not into the logger: the local server runs invocations
-    // concurrently through one logger, and appended keys would be read by (and removed under) others.
-    const where = { requestId, path: event.rawPath };
-    const state: RequestState = { model: undefined, where };
-    let result: ApiResult;
-    try {
-      result = await route(event, requestId, state);
-    } catch (error) {
-      result = resultForError(error, requestId, state.model, registry.defaultModel);
-      logFailure(logger, where, result.statusCode, error, deps.logPayloads);
-      metrics.addMetric(result.statusCode < 500 ? 'ClientErrors' : 'ServerErrors', MetricUnit.Count, 1);
-    } finally {
-      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-    }
-    result.headers = { ...result.headers, 'x-request-id': requestId };
+  /**
+   * The answer to a request that threw: its error response, logged and counted. A caller's mistake is
+   * logged by code and field names only: its message quotes the values sent (features, ids), which stay
+   * out of the logs unless LOG_PAYLOADS is on. Our own failures (5xx) are logged with the error; the
+   * expected ones (model or table unavailable) without a stack trace.
+   */
+  function failed(error: unknown, requestId: string, state: RequestState): ApiResult {
+    const result = resultForError(error, requestId, state.model, registry.defaultModel);
+    const status = result.statusCode;
+    const code = error instanceof TandemError ? error.code : 'INTERNAL';
+    const details = error instanceof TandemError ? error.details : undefined;
+    const fields = details?.flatMap((d) => (d.field === undefined ? [] : [d.field])).slice(0, 100);
+    const entry = {
+      status,
+      code,
+      ...(fields && fields.length > 0 ? { fields } : {}),
+      // `message` is a key Powertools reserves for the line's own message (it would drop it).
+      ...(deps.logPayloads ? { reason: (error as Error).message, details } : {}),
+    };
+    if (status < 500) state.log.write('warn', 'request failed', entry);
+    else if (error instanceof TandemError && error.code !== 'INFERENCE_FAILED')
+      state.log.write('error', 'request failed', {
+        ...entry,
+        error: { name: error.name, message: error.message },
+      });
+    else state.log.write('error', 'request failed', { ...entry, error });
+    metrics.count(status < 500 ? 'ClientErrors' : 'ServerErrors', 1);
     return result;
+  }
+
+  function finish(result: ApiResult, requestId: string): ApiResult {
+    metrics.end();
+    // Every result's headers are its own object (json() builds one per response).
+    (result.headers ??= {})['x-request-id'] = requestId;
+    return result;
+  }
+
+  let invocations = 0;
+  // The level only changes when debug sampling re-draws it for a request.
+  const baseLevel = logger.level;
+  // A plain function around one promise rather than an async one (see predict()).
+  return (event, context) => {
+    const requestId = event.requestContext?.requestId ?? context.awsRequestId;
+    metrics.begin();
+    let level = baseLevel;
+    if (deps.sampleDebugLogs) {
+      logger.refreshSampleRateCalculation();
+      level = logger.level;
+    }
+    const log = new RequestLog(logger, level, context, requestId, event.rawPath);
+    if (invocations++ === 0) log.attach();
+    const state: RequestState = { model: undefined, log };
+    let routed: Promise<ApiResult>;
+    try {
+      routed = route(event, requestId, state);
+    } catch (error) {
+      routed = Promise.reject(error as Error);
+    }
+    return routed.then(
+      (result) => finish(result, requestId),
+      (error: unknown) => finish(failed(error, requestId, state), requestId),
+    );
   };
 }

@@ -13,13 +13,97 @@ import {
   ValidationError,
   type ErrorDetail,
 } from '../../core/errors.ts';
+import type { InstanceResult } from '../../core/prediction-service.ts';
 
 export type ApiResult = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
 export function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}): ApiResult {
-  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(payload) };
+  return jsonBody(statusCode, JSON.stringify(payload), headers);
+}
+
+/** A number as JSON.stringify writes it. */
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+/**
+ * `JSON.stringify(result)` for the one object every prediction returns, written field by field (a
+ * generic stringify of it costs about as much as validating the request); the prediction itself, whose
+ * shape depends on the model, goes through JSON.stringify.
+ */
+export function instanceJson(result: InstanceResult, more = ''): string {
+  return (
+    `{"id":${result.id === null ? 'null' : JSON.stringify(result.id)},` +
+    `"prediction":${JSON.stringify(result.prediction)},"source":"${result.source}",` +
+    `"model":${modelJson(result.model)},"computedAt":${timeJson(result.computedAt)},` +
+    `"ageSeconds":${jsonNumber(result.ageSeconds)},"cacheStatus":"${result.cacheStatus}"${more}}`
+  );
+}
+
+// Consecutive results mostly share their model (one object per served model) and their computedAt (one
+// string per millisecond): the JSON of the last one of each is kept.
+let lastModel: InstanceResult['model'] | undefined;
+let lastModelJson = '';
+let lastTime: string | undefined;
+let lastTimeJson = '';
+
+function modelJson(model: InstanceResult['model']): string {
+  if (model !== lastModel) {
+    lastModelJson = `{"name":${JSON.stringify(model.name)},"version":${JSON.stringify(model.version)}}`;
+    lastModel = model;
+  }
+  return lastModelJson;
+}
+
+const statusJsonCache = new Map<string, string>();
+
+/** `{"status":"..."}`, made once per status. */
+function statusJson(status: string): string {
+  let text = statusJsonCache.get(status);
+  if (text === undefined) {
+    text = JSON.stringify({ status });
+    if (statusJsonCache.size < 16) statusJsonCache.set(status, text);
+  }
+  return text;
+}
+
+function timeJson(time: string): string {
+  if (time !== lastTime) {
+    lastTimeJson = JSON.stringify(time);
+    lastTime = time;
+  }
+  return lastTimeJson;
+}
+
+/** The body of a prediction: one result with the request's cache block, or all of them in order. */
+export function predictionJson(
+  results: readonly InstanceResult[],
+  single: boolean,
+  cache: { readonly status: string; readonly reason?: string },
+): string {
+  const cacheJson = cache.reason === undefined ? statusJson(cache.status) : JSON.stringify(cache);
+  if (single) return instanceJson(results[0]!, `,"cache":${cacheJson}`);
+  return `{"predictions":[${results.map((r) => instanceJson(r)).join(',')}],"cache":${cacheJson}}`;
+}
+
+export function jsonBody(statusCode: number, body: string, headers: Record<string, string> = {}): ApiResult {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body };
+}
+
+/** A 200 prediction response: the JSON headers, the request's cache status and its id. */
+export function predictionResult(body: string, cacheStatus: string, requestId: string): ApiResult {
+  return {
+    statusCode: 200,
+    headers: {
+      'content-type': JSON_HEADERS['content-type'],
+      'cache-control': JSON_HEADERS['cache-control'],
+      'x-tandem-cache': cacheStatus,
+      'x-request-id': requestId,
+    },
+    body,
+  };
 }
 
 export function errorResult(

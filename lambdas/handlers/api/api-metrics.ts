@@ -1,0 +1,120 @@
+/**
+ * The API's CloudWatch metrics, aggregated per execution environment and published by Powertools Metrics
+ * as EMF records.
+ *
+ * Publishing a record costs more than the model run of a small model (serializing, plus one write to
+ * stdout that wakes the log reader), so a request only adds its values to a buffer here, and the buffer
+ * is published at the end of a request when the last publication is at least `flushIntervalMs` old, or as
+ * soon as a metric holds EMF's limit of values. A function that serves fewer requests than one per interval
+ * therefore publishes after every request, as before; a busy one publishes about once per interval.
+ * Distributions (request size, model latency, served-entry age) keep every value; counts are summed per
+ * record, so their `Sum` is exact (their `SampleCount` counts records, not requests). Each record carries
+ * the time of its first value. What a burst leaves in the buffer is published by the next request, before
+ * it adds its own values; if Lambda shuts the environment down first, those last values (at most one
+ * interval's worth) are lost. `flushIntervalMs` 0 publishes after every request.
+ */
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+
+/**
+ * Values per metric in one record. EMF takes 100; Powertools publishes by itself when a metric reaches
+ * 100, in the middle of adding a record, so a record is cut one short of that.
+ */
+export const MAX_VALUES_PER_RECORD = 99;
+
+/** Powertools Metrics, saying whether it publishes at all (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV). */
+export class PowertoolsMetrics extends Metrics {
+  publishes(): boolean {
+    return !this.isDisabled();
+  }
+}
+
+export type MetricsSink = Pick<
+  PowertoolsMetrics,
+  'addMetric' | 'publishStoredMetrics' | 'setTimestamp' | 'publishes'
+>;
+
+interface Distribution {
+  readonly unit: Unit;
+  readonly values: number[];
+}
+
+export class ApiMetrics {
+  /** False when Powertools publishes nothing (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV): nothing is kept. */
+  readonly enabled: boolean;
+  private readonly counts = new Map<string, number>();
+  private readonly distributions = new Map<string, Distribution>();
+  private firstAt: number | undefined;
+  private lastPublishedAt = Number.NEGATIVE_INFINITY;
+  private full = false;
+
+  constructor(
+    private readonly metrics: MetricsSink,
+    private readonly flushIntervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.enabled = metrics.publishes();
+  }
+
+  /** Called when a request starts: publishes what an earlier burst left, stamped with its own time. */
+  begin(): void {
+    if (this.firstAt !== undefined && this.now() - this.firstAt >= this.flushIntervalMs) this.publish();
+  }
+
+  /** Adds to a count (summed per record); zero adds nothing. */
+  count(name: string, value: number): void {
+    if (!this.enabled || value === 0) return;
+    this.firstAt ??= this.now();
+    this.counts.set(name, (this.counts.get(name) ?? 0) + value);
+  }
+
+  /** Adds one value of a distribution. */
+  value(name: string, unit: Unit, value: number): void {
+    if (!this.enabled) return;
+    this.firstAt ??= this.now();
+    let distribution = this.distributions.get(name);
+    if (!distribution) {
+      distribution = { unit, values: [] };
+      this.distributions.set(name, distribution);
+    }
+    distribution.values.push(value);
+    if (distribution.values.length >= MAX_VALUES_PER_RECORD) this.full = true;
+  }
+
+  /** Called when a request ends: publishes the buffer when it is due. */
+  end(): void {
+    if (this.firstAt === undefined) return;
+    if (this.full || this.now() - this.lastPublishedAt >= this.flushIntervalMs) {
+      this.publish();
+      this.lastPublishedAt = this.now();
+    }
+  }
+
+  /** Publishes whatever is buffered now (a process about to stop). */
+  flush(): void {
+    if (this.firstAt !== undefined) this.publish();
+  }
+
+  private publish(): void {
+    const firstAt = this.firstAt!;
+    this.firstAt = undefined;
+    this.full = false;
+    this.metrics.setTimestamp(firstAt);
+    for (const [name, total] of this.counts) this.metrics.addMetric(name, MetricUnit.Count, total);
+    for (const [name, { unit, values }] of this.distributions) {
+      // A distribution over the record's limit (one request with many cache hits) goes out in slices.
+      for (let start = 0; start < values.length; start += MAX_VALUES_PER_RECORD) {
+        if (start > 0) {
+          this.metrics.publishStoredMetrics();
+          this.metrics.setTimestamp(firstAt);
+        }
+        const end = Math.min(values.length, start + MAX_VALUES_PER_RECORD);
+        for (let i = start; i < end; i++) this.metrics.addMetric(name, unit, values[i]!);
+      }
+    }
+    this.counts.clear();
+    this.distributions.clear();
+    this.metrics.publishStoredMetrics();
+  }
+}
