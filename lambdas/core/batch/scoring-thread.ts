@@ -176,6 +176,9 @@ class InlineRunner implements FeedRunner {
 const WORKER_SOURCE = `'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.onnxruntime);
+// Runs sent to this thread and not finished, shared with the main thread (which adds, this thread takes
+// away as each run ends, before its reply is even read there).
+const unfinished = new Int32Array(workerData.unfinished);
 let session;
 let dictionaries = [];
 const queue = [];
@@ -225,9 +228,11 @@ async function handle(message) {
     results = await session.run(feeds, message.fetches);
     runMs = performance.now() - started;
   } catch (error) {
+    Atomics.sub(unfinished, 0, 1);
     parentPort.postMessage({ kind: 'failed', id: message.id, message: messageOf(error), inputs }, buffersOf(inputs));
     return;
   }
+  Atomics.sub(unfinished, 0, 1);
   const outputs = {};
   for (const name of Object.keys(results)) {
     const tensor = results[name];
@@ -277,14 +282,19 @@ class WorkerRunner {
     return this.failure === undefined;
   }
 
-  /** Runs sent and not answered yet. */
+  /**
+   * Runs sent and not finished on the thread yet: read from memory the thread updates as each run ends,
+   * not from its replies, which wait in this thread's event loop while it is busy filling the next batch
+   * (counting those would make an idle scoring thread look busy, and the run would be done inline).
+   */
   get load(): number {
-    return this.pending.size;
+    return Atomics.load(this.unfinished, 0);
   }
 
   private constructor(
     private readonly worker: Worker,
     private readonly label: string,
+    private readonly unfinished: Int32Array,
   ) {
     worker.on('message', (reply: WorkerReply) => this.receive(reply));
     worker.on('error', (error) =>
@@ -305,7 +315,11 @@ class WorkerRunner {
     dictionaries: Dictionaries,
   ): Promise<WorkerRunner> {
     const onnxruntime = createRequire(import.meta.url).resolve('onnxruntime-node');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { onnxruntime } });
+    const unfinished = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { onnxruntime, unfinished: unfinished.buffer },
+    });
     const loaded = new Promise<void>((resolve, reject) => {
       const onMessage = (reply: WorkerReply) => {
         worker.off('error', onError);
@@ -327,7 +341,7 @@ class WorkerRunner {
       await worker.terminate();
       throw error;
     }
-    const runner = new WorkerRunner(worker, label);
+    const runner = new WorkerRunner(worker, label, unfinished);
     worker.unref();
     return runner;
   }
@@ -338,6 +352,7 @@ class WorkerRunner {
     const result = new Promise<RunResult>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     // Referenced only while runs are pending, so an idle scorer never keeps a process alive.
     if (this.pending.size === 1) this.worker.ref();
+    Atomics.add(this.unfinished, 0, 1);
     this.worker.postMessage({ kind: 'run', id, feeds, fetches }, transferables(feeds));
     return result;
   }
