@@ -6,8 +6,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readFile } from 'node:fs/promises';
-import { parseCsv } from '../lambdas/core/codecs/csv.ts';
+import { readDemoDataset } from '../local/demo-dataset.ts';
 import {
   DEFAULT_API_CONCURRENCY,
   DEMO_MODEL,
@@ -47,31 +46,6 @@ function positive(value: string | undefined, fallback: number, name: string): nu
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got "${value}"`);
   return n;
-}
-
-/** The demo dataset's first row: its id (precomputed) and its features as a request sends them. */
-async function demoExample(): Promise<{ id: string; features: Record<string, unknown> }> {
-  const dir = path.join(REPO_ROOT, 'models', DEMO_MODEL);
-  const manifest = JSON.parse(await readFile(path.join(dir, '1.0.0', 'manifest.json'), 'utf8')) as {
-    idField: string;
-    features: { name: string; type: string }[];
-  };
-  const [header, first] = parseCsv(await readFile(path.join(dir, 'demo-transactions.csv'), 'utf8'));
-  const field = (name: string) => first?.fields[header?.fields.indexOf(name) ?? -1] ?? '';
-  const features = Object.fromEntries(
-    manifest.features.map((f) => {
-      const text = field(f.name);
-      return [
-        f.name,
-        f.type === 'boolean'
-          ? text === 'true'
-          : f.type === 'category' || f.type === 'string'
-            ? text
-            : Number(text),
-      ];
-    }),
-  );
-  return { id: field(manifest.idField), features };
 }
 
 let startedUp = false;
@@ -121,9 +95,10 @@ async function main(): Promise<void> {
   const seedLine = seed
     ? `demo dataset scored into ${LOCAL_TABLE} by the batch lane: ${seed.counts.scored} rows (${seed.counts.rejected} rejected)`
     : 'demo dataset not seeded (--no-seed)';
-  const example = await demoExample();
-  const cachedId = example.id;
-  const sampleFeatures = example.features;
+  const demo = await readDemoDataset();
+  const first = demo.rows[0]!;
+  const cachedId = first[demo.header.indexOf(demo.idField)]!;
+  const sampleFeatures = demo.featuresOf(first);
   const creds = `AWS_ACCESS_KEY_ID=${aws.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${aws.credentials.secretAccessKey} AWS_REGION=${aws.region}`;
   const body = JSON.stringify({ id: 'txn-new-1', features: sampleFeatures });
   process.stdout.write(`

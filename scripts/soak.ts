@@ -7,13 +7,12 @@
  * after the run is within 1.2x of its RSS after warm-up. The last stdout line is the JSON summary.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { parseCsv } from '../lambdas/core/codecs/csv.ts';
-import { DEMO_MODEL, REPO_ROOT } from '../local/stack.ts';
+import { readDemoDataset, type DemoDataset } from '../local/demo-dataset.ts';
 
 const HELP = `Usage: npm run soak [-- options]
 
@@ -48,35 +47,7 @@ interface Template extends Expectation {
 
 // --- the request mix ----------------------------------------------------------------------------------
 
-interface Demo {
-  readonly header: string[];
-  readonly rows: string[][];
-  readonly features: (row: readonly string[]) => Record<string, unknown>;
-}
-
-async function readDemo(): Promise<Demo> {
-  const manifest = JSON.parse(
-    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8'),
-  ) as { features: { name: string; type: string }[] };
-  const [header, ...rows] = parseCsv(
-    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
-  );
-  const names = header!.fields;
-  return {
-    header: names,
-    rows: rows.map((r) => r.fields),
-    features: (row) =>
-      Object.fromEntries(
-        manifest.features.map((f) => {
-          const text = row[names.indexOf(f.name)]!;
-          return [
-            f.name,
-            f.type === 'boolean' ? text === 'true' : f.type === 'category' ? text : Number(text),
-          ];
-        }),
-      ),
-  };
-}
+type Demo = DemoDataset;
 
 const field = (body: unknown, ...keys: string[]): unknown =>
   keys.reduce<unknown>(
@@ -111,7 +82,7 @@ function requestMix(demo: Demo): Template[] {
     const row = demo.rows[i * 131 + 7]!;
     mix.push(
       post(
-        { id: `soak-new-${i}`, features: demo.features(row) },
+        { id: `soak-new-${i}`, features: demo.featuresOf(row) },
         { kind: 'model', status: 200, check: expectSource('model') },
       ),
     );
@@ -121,7 +92,7 @@ function requestMix(demo: Demo): Template[] {
     post(
       {
         instances: multi.map((row, i) =>
-          i % 2 === 0 ? { id: row[0] } : { id: `soak-multi-${i}`, features: demo.features(row) },
+          i % 2 === 0 ? { id: row[0] } : { id: `soak-multi-${i}`, features: demo.featuresOf(row) },
         ),
       },
       {
@@ -142,7 +113,7 @@ function requestMix(demo: Demo): Template[] {
   mix.push(
     post(
       {
-        instances: demo.rows.slice(1100, 1200).map((row) => ({ id: row[0], features: demo.features(row) })),
+        instances: demo.rows.slice(1100, 1200).map((row) => ({ id: row[0], features: demo.featuresOf(row) })),
         bypassCache: true,
       },
       {
@@ -155,7 +126,7 @@ function requestMix(demo: Demo): Template[] {
       },
     ),
   );
-  const good = demo.features(demo.rows[5]!);
+  const good = demo.featuresOf(demo.rows[5]!);
   const bad = (status: number, code: string) => ({ kind: 'bad' as const, status, check: expectCode(code) });
   mix.push(post('{"id": "cut short', bad(400, 'INVALID_JSON')));
   mix.push(post({ id: 'x', features: { ...good, amount: '12.5' } }, bad(400, 'INVALID_FEATURES')));
@@ -368,7 +339,7 @@ async function main(): Promise<number> {
   const log = (line: string) =>
     process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
-  const demo = await readDemo();
+  const demo = await readDemoDataset();
   const mix = requestMix(demo);
   const scratch = await mkdtemp(path.join(tmpdir(), 'tandem-soak-data-'));
   log('starting the local stack');

@@ -3,7 +3,7 @@
  * from its pointer at most every `refreshSeconds`, load failures remembered for `/ready` and retried.
  */
 import { ModelLoadError, ModelNotFoundError, TandemError } from './errors.ts';
-import { loadModel, type ServedModel } from './model-loader.ts';
+import { loadModel, type ModelPackage, type ServedModel } from './model-loader.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
 import { isPackageName } from './names.ts';
 import type { ModelSource } from './ports.ts';
@@ -177,24 +177,45 @@ function parseJsonFile(bytes: Uint8Array, where: string): unknown {
   }
 }
 
+/** Reads one version of a model package: its manifest (parsed JSON, not yet validated) and ONNX bytes. */
+export async function readModelPackage(
+  source: ModelSource,
+  name: string,
+  version: string,
+): Promise<ModelPackage> {
+  const [manifestBytes, modelBytes] = await Promise.all([
+    source.read(name, version, 'manifest.json'),
+    source.read(name, version, 'model.onnx'),
+  ]);
+  return { manifest: parseJsonFile(manifestBytes, `${name}/${version}/manifest.json`), modelBytes };
+}
+
+/** A package's manifest must name the model and version its path does. */
+export function checkPackagePath(
+  manifest: Pick<Manifest, 'name' | 'version'>,
+  name: string,
+  version: string,
+): void {
+  if (manifest.name !== name || manifest.version !== version) {
+    throw new ModelLoadError(
+      `${name}/${version}/manifest.json says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
+      'INVALID_MANIFEST',
+    );
+  }
+}
+
 /** Loads one version of a model package (the batch lane pins the version its run started with). */
 export async function loadModelVersion(
   source: ModelSource,
   name: string,
   version: string,
 ): Promise<ServedModel> {
-  const [manifestBytes, modelBytes] = await Promise.all([
-    source.read(name, version, 'manifest.json'),
-    source.read(name, version, 'model.onnx'),
-  ]);
-  const where = `${name}/${version}/manifest.json`;
-  const model = await loadModel({ manifest: parseJsonFile(manifestBytes, where), modelBytes });
-  if (model.name !== name || model.version !== version) {
+  const model = await loadModel(await readModelPackage(source, name, version));
+  try {
+    checkPackagePath(model.manifest, name, version);
+  } catch (error) {
     await model.close();
-    throw new ModelLoadError(
-      `${where} says ${model.name}@${model.version}; the package path says ${name}@${version}`,
-      'INVALID_MANIFEST',
-    );
+    throw error;
   }
   return model;
 }

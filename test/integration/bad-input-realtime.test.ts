@@ -5,32 +5,14 @@
  * a file path, a storage key or AWS error text, or pollute Object.prototype; and the server must keep
  * serving good requests afterwards.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
-import { DEMO_MODEL, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { readDemoDataset } from '../../local/demo-dataset.ts';
+import { DEMO_MODEL, startLocalStack, type LocalStack } from '../../local/stack.ts';
 
-const manifest = JSON.parse(
-  await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8'),
-) as { features: { name: string; type: string }[] };
-const [csvHeader, ...csvRows] = parseCsv(
-  await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
-);
-const header = csvHeader!.fields;
-const demoRows = csvRows.map((r) => r.fields);
-
-/** A demo CSV row as JSON features, typed by the manifest. */
-function featuresOf(row: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(
-    manifest.features.map((f) => {
-      const text = row[header.indexOf(f.name)]!;
-      const value = f.type === 'boolean' ? text === 'true' : f.type === 'category' ? text : Number(text);
-      return [f.name, value];
-    }),
-  );
-}
+const demo = await readDemoDataset();
+const demoRows = demo.rows;
+const featuresOf = demo.featuresOf;
 
 const GOOD = featuresOf(demoRows[0]!);
 const CACHED_ID = demoRows[0]![0]!;

@@ -7,7 +7,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
+import { readDemoDataset } from '../../local/demo-dataset.ts';
 import {
   DEMO_MODEL,
   LOCAL_BUCKET,
@@ -18,7 +18,8 @@ import {
 } from '../../local/stack.ts';
 
 let stack: LocalStack;
-let demo: { header: string[]; rows: string[][] };
+const demo = await readDemoDataset();
+const featuresOf = demo.featuresOf;
 const manifest = JSON.parse(
   await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8'),
 ) as { features: { name: string; type: string }[] };
@@ -28,25 +29,10 @@ beforeAll(async () => {
     apiPort: 0,
     handlerEnv: { MODEL_REFRESH_SECONDS: '0', CACHE_BUDGET_MS: '2000' },
   });
-  const [header, ...rows] = parseCsv(
-    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
-  );
-  demo = { header: header!.fields, rows: rows.map((r) => r.fields) };
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
 });
-
-/** A demo CSV row as JSON features, typed by the manifest. */
-function featuresOf(row: string[]): Record<string, unknown> {
-  return Object.fromEntries(
-    manifest.features.map((f) => {
-      const text = row[demo.header.indexOf(f.name)]!;
-      const value = f.type === 'boolean' ? text === 'true' : f.type === 'category' ? text : Number(text);
-      return [f.name, value];
-    }),
-  );
-}
 
 async function post(body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) {
   const response = await fetch(`${stack.apiUrl}/predict`, {

@@ -4,11 +4,9 @@
  * it can, the response says the cache was skipped and why (in plain words), an id-only request gets a
  * 503 it can retry, and once the table is healthy again cache hits come back.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
-import { DEMO_MODEL, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { readDemoDataset } from '../../local/demo-dataset.ts';
+import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import {
   dynamoOperation,
   SERVER_ERROR,
@@ -36,24 +34,9 @@ function seen(mode: FaultMode): number {
 }
 
 const BUDGET_MS = 1000;
-const manifest = JSON.parse(
-  await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, '1.0.0', 'manifest.json'), 'utf8'),
-) as { features: { name: string; type: string }[] };
-const [csvHeader, ...csvRows] = parseCsv(
-  await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'demo-transactions.csv'), 'utf8'),
-);
-const header = csvHeader!.fields;
-const rows = csvRows.map((r) => r.fields);
-
-function featuresOf(row: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(
-    manifest.features.map((f) => {
-      const text = row[header.indexOf(f.name)]!;
-      const value = f.type === 'boolean' ? text === 'true' : f.type === 'category' ? text : Number(text);
-      return [f.name, value];
-    }),
-  );
-}
+const demo = await readDemoDataset();
+const rows = demo.rows;
+const featuresOf = demo.featuresOf;
 
 let stack: LocalStack;
 let proxy: FaultProxy;

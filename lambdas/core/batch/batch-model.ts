@@ -2,10 +2,10 @@
  * A model as a batch worker holds it: the real-time lane's manifest checks, validator, input plans and
  * output plan (compileModel), and one session behind a FeedRunner (inline or on a scoring thread).
  */
-import { ModelLoadError } from '../errors.ts';
 import { FeatureValidator } from '../features.ts';
 import type { ClassLabel, Manifest } from '../manifest.ts';
 import { compileModel } from '../model-loader.ts';
+import { checkPackagePath, readModelPackage } from '../model-registry.ts';
 import type { ModelSource } from '../ports.ts';
 import { fetchedOutputs, type OutputPlan } from '../predictions.ts';
 import type { InputPlan } from '../tensors.ts';
@@ -30,18 +30,6 @@ export interface BatchModel {
   close(): Promise<void>;
 }
 
-const utf8 = new TextDecoder();
-
-function parseJsonFile(bytes: Uint8Array, where: string): unknown {
-  try {
-    return JSON.parse(utf8.decode(bytes)) as unknown;
-  } catch (cause) {
-    throw new ModelLoadError(`${where} is not valid JSON: ${(cause as Error).message}`, 'INVALID_MANIFEST', {
-      cause,
-    });
-  }
-}
-
 /** Loads one version of a model package, as loadModelVersion does, for batch scoring. */
 export async function loadBatchModel(
   source: ModelSource,
@@ -50,19 +38,9 @@ export async function loadBatchModel(
   /** Scoring threads (0: inline), see resolveScoringThreads. */
   threads: number,
 ): Promise<BatchModel> {
-  const [manifestBytes, modelBytes] = await Promise.all([
-    source.read(name, version, 'manifest.json'),
-    source.read(name, version, 'model.onnx'),
-  ]);
-  const where = `${name}/${version}/manifest.json`;
-  const compiled = compileModel({ manifest: parseJsonFile(manifestBytes, where), modelBytes });
+  const compiled = compileModel(await readModelPackage(source, name, version));
   const { manifest } = compiled;
-  if (manifest.name !== name || manifest.version !== version) {
-    throw new ModelLoadError(
-      `${where} says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
-      'INVALID_MANIFEST',
-    );
-  }
+  checkPackagePath(manifest, name, version);
   const dictionaries = stringDictionaries(manifest, compiled.inputPlans);
   const runner = await startFeedRunner(
     compiled.graphBytes,

@@ -10,6 +10,7 @@ import { gunzipStream, planParquet } from '../codecs/readers.ts';
 import { ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
+import { checkPackagePath, readModelPackage } from '../model-registry.ts';
 import type { ModelSource, ObjectStore } from '../ports.ts';
 import {
   CHUNK_WRITE_SECONDS,
@@ -43,8 +44,6 @@ export interface PlannerDeps {
   readonly models: ModelSource;
   readonly now?: () => number;
 }
-
-const utf8 = new TextDecoder();
 
 const MAX_PASS_THROUGH_COLUMNS = 100;
 const MAX_RECORD_BYTES_LIMIT = 256 * 1024 * 1024;
@@ -130,28 +129,10 @@ function isTransient(error: unknown): boolean {
 async function pinModel(models: ModelSource, name: string): Promise<Manifest> {
   try {
     const version = await models.currentVersion(name);
-    const where = `${name}/${version}/manifest.json`;
-    const bytes = await models.read(name, version, 'manifest.json');
-    let raw: unknown;
-    try {
-      raw = JSON.parse(utf8.decode(bytes)) as unknown;
-    } catch (cause) {
-      throw new ModelLoadError(
-        `${where} is not valid JSON: ${(cause as Error).message}`,
-        'INVALID_MANIFEST',
-        {
-          cause,
-        },
-      );
-    }
-    const manifest = parseManifest(raw, where);
-    if (manifest.name !== name || manifest.version !== version) {
-      throw new ModelLoadError(
-        `${where} says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
-        'INVALID_MANIFEST',
-      );
-    }
-    inspectModel(await models.read(name, version, 'model.onnx'));
+    const pkg = await readModelPackage(models, name, version);
+    const manifest = parseManifest(pkg.manifest, `${name}/${version}/manifest.json`);
+    checkPackagePath(manifest, name, version);
+    inspectModel(pkg.modelBytes);
     return manifest;
   } catch (error) {
     if (isTransient(error)) throw error;
