@@ -3,7 +3,8 @@
  * from its pointer at most every `refreshSeconds`, load failures remembered for `/ready` and retried.
  */
 import { ModelLoadError, ModelNotFoundError, TandemError } from './errors.ts';
-import { loadModel, type ModelPackage, type ServedModel } from './model-loader.ts';
+import { loadModel, type ServedModel } from './model-loader.ts';
+import { checkPackagePath, parseJsonFile, readModelPackage } from './model-package.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
 import { isPackageName } from './names.ts';
 import type { ModelSource } from './ports.ts';
@@ -31,8 +32,6 @@ export interface ModelStatus {
   readonly version?: string;
   readonly error?: { readonly code: string; readonly message: string };
 }
-
-const utf8 = new TextDecoder();
 
 function asTandemError(error: unknown, name: string): TandemError {
   if (error instanceof TandemError) return error;
@@ -165,43 +164,6 @@ export class ModelRegistry {
 /** A name that no store could hold is not looked up at all (it could address another folder or key). */
 function checkName(name: string): void {
   if (!isPackageName(name)) throw new ModelNotFoundError(`no model named "${String(name).slice(0, 128)}"`);
-}
-
-function parseJsonFile(bytes: Uint8Array, where: string): unknown {
-  try {
-    return JSON.parse(utf8.decode(bytes)) as unknown;
-  } catch (cause) {
-    throw new ModelLoadError(`${where} is not valid JSON: ${(cause as Error).message}`, 'INVALID_MANIFEST', {
-      cause,
-    });
-  }
-}
-
-/** Reads one version of a model package: its manifest (parsed JSON, not yet validated) and ONNX bytes. */
-export async function readModelPackage(
-  source: ModelSource,
-  name: string,
-  version: string,
-): Promise<ModelPackage> {
-  const [manifestBytes, modelBytes] = await Promise.all([
-    source.read(name, version, 'manifest.json'),
-    source.read(name, version, 'model.onnx'),
-  ]);
-  return { manifest: parseJsonFile(manifestBytes, `${name}/${version}/manifest.json`), modelBytes };
-}
-
-/** A package's manifest must name the model and version its path does. */
-export function checkPackagePath(
-  manifest: Pick<Manifest, 'name' | 'version'>,
-  name: string,
-  version: string,
-): void {
-  if (manifest.name !== name || manifest.version !== version) {
-    throw new ModelLoadError(
-      `${name}/${version}/manifest.json says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
-      'INVALID_MANIFEST',
-    );
-  }
 }
 
 /** Loads one version of a model package (the batch lane pins the version its run started with). */

@@ -5,7 +5,7 @@
 import { FeatureValidator } from '../features.ts';
 import type { ClassLabel, Manifest } from '../manifest.ts';
 import { compileModel } from '../model-loader.ts';
-import { checkPackagePath, readModelPackage } from '../model-registry.ts';
+import { checkPackagePath, readModelPackage } from '../model-package.ts';
 import type { ModelSource } from '../ports.ts';
 import { fetchedOutputs, type OutputPlan } from '../predictions.ts';
 import type { InputPlan } from '../tensors.ts';

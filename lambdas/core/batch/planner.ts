@@ -10,7 +10,7 @@ import { gunzipStream, planParquet } from '../codecs/readers.ts';
 import { ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
-import { checkPackagePath, readModelPackage } from '../model-registry.ts';
+import { checkPackagePath, readModelPackage } from '../model-package.ts';
 import type { ModelSource, ObjectStore } from '../ports.ts';
 import {
   CHUNK_WRITE_SECONDS,
