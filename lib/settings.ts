@@ -8,6 +8,7 @@ import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts'
 import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { resolveOptions } from '../lambdas/core/batch/planner.ts';
 import type { TandemProps } from './tandem-stack.ts';
+import { isPackageName } from '../lambdas/core/names.ts';
 
 export interface TandemSettings {
   readonly stackName: string;
@@ -135,7 +136,7 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     );
   }
   const modelName = string('modelName');
-  if (modelName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(modelName)) {
+  if (modelName !== undefined && !isPackageName(modelName)) {
     problems.push(
       `modelName: expected 1-128 letters, digits, '.', '_' or '-', got ${JSON.stringify(modelName)}`,
     );

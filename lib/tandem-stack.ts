@@ -17,6 +17,7 @@ import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
 import { RealtimeApi, type ApiAuth } from './realtime-api.ts';
+import { isPackageName } from '../lambdas/core/names.ts';
 
 export type TandemArchitecture = 'x86_64' | 'arm64';
 
@@ -121,8 +122,6 @@ export interface TandemProps {
   readonly dataBucket?: DataBucketProps;
 }
 
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
 function checkInteger(name: string, value: number | undefined, min: number, max: number): void {
   if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
     throw new Error(`Tandem ${name} must be an integer from ${min} to ${max}, got ${value}`);
@@ -131,7 +130,7 @@ function checkInteger(name: string, value: number | undefined, min: number, max:
 
 /** Checks what the constructs below cannot say as well: messages name the Tandem setting. */
 export function validateTandemProps(props: TandemProps): void {
-  if (props.modelName !== undefined && !MODEL_NAME.test(props.modelName)) {
+  if (props.modelName !== undefined && !isPackageName(props.modelName)) {
     throw new Error(
       `Tandem modelName must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got "${props.modelName}"`,
     );
@@ -325,7 +324,7 @@ export class Tandem extends Construct {
 
 function modelFolder(model: string | undefined): string {
   if (model === undefined) return '';
-  if (!MODEL_NAME.test(model)) {
+  if (!isPackageName(model)) {
     throw new Error(`Tandem: a model name is 1-128 letters, digits, '.', '_' or '-', got "${model}"`);
   }
   return `${model}/`;

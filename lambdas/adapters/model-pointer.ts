@@ -1,4 +1,5 @@
 import { ModelLoadError } from '../core/errors.ts';
+import { isPackageName } from '../core/names.ts';
 
 const utf8 = new TextDecoder();
 
@@ -11,7 +12,7 @@ export function parsePointer(bytes: Uint8Array, where: string): string {
     throw new ModelLoadError(`${where} is not valid JSON`, 'INVALID_POINTER');
   }
   const version = (parsed as { version?: unknown } | null)?.version;
-  if (typeof version !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(version)) {
+  if (!isPackageName(version)) {
     throw new ModelLoadError(`${where} must be {"version": "<version>"}`, 'INVALID_POINTER');
   }
   return version;

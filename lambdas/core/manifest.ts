@@ -1,14 +1,13 @@
 import * as z from 'zod';
 import { ManifestError } from './errors.ts';
+import { PACKAGE_NAME } from './names.ts';
 
 // A manifest is parsed once per model version: zod's compiled validators (built with `new Function` on
 // a schema's first use) cost more to build than that one parse saves (8 ms against 4 at a cold start).
 // zod is used nowhere else in the project.
 z.config({ jitless: true });
 
-const identifier = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, ".", "_" or "-", starting alphanumeric');
+const identifier = z.string().regex(PACKAGE_NAME, 'letters, digits, ".", "_" or "-", starting alphanumeric');
 
 const finiteNumber = z.number().refine(Number.isFinite, 'must be a finite number');
 

@@ -13,6 +13,7 @@
  *   results/<model>/<dataset>/<runId>/rejected/part-<index>.jsonl  rejected rows with reasons
  *   results/<model>/<dataset>/<runId>/_manifest.json            the run's manifest (RunManifest)
  */
+import { isPackageName } from '../names.ts';
 
 export type DatasetFormat = 'csv' | 'jsonl' | 'parquet';
 export type OutputFormat = 'jsonl' | 'csv';
@@ -290,8 +291,7 @@ export function parseIncomingKey(key: string): IncomingObject | undefined {
   if (!key.startsWith('incoming/') || key.endsWith('/')) return undefined;
   const parts = key.slice('incoming/'.length).split('/');
   const file = parts[parts.length - 1]!;
-  const model =
-    parts.length >= 2 && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(parts[0]!) ? parts[0] : undefined;
+  const model = parts.length >= 2 && isPackageName(parts[0]) ? parts[0] : undefined;
   const gzip = /\.gz$/i.test(file);
   const base = gzip ? file.slice(0, -3) : file;
   const ext = /\.(csv|jsonl|ndjson|parquet)$/i.exec(base);
