@@ -1,20 +1,11 @@
 /** Model packages under `models/` in the data bucket, behind the ModelSource port. */
-import type { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
 import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
 import type { ModelFile, ModelSource } from '../core/ports.ts';
 import { parsePointer } from './model-pointer.ts';
 
-/** Imported on first use, not with this module (see DynamoDbPredictionStore: bundles hoist static imports). */
-type S3Sdk = typeof import('@aws-sdk/client-s3');
-let sdkModule: Promise<S3Sdk> | undefined;
-
-function s3Sdk(): Promise<S3Sdk> {
-  sdkModule ??= import('@aws-sdk/client-s3');
-  return sdkModule;
-}
-
-function isMissing(error: unknown, sdk: S3Sdk): boolean {
-  return error instanceof sdk.NoSuchKey || (error as { name?: string }).name === 'NoSuchKey';
+function isMissing(error: unknown): boolean {
+  return error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey';
 }
 
 export class S3ModelSource implements ModelSource {
@@ -45,7 +36,6 @@ export class S3ModelSource implements ModelSource {
   async list(): Promise<string[]> {
     const names: string[] = [];
     let token: string | undefined;
-    const { ListObjectsV2Command } = await s3Sdk();
     do {
       const page = await this.client.send(
         new ListObjectsV2Command({
@@ -64,14 +54,12 @@ export class S3ModelSource implements ModelSource {
   }
 
   private async get(key: string, missing: () => Error): Promise<Uint8Array> {
-    const sdk = await s3Sdk();
-    const { GetObjectCommand } = sdk;
     try {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       if (!response.Body) throw missing();
       return await response.Body.transformToByteArray();
     } catch (error) {
-      if (isMissing(error, sdk)) throw missing();
+      if (isMissing(error)) throw missing();
       if (error instanceof ModelLoadError || error instanceof ModelNotFoundError) throw error;
       throw new ModelLoadError(
         `the model store is unavailable (${(error as Error).name})`,

@@ -43,15 +43,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-let lastJsonType = '';
-
 export function checkContentType(contentType: string | undefined): void {
-  if (contentType === undefined || contentType === '' || contentType === lastJsonType) return;
-  if (JSON_TYPE.test(contentType)) {
-    // Callers send the same type on every request: the last accepted one is remembered.
-    lastJsonType = contentType;
-    return;
-  }
+  if (contentType === undefined || contentType === '' || JSON_TYPE.test(contentType)) return;
   throw new UnsupportedMediaTypeError(
     `Content-Type "${contentType.slice(0, 100)}" is not supported: send a JSON body with Content-Type: application/json`,
   );

@@ -63,18 +63,6 @@ export interface PredictOutcome {
 
 class Deadline extends Error {}
 
-let lastIsoMs = Number.NaN;
-let lastIso = '';
-
-/** `new Date(ms).toISOString()`, remembered for the last millisecond asked (many requests share one). */
-function isoTime(ms: number): string {
-  if (ms !== lastIsoMs) {
-    lastIso = new Date(ms).toISOString();
-    lastIsoMs = ms;
-  }
-  return lastIso;
-}
-
 async function readWithin(
   store: PredictionStore,
   keys: readonly string[],
@@ -284,7 +272,7 @@ export class PredictionService {
       const runStart = performance.now();
       const predictions = await model.score(plan.toScore.map((index) => rowOf[index]!));
       modelLatencyMs = performance.now() - runStart;
-      fillScored(plan, request, model, predictions, isoTime(startedAt));
+      fillScored(plan, request, model, predictions, new Date(startedAt).toISOString());
     }
     const writeThrough = this.options.writeThrough
       ? await this.writeThrough(

@@ -1,14 +1,12 @@
 /**
  * The API Lambda: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready.
  * Clients and the default model are set up at init (top-level await), once per execution environment.
- * The SDK packages are imported only when the configuration needs them (a table, models in S3).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { cachePolicyFromEnv, withCachePolicy } from '../adapters/cache-policy-override.ts';
-import { loadDynamoClient } from '../adapters/clients/lazy.ts';
+import { dynamoClient } from '../adapters/clients/dynamodb.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
-import { openModelSource } from '../adapters/open-model-source.ts';
-import type { PredictionStore } from '../core/ports.ts';
+import { modelSourceFor } from '../adapters/model-source.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
@@ -22,19 +20,15 @@ const metrics = new ApiMetrics(
   config.metricsFlushMs,
 );
 
-async function predictionStore(tableName: string): Promise<PredictionStore> {
-  return new DynamoDbPredictionStore(await loadDynamoClient(), tableName);
-}
-
-const [source, store] = await Promise.all([
-  openModelSource(config.modelsUri),
-  config.tableName ? predictionStore(config.tableName) : undefined,
-]);
-const registry = new ModelRegistry(withCachePolicy(source, cachePolicyFromEnv(process.env)), {
-  defaultModel: config.defaultModel,
-  refreshSeconds: config.modelRefreshSeconds,
-  retryFailedSeconds: 10,
-});
+const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(), config.tableName) : undefined;
+const registry = new ModelRegistry(
+  withCachePolicy(modelSourceFor(config.modelsUri), cachePolicyFromEnv(process.env)),
+  {
+    defaultModel: config.defaultModel,
+    refreshSeconds: config.modelRefreshSeconds,
+    retryFailedSeconds: 10,
+  },
+);
 const service = new PredictionService(store, {
   cacheBudgetMs: config.cacheBudgetMs,
   writeThrough: config.writeThrough,

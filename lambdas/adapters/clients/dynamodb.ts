@@ -1,14 +1,12 @@
+/** The process's DynamoDB clients: built on first use, once per process, from the environment. */
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { REALTIME_MAX_ATTEMPTS, shared } from './shared.ts';
 
 /**
- * The real-time lane makes one attempt (its cache read has a time budget shorter than any backoff);
- * batch writers use batchDynamoClient. One client per process: the first caller's setting holds.
+ * The real-time lane makes one attempt: the SDK's retry backoff (500 ms base for throttling) is longer
+ * than the cache read's budget, so a retry would only spend the budget; the model answers at once and
+ * the response says why.
  */
-export function dynamoClient(maxAttempts = REALTIME_MAX_ATTEMPTS): DynamoDBClient {
-  shared.dynamo ??= new DynamoDBClient({ maxAttempts });
-  return shared.dynamo;
-}
+export const REALTIME_DYNAMODB_CONFIG = { maxAttempts: 1 } as const satisfies DynamoDBClientConfig;
 
 /**
  * The batch writers' DynamoDB settings: the standard retry strategy (exponential backoff with full
@@ -23,9 +21,17 @@ export const BATCH_DYNAMODB_CONFIG = {
   requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000, throwOnRequestTimeout: true },
 } as const satisfies DynamoDBClientConfig;
 
-let batchDynamo: DynamoDBClient | undefined;
+let realtime: DynamoDBClient | undefined;
+let batch: DynamoDBClient | undefined;
 
+/** The API function's client (one attempt per call). */
+export function dynamoClient(): DynamoDBClient {
+  realtime ??= new DynamoDBClient({ ...REALTIME_DYNAMODB_CONFIG });
+  return realtime;
+}
+
+/** The batch writers' client (retries with backoff, request timeouts). */
 export function batchDynamoClient(): DynamoDBClient {
-  batchDynamo ??= new DynamoDBClient({ ...BATCH_DYNAMODB_CONFIG });
-  return batchDynamo;
+  batch ??= new DynamoDBClient({ ...BATCH_DYNAMODB_CONFIG });
+  return batch;
 }

@@ -1,6 +1,7 @@
 /**
- * The HTTP API (API Gateway HTTP API payload 2.0): routes, body parsing, metrics and logs around the
- * core. Built from injected dependencies so tests and the local stack run exactly what Lambda runs.
+ * The HTTP API (API Gateway HTTP API payload 2.0): a route table of small functions, with body parsing,
+ * metrics and logs around the core. Built from injected dependencies so tests and the local stack run
+ * exactly what Lambda runs.
  */
 import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -80,13 +81,26 @@ class RequestLog {
   }
 }
 
-/** What a request has named so far, for its error message. */
-interface RequestState {
-  model: string | undefined;
+/** One request as the routes see it. */
+interface ApiCall {
+  readonly deps: ApiDependencies;
+  readonly event: APIGatewayProxyEventV2;
+  readonly requestId: string;
   readonly log: RequestLog;
+  /** The model the request has named so far, for its error message. */
+  model: string | undefined;
+  /** What a route's path pattern captured (decoded). */
+  params: readonly string[];
 }
 
-const MODEL_ROUTE = /^\/models\/([^/]+)\/?$/;
+type Route = (call: ApiCall) => Promise<ApiResult>;
+
+interface RouteEntry {
+  readonly method: 'GET' | 'POST';
+  /** Matched against the path without trailing slashes; groups become `call.params`. */
+  readonly path: RegExp;
+  readonly run: Route;
+}
 
 /** A malformed percent-encoding is kept as sent: no model has such a name, so it is a 404. */
 function decodePathSegment(segment: string): string {
@@ -153,11 +167,11 @@ function predictionLogLevel(outcome: PredictOutcome, logPayloads: boolean): 'deb
 }
 
 /** The response's `cache` block for the statuses that carry nothing else (one object each). */
-const CACHE_BLOCKS = {
+const CACHE_BLOCKS: Readonly<Record<string, { readonly status: string }>> = {
   used: Object.freeze({ status: 'used' }),
   bypassed: Object.freeze({ status: 'bypassed' }),
   'not-needed': Object.freeze({ status: 'not-needed' }),
-} as const;
+};
 
 const THRESHOLD = {
   debug: LogLevelThreshold.DEBUG,
@@ -165,198 +179,193 @@ const THRESHOLD = {
   warn: LogLevelThreshold.WARN,
 };
 
+async function predict(call: ApiCall): Promise<ApiResult> {
+  const { deps, event, requestId } = call;
+  const headers = event.headers ?? {};
+  checkContentType(headers['content-type']);
+  checkContentEncoding(headers['content-encoding']);
+  let text: string | undefined;
+  try {
+    text = decodeBody(event);
+  } catch {
+    return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId);
+  }
+  const request = parsePredictRequest(parseJsonBody(text, deps.limits), deps.limits);
+  call.model = request.model;
+  const model = deps.registry.ready(request.model) ?? (await deps.registry.get(request.model));
+  const outcome = await deps.service.predict(request, model);
+  return respond(call, request, model, outcome);
+}
+
+function respond(
+  call: ApiCall,
+  request: PredictRequest,
+  model: ServedModel,
+  outcome: PredictOutcome,
+): ApiResult {
+  const { deps, log } = call;
+  if (deps.metrics.enabled) recordMetrics(deps.metrics, outcome, request.instances.length);
+  const cache =
+    outcome.cache.status === 'skipped'
+      ? { status: 'skipped', reason: outcome.cache.reason }
+      : CACHE_BLOCKS[outcome.cache.status]!;
+  const level = predictionLogLevel(outcome, deps.logPayloads);
+  if (log.enabled(THRESHOLD[level])) {
+    log.write(level, 'predicted', {
+      model: model.name,
+      version: model.version,
+      instances: request.instances.length,
+      fromCache: outcome.stats.verdicts.hit,
+      scored: outcome.stats.modelInstances,
+      cache: outcome.cache.status === 'skipped' ? { ...cache, cause: outcome.cache.cause } : cache,
+      modelLatencyMs: outcome.stats.modelLatencyMs,
+      ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
+      ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
+    });
+  }
+  return predictionResult(
+    predictionJson(outcome.results, request.single, cache),
+    cache.status,
+    call.requestId,
+  );
+}
+
+async function health(): Promise<ApiResult> {
+  return json(200, { status: 'ok' });
+}
+
+async function ready({ deps: { registry } }: ApiCall): Promise<ApiResult> {
+  try {
+    const model = await registry.get();
+    return json(200, { status: 'ready', model: { name: model.name, version: model.version } });
+  } catch {
+    const status = registry.status();
+    return json(503, { status: 'not-ready', model: { name: status.name }, error: status.error });
+  }
+}
+
+async function listModels({ deps: { registry } }: ApiCall): Promise<ApiResult> {
+  const names = await registry.list();
+  const models = await Promise.all(
+    names.map(async (name) => {
+      try {
+        const description = describeModel(await registry.manifest(name), name === registry.defaultModel);
+        // A package whose manifest reads well can still fail to load (missing or corrupt ONNX file).
+        const failure = registry.status(name).error;
+        return failure && failure.code !== 'MODEL_LOADING'
+          ? { ...description, error: { code: failure.code } }
+          : description;
+      } catch (error) {
+        return {
+          name,
+          default: name === registry.defaultModel,
+          error: { code: error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE' },
+        };
+      }
+    }),
+  );
+  return json(200, { models });
+}
+
+async function getModel(call: ApiCall): Promise<ApiResult> {
+  const { registry } = call.deps;
+  const name = call.params[0]!;
+  call.model = name;
+  const isDefault = name === registry.defaultModel;
+  try {
+    const model = await registry.get(name);
+    return json(200, modelSchema(model.manifest, isDefault, model.classes));
+  } catch (error) {
+    if (error instanceof ModelNotFoundError) throw error;
+    // Not loadable: still describe what its manifest says when it can be read, and why it is not served.
+    const code = error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE';
+    return json(200, {
+      ...modelSchema(await registry.manifest(name), isDefault, undefined),
+      error: { code },
+    });
+  }
+}
+
+/** The API's routes (like kserve's register_v1_endpoints): method, path, and the function that answers. */
+export const ROUTES: readonly RouteEntry[] = [
+  { method: 'POST', path: /^\/predict$/, run: predict },
+  { method: 'GET', path: /^\/models$/, run: listModels },
+  { method: 'GET', path: /^\/models\/([^/]+)$/, run: getModel },
+  { method: 'GET', path: /^\/health$/, run: health },
+  { method: 'GET', path: /^\/ready$/, run: ready },
+];
+
+const ROUTE_LIST = 'routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready';
+
+/** Finds the request's route: 405 naming the allowed method when only the method differs, else 404. */
+async function route(call: ApiCall): Promise<ApiResult> {
+  const method = call.event.requestContext.http.method.toUpperCase();
+  const path = call.event.rawPath.replace(/\/+$/, '') || '/';
+  let allowed: string | undefined;
+  for (const entry of ROUTES) {
+    const match = entry.path.exec(path);
+    if (!match) continue;
+    if (method === entry.method || (entry.method === 'GET' && method === 'HEAD')) {
+      call.params = match.slice(1).map(decodePathSegment);
+      return entry.run(call);
+    }
+    allowed = entry.method;
+  }
+  if (allowed !== undefined) {
+    return errorResult(
+      405,
+      'METHOD_NOT_ALLOWED',
+      `${method} is not allowed on ${path}; use ${allowed}`,
+      call.requestId,
+      undefined,
+      { allow: allowed },
+    );
+  }
+  return errorResult(
+    404,
+    'ROUTE_NOT_FOUND',
+    `no route ${method} ${path.slice(0, 200)}; ${ROUTE_LIST}`,
+    call.requestId,
+  );
+}
+
+/**
+ * The answer to a request that threw: its error response, logged and counted. A caller's mistake is
+ * logged by code and field names only: its message quotes the values sent (features, ids), which stay
+ * out of the logs unless LOG_PAYLOADS is on. Our own failures (5xx) are logged with the error; the
+ * expected ones (model or table unavailable) without a stack trace.
+ */
+function failed(call: ApiCall, error: unknown): ApiResult {
+  const { deps, log } = call;
+  const result = resultForError(error, call.requestId, call.model, deps.registry.defaultModel);
+  const status = result.statusCode;
+  const code = error instanceof TandemError ? error.code : 'INTERNAL';
+  const details = error instanceof TandemError ? error.details : undefined;
+  const fields = details?.flatMap((d) => (d.field === undefined ? [] : [d.field])).slice(0, 100);
+  const entry = {
+    status,
+    code,
+    ...(fields && fields.length > 0 ? { fields } : {}),
+    // `message` is a key Powertools reserves for the line's own message (it would drop it).
+    ...(deps.logPayloads ? { reason: (error as Error).message, details } : {}),
+  };
+  if (status < 500) log.write('warn', 'request failed', entry);
+  else if (error instanceof TandemError && error.code !== 'INFERENCE_FAILED')
+    log.write('error', 'request failed', {
+      ...entry,
+      error: { name: error.name, message: error.message },
+    });
+  else log.write('error', 'request failed', { ...entry, error });
+  deps.metrics.count(status < 500 ? 'ClientErrors' : 'ServerErrors', 1);
+  return result;
+}
+
 export function createApiHandler(deps: ApiDependencies): ApiHandler {
-  const { registry, service, limits, logger, metrics } = deps;
-
-  // predict() and respond() are plain functions around one promise: an async function would keep
-  // every local of both in a frame allocated for each request.
-  function predict(
-    event: APIGatewayProxyEventV2,
-    requestId: string,
-    state: RequestState,
-  ): Promise<ApiResult> {
-    const headers = event.headers ?? {};
-    checkContentType(headers['content-type']);
-    checkContentEncoding(headers['content-encoding']);
-    let text: string | undefined;
-    try {
-      text = decodeBody(event);
-    } catch {
-      return Promise.resolve(errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId));
-    }
-    const request = parsePredictRequest(parseJsonBody(text, limits), limits);
-    state.model = request.model;
-    const ready = registry.ready(request.model);
-    if (ready) {
-      return service.predict(request, ready).then((o) => respond(request, ready, o, requestId, state));
-    }
-    return registry
-      .get(request.model)
-      .then((model) =>
-        service.predict(request, model).then((o) => respond(request, model, o, requestId, state)),
-      );
-  }
-
-  function respond(
-    request: PredictRequest,
-    model: ServedModel,
-    outcome: PredictOutcome,
-    requestId: string,
-    state: RequestState,
-  ): ApiResult {
-    if (metrics.enabled) recordMetrics(metrics, outcome, request.instances.length);
-    const cache =
-      outcome.cache.status === 'skipped'
-        ? { status: 'skipped', reason: outcome.cache.reason }
-        : CACHE_BLOCKS[outcome.cache.status];
-    const level = predictionLogLevel(outcome, deps.logPayloads);
-    if (state.log.enabled(THRESHOLD[level])) {
-      state.log.write(level, 'predicted', {
-        model: model.name,
-        version: model.version,
-        instances: request.instances.length,
-        fromCache: outcome.stats.verdicts.hit,
-        scored: outcome.stats.modelInstances,
-        cache: outcome.cache.status === 'skipped' ? { ...cache, cause: outcome.cache.cause } : cache,
-        modelLatencyMs: outcome.stats.modelLatencyMs,
-        ...(outcome.stats.writeThrough ? { writeThrough: outcome.stats.writeThrough } : {}),
-        ...(deps.logPayloads ? { request: request.instances, predictions: outcome.results } : {}),
-      });
-    }
-    return predictionResult(predictionJson(outcome.results, request.single, cache), cache.status, requestId);
-  }
-
-  async function ready(): Promise<ApiResult> {
-    try {
-      const model = await registry.get();
-      return json(200, { status: 'ready', model: { name: model.name, version: model.version } });
-    } catch {
-      const status = registry.status();
-      return json(503, { status: 'not-ready', model: { name: status.name }, error: status.error });
-    }
-  }
-
-  async function listModels(): Promise<ApiResult> {
-    const names = await registry.list();
-    const models = await Promise.all(
-      names.map(async (name) => {
-        try {
-          const description = describeModel(await registry.manifest(name), name === registry.defaultModel);
-          // A package whose manifest reads well can still fail to load (missing or corrupt ONNX file).
-          const failure = registry.status(name).error;
-          return failure && failure.code !== 'MODEL_LOADING'
-            ? { ...description, error: { code: failure.code } }
-            : description;
-        } catch (error) {
-          return {
-            name,
-            default: name === registry.defaultModel,
-            error: { code: error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE' },
-          };
-        }
-      }),
-    );
-    return json(200, { models });
-  }
-
-  async function getModel(name: string): Promise<ApiResult> {
-    const isDefault = name === registry.defaultModel;
-    try {
-      const model = await registry.get(name);
-      return json(200, modelSchema(model.manifest, isDefault, model.classes));
-    } catch (error) {
-      if (error instanceof ModelNotFoundError) throw error;
-      // Not loadable: still describe what its manifest says when it can be read, and why it is not served.
-      const code = error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE';
-      return json(200, {
-        ...modelSchema(await registry.manifest(name), isDefault, undefined),
-        error: { code },
-      });
-    }
-  }
-
-  function route(event: APIGatewayProxyEventV2, requestId: string, state: RequestState): Promise<ApiResult> {
-    const rawMethod = event.requestContext.http.method;
-    const rawPath = event.rawPath;
-    if (rawPath === '/predict' && rawMethod === 'POST') return predict(event, requestId, state);
-    const method = rawMethod.toUpperCase();
-    const path = rawPath.replace(/\/+$/, '') || '/';
-    const only = (allowed: string, run: () => Promise<ApiResult>) =>
-      method === allowed || (allowed === 'GET' && method === 'HEAD')
-        ? run()
-        : Promise.resolve(
-            errorResult(
-              405,
-              'METHOD_NOT_ALLOWED',
-              `${method} is not allowed on ${path}; use ${allowed}`,
-              requestId,
-              undefined,
-              {
-                allow: allowed,
-              },
-            ),
-          );
-    if (path === '/predict') return only('POST', () => predict(event, requestId, state));
-    if (path === '/health') return only('GET', async () => json(200, { status: 'ok' }));
-    if (path === '/ready') return only('GET', ready);
-    if (path === '/models') return only('GET', listModels);
-    const match = MODEL_ROUTE.exec(path);
-    if (match) {
-      state.model = decodePathSegment(match[1]!);
-      return only('GET', () => getModel(state.model!));
-    }
-    return Promise.resolve(
-      errorResult(
-        404,
-        'ROUTE_NOT_FOUND',
-        `no route ${method} ${path.slice(0, 200)}; routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready`,
-        requestId,
-      ),
-    );
-  }
-
-  /**
-   * The answer to a request that threw: its error response, logged and counted. A caller's mistake is
-   * logged by code and field names only: its message quotes the values sent (features, ids), which stay
-   * out of the logs unless LOG_PAYLOADS is on. Our own failures (5xx) are logged with the error; the
-   * expected ones (model or table unavailable) without a stack trace.
-   */
-  function failed(error: unknown, requestId: string, state: RequestState): ApiResult {
-    const result = resultForError(error, requestId, state.model, registry.defaultModel);
-    const status = result.statusCode;
-    const code = error instanceof TandemError ? error.code : 'INTERNAL';
-    const details = error instanceof TandemError ? error.details : undefined;
-    const fields = details?.flatMap((d) => (d.field === undefined ? [] : [d.field])).slice(0, 100);
-    const entry = {
-      status,
-      code,
-      ...(fields && fields.length > 0 ? { fields } : {}),
-      // `message` is a key Powertools reserves for the line's own message (it would drop it).
-      ...(deps.logPayloads ? { reason: (error as Error).message, details } : {}),
-    };
-    if (status < 500) state.log.write('warn', 'request failed', entry);
-    else if (error instanceof TandemError && error.code !== 'INFERENCE_FAILED')
-      state.log.write('error', 'request failed', {
-        ...entry,
-        error: { name: error.name, message: error.message },
-      });
-    else state.log.write('error', 'request failed', { ...entry, error });
-    metrics.count(status < 500 ? 'ClientErrors' : 'ServerErrors', 1);
-    return result;
-  }
-
-  function finish(result: ApiResult, requestId: string): ApiResult {
-    metrics.end();
-    // Every result's headers are its own object (json() builds one per response).
-    (result.headers ??= {})['x-request-id'] = requestId;
-    return result;
-  }
-
+  const { logger, metrics } = deps;
   let invocations = 0;
   // The level only changes when debug sampling re-draws it for a request.
   const baseLevel = logger.level;
-  // A plain function around one promise rather than an async one (see predict()).
-  return (event, context) => {
+  return async (event, context) => {
     const requestId = event.requestContext?.requestId ?? context.awsRequestId;
     metrics.begin();
     let level = baseLevel;
@@ -366,16 +375,16 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     }
     const log = new RequestLog(logger, level, context, requestId, event.rawPath);
     if (invocations++ === 0) log.attach();
-    const state: RequestState = { model: undefined, log };
-    let routed: Promise<ApiResult>;
+    const call: ApiCall = { deps, event, requestId, log, model: undefined, params: [] };
+    let result: ApiResult;
     try {
-      routed = route(event, requestId, state);
+      result = await route(call);
     } catch (error) {
-      routed = Promise.reject(error as Error);
+      result = failed(call, error);
     }
-    return routed.then(
-      (result) => finish(result, requestId),
-      (error: unknown) => finish(failed(error, requestId, state), requestId),
-    );
+    metrics.end();
+    // Every result's headers are its own object (json() builds one per response).
+    (result.headers ??= {})['x-request-id'] = requestId;
+    return result;
   };
 }

@@ -37,44 +37,13 @@ export function instanceJson(result: InstanceResult, more = ''): string {
   return (
     `{"id":${result.id === null ? 'null' : JSON.stringify(result.id)},` +
     `"prediction":${JSON.stringify(result.prediction)},"source":"${result.source}",` +
-    `"model":${modelJson(result.model)},"computedAt":${timeJson(result.computedAt)},` +
+    `"model":${modelJson(result.model)},"computedAt":${JSON.stringify(result.computedAt)},` +
     `"ageSeconds":${jsonNumber(result.ageSeconds)},"cacheStatus":"${result.cacheStatus}"${more}}`
   );
 }
 
-// Consecutive results mostly share their model (one object per served model) and their computedAt (one
-// string per millisecond): the JSON of the last one of each is kept.
-let lastModel: InstanceResult['model'] | undefined;
-let lastModelJson = '';
-let lastTime: string | undefined;
-let lastTimeJson = '';
-
 function modelJson(model: InstanceResult['model']): string {
-  if (model !== lastModel) {
-    lastModelJson = `{"name":${JSON.stringify(model.name)},"version":${JSON.stringify(model.version)}}`;
-    lastModel = model;
-  }
-  return lastModelJson;
-}
-
-const statusJsonCache = new Map<string, string>();
-
-/** `{"status":"..."}`, made once per status. */
-function statusJson(status: string): string {
-  let text = statusJsonCache.get(status);
-  if (text === undefined) {
-    text = JSON.stringify({ status });
-    if (statusJsonCache.size < 16) statusJsonCache.set(status, text);
-  }
-  return text;
-}
-
-function timeJson(time: string): string {
-  if (time !== lastTime) {
-    lastTimeJson = JSON.stringify(time);
-    lastTime = time;
-  }
-  return lastTimeJson;
+  return `{"name":${JSON.stringify(model.name)},"version":${JSON.stringify(model.version)}}`;
 }
 
 /** The body of a prediction: one result with the request's cache block, or all of them in order. */
@@ -83,7 +52,7 @@ export function predictionJson(
   single: boolean,
   cache: { readonly status: string; readonly reason?: string },
 ): string {
-  const cacheJson = cache.reason === undefined ? statusJson(cache.status) : JSON.stringify(cache);
+  const cacheJson = JSON.stringify(cache);
   if (single) return instanceJson(results[0]!, `,"cache":${cacheJson}`);
   return `{"predictions":[${results.map((r) => instanceJson(r)).join(',')}],"cache":${cacheJson}}`;
 }
