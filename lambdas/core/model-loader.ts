@@ -193,8 +193,8 @@ class OnnxServedModel implements ServedModel {
     );
   }
 
-  score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    if (rows.length === 0) return Promise.resolve([]);
+  async score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    if (rows.length === 0) return [];
     if (this.fixedBatchOne && rows.length > 1) return this.scoreOneByOne(rows);
     return this.run(rows);
   }
@@ -213,27 +213,16 @@ class OnnxServedModel implements ServedModel {
     await this.session.release();
   }
 
-  private run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    // A promise in every case, as from an async function: encoding failures reject as they are,
-    // onnxruntime's as InferenceError.
-    let feeds: Record<string, ort.Tensor>;
+  /** Encoding failures reject as they are, onnxruntime's as InferenceError. */
+  private async run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    const feeds = encodeFeeds(this.inputPlans, rows);
+    let results: ort.InferenceSession.OnnxValueMapType;
     try {
-      feeds = encodeFeeds(this.inputPlans, rows);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    let running: Promise<ort.InferenceSession.OnnxValueMapType>;
-    try {
-      running = this.session.run(feeds, this.fetches as string[]);
+      results = await this.session.run(feeds, this.fetches as string[]);
     } catch (cause) {
-      return Promise.reject(this.inferenceError(cause));
+      throw this.inferenceError(cause);
     }
-    return running.then(
-      (results) => decodePredictions(this.outputPlan, results, rows.length),
-      (cause: unknown) => {
-        throw this.inferenceError(cause);
-      },
-    );
+    return decodePredictions(this.outputPlan, results, rows.length);
   }
 
   private inferenceError(cause: unknown): InferenceError {
