@@ -63,6 +63,14 @@ export class NotPrecomputedError extends TandemError {
   readonly code = 'NOT_PRECOMPUTED';
 }
 
+/**
+ * An id-only instance has a precomputed prediction, but one too old to serve (older than the request's
+ * maxStalenessSeconds or the model's cache max age, or past its TTL), and no features to score.
+ */
+export class PrecomputedTooOldError extends TandemError {
+  readonly code = 'PRECOMPUTED_TOO_OLD';
+}
+
 /** The prediction store could not be read in time and an instance has no features to fall back on. */
 export class CacheUnavailableError extends TandemError {
   readonly code = 'CACHE_UNAVAILABLE';

@@ -12,7 +12,7 @@ export interface RequestLimits {
   readonly maxBodyBytes: number;
   /** Most instances in one request. */
   readonly maxInstances: number;
-  /** Longest entity id, in characters. */
+  /** Longest entity id, in characters (Unicode code points). */
   readonly maxIdLength: number;
 }
 
@@ -96,8 +96,10 @@ function parseId(
     issues.push({ field, message: 'must be a non-empty string (or an integer)' });
     return undefined;
   }
-  if (raw.length > limits.maxIdLength) {
-    issues.push({ field, message: `must be at most ${limits.maxIdLength} characters, got ${raw.length}` });
+  // Characters are code points (an emoji is one), not UTF-16 units; only long strings are counted.
+  const characters = raw.length > limits.maxIdLength ? [...raw].length : raw.length;
+  if (characters > limits.maxIdLength) {
+    issues.push({ field, message: `must be at most ${limits.maxIdLength} characters, got ${characters}` });
     return undefined;
   }
   if (LONE_SURROGATE.test(raw)) {
@@ -197,6 +199,16 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
     for (const key of Object.keys(body)) {
       if (!TOP_LEVEL.has(key)) issues.push({ field: key, message: 'is not a known field' });
     }
+  }
+  if (bypass === true) {
+    instances.forEach((instance, i) => {
+      if (instance.id !== undefined && instance.features === undefined) {
+        issues.push({
+          field: single ? 'features' : `instances.${i}.features`,
+          message: 'is required with "bypassCache": true (with the cache bypassed only the model can answer)',
+        });
+      }
+    });
   }
   if (issues.length > 0) {
     const shown = issues.slice(0, 3).map((i) => `${i.field} ${i.message}`);

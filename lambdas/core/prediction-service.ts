@@ -10,7 +10,12 @@ import {
   type CacheVerdict,
   type StoredPrediction,
 } from './cache-policy.ts';
-import { CacheUnavailableError, NotPrecomputedError, type ErrorDetail } from './errors.ts';
+import {
+  CacheUnavailableError,
+  NotPrecomputedError,
+  PrecomputedTooOldError,
+  type ErrorDetail,
+} from './errors.ts';
 import { validateFeatureObjects, type FeatureRow } from './features.ts';
 import type { ServedModel } from './model-loader.ts';
 import type { PredictRequest } from './predict-request.ts';
@@ -177,12 +182,16 @@ function answerFromCache(
     modelVersion: model.version,
   };
   let unanswerable: ErrorDetail[] | undefined;
+  // Whether every unanswerable instance has a precomputed prediction that is only too old, or none at all.
+  let allTooOld = true;
+  let noneFound = true;
   for (let index = 0; index < instances.length; index++) {
     const instance = instances[index]!;
     let status: InstanceResult['cacheStatus'] =
       instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
+    let item: StoredPrediction | undefined;
     if (found && policy && instance.id !== undefined) {
-      const item = found.get(predictionKey(model.name, instance.id));
+      item = found.get(predictionKey(model.name, instance.id));
       status = judgeCached(item, policy);
       plan.verdicts![status]++;
       if (status === 'hit' && item) {
@@ -203,13 +212,21 @@ function answerFromCache(
     if (rowOf[index] !== undefined) {
       plan.toScore.push(index);
       plan.statuses.push(status);
-    } else {
-      (unanswerable ??= []).push({
-        instance: index,
-        field: request.single ? 'id' : `instances.${index}.id`,
-        message: `"${instance.id}": ${status === 'skipped' ? 'the prediction store is unavailable' : `no usable precomputed prediction (${status})`} and no features to score`,
-      });
+      continue;
     }
+    const tooOld = item !== undefined && (status === 'stale' || status === 'expired');
+    allTooOld &&= tooOld;
+    noneFound &&= item === undefined;
+    let why = `no usable precomputed prediction (${status})`;
+    if (status === 'skipped') why = 'the prediction store is unavailable';
+    else if (tooOld && status === 'stale')
+      why = `its precomputed prediction is ${ageSeconds(item!.computedAt, nowMs)} s old, more than the ${policy!.maxAgeSeconds} s allowed`;
+    else if (tooOld) why = 'its precomputed prediction is past its expiry time';
+    (unanswerable ??= []).push({
+      instance: index,
+      field: request.single ? 'id' : `instances.${index}.id`,
+      message: `"${instance.id}": ${why} and no features to score`,
+    });
   }
   if (unanswerable) {
     const one = unanswerable.length === 1;
@@ -221,8 +238,16 @@ function answerFromCache(
         unanswerable,
       );
     }
+    if (allTooOld) {
+      throw new PrecomputedTooOldError(
+        `the precomputed prediction for ${instancesText} without features is too old to serve: ${fix}, or allow older predictions with a larger "maxStalenessSeconds"`,
+        unanswerable,
+      );
+    }
     throw new NotPrecomputedError(
-      `nothing is precomputed for ${instancesText} without features: ${fix}`,
+      noneFound
+        ? `nothing is precomputed for ${instancesText} without features: ${fix}`
+        : `no usable precomputed prediction for ${instancesText} without features (see details): ${fix}`,
       unanswerable,
     );
   }

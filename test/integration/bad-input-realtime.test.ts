@@ -8,7 +8,9 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
-import { DEMO_MODEL, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { DynamoDbPredictionStore } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
+import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
+import { DEMO_MODEL, LOCAL_TABLE, startLocalStack, type LocalStack } from '../../local/stack.ts';
 
 const demo = await readDemoDataset();
 const demoRows = demo.rows;
@@ -38,6 +40,11 @@ function jsonOfSize(bytes: number): string {
   const frame = '{"id":"x","pad":""}';
   return frame.replace('""', `"${'x'.repeat(bytes - frame.length)}"`);
 }
+
+/** Precomputed an hour ago by the served version (written in beforeAll): present, but older than 0 s. */
+const HOUR_OLD_ID = 'precomputed-an-hour-ago';
+/** 257 characters of 2 UTF-16 units each. */
+const LONG_EMOJI_ID = '\u{1F600}'.repeat(257);
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const MiB = 1024 * 1024;
@@ -385,6 +392,46 @@ const CATALOGUE: readonly Case[] = [
     code: 'NOT_PRECOMPUTED',
     message: /send "features"/,
     fields: ['id'],
+  },
+  {
+    name: 'id of 257 characters outside the BMP (counted as characters, not UTF-16 units)',
+    body: { id: LONG_EMOJI_ID, features: GOOD },
+    status: 400,
+    code: 'INVALID_REQUEST',
+    message: /id must be at most 256 characters, got 257/,
+    fields: ['id'],
+  },
+  {
+    name: 'id alone, precomputed but older than maxStalenessSeconds 0',
+    body: { id: HOUR_OLD_ID, maxStalenessSeconds: 0 },
+    status: 404,
+    code: 'PRECOMPUTED_TOO_OLD',
+    message: /too old to serve: send "features" to have the model score it, or allow older predictions/,
+    fields: ['id'],
+  },
+  {
+    name: 'ids alone, one too old and one never precomputed',
+    body: { instances: [{ id: HOUR_OLD_ID }, { id: 'never-scored-2' }], maxStalenessSeconds: 0 },
+    status: 404,
+    code: 'NOT_PRECOMPUTED',
+    message: /no usable precomputed prediction for 2 instances without features \(see details\)/,
+    fields: ['instances.0.id', 'instances.1.id'],
+  },
+  {
+    name: 'id alone with bypassCache true (nothing could answer it)',
+    body: { id: CACHED_ID, bypassCache: true },
+    status: 400,
+    code: 'INVALID_REQUEST',
+    message: /features is required with "bypassCache": true/,
+    fields: ['features'],
+  },
+  {
+    name: 'instances with bypassCache true, one without features',
+    body: { instances: [{ id: CACHED_ID }, { id: 'x-2', features: GOOD }], bypassCache: true },
+    status: 400,
+    code: 'INVALID_REQUEST',
+    message: /instances\.0\.features is required with "bypassCache": true/,
+    fields: ['instances.0.features'],
   },
   // --- request controls ---
   {
@@ -754,6 +801,20 @@ let stack: LocalStack;
 
 beforeAll(async () => {
   stack = await startLocalStack({ apiPort: 0, handlerEnv: { CACHE_BUDGET_MS: '2000' } });
+  const cached = await send('POST', '/predict', { id: CACHED_ID });
+  await new DynamoDbPredictionStore(stack.dynamo, LOCAL_TABLE).putMany([
+    storedPrediction(
+      {
+        model: DEMO_MODEL,
+        entityId: HOUR_OLD_ID,
+        prediction: cached.body.prediction,
+        modelVersion: cached.body.model.version,
+        computedAt: Date.now() - 3_600_000,
+        source: 'batch',
+      },
+      86_400,
+    ),
+  ]);
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
@@ -872,6 +933,27 @@ describe('bad input, real-time lane', () => {
       [CACHED_ID, 'model'],
     ]);
     expect(modelAnswers.map((p) => p.prediction)).toEqual(predictions.map((p) => p.prediction));
+  });
+
+  it('counts an id length in characters: 256 characters of 2 UTF-16 units each are accepted', async () => {
+    const id = '\u{1F600}'.repeat(256);
+    const reply = await send('POST', '/predict', { id, features: GOOD });
+    expect(reply.status, reply.text.slice(0, 300)).toBe(200);
+    expect(reply.body.id).toBe(id);
+  });
+
+  it('the precomputed prediction that is too old for maxStalenessSeconds 0 is served without it', async () => {
+    const reply = await send('POST', '/predict', { id: HOUR_OLD_ID });
+    expect(reply.status, reply.text.slice(0, 300)).toBe(200);
+    expect(reply.body).toMatchObject({ id: HOUR_OLD_ID, source: 'cache', ageSeconds: expect.any(Number) });
+    expect(reply.body.ageSeconds).toBeGreaterThanOrEqual(3600);
+  });
+
+  it('duplicate keys in a JSON object: the last one wins (documented in docs/api.md)', async () => {
+    const body = `{"id":"dup-first","features":${JSON.stringify(GOOD)},"id":"dup-last"}`;
+    const reply = await send('POST', '/predict', { raw: body });
+    expect(reply.status, reply.text.slice(0, 300)).toBe(200);
+    expect(reply.body).toMatchObject({ id: 'dup-last', source: 'model' });
   });
 
   it('an instance without id is answered too, with id null', async () => {

@@ -7,6 +7,7 @@ import {
   ModelLoadError,
   ModelNotFoundError,
   NotPrecomputedError,
+  PrecomputedTooOldError,
   PayloadTooLargeError,
   TandemError,
   UnsupportedMediaTypeError,
@@ -120,7 +121,7 @@ export function resultForError(
       requestId,
     );
   }
-  if (error instanceof NotPrecomputedError)
+  if (error instanceof NotPrecomputedError || error instanceof PrecomputedTooOldError)
     return errorResult(404, error.code, error.message, requestId, details);
   if (error instanceof CacheUnavailableError) {
     return errorResult(503, error.code, error.message, requestId, details, { 'retry-after': '1' });
