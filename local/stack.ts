@@ -14,8 +14,8 @@ import { S3ObjectStore } from '../lambdas/adapters/s3-object-store.ts';
 import type { BatchOptions, ChunkReport, RunCompletedEvent } from '../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { triggerRuns, uploadsFromEvent, type UploadedObject } from '../lambdas/core/batch/trigger.ts';
-import { createApiServer, listen } from './api-gateway-adapter.ts';
-import { limitConcurrency } from './concurrency-gate.ts';
+import { createApiServer, DEFAULT_MAX_QUEUED, listen } from './api-server.ts';
+import { ConcurrencyGate } from './concurrency-gate.ts';
 import { LocalBatchRunner } from './batch-runner.ts';
 import { ensureBucket, ensureTable, startEmbeddedAws, type EmbeddedAws } from './embedded-aws.ts';
 import { uploadModelPackages } from './uploader.ts';
@@ -172,9 +172,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...options.handlerEnv,
       });
       const { handler } = await import('../lambdas/handlers/predict.ts');
-      const server = createApiServer(
-        limitConcurrency(handler, options.apiConcurrency ?? DEFAULT_API_CONCURRENCY),
-      );
+      const server = createApiServer(handler, {
+        gate: new ConcurrencyGate(options.apiConcurrency ?? DEFAULT_API_CONCURRENCY, DEFAULT_MAX_QUEUED),
+      });
       const address = await listen(server, options.apiPort, '127.0.0.1');
       apiUrl = `http://127.0.0.1:${address.port}`;
       cleanups.push(async () => {

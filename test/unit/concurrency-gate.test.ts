@@ -1,63 +1,57 @@
 import { describe, expect, it } from 'vitest';
-import { limitConcurrency } from '../../local/concurrency-gate.ts';
-
-/** A handler whose calls finish only when the test says so. */
-function controllable() {
-  const pending: { value: number; finish: () => void }[] = [];
-  let inFlight = 0;
-  let maxInFlight = 0;
-  const handler = (value: number) =>
-    new Promise<number>((resolve) => {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      pending.push({
-        value,
-        finish: () => {
-          inFlight--;
-          resolve(value * 10);
-        },
-      });
-    });
-  return { handler, pending, stats: () => ({ inFlight, maxInFlight }) };
-}
+import { ConcurrencyGate, GateAbandonedError, GateFullError } from '../../local/concurrency-gate.ts';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('limitConcurrency', () => {
-  it('runs at most `limit` calls at once and starts the waiting ones in arrival order', async () => {
-    const { handler, pending, stats } = controllable();
-    const gated = limitConcurrency(handler, 2);
-    const results = [1, 2, 3, 4, 5].map((v) => gated(v));
+describe('ConcurrencyGate', () => {
+  it('admits `limit` callers at once and the waiting ones in arrival order as slots are freed', async () => {
+    const gate = new ConcurrencyGate(2, 10);
+    const admitted: number[] = [];
+    const entries = [1, 2, 3, 4, 5].map((n) => gate.enter().then(() => admitted.push(n)));
     await tick();
-    expect(pending.map((p) => p.value)).toEqual([1, 2]);
-    pending[1]!.finish();
+    expect(admitted).toEqual([1, 2]);
+    expect(gate.queued).toBe(3);
+    gate.leave();
     await tick();
-    expect(pending.map((p) => p.value)).toEqual([1, 2, 3]);
-    pending[0]!.finish();
-    await tick();
-    expect(pending.map((p) => p.value)).toEqual([1, 2, 3, 4]);
-    pending[2]!.finish();
-    pending[3]!.finish();
-    await tick();
-    pending[4]!.finish();
-    expect(await Promise.all(results)).toEqual([10, 20, 30, 40, 50]);
-    expect(stats()).toEqual({ inFlight: 0, maxInFlight: 2 });
+    expect(admitted).toEqual([1, 2, 3]);
+    gate.leave();
+    gate.leave();
+    await Promise.all(entries);
+    expect(admitted).toEqual([1, 2, 3, 4, 5]);
+    expect(gate.inFlight).toBe(2);
+    gate.leave();
+    gate.leave();
+    expect(gate.inFlight).toBe(0);
   });
 
-  it('frees the slot of a call that fails', async () => {
-    let calls = 0;
-    const gated = limitConcurrency(async (fail: boolean) => {
-      calls++;
-      if (fail) throw new Error('boom');
-      return 'ok';
-    }, 1);
-    await expect(gated(true)).rejects.toThrow('boom');
-    await expect(gated(false)).resolves.toBe('ok');
-    expect(calls).toBe(2);
+  it('turns a caller away at once when the queue is full', async () => {
+    const gate = new ConcurrencyGate(1, 1);
+    await gate.enter();
+    const waiting = gate.enter();
+    await expect(gate.enter()).rejects.toThrow(GateFullError);
+    gate.leave();
+    await waiting;
+    expect(gate.inFlight).toBe(1);
   });
 
-  it('rejects a limit that is not a positive integer', () => {
-    expect(() => limitConcurrency(async () => 1, 0)).toThrow(/positive integer/);
-    expect(() => limitConcurrency(async () => 1, 1.5)).toThrow(/positive integer/);
+  it('drops a waiter whose signal fires, and never admits it', async () => {
+    const gate = new ConcurrencyGate(1, 4);
+    await gate.enter();
+    const controller = new AbortController();
+    const abandoned = gate.enter(controller.signal);
+    const next = gate.enter();
+    controller.abort();
+    await expect(abandoned).rejects.toThrow(GateAbandonedError);
+    expect(gate.queued).toBe(1);
+    gate.leave();
+    await next;
+    expect(gate.inFlight).toBe(1);
+    expect(gate.queued).toBe(0);
+  });
+
+  it('rejects a limit that is not a positive integer and a negative queue bound', () => {
+    expect(() => new ConcurrencyGate(0, 1)).toThrow(/positive integer/);
+    expect(() => new ConcurrencyGate(1.5, 1)).toThrow(/positive integer/);
+    expect(() => new ConcurrencyGate(1, -1)).toThrow(/>= 0/);
   });
 });

@@ -2,7 +2,7 @@ import { request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createApiServer, DEFAULT_MAX_BODY_BYTES, listen } from '../../local/api-gateway-adapter.ts';
+import { createApiServer, DEFAULT_MAX_BODY_BYTES, listen } from '../../local/api-server.ts';
 
 interface Echo {
   event: APIGatewayProxyEventV2;
