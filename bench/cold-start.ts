@@ -1,7 +1,8 @@
 /**
- * Cold-start section: a fresh process to the first prediction through the API handler (module load,
- * default model loaded from MODELS_URI = the repo's models/ folder, no table) vs a fresh process that
- * only loads onnxruntime, creates the session and runs once.
+ * Cold-start section, in the deployed configuration: a fresh process to the first prediction through
+ * the API handler (module load, its DynamoDB and S3 clients, the default model read from the S3 emulator
+ * as MODELS_URI = s3://..., a table configured) vs a fresh process that creates the same two clients,
+ * reads the model file from the same S3 emulator, creates the session and runs once.
  *
  * Mechanism: both sides are pre-bundled with esbuild as lib/tandem-function.ts bundles the deployed
  * functions (ESM, minified, onnxruntime-node and the AWS SDK clients left external; node20 here) and
@@ -21,15 +22,16 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { SESSION_OPTIONS } from '../lambdas/core/model-loader.ts';
+import { LOCAL_BUCKET, LOCAL_TABLE, startLocalStack } from '../local/stack.ts';
 import { childEnv } from './child.ts';
 import {
   bareLayout,
   demoRow,
   DEMO_MODEL,
-  MODELS_DIR,
+  DEMO_VERSION,
   readDemoManifest,
   SCRATCH_DIR,
-  writeUnzippedModel,
+  unzippedModelBytes,
 } from './demo.ts';
 import { summarize, type Summary } from './stats.ts';
 
@@ -100,8 +102,7 @@ async function bundle(entry: string, outfile: string, minify: boolean): Promise<
     format: 'esm',
     target: 'node20',
     // As lib/tandem-function.ts bundles the deployed functions: minified, ESM entry points of packages,
-    // the same externals. (The API function imports the SDK packages when its configuration has a table
-    // or models in S3; this one has neither.)
+    // the same externals.
     minify,
     keepNames: minify,
     mainFields: ['module', 'main'],
@@ -180,11 +181,40 @@ export async function runColdStartBench(
   await mkdir(SCRATCH_DIR, { recursive: true });
   // A folder per run: concurrent benchmark runs never overwrite each other's bundles.
   const dir = await mkdtemp(path.join(SCRATCH_DIR, 'cold-start-'));
+  const storage = await startColdStartStorage();
   try {
-    return await measure(dir, options, log);
+    return await measure(dir, storage, options, log);
   } finally {
+    await storage.stop();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Where both sides read their model: the S3 emulator (with the table), as the deployed function does. */
+export interface ColdStartStorage {
+  /** Points the SDK clients of a child at the emulators. */
+  readonly env: Record<string, string>;
+  /** The ZipMap-free model file the bare side reads. */
+  readonly bareModelKey: string;
+  stop(): Promise<void>;
+}
+
+/** The local stack's emulators with the demo model uploaded (and its ZipMap-free copy for the bare side). */
+export async function startColdStartStorage(): Promise<ColdStartStorage> {
+  const stack = await startLocalStack({ seed: false });
+  const bareModelKey = `bench/${DEMO_MODEL}-${DEMO_VERSION}-unzipped.onnx`;
+  try {
+    await stack.objects.writeBytes(
+      LOCAL_BUCKET,
+      bareModelKey,
+      await unzippedModelBytes(),
+      'application/octet-stream',
+    );
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+  return { env: stack.aws.env(), bareModelKey, stop: () => stack.stop() };
 }
 
 export interface ColdStartSetup {
@@ -196,7 +226,11 @@ export interface ColdStartSetup {
  * Bundles both children into `dir` and builds their environments (also used by profile.ts cold, which
  * bundles unminified: its attribution reads the path comments esbuild writes before each module).
  */
-export async function prepareColdStart(dir: string, minify = true): Promise<ColdStartSetup> {
+export async function prepareColdStart(
+  dir: string,
+  storage: ColdStartStorage,
+  minify = true,
+): Promise<ColdStartSetup> {
   const oursBundle = path.join(dir, 'cold-start-handler.mjs');
   const bareBundle = path.join(dir, 'cold-start-bare.mjs');
   const [oursKb, bareKb] = await Promise.all([
@@ -206,13 +240,16 @@ export async function prepareColdStart(dir: string, minify = true): Promise<Cold
   const row = await demoRow(0);
   const payload = JSON.stringify({ features: row.features });
   const oursEnv = childEnv({
-    MODELS_URI: MODELS_DIR,
+    ...storage.env,
+    MODELS_URI: `s3://${LOCAL_BUCKET}/models/`,
     DEFAULT_MODEL: DEMO_MODEL,
-    TABLE_NAME: undefined,
+    TABLE_NAME: LOCAL_TABLE,
     BENCH_PAYLOAD: payload,
   });
   const bareEnv = childEnv({
-    BENCH_MODEL_FILE: await writeUnzippedModel(),
+    ...storage.env,
+    BENCH_MODEL_BUCKET: LOCAL_BUCKET,
+    BENCH_MODEL_KEY: storage.bareModelKey,
     BENCH_SESSION_OPTIONS: JSON.stringify(SESSION_OPTIONS),
     BENCH_LAYOUT: JSON.stringify(bareLayout(await readDemoManifest())),
     BENCH_PAYLOAD: payload,
@@ -225,10 +262,11 @@ export async function prepareColdStart(dir: string, minify = true): Promise<Cold
 
 async function measure(
   dir: string,
+  storage: ColdStartStorage,
   options: ColdStartOptions,
   log: (line: string) => void,
 ): Promise<ColdStartResult> {
-  const setup = await prepareColdStart(dir);
+  const setup = await prepareColdStart(dir, storage);
   const [oursBundle, oursEnv, oursKb] = [setup.ours.bundle, setup.ours.env, setup.ours.kb];
   const [bareBundle, bareEnv, bareKb] = [setup.bare.bundle, setup.bare.env, setup.bare.kb];
 
@@ -260,6 +298,6 @@ async function measure(
     ours: oursSide,
     bare: bareSide,
     mechanism:
-      'esbuild bundles (esm, node20, minified, onnxruntime-node and @aws-sdk/client-* external) run as `node <bundle>.mjs`',
+      'esbuild bundles (esm, node20, minified, onnxruntime-node and @aws-sdk/client-* external) run as `node <bundle>.mjs`; models read from the S3 emulator (s3rver), table configured (dynalite)',
   };
 }

@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { forkTs, nextMessage, stopChild } from './child.ts';
-import { prepareColdStart } from './cold-start.ts';
+import { prepareColdStart, startColdStartStorage } from './cold-start.ts';
 import {
   areaOf,
   formatInclusive,
@@ -99,7 +99,19 @@ function packageOf(source: string): string {
 
 async function profileCold(dir: string, runs: number): Promise<void> {
   // Unminified, unlike the measured bundles, so that each line can be traced to its package.
-  const setup = await prepareColdStart(dir, false);
+  const storage = await startColdStartStorage();
+  try {
+    await profileColdWith(await prepareColdStart(dir, storage, false), dir, runs);
+  } finally {
+    await storage.stop();
+  }
+}
+
+async function profileColdWith(
+  setup: Awaited<ReturnType<typeof prepareColdStart>>,
+  dir: string,
+  runs: number,
+): Promise<void> {
   for (const [name, side] of [
     ['handler', setup.ours],
     ['bare', setup.bare],

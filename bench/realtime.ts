@@ -4,8 +4,9 @@
  *
  * - Model path: `{id, features, bypassCache: true}` through the handler vs `session.run` of a session
  *   with the same SESSION_OPTIONS on the same ZipMap-free graph, fed hand-built tensors of the same row.
+ * - Both through the local stack's configuration as deployed: models read from the S3 emulator, a table.
  * - Cache-hit path: `{id}` through the handler against the embedded dynalite vs a bare GetItem of the
- *   same item on the very DynamoDB client the handler uses (aws-clients.ts keeps one per process).
+ *   same item on the very DynamoDB client the handler uses (clients/dynamodb.ts builds one per process).
  */
 import path from 'node:path';
 import { forkTs, nextMessage, stopChild } from './child.ts';

@@ -17,11 +17,15 @@ import { fmt, round, spread } from './stats.ts';
 const HELP = `Usage: npm run bench [-- options]
 
 Benchmarks Tandem against the bare work it wraps, side by side in one run:
-  realtime   the predict handler in-process (model path, cache hit) vs bare session.run / GetItem
-  http       the local stack's POST /predict vs a bare node:http + session.run server (autocannon)
+  realtime   the predict handler in-process, models in the S3 emulator and a table configured as
+             deployed (model path, cache hit) vs bare session.run / GetItem
+  http       the local dev server's POST /predict vs a bare node:http + session.run server
+             (autocannon); reported, no target
   batch      one batch worker (the chunk scorer over one chunk) vs a parse-only pass (papaparse fast
-             mode) over the same CSV; peak RSS on N/4 and N rows; onnxruntime alone on the same rows
-  coldStart  fresh process to first prediction through the handler vs bare onnxruntime
+             mode) over the same CSV (efficiency reported, no target); peak RSS on N/4 and N rows;
+             onnxruntime alone on the same rows
+  coldStart  fresh process to first prediction through the handler (models from the S3 emulator, a
+             table configured) vs a bare function that creates the same clients and session
 
 Options:
   --quick            fewer iterations and shorter loads (under 90 s on 2 cores)
@@ -43,11 +47,13 @@ interface Target {
   readonly limit: number;
 }
 
+/**
+ * The local dev server's HTTP figure and the batch efficiency are reported with no target: the first
+ * measures a server that is not deployed, and a batch's cost is its table writes, not its scoring.
+ */
 const TARGETS: readonly Target[] = [
   { section: 'realtime', field: 'modelOverheadRatio', op: '<=', limit: 2.0 },
   { section: 'realtime', field: 'cacheOverheadRatio', op: '<=', limit: 1.3 },
-  { section: 'http', field: 'ratio', op: '>=', limit: 0.7 },
-  { section: 'batch', field: 'efficiency', op: '>=', limit: 0.6 },
   { section: 'batch', field: 'rssGrowthRatio', op: '<=', limit: 1.25 },
   { section: 'coldStart', field: 'ratio', op: '<=', limit: 2.0 },
   { section: 'coldStart', field: 'predictAssetMb', op: '<=', limit: 60 },
@@ -218,7 +224,7 @@ function httpFigures(r: HttpResult): { json: Figures; rows: Omit<TableRow, 'targ
       },
       {
         section: '',
-        figure: 'rps (local stack, bypassCache)',
+        figure: 'rps (local dev server, bypassCache)',
         value: fmt(r.rps, 'req/s'),
         spread: spread(r.ours.rps.min, r.ours.rps.max),
       },
@@ -359,7 +365,7 @@ function coldStartFigures(
     rows: [
       {
         section: 'coldStart',
-        figure: 'bareMs (onnxruntime only)',
+        figure: 'bareMs (same clients, S3 model, session)',
         value: fmt(r.bareMs, 'ms'),
         spread: spread(r.bare.wallMs.min, r.bare.wallMs.max, 'ms'),
       },
