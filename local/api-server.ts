@@ -131,6 +131,9 @@ async function serve(
   requestId: string,
 ): Promise<void> {
   const receivedAt = Date.now();
+  // A reset mid-body (or while a 413's body is discarded) is seen as 'close'; without a listener it
+  // would also be an unhandled 'error' event.
+  req.on('error', () => undefined);
   // Fires when the client goes away before it has its answer.
   const clientGone = new AbortController();
   res.on('close', () => {
@@ -269,8 +272,6 @@ function readBody(
       if (!req.complete) finish('gone');
     };
     const timer = setTimeout(finish, timeoutMs, 'timeout');
-    // A reset mid-body is 'close' too; without a listener it would be an unhandled 'error' event.
-    req.on('error', () => undefined);
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('close', onClose);
