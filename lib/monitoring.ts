@@ -1,7 +1,7 @@
 /**
- * Alarms and a dashboard for the three lanes: API errors and latency, failed batch runs, dead-lettered
- * uploads, table throttling, and errors of every function. Alarms notify an encrypted SNS topic
- * (optionally subscribed by email).
+ * Alarms and a dashboard for the three lanes: API errors and latency, failed model promotions, failed
+ * batch runs, dead-lettered uploads, table throttling, and errors of every function. Alarms notify an
+ * encrypted SNS topic (optionally subscribed by email).
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
@@ -89,7 +89,13 @@ export class Monitoring extends Construct {
     const alarm = (
       name: string,
       metric: cloudwatch.IMetric,
-      options: { threshold: number; description: string; evaluationPeriods?: number; greaterThan?: boolean },
+      options: {
+        threshold: number;
+        description: string;
+        evaluationPeriods?: number;
+        greaterThan?: boolean;
+        treatMissingData?: cloudwatch.TreatMissingData;
+      },
     ): void => {
       const created = new cloudwatch.Alarm(this, `${name}Alarm`, {
         metric,
@@ -98,7 +104,7 @@ export class Monitoring extends Construct {
         comparisonOperator: options.greaterThan
           ? cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
           : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        treatMissingData: options.treatMissingData ?? cloudwatch.TreatMissingData.NOT_BREACHING,
         alarmDescription: options.description,
       });
       created.addAlarmAction(notify);
@@ -118,6 +124,26 @@ export class Monitoring extends Construct {
       greaterThan: true,
       description: `Tandem API: p99 latency above ${latencyMs} ms for 15 minutes`,
     });
+
+    // Published by the predict function at each pointer check (1: the pointer's version is not serving,
+    // 0: it is), at most once a minute per model and environment while requests come. Without requests
+    // there is no check: the alarm keeps its state until one finds the pointer good again.
+    alarm(
+      'ModelPointerErrors',
+      new cloudwatch.Metric({
+        namespace: 'Tandem',
+        metricName: 'ModelPointerErrors',
+        dimensionsMap: { service: 'tandem-api' },
+        statistic: 'Maximum',
+        period: FIVE_MINUTES,
+      }),
+      {
+        threshold: 1,
+        treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+        description:
+          "Tandem API: a model's current.json names a version that cannot serve (the last good version keeps serving; GET /ready or /models/{name} and the log say why)",
+      },
+    );
 
     const runsFailed = new cloudwatch.MathExpression({
       expression: 'failed + timedOut + aborted',

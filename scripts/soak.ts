@@ -2,22 +2,27 @@
  * `npm run soak`: the local stack under sustained load. autocannon holds 64 connections on the API for
  * 60 s with a fixed mix of cache hits, model-path requests, multi-instance requests and bad requests,
  * each checked against the status (and source or error code) it must get; meanwhile two batch runs
- * score generated datasets through the same process. Passes when no response is unexpected, no
- * request errors or times out, both batch runs account for every row exactly, and the server's RSS
+ * score generated datasets through the same process, and the demo model's `current.json` is broken and
+ * repaired (pointed at a corrupt model, at a version never uploaded, made invalid JSON, deleted, restored).
+ * Passes when no response is unexpected (no cache hit or prediction fails while the pointer is broken),
+ * no request errors or times out, /ready and /models/{name} report each pointer case with its code while
+ * the last good version serves, both batch runs account for every row exactly, and the server's RSS
  * after the run is within 1.2x of its RSS after warm-up. The last stdout line is the JSON summary.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { readDemoDataset, type DemoDataset } from '../local/demo-dataset.ts';
+import { DEMO_MODEL, REPO_ROOT } from '../local/stack.ts';
 
 const HELP = `Usage: npm run soak [-- options]
 
 Runs the local stack in a child process and loads it: cache hits, model-path requests, multi-instance
-requests and bad requests (each must get its expected status), plus two concurrent batch runs.
+requests and bad requests (each must get its expected status), plus two concurrent batch runs; during
+the load, the demo model's current.json is broken four ways and restored (the promotion cases).
 
 Options:
   --seconds <n>       load duration after warm-up (default: 60; --quick: 10)
@@ -254,6 +259,7 @@ interface LoadFigures {
   readonly timeouts: number;
   readonly byKind: Record<Expectation['kind'], number>;
   readonly unexpected: number;
+  readonly unexpectedByKind: Record<Expectation['kind'], number>;
   readonly unexpectedSamples: string[];
 }
 
@@ -265,6 +271,7 @@ async function load(
 ): Promise<LoadFigures> {
   const byKind: Record<Expectation['kind'], number> = { hit: 0, model: 0, multi: 0, bad: 0 };
   let unexpected = 0;
+  const unexpectedByKind: Record<Expectation['kind'], number> = { hit: 0, model: 0, multi: 0, bad: 0 };
   const unexpectedSamples: string[] = [];
   const result = await autocannon({
     url: apiUrl,
@@ -288,6 +295,7 @@ async function load(
         }
         if (problem) {
           unexpected++;
+          unexpectedByKind[t.kind]++;
           if (unexpectedSamples.length < 10)
             unexpectedSamples.push(`${t.method} ${t.path} (${t.kind}): ${problem}`);
         }
@@ -303,8 +311,145 @@ async function load(
     timeouts: result.timeouts,
     byKind,
     unexpected,
+    unexpectedByKind,
     unexpectedSamples,
   };
+}
+
+// --- the promotion cases -------------------------------------------------------------------------------
+
+const POINTER_KEY = `models/${DEMO_MODEL}/current.json`;
+const SERVING_VERSION = '1.0.0';
+
+interface PromotionCase {
+  readonly name: string;
+  /** The code /ready must give for the pointer's version; undefined: the pointer's version serves. */
+  readonly code: string | undefined;
+  /** What the pointer names then (undefined when it cannot be read). */
+  readonly pointerVersion: string | undefined;
+  /** Objects to write (a string) or delete (null), in order. */
+  readonly writes: readonly (readonly [key: string, body: string | null])[];
+}
+
+async function promotionCases(): Promise<PromotionCase[]> {
+  const manifest = JSON.parse(
+    await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, SERVING_VERSION, 'manifest.json'), 'utf8'),
+  ) as Record<string, unknown>;
+  const corrupt = `${SERVING_VERSION}-soak-corrupt`;
+  return [
+    {
+      name: 'pointer at a corrupt model',
+      code: 'MODEL_CORRUPT',
+      pointerVersion: corrupt,
+      writes: [
+        [`models/${DEMO_MODEL}/${corrupt}/manifest.json`, JSON.stringify({ ...manifest, version: corrupt })],
+        [`models/${DEMO_MODEL}/${corrupt}/model.onnx`, 'this is not an onnx model'],
+        [POINTER_KEY, JSON.stringify({ version: corrupt })],
+      ],
+    },
+    {
+      name: 'pointer at a version never uploaded',
+      code: 'VERSION_NOT_FOUND',
+      pointerVersion: '9.9.9',
+      writes: [[POINTER_KEY, '{"version": "9.9.9"}']],
+    },
+    {
+      name: 'pointer not JSON',
+      code: 'INVALID_POINTER',
+      pointerVersion: undefined,
+      writes: [[POINTER_KEY, '{"version": ']],
+    },
+    {
+      name: 'pointer deleted',
+      code: 'POINTER_MISSING',
+      pointerVersion: undefined,
+      writes: [[POINTER_KEY, null]],
+    },
+    {
+      name: 'pointer restored',
+      code: undefined,
+      pointerVersion: SERVING_VERSION,
+      writes: [[POINTER_KEY, JSON.stringify({ version: SERVING_VERSION })]],
+    },
+  ];
+}
+
+interface PromotionFigures {
+  readonly case: string;
+  readonly expected: string;
+  /** What /ready said last: `<code>` or `serving`, with the versions. */
+  readonly observed: string;
+  /** From the pointer write to /ready (and /models/{name}) saying so. */
+  readonly seenAfterMs: number | undefined;
+  readonly pass: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+async function getJson(url: string): Promise<{ status: number; body: Json }> {
+  const response = await fetch(url);
+  return { status: response.status, body: (await response.json().catch(() => ({}))) as Json };
+}
+
+/** What /ready and /models/{name} say about the pointer, as `<state> serving <version> pointer <version>`. */
+async function servingState(apiUrl: string): Promise<{ ready: string; described: string }> {
+  const state = (status: number, serving: unknown, pointer: unknown) => {
+    const p = (pointer ?? {}) as { version?: string; serving?: boolean; error?: { code?: string } };
+    return `${status} ${p.serving ? 'serving' : (p.error?.code ?? 'unknown')} serving ${String(serving)} pointer ${p.version ?? '-'}`;
+  };
+  const [ready, described] = await Promise.all([
+    getJson(`${apiUrl}/ready`),
+    getJson(`${apiUrl}/models/${DEMO_MODEL}`),
+  ]);
+  return {
+    ready: state(ready.status, field(ready.body, 'model', 'version'), ready.body['pointer']),
+    described: state(described.status, described.body['version'], described.body['pointer']),
+  };
+}
+
+/**
+ * Applies each case in turn while the load runs, each for its share of `seconds`: waits until /ready and
+ * /models/{name} both report it (the last good version serving, the pointer's code), then holds it.
+ */
+async function runPromotionCases(
+  server: Server,
+  apiUrl: string,
+  seconds: number,
+): Promise<PromotionFigures[]> {
+  const cases = await promotionCases();
+  const slotMs = (seconds * 1000) / (cases.length + 1);
+  await new Promise((resolve) => setTimeout(resolve, slotMs / 2)); // traffic first
+  const figures: PromotionFigures[] = [];
+  for (const c of cases) {
+    const start = Date.now();
+    for (const [key, body] of c.writes) {
+      const written = await server.call<{ ok: boolean; message?: string }>('put', { key, body });
+      if (!written.ok) throw new Error(`could not write ${key}: ${written.message}`);
+    }
+    const expected = `200 ${c.code ?? 'serving'} serving ${SERVING_VERSION} pointer ${c.pointerVersion ?? '-'}`;
+    let observed = { ready: '', described: '' };
+    let seenAfterMs: number | undefined;
+    // The API re-reads the pointer every second: it must say so within a few.
+    while (Date.now() - start < Math.max(slotMs, 5_000)) {
+      observed = await servingState(apiUrl);
+      if (observed.ready === expected && observed.described === expected) {
+        seenAfterMs = Date.now() - start;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const rest = slotMs - (Date.now() - start);
+    if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+    figures.push({
+      case: c.name,
+      expected,
+      observed:
+        observed.ready === observed.described ? observed.ready : `${observed.ready} / ${observed.described}`,
+      seenAfterMs,
+      pass: seenAfterMs !== undefined,
+    });
+  }
+  return figures;
 }
 
 // --- main -----------------------------------------------------------------------------------------------
@@ -382,7 +527,10 @@ async function main(): Promise<number> {
         };
       }[]
     >('batch', { files: datasets.map((d) => d.file), options: { chunkBytes: 256 * 1024 } });
+    log('promotion cases: corrupt, missing version, invalid JSON, deleted, restored (under the load)');
+    const promotions = runPromotionCases(server, apiUrl, seconds);
     const run = await load(apiUrl, mix, seconds, connections);
+    const promotionResults = await promotions;
     const batchResults = await batches;
     const endMemory = await server.call<MemoryFigures>('rss');
     const rssEnd = endMemory.rssMb;
@@ -410,6 +558,10 @@ async function main(): Promise<number> {
     const rssRatio = Number((rssEnd / rssWarm).toFixed(3));
     const checks = {
       noUnexpectedResponses: warm.unexpected === 0 && run.unexpected === 0,
+      // Implied by the one above; stated on its own since it is what the promotion cases must not break.
+      noFailedCacheHitsOrPredictions:
+        run.unexpectedByKind.hit + run.unexpectedByKind.model + run.unexpectedByKind.multi === 0,
+      promotionCasesReported: promotionResults.every((p) => p.pass),
       noErrorsOrTimeouts: warm.errors + warm.timeouts + run.errors + run.timeouts === 0,
       batchCountsExact: batch.every((b) => b.exact),
       rssWithinLimit: rssRatio <= RSS_GROWTH_LIMIT,
@@ -423,6 +575,16 @@ async function main(): Promise<number> {
         `hit ${run.byKind.hit}, model ${run.byKind.model}, multi ${run.byKind.multi}, bad ${run.byKind.bad}`,
       ],
       ['latency', `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms`],
+      [
+        'failed during load',
+        `hit ${run.unexpectedByKind.hit}, model ${run.unexpectedByKind.model}, multi ${run.unexpectedByKind.multi}, bad ${run.unexpectedByKind.bad}`,
+      ],
+      ...promotionResults.map((p) => [
+        `promotion: ${p.case}`,
+        p.pass
+          ? `${p.observed} (seen after ${p.seenAfterMs} ms)`
+          : `FAIL: ${p.observed}, expected ${p.expected}`,
+      ]),
       [
         'unexpected',
         `${run.unexpected + warm.unexpected}${run.unexpectedSamples.length ? `: ${run.unexpectedSamples.join('; ')}` : ''}`,
@@ -459,6 +621,8 @@ async function main(): Promise<number> {
         p99Ms: run.p99Ms,
         byKind: run.byKind,
         unexpected: run.unexpected + warm.unexpected,
+        unexpectedByKind: run.unexpectedByKind,
+        promotions: promotionResults,
         unexpectedSamples: [...warm.unexpectedSamples, ...run.unexpectedSamples],
         errors: run.errors + warm.errors,
         timeouts: run.timeouts + warm.timeouts,

@@ -5,6 +5,19 @@ import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
 import type { ModelFile, ModelSource } from '../core/ports.ts';
 import { parsePointer } from './model-pointer.ts';
 
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** A file that exists but cannot be read (permissions, a folder in its place): the store's fault. */
+function unreadable(error: unknown): ModelLoadError {
+  const code = (error as NodeJS.ErrnoException).code ?? (error as Error).name;
+  return new ModelLoadError(`the model store is unavailable (${code})`, 'MODEL_STORE_UNAVAILABLE', {
+    cause: error,
+  });
+}
+
 export class FsModelSource implements ModelSource {
   readonly description: string;
 
@@ -17,8 +30,10 @@ export class FsModelSource implements ModelSource {
     let bytes: Uint8Array;
     try {
       bytes = await readFile(file);
-    } catch {
-      throw new ModelNotFoundError(`no model named "${name}" (no ${name}/current.json)`);
+    } catch (error) {
+      if (isMissing(error))
+        throw new ModelNotFoundError(`no model named "${name}" (no ${name}/current.json)`);
+      throw unreadable(error);
     }
     return parsePointer(bytes, `${name}/current.json`);
   }
@@ -26,8 +41,11 @@ export class FsModelSource implements ModelSource {
   async read(name: string, version: string, file: ModelFile): Promise<Uint8Array> {
     try {
       return await readFile(path.join(this.root, name, version, file));
-    } catch {
-      throw new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING');
+    } catch (error) {
+      if (isMissing(error)) {
+        throw new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING');
+      }
+      throw unreadable(error);
     }
   }
 

@@ -26,11 +26,29 @@ export async function readModelPackage(
   name: string,
   version: string,
 ): Promise<ModelPackage> {
-  const [manifestBytes, modelBytes] = await Promise.all([
+  const [manifest, model] = await Promise.allSettled([
     source.read(name, version, 'manifest.json'),
     source.read(name, version, 'model.onnx'),
   ]);
-  return { manifest: parseJsonFile(manifestBytes, `${name}/${version}/manifest.json`), modelBytes };
+  if (manifest.status === 'rejected' && model.status === 'rejected') {
+    // Neither file: the version itself does not exist (a pointer naming a version never uploaded).
+    if (isFileMissing(manifest.reason) && isFileMissing(model.reason)) {
+      throw new ModelLoadError(
+        `version ${version} of ${name} does not exist (no manifest.json or model.onnx under ${name}/${version}/)`,
+        'VERSION_NOT_FOUND',
+      );
+    }
+  }
+  if (manifest.status === 'rejected') throw manifest.reason;
+  if (model.status === 'rejected') throw model.reason;
+  return {
+    manifest: parseJsonFile(manifest.value, `${name}/${version}/manifest.json`),
+    modelBytes: model.value,
+  };
+}
+
+function isFileMissing(error: unknown): boolean {
+  return error instanceof ModelLoadError && error.code === 'MODEL_FILE_MISSING';
 }
 
 /** A package's manifest must name the model and version its path does. */

@@ -1,6 +1,9 @@
 /**
  * The models one process serves: loaded once per version from a ModelSource, the live version re-read
- * from its pointer at most every `refreshSeconds`, load failures remembered for `/ready` and retried.
+ * from its pointer at most every `refreshSeconds`. Whatever happens to the pointer (deleted, not JSON,
+ * naming a version that is missing or does not load, a store that cannot be read), the last version that
+ * loaded keeps serving; the registry remembers why the pointer's version is not serving, tells its
+ * listener once per change, and retries at every check.
  */
 import { ModelLoadError, ModelNotFoundError, TandemError } from './errors.ts';
 import { loadModel, type ServedModel } from './model-loader.ts';
@@ -9,31 +12,92 @@ import { parseManifest, type Manifest } from './manifest.ts';
 import { isPackageName } from './names.ts';
 import type { ModelSource } from './ports.ts';
 
+/** Why the pointer's version is not serving. */
+export interface ServingProblem {
+  /** POINTER_MISSING, INVALID_POINTER, VERSION_NOT_FOUND, MODEL_CORRUPT, INVALID_MANIFEST, ... */
+  readonly code: string;
+  readonly message: string;
+  /** When this problem was first seen (epoch ms); a check that finds it again keeps the time. */
+  readonly since: number;
+}
+
+/** A change of what serves, or of why the pointer's version does not: reported once per change. */
+export type ServingChange =
+  | {
+      readonly kind: 'failed';
+      readonly name: string;
+      /** The version that keeps serving; undefined when none ever loaded. */
+      readonly servingVersion: string | undefined;
+      /** What the pointer says; undefined when it cannot be read. */
+      readonly pointerVersion: string | undefined;
+      readonly problem: ServingProblem;
+    }
+  | {
+      readonly kind: 'serving';
+      readonly name: string;
+      readonly version: string;
+      /** The version served before; undefined on the first load. */
+      readonly previousVersion: string | undefined;
+      /** The problem this ends, if the pointer's version was not serving before. */
+      readonly recovered: ServingProblem | undefined;
+    };
+
+export interface ModelRegistryEvents {
+  /** A change of what serves or why the pointer's version does not (not called again for the same one). */
+  changed?(change: ServingChange): void;
+  /**
+   * The outcome of a pointer check: whether the pointer's version fails to serve. Called at each change
+   * and otherwise at most once per `reportSeconds` per model (a gauge a metric can be built on).
+   */
+  checked?(name: string, failing: boolean): void;
+}
+
 export interface ModelRegistryOptions {
   /** The model served when a request names none. */
   readonly defaultModel: string;
   /** How often the live-version pointer is re-read; 0 reads it on every request. */
   readonly refreshSeconds: number;
-  /** How long a failed load is remembered before it is tried again. */
+  /** How long a failed load is remembered, when no version serves, before it is tried again. */
   readonly retryFailedSeconds: number;
+  readonly events?: ModelRegistryEvents;
+  /** @default 60 */
+  readonly reportSeconds?: number;
   readonly now?: () => number;
 }
 
 interface Entry {
   model?: ServedModel;
+  /** When the serving version started serving (epoch ms). */
+  servingSince?: number;
   loading?: Promise<ServedModel>;
   checkedAt: number;
-  failure?: { error: TandemError; at: number };
+  /** What the pointer said at the last check; undefined when it could not be read. */
+  pointerVersion?: string;
+  problem?: ServingProblem & { readonly error: TandemError; readonly key: string };
+  reportedAt?: number;
 }
 
 export interface ModelStatus {
   readonly name: string;
+  /** A version serves. */
   readonly ready: boolean;
+  /** The version that serves (the last one that loaded). */
   readonly version?: string;
-  readonly error?: { readonly code: string; readonly message: string };
+  readonly servingSince?: number;
+  /** What the pointer said at the last check (epoch ms `checkedAt`); absent when it could not be read. */
+  readonly pointerVersion?: string;
+  readonly checkedAt?: number;
+  /** Why the pointer's version is not serving; present whenever it is not (also when nothing serves). */
+  readonly error?: { readonly code: string; readonly message: string; readonly since?: number };
 }
 
-function asTandemError(error: unknown, name: string): TandemError {
+/** The codes for a pointer's version that cannot be served, from the errors of the source and loader. */
+function problemOf(error: unknown, name: string, pointerRead: boolean): TandemError {
+  if (error instanceof ModelNotFoundError && !pointerRead) {
+    return new ModelLoadError(`${name} has no current.json: no version is promoted`, 'POINTER_MISSING', {
+      cause: error,
+    });
+  }
   if (error instanceof TandemError) return error;
   return new ModelLoadError(`cannot load model ${name}: ${(error as Error).message}`, 'MODEL_LOAD_FAILED', {
     cause: error,
@@ -43,12 +107,14 @@ function asTandemError(error: unknown, name: string): TandemError {
 export class ModelRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
+  private readonly events: ModelRegistryEvents;
 
   constructor(
     private readonly source: ModelSource,
     private readonly options: ModelRegistryOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.events = options.events ?? {};
   }
 
   get defaultModel(): string {
@@ -65,7 +131,11 @@ export class ModelRegistry {
     return undefined;
   }
 
-  /** The served model by name (default model when undefined); loads or reloads it when needed. */
+  /**
+   * The served model by name (default model when undefined); re-checks the pointer when it is due. A
+   * model that has loaded once keeps being returned whatever the pointer does; one that never loaded
+   * throws why (ModelNotFoundError for a name that has no pointer, unless it is the default model).
+   */
   async get(name: string | undefined = this.options.defaultModel): Promise<ServedModel> {
     checkName(name);
     let entry = this.entries.get(name);
@@ -74,10 +144,11 @@ export class ModelRegistry {
       this.entries.set(name, entry);
     }
     const now = this.now();
-    if (entry.failure && now - entry.failure.at < this.options.retryFailedSeconds * 1000 && !entry.model) {
-      throw entry.failure.error;
+    if (entry.model) {
+      if (now - entry.checkedAt < this.options.refreshSeconds * 1000) return entry.model;
+    } else if (entry.problem && now - entry.checkedAt < this.options.retryFailedSeconds * 1000) {
+      throw entry.problem.error;
     }
-    if (entry.model && now - entry.checkedAt < this.options.refreshSeconds * 1000) return entry.model;
     entry.loading ??= this.refresh(name, entry).finally(() => {
       entry.loading = undefined;
     });
@@ -89,25 +160,31 @@ export class ModelRegistry {
     await this.get().catch(() => undefined);
   }
 
-  /** The default model's readiness, with the reason when it is not ready. */
+  /** What serves for a model and, when the pointer's version does not, why. */
   status(name: string = this.options.defaultModel): ModelStatus {
     const entry = this.entries.get(name);
-    if (entry?.model) return { name, ready: true, version: entry.model.version };
-    const error = entry?.failure?.error;
+    if (!entry || (entry.checkedAt === 0 && !entry.model)) {
+      return { name, ready: false, error: { code: 'MODEL_LOADING', message: 'not loaded yet' } };
+    }
+    const problem = entry.problem;
     return {
       name,
-      ready: false,
-      error: error
-        ? { code: error.code, message: error.message }
-        : { code: 'MODEL_LOADING', message: 'not loaded yet' },
+      ready: entry.model !== undefined,
+      ...(entry.model ? { version: entry.model.version, servingSince: entry.servingSince } : {}),
+      ...(entry.pointerVersion !== undefined ? { pointerVersion: entry.pointerVersion } : {}),
+      checkedAt: entry.checkedAt,
+      ...(problem ? { error: { code: problem.code, message: problem.message, since: problem.since } } : {}),
     };
   }
 
+  /** The models with a pointer, and those served although their pointer is gone. */
   async list(): Promise<string[]> {
-    return (await this.source.list()).sort();
+    const names = new Set(await this.source.list());
+    for (const [name, entry] of this.entries) if (entry.model) names.add(name);
+    return [...names].sort();
   }
 
-  /** The manifest of a model's live version (loaded model's, or read without loading the ONNX file). */
+  /** The manifest of a model's serving version (loaded model's, or read without loading the ONNX file). */
   async manifest(name: string): Promise<Manifest> {
     checkName(name);
     const loaded = this.entries.get(name)?.model;
@@ -126,29 +203,75 @@ export class ModelRegistry {
   }
 
   private async refresh(name: string, entry: Entry): Promise<ServedModel> {
-    const now = this.now();
+    let pointerRead = false;
     try {
       const version = await this.source.currentVersion(name);
-      entry.checkedAt = now;
-      if (entry.model?.version === version) return entry.model;
-      const model = await this.load(name, version);
-      const previous = entry.model;
-      entry.model = model;
-      entry.failure = undefined;
-      // In-flight requests may still hold the previous session; release it once they are done.
-      if (previous) setTimeout(() => void previous.close().catch(() => undefined), 30_000).unref();
-      return model;
-    } catch (error) {
-      const failure = asTandemError(error, name);
-      if (entry.model && !(failure instanceof ModelNotFoundError)) {
-        // Keep serving the loaded version when a newer one cannot be read or loaded.
-        entry.checkedAt = now;
-        entry.failure = { error: failure, at: now };
-        return entry.model;
+      pointerRead = true;
+      entry.pointerVersion = version;
+      if (entry.model?.version !== version) {
+        const model = await this.load(name, version);
+        const previous = entry.model;
+        entry.model = model;
+        entry.servingSince = this.now();
+        // In-flight requests may still hold the previous session; release it once they are done.
+        if (previous) setTimeout(() => void previous.close().catch(() => undefined), 30_000).unref();
+        this.settle(name, entry, undefined, previous?.version);
+      } else {
+        this.settle(name, entry, undefined, version);
       }
-      entry.failure = { error: failure, at: now };
-      if (failure instanceof ModelNotFoundError) this.entries.delete(name);
-      throw failure;
+      return entry.model;
+    } catch (error) {
+      if (!pointerRead) entry.pointerVersion = undefined;
+      const problem = problemOf(error, name, pointerRead);
+      if (!entry.model && problem.code === 'POINTER_MISSING' && name !== this.options.defaultModel) {
+        // A name nothing was ever served under: the caller's mistake, and nothing to remember.
+        this.entries.delete(name);
+        throw error;
+      }
+      this.settle(name, entry, problem, entry.model?.version);
+      if (entry.model) return entry.model;
+      throw problem;
+    } finally {
+      entry.checkedAt = this.now();
+    }
+  }
+
+  /** Records the outcome of a check, telling the listener when it differs from the last one. */
+  private settle(name: string, entry: Entry, error: TandemError | undefined, previousVersion?: string): void {
+    const now = this.now();
+    const before = entry.problem;
+    let changed = false;
+    if (error) {
+      const key = `${error.code}\n${entry.pointerVersion ?? ''}\n${error.message}`;
+      if (before?.key !== key) {
+        entry.problem = { code: error.code, message: error.message, since: now, error, key };
+        changed = true;
+        this.events.changed?.({
+          kind: 'failed',
+          name,
+          servingVersion: entry.model?.version,
+          pointerVersion: entry.pointerVersion,
+          problem: { code: error.code, message: error.message, since: now },
+        });
+      }
+    } else {
+      entry.problem = undefined;
+      const version = entry.model!.version;
+      if (before || previousVersion !== version) {
+        changed = true;
+        this.events.changed?.({
+          kind: 'serving',
+          name,
+          version,
+          previousVersion,
+          recovered: before ? { code: before.code, message: before.message, since: before.since } : undefined,
+        });
+      }
+    }
+    const reportMs = (this.options.reportSeconds ?? 60) * 1000;
+    if (changed || entry.reportedAt === undefined || now - entry.reportedAt >= reportMs) {
+      entry.reportedAt = now;
+      this.events.checked?.(name, error !== undefined);
     }
   }
 

@@ -11,14 +11,13 @@ import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
 import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
+import { servingReporter } from './api/serving-reporter.ts';
 import { readApiConfig } from './config.ts';
 
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
-const metrics = new ApiMetrics(
-  new PowertoolsMetrics({ namespace: 'Tandem', serviceName: 'tandem-api' }),
-  config.metricsFlushMs,
-);
+const powertoolsMetrics = new PowertoolsMetrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
+const metrics = new ApiMetrics(powertoolsMetrics, config.metricsFlushMs);
 
 const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(), config.tableName) : undefined;
 const registry = new ModelRegistry(
@@ -27,6 +26,7 @@ const registry = new ModelRegistry(
     defaultModel: config.defaultModel,
     refreshSeconds: config.modelRefreshSeconds,
     retryFailedSeconds: 10,
+    events: servingReporter(logger, powertoolsMetrics),
   },
 );
 const service = new PredictionService(store, {
@@ -34,10 +34,8 @@ const service = new PredictionService(store, {
   writeThrough: config.writeThrough,
 });
 
+// The registry's reporter logs the outcome (the version that serves, or why none does).
 await registry.warm();
-const status = registry.status();
-if (status.ready) logger.info('model loaded', { model: status.name, version: status.version });
-else logger.error('model not loaded', { model: status.name, error: status.error });
 
 export const handler = createApiHandler({
   registry,

@@ -141,7 +141,11 @@ describe('real-time lane over HTTP', () => {
     const health = await fetch(`${stack.apiUrl}/health`);
     expect(await health.json()).toEqual({ status: 'ok' });
     const ready = await fetch(`${stack.apiUrl}/ready`);
-    expect(await ready.json()).toEqual({ status: 'ready', model: { name: DEMO_MODEL, version: '1.0.0' } });
+    expect(await ready.json()).toEqual({
+      status: 'ready',
+      model: { name: DEMO_MODEL, version: '1.0.0', since: expect.any(String) },
+      pointer: { version: '1.0.0', serving: true, checkedAt: expect.any(String) },
+    });
     const models = (await (await fetch(`${stack.apiUrl}/models`)).json()) as { models: unknown[] };
     expect(models.models).toEqual([
       expect.objectContaining({

@@ -163,7 +163,8 @@ describe('API handler', () => {
     expect((await call('GET', '/health')).body).toEqual({ status: 'ok' });
     expect((await call('GET', '/ready')).body).toEqual({
       status: 'ready',
-      model: { name: 'tiny', version: '1' },
+      model: { name: 'tiny', version: '1', since: expect.any(String) },
+      pointer: { version: '1', serving: true, checkedAt: expect.any(String) },
     });
     // A package that has failed to load is listed with the reason (its ONNX file is missing).
     expect((await call('POST', '/predict', { model: 'broken', features: { x1: 1 } })).status).toBe(503);

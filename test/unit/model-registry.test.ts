@@ -70,7 +70,8 @@ describe('ModelRegistry', () => {
     expect((await models.get()).version).toBe('1');
     now += 61_000;
     expect((await models.get()).version).toBe('2');
-    expect(models.status()).toEqual({ name: 'tiny', ready: true, version: '2' });
+    expect(models.status()).toMatchObject({ name: 'tiny', ready: true, version: '2', pointerVersion: '2' });
+    expect(models.status().error).toBeUndefined();
     await models.close();
   });
 
@@ -78,9 +79,10 @@ describe('ModelRegistry', () => {
     await publish('1', { skipModel: true });
     const models = registry();
     await expect(models.get()).rejects.toThrow(ModelLoadError);
-    expect(models.status()).toEqual({
+    expect(models.status()).toMatchObject({
       name: 'tiny',
       ready: false,
+      pointerVersion: '1',
       error: { code: 'MODEL_FILE_MISSING', message: 'model.onnx of tiny@1 is missing' },
     });
     await publish('1');

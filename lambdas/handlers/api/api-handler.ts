@@ -20,6 +20,7 @@ import {
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
+import { pointerView, readyView, servingView } from './model-status-view.ts';
 import {
   errorResult,
   json,
@@ -235,13 +236,9 @@ async function health(): Promise<ApiResult> {
 }
 
 async function ready({ deps: { registry } }: ApiCall): Promise<ApiResult> {
-  try {
-    const model = await registry.get();
-    return json(200, { status: 'ready', model: { name: model.name, version: model.version } });
-  } catch {
-    const status = registry.status();
-    return json(503, { status: 'not-ready', model: { name: status.name }, error: status.error });
-  }
+  await registry.warm();
+  const view = readyView(registry.status());
+  return json(view.statusCode, view.body);
 }
 
 async function listModels({ deps: { registry } }: ApiCall): Promise<ApiResult> {
@@ -251,10 +248,11 @@ async function listModels({ deps: { registry } }: ApiCall): Promise<ApiResult> {
       try {
         const description = describeModel(await registry.manifest(name), name === registry.defaultModel);
         // A package whose manifest reads well can still fail to load (missing or corrupt ONNX file).
-        const failure = registry.status(name).error;
-        return failure && failure.code !== 'MODEL_LOADING'
-          ? { ...description, error: { code: failure.code } }
-          : description;
+        const status = registry.status(name);
+        const failure = status.error;
+        if (!failure || failure.code === 'MODEL_LOADING') return description;
+        if (status.ready) return { ...description, pointer: pointerView(status) };
+        return { ...description, error: { code: failure.code } };
       } catch (error) {
         return {
           name,
@@ -274,14 +272,18 @@ async function getModel(call: ApiCall): Promise<ApiResult> {
   const isDefault = name === registry.defaultModel;
   try {
     const model = await registry.get(name);
-    return json(200, modelSchema(model.manifest, isDefault, model.classes));
+    return json(200, {
+      ...modelSchema(model.manifest, isDefault, model.classes),
+      ...servingView(registry.status(name)),
+    });
   } catch (error) {
     if (error instanceof ModelNotFoundError) throw error;
     // Not loadable: still describe what its manifest says when it can be read, and why it is not served.
-    const code = error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE';
+    const manifest = await registry.manifest(name).catch(() => undefined);
+    if (!manifest) throw error;
     return json(200, {
-      ...modelSchema(await registry.manifest(name), isDefault, undefined),
-      error: { code },
+      ...modelSchema(manifest, isDefault, undefined),
+      ...servingView(registry.status(name)),
     });
   }
 }

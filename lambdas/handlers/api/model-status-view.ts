@@ -1,0 +1,70 @@
+/**
+ * What `/ready` and `/models/{name}` say about a model's serving state: the version that serves, what its
+ * pointer (`current.json`) says, and why the pointer's version is not serving when it is not.
+ */
+import type { ModelStatus } from '../../core/model-registry.ts';
+
+export interface PointerView {
+  /** The version `current.json` names; absent when it could not be read (missing, not JSON, store down). */
+  readonly version?: string;
+  /** The pointer's version is the one serving. */
+  readonly serving: boolean;
+  readonly checkedAt?: string;
+  readonly error?: { readonly code: string; readonly message: string; readonly since?: string };
+}
+
+const iso = (ms: number | undefined): string | undefined =>
+  ms === undefined || ms === 0 ? undefined : new Date(ms).toISOString();
+
+export function pointerView(status: ModelStatus): PointerView {
+  const error = status.error;
+  return {
+    ...(status.pointerVersion !== undefined ? { version: status.pointerVersion } : {}),
+    serving: status.ready && error === undefined,
+    ...(iso(status.checkedAt) ? { checkedAt: iso(status.checkedAt) } : {}),
+    ...(error
+      ? {
+          error: {
+            code: error.code,
+            message: error.message,
+            ...(iso(error.since) ? { since: iso(error.since) } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** The body and status of `GET /ready` for the default model. */
+export function readyView(status: ModelStatus): { statusCode: number; body: Record<string, unknown> } {
+  const pointer = pointerView(status);
+  if (status.ready) {
+    return {
+      statusCode: 200,
+      body: {
+        status: 'ready',
+        model: { name: status.name, version: status.version, since: iso(status.servingSince) },
+        pointer,
+      },
+    };
+  }
+  return {
+    statusCode: 503,
+    body: {
+      status: 'not-ready',
+      model: { name: status.name },
+      pointer,
+      error: { code: status.error?.code ?? 'MODEL_LOADING', message: status.error?.message ?? '' },
+    },
+  };
+}
+
+/** The fields `/models/{name}` adds to a model's description: the serving version's time and its pointer. */
+export function servingView(status: ModelStatus): Record<string, unknown> {
+  return {
+    ...(status.ready ? { servingSince: iso(status.servingSince) } : {}),
+    pointer: pointerView(status),
+    ...(status.ready || !status.error
+      ? {}
+      : { error: { code: status.error.code, message: status.error.message } }),
+  };
+}
