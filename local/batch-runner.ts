@@ -71,7 +71,7 @@ export interface AbandonedRun {
 export class RunAbandonedError extends Error {
   override readonly name = 'RunAbandonedError';
   constructor(readonly runId: string) {
-    super(`run ${runId} was abandoned: the local stack stopped before it ended`);
+    super('the local stack is stopping: runs are abandoned, not started or continued');
   }
 }
 
