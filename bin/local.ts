@@ -151,11 +151,11 @@ Press Ctrl+C to stop.
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      process.stdout.write(`\n${signal} again: exiting now.\n`);
+      process.stdout.write(`\n${signal} while stopping: exiting now.\n`);
       process.exit(130);
     }
     stopping = true;
-    process.stdout.write(`\nstopping… (${signal} again to exit at once)\n`);
+    process.stdout.write(`\nstopping… (Ctrl+C again to exit at once)\n`);
     for (const run of stack.batch.abandon()) {
       const done = run.chunks
         ? `${run.chunks.scored} of ${run.chunks.planned} chunks scored; it resumes when Tandem next starts with ${dataDir}`

@@ -332,10 +332,17 @@ async function resumeRuns(
   batch: LocalBatchRunner,
   log: (line: string) => void,
 ): Promise<ResumedRun[]> {
-  const resumed: ResumedRun[] = [];
+  let prefixes: string[];
   try {
-    for (const runPrefix of await runPrefixes(s3)) {
-      const runId = runPrefix.slice('runs/'.length, -1);
+    prefixes = await runPrefixes(s3);
+  } catch (error) {
+    log(`[batch] could not look for unfinished runs: ${(error as Error).message}`);
+    return [];
+  }
+  const resumed: ResumedRun[] = [];
+  for (const runPrefix of prefixes) {
+    const runId = runPrefix.slice('runs/'.length, -1);
+    try {
       const key = planKey(runId);
       if (!(await objects.head(LOCAL_BUCKET, key))) continue;
       const plan = JSON.parse(
@@ -347,9 +354,10 @@ async function resumeRuns(
       log(
         `[batch] resuming run ${runId} (${plan.input.key}, ${plan.chunks.length} chunks): the last process stopped before it ended`,
       );
+    } catch (error) {
+      // One unreadable run (a plan cut short by the crash) does not keep the others from resuming.
+      log(`[batch] cannot resume run ${runId}: ${(error as Error).message}`);
     }
-  } catch (error) {
-    log(`[batch] could not look for unfinished runs: ${(error as Error).message}`);
   }
   return resumed;
 }
