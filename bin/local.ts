@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { optionalJsonEnv } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import {
@@ -54,6 +55,8 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 }
 
 let startedUp = false;
+/** Runs that ended while the stack was starting (resumed ones), printed after the banner. */
+const endedDuringStart: FinalizeResult[] = [];
 /** The most a first Ctrl+C waits for the stack to stop before the process exits anyway. */
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -91,8 +94,9 @@ async function main(): Promise<void> {
       '--api-concurrency',
     ),
     batch: {
-      onFinished: (runId, result) => {
+      onFinished: (_runId, result) => {
         if (startedUp) process.stdout.write(`[batch] ${result.status} ${result.message}\n`);
+        else endedDuringStart.push(result);
       },
     },
     handlerEnv: { POWERTOOLS_DEV: process.env['POWERTOOLS_DEV'] ?? 'true' },
@@ -140,6 +144,9 @@ Try:
 Press Ctrl+C to stop.
 `);
 
+  for (const result of endedDuringStart)
+    if (result.manifestKey !== seed?.manifestKey)
+      process.stdout.write(`[batch] ${result.status} ${result.message}\n`);
   const resumed = await stack.resumed;
   if (resumed.length > 0)
     process.stdout.write(
