@@ -165,8 +165,8 @@ describe('npm start as a process', () => {
   it('resumes a run killed with kill -9 when it starts again on the same data folder', async () => {
     const dir = await dataDir();
     // Small chunks, so that the run is cut between chunks that are done and chunks that are not.
-    const env = { BATCH_OPTIONS: JSON.stringify({ chunkBytes: 12 * 1024 }) };
-    const rows = 1_600;
+    const env = { BATCH_OPTIONS: JSON.stringify({ chunkBytes: 8 * 1024 }) };
+    const rows = 1_000;
     const key = `incoming/${DEMO_MODEL}/resume-me.csv`;
 
     const first = await start(dir, env);
