@@ -194,8 +194,9 @@ export class LocalBatchRunner implements RunStarter {
       // A chunk being scored stops at the next S3 or table call once the emulators are gone; waiting for
       // a 64 MiB chunk to finish would keep Ctrl+C waiting for minutes.
       const settled = Promise.allSettled([...this.inFlight]).then(() => true);
-      const left = await Promise.race([settled, delay(ABANDON_GRACE_MS).then(() => false)]);
-      if (left) await this.scorer.close();
+      const allEnded = await Promise.race([settled, delay(ABANDON_GRACE_MS).then(() => false)]);
+      // Models still in use by a chunk are left to the process's exit rather than closed under it.
+      if (allEnded) await this.scorer.close();
       return;
     }
     await this.settle();
@@ -215,7 +216,10 @@ export class LocalBatchRunner implements RunStarter {
     result
       .then((r) => this.options.onFinished?.(name, r))
       .catch(() => undefined)
-      .finally(() => (progress.ended = true));
+      .finally(() => {
+        progress.ended = true;
+        this.progress.delete(name);
+      });
     this.runs.set(name, { runId: name, result });
     return 'started';
   }

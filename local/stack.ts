@@ -102,7 +102,7 @@ export interface LocalStack {
   /** The demo dataset's batch run, when seeded. */
   readonly seed: FinalizeResult | undefined;
   /** What the upload watcher did, counted since start. */
-  readonly watcher: WatcherCounts;
+  readonly watcher: Readonly<WatcherCounts>;
   /** The runs found unfinished on start and resumed (resolves once they are started, not ended). */
   readonly resumed: Promise<readonly ResumedRun[]>;
   /** Uploads a file to incoming/<model>/ and runs it (as the upload watcher would); resolves when it ends. */
