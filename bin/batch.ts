@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseIncomingKey } from '../lambdas/core/batch/contracts.ts';
+import { classifyUploadKey } from '../lambdas/core/batch/trigger.ts';
 import { DEMO_MODEL, LOCAL_BUCKET, startLocalStack } from '../local/stack.ts';
 
 const HELP = `Usage: npm run batch -- <file> [options]
@@ -58,8 +58,16 @@ async function main(): Promise<void> {
   const chunkMb = values['chunk-mb'] === undefined ? undefined : Number(values['chunk-mb']);
   if (chunkMb !== undefined && !(chunkMb > 0)) throw new Error('--chunk-mb must be a positive number');
   const key = `incoming/${values.model}/${path.basename(file)}`;
-  if (!parseIncomingKey(key)?.format)
-    throw new Error(`${path.basename(file)}: expected .csv, .jsonl, .parquet, .csv.gz or .jsonl.gz`);
+  // The same rule as uploads: what the trigger would ignore is refused here, with its reason.
+  const classified = classifyUploadKey(key);
+  if ('ignored' in classified) {
+    const { code, message } = classified.ignored;
+    throw new Error(
+      code === 'NO_MODEL_FOLDER'
+        ? `--model ${JSON.stringify(values.model)} is not a model name`
+        : `${path.basename(file)}: ${message}`,
+    );
+  }
 
   const started = performance.now();
   const stack = await startLocalStack({

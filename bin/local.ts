@@ -6,6 +6,9 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { optionalJsonEnv } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import {
   DEFAULT_API_CONCURRENCY,
@@ -31,6 +34,9 @@ Options:
   --fresh            delete the data folder first
   --no-seed          do not score the demo dataset into the table
   -h, --help         show this help
+
+Environment: BATCH_OPTIONS (JSON) sets the options of runs started by uploads to incoming/, as it
+does for the deployed trigger, e.g. BATCH_OPTIONS='{"chunkBytes": 1048576, "outputFormat": "csv"}'.
 `;
 
 function port(value: string | undefined, fallback: number, name: string): number {
@@ -49,6 +55,10 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 }
 
 let startedUp = false;
+/** Runs that ended while the stack was starting (resumed ones), printed after the banner. */
+const endedDuringStart: FinalizeResult[] = [];
+/** The most a first Ctrl+C waits for the stack to stop before the process exits anyway. */
+const STOP_TIMEOUT_MS = 10_000;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -77,14 +87,16 @@ async function main(): Promise<void> {
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
     seed: !values['no-seed'],
+    batchOptions: optionalJsonEnv<Partial<BatchOptions>>('BATCH_OPTIONS') ?? {},
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
       DEFAULT_API_CONCURRENCY,
       '--api-concurrency',
     ),
     batch: {
-      onFinished: (runId, result) => {
+      onFinished: (_runId, result) => {
         if (startedUp) process.stdout.write(`[batch] ${result.status} ${result.message}\n`);
+        else endedDuringStart.push(result);
       },
     },
     handlerEnv: { POWERTOOLS_DEV: process.env['POWERTOOLS_DEV'] ?? 'true' },
@@ -99,7 +111,8 @@ async function main(): Promise<void> {
   const first = demo.rows[0]!;
   const cachedId = first[demo.header.indexOf(demo.idField)]!;
   const sampleFeatures = demo.featuresOf(first);
-  const creds = `AWS_ACCESS_KEY_ID=${aws.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${aws.credentials.secretAccessKey} AWS_REGION=${aws.region}`;
+  // AWS CLI v1 reads only AWS_DEFAULT_REGION, v2 and the SDKs AWS_REGION first: both, so every example works.
+  const creds = `AWS_ACCESS_KEY_ID=${aws.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${aws.credentials.secretAccessKey} AWS_REGION=${aws.region} AWS_DEFAULT_REGION=${aws.region}`;
   const body = JSON.stringify({ id: 'txn-new-1', features: sampleFeatures });
   process.stdout.write(`
 Tandem is running locally.
@@ -131,16 +144,48 @@ Try:
 Press Ctrl+C to stop.
 `);
 
+  for (const result of endedDuringStart)
+    if (result.manifestKey !== seed?.manifestKey)
+      process.stdout.write(`[batch] ${result.status} ${result.message}\n`);
+  const resumed = await stack.resumed;
+  if (resumed.length > 0)
+    process.stdout.write(
+      `Resumed ${resumed.length} unfinished run(s) from ${dataDir}; their results appear when they end.\n`,
+    );
+
+  // The first Ctrl+C (or SIGTERM) stops within seconds: runs in flight are abandoned, not waited for,
+  // and resume on the next start with this data folder. A second one exits at once.
   let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stdout.write(`\n${signal} while stopping: exiting now.\n`);
+      process.exit(130);
+    }
     stopping = true;
-    process.stdout.write('\nstopping…\n');
-    await stack.stop();
-    process.exit(0);
+    process.stdout.write(`\nstopping… (Ctrl+C again to exit at once)\n`);
+    for (const run of stack.batch.abandon()) {
+      const done = run.chunks
+        ? `${run.chunks.scored} of ${run.chunks.planned} chunks scored; it resumes when Tandem next starts with ${dataDir}`
+        : `stopped before it was planned: upload ${run.key} again to run it`;
+      process.stdout.write(`[batch] abandoned run ${run.runId} (${run.key}): ${done}\n`);
+    }
+    const deadline = setTimeout(() => {
+      process.stdout.write(`could not stop cleanly within ${STOP_TIMEOUT_MS / 1000} s: exiting.\n`);
+      process.exit(1);
+    }, STOP_TIMEOUT_MS);
+    void stack.stop().then(
+      () => {
+        clearTimeout(deadline);
+        process.exit(0);
+      },
+      (error: unknown) => {
+        process.stderr.write(`tandem: stopping failed: ${(error as Error).message}\n`);
+        process.exit(1);
+      },
+    );
   };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 main().catch((error: unknown) => {

@@ -3,21 +3,44 @@
  * benchmarks: embedded DynamoDB and S3, the model packages uploaded, the batch state machine run
  * locally on every upload to `incoming/`, the demo dataset scored into the table through that same
  * batch pipeline, and the real API handler behind the API Gateway event adapter.
+ *
+ * The upload watcher stands in for S3 -> EventBridge -> trigger: each s3rver notification becomes the
+ * EventBridge "Object Created" event the deployed trigger reads (keys raw, as EventBridge sends them), and
+ * nothing it meets can stop the stack (an error is caught, logged once and counted). On start, runs that
+ * a previous process left with a plan and no manifest (killed mid-run) are resumed.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDbPredictionStore } from '../lambdas/adapters/dynamodb-prediction-store.ts';
 import { S3ModelSource } from '../lambdas/adapters/s3-model-source.ts';
 import { S3ObjectStore } from '../lambdas/adapters/s3-object-store.ts';
-import type { BatchOptions, ChunkReport, RunCompletedEvent } from '../lambdas/core/batch/contracts.ts';
+import {
+  planKey,
+  type BatchOptions,
+  type BatchPlan,
+  type ChunkReport,
+  type RunCompletedEvent,
+} from '../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
-import { triggerRuns, uploadsFromEvent, type UploadedObject } from '../lambdas/core/batch/trigger.ts';
+import {
+  triggerRuns,
+  uploadsFromEvent,
+  type IgnoredReason,
+  type TriggerOutcome,
+  type UploadedObject,
+} from '../lambdas/core/batch/trigger.ts';
 import { createApiServer, DEFAULT_MAX_QUEUED, listen } from './api-server.ts';
 import { ConcurrencyGate } from './concurrency-gate.ts';
 import { LocalBatchRunner } from './batch-runner.ts';
-import { ensureBucket, ensureTable, startEmbeddedAws, type EmbeddedAws } from './embedded-aws.ts';
+import {
+  ensureBucket,
+  ensureTable,
+  startEmbeddedAws,
+  type EmbeddedAws,
+  type S3rverNotification,
+} from './embedded-aws.ts';
 import { uploadModelPackages } from './uploader.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
@@ -47,6 +70,15 @@ export interface LocalStackOptions {
    * free Lambda instance (local/concurrency-gate.ts says why). Default 8.
    */
   readonly apiConcurrency?: number;
+  /**
+   * Continue the runs a previous process left unfinished (a plan and no manifest) once the stack is up.
+   * @default true
+   */
+  readonly resumeRuns?: boolean;
+  /** Options for the runs the upload watcher starts (the deployed trigger's BATCH_OPTIONS). */
+  readonly batchOptions?: Partial<BatchOptions>;
+  /** Where the stack's own lines go (ignored uploads, watcher errors, resumed runs). Default: stderr. */
+  readonly log?: (line: string) => void;
   readonly batch?: {
     readonly maxConcurrency?: number;
     readonly toleratedFailurePercentage?: number;
@@ -69,6 +101,10 @@ export interface LocalStack {
   readonly uploadedKeys: readonly string[];
   /** The demo dataset's batch run, when seeded. */
   readonly seed: FinalizeResult | undefined;
+  /** What the upload watcher did, counted since start. */
+  readonly watcher: Readonly<WatcherCounts>;
+  /** The runs found unfinished on start and resumed (resolves once they are started, not ended). */
+  readonly resumed: Promise<readonly ResumedRun[]>;
   /** Uploads a file to incoming/<model>/ and runs it (as the upload watcher would); resolves when it ends. */
   runDataset(
     file: string,
@@ -77,6 +113,54 @@ export interface LocalStack {
     options?: Partial<BatchOptions>,
   ): Promise<FinalizeResult>;
   stop(): Promise<void>;
+}
+
+export interface WatcherCounts {
+  started: number;
+  duplicate: number;
+  ignored: number;
+  /** Notifications the watcher could not handle (logged once per distinct message). */
+  errors: number;
+}
+
+export interface ResumedRun {
+  readonly runId: string;
+  readonly key: string;
+  readonly chunks: number;
+}
+
+/** An upload runDataset was asked to run that the trigger ignores (not a dataset). */
+export class UploadIgnoredError extends Error {
+  override readonly name = 'UploadIgnoredError';
+  constructor(
+    readonly key: string,
+    readonly reason: IgnoredReason,
+  ) {
+    super(`[${reason.code}] ${key} starts no run: ${reason.message}`);
+  }
+}
+
+/**
+ * The EventBridge "Object Created" events S3 would send for s3rver's notification (s3rver's keys are
+ * the keys themselves, not form-encoded as S3 notifications are).
+ */
+export function eventBridgeEvents(notification: S3rverNotification): unknown[] {
+  return notification.Records.filter((r) => r.eventName.startsWith('ObjectCreated')).map((r) => ({
+    version: '0',
+    'detail-type': 'Object Created',
+    source: 'aws.s3',
+    time: r.eventTime,
+    detail: {
+      version: '0',
+      bucket: { name: r.s3.bucket.name },
+      object: {
+        key: r.s3.object.key,
+        ...(r.s3.object.size === undefined ? {} : { size: r.s3.object.size }),
+        ...(r.s3.object.eTag === undefined ? {} : { etag: r.s3.object.eTag }),
+        sequencer: r.s3.object.sequencer,
+      },
+    },
+  }));
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
@@ -131,6 +215,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         setTimeout(() => pendingManual.delete(upload.key), 1000).unref();
       }
       const [outcome] = await triggerRuns([upload], batch, runOptions);
+      if (outcome?.reason) throw new UploadIgnoredError(upload.key, outcome.reason);
       const run = outcome?.runId ? batch.run(outcome.runId) : undefined;
       if (!run) throw new Error(`no run started for ${upload.key}`);
       return run.result;
@@ -148,14 +233,40 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     // Every other upload to incoming/ (AWS CLI, SDK) starts a run, as S3 -> EventBridge -> trigger does.
+    const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+    const watcher: WatcherCounts = { started: 0, duplicate: 0, ignored: 0, errors: 0 };
+    const errorsSeen = new Set<string>();
+    const watcherFailed = (error: unknown) => {
+      watcher.errors++;
+      const message = error instanceof Error ? error.message : String(error);
+      if (errorsSeen.has(message)) return;
+      errorsSeen.add(message);
+      log(`[batch] upload watcher: ${message} (logged once; the stack keeps running)`);
+    };
+    const counted = (outcomes: readonly TriggerOutcome[]) => {
+      for (const outcome of outcomes) {
+        watcher[outcome.result]++;
+        if (outcome.reason)
+          log(`[batch] ignored ${outcome.key} (${outcome.reason.code}): ${outcome.reason.message}`);
+        else if (outcome.result === 'started') log(`[batch] ${outcome.key}: run ${outcome.runId} started`);
+      }
+    };
     cleanups.push(
-      aws.onS3Event((event) => {
-        const uploads = uploadsFromEvent(event).filter((u) => !pendingManual.has(u.key));
-        void triggerRuns(uploads, batch).catch((error: unknown) => {
-          process.stderr.write(`[batch] could not start a run: ${(error as Error).message}\n`);
-        });
+      aws.onS3Event((notification) => {
+        try {
+          const uploads = eventBridgeEvents(notification)
+            .flatMap((event) => uploadsFromEvent(event))
+            // The deployed EventBridge rule matches incoming/ only: the stack's own writes never reach the trigger.
+            .filter((u) => u.key.startsWith('incoming/') && !pendingManual.has(u.key));
+          if (uploads.length > 0)
+            triggerRuns(uploads, batch, options.batchOptions).then(counted, watcherFailed);
+        } catch (error) {
+          watcherFailed(error);
+        }
       }),
     );
+
+    const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
 
     let apiUrl: string | undefined;
     if (options.apiPort !== undefined) {
@@ -193,8 +304,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       events,
       uploadedKeys,
       seed,
+      watcher,
+      resumed,
       runDataset,
       async stop() {
+        await resumed.catch(() => undefined);
         for (const cleanup of cleanups.reverse()) await cleanup();
         dynamo.destroy();
         s3.destroy();
@@ -206,4 +320,63 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await aws.stop();
     throw error;
   }
+}
+
+/**
+ * Resumes the runs a previous process on this data folder left with a plan and no manifest: killed
+ * mid-run, or stopped with Ctrl+C. A run with no plan yet left nothing to resume from.
+ */
+async function resumeRuns(
+  s3: S3Client,
+  objects: S3ObjectStore,
+  batch: LocalBatchRunner,
+  log: (line: string) => void,
+): Promise<ResumedRun[]> {
+  let prefixes: string[];
+  try {
+    prefixes = await runPrefixes(s3);
+  } catch (error) {
+    log(`[batch] could not look for unfinished runs: ${(error as Error).message}`);
+    return [];
+  }
+  const resumed: ResumedRun[] = [];
+  for (const runPrefix of prefixes) {
+    const runId = runPrefix.slice('runs/'.length, -1);
+    try {
+      const key = planKey(runId);
+      if (!(await objects.head(LOCAL_BUCKET, key))) continue;
+      const plan = JSON.parse(
+        new TextDecoder().decode(await objects.readBytes(LOCAL_BUCKET, key)),
+      ) as BatchPlan;
+      if (await objects.head(LOCAL_BUCKET, `${plan.resultsPrefix}_manifest.json`)) continue;
+      if ((await batch.resume(plan)) !== 'started') continue;
+      resumed.push({ runId, key: plan.input.key, chunks: plan.chunks.length });
+      log(
+        `[batch] resuming run ${runId} (${plan.input.key}, ${plan.chunks.length} chunks): the last process stopped before it ended`,
+      );
+    } catch (error) {
+      // One unreadable run (a plan cut short by the crash) does not keep the others from resuming.
+      log(`[batch] cannot resume run ${runId}: ${(error as Error).message}`);
+    }
+  }
+  return resumed;
+}
+
+/** The `runs/<runId>/` folders of the local bucket. */
+async function runPrefixes(s3: S3Client): Promise<string[]> {
+  const prefixes: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({
+        Bucket: LOCAL_BUCKET,
+        Prefix: 'runs/',
+        Delimiter: '/',
+        ContinuationToken: token,
+      }),
+    );
+    for (const p of page.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(p.Prefix);
+    token = page.NextContinuationToken;
+  } while (token);
+  return prefixes;
 }

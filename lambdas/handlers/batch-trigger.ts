@@ -1,4 +1,7 @@
-/** S3 upload (EventBridge "Object Created" on incoming/) -> one batch run per object version. */
+/**
+ * S3 upload (EventBridge "Object Created" on incoming/) -> one batch run per object version; objects
+ * that are not a dataset under incoming/<model>/ start nothing.
+ */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { sfnClient } from '../adapters/aws-clients.ts';
 import { StepFunctionsRunStarter } from '../adapters/step-functions-starter.ts';
@@ -12,6 +15,8 @@ const options = optionalJsonEnv<Partial<BatchOptions>>('BATCH_OPTIONS') ?? {};
 
 export async function handler(event: unknown): Promise<TriggerOutcome[]> {
   const outcomes = await triggerRuns(uploadsFromEvent(event), starter, options);
-  for (const outcome of outcomes) logger.info('upload', { ...outcome });
+  // An ignored upload is logged once, at info: it is not a failure anyone is paged for.
+  for (const outcome of outcomes)
+    logger.info(outcome.result === 'ignored' ? 'upload ignored: not a dataset' : 'upload', { ...outcome });
   return outcomes;
 }

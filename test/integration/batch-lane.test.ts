@@ -297,7 +297,6 @@ describe('batch lane', () => {
     const gzipped = gzipSync([csvLine(header), ...demoRows.map(csvLine)].join('\n'));
     const cases: [string, string | Uint8Array, string][] = [
       ['truncated.csv.gz', gzipped.subarray(0, Math.floor(gzipped.length / 2)), 'CORRUPT_GZIP'],
-      ['data.xlsx', 'not a dataset', 'UNSUPPORTED_FORMAT'],
       ['empty.csv', '', 'EMPTY_FILE'],
       ['columns.csv', 'transaction_id,amount\nt1,5\n', 'MISSING_COLUMNS'],
       ['corrupt.parquet', 'PAR1 this is not parquet PAR1', 'CORRUPT_PARQUET'],
@@ -311,6 +310,12 @@ describe('batch lane', () => {
       expect(manifest.error?.code, `${name}: ${manifest.error?.message}`).toBe(code);
       expect(stack.events.at(-1)).toMatchObject({ status: 'FAILED', error: { code } });
     }
+    const notADataset = path.join(dir, 'data.xlsx');
+    await writeFile(notADataset, 'not a dataset');
+    await expect(stack.runDataset(notADataset, DEMO_MODEL)).rejects.toMatchObject({
+      name: 'UploadIgnoredError',
+      reason: { code: 'UNSUPPORTED_FORMAT' },
+    });
     const unknownModel = path.join(dir, 'unknown-model.csv');
     await writeFile(unknownModel, 'a\n1\n');
     const result = await stack.runDataset(unknownModel, 'no-such-model');

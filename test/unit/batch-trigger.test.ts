@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { parseIncomingKey } from '../../lambdas/core/batch/contracts.ts';
+import { parseIncomingKey, resultsPrefix } from '../../lambdas/core/batch/contracts.ts';
 import { describeFailure } from '../../lambdas/core/batch/finalizer.ts';
-import { runIdFor, triggerRuns, uploadsFromEvent } from '../../lambdas/core/batch/trigger.ts';
+import {
+  classifyUploadKey,
+  runIdFor,
+  triggerRuns,
+  uploadsFromEvent,
+  type UploadedObject,
+} from '../../lambdas/core/batch/trigger.ts';
+import { decodeUploadKey } from '../../lambdas/core/batch/upload-key.ts';
 import type { RunStarter } from '../../lambdas/core/ports.ts';
 
 describe('parseIncomingKey', () => {
@@ -31,6 +38,60 @@ describe('parseIncomingKey', () => {
     expect(parseIncomingKey('incoming/x.csv')).toMatchObject({ model: undefined, format: 'csv' });
     expect(parseIncomingKey('results/m/x.csv')).toBeUndefined();
     expect(parseIncomingKey('incoming/m/')).toBeUndefined();
+  });
+});
+
+describe('dataset names from keys (issue 13.7)', () => {
+  // Each would, taken as it is, name `.` or `..` (or nothing) as the dataset folder of results/<model>/.
+  it.each([
+    ['incoming/m/..csv', '_'],
+    ['incoming/m/...csv', '__'],
+    ['incoming/m/....jsonl.gz', '___'],
+    ['incoming/m/.csv', 'dataset'],
+    ['incoming/m/..parquet', '_'],
+    ['incoming/m/.hidden.csv', '_hidden'],
+    ['incoming/m/a..csv', 'a.'],
+    ['incoming/m/../x.csv', 'x'],
+    ['incoming/m/%2e%2e.csv', '_2e_2e'],
+    ['incoming/m/données é.csv', 'donn_es__'],
+  ])('%s is the single safe segment %s', (key, dataset) => {
+    const incoming = parseIncomingKey(key)!;
+    expect(incoming.dataset).toBe(dataset);
+    const segments = resultsPrefix('m', incoming.dataset, 'run-1').split('/');
+    expect(segments).toEqual(['results', 'm', dataset, 'run-1', '']);
+    expect(segments.some((s) => s === '.' || s === '..')).toBe(false);
+  });
+});
+
+describe('decodeUploadKey', () => {
+  // S3 notifications form-encode keys ('+' is a space); EventBridge "Object Created" carries them raw.
+  it.each([
+    ['incoming/m/100%25.csv', 'incoming/m/100%.csv'],
+    ['incoming/m/p%2Bq.csv', 'incoming/m/p+q.csv'],
+    ['incoming/m/p+q.csv', 'incoming/m/p q.csv'],
+    ['incoming/m/two++spaces.csv', 'incoming/m/two  spaces.csv'],
+    ['incoming/m/donn%C3%A9es+%C3%A9t%C3%A9.csv', 'incoming/m/données été.csv'],
+    ['incoming/m/%E6%95%B0%E6%8D%AE.csv', 'incoming/m/数据.csv'],
+  ])('S3 notification %s is %s', (raw, key) => {
+    expect(decodeUploadKey(raw, 's3-notification')).toBe(key);
+  });
+
+  it.each(['incoming/m/100%.csv', 'incoming/m/%E6%95.csv', 'incoming/m/bad%zz.csv'])(
+    'S3 notification %s is not validly encoded: undefined, not an exception',
+    (raw) => {
+      expect(decodeUploadKey(raw, 's3-notification')).toBeUndefined();
+    },
+  );
+
+  it.each([
+    'incoming/m/100%.csv',
+    'incoming/m/p+q.csv',
+    'incoming/m/p q.csv',
+    'incoming/m/100%25.csv',
+    'incoming/m/données été.csv',
+    'incoming/m/数据.csv',
+  ])('EventBridge %s is the key as it is', (raw) => {
+    expect(decodeUploadKey(raw, 'eventbridge')).toBe(raw);
   });
 });
 
@@ -66,6 +127,107 @@ describe('uploadsFromEvent', () => {
     expect(uploadsFromEvent(notification)).toEqual(expected);
     expect(uploadsFromEvent({ Records: [{ body: JSON.stringify(notification) }] })).toEqual(expected);
     expect(uploadsFromEvent({ something: 'else' })).toEqual([]);
+  });
+});
+
+describe('uploadsFromEvent: keys with %, + and spaces', () => {
+  const eventBridge = (key: string) => ({
+    'detail-type': 'Object Created',
+    source: 'aws.s3',
+    detail: { bucket: { name: 'b' }, object: { key, etag: 'e' } },
+  });
+  const notification = (key: string) => ({
+    Records: [{ eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'b' }, object: { key, eTag: 'e' } } }],
+  });
+
+  it('reads EventBridge keys raw: 100%.csv and p+q.csv are themselves', () => {
+    expect(uploadsFromEvent(eventBridge('incoming/m/100%.csv'))[0]?.key).toBe('incoming/m/100%.csv');
+    expect(uploadsFromEvent(eventBridge('incoming/m/p+q.csv'))[0]?.key).toBe('incoming/m/p+q.csv');
+    expect(uploadsFromEvent(eventBridge('incoming/m/p q.csv'))[0]?.key).toBe('incoming/m/p q.csv');
+  });
+
+  it('decodes S3 notification keys: p%2Bq.csv is p+q.csv, p+q.csv is p q.csv', () => {
+    expect(uploadsFromEvent(notification('incoming/m/p%2Bq.csv'))[0]?.key).toBe('incoming/m/p+q.csv');
+    expect(uploadsFromEvent(notification('incoming/m/p+q.csv'))[0]?.key).toBe('incoming/m/p q.csv');
+    expect(uploadsFromEvent(notification('incoming/m/100%25.csv'))[0]?.key).toBe('incoming/m/100%.csv');
+  });
+
+  it('keeps an S3 notification whose key is not validly encoded, flagged, rather than throwing', () => {
+    const [upload] = uploadsFromEvent(notification('incoming/m/100%.csv'));
+    expect(upload).toMatchObject({
+      key: 'incoming/m/100%.csv',
+      keyError: expect.stringContaining('100%.csv'),
+    });
+  });
+});
+
+describe('triggerRuns: only datasets under incoming/<model>/ start runs (issue 12.6)', () => {
+  const starter = () => {
+    const started: string[] = [];
+    const runStarter: RunStarter = { start: async (name) => (started.push(name), 'started') };
+    return { started, runStarter };
+  };
+
+  it.each([
+    ['incoming/readme.txt', 'NO_MODEL_FOLDER'],
+    ['incoming/x.csv', 'NO_MODEL_FOLDER'],
+    ['incoming/../x.csv', 'NO_MODEL_FOLDER'],
+    ['incoming/m/readme.txt', 'UNSUPPORTED_FORMAT'],
+    ['incoming/m/.DS_Store', 'UNSUPPORTED_FORMAT'],
+    ['incoming/m/x.parquet.gz', 'UNSUPPORTED_FORMAT'],
+    ['incoming/m/x.xlsx', 'UNSUPPORTED_FORMAT'],
+    ['incoming/m/', 'NOT_A_DATASET'],
+    ['results/m/x.csv', 'NOT_A_DATASET'],
+  ])('%s starts no run (%s)', async (key, code) => {
+    const { started, runStarter } = starter();
+    const [outcome] = await triggerRuns([{ bucket: 'b', key }], runStarter);
+    expect(outcome).toMatchObject({ key, result: 'ignored', reason: { code } });
+    expect(outcome?.reason?.message).toBeTruthy();
+    expect(started).toEqual([]);
+    expect(classifyUploadKey(key)).toEqual({ ignored: outcome?.reason });
+  });
+
+  it('ignores an undecodable key and still starts the other uploads of the event', async () => {
+    const { started, runStarter } = starter();
+    const uploads: UploadedObject[] = uploadsFromEvent({
+      Records: [
+        {
+          eventName: 'ObjectCreated:Put',
+          s3: { bucket: { name: 'b' }, object: { key: 'incoming/m/100%.csv' } },
+        },
+        {
+          eventName: 'ObjectCreated:Put',
+          s3: { bucket: { name: 'b' }, object: { key: 'incoming/m/ok.csv' } },
+        },
+      ],
+    });
+    const outcomes = await triggerRuns(uploads, runStarter);
+    expect(outcomes.map((o) => [o.result, o.reason?.code])).toEqual([
+      ['ignored', 'UNDECODABLE_KEY'],
+      ['started', undefined],
+    ]);
+    expect(started).toHaveLength(1);
+  });
+
+  it('starts datasets with odd names, under their own model folder', async () => {
+    const inputs: { key: string; model: string }[] = [];
+    const runStarter: RunStarter = {
+      start: async (_name, input) => (inputs.push(input as { key: string; model: string }), 'started'),
+    };
+    const keys = [
+      'incoming/m/100%.csv',
+      'incoming/m/p+q.csv',
+      'incoming/m/数据 été.jsonl.gz',
+      'incoming/m/..csv',
+    ];
+    const outcomes = await triggerRuns(
+      keys.map((key) => ({ bucket: 'b', key })),
+      runStarter,
+    );
+    expect(outcomes.every((o) => o.result === 'started' && /^[A-Za-z0-9_-]{1,80}$/.test(o.runId!))).toBe(
+      true,
+    );
+    expect(inputs).toEqual(keys.map((key) => expect.objectContaining({ key, model: 'm' })));
   });
 });
 

@@ -283,9 +283,10 @@ export interface IncomingObject {
 }
 
 /**
- * Reads an `incoming/<model>/<file>` key. Keys outside `incoming/` are not datasets (undefined);
- * inside it, a missing model folder or an unsupported extension still starts a run, which fails with the
- * reason in its manifest, so that nothing uploaded is silently ignored.
+ * Reads an `incoming/<model>/<file>` key. Keys outside `incoming/` are not datasets (undefined); inside
+ * it, `model` or `format` is undefined when the key has no model folder or an unsupported extension
+ * (the trigger ignores those uploads, trigger.ts classifyUploadKey; the planner fails a run started
+ * on one some other way with the reason).
  */
 export function parseIncomingKey(key: string): IncomingObject | undefined {
   if (!key.startsWith('incoming/') || key.endsWith('/')) return undefined;
@@ -303,6 +304,18 @@ export function parseIncomingKey(key: string): IncomingObject | undefined {
         ? 'jsonl'
         : (kind as DatasetFormat);
   const stem = ext ? base.slice(0, -ext[0].length) : base.replace(/\.[^.]*$/, '');
-  const dataset = stem.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 200) || 'dataset';
-  return { model, dataset, format, gzip, file };
+  return { model, dataset: datasetName(stem), format, gzip, file };
+}
+
+/**
+ * A dataset name that is always one safe path segment of `results/<model>/<dataset>/`: characters
+ * outside [A-Za-z0-9._-] become `_`, and so do leading dots, so that `..csv` or `...csv` cannot name
+ * `.` or `..` (which would put results beside `results/<model>/` rather than in it).
+ */
+export function datasetName(stem: string): string {
+  const safe = stem
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^\.+/, (dots) => '_'.repeat(dots.length))
+    .slice(0, 200);
+  return safe || 'dataset';
 }

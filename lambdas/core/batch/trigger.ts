@@ -1,23 +1,76 @@
 /**
  * Turns upload notifications into runs. The execution name is derived from the object version, so a
  * repeated notification for the same upload starts nothing (Step Functions refuses a name already used).
+ * Only datasets start runs: an object under incoming/ that is not one (a readme, a file outside a model
+ * folder, an unsupported extension) is ignored with a reason before any run exists, so it leaves no
+ * FAILED manifest behind and fires no failed-run alarm.
  */
 import { createHash } from 'node:crypto';
 import type { RunStarter } from '../ports.ts';
-import { parseIncomingKey, type BatchOptions, type RunInput } from './contracts.ts';
+import {
+  parseIncomingKey,
+  type BatchOptions,
+  type DatasetFormat,
+  type IncomingObject,
+  type RunInput,
+} from './contracts.ts';
+import { decodeUploadKey, type UploadEventSource } from './upload-key.ts';
 
 export interface UploadedObject {
   readonly bucket: string;
+  /** The object key, decoded (decodeUploadKey); the raw key when `keyError` is set. */
   readonly key: string;
   readonly versionId?: string;
   readonly etag?: string;
   readonly sequencer?: string;
+  /** Set when the event's key could not be decoded in its source's encoding: no run starts. */
+  readonly keyError?: string;
+}
+
+/** Why an upload started no run. */
+export interface IgnoredReason {
+  readonly code: 'UNDECODABLE_KEY' | 'NOT_A_DATASET' | 'NO_MODEL_FOLDER' | 'UNSUPPORTED_FORMAT';
+  readonly message: string;
 }
 
 export interface TriggerOutcome {
   readonly key: string;
   readonly runId?: string;
   readonly result: 'started' | 'duplicate' | 'ignored';
+  /** Set when ignored. */
+  readonly reason?: IgnoredReason;
+}
+
+export type IncomingDataset = IncomingObject & { readonly model: string; readonly format: DatasetFormat };
+
+/** A key is a dataset when it is `incoming/<model>/[...]<file>` with a supported extension. */
+export function classifyUploadKey(
+  key: string,
+): { readonly dataset: IncomingDataset } | { readonly ignored: IgnoredReason } {
+  const incoming = parseIncomingKey(key);
+  if (!incoming) return { ignored: { code: 'NOT_A_DATASET', message: 'not a file under incoming/' } };
+  if (incoming.model === undefined)
+    return {
+      ignored: {
+        code: 'NO_MODEL_FOLDER',
+        message: 'datasets go to incoming/<model>/<file>, with a model name as the first folder',
+      },
+    };
+  if (incoming.format === undefined)
+    return {
+      ignored: {
+        code: 'UNSUPPORTED_FORMAT',
+        message: 'supported are .csv, .jsonl (.ndjson), .parquet, and .csv.gz / .jsonl.gz',
+      },
+    };
+  return { dataset: { ...incoming, model: incoming.model, format: incoming.format } };
+}
+
+function readKey(raw: string, source: UploadEventSource): Pick<UploadedObject, 'key' | 'keyError'> {
+  const key = decodeUploadKey(raw, source);
+  return key === undefined
+    ? { key: raw, keyError: `the ${source} key ${JSON.stringify(raw)} is not validly encoded` }
+    : { key };
 }
 
 interface EventBridgeS3Event {
@@ -56,7 +109,7 @@ export function uploadsFromEvent(event: unknown): UploadedObject[] {
       const o = eb.detail.object;
       uploads.push({
         bucket: eb.detail.bucket.name,
-        key: o.key!,
+        ...readKey(o.key!, 'eventbridge'),
         ...(o['version-id'] ? { versionId: o['version-id'] } : {}),
         ...(o.etag ? { etag: o.etag } : {}),
         ...(o.sequencer ? { sequencer: o.sequencer } : {}),
@@ -80,8 +133,7 @@ export function uploadsFromEvent(event: unknown): UploadedObject[] {
       if (!s3?.bucket?.name || !s3.object?.key || !name.startsWith('ObjectCreated')) continue;
       uploads.push({
         bucket: s3.bucket.name,
-        // S3 notifications URL-encode keys, with + for spaces.
-        key: decodeURIComponent(s3.object.key.replace(/\+/g, ' ')),
+        ...readKey(s3.object.key, 's3-notification'),
         ...(s3.object.versionId ? { versionId: s3.object.versionId } : {}),
         ...(s3.object.eTag ? { etag: s3.object.eTag } : {}),
         ...(s3.object.sequencer ? { sequencer: s3.object.sequencer } : {}),
@@ -109,11 +161,17 @@ export async function triggerRuns(
 ): Promise<TriggerOutcome[]> {
   const outcomes: TriggerOutcome[] = [];
   for (const upload of uploads) {
-    const incoming = parseIncomingKey(upload.key);
-    if (!incoming) {
-      outcomes.push({ key: upload.key, result: 'ignored' });
+    if (upload.keyError !== undefined) {
+      const reason: IgnoredReason = { code: 'UNDECODABLE_KEY', message: upload.keyError };
+      outcomes.push({ key: upload.key, result: 'ignored', reason });
       continue;
     }
+    const classified = classifyUploadKey(upload.key);
+    if ('ignored' in classified) {
+      outcomes.push({ key: upload.key, result: 'ignored', reason: classified.ignored });
+      continue;
+    }
+    const incoming = classified.dataset;
     const runId = runIdFor(upload, incoming.dataset);
     const input: RunInput = {
       runId,
@@ -121,7 +179,7 @@ export async function triggerRuns(
       key: upload.key,
       ...(upload.versionId ? { versionId: upload.versionId } : {}),
       ...(upload.etag ? { etag: upload.etag } : {}),
-      model: incoming.model ?? '',
+      model: incoming.model,
       options,
     };
     outcomes.push({ key: upload.key, runId, result: await starter.start(runId, input) });
