@@ -5,6 +5,7 @@ import {
   ValidationError,
   type ErrorDetail,
 } from './errors.ts';
+import { parseJsonEntityId } from './entity-id.ts';
 import { isPackageName } from './names.ts';
 
 export interface RequestLimits {
@@ -12,11 +13,9 @@ export interface RequestLimits {
   readonly maxBodyBytes: number;
   /** Most instances in one request. */
   readonly maxInstances: number;
-  /** Longest entity id, in characters. */
-  readonly maxIdLength: number;
 }
 
-export const DEFAULT_LIMITS: RequestLimits = { maxBodyBytes: 1_048_576, maxInstances: 500, maxIdLength: 256 };
+export const DEFAULT_LIMITS: RequestLimits = { maxBodyBytes: 1_048_576, maxInstances: 500 };
 
 export interface RequestInstance {
   readonly id: string | undefined;
@@ -34,8 +33,6 @@ export interface PredictRequest {
 }
 
 const TOP_LEVEL = new Set(['id', 'features', 'instances', 'model', 'maxStalenessSeconds', 'bypassCache']);
-/** A UTF-16 surrogate without its pair: such a string cannot be encoded as UTF-8 (a table key). */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const INSTANCE_KEYS = new Set(['id', 'features']);
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -91,33 +88,22 @@ export function parseJsonBody(body: string | undefined, limits: RequestLimits): 
   }
 }
 
-function parseId(
-  raw: unknown,
-  field: string,
-  limits: RequestLimits,
-  issues: ErrorDetail[],
-): string | undefined {
-  if (raw === undefined || raw === null) return undefined;
-  if (typeof raw === 'number' && Number.isSafeInteger(raw)) return String(raw);
-  if (typeof raw !== 'string' || raw.length === 0) {
-    issues.push({ field, message: 'must be a non-empty string (or an integer)' });
-    return undefined;
-  }
-  if (raw.length > limits.maxIdLength) {
-    issues.push({ field, message: `must be at most ${limits.maxIdLength} characters, got ${raw.length}` });
-    return undefined;
-  }
-  if (LONE_SURROGATE.test(raw)) {
-    issues.push({ field, message: 'must be valid Unicode text (it has an unpaired surrogate)' });
-    return undefined;
-  }
-  return raw;
+function parseId(raw: unknown, field: string, source: IdSource, issues: ErrorDetail[]): string | undefined {
+  const { id, problem } = parseJsonEntityId(raw, source.text, source.path);
+  if (problem !== undefined) issues.push({ field, message: problem });
+  return id;
+}
+
+/** Where an id sits in the body's text: a number's digits are read from there, never from the double. */
+interface IdSource {
+  readonly text: string | undefined;
+  readonly path: readonly (string | number)[];
 }
 
 function parseInstance(
   raw: unknown,
   prefix: string,
-  limits: RequestLimits,
+  source: IdSource,
   issues: ErrorDetail[],
   allowed: ReadonlySet<string>,
 ): RequestInstance {
@@ -131,7 +117,7 @@ function parseInstance(
   for (const key of Object.keys(raw)) {
     if (!allowed.has(key)) issues.push({ field: `${prefix}${key}`, message: 'is not a known field' });
   }
-  const id = parseId(raw['id'], `${prefix}id`, limits, issues);
+  const id = parseId(raw['id'], `${prefix}id`, source, issues);
   const features = raw['features'];
   if (features !== undefined && !isObject(features)) {
     issues.push({ field: `${prefix}features`, message: 'must be an object of feature values' });
@@ -145,8 +131,15 @@ function parseInstance(
   return { id, features };
 }
 
-/** Checks the parsed body's shape; throws ValidationError whose details name each bad field. */
-export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): PredictRequest {
+/**
+ * Checks the parsed body's shape; throws ValidationError whose details name each bad field. `text` is the
+ * body as received: numeric ids are taken from it (entity-id.ts).
+ */
+export function parsePredictRequest(
+  body: unknown,
+  limits: RequestLimits = DEFAULT_LIMITS,
+  text?: string,
+): PredictRequest {
   if (!isObject(body)) {
     throw new ValidationError('the body must be a JSON object', [
       { field: '(root)', message: 'must be an object' },
@@ -193,12 +186,12 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
       );
     } else {
       instances = list.map((item, i) =>
-        parseInstance(item, `instances.${i}.`, limits, issues, INSTANCE_KEYS),
+        parseInstance(item, `instances.${i}.`, { text, path: ['instances', i, 'id'] }, issues, INSTANCE_KEYS),
       );
     }
   } else {
     single = true;
-    instances = [parseInstance(body, '', limits, issues, TOP_LEVEL)];
+    instances = [parseInstance(body, '', { text, path: ['id'] }, issues, TOP_LEVEL)];
   }
   if (list !== undefined) {
     for (const key of Object.keys(body)) {

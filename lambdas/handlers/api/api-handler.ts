@@ -184,7 +184,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     } catch {
       return Promise.resolve(errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId));
     }
-    const request = parsePredictRequest(parseJsonBody(text, limits), limits);
+    const request = parsePredictRequest(parseJsonBody(text, limits), limits, text);
     state.model = request.model;
     const ready = registry.ready(request.model);
     if (ready) {
