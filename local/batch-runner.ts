@@ -11,7 +11,8 @@ import { batchDefinition, STATE_NAMES, type AslDefinition } from '../lib/batch-d
 import { recordChunkFailure } from '../lambdas/core/batch/chunk-failures.ts';
 import { ChunkScorer } from '../lambdas/core/batch/chunk-scorer.ts';
 import type { ChunkItem, ChunkReport, RunInput } from '../lambdas/core/batch/contracts.ts';
-import { finalizeRun, type FinalizeInput, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { finalizeRun, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { finalizeInputFromState, type FinalizeState } from '../lambdas/adapters/step-functions-failure.ts';
 import { planRun, type PlanResult } from '../lambdas/core/batch/planner.ts';
 import type {
   EventPublisher,
@@ -154,14 +155,17 @@ export class LocalBatchRunner implements RunStarter {
             };
           },
           [STATE_NAMES.finalize]: async (
-            state: FinalizeInput & { planned?: PlanResult & { items?: unknown } },
+            state: FinalizeState & { planned?: PlanResult & { items?: unknown } },
           ) => {
             // The local items list is not part of the deployed contract.
             const { items: _items, ...plannedResult } =
               state.planned ?? ({} as PlanResult & { items?: unknown });
             this.ended.add(state.runId);
             finalized = await finalizeRun(
-              { ...state, ...(state.planned ? { planned: plannedResult as PlanResult } : {}) },
+              finalizeInputFromState({
+                ...state,
+                ...(state.planned ? { planned: plannedResult as PlanResult } : {}),
+              }),
               { objects, ...(events ? { events } : {}) },
             );
             return finalized;

@@ -18,7 +18,7 @@ export class FsModelSource implements ModelSource {
     try {
       bytes = await readFile(file);
     } catch {
-      throw new ModelNotFoundError(`no model named "${name}" (no ${name}/current.json)`);
+      throw new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${name}" (no ${name}/current.json)`);
     }
     return parsePointer(bytes, `${name}/current.json`);
   }
@@ -27,7 +27,7 @@ export class FsModelSource implements ModelSource {
     try {
       return await readFile(path.join(this.root, name, version, file));
     } catch {
-      throw new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING');
+      throw new ModelLoadError('MODEL_FILE_MISSING', `${file} of ${name}@${version} is missing`);
     }
   }
 

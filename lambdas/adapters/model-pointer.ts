@@ -9,11 +9,11 @@ export function parsePointer(bytes: Uint8Array, where: string): string {
   try {
     parsed = JSON.parse(utf8.decode(bytes));
   } catch {
-    throw new ModelLoadError(`${where} is not valid JSON`, 'INVALID_POINTER');
+    throw new ModelLoadError('INVALID_POINTER', `${where} is not valid JSON`);
   }
   const version = (parsed as { version?: unknown } | null)?.version;
   if (!isPackageName(version)) {
-    throw new ModelLoadError(`${where} must be {"version": "<version>"}`, 'INVALID_POINTER');
+    throw new ModelLoadError('INVALID_POINTER', `${where} must be {"version": "<version>"}`);
   }
   return version;
 }

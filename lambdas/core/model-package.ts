@@ -14,7 +14,7 @@ export function parseJsonFile(bytes: Uint8Array, where: string): unknown {
   try {
     return JSON.parse(utf8.decode(bytes)) as unknown;
   } catch (cause) {
-    throw new ModelLoadError(`${where} is not valid JSON: ${(cause as Error).message}`, 'INVALID_MANIFEST', {
+    throw new ModelLoadError('INVALID_MANIFEST', `${where} is not valid JSON: ${(cause as Error).message}`, {
       cause,
     });
   }
@@ -41,8 +41,8 @@ export function checkPackagePath(
 ): void {
   if (manifest.name !== name || manifest.version !== version) {
     throw new ModelLoadError(
-      `${name}/${version}/manifest.json says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
       'INVALID_MANIFEST',
+      `${name}/${version}/manifest.json says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
     );
   }
 }

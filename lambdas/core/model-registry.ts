@@ -35,7 +35,7 @@ export interface ModelStatus {
 
 function asTandemError(error: unknown, name: string): TandemError {
   if (error instanceof TandemError) return error;
-  return new ModelLoadError(`cannot load model ${name}: ${(error as Error).message}`, 'MODEL_LOAD_FAILED', {
+  return new ModelLoadError('MODEL_LOAD_FAILED', `cannot load model ${name}: ${(error as Error).message}`, {
     cause: error,
   });
 }
@@ -163,7 +163,8 @@ export class ModelRegistry {
 
 /** A name that no store could hold is not looked up at all (it could address another folder or key). */
 function checkName(name: string): void {
-  if (!isPackageName(name)) throw new ModelNotFoundError(`no model named "${String(name).slice(0, 128)}"`);
+  if (!isPackageName(name))
+    throw new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${String(name).slice(0, 128)}"`);
 }
 
 /** Loads one version of a model package (the batch lane pins the version its run started with). */

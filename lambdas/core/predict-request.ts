@@ -50,6 +50,7 @@ export function checkContentType(contentType: string | undefined): void {
     return;
   }
   throw new UnsupportedMediaTypeError(
+    'UNSUPPORTED_MEDIA_TYPE',
     `Content-Type "${contentType.slice(0, 100)}" is not supported: send a JSON body with Content-Type: application/json`,
   );
 }
@@ -58,6 +59,7 @@ export function checkContentType(contentType: string | undefined): void {
 export function checkContentEncoding(encoding: string | undefined): void {
   if (encoding === undefined || encoding === '' || /^\s*identity\s*$/i.test(encoding)) return;
   throw new UnsupportedMediaTypeError(
+    'UNSUPPORTED_MEDIA_TYPE',
     `Content-Encoding "${encoding.slice(0, 100)}" is not supported: send the JSON body uncompressed`,
   );
 }
@@ -65,7 +67,7 @@ export function checkContentEncoding(encoding: string | undefined): void {
 const BLANK = /^\s*$/;
 
 function emptyBody(): ValidationError {
-  return new ValidationError('the request body is empty: send a JSON object', undefined, 'EMPTY_BODY');
+  return new ValidationError('EMPTY_BODY', 'the request body is empty: send a JSON object');
 }
 
 export function parseJsonBody(body: string | undefined, limits: RequestLimits): unknown {
@@ -75,7 +77,10 @@ export function parseJsonBody(body: string | undefined, limits: RequestLimits): 
     const bytes = Buffer.byteLength(body, 'utf8');
     if (bytes > limits.maxBodyBytes) {
       if (BLANK.test(body)) throw emptyBody();
-      throw new PayloadTooLargeError(`the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`);
+      throw new PayloadTooLargeError(
+        'PAYLOAD_TOO_LARGE',
+        `the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`,
+      );
     }
   }
   try {
@@ -84,7 +89,7 @@ export function parseJsonBody(body: string | undefined, limits: RequestLimits): 
     // Whitespace alone is an empty body (checked only now: valid bodies need not be scanned for it).
     if (BLANK.test(body)) throw emptyBody();
     const reason = cause instanceof RangeError ? 'it is nested too deeply' : (cause as Error).message;
-    throw new ValidationError(`the body is not valid JSON: ${reason}`, undefined, 'INVALID_JSON');
+    throw new ValidationError('INVALID_JSON', `the body is not valid JSON: ${reason}`);
   }
 }
 
@@ -141,9 +146,9 @@ export function parsePredictRequest(
   text?: string,
 ): PredictRequest {
   if (!isObject(body)) {
-    throw new ValidationError('the body must be a JSON object', [
-      { field: '(root)', message: 'must be an object' },
-    ]);
+    throw new ValidationError('INVALID_REQUEST', 'the body must be a JSON object', {
+      details: [{ field: '(root)', message: 'must be an object' }],
+    });
   }
   const issues: ErrorDetail[] = [];
   const model = body['model'];
@@ -180,9 +185,9 @@ export function parsePredictRequest(
       issues.push({ field: 'instances', message: 'must be a non-empty array' });
     } else if (list.length > limits.maxInstances) {
       throw new ValidationError(
-        `too many instances: ${list.length}; the limit is ${limits.maxInstances} per request`,
-        [{ field: 'instances', message: `at most ${limits.maxInstances} instances` }],
         'TOO_MANY_INSTANCES',
+        `too many instances: ${list.length}; the limit is ${limits.maxInstances} per request`,
+        { details: [{ field: 'instances', message: `at most ${limits.maxInstances} instances` }] },
       );
     } else {
       instances = list.map((item, i) =>
@@ -201,8 +206,9 @@ export function parsePredictRequest(
   if (issues.length > 0) {
     const shown = issues.slice(0, 3).map((i) => `${i.field} ${i.message}`);
     throw new ValidationError(
+      'INVALID_REQUEST',
       `invalid request: ${shown.join('; ')}${issues.length > 3 ? '; …' : ''}`,
-      issues,
+      { details: issues },
     );
   }
   return {

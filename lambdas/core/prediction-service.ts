@@ -229,13 +229,15 @@ function answerFromCache(
     const fix = `send "features" to have the model score ${one ? 'it' : 'them'}`;
     if (cache.status === 'skipped') {
       throw new CacheUnavailableError(
+        'CACHE_UNAVAILABLE',
         `the prediction store is unavailable (${cache.reason}) and ${instancesText} without features cannot be answered: retry, or ${fix}`,
-        unanswerable,
+        { details: unanswerable },
       );
     }
     throw new NotPrecomputedError(
+      'NOT_PRECOMPUTED',
       `nothing is precomputed for ${instancesText} without features: ${fix}`,
-      unanswerable,
+      { details: unanswerable },
     );
   }
   return plan;

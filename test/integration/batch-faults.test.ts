@@ -689,7 +689,7 @@ describe('faults, batch: models', () => {
 
   it('the model store failing once (plan and worker) is retried: the run finishes', async () => {
     const unavailable = () =>
-      new ModelLoadError('the model store is unavailable (InternalError)', 'MODEL_STORE_UNAVAILABLE');
+      new ModelLoadError('MODEL_STORE_UNAVAILABLE', 'the model store is unavailable (InternalError)');
     let workerStarted = false;
     let models: ModelSource = new S3ModelSource(s3, LOCAL_BUCKET, 'models/');
     const planFault = failTimes(1, unavailable);

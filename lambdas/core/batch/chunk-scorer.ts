@@ -112,10 +112,7 @@ export class ChunkScorer {
     const plan = await this.plan(item);
     const chunk = plan.chunks[item.index];
     if (!chunk)
-      throw new BatchInputError(
-        `[NO_SUCH_CHUNK] the plan of ${item.runId} has no chunk ${item.index}`,
-        'NO_SUCH_CHUNK',
-      );
+      throw new BatchInputError('NO_SUCH_CHUNK', `the plan of ${item.runId} has no chunk ${item.index}`);
     const model = await this.model(plan);
     const encoder = new OutputEncoder(plan.options.outputFormat, model, plan.options.passThroughColumns);
     const computedAt = Date.parse(plan.createdAt);
@@ -253,9 +250,7 @@ export class ChunkScorer {
       rejects?.abort(error as Error);
       if (!model.runner.healthy) this.evict(plan);
       if (error instanceof DatasetError)
-        throw new BatchInputError(`[${error.code}] chunk ${chunk.index}: ${error.message}`, error.code, {
-          cause: error,
-        });
+        throw new BatchInputError(error.code, `chunk ${chunk.index}: ${error.message}`, { cause: error });
       throw error;
     }
     const scoreMs = queue.scoreMs;
@@ -323,8 +318,8 @@ export class ChunkScorer {
           // The model store being unreachable is worth a retry; a missing or broken package is not.
           if (error instanceof ModelLoadError && error.code === 'MODEL_STORE_UNAVAILABLE') throw error;
           throw new ModelUnavailableError(
-            `[MODEL_UNAVAILABLE] ${key} (pinned by the plan) cannot be loaded: ${(error as Error).message}`,
             'MODEL_UNAVAILABLE',
+            `${key} (pinned by the plan) cannot be loaded: ${(error as Error).message}`,
             { cause: error },
           );
         },

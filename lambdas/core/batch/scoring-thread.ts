@@ -150,9 +150,13 @@ class InlineRunner implements FeedRunner {
     try {
       results = await this.session.run(tensors, [...fetches]);
     } catch (cause) {
-      throw new InferenceError(`onnxruntime failed to run ${this.label}: ${messageOf(cause)}`, undefined, {
-        cause,
-      });
+      throw new InferenceError(
+        'INFERENCE_FAILED',
+        `onnxruntime failed to run ${this.label}: ${messageOf(cause)}`,
+        {
+          cause,
+        },
+      );
     }
     const runMs = performance.now() - started;
     const outputs: Record<string, OutputTensor> = {};
@@ -299,13 +303,16 @@ class WorkerRunner {
     worker.on('message', (reply: WorkerReply) => this.receive(reply));
     worker.on('error', (error) =>
       this.fail(
-        new InferenceError(`the scoring thread of ${label} failed: ${error.message}`, undefined, {
+        new InferenceError('INFERENCE_FAILED', `the scoring thread of ${label} failed: ${error.message}`, {
           cause: error,
         }),
       ),
     );
     worker.on('exit', (code) => {
-      if (!this.closed) this.fail(new InferenceError(`the scoring thread of ${label} exited (code ${code})`));
+      if (!this.closed)
+        this.fail(
+          new InferenceError('INFERENCE_FAILED', `the scoring thread of ${label} exited (code ${code})`),
+        );
     });
   }
 
@@ -359,7 +366,7 @@ class WorkerRunner {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.fail(new InferenceError(`the scoring thread of ${this.label} was closed`));
+    this.fail(new InferenceError('INFERENCE_FAILED', `the scoring thread of ${this.label} was closed`));
     await this.worker.terminate();
   }
 
@@ -372,7 +379,9 @@ class WorkerRunner {
     if (reply.kind === 'result') {
       run.resolve({ outputs: reply.outputs, inputs: reply.inputs, runMs: reply.runMs });
     } else {
-      run.reject(new InferenceError(`onnxruntime failed to run ${this.label}: ${reply.message}`));
+      run.reject(
+        new InferenceError('INFERENCE_FAILED', `onnxruntime failed to run ${this.label}: ${reply.message}`),
+      );
     }
   }
 
@@ -443,7 +452,7 @@ export async function startFeedRunner(
     }
     return inline;
   } catch (cause) {
-    throw new ModelLoadError(`onnxruntime cannot load ${label}: ${messageOf(cause)}`, 'MODEL_CORRUPT', {
+    throw new ModelLoadError('MODEL_CORRUPT', `onnxruntime cannot load ${label}: ${messageOf(cause)}`, {
       cause,
     });
   }
