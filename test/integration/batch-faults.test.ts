@@ -305,7 +305,10 @@ describe('faults, batch: DynamoDB', () => {
     expect(attemptOf(outcome, chunk.index)).toBe(2);
     expect(await failureRecord(outcome, chunk.index)).toMatchObject({
       attempt: 1,
-      code: 'ProvisionedThroughputExceededException',
+      // The adapter's kind, with DynamoDB's own words in the message.
+      name: 'PredictionStoreError',
+      code: 'STORE_THROTTLED',
+      message: expect.stringMatching(/^ProvisionedThroughputExceededException: /),
       retryable: true,
     });
   });

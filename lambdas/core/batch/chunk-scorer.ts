@@ -46,6 +46,8 @@ export interface ChunkScorerDeps {
    * @default 'auto'
    */
   readonly scoringThreads?: number | 'auto';
+  /** On Lambda, the function's memory (it sets the vCPUs `auto` counts). */
+  readonly lambdaMemoryMb?: number;
 }
 
 /** One record of any format, reduced to what scoring needs. */
@@ -104,7 +106,7 @@ export class ChunkScorer {
   private readonly scoringThreads: number;
 
   constructor(private readonly deps: ChunkScorerDeps) {
-    this.scoringThreads = resolveScoringThreads(deps.scoringThreads ?? 'auto');
+    this.scoringThreads = resolveScoringThreads(deps.scoringThreads ?? 'auto', deps.lambdaMemoryMb);
   }
 
   async score(item: ChunkItem, attempt = 1): Promise<ChunkReport> {

@@ -92,12 +92,12 @@ const LAMBDA_MB_PER_VCPU = 1769;
  * How many scoring threads: a number as given (0 = inline), or `auto`: one less than the vCPUs of CPU
  * time the process has, rounded (the calling thread is the other one), and 0 below 1.5 vCPUs. The vCPUs
  * are the CPUs it may run on (os.availableParallelism), capped on Lambda by the function's memory
- * (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, 1,769 MB per vCPU), since Lambda shows two CPUs even to functions
- * that get less than one vCPU of time.
+ * (`lambdaMemoryMb`, 1,769 MB per vCPU), since Lambda shows two CPUs even to functions that get less
+ * than one vCPU of time.
  */
 export function resolveScoringThreads(
   choice: number | 'auto',
-  env: Readonly<Record<string, string | undefined>> = process.env,
+  lambdaMemoryMb?: number,
   cpus: number = os.availableParallelism(),
 ): number {
   if (choice !== 'auto') {
@@ -105,8 +105,10 @@ export function resolveScoringThreads(
       throw new RangeError(`scoringThreads must be an integer from 0 to ${MAX_THREADS}, got ${choice}`);
     return choice;
   }
-  const lambdaMb = Number(env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE']);
-  const vcpus = lambdaMb > 0 ? Math.min(cpus, lambdaMb / LAMBDA_MB_PER_VCPU) : cpus;
+  const vcpus =
+    lambdaMemoryMb !== undefined && lambdaMemoryMb > 0
+      ? Math.min(cpus, lambdaMemoryMb / LAMBDA_MB_PER_VCPU)
+      : cpus;
   return vcpus >= 1.5 ? Math.min(MAX_THREADS, Math.round(vcpus) - 1) : 0;
 }
 
