@@ -101,9 +101,10 @@ export function storeErrorCode(error: unknown): PredictionStoreErrorCode {
   if (THROTTLING.has(name)) return 'STORE_THROTTLED';
   if (name === 'ResourceNotFoundException') return 'STORE_TABLE_MISSING';
   if (name === 'AccessDeniedException' || name === 'UnrecognizedClientException') return 'STORE_FORBIDDEN';
+  // Before the name: the SDK renames socket errors such as ECONNRESET to TimeoutError, keeping the code.
+  if (typeof e?.code === 'string' && UNREACHABLE.has(e.code)) return 'STORE_UNREACHABLE';
   // The SDK's request timeout, or the caller's signal ending the call at its time budget.
   if (name === 'TimeoutError' || name === 'AbortError') return 'STORE_TIMEOUT';
-  if (typeof e?.code === 'string' && UNREACHABLE.has(e.code)) return 'STORE_UNREACHABLE';
   if ((e?.$metadata?.httpStatusCode ?? 0) >= 500) return 'STORE_SERVER_ERROR';
   return 'STORE_FAILED';
 }

@@ -179,6 +179,11 @@ describe('DynamoDbPredictionStore error kinds', () => {
       'STORE_UNREACHABLE',
     ],
     [
+      'ECONNRESET renamed TimeoutError by the SDK',
+      () => Object.assign(new Error('socket hang up'), { name: 'TimeoutError', code: 'ECONNRESET' }),
+      'STORE_UNREACHABLE',
+    ],
+    [
       "the SDK's request timeout",
       () => Object.assign(new Error('Connection timed out after 300 ms'), { name: 'TimeoutError' }),
       'STORE_TIMEOUT',
