@@ -110,24 +110,29 @@ function skipSpace(text: string, i: number): number {
   }
 }
 
+/** The end of the JSON string whose opening quote is at `i`. */
+function skipString(text: string, i: number): number {
+  for (let from = i + 1; ;) {
+    const quote = text.indexOf('"', from);
+    if (quote < 0) return text.length;
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+    from = quote + 1;
+  }
+}
+
 /** The end of the JSON value starting at `i` (a text JSON.parse accepted; bounded by the text otherwise). */
 function skipValue(text: string, i: number): number {
   const n = text.length;
   const first = text.charCodeAt(i);
-  if (first === QUOTE) {
-    for (i++; i < n;) {
-      const c = text.charCodeAt(i);
-      i += c === BACKSLASH ? 2 : 1;
-      if (c === QUOTE) return i;
-    }
-    return n;
-  }
+  if (first === QUOTE) return skipString(text, i);
   if (first === OPEN_BRACE || first === OPEN_BRACKET) {
     let depth = 0;
     while (i < n) {
       const c = text.charCodeAt(i);
       if (c === QUOTE) {
-        i = skipValue(text, i);
+        i = skipString(text, i);
         continue;
       }
       i++;
@@ -154,45 +159,93 @@ function skipValue(text: string, i: number): number {
 }
 
 /**
+ * The span of the value of `key` in the object starting at `start` (of duplicate keys the last, as
+ * JSON.parse keeps), and where the object ends.
+ */
+function scanObject(json: string, start: number, key: string): { found?: [number, number]; end: number } {
+  let found: [number, number] | undefined;
+  let i = skipSpace(json, start + 1);
+  while (i < json.length && json.charCodeAt(i) === QUOTE) {
+    const keyEnd = skipValue(json, i);
+    const raw = json.slice(i + 1, keyEnd - 1);
+    let name: unknown = raw;
+    if (raw.includes('\\')) {
+      try {
+        name = JSON.parse(json.slice(i, keyEnd));
+      } catch {
+        break;
+      }
+    }
+    i = skipSpace(json, skipSpace(json, keyEnd) + 1);
+    const valueEnd = skipValue(json, i);
+    if (name === key) found = [i, valueEnd];
+    i = skipSpace(json, valueEnd);
+    if (json.charCodeAt(i) === COMMA) i = skipSpace(json, i + 1);
+  }
+  return found ? { found, end: i + 1 } : { end: i + 1 };
+}
+
+/** The span of element `index` of the array starting at `start`. */
+function arrayElement(json: string, start: number, index: number): [number, number] | undefined {
+  let i = skipSpace(json, start + 1);
+  for (let k = 0; i < json.length && json.charCodeAt(i) !== CLOSE_BRACKET; k++) {
+    const valueEnd = skipValue(json, i);
+    if (k === index) return [i, valueEnd];
+    i = skipSpace(json, valueEnd);
+    if (json.charCodeAt(i) === COMMA) i = skipSpace(json, i + 1);
+  }
+  return undefined;
+}
+
+/** Where the value at `path` starts and ends in a JSON text, or undefined. */
+function locate(json: string, path: readonly (string | number)[]): [number, number] | undefined {
+  let start = skipSpace(json, 0);
+  let span: [number, number] | undefined;
+  for (const step of path) {
+    const open = json.charCodeAt(start);
+    if (typeof step === 'string' && open === OPEN_BRACE) span = scanObject(json, start, step).found;
+    else if (typeof step === 'number' && open === OPEN_BRACKET) span = arrayElement(json, start, step);
+    else return undefined;
+    if (span === undefined) return undefined;
+    start = span[0];
+  }
+  return span ?? [start, skipValue(json, start)];
+}
+
+/**
  * The source text of the value at `path` (object keys and array indexes) in a JSON text that JSON.parse
  * accepted; of duplicate keys the last, as JSON.parse keeps. Undefined when there is no such value.
  */
 export function jsonValueSource(json: string, path: readonly (string | number)[]): string | undefined {
-  let start = skipSpace(json, 0);
-  let end = skipValue(json, start);
-  for (const step of path) {
-    const open = json.charCodeAt(start);
-    let found: [number, number] | undefined;
-    if (typeof step === 'string' && open === OPEN_BRACE) {
-      let i = skipSpace(json, start + 1);
-      while (i < end && json.charCodeAt(i) === QUOTE) {
-        const keyEnd = skipValue(json, i);
-        let key: unknown;
-        try {
-          key = JSON.parse(json.slice(i, keyEnd));
-        } catch {
-          return undefined;
-        }
-        i = skipSpace(json, skipSpace(json, keyEnd) + 1);
-        const valueEnd = skipValue(json, i);
-        if (key === step) found = [i, valueEnd];
-        i = skipSpace(json, valueEnd);
-        if (json.charCodeAt(i) === COMMA) i = skipSpace(json, i + 1);
-      }
-    } else if (typeof step === 'number' && open === OPEN_BRACKET) {
-      let i = skipSpace(json, start + 1);
-      for (let index = 0; i < end && json.charCodeAt(i) !== CLOSE_BRACKET; index++) {
-        const valueEnd = skipValue(json, i);
-        if (index === step) {
-          found = [i, valueEnd];
-          break;
-        }
-        i = skipSpace(json, valueEnd);
-        if (json.charCodeAt(i) === COMMA) i = skipSpace(json, i + 1);
-      }
+  const span = locate(json, path);
+  return span && json.slice(span[0], span[1]);
+}
+
+/**
+ * The source text of `field` in each element of the array at `arrayPath`, in one pass over the text
+ * (undefined for an element without it). A request of many instances needs each of their ids.
+ */
+export function jsonElementFieldSources(
+  json: string,
+  arrayPath: readonly (string | number)[],
+  field: string,
+): (string | undefined)[] {
+  const sources: (string | undefined)[] = [];
+  const array = locate(json, arrayPath);
+  if (array === undefined || json.charCodeAt(array[0]) !== OPEN_BRACKET) return sources;
+  let i = skipSpace(json, array[0] + 1);
+  while (i < array[1] && json.charCodeAt(i) !== CLOSE_BRACKET) {
+    let elementEnd: number;
+    if (json.charCodeAt(i) === OPEN_BRACE) {
+      const { found, end } = scanObject(json, i, field);
+      sources.push(found && json.slice(found[0], found[1]));
+      elementEnd = end;
+    } else {
+      sources.push(undefined);
+      elementEnd = skipValue(json, i);
     }
-    if (found === undefined) return undefined;
-    [start, end] = found;
+    i = skipSpace(json, elementEnd);
+    if (json.charCodeAt(i) === COMMA) i = skipSpace(json, i + 1);
   }
-  return json.slice(start, end);
+  return sources;
 }

@@ -5,7 +5,7 @@ import {
   ValidationError,
   type ErrorDetail,
 } from './errors.ts';
-import { parseJsonEntityId } from './entity-id.ts';
+import { jsonElementFieldSources, jsonValueSource, parseEntityId } from './entity-id.ts';
 import { isPackageName } from './names.ts';
 
 export interface RequestLimits {
@@ -93,22 +93,19 @@ export function parseJsonBody(body: string | undefined, limits: RequestLimits): 
   }
 }
 
-function parseId(raw: unknown, field: string, source: IdSource, issues: ErrorDetail[]): string | undefined {
-  const { id, problem } = parseJsonEntityId(raw, source.text, source.path);
+/** The source text of an instance's numeric id, asked for only when the id is a number. */
+type IdText = () => string | undefined;
+
+function parseId(raw: unknown, field: string, idText: IdText, issues: ErrorDetail[]): string | undefined {
+  const { id, problem } = parseEntityId(raw, typeof raw === 'number' ? idText() : undefined);
   if (problem !== undefined) issues.push({ field, message: problem });
   return id;
-}
-
-/** Where an id sits in the body's text: a number's digits are read from there, never from the double. */
-interface IdSource {
-  readonly text: string | undefined;
-  readonly path: readonly (string | number)[];
 }
 
 function parseInstance(
   raw: unknown,
   prefix: string,
-  source: IdSource,
+  idText: IdText,
   issues: ErrorDetail[],
   allowed: ReadonlySet<string>,
 ): RequestInstance {
@@ -122,7 +119,7 @@ function parseInstance(
   for (const key of Object.keys(raw)) {
     if (!allowed.has(key)) issues.push({ field: `${prefix}${key}`, message: 'is not a known field' });
   }
-  const id = parseId(raw['id'], `${prefix}id`, source, issues);
+  const id = parseId(raw['id'], `${prefix}id`, idText, issues);
   const features = raw['features'];
   if (features !== undefined && !isObject(features)) {
     issues.push({ field: `${prefix}features`, message: 'must be an object of feature values' });
@@ -173,6 +170,10 @@ export function parsePredictRequest(
 
   let single = false;
   let instances: RequestInstance[] = [];
+  // Numeric ids are read from the body's text, all of them in one pass when the first is met.
+  let instanceIdTexts: (string | undefined)[] | undefined;
+  const instanceIdText = (i: number) =>
+    (instanceIdTexts ??= text === undefined ? [] : jsonElementFieldSources(text, ['instances'], 'id'))[i];
   const list = body['instances'];
   if (list !== undefined) {
     if (body['id'] !== undefined || body['features'] !== undefined) {
@@ -191,12 +192,12 @@ export function parsePredictRequest(
       );
     } else {
       instances = list.map((item, i) =>
-        parseInstance(item, `instances.${i}.`, { text, path: ['instances', i, 'id'] }, issues, INSTANCE_KEYS),
+        parseInstance(item, `instances.${i}.`, () => instanceIdText(i), issues, INSTANCE_KEYS),
       );
     }
   } else {
     single = true;
-    instances = [parseInstance(body, '', { text, path: ['id'] }, issues, TOP_LEVEL)];
+    instances = [parseInstance(body, '', () => text && jsonValueSource(text, ['id']), issues, TOP_LEVEL)];
   }
   if (list !== undefined) {
     for (const key of Object.keys(body)) {

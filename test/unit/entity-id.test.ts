@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  jsonElementFieldSources,
   jsonValueSource,
   MAX_ENTITY_ID_LENGTH,
   parseEntityId,
@@ -127,5 +128,25 @@ describe('jsonValueSource', () => {
     expect(jsonValueSource('{"id": "open', ['id'])).toBe('"open');
     expect(jsonValueSource('{"a": [1, 2', ['id'])).toBeUndefined();
     expect(jsonValueSource('', ['id'])).toBeUndefined();
+  });
+});
+
+describe('jsonElementFieldSources', () => {
+  it("gives each element's field text in one pass, undefined where an element has none", () => {
+    const json =
+      '{"instances": [{"id": 1}, {"features": {"id": 5}}, 7, {"id": "x", "id": -0}, [], {"id":12345678901234567890}]}';
+    expect(jsonElementFieldSources(json, ['instances'], 'id')).toEqual([
+      '1',
+      undefined,
+      undefined,
+      '-0',
+      undefined,
+      '12345678901234567890',
+    ]);
+  });
+
+  it('gives nothing when the path is not an array', () => {
+    expect(jsonElementFieldSources('{"instances": {"id": 1}}', ['instances'], 'id')).toEqual([]);
+    expect(jsonElementFieldSources('{}', ['instances'], 'id')).toEqual([]);
   });
 });
