@@ -24,7 +24,8 @@ import {
   type ChunkReport,
   type RunInput,
 } from '../lambdas/core/batch/contracts.ts';
-import { finalizeRun, type FinalizeInput, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { finalizeRun, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { finalizeInputFromState, type FinalizeState } from '../lambdas/adapters/step-functions-failure.ts';
 import { planRun, type PlanResult } from '../lambdas/core/batch/planner.ts';
 import type {
   EventPublisher,
@@ -280,13 +281,16 @@ export class LocalBatchRunner implements RunStarter {
       this.options.onChunk?.(item.runId, report, progress.planned ?? 0);
       return { index: report.index, read: report.read, scored: report.scored, rejected: report.rejected };
     };
-    const finalizeState = async (state: FinalizeInput & { planned?: PlanResult & { items?: unknown } }) => {
+    const finalizeState = async (state: FinalizeState & { planned?: PlanResult & { items?: unknown } }) => {
       if (this.abandoned) throw new RunAbandonedError(state.runId);
       // The local items list is not part of the deployed contract.
       const { items: _items, ...plannedResult } = state.planned ?? ({} as PlanResult & { items?: unknown });
       this.ended.add(state.runId);
       finalized = await finalizeRun(
-        { ...state, ...(state.planned ? { planned: plannedResult as PlanResult } : {}) },
+        finalizeInputFromState({
+          ...state,
+          ...(state.planned ? { planned: plannedResult as PlanResult } : {}),
+        }),
         { objects, ...(events ? { events } : {}) },
       );
       return finalized;

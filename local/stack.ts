@@ -24,9 +24,9 @@ import {
   type RunCompletedEvent,
 } from '../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { uploadsFromEvent } from '../lambdas/adapters/upload-events.ts';
 import {
   triggerRuns,
-  uploadsFromEvent,
   type IgnoredReason,
   type TriggerOutcome,
   type UploadedObject,

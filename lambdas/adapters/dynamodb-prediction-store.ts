@@ -2,6 +2,7 @@
 import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { predictionKey, type StoredPrediction } from '../core/cache-policy.ts';
+import { PredictionStoreError, type PredictionStoreErrorCode } from '../core/errors.ts';
 import type { PredictionStore } from '../core/ports.ts';
 import type { Prediction } from '../core/predictions.ts';
 
@@ -85,6 +86,42 @@ function isConditionalCheckFailure(error: unknown): boolean {
   return (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
 
+const THROTTLING = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+]);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** The port's kind of a DynamoDB SDK (or socket) error. */
+export function storeErrorCode(error: unknown): PredictionStoreErrorCode {
+  const e = error as { name?: unknown; code?: unknown; $metadata?: { httpStatusCode?: number } } | null;
+  const name = typeof e?.name === 'string' ? e.name : '';
+  if (THROTTLING.has(name)) return 'STORE_THROTTLED';
+  if (name === 'ResourceNotFoundException') return 'STORE_TABLE_MISSING';
+  if (name === 'AccessDeniedException' || name === 'UnrecognizedClientException') return 'STORE_FORBIDDEN';
+  // Before the name: the SDK renames socket errors such as ECONNRESET to TimeoutError, keeping the code.
+  if (typeof e?.code === 'string' && UNREACHABLE.has(e.code)) return 'STORE_UNREACHABLE';
+  // The SDK's request timeout, or the caller's signal ending the call at its time budget.
+  if (name === 'TimeoutError' || name === 'AbortError') return 'STORE_TIMEOUT';
+  if ((e?.$metadata?.httpStatusCode ?? 0) >= 500) return 'STORE_SERVER_ERROR';
+  return 'STORE_FAILED';
+}
+
+/**
+ * The SDK error as the port's: its message is the SDK error's name, socket code and message (for logs
+ * and run manifests; API callers are told only the kind, in plain words), the SDK error its cause.
+ */
+export function toStoreError(error: unknown): PredictionStoreError {
+  if (error instanceof PredictionStoreError) return error;
+  const e = error as { name?: unknown; code?: unknown; message?: unknown } | null;
+  const name = typeof e?.name === 'string' ? e.name : 'Error';
+  const described = typeof e?.code === 'string' && e.code !== name ? `${name} ${e.code}` : name;
+  const message = typeof e?.message === 'string' && e.message !== '' ? `: ${e.message.slice(0, 300)}` : '';
+  return new PredictionStoreError(storeErrorCode(error), `${described}${message}`, { cause: error });
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
@@ -121,6 +158,25 @@ export class DynamoDbPredictionStore implements PredictionStore {
   }
 
   async getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
+    try {
+      return await this.read(keys, signal);
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  }
+
+  async putMany(
+    items: readonly StoredPrediction[],
+    signal?: AbortSignal,
+  ): Promise<{ written: number; skipped: number }> {
+    try {
+      return await this.write(items, signal);
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  }
+
+  private async read(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
     const { BatchGetItemCommand, GetItemCommand } = await this.sdk;
     const found = new Map<string, StoredPrediction>();
     if (keys.length === 1) {
@@ -140,7 +196,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
     return found;
   }
 
-  async putMany(
+  private async write(
     items: readonly StoredPrediction[],
     signal?: AbortSignal,
   ): Promise<{ written: number; skipped: number }> {

@@ -13,7 +13,7 @@ function isMissing(error: unknown): boolean {
 /** A file that exists but cannot be read (permissions, a folder in its place): the store's fault. */
 function unreadable(error: unknown): ModelLoadError {
   const code = (error as NodeJS.ErrnoException).code ?? (error as Error).name;
-  return new ModelLoadError(`the model store is unavailable (${code})`, 'MODEL_STORE_UNAVAILABLE', {
+  return new ModelLoadError('MODEL_STORE_UNAVAILABLE', `the model store is unavailable (${code})`, {
     cause: error,
   });
 }
@@ -32,7 +32,7 @@ export class FsModelSource implements ModelSource {
       bytes = await readFile(file);
     } catch (error) {
       if (isMissing(error))
-        throw new ModelNotFoundError(`no model named "${name}" (no ${name}/current.json)`);
+        throw new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${name}" (no ${name}/current.json)`);
       throw unreadable(error);
     }
     return parsePointer(bytes, `${name}/current.json`);
@@ -43,7 +43,7 @@ export class FsModelSource implements ModelSource {
       return await readFile(path.join(this.root, name, version, file));
     } catch (error) {
       if (isMissing(error)) {
-        throw new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING');
+        throw new ModelLoadError('MODEL_FILE_MISSING', `${file} of ${name}@${version} is missing`);
       }
       throw unreadable(error);
     }

@@ -10,15 +10,15 @@ export function parsePointer(bytes: Uint8Array, where: string): string {
     parsed = JSON.parse(utf8.decode(bytes));
   } catch (cause) {
     const reason = cause instanceof SyntaxError ? cause.message : 'it is not UTF-8';
-    throw new ModelLoadError(`${where} is not valid JSON (${reason})`, 'INVALID_POINTER', { cause });
+    throw new ModelLoadError('INVALID_POINTER', `${where} is not valid JSON (${reason})`, { cause });
   }
   const version = (parsed as { version?: unknown } | null)?.version;
   if (!isPackageName(version)) {
     const got =
       version === undefined ? 'no "version" field' : `"version": ${JSON.stringify(version).slice(0, 80)}`;
     throw new ModelLoadError(
-      `${where} must be {"version": "<version>"} with a version of letters, digits, ".", "_" or "-"; it has ${got}`,
       'INVALID_POINTER',
+      `${where} must be {"version": "<version>"} with a version of letters, digits, ".", "_" or "-"; it has ${got}`,
     );
   }
   return version;

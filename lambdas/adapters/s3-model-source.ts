@@ -21,7 +21,10 @@ export class S3ModelSource implements ModelSource {
 
   async currentVersion(name: string): Promise<string> {
     const key = `${this.prefix}${name}/current.json`;
-    const bytes = await this.get(key, () => new ModelNotFoundError(`no model named "${name}" (no ${key})`));
+    const bytes = await this.get(
+      key,
+      () => new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${name}" (no ${key})`),
+    );
     return parsePointer(bytes, key);
   }
 
@@ -29,7 +32,7 @@ export class S3ModelSource implements ModelSource {
     const key = `${this.prefix}${name}/${version}/${file}`;
     return this.get(
       key,
-      () => new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING'),
+      () => new ModelLoadError('MODEL_FILE_MISSING', `${file} of ${name}@${version} is missing`),
     );
   }
 
@@ -62,8 +65,8 @@ export class S3ModelSource implements ModelSource {
       if (isMissing(error)) throw missing();
       if (error instanceof ModelLoadError || error instanceof ModelNotFoundError) throw error;
       throw new ModelLoadError(
-        `the model store is unavailable (${(error as Error).name})`,
         'MODEL_STORE_UNAVAILABLE',
+        `the model store is unavailable (${(error as Error).name})`,
         {
           cause: error,
         },

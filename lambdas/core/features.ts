@@ -277,11 +277,11 @@ export function validateFeatureObjects(
   if (details.length > 0) {
     const shown = details.slice(0, 3).map((d) => `${d.field} ${d.message}`);
     throw new ValidationError(
+      'INVALID_FEATURES',
       `${details.length} invalid feature value${details.length === 1 ? '' : 's'}: ${shown.join('; ')}${
         details.length > 3 ? '; …' : ''
       }`,
-      details,
-      'INVALID_FEATURES',
+      { details },
     );
   }
   return rows;

@@ -239,7 +239,7 @@ export function parseManifest(raw: unknown, source = 'manifest.json'): Manifest 
     message: issue.message,
   }));
   const summary = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
-  throw new ManifestError(`${source} is invalid: ${summary}`, issues);
+  throw new ManifestError('INVALID_MANIFEST', `${source} is invalid: ${summary}`, { details: issues });
 }
 
 /** The ONNX inputs the manifest describes, defaulting to one float32 input holding every feature. */
@@ -248,8 +248,9 @@ export function resolveInputs(manifest: Manifest, modelInputNames: readonly stri
   const [only, ...rest] = modelInputNames;
   if (!only || rest.length > 0) {
     throw new ManifestError(
+      'INVALID_MANIFEST',
       `manifest.inputs is required: the model has ${modelInputNames.length} inputs (${modelInputNames.join(', ')})`,
-      [{ field: 'inputs', message: 'required when the model does not have exactly one input' }],
+      { details: [{ field: 'inputs', message: 'required when the model does not have exactly one input' }] },
     );
   }
   return [{ name: only, type: 'float32', features: manifest.features.map((f) => f.name) }];

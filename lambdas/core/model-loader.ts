@@ -159,8 +159,9 @@ function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
 function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
   const summary = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
   return new ManifestError(
+    'INVALID_MANIFEST',
     `manifest of ${manifest.name}@${manifest.version} does not match its model: ${summary}`,
-    issues,
+    { details: issues },
   );
 }
 
@@ -227,8 +228,8 @@ class OnnxServedModel implements ServedModel {
 
   private inferenceError(cause: unknown): InferenceError {
     return new InferenceError(
+      'INFERENCE_FAILED',
       `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
-      undefined,
       { cause },
     );
   }
@@ -244,8 +245,8 @@ export async function loadModel(pkg: ModelPackage): Promise<ServedModel> {
     session = await ort.InferenceSession.create(graph.bytes, SESSION_OPTIONS);
   } catch (cause) {
     throw new ModelLoadError(
-      `onnxruntime cannot load ${manifest.name}@${manifest.version}: ${(cause as Error).message}`,
       'MODEL_CORRUPT',
+      `onnxruntime cannot load ${manifest.name}@${manifest.version}: ${(cause as Error).message}`,
       { cause },
     );
   }

@@ -14,7 +14,7 @@ export function parseJsonFile(bytes: Uint8Array, where: string): unknown {
   try {
     return JSON.parse(utf8.decode(bytes)) as unknown;
   } catch (cause) {
-    throw new ModelLoadError(`${where} is not valid JSON: ${(cause as Error).message}`, 'INVALID_MANIFEST', {
+    throw new ModelLoadError('INVALID_MANIFEST', `${where} is not valid JSON: ${(cause as Error).message}`, {
       cause,
     });
   }
@@ -34,8 +34,8 @@ export async function readModelPackage(
     // Neither file: the version itself does not exist (a pointer naming a version never uploaded).
     if (isFileMissing(manifest.reason) && isFileMissing(model.reason)) {
       throw new ModelLoadError(
-        `version ${version} of ${name} does not exist (no manifest.json or model.onnx under ${name}/${version}/)`,
         'VERSION_NOT_FOUND',
+        `version ${version} of ${name} does not exist (no manifest.json or model.onnx under ${name}/${version}/)`,
       );
     }
   }
@@ -59,8 +59,8 @@ export function checkPackagePath(
 ): void {
   if (manifest.name !== name || manifest.version !== version) {
     throw new ModelLoadError(
-      `${name}/${version}/manifest.json says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
       'INVALID_MANIFEST',
+      `${name}/${version}/manifest.json says ${manifest.name}@${manifest.version}; the package path says ${name}@${version}`,
     );
   }
 }

@@ -94,12 +94,12 @@ export interface ModelStatus {
 /** The codes for a pointer's version that cannot be served, from the errors of the source and loader. */
 function problemOf(error: unknown, name: string, pointerRead: boolean): TandemError {
   if (error instanceof ModelNotFoundError && !pointerRead) {
-    return new ModelLoadError(`${name} has no current.json: no version is promoted`, 'POINTER_MISSING', {
+    return new ModelLoadError('POINTER_MISSING', `${name} has no current.json: no version is promoted`, {
       cause: error,
     });
   }
   if (error instanceof TandemError) return error;
-  return new ModelLoadError(`cannot load model ${name}: ${(error as Error).message}`, 'MODEL_LOAD_FAILED', {
+  return new ModelLoadError('MODEL_LOAD_FAILED', `cannot load model ${name}: ${(error as Error).message}`, {
     cause: error,
   });
 }
@@ -286,7 +286,8 @@ export class ModelRegistry {
 
 /** A name that no store could hold is not looked up at all (it could address another folder or key). */
 function checkName(name: string): void {
-  if (!isPackageName(name)) throw new ModelNotFoundError(`no model named "${String(name).slice(0, 128)}"`);
+  if (!isPackageName(name))
+    throw new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${String(name).slice(0, 128)}"`);
 }
 
 /** Loads one version of a model package (the batch lane pins the version its run started with). */

@@ -109,16 +109,14 @@ export function inspectModel(bytes: Uint8Array): GraphInfo {
     model = onnx.ModelProto.decode(bytes);
   } catch (cause) {
     throw new ModelLoadError(
-      `model.onnx is not a valid ONNX protobuf: ${(cause as Error).message}`,
       'MODEL_CORRUPT',
-      {
-        cause,
-      },
+      `model.onnx is not a valid ONNX protobuf: ${(cause as Error).message}`,
+      { cause },
     );
   }
   const graph = model.graph;
   if (!graph || !graph.node || graph.node.length === 0) {
-    throw new ModelLoadError('model.onnx has no graph (empty or not an ONNX model)', 'MODEL_CORRUPT');
+    throw new ModelLoadError('MODEL_CORRUPT', 'model.onnx has no graph (empty or not an ONNX model)');
   }
   const classLabelsByOutput = new Map<string, readonly ClassLabel[]>();
   const unzippedOutputs = unzipOutputs(graph, classLabelsByOutput);

@@ -1,6 +1,7 @@
 /** The I/O the core needs, as interfaces; lambdas/adapters implements them over S3, DynamoDB or files. */
 import type { StoredPrediction } from './cache-policy.ts';
 
+/** Failures are thrown as PredictionStoreError, whose code says what kind (errors.ts). */
 export interface PredictionStore {
   /** Reads the items with these keys (unique) in as few round trips as the store allows. */
   getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>>;

@@ -5,6 +5,7 @@ import {
   ValidationError,
   type ErrorDetail,
 } from './errors.ts';
+import { jsonElementFieldSources, jsonValueSource, parseEntityId } from './entity-id.ts';
 import { isPackageName } from './names.ts';
 
 export interface RequestLimits {
@@ -12,11 +13,9 @@ export interface RequestLimits {
   readonly maxBodyBytes: number;
   /** Most instances in one request. */
   readonly maxInstances: number;
-  /** Longest entity id, in characters (Unicode code points). */
-  readonly maxIdLength: number;
 }
 
-export const DEFAULT_LIMITS: RequestLimits = { maxBodyBytes: 1_048_576, maxInstances: 500, maxIdLength: 256 };
+export const DEFAULT_LIMITS: RequestLimits = { maxBodyBytes: 1_048_576, maxInstances: 500 };
 
 export interface RequestInstance {
   readonly id: string | undefined;
@@ -34,8 +33,6 @@ export interface PredictRequest {
 }
 
 const TOP_LEVEL = new Set(['id', 'features', 'instances', 'model', 'maxStalenessSeconds', 'bypassCache']);
-/** A UTF-16 surrogate without its pair: such a string cannot be encoded as UTF-8 (a table key). */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const INSTANCE_KEYS = new Set(['id', 'features']);
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
@@ -46,6 +43,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export function checkContentType(contentType: string | undefined): void {
   if (contentType === undefined || contentType === '' || JSON_TYPE.test(contentType)) return;
   throw new UnsupportedMediaTypeError(
+    'UNSUPPORTED_MEDIA_TYPE',
     `Content-Type "${contentType.slice(0, 100)}" is not supported: send a JSON body with Content-Type: application/json`,
   );
 }
@@ -54,6 +52,7 @@ export function checkContentType(contentType: string | undefined): void {
 export function checkContentEncoding(encoding: string | undefined): void {
   if (encoding === undefined || encoding === '' || /^\s*identity\s*$/i.test(encoding)) return;
   throw new UnsupportedMediaTypeError(
+    'UNSUPPORTED_MEDIA_TYPE',
     `Content-Encoding "${encoding.slice(0, 100)}" is not supported: send the JSON body uncompressed`,
   );
 }
@@ -61,7 +60,7 @@ export function checkContentEncoding(encoding: string | undefined): void {
 const BLANK = /^\s*$/;
 
 function emptyBody(): ValidationError {
-  return new ValidationError('the request body is empty: send a JSON object', undefined, 'EMPTY_BODY');
+  return new ValidationError('EMPTY_BODY', 'the request body is empty: send a JSON object');
 }
 
 export function parseJsonBody(body: string | undefined, limits: RequestLimits): unknown {
@@ -71,7 +70,10 @@ export function parseJsonBody(body: string | undefined, limits: RequestLimits): 
     const bytes = Buffer.byteLength(body, 'utf8');
     if (bytes > limits.maxBodyBytes) {
       if (BLANK.test(body)) throw emptyBody();
-      throw new PayloadTooLargeError(`the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`);
+      throw new PayloadTooLargeError(
+        'PAYLOAD_TOO_LARGE',
+        `the body is ${bytes} bytes; the limit is ${limits.maxBodyBytes}`,
+      );
     }
   }
   try {
@@ -80,39 +82,23 @@ export function parseJsonBody(body: string | undefined, limits: RequestLimits): 
     // Whitespace alone is an empty body (checked only now: valid bodies need not be scanned for it).
     if (BLANK.test(body)) throw emptyBody();
     const reason = cause instanceof RangeError ? 'it is nested too deeply' : (cause as Error).message;
-    throw new ValidationError(`the body is not valid JSON: ${reason}`, undefined, 'INVALID_JSON');
+    throw new ValidationError('INVALID_JSON', `the body is not valid JSON: ${reason}`);
   }
 }
 
-function parseId(
-  raw: unknown,
-  field: string,
-  limits: RequestLimits,
-  issues: ErrorDetail[],
-): string | undefined {
-  if (raw === undefined || raw === null) return undefined;
-  if (typeof raw === 'number' && Number.isSafeInteger(raw)) return String(raw);
-  if (typeof raw !== 'string' || raw.length === 0) {
-    issues.push({ field, message: 'must be a non-empty string (or an integer)' });
-    return undefined;
-  }
-  // Characters are code points (an emoji is one), not UTF-16 units; only long strings are counted.
-  const characters = raw.length > limits.maxIdLength ? [...raw].length : raw.length;
-  if (characters > limits.maxIdLength) {
-    issues.push({ field, message: `must be at most ${limits.maxIdLength} characters, got ${characters}` });
-    return undefined;
-  }
-  if (LONE_SURROGATE.test(raw)) {
-    issues.push({ field, message: 'must be valid Unicode text (it has an unpaired surrogate)' });
-    return undefined;
-  }
-  return raw;
+/** The source text of an instance's numeric id, asked for only when the id is a number. */
+type IdText = () => string | undefined;
+
+function parseId(raw: unknown, field: string, idText: IdText, issues: ErrorDetail[]): string | undefined {
+  const { id, problem } = parseEntityId(raw, typeof raw === 'number' ? idText() : undefined);
+  if (problem !== undefined) issues.push({ field, message: problem });
+  return id;
 }
 
 function parseInstance(
   raw: unknown,
   prefix: string,
-  limits: RequestLimits,
+  idText: IdText,
   issues: ErrorDetail[],
   allowed: ReadonlySet<string>,
 ): RequestInstance {
@@ -126,7 +112,7 @@ function parseInstance(
   for (const key of Object.keys(raw)) {
     if (!allowed.has(key)) issues.push({ field: `${prefix}${key}`, message: 'is not a known field' });
   }
-  const id = parseId(raw['id'], `${prefix}id`, limits, issues);
+  const id = parseId(raw['id'], `${prefix}id`, idText, issues);
   const features = raw['features'];
   if (features !== undefined && !isObject(features)) {
     issues.push({ field: `${prefix}features`, message: 'must be an object of feature values' });
@@ -140,12 +126,19 @@ function parseInstance(
   return { id, features };
 }
 
-/** Checks the parsed body's shape; throws ValidationError whose details name each bad field. */
-export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): PredictRequest {
+/**
+ * Checks the parsed body's shape; throws ValidationError whose details name each bad field. `text` is the
+ * body as received: numeric ids are taken from it (entity-id.ts).
+ */
+export function parsePredictRequest(
+  body: unknown,
+  limits: RequestLimits = DEFAULT_LIMITS,
+  text?: string,
+): PredictRequest {
   if (!isObject(body)) {
-    throw new ValidationError('the body must be a JSON object', [
-      { field: '(root)', message: 'must be an object' },
-    ]);
+    throw new ValidationError('INVALID_REQUEST', 'the body must be a JSON object', {
+      details: [{ field: '(root)', message: 'must be an object' }],
+    });
   }
   const issues: ErrorDetail[] = [];
   const model = body['model'];
@@ -170,6 +163,10 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
 
   let single = false;
   let instances: RequestInstance[] = [];
+  // Numeric ids are read from the body's text, all of them in one pass when the first is met.
+  let instanceIdTexts: (string | undefined)[] | undefined;
+  const instanceIdText = (i: number) =>
+    (instanceIdTexts ??= text === undefined ? [] : jsonElementFieldSources(text, ['instances'], 'id'))[i];
   const list = body['instances'];
   if (list !== undefined) {
     if (body['id'] !== undefined || body['features'] !== undefined) {
@@ -182,18 +179,18 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
       issues.push({ field: 'instances', message: 'must be a non-empty array' });
     } else if (list.length > limits.maxInstances) {
       throw new ValidationError(
-        `too many instances: ${list.length}; the limit is ${limits.maxInstances} per request`,
-        [{ field: 'instances', message: `at most ${limits.maxInstances} instances` }],
         'TOO_MANY_INSTANCES',
+        `too many instances: ${list.length}; the limit is ${limits.maxInstances} per request`,
+        { details: [{ field: 'instances', message: `at most ${limits.maxInstances} instances` }] },
       );
     } else {
       instances = list.map((item, i) =>
-        parseInstance(item, `instances.${i}.`, limits, issues, INSTANCE_KEYS),
+        parseInstance(item, `instances.${i}.`, () => instanceIdText(i), issues, INSTANCE_KEYS),
       );
     }
   } else {
     single = true;
-    instances = [parseInstance(body, '', limits, issues, TOP_LEVEL)];
+    instances = [parseInstance(body, '', () => text && jsonValueSource(text, ['id']), issues, TOP_LEVEL)];
   }
   if (list !== undefined) {
     for (const key of Object.keys(body)) {
@@ -213,8 +210,9 @@ export function parsePredictRequest(body: unknown, limits: RequestLimits = DEFAU
   if (issues.length > 0) {
     const shown = issues.slice(0, 3).map((i) => `${i.field} ${i.message}`);
     throw new ValidationError(
+      'INVALID_REQUEST',
       `invalid request: ${shown.join('; ')}${issues.length > 3 ? '; …' : ''}`,
-      issues,
+      { details: issues },
     );
   }
   return {

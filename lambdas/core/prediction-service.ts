@@ -14,7 +14,9 @@ import {
   CacheUnavailableError,
   NotPrecomputedError,
   PrecomputedTooOldError,
+  PredictionStoreError,
   type ErrorDetail,
+  type PredictionStoreErrorCode,
 } from './errors.ts';
 import { validateFeatureObjects, type FeatureRow } from './features.ts';
 import type { ServedModel } from './model-loader.ts';
@@ -88,31 +90,27 @@ async function readWithin(
   }
 }
 
-const THROTTLING = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-]);
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN']);
+/** What each kind of store failure means, for the caller. */
+const STORE_FAILURE_REASONS: Readonly<Record<PredictionStoreErrorCode, string>> = {
+  STORE_THROTTLED: 'the table is throttling requests',
+  STORE_TABLE_MISSING: 'the table does not exist',
+  STORE_FORBIDDEN: 'the function may not read the table',
+  STORE_UNREACHABLE: 'the table could not be reached',
+  STORE_TIMEOUT: 'the table did not answer in time',
+  STORE_SERVER_ERROR: 'the table answered with a server error',
+  STORE_FAILED: 'the table read failed',
+};
 
 /**
- * Why the store failed: a plain reason for the caller (no AWS error names or messages) and the error's
- * name and code for the logs.
+ * Why the store failed: a plain reason for the caller, by the kind the adapter reported (never a
+ * service's error name or message), and what the adapter said about it for the logs.
  */
 function describeFailure(error: unknown): { reason: string; cause: string } {
   if (error instanceof Deadline) return { reason: error.message, cause: 'Deadline' };
-  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  const name = e.name ?? 'Error';
-  const cause = e.code && e.code !== name ? `${name} ${e.code}` : name;
-  let reason = 'the table read failed';
-  if (THROTTLING.has(name)) reason = 'the table is throttling requests';
-  else if (name === 'ResourceNotFoundException') reason = 'the table does not exist';
-  else if (name === 'AccessDeniedException') reason = 'the function may not read the table';
-  else if ((e.code && UNREACHABLE.has(e.code)) || name === 'TimeoutError')
-    reason = 'the table could not be reached';
-  else if ((e.$metadata?.httpStatusCode ?? 0) >= 500) reason = 'the table answered with a server error';
-  return { reason, cause };
+  if (error instanceof PredictionStoreError) {
+    return { reason: STORE_FAILURE_REASONS[error.code], cause: error.message };
+  }
+  return { reason: STORE_FAILURE_REASONS.STORE_FAILED, cause: error instanceof Error ? error.name : 'Error' };
 }
 
 const NO_VERDICTS: Readonly<Record<CacheVerdict, number>> = Object.freeze({
@@ -234,21 +232,24 @@ function answerFromCache(
     const fix = `send "features" to have the model score ${one ? 'it' : 'them'}`;
     if (cache.status === 'skipped') {
       throw new CacheUnavailableError(
+        'CACHE_UNAVAILABLE',
         `the prediction store is unavailable (${cache.reason}) and ${instancesText} without features cannot be answered: retry, or ${fix}`,
-        unanswerable,
+        { details: unanswerable },
       );
     }
     if (allTooOld) {
       throw new PrecomputedTooOldError(
+        'PRECOMPUTED_TOO_OLD',
         `the precomputed prediction for ${instancesText} without features is too old to serve: ${fix}, or allow older predictions with a larger "maxStalenessSeconds"`,
-        unanswerable,
+        { details: unanswerable },
       );
     }
     throw new NotPrecomputedError(
+      'NOT_PRECOMPUTED',
       noneFound
         ? `nothing is precomputed for ${instancesText} without features: ${fix}`
         : `no usable precomputed prediction for ${instancesText} without features (see details): ${fix}`,
-      unanswerable,
+      { details: unanswerable },
     );
   }
   return plan;

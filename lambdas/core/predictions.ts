@@ -27,7 +27,7 @@ export function fetchedOutputs(plan: OutputPlan): string[] {
 
 function output(results: ort.InferenceSession.OnnxValueMapType, name: string): ort.Tensor {
   const tensor = results[name];
-  if (!tensor) throw new InferenceError(`the model returned no output "${name}"`);
+  if (!tensor) throw new InferenceError('INFERENCE_FAILED', `the model returned no output "${name}"`);
   return tensor as ort.Tensor;
 }
 
@@ -69,6 +69,7 @@ function decodeClassification(
   const positiveOnly = columns === 1 && classes.length === 2;
   if (!positiveOnly && columns !== classes.length) {
     throw new InferenceError(
+      'INFERENCE_FAILED',
       `output "${plan.probabilities}" has ${columns} columns but the model has ${classes.length} classes`,
     );
   }

@@ -3,7 +3,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { eventBridgeClient, s3Client } from '../adapters/aws-clients.ts';
 import { EventBridgePublisher } from '../adapters/eventbridge-publisher.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
-import { finalizeRun, type FinalizeInput, type FinalizeResult } from '../core/batch/finalizer.ts';
+import { finalizeInputFromState, type FinalizeState } from '../adapters/step-functions-failure.ts';
+import { finalizeRun, type FinalizeResult } from '../core/batch/finalizer.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-finalize' });
 const deps = {
@@ -11,9 +12,9 @@ const deps = {
   events: new EventBridgePublisher(eventBridgeClient(), process.env['EVENT_BUS_NAME'] ?? 'default'),
 };
 
-export async function handler(input: FinalizeInput): Promise<FinalizeResult> {
-  logger.appendKeys({ runId: input.runId });
-  const result = await finalizeRun(input, deps);
+export async function handler(state: FinalizeState): Promise<FinalizeResult> {
+  logger.appendKeys({ runId: state.runId });
+  const result = await finalizeRun(finalizeInputFromState(state), deps);
   logger.info('run finalized', { ...result });
   return result;
 }

@@ -18,6 +18,7 @@ const scorer = new ChunkScorer({
   objects,
   models: withCachePolicy(modelSourceFor(requiredEnv('MODELS_URI')), cachePolicyFromEnv(process.env)),
   ...(tableName ? { predictions: new DynamoDbPredictionStore(batchDynamoClient(), tableName) } : {}),
+  lambdaMemoryMb: Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE']) || undefined,
 });
 
 export async function handler(

@@ -5,8 +5,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { sfnClient } from '../adapters/aws-clients.ts';
 import { StepFunctionsRunStarter } from '../adapters/step-functions-starter.ts';
+import { uploadsFromEvent } from '../adapters/upload-events.ts';
 import type { BatchOptions } from '../core/batch/contracts.ts';
-import { triggerRuns, uploadsFromEvent, type TriggerOutcome } from '../core/batch/trigger.ts';
+import { triggerRuns, type TriggerOutcome } from '../core/batch/trigger.ts';
 import { optionalJsonEnv, requiredEnv } from './batch-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-trigger' });

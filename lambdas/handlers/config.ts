@@ -53,7 +53,6 @@ export function readApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
     limits: {
       maxBodyBytes: integer(env, 'MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes, 1024, 6 * 1_048_576),
       maxInstances: integer(env, 'MAX_INSTANCES', DEFAULT_LIMITS.maxInstances, 1, 10_000),
-      maxIdLength: DEFAULT_LIMITS.maxIdLength,
     },
     logPayloads: flag(env, 'LOG_PAYLOADS'),
     metricsFlushMs: integer(env, 'METRICS_FLUSH_MS', 1000, 0, 60_000),

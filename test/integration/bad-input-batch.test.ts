@@ -547,8 +547,10 @@ describe('bad input, batch: JSON Lines', () => {
     expectAccounted(outcome, 7);
     expectRejected(outcome, 1, /amount must be a number, got a string "12.5"/, ['amount']);
     expectRejected(outcome, 2, /card_present must be a boolean/, ['card_present']);
-    expectRejected(outcome, 3, /transaction_id must be a string or a number, got true/, ['transaction_id']);
-    expectRejected(outcome, 4, /transaction_id must be a string or a number, got an object/);
+    expectRejected(outcome, 3, /transaction_id must be a non-empty string \(or an integer\), got true/, [
+      'transaction_id',
+    ]);
+    expectRejected(outcome, 4, /transaction_id must be a non-empty string \(or an integer\), got an object/);
     expectRejected(outcome, 5, /hour_of_day must be an integer, got an array/);
     // A numeric id is an id: scored under its decimal text.
     expect(outcome.predictions.find((p) => p['row'] === 6)?.['id']).toBe('12345');
@@ -570,7 +572,9 @@ describe('bad input, batch: JSON Lines', () => {
     expectRejected(outcome, 1, /amount is required/, ['amount']);
     expectRejected(outcome, 2, /amount is required/, ['amount']);
     expectRejected(outcome, 4, /amount is required/, ['amount']);
-    expectRejected(outcome, 5, /transaction_id is required/, ['transaction_id']);
+    expectRejected(outcome, 5, /transaction_id must be a non-empty string \(or an integer\), got ""/, [
+      'transaction_id',
+    ]);
     expect(outcome.predictions.map((p) => p['row'])).toEqual([3]);
     expect(({} as Record<string, unknown>)['amount']).toBeUndefined();
   });
@@ -673,6 +677,116 @@ describe('bad input, batch: gzip and Parquet', () => {
   it('fails Parquet without a required column, naming it', async () => {
     const file = parquet(demoRows(10), {}, ['merchant_risk_score']);
     expectFailed(await run('no-column.parquet', file), 'MISSING_COLUMNS', /no column "merchant_risk_score"/);
+  });
+});
+
+/** The table item of an entity of the demo model, or undefined. */
+async function tableItem(entity: string) {
+  const found = await stack.dynamo.send(
+    new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${entity}` } } }),
+  );
+  return found.Item;
+}
+
+// The one entity-id rule (lambdas/core/entity-id.ts, docs/batch.md "Entity ids"): an id is exact text.
+describe('bad input, batch: entity ids, one rule for every format', () => {
+  const BIG = '12345678901234567890';
+  const NEXT = '12345678901234567891';
+  /** A JSON Lines line of demo row `row` whose id is this JSON text, spliced in as written. */
+  const lineWithId = (row: number, idJson: string) =>
+    JSON.stringify({ ...typedRecord(data, data.rows[row - 1]!), transaction_id: '__ID__' }).replace(
+      '"__ID__"',
+      idJson,
+    );
+
+  it('JSON Lines: integer ids keep their digits (beyond 2^53 too); -0, 1e21, 1.5, 1.0 are rejected', async () => {
+    const ids = [
+      BIG,
+      NEXT,
+      '-0',
+      '1e21',
+      '1.5',
+      '1.0',
+      '"txn-\\ud800"',
+      '""',
+      `"${'x'.repeat(257)}"`,
+      '"kund\u00e9-\u6771\u4eac-\ud83d\ude00"',
+      '9'.repeat(257),
+      '-42',
+      `"${BIG}"`,
+    ];
+    const lines = ids.map((id, i) => lineWithId(i + 1, id));
+    const outcome = await run('entity-ids.jsonl', lines.join('\n') + '\n');
+    expectAccounted(outcome, ids.length);
+    expect(outcome.predictions.map((p) => [p['row'], p['id']])).toEqual([
+      [1, BIG],
+      [2, NEXT],
+      [10, 'kundé-東京-😀'],
+      [12, '-42'],
+      [13, BIG],
+    ]);
+    const digits = /transaction_id must be a string or an integer in plain digits/;
+    expectRejected(outcome, 3, new RegExp(`${digits.source} .*got -0: send "-0" as a string`), [
+      'transaction_id',
+    ]);
+    expectRejected(outcome, 4, new RegExp(`${digits.source} .*got 1e21`));
+    expectRejected(outcome, 5, new RegExp(`${digits.source} .*got 1\\.5`));
+    expectRejected(outcome, 6, new RegExp(`${digits.source} .*got 1\\.0`));
+    expectRejected(outcome, 7, /transaction_id must be valid Unicode text \(it has an unpaired surrogate\)/);
+    expectRejected(outcome, 8, /transaction_id must be a non-empty string/);
+    expectRejected(outcome, 9, /transaction_id must be at most 256 characters, got 257/);
+    expectRejected(outcome, 11, /transaction_id must be at most 256 characters, got 257/);
+    // Two entities, two keys: each item is its own row's (the string "BIG" of row 13 is row 1's entity).
+    expect((await tableItem(BIG))?.['sourceRow']).toEqual({ N: '13' });
+    expect((await tableItem(NEXT))?.['sourceRow']).toEqual({ N: '2' });
+    expect(await tableItem('12345678901234567000')).toBeUndefined();
+    expect(await tableItem('0')).toBeUndefined();
+  });
+
+  it('CSV: an id is the exact text of its field, so -0, 1e21 and 1.5 are ids of their own', async () => {
+    const ids = [BIG, NEXT, '-0', '0', '1e21', '1.5', '1.50', ' 7', 'kundé-東京-😀'];
+    const rows = demoRows(ids.length).map((r, i) => [ids[i]!, ...r.slice(1)]);
+    const outcome = await run('entity-ids.csv', csv(rows));
+    expectAccounted(outcome, ids.length);
+    expect(outcome.predictions.map((p) => p['id'])).toEqual(ids);
+    for (const [i, id] of ids.entries()) {
+      expect((await tableItem(id))?.['sourceRow'], id).toEqual({ N: String(i + 1) });
+    }
+  });
+
+  it('Parquet: INT64 ids are exact digits; a DOUBLE id must be a whole number a double holds exactly', async () => {
+    const int64 = [
+      1234567890123456789n,
+      1234567890123456788n,
+      9223372036854775807n,
+      -9223372036854775808n,
+      42n,
+    ];
+    const int64Rows = demoRows(int64.length);
+    const exact = await run(
+      'int64-ids.parquet',
+      parquet(int64Rows, { transaction_id: { type: 'INT64', data: int64 } }),
+    );
+    expectAccounted(exact, int64.length);
+    const digits = int64.map(String);
+    expect(exact.predictions.map((p) => p['id'])).toEqual(digits);
+    for (const [i, id] of digits.entries()) {
+      expect((await tableItem(id))?.['sourceRow'], id).toEqual({ N: String(i + 1) });
+    }
+
+    const doubles = [3, 1.5, -0, 1e21, 2 ** 53];
+    const doubleRows = demoRows(doubles.length);
+    const outcome = await run(
+      'double-ids.parquet',
+      parquet(doubleRows, { transaction_id: { type: 'DOUBLE', data: doubles } }),
+    );
+    expectAccounted(outcome, doubles.length);
+    expect(outcome.predictions.map((p) => [p['row'], p['id']])).toEqual([[1, '3']]);
+    const digitsRule = /transaction_id must be a string or an integer in plain digits/;
+    expectRejected(outcome, 2, new RegExp(`${digitsRule.source} .*got 1\\.5`), ['transaction_id']);
+    expectRejected(outcome, 3, new RegExp(`${digitsRule.source} .*got -0`));
+    expectRejected(outcome, 4, new RegExp(`${digitsRule.source} .*got 1e\\+21`));
+    expectRejected(outcome, 5, new RegExp(`${digitsRule.source} .*got 9007199254740992`));
   });
 });
 

@@ -5,10 +5,12 @@
  * a file path, a storage key or AWS error text, or pollute Object.prototype; and the server must keep
  * serving good requests afterwards.
  */
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
-import { DynamoDbPredictionStore } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
+import { DynamoDbPredictionStore, toItem } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
+
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
 import { DEMO_MODEL, LOCAL_TABLE, startLocalStack, type LocalStack } from '../../local/stack.ts';
 
@@ -337,21 +339,39 @@ const CATALOGUE: readonly Case[] = [
     message: /instances\.0\.id must be a non-empty string/,
     fields: ['instances.0.id'],
   },
+  // The entity-id rule (lambdas/core/entity-id.ts, docs/api.md "Entity ids"): a number is an id only
+  // as plain integer digits; anything a double would round or reformat is refused, never rewritten.
   {
-    name: 'id of the wrong type (fraction)',
+    name: 'id a fraction',
     body: { id: 1.5, features: GOOD },
     status: 400,
     code: 'INVALID_REQUEST',
-    message: /id must be a non-empty string \(or an integer\)/,
+    message: /id must be a string or an integer in plain digits .*got 1\.5: send "1\.5" as a string/,
     fields: ['id'],
   },
   {
-    name: 'id an integer beyond 2^53',
-    body: raw('{"id": 12345678901234567890}'),
+    name: 'id a whole number written with a fraction (1.0)',
+    body: raw(`{"id": 1.0, "features": ${JSON.stringify(GOOD)}}`),
     status: 400,
     code: 'INVALID_REQUEST',
-    message: /id must be a non-empty string \(or an integer\)/,
+    message: /id must be a string or an integer in plain digits .*got 1\.0/,
     fields: ['id'],
+  },
+  {
+    name: 'id negative zero',
+    body: raw(`{"id": -0, "features": ${JSON.stringify(GOOD)}}`),
+    status: 400,
+    code: 'INVALID_REQUEST',
+    message: /id must be a string or an integer in plain digits .*got -0: send "-0" as a string/,
+    fields: ['id'],
+  },
+  {
+    name: 'id with an exponent (1e21)',
+    body: raw(`{"instances": [{"id": "ok"}, {"id": 1e21, "features": ${JSON.stringify(GOOD)}}]}`),
+    status: 400,
+    code: 'INVALID_REQUEST',
+    message: /instances\.1\.id must be a string or an integer in plain digits .*got 1e21/,
+    fields: ['instances.1.id'],
   },
   {
     name: 'id empty',
@@ -364,6 +384,14 @@ const CATALOGUE: readonly Case[] = [
   {
     name: 'id longer than 256 characters',
     body: { id: 't'.repeat(257), features: GOOD },
+    status: 400,
+    code: 'INVALID_REQUEST',
+    message: /id must be at most 256 characters, got 257/,
+    fields: ['id'],
+  },
+  {
+    name: 'id an integer of more than 256 digits',
+    body: raw(`{"id": ${'9'.repeat(257)}, "features": ${JSON.stringify(GOOD)}}`),
     status: 400,
     code: 'INVALID_REQUEST',
     message: /id must be at most 256 characters, got 257/,
@@ -954,6 +982,56 @@ describe('bad input, real-time lane', () => {
     const reply = await send('POST', '/predict', { raw: body });
     expect(reply.status, reply.text.slice(0, 300)).toBe(200);
     expect(reply.body).toMatchObject({ id: 'dup-last', source: 'model' });
+  });
+
+  it('keeps integer ids beyond 2^53 exact: 12345678901234567890 and ...891 never share a key', async () => {
+    const cached = await send('POST', '/predict', { id: CACHED_ID });
+    expect(cached.status).toBe(200);
+    const big = '12345678901234567890';
+    // A precomputed prediction for the entity "12345678901234567890" only, unlike the model's answer.
+    const planted = { label: 'planted', probabilities: { planted: 1 } };
+    await stack.dynamo.send(
+      new PutItemCommand({
+        TableName: LOCAL_TABLE,
+        Item: toItem(
+          storedPrediction(
+            {
+              model: DEMO_MODEL,
+              entityId: big,
+              prediction: planted,
+              modelVersion: cached.body.model.version,
+              computedAt: Date.now(),
+              source: 'batch',
+            },
+            3600,
+          ),
+        ),
+      }),
+    );
+    const features = JSON.stringify(GOOD);
+    const reply = await send(
+      'POST',
+      '/predict',
+      raw(
+        `{"instances": [{"id": ${big}}, {"id": 12345678901234567891, "features": ${features}}, {"id": "${big}"}]}`,
+      ),
+    );
+    expect(reply.status, reply.text.slice(0, 500)).toBe(200);
+    const predictions = reply.body.predictions as { id: string; source: string; prediction: unknown }[];
+    expect(predictions.map((p) => [p.id, p.source])).toEqual([
+      [big, 'cache'],
+      ['12345678901234567891', 'model'],
+      [big, 'cache'],
+    ]);
+    expect(predictions[0]!.prediction).toEqual(planted);
+    expect(predictions[1]!.prediction).not.toEqual(planted);
+  });
+
+  it('takes non-ASCII ids as they are', async () => {
+    const id = 'kundé-東京-😀';
+    const reply = await send('POST', '/predict', { id, features: GOOD });
+    expect(reply.status).toBe(200);
+    expect(reply.body.id).toBe(id);
   });
 
   it('an instance without id is answered too, with id null', async () => {

@@ -305,7 +305,10 @@ describe('faults, batch: DynamoDB', () => {
     expect(attemptOf(outcome, chunk.index)).toBe(2);
     expect(await failureRecord(outcome, chunk.index)).toMatchObject({
       attempt: 1,
-      code: 'ProvisionedThroughputExceededException',
+      // The adapter's kind, with DynamoDB's own words in the message.
+      name: 'PredictionStoreError',
+      code: 'STORE_THROTTLED',
+      message: expect.stringMatching(/^ProvisionedThroughputExceededException: /),
       retryable: true,
     });
   });
@@ -361,13 +364,14 @@ describe('faults, batch: DynamoDB', () => {
     });
     const outcome = await runDataset(h, 'dynamo-gone.csv', datasetCsv);
     dynamoProxy.decide(() => ({ kind: 'pass' }));
-    expectFailed(outcome, 'ECONNRESET', /socket hang up|ECONNRESET/);
+    // The store adapter's kind, with the socket's code in the message.
+    expectFailed(outcome, 'STORE_UNREACHABLE', /ECONNRESET/);
     expect(h.attempts.filter((a) => a.startsWith('0#'))).toEqual(['0#1', '0#2', '0#3']);
     expect(outcome.manifest.counts).toMatchObject({ planned: ROWS, read: 0, scored: 0 });
     expect(outcome.manifest.chunks.failures?.[0]).toMatchObject({
       index: 0,
       firstRow: 1,
-      error: { code: 'ECONNRESET' },
+      error: { code: 'STORE_UNREACHABLE' },
     });
     expect(outcome.manifest.outputs.parts).toEqual([]);
   });
@@ -689,7 +693,7 @@ describe('faults, batch: models', () => {
 
   it('the model store failing once (plan and worker) is retried: the run finishes', async () => {
     const unavailable = () =>
-      new ModelLoadError('the model store is unavailable (InternalError)', 'MODEL_STORE_UNAVAILABLE');
+      new ModelLoadError('MODEL_STORE_UNAVAILABLE', 'the model store is unavailable (InternalError)');
     let workerStarted = false;
     let models: ModelSource = new S3ModelSource(s3, LOCAL_BUCKET, 'models/');
     const planFault = failTimes(1, unavailable);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
+import { PredictionStoreError } from '../../lambdas/core/errors.ts';
 import { ModelRegistry } from '../../lambdas/core/model-registry.ts';
 import type { PredictionStore } from '../../lambdas/core/ports.ts';
 import { DEFAULT_LIMITS } from '../../lambdas/core/predict-request.ts';
@@ -253,7 +254,10 @@ describe('API handler logs', () => {
   it('writes a WARN line with the reason when the cache could not be read', async () => {
     const failing: PredictionStore = {
       getMany: async () => {
-        throw Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' });
+        throw new PredictionStoreError(
+          'STORE_THROTTLED',
+          'ProvisionedThroughputExceededException: throttled',
+        );
       },
       putMany: async () => ({ written: 0, skipped: 0 }),
     };
@@ -267,7 +271,7 @@ describe('API handler logs', () => {
         cache: {
           status: 'skipped',
           reason: 'the table is throttling requests',
-          cause: 'ProvisionedThroughputExceededException',
+          cause: 'ProvisionedThroughputExceededException: throttled',
         },
       }),
     ]);

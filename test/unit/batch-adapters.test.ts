@@ -27,7 +27,7 @@ import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
 import { StepFunctionsRunStarter } from '../../lambdas/adapters/step-functions-starter.ts';
 import { triggerRuns } from '../../lambdas/core/batch/trigger.ts';
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
-import { ModelLoadError } from '../../lambdas/core/errors.ts';
+import { ModelLoadError, PredictionStoreError } from '../../lambdas/core/errors.ts';
 
 const dynamo = mockClient(DynamoDBClient);
 const s3 = mockClient(S3Client);
@@ -78,7 +78,10 @@ describe('DynamoDbPredictionStore.putMany (batch writes)', () => {
       inFlightAtFailure = inFlight;
       return error;
     });
-    expect(await failed).toBeInstanceOf(ProvisionedThroughputExceededException);
+    const error = await failed;
+    expect(error).toBeInstanceOf(PredictionStoreError);
+    expect(error).toMatchObject({ code: 'STORE_THROTTLED' });
+    expect((error as Error).cause).toBeInstanceOf(ProvisionedThroughputExceededException);
     expect(inFlightAtFailure).toBe(0);
     // Four workers started t0..t3; after t2 failed none took another item.
     expect(dynamo.commandCalls(PutItemCommand).map((c) => c.args[0].input.Item?.['entityId']?.S)).toEqual([

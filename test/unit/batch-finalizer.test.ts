@@ -10,12 +10,13 @@ import {
   type RunManifest,
 } from '../../lambdas/core/batch/contracts.ts';
 import { BatchInputError, ModelUnavailableError } from '../../lambdas/core/batch/errors.ts';
-import { finalizeRun, type FinalizeInput } from '../../lambdas/core/batch/finalizer.ts';
+import { finalizeRun } from '../../lambdas/core/batch/finalizer.ts';
+import { finalizeInputFromState, type FinalizeState } from '../../lambdas/adapters/step-functions-failure.ts';
 import { MemoryObjectStore } from '../support/memory-object-store.ts';
 
 const BUCKET = 'data';
 const RUN = 'sales-0123456789abcdef01234567';
-const input: FinalizeInput = {
+const input: FinalizeState = {
   runId: RUN,
   bucket: BUCKET,
   key: 'incoming/fraud/sales.csv',
@@ -82,12 +83,13 @@ function report(index: number, read: number, rejected = 0): void {
   store.put(BUCKET, chunkReportKey(RUN, index), JSON.stringify(value));
 }
 
-async function finalize(extra: Partial<FinalizeInput> = {}) {
+/** Finalize as the deployed handler runs it: from the state machine's state, Catch output included. */
+async function finalize(extra: Partial<FinalizeState> = {}) {
   const events: RunCompletedEvent[] = [];
-  const result = await finalizeRun(
-    { ...input, ...extra },
-    { objects: store, events: { publish: async (_t, d) => void events.push(d as RunCompletedEvent) } },
-  );
+  const result = await finalizeRun(finalizeInputFromState({ ...input, ...extra }), {
+    objects: store,
+    events: { publish: async (_t, d) => void events.push(d as RunCompletedEvent) },
+  });
   const manifest = JSON.parse(store.text(BUCKET, result.manifestKey)!) as RunManifest;
   return { result, manifest, events };
 }
@@ -102,10 +104,7 @@ describe('finalizeRun', () => {
     await recordChunkFailure(
       store,
       item(2),
-      new ModelUnavailableError(
-        '[MODEL_UNAVAILABLE] fraud@1.0.0 cannot be loaded: model.onnx is missing',
-        'MODEL_UNAVAILABLE',
-      ),
+      new ModelUnavailableError('MODEL_UNAVAILABLE', 'fraud@1.0.0 cannot be loaded: model.onnx is missing'),
       { attempt: 1 },
     );
     const { manifest, events, result } = await finalize({
@@ -208,7 +207,7 @@ describe('finalizeRun', () => {
     plan([3]);
     report(0, 3);
     await expect(
-      finalizeRun(input, {
+      finalizeRun(finalizeInputFromState(input), {
         objects: store,
         events: {
           publish: async () => {
@@ -232,7 +231,7 @@ describe('recordChunkFailure', () => {
     const second = await recordChunkFailure(
       store,
       item(4),
-      new BatchInputError('[CORRUPT_PARQUET] chunk 4: corrupt Parquet file', 'CORRUPT_PARQUET'),
+      new BatchInputError('CORRUPT_PARQUET', 'chunk 4: corrupt Parquet file'),
       { now: () => Date.parse('2026-06-01T00:00:02Z') },
     );
     // Recorded without an attempt number (a deployed worker is not told), numbered when read.

@@ -252,8 +252,8 @@ describe('planRun model checks', () => {
     const store = new MemoryObjectStore();
     const input = upload(store, 'ok.csv', `${HEADER}\n${ROW(1)}\n`);
     const unreachable = new ModelLoadError(
-      'the model store is unavailable (InternalError)',
       'MODEL_STORE_UNAVAILABLE',
+      'the model store is unavailable (InternalError)',
     );
     for (const where of ['currentVersion', 'manifest.json', 'model.onnx'] as const) {
       const error = await planError(store, input, flaky(where, unreachable));
@@ -264,7 +264,7 @@ describe('planRun model checks', () => {
   it('fails an unusable model as ModelUnavailableError (not retried), with the code', async () => {
     const store = new MemoryObjectStore();
     const input = upload(store, 'ok.csv', `${HEADER}\n${ROW(1)}\n`);
-    const missing = new ModelLoadError('model.onnx of fraud-detector@1.0.0 is missing', 'MODEL_FILE_MISSING');
+    const missing = new ModelLoadError('MODEL_FILE_MISSING', 'model.onnx of fraud-detector@1.0.0 is missing');
     const error = await planError(store, input, flaky('model.onnx', missing));
     expect(error).toBeInstanceOf(ModelUnavailableError);
     expect(error).toMatchObject({ code: 'MODEL_FILE_MISSING' });

@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { parseIncomingKey, resultsPrefix } from '../../lambdas/core/batch/contracts.ts';
+import { runFailureFromCatch } from '../../lambdas/adapters/step-functions-failure.ts';
+import { uploadsFromEvent } from '../../lambdas/adapters/upload-events.ts';
+import { decodeUploadKey } from '../../lambdas/adapters/upload-key.ts';
 import { describeFailure } from '../../lambdas/core/batch/finalizer.ts';
 import {
   classifyUploadKey,
   runIdFor,
   triggerRuns,
-  uploadsFromEvent,
   type UploadedObject,
 } from '../../lambdas/core/batch/trigger.ts';
-import { decodeUploadKey } from '../../lambdas/core/batch/upload-key.ts';
 import type { RunStarter } from '../../lambdas/core/ports.ts';
 
 describe('parseIncomingKey', () => {
@@ -254,17 +255,48 @@ describe('triggerRuns', () => {
   });
 });
 
+describe('runFailureFromCatch', () => {
+  it("reads a Lambda error's name and message out of a Catch's {Error, Cause}", () => {
+    const cause = JSON.stringify({ errorType: 'BatchInputError', errorMessage: '[EMPTY_FILE] x is empty' });
+    expect(runFailureFromCatch({ Error: 'BatchInputError', Cause: cause })).toEqual({
+      name: 'BatchInputError',
+      message: '[EMPTY_FILE] x is empty',
+    });
+  });
+
+  it("keeps a plain-text cause (Step Functions' own errors), and the name when there is no cause", () => {
+    expect(runFailureFromCatch({ Error: 'States.Timeout', Cause: 'task timed out' })).toEqual({
+      name: 'States.Timeout',
+      message: 'task timed out',
+    });
+    expect(runFailureFromCatch({ Error: 'States.Timeout' })).toEqual({
+      name: 'States.Timeout',
+      message: 'States.Timeout',
+    });
+    expect(runFailureFromCatch({ Cause: 'null' })).toEqual({ name: '', message: 'null' });
+    expect(runFailureFromCatch(undefined)).toBeUndefined();
+  });
+});
+
 describe('describeFailure', () => {
   it('reads the code out of a Lambda error cause or a local error', () => {
     expect(
-      describeFailure({
-        Error: 'BatchInputError',
-        Cause: JSON.stringify({ errorType: 'BatchInputError', errorMessage: '[EMPTY_FILE] x is empty' }),
-      }),
+      describeFailure(
+        runFailureFromCatch({
+          Error: 'BatchInputError',
+          Cause: JSON.stringify({ errorType: 'BatchInputError', errorMessage: '[EMPTY_FILE] x is empty' }),
+        }),
+      ),
     ).toEqual({ code: 'EMPTY_FILE', message: 'x is empty' });
-    expect(describeFailure({ Error: 'States.Timeout', Cause: 'task timed out' })).toEqual({
+    expect(
+      describeFailure(runFailureFromCatch({ Error: 'States.Timeout', Cause: 'task timed out' })),
+    ).toEqual({
       code: 'States.Timeout',
       message: 'task timed out',
+    });
+    expect(describeFailure({ name: 'Error: odd', message: 'x' })).toEqual({
+      code: 'RUN_FAILED',
+      message: 'x',
     });
     expect(describeFailure(undefined)).toEqual({ code: 'RUN_FAILED', message: 'unknown error' });
   });

@@ -2,13 +2,19 @@ import {
   BatchGetItemCommand,
   ConditionalCheckFailedException,
   DynamoDBClient,
+  DynamoDBServiceException,
   GetItemCommand,
+  InternalServerError,
   ProvisionedThroughputExceededException,
   PutItemCommand,
+  RequestLimitExceeded,
+  ResourceNotFoundException,
+  ThrottlingException,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
+import { PredictionStoreError, type PredictionStoreErrorCode } from '../../lambdas/core/errors.ts';
 import {
   DynamoDbPredictionStore,
   fromItem,
@@ -69,19 +75,20 @@ describe('DynamoDbPredictionStore', () => {
     expect(found.get('fraud#txn#1')).toEqual(item);
   });
 
-  it('passes throttling errors on to the caller (which skips the cache)', async () => {
-    dynamo
-      .on(BatchGetItemCommand)
-      .rejects(new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} }));
-    await expect(
-      new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b', 'a#c']),
-    ).rejects.toThrow(ProvisionedThroughputExceededException);
-    dynamo
-      .on(GetItemCommand)
-      .rejects(new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} }));
+  it("passes throttling errors on to the caller (which skips the cache) as the port's STORE_THROTTLED", async () => {
+    const throttled = new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} });
+    dynamo.on(BatchGetItemCommand).rejects(throttled);
+    const many = new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b', 'a#c']);
+    await expect(many).rejects.toBeInstanceOf(PredictionStoreError);
+    await expect(many).rejects.toMatchObject({
+      code: 'STORE_THROTTLED',
+      message: 'ProvisionedThroughputExceededException: slow down',
+      cause: throttled,
+    });
+    dynamo.on(GetItemCommand).rejects(throttled);
     await expect(
       new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b']),
-    ).rejects.toThrow(ProvisionedThroughputExceededException);
+    ).rejects.toMatchObject({ code: 'STORE_THROTTLED', cause: throttled });
   });
 
   it('reads a single key with one GetItem', async () => {
@@ -95,6 +102,15 @@ describe('DynamoDbPredictionStore', () => {
     });
   });
 
+  it("passes write failures on as the port's kinds once the writes in flight have settled", async () => {
+    const missing = new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: {} });
+    dynamo.on(PutItemCommand).resolvesOnce({}).rejects(missing);
+    await expect(
+      new DynamoDbPredictionStore(new DynamoDBClient({}), 'table', 1).putMany([item, item, item]),
+    ).rejects.toMatchObject({ name: 'PredictionStoreError', code: 'STORE_TABLE_MISSING', cause: missing });
+    expect(dynamo.commandCalls(PutItemCommand)).toHaveLength(2);
+  });
+
   it('writes conditionally and counts items skipped because a fresher one is stored', async () => {
     dynamo
       .on(PutItemCommand)
@@ -105,5 +121,104 @@ describe('DynamoDbPredictionStore', () => {
     const input = dynamo.commandCalls(PutItemCommand)[0]!.args[0].input;
     expect(input.ConditionExpression).toBe('attribute_not_exists(pk) OR computedAt < :computedAt');
     expect(input.ExpressionAttributeValues).toEqual({ ':computedAt': { N: String(item.computedAt) } });
+  });
+});
+
+/** An error as the SDK throws it for a service exception it has no class for (AccessDeniedException). */
+function serviceError(name: string, status: number): DynamoDBServiceException {
+  return new DynamoDBServiceException({
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    message: `${name} from the service`,
+    $metadata: { httpStatusCode: status },
+  });
+}
+
+describe('DynamoDbPredictionStore error kinds', () => {
+  const cases: [string, () => Error, PredictionStoreErrorCode][] = [
+    [
+      'ProvisionedThroughputExceededException',
+      () => new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} }),
+      'STORE_THROTTLED',
+    ],
+    [
+      'ThrottlingException',
+      () => new ThrottlingException({ message: 'Rate exceeded', $metadata: {} }),
+      'STORE_THROTTLED',
+    ],
+    [
+      'RequestLimitExceeded',
+      () => new RequestLimitExceeded({ message: 'account limit', $metadata: {} }),
+      'STORE_THROTTLED',
+    ],
+    [
+      'ResourceNotFoundException',
+      () => new ResourceNotFoundException({ message: 'Requested resource not found', $metadata: {} }),
+      'STORE_TABLE_MISSING',
+    ],
+    ['AccessDeniedException', () => serviceError('AccessDeniedException', 400), 'STORE_FORBIDDEN'],
+    [
+      'UnrecognizedClientException',
+      () => serviceError('UnrecognizedClientException', 400),
+      'STORE_FORBIDDEN',
+    ],
+    [
+      'InternalServerError',
+      () => new InternalServerError({ message: 'Internal server error', $metadata: { httpStatusCode: 500 } }),
+      'STORE_SERVER_ERROR',
+    ],
+    ['an unmodelled 503', () => serviceError('ServiceUnavailable', 503), 'STORE_SERVER_ERROR'],
+    [
+      'ECONNREFUSED',
+      () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+      'STORE_UNREACHABLE',
+    ],
+    [
+      'ECONNRESET',
+      () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+      'STORE_UNREACHABLE',
+    ],
+    [
+      'ECONNRESET renamed TimeoutError by the SDK',
+      () => Object.assign(new Error('socket hang up'), { name: 'TimeoutError', code: 'ECONNRESET' }),
+      'STORE_UNREACHABLE',
+    ],
+    [
+      "the SDK's request timeout",
+      () => Object.assign(new Error('Connection timed out after 300 ms'), { name: 'TimeoutError' }),
+      'STORE_TIMEOUT',
+    ],
+    [
+      'an aborted call',
+      () => Object.assign(new Error('Request aborted'), { name: 'AbortError' }),
+      'STORE_TIMEOUT',
+    ],
+    ['a validation error', () => serviceError('ValidationException', 400), 'STORE_FAILED'],
+    ["an error that is not the SDK's", () => new TypeError('x is not a function'), 'STORE_FAILED'],
+  ];
+
+  it.each(cases)('reports %s on a read as %s', async (_name, error, code) => {
+    const thrown = error();
+    dynamo.on(GetItemCommand).rejects(thrown);
+    const read = new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b']);
+    await expect(read).rejects.toBeInstanceOf(PredictionStoreError);
+    await expect(read).rejects.toMatchObject({ code, cause: thrown });
+  });
+
+  it.each(cases)('reports %s on a write as %s', async (_name, error, code) => {
+    const thrown = error();
+    dynamo.on(PutItemCommand).rejects(thrown);
+    await expect(
+      new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').putMany([item]),
+    ).rejects.toMatchObject({ code, cause: thrown });
+  });
+
+  it('names the SDK error and socket code in the message, for logs and run manifests', async () => {
+    dynamo
+      .on(GetItemCommand)
+      .rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    await expect(
+      new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['a#b']),
+    ).rejects.toMatchObject({ message: 'Error ECONNREFUSED: connect ECONNREFUSED' });
   });
 });

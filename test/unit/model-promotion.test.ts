@@ -46,14 +46,14 @@ class MemoryModelSource implements ModelSource {
     this.reads++;
     if (this.fault) throw this.fault;
     const bytes = this.files.get(`${name}/current.json`);
-    if (!bytes) throw new ModelNotFoundError(`no model named "${name}"`);
+    if (!bytes) throw new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${name}"`);
     return parsePointer(bytes, `${name}/current.json`);
   }
 
   async read(name: string, version: string, file: ModelFile): Promise<Uint8Array> {
     if (this.fault) throw this.fault;
     const bytes = this.files.get(`${name}/${version}/${file}`);
-    if (!bytes) throw new ModelLoadError(`${file} of ${name}@${version} is missing`, 'MODEL_FILE_MISSING');
+    if (!bytes) throw new ModelLoadError('MODEL_FILE_MISSING', `${file} of ${name}@${version} is missing`);
     return bytes;
   }
 
@@ -161,8 +161,8 @@ const FAILURES: {
     name: 'store unreadable',
     break: () => {
       source.fault = new ModelLoadError(
-        'the model store is unavailable (AccessDenied)',
         'MODEL_STORE_UNAVAILABLE',
+        'the model store is unavailable (AccessDenied)',
       );
     },
     code: 'MODEL_STORE_UNAVAILABLE',

@@ -92,6 +92,35 @@ describe('parsePredictRequest', () => {
   });
 });
 
+describe('parsePredictRequest: entity ids (lambdas/core/entity-id.ts)', () => {
+  /** The request as the API reads it: parsed, with its text for numeric ids. */
+  const parseText = (text: string) => parsePredictRequest(JSON.parse(text), DEFAULT_LIMITS, text);
+
+  it('takes numeric ids from the body text, exactly, in the single and the many form', () => {
+    expect(parseText('{"id": 12345678901234567890}').instances[0]!.id).toBe('12345678901234567890');
+    const many = parseText(
+      '{"instances": [{"id": 12345678901234567890}, {"features": {}}, {"id": "b"}, {"id": 12345678901234567891}]}',
+    );
+    expect(many.instances.map((i) => i.id)).toEqual([
+      '12345678901234567890',
+      undefined,
+      'b',
+      '12345678901234567891',
+    ]);
+  });
+
+  it('names each instance whose numeric id is not plain digits', () => {
+    const error = failure(() => parseText('{"instances": [{"id": 1}, {"id": 1.0}, {"id": -0}]}'));
+    expect(error.details?.map((d) => d.field)).toEqual(['instances.1.id', 'instances.2.id']);
+    expect(error.details?.[1]?.message).toMatch(/got -0: send "-0" as a string/);
+  });
+
+  it('without the body text, takes a number only when a double holds it exactly', () => {
+    expect(parsePredictRequest({ id: 42 }).instances[0]!.id).toBe('42');
+    expect(failure(() => parsePredictRequest({ id: 2 ** 53 })).details?.[0]?.field).toBe('id');
+  });
+});
+
 describe('parseJsonBody', () => {
   it('rejects empty, malformed and oversized bodies with distinct errors', () => {
     expect(failure(() => parseJsonBody('', DEFAULT_LIMITS)).code).toBe('EMPTY_BODY');

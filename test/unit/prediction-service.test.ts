@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
-import { CacheUnavailableError, NotPrecomputedError, ValidationError } from '../../lambdas/core/errors.ts';
+import {
+  CacheUnavailableError,
+  NotPrecomputedError,
+  PredictionStoreError,
+  ValidationError,
+  type PredictionStoreErrorCode,
+} from '../../lambdas/core/errors.ts';
 import type { ServedModel } from '../../lambdas/core/model-loader.ts';
 import type { PredictionStore } from '../../lambdas/core/ports.ts';
 import { parsePredictRequest } from '../../lambdas/core/predict-request.ts';
@@ -173,53 +179,50 @@ describe('PredictionService', () => {
 
   it('answers by the model when the store fails', async () => {
     const { store, service } = setup();
-    store.failWith = Object.assign(new Error('Rate exceeded'), {
-      name: 'ProvisionedThroughputExceededException',
-    });
+    store.failWith = new PredictionStoreError(
+      'STORE_THROTTLED',
+      'ProvisionedThroughputExceededException: Rate exceeded',
+    );
     const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
     expect(outcome.cache).toMatchObject({
       status: 'skipped',
       reason: 'the table is throttling requests',
-      cause: 'ProvisionedThroughputExceededException',
+      cause: 'ProvisionedThroughputExceededException: Rate exceeded',
     });
     expect(outcome.results[0]?.source).toBe('model');
   });
 
-  it('tells the caller why the store failed in plain words, keeping error names for the logs', async () => {
-    const { store, service } = setup();
-    const cases: [Error, string, string][] = [
-      [
-        Object.assign(new Error('x'), { name: 'ThrottlingException' }),
-        'the table is throttling requests',
-        'ThrottlingException',
-      ],
-      [
-        Object.assign(new Error('x'), { name: 'ResourceNotFoundException' }),
-        'the table does not exist',
-        'ResourceNotFoundException',
-      ],
-      [
-        Object.assign(new Error('x'), { name: 'AccessDeniedException' }),
-        'the function may not read the table',
-        'AccessDeniedException',
-      ],
-      [
-        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
-        'the table could not be reached',
-        'Error ECONNREFUSED',
-      ],
-      [
-        Object.assign(new Error('x'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } }),
-        'the table answered with a server error',
-        'InternalServerError',
-      ],
-      [new TypeError('something else'), 'the table read failed', 'TypeError'],
-    ];
-    for (const [error, reason, cause] of cases) {
-      store.failWith = error;
+  it.each<[PredictionStoreErrorCode, string]>([
+    ['STORE_THROTTLED', 'the table is throttling requests'],
+    ['STORE_TABLE_MISSING', 'the table does not exist'],
+    ['STORE_FORBIDDEN', 'the function may not read the table'],
+    ['STORE_UNREACHABLE', 'the table could not be reached'],
+    ['STORE_TIMEOUT', 'the table did not answer in time'],
+    ['STORE_SERVER_ERROR', 'the table answered with a server error'],
+    ['STORE_FAILED', 'the table read failed'],
+  ])(
+    "tells the caller what a %s store failure means in plain words, keeping the adapter's words for the logs",
+    async (code, reason) => {
+      const { store, service } = setup();
+      store.failWith = new PredictionStoreError(code, 'SomeServiceError: what the service said');
       const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
-      expect(outcome.cache).toMatchObject({ status: 'skipped', reason, cause });
-    }
+      expect(outcome.cache).toMatchObject({
+        status: 'skipped',
+        reason,
+        cause: 'SomeServiceError: what the service said',
+      });
+    },
+  );
+
+  it("reports an error that is not the port's as a failed read, by its name only", async () => {
+    const { store, service } = setup();
+    store.failWith = Object.assign(new TypeError('something else'), { $metadata: { httpStatusCode: 500 } });
+    const outcome = await service.predict(parsePredictRequest({ id: 'hit', features: { x1: 1 } }), model);
+    expect(outcome.cache).toMatchObject({
+      status: 'skipped',
+      reason: 'the table read failed',
+      cause: 'TypeError',
+    });
   });
 
   it('fails an id-only instance with NOT_PRECOMPUTED naming it, and with CACHE_UNAVAILABLE when the store is down', async () => {

@@ -23,24 +23,23 @@ const REPO = path.resolve(import.meta.dirname, '../..');
 
 describe('resolveScoringThreads', () => {
   it('uses one thread per vCPU but the first, from 1.5 vCPUs', () => {
-    expect(resolveScoringThreads('auto', {}, 1)).toBe(0);
-    expect(resolveScoringThreads('auto', {}, 2)).toBe(1);
-    expect(resolveScoringThreads('auto', {}, 4)).toBe(3);
+    expect(resolveScoringThreads('auto', undefined, 1)).toBe(0);
+    expect(resolveScoringThreads('auto', undefined, 2)).toBe(1);
+    expect(resolveScoringThreads('auto', undefined, 4)).toBe(3);
   });
 
   it('caps the vCPUs by a Lambda function memory: 1,769 MB per vCPU', () => {
-    const lambda = (mb: number) => ({ AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(mb) });
-    expect(resolveScoringThreads('auto', lambda(1769), 2)).toBe(0);
-    expect(resolveScoringThreads('auto', lambda(2600), 2)).toBe(0);
-    expect(resolveScoringThreads('auto', lambda(3008), 2)).toBe(1);
-    expect(resolveScoringThreads('auto', lambda(3538), 2)).toBe(1);
-    expect(resolveScoringThreads('auto', lambda(10_240), 6)).toBe(5);
-    expect(resolveScoringThreads('auto', lambda(10_240), 2)).toBe(1);
+    expect(resolveScoringThreads('auto', 1769, 2)).toBe(0);
+    expect(resolveScoringThreads('auto', 2600, 2)).toBe(0);
+    expect(resolveScoringThreads('auto', 3008, 2)).toBe(1);
+    expect(resolveScoringThreads('auto', 3538, 2)).toBe(1);
+    expect(resolveScoringThreads('auto', 10_240, 6)).toBe(5);
+    expect(resolveScoringThreads('auto', 10_240, 2)).toBe(1);
   });
 
   it('takes an explicit count, and refuses anything but a small non-negative integer', () => {
-    expect(resolveScoringThreads(0, {}, 8)).toBe(0);
-    expect(resolveScoringThreads(3, {}, 1)).toBe(3);
+    expect(resolveScoringThreads(0, undefined, 8)).toBe(0);
+    expect(resolveScoringThreads(3, undefined, 1)).toBe(3);
     for (const bad of [-1, 1.5, 17, NaN]) expect(() => resolveScoringThreads(bad)).toThrow(RangeError);
   });
 });

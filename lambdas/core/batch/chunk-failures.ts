@@ -6,18 +6,18 @@
 import { TandemError } from '../errors.ts';
 import type { ObjectStore } from '../ports.ts';
 import { chunkFailureKey, chunkFailuresPrefix, type ChunkFailure, type ChunkItem } from './contracts.ts';
-import { BatchInputError, ModelUnavailableError } from './errors.ts';
+import { BatchInputError, ModelUnavailableError, readTaggedMessage } from './errors.ts';
 
 const utf8 = new TextDecoder();
 
 export function describeChunkError(error: unknown): Omit<ChunkFailure, 'index' | 'attempt' | 'at'> {
   const name = error instanceof Error ? error.name : 'Error';
   const raw = error instanceof Error ? error.message : String(error);
-  const tagged = /^\[([A-Z0-9_]+)\]\s*([\s\S]*)$/.exec(raw);
-  // Node's system errors carry their code (ECONNRESET); SDK errors their name (ThrottlingException).
+  const tagged = readTaggedMessage(raw);
+  // Node's system errors carry their code (ECONNRESET); other errors their name.
   const systemCode = (error as { code?: unknown } | null)?.code;
   const code =
-    tagged?.[1] ??
+    tagged?.code ??
     (error instanceof TandemError
       ? error.code
       : typeof systemCode === 'string' && /^[A-Z][A-Z0-9_]*$/.test(systemCode)
@@ -28,7 +28,7 @@ export function describeChunkError(error: unknown): Omit<ChunkFailure, 'index' |
   return {
     name,
     code,
-    message: (tagged?.[2] ?? raw).slice(0, 2000),
+    message: (tagged?.message ?? raw).slice(0, 2000),
     retryable: !(error instanceof BatchInputError || error instanceof ModelUnavailableError),
   };
 }

@@ -12,6 +12,7 @@
 import { PassThrough } from 'node:stream';
 import { storedPrediction, type StoredPrediction } from '../cache-policy.ts';
 import { DatasetError } from '../codecs/errors.ts';
+import { parseJsonEntityId } from '../entity-id.ts';
 import { ModelLoadError } from '../errors.ts';
 import { readCsvSpans, readJsonlRecords, readParquetRows, type CsvRow } from '../codecs/readers.ts';
 import type { FeatureIssue, FeatureRow } from '../features.ts';
@@ -19,7 +20,6 @@ import type { ModelSource, ObjectStore, PredictionStore } from '../ports.ts';
 import { decodePredictions } from '../predictions.ts';
 import { loadBatchModel, type BatchModel } from './batch-model.ts';
 import {
-  MAX_ID_LENGTH,
   chunkReportKey,
   partKey,
   rejectedKey,
@@ -46,6 +46,8 @@ export interface ChunkScorerDeps {
    * @default 'auto'
    */
   readonly scoringThreads?: number | 'auto';
+  /** On Lambda, the function's memory (it sets the vCPUs `auto` counts). */
+  readonly lambdaMemoryMb?: number;
 }
 
 /** One record of any format, reduced to what scoring needs. */
@@ -104,7 +106,7 @@ export class ChunkScorer {
   private readonly scoringThreads: number;
 
   constructor(private readonly deps: ChunkScorerDeps) {
-    this.scoringThreads = resolveScoringThreads(deps.scoringThreads ?? 'auto');
+    this.scoringThreads = resolveScoringThreads(deps.scoringThreads ?? 'auto', deps.lambdaMemoryMb);
   }
 
   async score(item: ChunkItem, attempt = 1): Promise<ChunkReport> {
@@ -112,10 +114,7 @@ export class ChunkScorer {
     const plan = await this.plan(item);
     const chunk = plan.chunks[item.index];
     if (!chunk)
-      throw new BatchInputError(
-        `[NO_SUCH_CHUNK] the plan of ${item.runId} has no chunk ${item.index}`,
-        'NO_SUCH_CHUNK',
-      );
+      throw new BatchInputError('NO_SUCH_CHUNK', `the plan of ${item.runId} has no chunk ${item.index}`);
     const model = await this.model(plan);
     const encoder = new OutputEncoder(plan.options.outputFormat, model, plan.options.passThroughColumns);
     const computedAt = Date.parse(plan.createdAt);
@@ -253,9 +252,7 @@ export class ChunkScorer {
       rejects?.abort(error as Error);
       if (!model.runner.healthy) this.evict(plan);
       if (error instanceof DatasetError)
-        throw new BatchInputError(`[${error.code}] chunk ${chunk.index}: ${error.message}`, error.code, {
-          cause: error,
-        });
+        throw new BatchInputError(error.code, `chunk ${chunk.index}: ${error.message}`, { cause: error });
       throw error;
     }
     const scoreMs = queue.scoreMs;
@@ -323,8 +320,8 @@ export class ChunkScorer {
           // The model store being unreachable is worth a retry; a missing or broken package is not.
           if (error instanceof ModelLoadError && error.code === 'MODEL_STORE_UNAVAILABLE') throw error;
           throw new ModelUnavailableError(
-            `[MODEL_UNAVAILABLE] ${key} (pinned by the plan) cannot be loaded: ${(error as Error).message}`,
             'MODEL_UNAVAILABLE',
+            `${key} (pinned by the plan) cannot be loaded: ${(error as Error).message}`,
             { cause: error },
           );
         },
@@ -365,12 +362,8 @@ export class ChunkScorer {
       }
       const issues: FeatureIssue[] = [];
       const features = model.validator.fromText(r.fields, columns, issues);
-      let id = r.fields[idColumn] || undefined;
-      if (id === undefined) issues.push({ field: model.manifest.idField, message: 'is required' });
-      else if (id.length > MAX_ID_LENGTH) {
-        issues.push({ field: model.manifest.idField, message: idTooLong(id) });
-        id = undefined;
-      }
+      // CSV has no null: an empty field is a missing id.
+      const id = recordId(r.fields[idColumn] || undefined, undefined, model.manifest.idField, issues);
       return {
         row: r.row,
         line: r.line,
@@ -392,7 +385,9 @@ export class ChunkScorer {
         objectRandomAccess(this.deps.objects, source.bucket, source.key, source.size, source.versionId),
         chunk,
       );
-      return mapBatches(rows, (r) => objectRecord(model, plan, r.row, undefined, r.value, () => r.value));
+      return mapBatches(rows, (r) =>
+        objectRecord(model, plan, r.row, undefined, r.value, undefined, () => r.value),
+      );
     }
     const rows = readJsonlRecords(this.byteRange(plan, chunk), {
       firstRow: chunk.firstRow,
@@ -400,7 +395,7 @@ export class ChunkScorer {
     });
     return mapBatches(rows, (r) => {
       if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text);
-      return objectRecord(model, plan, r.row, r.line, r.value, () => r.text);
+      return objectRecord(model, plan, r.row, r.line, r.value, r.text, () => r.text);
     });
   }
 }
@@ -429,6 +424,8 @@ function objectRecord(
   row: number,
   line: number | undefined,
   value: unknown,
+  /** The JSON Lines line the value was parsed from (numeric ids are read from it). */
+  jsonText: string | undefined,
   original: () => unknown,
 ): SourceRecord {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -437,23 +434,9 @@ function objectRecord(
   const record = value as Record<string, unknown>;
   const issues: FeatureIssue[] = [];
   const features = model.validator.fromObject(record, issues, '', { ignoreUnknown: true });
-  const rawId = Object.hasOwn(record, model.manifest.idField) ? record[model.manifest.idField] : undefined;
-  let id =
-    typeof rawId === 'string' && rawId !== ''
-      ? rawId
-      : typeof rawId === 'number' && Number.isFinite(rawId)
-        ? String(rawId)
-        : undefined;
-  if (id === undefined) {
-    const missing = rawId === undefined || rawId === null || rawId === '';
-    issues.push({
-      field: model.manifest.idField,
-      message: missing ? 'is required' : `must be a string or a number, got ${describeId(rawId)}`,
-    });
-  } else if (id.length > MAX_ID_LENGTH) {
-    issues.push({ field: model.manifest.idField, message: idTooLong(id) });
-    id = undefined;
-  }
+  const idField = model.manifest.idField;
+  const rawId = Object.hasOwn(record, idField) ? record[idField] : undefined;
+  const id = recordId(rawId, jsonText, idField, issues);
   return {
     row,
     ...(line === undefined ? {} : { line }),
@@ -465,15 +448,16 @@ function objectRecord(
   };
 }
 
-/** A DynamoDB key holds at most 2048 bytes: a longer id would fail the chunk's table writes. */
-function idTooLong(id: string): string {
-  return `must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`;
-}
-
-function describeId(value: unknown): string {
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object' && value !== null) return 'an object';
-  return String(value);
+/** A row's id by the one entity-id rule; a row without one is rejected. */
+function recordId(
+  raw: unknown,
+  jsonText: string | undefined,
+  idField: string,
+  issues: FeatureIssue[],
+): string | undefined {
+  const { id, problem } = parseJsonEntityId(raw, jsonText, [idField]);
+  if (id === undefined) issues.push({ field: idField, message: problem ?? 'is required' });
+  return id;
 }
 
 async function* mapBatches<T>(

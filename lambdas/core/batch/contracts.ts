@@ -60,8 +60,6 @@ export const MAX_CHUNKS = 10_000;
  * Step Functions stops after 300 s, and scoring, reading and retries need the rest.
  */
 export const CHUNK_WRITE_SECONDS = 240;
-/** Ids longer than this are rejected (as in the real-time lane); a DynamoDB key holds at most 2048 bytes. */
-export const MAX_ID_LENGTH = 256;
 
 export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   delimiter: ',',

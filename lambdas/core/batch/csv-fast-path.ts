@@ -17,7 +17,7 @@ import type { CsvSpan } from '../codecs/readers.ts';
 import type { FeatureSpec, Manifest } from '../manifest.ts';
 import type { InputPlan } from '../tensors.ts';
 import type { FeedBatch, StringDictionaries } from './feed-batch.ts';
-import { MAX_ID_LENGTH } from './contracts.ts';
+import { MAX_ENTITY_ID_LENGTH } from '../entity-id.ts';
 
 const KIND_NUMBER = 0;
 const KIND_INTEGER = 1;
@@ -258,7 +258,7 @@ export class CsvFastPath {
     const idFrom = fieldStart[idColumn]!;
     const idTo = fieldEnd[idColumn]!;
     // No id, or one the table cannot key (ASCII: bytes are characters): the general path rejects it.
-    if (idFrom === idTo || idTo - idFrom > MAX_ID_LENGTH) return false;
+    if (idFrom === idTo || idTo - idFrom > MAX_ENTITY_ID_LENGTH) return false;
     for (const feature of this.absent) this.put(feature, slot, feature.fallback, batch);
 
     const passColumns = this.passColumns;

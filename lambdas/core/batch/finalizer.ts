@@ -16,12 +16,22 @@ import {
 } from './contracts.ts';
 import type { PlanResult } from './planner.ts';
 import { readChunkFailures } from './chunk-failures.ts';
+import { readTaggedMessage } from './errors.ts';
 
-/** The state the state machine hands to Finalize: the run input plus what happened. */
+/**
+ * Why a run stopped, as the state machine reported it: the error's name (`BatchInputError`,
+ * `States.Timeout`) and its message (adapters/step-functions-failure.ts reads them out of a Catch).
+ */
+export interface RunFailure {
+  readonly name: string;
+  readonly message: string;
+}
+
+/** What Finalize is given: the run input plus what happened. */
 export interface FinalizeInput extends RunInput {
   readonly planned?: PlanResult;
-  /** Set by a Catch: Step Functions' `{Error, Cause}`. */
-  readonly error?: { readonly Error?: string; readonly Cause?: string };
+  /** Set when a state failed. */
+  readonly error?: RunFailure;
   readonly startedAt?: string;
 }
 
@@ -43,19 +53,13 @@ export interface FinalizerDeps {
 
 const utf8 = new TextDecoder();
 
-/** Reads `[CODE] message` out of a Lambda error's Cause (JSON with errorMessage) or a plain message. */
-export function describeFailure(error: FinalizeInput['error']): { code: string; message: string } {
-  let message = error?.Cause ?? error?.Error ?? 'unknown error';
-  try {
-    const cause = JSON.parse(message) as { errorMessage?: unknown };
-    if (typeof cause.errorMessage === 'string') message = cause.errorMessage;
-  } catch {
-    // A plain-text cause.
-  }
-  const tagged = /^\[([A-Z0-9_]+)\]\s*([\s\S]*)$/.exec(message);
-  if (tagged) return { code: tagged[1]!, message: tagged[2]! };
-  const code = error?.Error && /^[A-Za-z0-9_.]+$/.test(error.Error) ? error.Error : 'RUN_FAILED';
-  return { code, message: message.slice(0, 2000) };
+/** The code and message of a failure: its `[CODE]` tag, else the error's name. */
+export function describeFailure(failure: RunFailure | undefined): { code: string; message: string } {
+  if (failure === undefined) return { code: 'RUN_FAILED', message: 'unknown error' };
+  const tagged = readTaggedMessage(failure.message);
+  if (tagged) return tagged;
+  const code = /^[A-Za-z0-9_.]+$/.test(failure.name) ? failure.name : 'RUN_FAILED';
+  return { code, message: failure.message.slice(0, 2000) };
 }
 
 async function readJson<T>(objects: ObjectStore, bucket: string, key: string): Promise<T | undefined> {

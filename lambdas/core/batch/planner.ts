@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { scanCsv, scanJsonl } from '../codecs/boundaries.ts';
 import { DatasetError } from '../codecs/errors.ts';
 import { gunzipStream, planParquet } from '../codecs/readers.ts';
-import { ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
+import { ManifestError, ModelLoadError, ModelNotFoundError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
 import { checkPackagePath, readModelPackage } from '../model-package.ts';
@@ -61,7 +61,7 @@ export function chunkRowLimit(options: BatchOptions): number {
 
 export function resolveOptions(options: Partial<BatchOptions> | undefined): BatchOptions {
   if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options)))
-    throw new BatchInputError('[INVALID_OPTIONS] the batch options must be an object', 'INVALID_OPTIONS');
+    throw new BatchInputError('INVALID_OPTIONS', 'the batch options must be an object');
   const merged = { ...DEFAULT_BATCH_OPTIONS, ...options };
   const problems: string[] = [];
   const unknown = Object.keys(options ?? {}).filter((name) => !Object.hasOwn(DEFAULT_BATCH_OPTIONS, name));
@@ -110,8 +110,7 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
     problems.push('maxRowGroupRows must be a positive integer');
   if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
     problems.push('outputFormat must be "jsonl" or "csv"');
-  if (problems.length > 0)
-    throw new BatchInputError(`[INVALID_OPTIONS] ${problems.join('; ')}`, 'INVALID_OPTIONS');
+  if (problems.length > 0) throw new BatchInputError('INVALID_OPTIONS', problems.join('; '));
   return merged;
 }
 
@@ -138,17 +137,16 @@ async function pinModel(models: ModelSource, name: string): Promise<Manifest> {
     if (isTransient(error)) throw error;
     if (error instanceof ModelNotFoundError) {
       throw new ModelUnavailableError(
-        `[MODEL_NOT_FOUND] ${error.message}: upload to incoming/<model>/ of a served model`,
         'MODEL_NOT_FOUND',
+        `${error.message}: upload to incoming/<model>/ of a served model`,
         { cause: error },
       );
     }
-    const code = error instanceof TandemError ? error.code : 'MODEL_LOAD_FAILED';
-    throw new ModelUnavailableError(
-      `[${code}] model ${name} cannot be used: ${(error as Error).message}`,
-      code,
-      { cause: error },
-    );
+    const code =
+      error instanceof ModelLoadError || error instanceof ManifestError ? error.code : 'MODEL_LOAD_FAILED';
+    throw new ModelUnavailableError(code, `model ${name} cannot be used: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -168,8 +166,8 @@ function checkColumns(manifest: Manifest, columns: readonly string[], options: B
   }
   if (twice.size > 0) {
     throw new BatchInputError(
-      `[DUPLICATE_COLUMNS] the dataset has more than one column named ${[...twice].map((c) => `"${c}"`).join(', ')}: which one to use is ambiguous`,
       'DUPLICATE_COLUMNS',
+      `the dataset has more than one column named ${[...twice].map((c) => `"${c}"`).join(', ')}: which one to use is ambiguous`,
     );
   }
   const missing = [
@@ -178,15 +176,15 @@ function checkColumns(manifest: Manifest, columns: readonly string[], options: B
   ].filter((name) => !present.has(name));
   if (missing.length > 0) {
     throw new BatchInputError(
-      `[MISSING_COLUMNS] the dataset has no column ${missing.map((m) => `"${m}"`).join(', ')} (it has: ${columns.slice(0, 50).join(', ')})`,
       'MISSING_COLUMNS',
+      `the dataset has no column ${missing.map((m) => `"${m}"`).join(', ')} (it has: ${columns.slice(0, 50).join(', ')})`,
     );
   }
   const unknown = options.passThroughColumns.filter((c) => !present.has(c));
   if (unknown.length > 0) {
     throw new BatchInputError(
-      `[UNKNOWN_PASS_THROUGH] passThroughColumns not in the dataset: ${unknown.join(', ')}`,
       'UNKNOWN_PASS_THROUGH',
+      `passThroughColumns not in the dataset: ${unknown.join(', ')}`,
     );
   }
 }
@@ -212,8 +210,8 @@ async function* decompressToStaging(
       // A gzip bomb stops here, before the staging copy grows past the limit.
       if (total > maxBytes) {
         throw new BatchInputError(
-          `[INPUT_TOO_LARGE] ${file} decompresses to more than ${maxBytes} bytes (maxInputBytes)`,
           'INPUT_TOO_LARGE',
+          `${file} decompresses to more than ${maxBytes} bytes (maxInputBytes)`,
         );
       }
       if (!pass.write(chunk)) await new Promise((resolve) => pass.once('drain', resolve));
@@ -227,8 +225,7 @@ async function* decompressToStaging(
 }
 
 function datasetFailure(error: unknown): never {
-  if (error instanceof DatasetError)
-    throw new BatchInputError(`[${error.code}] ${error.message}`, error.code, { cause: error });
+  if (error instanceof DatasetError) throw new BatchInputError(error.code, error.message, { cause: error });
   throw error;
 }
 
@@ -254,36 +251,31 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
   const started = performance.now();
   const now = deps.now ?? Date.now;
   const incoming = parseIncomingKey(input.key);
-  if (!incoming)
-    throw new BatchInputError(`[NOT_A_DATASET] ${input.key} is not under incoming/`, 'NOT_A_DATASET');
+  if (!incoming) throw new BatchInputError('NOT_A_DATASET', `${input.key} is not under incoming/`);
   const options = resolveOptions(input.options);
   if (!incoming.model) {
     throw new BatchInputError(
-      `[NO_MODEL_FOLDER] upload datasets to incoming/<model>/<file>, not ${input.key}`,
       'NO_MODEL_FOLDER',
+      `upload datasets to incoming/<model>/<file>, not ${input.key}`,
     );
   }
   if (!incoming.format) {
     throw new BatchInputError(
-      `[UNSUPPORTED_FORMAT] ${incoming.file}: supported are .csv, .jsonl (.ndjson), .parquet, and .csv.gz / .jsonl.gz`,
       'UNSUPPORTED_FORMAT',
+      `${incoming.file}: supported are .csv, .jsonl (.ndjson), .parquet, and .csv.gz / .jsonl.gz`,
     );
   }
   const manifest = await pinModel(deps.models, incoming.model);
   const found = await findInput(deps.objects, input);
   if (!found)
-    throw new BatchInputError(
-      `[INPUT_MISSING] s3://${input.bucket}/${input.key} no longer exists`,
-      'INPUT_MISSING',
-    );
+    throw new BatchInputError('INPUT_MISSING', `s3://${input.bucket}/${input.key} no longer exists`);
   const { head } = found;
   input = { ...input, key: found.key };
-  if (head.size === 0)
-    throw new BatchInputError(`[EMPTY_FILE] ${incoming.file} is empty (0 bytes)`, 'EMPTY_FILE');
+  if (head.size === 0) throw new BatchInputError('EMPTY_FILE', `${incoming.file} is empty (0 bytes)`);
   if (head.size > options.maxInputBytes) {
     throw new BatchInputError(
-      `[INPUT_TOO_LARGE] ${incoming.file} is ${head.size} bytes; the limit is ${options.maxInputBytes} (maxInputBytes)`,
       'INPUT_TOO_LARGE',
+      `${incoming.file} is ${head.size} bytes; the limit is ${options.maxInputBytes} (maxInputBytes)`,
     );
   }
   const versionId = input.versionId ?? head.versionId;
@@ -308,8 +300,8 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
       const large = parquet.rowGroups.findIndex((group) => group.rows > options.maxRowGroupRows);
       if (large >= 0) {
         throw new BatchInputError(
-          `[ROW_GROUP_TOO_LARGE] row group ${large} of ${incoming.file} has ${parquet.rowGroups[large]!.rows} rows; a worker decodes a whole row group, and the limit is ${options.maxRowGroupRows} (maxRowGroupRows): write smaller row groups`,
           'ROW_GROUP_TOO_LARGE',
+          `row group ${large} of ${incoming.file} has ${parquet.rowGroups[large]!.rows} rows; a worker decodes a whole row group, and the limit is ${options.maxRowGroupRows} (maxRowGroupRows): write smaller row groups`,
         );
       }
       chunks = parquet.chunks.map((c, index) => ({ kind: 'row-groups', index, ...c }));
@@ -347,8 +339,8 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
   }
   if (chunks.length > MAX_CHUNKS) {
     throw new BatchInputError(
-      `[TOO_MANY_CHUNKS] ${incoming.file} makes ${chunks.length} chunks of chunkBytes ${options.chunkBytes}; at most ${MAX_CHUNKS} are allowed (raise chunkBytes, or the rows a chunk may hold: maxChunkRows, maxTableWritesPerSecond × ${CHUNK_WRITE_SECONDS} s)`,
       'TOO_MANY_CHUNKS',
+      `${incoming.file} makes ${chunks.length} chunks of chunkBytes ${options.chunkBytes}; at most ${MAX_CHUNKS} are allowed (raise chunkBytes, or the rows a chunk may hold: maxChunkRows, maxTableWritesPerSecond × ${CHUNK_WRITE_SECONDS} s)`,
     );
   }
 

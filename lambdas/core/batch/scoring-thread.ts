@@ -92,12 +92,12 @@ const LAMBDA_MB_PER_VCPU = 1769;
  * How many scoring threads: a number as given (0 = inline), or `auto`: one less than the vCPUs of CPU
  * time the process has, rounded (the calling thread is the other one), and 0 below 1.5 vCPUs. The vCPUs
  * are the CPUs it may run on (os.availableParallelism), capped on Lambda by the function's memory
- * (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, 1,769 MB per vCPU), since Lambda shows two CPUs even to functions
- * that get less than one vCPU of time.
+ * (`lambdaMemoryMb`, 1,769 MB per vCPU), since Lambda shows two CPUs even to functions that get less
+ * than one vCPU of time.
  */
 export function resolveScoringThreads(
   choice: number | 'auto',
-  env: Readonly<Record<string, string | undefined>> = process.env,
+  lambdaMemoryMb?: number,
   cpus: number = os.availableParallelism(),
 ): number {
   if (choice !== 'auto') {
@@ -105,8 +105,10 @@ export function resolveScoringThreads(
       throw new RangeError(`scoringThreads must be an integer from 0 to ${MAX_THREADS}, got ${choice}`);
     return choice;
   }
-  const lambdaMb = Number(env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE']);
-  const vcpus = lambdaMb > 0 ? Math.min(cpus, lambdaMb / LAMBDA_MB_PER_VCPU) : cpus;
+  const vcpus =
+    lambdaMemoryMb !== undefined && lambdaMemoryMb > 0
+      ? Math.min(cpus, lambdaMemoryMb / LAMBDA_MB_PER_VCPU)
+      : cpus;
   return vcpus >= 1.5 ? Math.min(MAX_THREADS, Math.round(vcpus) - 1) : 0;
 }
 
@@ -150,9 +152,13 @@ class InlineRunner implements FeedRunner {
     try {
       results = await this.session.run(tensors, [...fetches]);
     } catch (cause) {
-      throw new InferenceError(`onnxruntime failed to run ${this.label}: ${messageOf(cause)}`, undefined, {
-        cause,
-      });
+      throw new InferenceError(
+        'INFERENCE_FAILED',
+        `onnxruntime failed to run ${this.label}: ${messageOf(cause)}`,
+        {
+          cause,
+        },
+      );
     }
     const runMs = performance.now() - started;
     const outputs: Record<string, OutputTensor> = {};
@@ -299,13 +305,16 @@ class WorkerRunner {
     worker.on('message', (reply: WorkerReply) => this.receive(reply));
     worker.on('error', (error) =>
       this.fail(
-        new InferenceError(`the scoring thread of ${label} failed: ${error.message}`, undefined, {
+        new InferenceError('INFERENCE_FAILED', `the scoring thread of ${label} failed: ${error.message}`, {
           cause: error,
         }),
       ),
     );
     worker.on('exit', (code) => {
-      if (!this.closed) this.fail(new InferenceError(`the scoring thread of ${label} exited (code ${code})`));
+      if (!this.closed)
+        this.fail(
+          new InferenceError('INFERENCE_FAILED', `the scoring thread of ${label} exited (code ${code})`),
+        );
     });
   }
 
@@ -359,7 +368,7 @@ class WorkerRunner {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.fail(new InferenceError(`the scoring thread of ${this.label} was closed`));
+    this.fail(new InferenceError('INFERENCE_FAILED', `the scoring thread of ${this.label} was closed`));
     await this.worker.terminate();
   }
 
@@ -372,7 +381,9 @@ class WorkerRunner {
     if (reply.kind === 'result') {
       run.resolve({ outputs: reply.outputs, inputs: reply.inputs, runMs: reply.runMs });
     } else {
-      run.reject(new InferenceError(`onnxruntime failed to run ${this.label}: ${reply.message}`));
+      run.reject(
+        new InferenceError('INFERENCE_FAILED', `onnxruntime failed to run ${this.label}: ${reply.message}`),
+      );
     }
   }
 
@@ -443,7 +454,7 @@ export async function startFeedRunner(
     }
     return inline;
   } catch (cause) {
-    throw new ModelLoadError(`onnxruntime cannot load ${label}: ${messageOf(cause)}`, 'MODEL_CORRUPT', {
+    throw new ModelLoadError('MODEL_CORRUPT', `onnxruntime cannot load ${label}: ${messageOf(cause)}`, {
       cause,
     });
   }

@@ -3,6 +3,8 @@
  * does not stop the run). Retrying cannot fix any of them: the file itself has to change.
  */
 
+import { TandemError, type TandemErrorOptions } from '../errors.ts';
+
 export type DatasetErrorCode =
   /** The file has no bytes at all. */
   | 'EMPTY_FILE'
@@ -25,15 +27,12 @@ export type DatasetErrorCode =
   /** A requested column is not in the file. */
   | 'UNKNOWN_COLUMN';
 
-export class DatasetError extends Error {
-  readonly code: DatasetErrorCode;
+export class DatasetError extends TandemError<DatasetErrorCode> {
   /** 1-based line number the problem is about, when it is about one. */
   readonly line: number | undefined;
 
-  constructor(code: DatasetErrorCode, message: string, options: { line?: number; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'DatasetError';
-    this.code = code;
+  constructor(code: DatasetErrorCode, message: string, options: TandemErrorOptions & { line?: number } = {}) {
+    super(code, message, options);
     this.line = options.line;
   }
 }

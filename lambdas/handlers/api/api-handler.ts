@@ -191,7 +191,7 @@ async function predict(call: ApiCall): Promise<ApiResult> {
   } catch {
     return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId);
   }
-  const request = parsePredictRequest(parseJsonBody(text, deps.limits), deps.limits);
+  const request = parsePredictRequest(parseJsonBody(text, deps.limits), deps.limits, text);
   call.model = request.model;
   const model = deps.registry.ready(request.model) ?? (await deps.registry.get(request.model));
   const outcome = await deps.service.predict(request, model);
