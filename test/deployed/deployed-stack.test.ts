@@ -183,9 +183,15 @@ async function readText(key: string): Promise<string> {
 
 const FORMATS = ['CSV', 'gzipped CSV', 'JSON Lines', 'Parquet'] as const;
 
-/** The first ROWS demo rows in one of FORMATS: its file name (after `prefix`) and its bytes. */
+/** The demo rows of a format's upload: ROWS of them, other ids for each format (runs go side by side). */
+function rowsOf(format: (typeof FORMATS)[number]): string[][] {
+  const at = FORMATS.indexOf(format) * ROWS;
+  return demo.rows.slice(at, at + ROWS);
+}
+
+/** A format's upload: its file name (after `prefix`) and its bytes. */
 function dataset(prefix: string, format: (typeof FORMATS)[number]): { file: string; body: Uint8Array } {
-  const rows = demo.rows.slice(0, ROWS);
+  const rows = rowsOf(format);
   const csv = `${[csvLine(demo.header), ...rows.map((r) => csvLine(r))].join('\n')}\n`;
   const jsonl = `${rows.map((r) => JSON.stringify(typedRecord(demo, r))).join('\n')}\n`;
   const parquetType = (name: string) =>
@@ -220,7 +226,6 @@ async function runUpload(runtime: NodeRuntime, key: string, body: Uint8Array): P
   const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
   const event = objectCreated(key, put.ETag!.replace(/"/g, ''), body.byteLength);
   expect(matchesPattern(event, stack.uploadRule.pattern), `the upload rule matches ${key}`).toBe(true);
-  const before = sandbox.invocations.length;
   const triggered = await invoke(stack.uploadRule.target, runtime, event);
   expect(failures([triggered])).toEqual([]);
   const [outcome] = triggered.result as Array<{ result: string; runId: string }>;
@@ -228,7 +233,11 @@ async function runUpload(runtime: NodeRuntime, key: string, body: Uint8Array): P
   const execution = planes.get(runtime.id)!.plane.executions.get(outcome!.runId);
   expect(execution, `execution ${outcome!.runId}`).toBeDefined();
   const { status } = await execution!.done;
-  const invocations = sandbox.invocations.slice(before);
+  // Runs go on side by side: a run's invocations are those whose event names it.
+  const invocations = [
+    triggered,
+    ...sandbox.invocations.filter((i) => i !== triggered && JSON.stringify(i.event).includes(outcome!.runId)),
+  ];
   const finalize = invocations.find(
     (i) =>
       i.fn === stack.fn('BatchFinalize').name && i.ok && JSON.stringify(i.result).includes(outcome!.runId),
@@ -280,66 +289,74 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
     expect(nodeMajor(runtime)).toBe(runtime.major);
   });
 
-  let csvRun: RunOutcome | undefined;
+  const WRONG_COLUMNS = 'wrong columns';
+  const runs = new Map<string, Promise<RunOutcome>>();
 
-  it.each(FORMATS)(
-    'completes a batch run of a %s upload',
-    async (format) => {
+  // The runs of this runtime go on side by side, as uploads do; each test below checks one of them.
+  beforeAll(async () => {
+    const uploads: [string, string, Uint8Array][] = FORMATS.map((format) => {
       const upload = dataset(`node${runtime.major}`, format);
-      const run = await runUpload(runtime, `incoming/${MODEL}/${upload.file}`, upload.body);
-      const why = `${upload.file}: ${run.manifest.error?.code ?? ''} ${run.manifest.error?.message ?? ''}\n${failures(run.invocations).join('\n')}`;
-      expect(run.status, why).toBe('SUCCEEDED');
-      expect(run.manifest.status, why).toBe('SUCCEEDED');
-      expect(run.manifest.counts, why).toMatchObject({
-        read: ROWS,
-        scored: ROWS,
-        rejected: 0,
-        writtenToTable: ROWS,
-      });
-      expect(run.manifest.chunks, why).toMatchObject({ completed: run.manifest.chunks.planned, failed: 0 });
-      expect(run.manifest.model, why).toEqual({ name: MODEL, version: '1.0.0' });
-      const parts = await Promise.all(run.manifest.outputs.parts.map(readText));
-      const rows = parts.flatMap((p) =>
-        p
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      return [format, upload.file, upload.body];
+    });
+    uploads.push([
+      WRONG_COLUMNS,
+      `node${runtime.major}-wrong.csv`,
+      new TextEncoder().encode('transaction_id,colour\nt-1,blue\n'),
+    ]);
+    for (const [label, file, body] of uploads) {
+      const run = runUpload(runtime, `incoming/${MODEL}/${file}`, body);
+      run.catch(() => undefined); // awaited (and reported) by its test
+      runs.set(label, run);
+    }
+    await Promise.allSettled(runs.values());
+  }, 240_000);
+
+  it.each(FORMATS)('completes a batch run of a %s upload', async (format) => {
+    const run = await runs.get(format)!;
+    const why = `${format}: ${run.manifest.error?.code ?? ''} ${run.manifest.error?.message ?? ''}\n${failures(run.invocations).join('\n')}`;
+    expect(run.status, why).toBe('SUCCEEDED');
+    expect(run.manifest.status, why).toBe('SUCCEEDED');
+    expect(run.manifest.counts, why).toMatchObject({
+      read: ROWS,
+      scored: ROWS,
+      rejected: 0,
+      writtenToTable: ROWS,
+    });
+    expect(run.manifest.chunks, why).toMatchObject({ completed: run.manifest.chunks.planned, failed: 0 });
+    expect(run.manifest.model, why).toEqual({ name: MODEL, version: '1.0.0' });
+    const parts = await Promise.all(run.manifest.outputs.parts.map(readText));
+    const rows = parts.flatMap((p) =>
+      p
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    );
+    expect(rows.map((r) => r['id']).sort(), why).toEqual(
+      rowsOf(format)
+        .map((r) => r[0])
+        .sort(),
+    );
+    const event = planes
+      .get(runtime.id)!
+      .plane.events.find(
+        (e) => e.DetailType === 'Tandem Batch Run Completed' && e.Detail.includes(run.runId),
       );
-      expect(rows.map((r) => r['id']).sort(), why).toEqual(
-        demo.rows
-          .slice(0, ROWS)
-          .map((r) => r[0])
-          .sort(),
-      );
-      const event = planes
-        .get(runtime.id)!
-        .plane.events.find(
-          (e) => e.DetailType === 'Tandem Batch Run Completed' && e.Detail.includes(run.runId),
-        );
-      expect(JSON.parse(event?.Detail ?? '{}'), why).toMatchObject({ runId: run.runId, status: 'SUCCEEDED' });
-      if (format === 'CSV') csvRun = run;
-    },
-    120_000,
-  );
+    expect(JSON.parse(event?.Detail ?? '{}'), why).toMatchObject({ runId: run.runId, status: 'SUCCEEDED' });
+  });
 
   it("fails a dataset without the model's columns at once: the input error is not retried", async () => {
-    const csv = 'transaction_id,colour\nt-1,blue\n';
-    const run = await runUpload(
-      runtime,
-      `incoming/${MODEL}/node${runtime.major}-wrong.csv`,
-      new TextEncoder().encode(csv),
-    );
+    const run = await runs.get(WRONG_COLUMNS)!;
     expect(run.status).toBe('FAILED');
     expect(run.manifest.error).toMatchObject({ code: 'MISSING_COLUMNS' });
     // Step Functions matches the error's name (BatchInputError) against the definition's non-retryable
     // errors: one attempt only. A minified class name would be retried.
     const plans = run.invocations.filter((i) => i.fn === stack.fn('BatchPlan').name);
     expect(plans.map((i) => i.error?.errorType)).toEqual(['BatchInputError']);
-  }, 60_000);
+  });
 
   it('answers a prediction from the model, and one from the table filled by the batch run', async () => {
     const predict = stack.fn('ApiPredict');
-    const [id, ...fields] = demo.rows[ROWS + 5]!;
+    const [id, ...fields] = demo.rows[FORMATS.length * ROWS + 5]!;
     const features = Object.fromEntries(
       Object.entries(typedRecord(demo, [id!, ...fields])).filter(([name]) => name !== demo.header[0]),
     );
@@ -357,8 +374,8 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
       model: { name: MODEL, version: '1.0.0' },
     });
 
-    expect(csvRun, 'the CSV run of this runtime succeeded').toBeDefined();
-    const cachedId = demo.rows[0]![0]!;
+    expect((await runs.get('CSV')!).status, 'the CSV run of this runtime').toBe('SUCCEEDED');
+    const cachedId = rowsOf('CSV')[0]![0]!;
     const item = await dynamo.send(
       new GetItemCommand({ TableName: table, Key: { pk: { S: `${MODEL}#${cachedId}` } } }),
     );

@@ -69,6 +69,7 @@ export function nodeMajor(runtime: NodeRuntime): number {
 export interface Invocation {
   readonly fn: string;
   readonly runtime: NodeRuntime['id'];
+  readonly event: unknown;
   readonly ok: boolean;
   readonly phase?: 'init' | 'invoke';
   readonly result?: unknown;
@@ -202,6 +203,7 @@ export class LambdaSandbox {
     const invocation: Invocation = {
       fn: fn.name,
       runtime: runtime.id,
+      event,
       ...parsed,
       logs: Buffer.concat(logs).toString('utf8'),
       exitCode,
