@@ -52,7 +52,9 @@ const planes = new Map<NodeRuntime['id'], { plane: LocalControlPlane; endpoint: 
 
 beforeAll(async () => {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-deployed-synth-'));
+  const synthStarted = performance.now();
   stack = synthesize(outdir);
+  console.log(`deployed tier: synth ${Math.round(performance.now() - synthStarted)} ms`);
   bucket = new URL(stack.fn('ApiPredict').environment['MODELS_URI']!).hostname;
   table = stack.fn('ApiPredict').environment['TABLE_NAME']!;
   demo = await loadDemoData(REPO_ROOT, MODEL);
@@ -87,6 +89,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  if (sandbox) console.log(`deployed tier: processes (cold start + invocation), mean\n${sandbox.summary()}`);
   for (const { plane } of planes.values()) await plane.stop();
   await aws?.stop();
   sandbox?.remove();

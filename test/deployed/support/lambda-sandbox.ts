@@ -78,6 +78,8 @@ export interface Invocation {
   /** The function's stdout and stderr (its logs). */
   readonly logs: string;
   readonly exitCode: number | null;
+  /** From starting the process to its end: the cold start and the invocation. */
+  readonly durationMs: number;
 }
 
 export class LambdaSandbox {
@@ -175,6 +177,7 @@ export class LambdaSandbox {
     const timeoutMs = Math.min(fn.timeoutSeconds, 120) * 1000;
     const request = { event, requestId: randomUUID(), invokedFunctionArn: fn.arn, timeoutMs };
 
+    const started = performance.now();
     const child = spawn(runtime.node, args, { cwd: task, env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
     const logs: Buffer[] = [];
     const outcome: Buffer[] = [];
@@ -207,9 +210,24 @@ export class LambdaSandbox {
       ...parsed,
       logs: Buffer.concat(logs).toString('utf8'),
       exitCode,
+      durationMs: Math.round(performance.now() - started),
     };
     this.invocations.push(invocation);
     return invocation;
+  }
+
+  /** Invocations and their mean time per runtime and function, for the test log. */
+  summary(): string {
+    const groups = new Map<string, number[]>();
+    for (const i of this.invocations) {
+      const key = `${i.runtime} ${i.fn}`;
+      groups.set(key, [...(groups.get(key) ?? []), i.durationMs]);
+    }
+    return [...groups]
+      .map(
+        ([key, ms]) => `${key}: ${ms.length} x ${Math.round(ms.reduce((a, b) => a + b, 0) / ms.length)} ms`,
+      )
+      .join('\n');
   }
 
   remove(): void {
