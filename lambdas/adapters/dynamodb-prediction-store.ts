@@ -85,6 +85,20 @@ function isConditionalCheckFailure(error: unknown): boolean {
   return (error as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
 
+/**
+ * DynamoDB's answers for "too many requests right now" (an on-demand table beyond its current capacity,
+ * a partition's limit, the account's request rate): the write may succeed later, slower.
+ */
+const THROTTLING_ERRORS = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+]);
+
+function isThrottling(error: unknown): boolean {
+  return THROTTLING_ERRORS.has((error as { name?: string } | null)?.name ?? '');
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
@@ -143,17 +157,20 @@ export class DynamoDbPredictionStore implements PredictionStore {
   async putMany(
     items: readonly StoredPrediction[],
     signal?: AbortSignal,
-  ): Promise<{ written: number; skipped: number }> {
+  ): Promise<{ written: number; skipped: number; unprocessed: readonly StoredPrediction[] }> {
     const { PutItemCommand } = await this.sdk;
     let written = 0;
     let skipped = 0;
     let next = 0;
     let failure: { error: unknown } | undefined;
+    const throttled: StoredPrediction[] = [];
     // Conditional writes cannot go through BatchWriteItem: one PutItem each, a bounded number in flight.
-    // After a failure no new write starts, and the error is thrown once the writes in flight have
-    // settled: a caller that retries never races writes of the attempt that failed.
+    // After a failure or a throttled write (past the SDK's own retries) no new write starts; the error is
+    // thrown once the writes in flight have settled, so a caller that retries never races writes of the
+    // attempt that failed. Throttled and unstarted items come back as `unprocessed`, for the caller to
+    // send again at a lower rate.
     const worker = async () => {
-      while (next < items.length && failure === undefined) {
+      while (next < items.length && failure === undefined && throttled.length === 0) {
         const item = items[next++]!;
         try {
           await this.client.send(
@@ -163,13 +180,14 @@ export class DynamoDbPredictionStore implements PredictionStore {
           written++;
         } catch (error) {
           if (isConditionalCheckFailure(error)) skipped++;
+          else if (isThrottling(error) && !signal?.aborted) throttled.push(item);
           else failure ??= { error };
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, items.length) }, worker));
     if (failure) throw failure.error;
-    return { written, skipped };
+    return { written, skipped, unprocessed: [...throttled, ...items.slice(next)] };
   }
 
   private async getChunk(

@@ -2,18 +2,17 @@ import { gzipSync } from 'node:zlib';
 import { parquetMetadata } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
-import { scanCsv } from '../../lambdas/core/codecs/boundaries.ts';
+import { scanCsv } from '../../lambdas/core/batch/dataset-scan.ts';
 import { DatasetError } from '../../lambdas/core/codecs/errors.ts';
+import { readCsvRecords, type CsvRow } from '../../lambdas/core/codecs/csv-reader.ts';
+import { gunzipStream } from '../../lambdas/core/codecs/gzip.ts';
+import { readJsonlRecords } from '../../lambdas/core/codecs/jsonl-reader.ts';
 import {
-  gunzipStream,
   planParquet,
-  readCsvRecords,
-  readJsonlRecords,
   readParquetRows,
-  type CsvRow,
   type ParquetRow,
   type RandomAccessSource,
-} from '../../lambdas/core/codecs/readers.ts';
+} from '../../lambdas/core/codecs/parquet-reader.ts';
 
 const encoder = new TextEncoder();
 

@@ -4,9 +4,9 @@
  * while it is scanned, since a gzip stream cannot be split) and writes the plan and the map's items.
  */
 import { PassThrough } from 'node:stream';
-import { scanCsv, scanJsonl } from '../codecs/boundaries.ts';
 import { DatasetError } from '../codecs/errors.ts';
-import { gunzipStream, planParquet } from '../codecs/readers.ts';
+import { gunzipStream } from '../codecs/gzip.ts';
+import { planParquet } from '../codecs/parquet-reader.ts';
 import { ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
@@ -26,6 +26,7 @@ import {
   type PlanChunk,
   type RunInput,
 } from './contracts.ts';
+import { scanCsv, scanJsonl } from './dataset-scan.ts';
 import { BatchInputError, ModelUnavailableError } from './errors.ts';
 import { objectRandomAccess } from './random-access.ts';
 
@@ -110,6 +111,8 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
     problems.push('maxRowGroupRows must be a positive integer');
   if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
     problems.push('outputFormat must be "jsonl" or "csv"');
+  if (merged.csvFormulas !== 'neutralize' && merged.csvFormulas !== 'raw')
+    problems.push('csvFormulas must be "neutralize" or "raw"');
   if (problems.length > 0)
     throw new BatchInputError(`[INVALID_OPTIONS] ${problems.join('; ')}`, 'INVALID_OPTIONS');
   return merged;

@@ -1,0 +1,149 @@
+/**
+ * Records of every format reduced to what scoring needs (SourceRecord): the id, the validated features,
+ * the pass-through values, or the reason the row is rejected. The chunk scorer's general path; the CSV
+ * fast path (csv-fast-path.ts) fills micro-batches straight from the bytes instead.
+ */
+import type { CsvRow } from '../codecs/csv-reader.ts';
+import type { FeatureIssue, FeatureRow } from '../features.ts';
+import type { BatchModel } from './batch-model.ts';
+import { MAX_ID_LENGTH, type BatchPlan } from './contracts.ts';
+
+/** One record of any format, reduced to what scoring needs. */
+export interface SourceRecord {
+  readonly row: number;
+  readonly line?: number;
+  readonly id: string | undefined;
+  /** Validated features, or undefined when `issues` say why not. */
+  readonly features: FeatureRow | undefined;
+  readonly issues: FeatureIssue[];
+  /** A reason that is not about one field (ragged row, invalid JSON, invalid UTF-8). */
+  readonly problem?: string;
+  /** The original record, for the rejected file (built only for rejected rows). */
+  readonly original: () => unknown;
+  /** Pass-through values, in the plan's passThroughColumns order. */
+  readonly passThrough: readonly unknown[];
+}
+
+type RecordModel = Pick<BatchModel, 'validator' | 'manifest'>;
+
+/** The general path of a CSV record: its fields checked by the model's validator, columns by name. */
+export function csvRecordReader(plan: BatchPlan, model: RecordModel): (r: CsvRow) => SourceRecord {
+  const header = plan.header ?? [];
+  const columns = model.validator.names.map((name) => header.indexOf(name));
+  const idColumn = header.indexOf(model.manifest.idField);
+  const passColumns = plan.options.passThroughColumns.map((c) => header.indexOf(c));
+  return (r: CsvRow): SourceRecord => {
+    // Object.fromEntries defines own properties: a column named "__proto__" stays a column.
+    const original = () => Object.fromEntries(header.map((name, i) => [name, r.fields[i] ?? null]));
+    if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
+    if (r.fields.length !== header.length) {
+      return problemRecord(
+        r.row,
+        r.line,
+        `expected ${header.length} fields (the header's), got ${r.fields.length}`,
+        () => r.fields,
+      );
+    }
+    const issues: FeatureIssue[] = [];
+    const features = model.validator.fromText(r.fields, columns, issues);
+    let id = r.fields[idColumn] || undefined;
+    if (id === undefined) issues.push({ field: model.manifest.idField, message: 'is required' });
+    else if (id.length > MAX_ID_LENGTH) {
+      issues.push({ field: model.manifest.idField, message: idTooLong(id) });
+      id = undefined;
+    }
+    return {
+      row: r.row,
+      line: r.line,
+      id,
+      features: id === undefined ? undefined : features,
+      issues,
+      original,
+      passThrough: passColumns.map((c) => (c < 0 ? null : (r.fields[c] ?? null))),
+    };
+  };
+}
+
+export function problemRecord(
+  row: number,
+  line: number | undefined,
+  problem: string,
+  original: () => unknown,
+): SourceRecord {
+  return {
+    row,
+    ...(line === undefined ? {} : { line }),
+    id: undefined,
+    features: undefined,
+    issues: [],
+    problem,
+    original,
+    passThrough: [],
+  };
+}
+
+/** A JSON Lines or Parquet record (a parsed object). Only its own properties count, never Object's. */
+export function objectRecord(
+  model: RecordModel,
+  plan: BatchPlan,
+  row: number,
+  line: number | undefined,
+  value: unknown,
+  original: () => unknown,
+): SourceRecord {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return problemRecord(row, line, 'the record is not an object', original);
+  }
+  const record = value as Record<string, unknown>;
+  const issues: FeatureIssue[] = [];
+  const features = model.validator.fromObject(record, issues, '', { ignoreUnknown: true });
+  const rawId = ownValue(record, model.manifest.idField);
+  let id =
+    typeof rawId === 'string' && rawId !== ''
+      ? rawId
+      : typeof rawId === 'number' && Number.isFinite(rawId)
+        ? String(rawId)
+        : undefined;
+  if (id === undefined) {
+    const missing = rawId === undefined || rawId === null || rawId === '';
+    issues.push({
+      field: model.manifest.idField,
+      message: missing ? 'is required' : `must be a string or a number, got ${describeId(rawId)}`,
+    });
+  } else if (id.length > MAX_ID_LENGTH) {
+    issues.push({ field: model.manifest.idField, message: idTooLong(id) });
+    id = undefined;
+  }
+  return {
+    row,
+    ...(line === undefined ? {} : { line }),
+    id,
+    features: id === undefined ? undefined : features,
+    issues,
+    original,
+    passThrough: plan.options.passThroughColumns.map((c) => ownValue(record, c) ?? null),
+  };
+}
+
+/** record[name] when the record itself has it: "constructor" or "toString" are not inherited values. */
+function ownValue(record: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(record, name) ? record[name] : undefined;
+}
+
+/** A DynamoDB key holds at most 2048 bytes: a longer id would fail the chunk's table writes. */
+function idTooLong(id: string): string {
+  return `must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`;
+}
+
+function describeId(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return String(value);
+}
+
+export async function* mapBatches<T>(
+  source: AsyncIterable<T[]>,
+  map: (item: T) => SourceRecord,
+): AsyncGenerator<SourceRecord[]> {
+  for await (const batch of source) yield batch.map(map);
+}
