@@ -15,6 +15,7 @@ import { storedPrediction, type StoredPrediction } from '../cache-policy.ts';
 import { readCsvSpans } from '../codecs/csv-reader.ts';
 import { DatasetError } from '../codecs/errors.ts';
 import { readJsonlRecords } from '../codecs/jsonl-reader.ts';
+import { TOO_LARGE_PREVIEW_BYTES, recordTooLarge } from '../codecs/spans.ts';
 import { readParquetRows } from '../codecs/parquet-reader.ts';
 import { ModelLoadError } from '../errors.ts';
 import type { ModelSource, ObjectStore, PredictionStore } from '../ports.ts';
@@ -208,6 +209,7 @@ export class ChunkScorer {
     try {
       if (chunk.kind === 'bytes' && plan.format === 'csv') {
         const csvRecord = csvRecordReader(plan, model);
+        const { maxRecordBytes } = plan.options;
         const fast = new CsvFastPath(
           model.manifest,
           model.inputPlans,
@@ -225,7 +227,13 @@ export class ChunkScorer {
           const plain = span.plain;
           for (let k = 0; k < span.count; k++) {
             read++;
-            if (ascii && plain[k] === 1 && fast.tryFill(span, k, queue.batch)) {
+            const bytes = span.ends[k]! - span.starts[k]!;
+            if (bytes > maxRecordBytes) {
+              const start = span.start(k);
+              const preview = span.bytes.toString('utf8', start, start + TOO_LARGE_PREVIEW_BYTES);
+              const problem = recordTooLarge(bytes, maxRecordBytes);
+              await reject(problemRecord(span.firstRow + k, span.line(k), problem, () => preview));
+            } else if (ascii && plain[k] === 1 && fast.tryFill(span, k, queue.batch)) {
               if (queue.batch.full) await queue.dispatch();
             } else {
               await take(csvRecord(span.row(k)));
@@ -370,10 +378,11 @@ export class ChunkScorer {
     const rows = readJsonlRecords(this.byteRange(plan, chunk), {
       firstRow: chunk.firstRow,
       firstLine: chunk.firstLine,
+      maxRecordBytes: plan.options.maxRecordBytes,
     });
     return mapBatches(rows, (r) => {
       if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text);
-      return objectRecord(model, plan, r.row, r.line, r.value, () => r.text);
+      return objectRecord(model, plan, r.row, r.line, r.value, () => r.text, r.invalidUtf8);
     });
   }
 }

@@ -54,7 +54,10 @@ export interface BatchOptions {
    * (a run fails with INPUT_TOO_LARGE beyond it).
    */
   readonly maxInputBytes: number;
-  /** The longest CSV / JSON Lines record accepted, in bytes (a run fails with RECORD_TOO_LARGE beyond it). */
+  /**
+   * The longest CSV / JSON Lines record scored, in bytes: a longer one is a rejected row (RECORD_TOO_LARGE),
+   * and one longer than 16 times this (capped at 256 MiB) fails the run, since a worker holds a record whole.
+   */
   readonly maxRecordBytes: number;
   /**
    * The most rows in one Parquet row group (ROW_GROUP_TOO_LARGE beyond it): a worker decodes a whole

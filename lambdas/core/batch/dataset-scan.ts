@@ -66,7 +66,7 @@ function checkRecordLength(start: number, end: number, line: number, maxRecordBy
   if (end - start > maxRecordBytes) {
     throw new DatasetError(
       'RECORD_TOO_LARGE',
-      `the record on line ${line} is ${end - start} bytes; the limit is ${maxRecordBytes} (maxRecordBytes)`,
+      `the record on line ${line} is ${end - start} bytes; a worker holds a record whole, and the most it may hold is ${maxRecordBytes} bytes (16 × maxRecordBytes; a record over maxRecordBytes alone is a rejected row)`,
       { line },
     );
   }

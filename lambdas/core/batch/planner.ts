@@ -6,6 +6,7 @@
 import { PassThrough } from 'node:stream';
 import { DatasetError } from '../codecs/errors.ts';
 import { gunzipStream } from '../codecs/gzip.ts';
+import { readJsonlRecords } from '../codecs/jsonl-reader.ts';
 import { planParquet } from '../codecs/parquet-reader.ts';
 import { ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
@@ -48,6 +49,15 @@ export interface PlannerDeps {
 
 const MAX_PASS_THROUGH_COLUMNS = 100;
 const MAX_RECORD_BYTES_LIMIT = 256 * 1024 * 1024;
+const RECORD_HARD_LIMIT_FACTOR = 16;
+
+/**
+ * The longest record a run accepts at all: a record over maxRecordBytes is rejected as a row (the run
+ * goes on), one over this fails the run at plan time, since a worker must hold a record whole.
+ */
+export function recordHardLimit(options: Pick<BatchOptions, 'maxRecordBytes'>): number {
+  return Math.min(RECORD_HARD_LIMIT_FACTOR * options.maxRecordBytes, MAX_RECORD_BYTES_LIMIT);
+}
 
 /**
  * The most rows a chunk may hold: maxChunkRows, and, when table writes are paced, what the pace writes
@@ -195,6 +205,42 @@ function checkColumns(manifest: Manifest, columns: readonly string[], options: B
 }
 
 /**
+ * JSON Lines has no header: passThroughColumns are checked against the keys of the first record that is
+ * an object (its own keys: "constructor" is not a key of {}), as CSV ones are against the header. A
+ * later record without one of them passes null.
+ */
+async function checkJsonlPassThrough(
+  objects: ObjectStore,
+  source: BatchPlan['source'],
+  first: {
+    readonly start: number;
+    readonly end: number;
+    readonly firstRow: number;
+    readonly firstLine: number;
+  },
+  options: BatchOptions,
+): Promise<void> {
+  const bytes = objects.read(source.bucket, source.key, {
+    start: first.start,
+    end: first.end,
+    ...(source.versionId ? { versionId: source.versionId } : {}),
+  });
+  let record: object | undefined;
+  for await (const batch of readJsonlRecords(bytes, { ...first, maxRecordBytes: options.maxRecordBytes })) {
+    record = batch.find((r) => r.value !== undefined)?.value as object | undefined;
+    break;
+  }
+  if (record === undefined) return;
+  const unknown = options.passThroughColumns.filter((c) => !Object.hasOwn(record, c));
+  if (unknown.length > 0) {
+    throw new BatchInputError(
+      `[UNKNOWN_PASS_THROUGH] passThroughColumns not in the dataset's first record: ${unknown.join(', ')}`,
+      'UNKNOWN_PASS_THROUGH',
+    );
+  }
+}
+
+/**
  * Yields the decompressed upload while writing it to the staging object, with backpressure: the scan
  * and the upload advance together, so memory stays bounded whatever the file size.
  */
@@ -332,7 +378,7 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
       const limits = {
         chunkBytes: options.chunkBytes,
         maxChunkRows: chunkRowLimit(options),
-        maxRecordBytes: options.maxRecordBytes,
+        maxRecordBytes: recordHardLimit(options),
       };
       const scan =
         incoming.format === 'csv'
@@ -342,6 +388,8 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
       if (incoming.gzip) source = { bucket: input.bucket, key: stagingKey, size: scan.bytes };
       header = scan.header;
       if (header) checkColumns(manifest, header, options);
+      else if (options.passThroughColumns.length > 0 && scan.chunks[0])
+        await checkJsonlPassThrough(deps.objects, source, scan.chunks[0], options);
       chunks = scan.chunks.map((c, index) => ({ kind: 'bytes', index, ...c }));
       totalRows = scan.totalRows;
     }

@@ -32,10 +32,18 @@ export function csvRecordReader(plan: BatchPlan, model: RecordModel): (r: CsvRow
   const columns = model.validator.names.map((name) => header.indexOf(name));
   const idColumn = header.indexOf(model.manifest.idField);
   const passColumns = plan.options.passThroughColumns.map((c) => header.indexOf(c));
+  const used = [idColumn, ...columns, ...passColumns].filter((c) => c >= 0);
   return (r: CsvRow): SourceRecord => {
     // Object.fromEntries defines own properties: a column named "__proto__" stays a column.
     const original = () => Object.fromEntries(header.map((name, i) => [name, r.fields[i] ?? null]));
-    if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
+    // Bytes that are not UTF-8 only in columns the run does not read (a free-text note, say) harm
+    // nothing: the row is scored. In the id, a feature or a pass-through column they reject it.
+    const harmless =
+      r.error === INVALID_UTF8 &&
+      r.fields.length === header.length &&
+      used.every((c) => !r.fields[c]!.includes(REPLACEMENT));
+    if (r.error !== undefined && !harmless)
+      return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
     if (r.fields.length !== header.length) {
       return problemRecord(
         r.row,
@@ -82,7 +90,11 @@ export function problemRecord(
   };
 }
 
-/** A JSON Lines or Parquet record (a parsed object). Only its own properties count, never Object's. */
+/**
+ * A JSON Lines or Parquet record (a parsed object). Only its own properties count, never Object's.
+ * `invalidUtf8`: the record was decoded with U+FFFD for bytes that are not UTF-8; it is rejected only
+ * when one of the values the run reads (id, features, pass-through) holds one.
+ */
 export function objectRecord(
   model: RecordModel,
   plan: BatchPlan,
@@ -90,11 +102,17 @@ export function objectRecord(
   line: number | undefined,
   value: unknown,
   original: () => unknown,
+  invalidUtf8 = false,
 ): SourceRecord {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return problemRecord(row, line, 'the record is not an object', original);
   }
   const record = value as Record<string, unknown>;
+  if (invalidUtf8) {
+    const names = [model.manifest.idField, ...model.validator.names, ...plan.options.passThroughColumns];
+    if (names.some((name) => holdsReplacement(ownValue(record, name))))
+      return problemRecord(row, line, INVALID_UTF8, original);
+  }
   const issues: FeatureIssue[] = [];
   const features = model.validator.fromObject(record, issues, '', { ignoreUnknown: true });
   const rawId = ownValue(record, model.manifest.idField);
@@ -123,6 +141,14 @@ export function objectRecord(
     original,
     passThrough: plan.options.passThroughColumns.map((c) => ownValue(record, c) ?? null),
   };
+}
+
+const INVALID_UTF8 = 'invalid UTF-8';
+const REPLACEMENT = '\uFFFD';
+
+function holdsReplacement(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes(REPLACEMENT);
+  return typeof value === 'object' && value !== null && JSON.stringify(value).includes(REPLACEMENT);
 }
 
 /** record[name] when the record itself has it: "constructor" or "toString" are not inherited values. */

@@ -5,15 +5,23 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { JsonlRecordMachine } from './record-machines.ts';
-import { DEFAULT_BATCH_BYTES, asBuffer, spans } from './spans.ts';
+import { DEFAULT_BATCH_BYTES, TOO_LARGE_PREVIEW_BYTES, asBuffer, recordTooLarge, spans } from './spans.ts';
 
 export interface JsonlRow {
   readonly row: number;
   readonly line: number;
   /** The parsed object, when the line is a JSON object. */
   readonly value?: unknown;
-  /** Set when the row must be rejected: 'invalid UTF-8', 'invalid JSON: ...' or 'not an object: ...'. */
+  /**
+   * Set when the row must be rejected: 'invalid UTF-8' (when the line does not parse once decoded with
+   * U+FFFD replacements), 'invalid JSON: ...', 'not an object: ...' or 'RECORD_TOO_LARGE: ...'.
+   */
   readonly error?: string;
+  /**
+   * The line has bytes that are not UTF-8 but parses once they are replaced with U+FFFD: the caller
+   * decides whether the values it uses are whole (a bad byte in a field nobody reads harms nothing).
+   */
+  readonly invalidUtf8?: boolean;
   /** The original line without its line end, for the rejected file. */
   readonly text: string;
 }
@@ -22,6 +30,8 @@ export interface JsonlReadOptions {
   readonly firstRow: number;
   readonly firstLine: number;
   readonly batchBytes?: number;
+  /** A longer line is a rejected row, not parsed (its text cut to TOO_LARGE_PREVIEW_BYTES). */
+  readonly maxRecordBytes?: number;
 }
 
 function describeJson(value: unknown): string {
@@ -30,18 +40,19 @@ function describeJson(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-function jsonlRow(row: number, line: number, text: string, error?: string): JsonlRow {
-  if (error !== undefined) return { row, line, value: undefined, error, text };
+function jsonlRow(row: number, line: number, text: string, invalidUtf8: boolean): JsonlRow {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (cause) {
-    return { row, line, value: undefined, error: `invalid JSON: ${(cause as Error).message}`, text };
+    const error = invalidUtf8 ? 'invalid UTF-8' : `invalid JSON: ${(cause as Error).message}`;
+    return { row, line, value: undefined, error, text };
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { row, line, value: undefined, error: `not an object: got ${describeJson(value)}`, text };
+    const error = invalidUtf8 ? 'invalid UTF-8' : `not an object: got ${describeJson(value)}`;
+    return { row, line, value: undefined, error, text };
   }
-  return { row, line, value, error: undefined, text };
+  return invalidUtf8 ? { row, line, value, invalidUtf8, text } : { row, line, value, text };
 }
 
 /**
@@ -53,6 +64,7 @@ export async function* readJsonlRecords(
   opts: JsonlReadOptions,
 ): AsyncGenerator<JsonlRow[]> {
   const machine = new JsonlRecordMachine();
+  const maxRecordBytes = opts.maxRecordBytes ?? Infinity;
   let row = opts.firstRow;
   let lineBase: number | undefined;
   for await (const span of spans(stream, machine, opts.batchBytes ?? DEFAULT_BATCH_BYTES)) {
@@ -66,11 +78,17 @@ export async function* readJsonlRecords(
     for (let k = 0; k < count; k++) {
       const start = starts[k]! - base;
       let end = ends[k]! - base;
+      if (end - start > maxRecordBytes) {
+        const text = bytes.toString('utf8', start, start + TOO_LARGE_PREVIEW_BYTES);
+        const error = recordTooLarge(end - start, maxRecordBytes);
+        out[k] = { row: row++, line: lineBase + lines[k]!, value: undefined, error, text };
+        continue;
+      }
       if (end > start && bytes[end - 1] === 10) end--;
       if (end > start && bytes[end - 1] === 13) end--;
       const text = bytes.toString('utf8', start, end);
       const valid = spanValid || isUtf8(bytes.subarray(start, end));
-      out[k] = jsonlRow(row++, lineBase + lines[k]!, text, valid ? undefined : 'invalid UTF-8');
+      out[k] = jsonlRow(row++, lineBase + lines[k]!, text, !valid);
     }
     yield out;
   }

@@ -69,3 +69,11 @@ export function stripLineEnd(text: string): string {
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
+
+/** How much of a record over the size limit the rejected file keeps (it is cut, not scored). */
+export const TOO_LARGE_PREVIEW_BYTES = 1024;
+
+/** The reason a record over maxRecordBytes is rejected. */
+export function recordTooLarge(bytes: number, limit: number): string {
+  return `RECORD_TOO_LARGE: the record is ${bytes} bytes; the limit is ${limit} (maxRecordBytes)`;
+}
