@@ -24,6 +24,45 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
 };
 
+/**
+ * The one way either lane creates an onnxruntime session (the batch lane's scoring threads create theirs
+ * with the same SESSION_OPTIONS, sent to them): a graph onnxruntime refuses gives ModelLoadError
+ * MODEL_CORRUPT, naming the model.
+ */
+export async function createSession(graphBytes: Uint8Array, label: string): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(graphBytes, SESSION_OPTIONS);
+  } catch (cause) {
+    throw new ModelLoadError(
+      `onnxruntime cannot load ${label}: ${(cause as Error).message}`,
+      'MODEL_CORRUPT',
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** The one way either lane runs a session: onnxruntime's failures become InferenceError, naming the model. */
+export function runSession(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  fetches: readonly string[],
+  label: string,
+): Promise<ort.InferenceSession.OnnxValueMapType> {
+  const failed = (cause: unknown) =>
+    new InferenceError(`onnxruntime failed to run ${label}: ${(cause as Error).message}`, undefined, {
+      cause,
+    });
+  try {
+    return session.run(feeds, fetches as string[]).catch((cause: unknown) => {
+      throw failed(cause);
+    });
+  } catch (cause) {
+    return Promise.reject(failed(cause));
+  }
+}
+
 export interface ModelPackage {
   /** The parsed manifest.json (validated here). */
   readonly manifest: unknown;
@@ -222,25 +261,8 @@ class OnnxServedModel implements ServedModel {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    let running: Promise<ort.InferenceSession.OnnxValueMapType>;
-    try {
-      running = this.session.run(feeds, this.fetches as string[]);
-    } catch (cause) {
-      return Promise.reject(this.inferenceError(cause));
-    }
-    return running.then(
-      (results) => decodePredictions(this.outputPlan, results, rows.length),
-      (cause: unknown) => {
-        throw this.inferenceError(cause);
-      },
-    );
-  }
-
-  private inferenceError(cause: unknown): InferenceError {
-    return new InferenceError(
-      `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
-      undefined,
-      { cause },
+    return runSession(this.session, feeds, this.fetches, `${this.name}@${this.version}`).then((results) =>
+      decodePredictions(this.outputPlan, results, rows.length),
     );
   }
 }
@@ -250,16 +272,7 @@ export async function loadModel(pkg: ModelPackage): Promise<ServedModel> {
   const graph = inspectModel(pkg.modelBytes);
   const { plans, fixedBatchOne } = checkInputs(manifest, graph);
   const outputPlan = checkOutputs(manifest, graph);
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(graph.bytes, SESSION_OPTIONS);
-  } catch (cause) {
-    throw new ModelLoadError(
-      `onnxruntime cannot load ${manifest.name}@${manifest.version}: ${(cause as Error).message}`,
-      'MODEL_CORRUPT',
-      { cause },
-    );
-  }
+  const session = await createSession(graph.bytes, `${manifest.name}@${manifest.version}`);
   return new OnnxServedModel(
     manifest,
     new FeatureValidator(manifest),
