@@ -26,13 +26,16 @@ const scorer = new ChunkScorer({
  */
 export async function handler(
   item: ChunkItem,
-  context: { getRemainingTimeInMillis(): number },
+  context?: { getRemainingTimeInMillis(): number },
 ): Promise<{ index: number; read: number; scored: number; rejected: number } | ChunkItem> {
   logger.appendKeys({ runId: item.runId, chunk: item.index });
-  const deadline = performance.now() + context.getRemainingTimeInMillis() - CHUNK_FINISH_RESERVE_MS;
+  // Without a Lambda context (a direct call) the chunk runs to the end.
+  const remaining = context?.getRemainingTimeInMillis();
+  const deadline =
+    remaining === undefined ? undefined : performance.now() + remaining - CHUNK_FINISH_RESERVE_MS;
   let outcome;
   try {
-    outcome = await scorer.run(item, { deadline });
+    outcome = await scorer.run(item, deadline === undefined ? {} : { deadline });
   } catch (error) {
     // Recorded for the run's manifest: a failed Distributed Map does not pass its children's errors on.
     const failure = await recordChunkFailure(objects, item, error);
