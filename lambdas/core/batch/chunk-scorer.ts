@@ -47,8 +47,6 @@ import {
 } from './source-records.ts';
 import { TableWriter, systemClock, type Clock } from './table-writer.ts';
 
-export type { SourceRecord } from './source-records.ts';
-
 export interface ChunkScorerDeps {
   readonly objects: ObjectStore;
   readonly models: ModelSource;
