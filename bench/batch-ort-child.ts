@@ -11,7 +11,7 @@ import ort from 'onnxruntime-node';
 import { CsvFastPath } from '../lambdas/core/batch/csv-fast-path.ts';
 import { FeedBatch, stringDictionaries } from '../lambdas/core/batch/feed-batch.ts';
 import { feedStrings } from '../lambdas/core/batch/scoring-thread.ts';
-import { readCsvSpans } from '../lambdas/core/codecs/readers.ts';
+import { readCsvSpans } from '../lambdas/core/codecs/csv-reader.ts';
 import { compileModel, SESSION_OPTIONS } from '../lambdas/core/model-loader.ts';
 import { fetchedOutputs } from '../lambdas/core/predictions.ts';
 import { MANIFEST_FILE, MODEL_FILE } from './demo.ts';

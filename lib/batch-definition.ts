@@ -3,7 +3,10 @@
  * construct (with function ARNs and the bucket as tokens) and run locally by aws-local-stepfunctions.
  * Pure data: no CDK import, so the local stack can build it without synthesizing anything.
  *
- * Plan -> Distributed Map over the plan's items (ItemReader, Express children) -> Finalize -> Done?
+ * Plan -> Distributed Map over the plan's items (ItemReader, Standard children) -> Finalize -> Done?
+ * A child invokes the score function until its chunk is done: an invocation whose table writes ran out
+ * of time returns the item with `resume`, and "Chunk done?" sends it back (a throttled table slows a
+ * chunk, never fails it). Standard children, because an Express execution is stopped at 5 minutes.
  * Any failure in Plan or the Map goes to Finalize with the error, so a failed run still writes a
  * manifest that says why, then the execution fails.
  */
@@ -24,6 +27,8 @@ export const STATE_NAMES = {
   plan: 'Plan',
   map: 'Score chunks',
   score: 'Score chunk',
+  chunkDone: 'Chunk done?',
+  chunkScored: 'Chunk scored',
   finalize: 'Finalize',
   done: 'Run succeeded?',
   failed: 'Run failed',
@@ -101,7 +106,7 @@ export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
           Parameters: { 'Bucket.$': '$.planned.bucket', 'Key.$': '$.planned.itemsKey' },
         },
         ItemProcessor: {
-          ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' },
+          ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' },
           StartAt: STATE_NAMES.score,
           States: {
             [STATE_NAMES.score]: {
@@ -113,8 +118,14 @@ export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
                 transientRetry,
                 otherErrorsRetry,
               ],
-              End: true,
+              Next: STATE_NAMES.chunkDone,
             },
+            [STATE_NAMES.chunkDone]: {
+              Type: 'Choice',
+              Choices: [{ Variable: '$.resume', IsPresent: true, Next: STATE_NAMES.score }],
+              Default: STATE_NAMES.chunkScored,
+            },
+            [STATE_NAMES.chunkScored]: { Type: 'Succeed' },
           },
         },
         MaxConcurrency: props.maxConcurrency,

@@ -2,7 +2,7 @@
  * The batch lane: an upload to `incoming/<model>/<file>` raises an S3 "Object Created" event on the default
  * event bus; a rule sends it to the trigger function (retries, then a dead-letter queue), which starts one
  * execution of a Standard state machine per object version. The state machine is the one lib/batch-definition.ts
- * builds (the same definition runs locally): plan -> Distributed Map of Express children scoring chunks ->
+ * builds (the same definition runs locally): plan -> Distributed Map of Standard children scoring chunks ->
  * finalize, which writes the run manifest and publishes `Tandem Batch Run Completed` (source `tandem.batch`).
  */
 import { ArnFormat, Duration, Names, Stack } from 'aws-cdk-lib';
@@ -30,8 +30,9 @@ export const BATCH_COMPLETED_EVENT = {
 } as const;
 
 /**
- * The longest an Express execution (here: one Distributed Map child, scoring one chunk, retries included)
- * may run. Chunks must be sized to finish well within it (`batchOptions.chunkBytes`).
+ * The score function's timeout: one invocation. A chunk whose table writes do not fit one invocation
+ * continues in the next (its Standard child execution loops), so a slow table never fails a chunk; the
+ * name stays from when children were Express executions, which Step Functions stops at 5 minutes.
  */
 export const EXPRESS_CHILD_MAX_DURATION = Duration.minutes(5);
 
@@ -128,8 +129,7 @@ export class BatchPipeline extends Construct {
       entry: BATCH_HANDLERS.score,
       description: 'Tandem batch: score one chunk',
       memorySize: props.scoreMemorySize ?? 3538,
-      // A chunk is scored inside an Express child execution, which Step Functions stops at 5 minutes: a
-      // longer function timeout would only bill a function whose chunk has already failed.
+      // Each invocation stops starting table writes a minute before this and hands the chunk on.
       timeout: EXPRESS_CHILD_MAX_DURATION,
       onnxRuntime: true,
       environment: {

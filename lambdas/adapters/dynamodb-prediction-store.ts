@@ -1,5 +1,12 @@
 /** The precomputed predictions table (contract in ARCHITECTURE.md) behind the PredictionStore port. */
-import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  type AttributeValue,
+  type BatchGetItemCommandOutput,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { predictionKey, type StoredPrediction } from '../core/cache-policy.ts';
 import { PredictionStoreError, type PredictionStoreErrorCode } from '../core/errors.ts';
@@ -122,6 +129,11 @@ export function toStoreError(error: unknown): PredictionStoreError {
   return new PredictionStoreError(storeErrorCode(error), `${described}${message}`, { cause: error });
 }
 
+/** "Too many requests right now": the write may succeed later, slower (the caller sends it again). */
+function isThrottling(error: unknown): boolean {
+  return storeErrorCode(error) === 'STORE_THROTTLED';
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
@@ -133,29 +145,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/**
- * The SDK's command classes, imported when a store is made rather than when this module is: the module
- * is in the API function's bundle, whose configuration may have no table (a static import of an external
- * package would be hoisted to the bundle's start and loaded at every cold start).
- */
-type DynamoSdk = typeof import('@aws-sdk/client-dynamodb');
-let sdkModule: Promise<DynamoSdk> | undefined;
-
-function dynamoSdk(): Promise<DynamoSdk> {
-  sdkModule ??= import('@aws-sdk/client-dynamodb');
-  return sdkModule;
-}
-
 export class DynamoDbPredictionStore implements PredictionStore {
-  private readonly sdk: Promise<DynamoSdk>;
-
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly writeConcurrency = 32,
-  ) {
-    this.sdk = dynamoSdk();
-  }
+  ) {}
 
   async getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
     try {
@@ -168,7 +163,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
   async putMany(
     items: readonly StoredPrediction[],
     signal?: AbortSignal,
-  ): Promise<{ written: number; skipped: number }> {
+  ): Promise<{ written: number; skipped: number; unprocessed: readonly StoredPrediction[] }> {
     try {
       return await this.write(items, signal);
     } catch (error) {
@@ -177,7 +172,6 @@ export class DynamoDbPredictionStore implements PredictionStore {
   }
 
   private async read(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>> {
-    const { BatchGetItemCommand, GetItemCommand } = await this.sdk;
     const found = new Map<string, StoredPrediction>();
     if (keys.length === 1) {
       // One key: GetItem is one round trip too, and cheaper to serve than a BatchGetItem.
@@ -192,24 +186,26 @@ export class DynamoDbPredictionStore implements PredictionStore {
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT));
     // All chunks at once: one round trip whatever the number of keys.
-    await Promise.all(chunks.map((chunk) => this.getChunk(BatchGetItemCommand, chunk, found, signal)));
+    await Promise.all(chunks.map((chunk) => this.getChunk(chunk, found, signal)));
     return found;
   }
 
   private async write(
     items: readonly StoredPrediction[],
     signal?: AbortSignal,
-  ): Promise<{ written: number; skipped: number }> {
-    const { PutItemCommand } = await this.sdk;
+  ): Promise<{ written: number; skipped: number; unprocessed: readonly StoredPrediction[] }> {
     let written = 0;
     let skipped = 0;
     let next = 0;
     let failure: { error: unknown } | undefined;
+    const throttled: StoredPrediction[] = [];
     // Conditional writes cannot go through BatchWriteItem: one PutItem each, a bounded number in flight.
-    // After a failure no new write starts, and the error is thrown once the writes in flight have
-    // settled: a caller that retries never races writes of the attempt that failed.
+    // After a failure or a throttled write (past the SDK's own retries) no new write starts; the error is
+    // thrown once the writes in flight have settled, so a caller that retries never races writes of the
+    // attempt that failed. Throttled and unstarted items come back as `unprocessed`, for the caller to
+    // send again at a lower rate.
     const worker = async () => {
-      while (next < items.length && failure === undefined) {
+      while (next < items.length && failure === undefined && throttled.length === 0) {
         const item = items[next++]!;
         try {
           await this.client.send(
@@ -219,17 +215,17 @@ export class DynamoDbPredictionStore implements PredictionStore {
           written++;
         } catch (error) {
           if (isConditionalCheckFailure(error)) skipped++;
+          else if (isThrottling(error) && !signal?.aborted) throttled.push(item);
           else failure ??= { error };
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, items.length) }, worker));
     if (failure) throw failure.error;
-    return { written, skipped };
+    return { written, skipped, unprocessed: [...throttled, ...items.slice(next)] };
   }
 
   private async getChunk(
-    BatchGetItemCommand: DynamoSdk['BatchGetItemCommand'],
     keys: string[],
     found: Map<string, StoredPrediction>,
     signal?: AbortSignal,

@@ -24,6 +24,49 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
 };
 
+/**
+ * The one way either lane creates an onnxruntime session (the batch lane's scoring threads create theirs
+ * with the same SESSION_OPTIONS, sent to them): a graph onnxruntime refuses gives ModelLoadError
+ * MODEL_CORRUPT, naming the model.
+ */
+export async function createSession(graphBytes: Uint8Array, label: string): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(graphBytes, SESSION_OPTIONS);
+  } catch (cause) {
+    throw new ModelLoadError(
+      'MODEL_CORRUPT',
+      `onnxruntime cannot load ${label}: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** The one way either lane runs a session: onnxruntime's failures become InferenceError, naming the model. */
+export function runSession(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  fetches: readonly string[],
+  label: string,
+): Promise<ort.InferenceSession.OnnxValueMapType> {
+  const failed = (cause: unknown) =>
+    new InferenceError(
+      'INFERENCE_FAILED',
+      `onnxruntime failed to run ${label}: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  try {
+    return session.run(feeds, fetches as string[]).catch((cause: unknown) => {
+      throw failed(cause);
+    });
+  } catch (cause) {
+    return Promise.reject(failed(cause));
+  }
+}
+
 export interface ModelPackage {
   /** The parsed manifest.json (validated here). */
   readonly manifest: unknown;
@@ -194,8 +237,8 @@ class OnnxServedModel implements ServedModel {
     );
   }
 
-  async score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    if (rows.length === 0) return [];
+  score(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    if (rows.length === 0) return Promise.resolve([]);
     if (this.fixedBatchOne && rows.length > 1) return this.scoreOneByOne(rows);
     return this.run(rows);
   }
@@ -214,23 +257,17 @@ class OnnxServedModel implements ServedModel {
     await this.session.release();
   }
 
-  /** Encoding failures reject as they are, onnxruntime's as InferenceError. */
-  private async run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
-    const feeds = encodeFeeds(this.inputPlans, rows);
-    let results: ort.InferenceSession.OnnxValueMapType;
+  private run(rows: readonly FeatureRow[]): Promise<Prediction[]> {
+    // A promise in every case, as from an async function: encoding failures reject as they are,
+    // onnxruntime's as InferenceError.
+    let feeds: Record<string, ort.Tensor>;
     try {
-      results = await this.session.run(feeds, this.fetches as string[]);
-    } catch (cause) {
-      throw this.inferenceError(cause);
+      feeds = encodeFeeds(this.inputPlans, rows);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    return decodePredictions(this.outputPlan, results, rows.length);
-  }
-
-  private inferenceError(cause: unknown): InferenceError {
-    return new InferenceError(
-      'INFERENCE_FAILED',
-      `onnxruntime failed to run ${this.name}@${this.version}: ${(cause as Error).message}`,
-      { cause },
+    return runSession(this.session, feeds, this.fetches, `${this.name}@${this.version}`).then((results) =>
+      decodePredictions(this.outputPlan, results, rows.length),
     );
   }
 }
@@ -240,16 +277,7 @@ export async function loadModel(pkg: ModelPackage): Promise<ServedModel> {
   const graph = inspectModel(pkg.modelBytes);
   const { plans, fixedBatchOne } = checkInputs(manifest, graph);
   const outputPlan = checkOutputs(manifest, graph);
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(graph.bytes, SESSION_OPTIONS);
-  } catch (cause) {
-    throw new ModelLoadError(
-      'MODEL_CORRUPT',
-      `onnxruntime cannot load ${manifest.name}@${manifest.version}: ${(cause as Error).message}`,
-      { cause },
-    );
-  }
+  const session = await createSession(graph.bytes, `${manifest.name}@${manifest.version}`);
   return new OnnxServedModel(
     manifest,
     new FeatureValidator(manifest),

@@ -7,12 +7,13 @@ export interface PredictionStore {
   getMany(keys: readonly string[], signal?: AbortSignal): Promise<Map<string, StoredPrediction>>;
   /**
    * Writes items; each replaces a stored one only when it was computed later. Returns how many were
-   * written and how many were skipped because a fresher item was there.
+   * written, how many were skipped because a fresher item was there, and the items (the same objects)
+   * not written because the store is throttling: the caller may slow down and send them again.
    */
   putMany(
     items: readonly StoredPrediction[],
     signal?: AbortSignal,
-  ): Promise<{ written: number; skipped: number }>;
+  ): Promise<{ written: number; skipped: number; unprocessed?: readonly StoredPrediction[] }>;
 }
 
 export type ModelFile = 'model.onnx' | 'manifest.json';

@@ -380,7 +380,11 @@ export class PredictionService {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.options.cacheBudgetMs);
     try {
-      return await this.store.putMany([...latest.values()], controller.signal);
+      const result = await this.store.putMany([...latest.values()], controller.signal);
+      // Write-through is best effort: a throttled table is reported, not retried on the request's time.
+      if (result.unprocessed?.length)
+        return { error: `the table is throttling requests (${result.unprocessed.length} not written)` };
+      return { written: result.written, skipped: result.skipped };
     } catch (error) {
       const failure = describeFailure(error);
       return { error: `${failure.reason} (${failure.cause})` };

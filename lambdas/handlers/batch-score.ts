@@ -7,7 +7,7 @@ import { modelSourceFor } from '../adapters/model-source.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { recordChunkFailure } from '../core/batch/chunk-failures.ts';
 import { ChunkScorer } from '../core/batch/chunk-scorer.ts';
-import type { ChunkItem } from '../core/batch/contracts.ts';
+import { CHUNK_FINISH_RESERVE_MS, type ChunkItem } from '../core/batch/contracts.ts';
 import { requiredEnv } from './batch-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-score' });
@@ -21,19 +21,33 @@ const scorer = new ChunkScorer({
   lambdaMemoryMb: Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE']) || undefined,
 });
 
+/**
+ * The chunk's summary when it is done; when its table writes did not fit this invocation, the item to
+ * continue with (it carries `resume`, and the state machine invokes the function again with it).
+ */
 export async function handler(
   item: ChunkItem,
-): Promise<{ index: number; read: number; scored: number; rejected: number }> {
+  context?: { getRemainingTimeInMillis(): number },
+): Promise<{ index: number; read: number; scored: number; rejected: number } | ChunkItem> {
   logger.appendKeys({ runId: item.runId, chunk: item.index });
-  let report;
+  // Without a Lambda context (a direct call) the chunk runs to the end.
+  const remaining = context?.getRemainingTimeInMillis();
+  const deadline =
+    remaining === undefined ? undefined : performance.now() + remaining - CHUNK_FINISH_RESERVE_MS;
+  let outcome;
   try {
-    report = await scorer.score(item);
+    outcome = await scorer.run(item, deadline === undefined ? {} : { deadline });
   } catch (error) {
     // Recorded for the run's manifest: a failed Distributed Map does not pass its children's errors on.
     const failure = await recordChunkFailure(objects, item, error);
     logger.error('chunk failed', { ...failure, error: error as Error });
     throw error;
   }
+  if (!outcome.done) {
+    logger.info('chunk continues in another invocation', { resume: outcome.next.resume });
+    return outcome.next;
+  }
+  const { report } = outcome;
   logger.info('chunk scored', { ...report });
   return { index: report.index, read: report.read, scored: report.scored, rejected: report.rejected };
 }

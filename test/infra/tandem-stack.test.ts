@@ -290,12 +290,12 @@ describe('TandemStack (defaults)', () => {
       expect(Object.keys(env('Score')).sort()).toEqual(['MODELS_URI', 'NODE_OPTIONS', 'TABLE_NAME']);
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
-      // The score function runs inside Express children, which Step Functions stops at 5 minutes.
+      // One invocation scores a chunk; table writes that need longer continue in the next invocation.
       expect(props('Score')).toMatchObject({ MemorySize: 3538, Timeout: 300, Runtime: 'nodejs22.x' });
       expect(props('Plan')).toMatchObject({ Timeout: 900 });
     });
 
-    it('builds the state machine from batchDefinition: Distributed Map of Express children over the plan', () => {
+    it('builds the state machine from batchDefinition: Distributed Map of Standard children over the plan', () => {
       const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
       expect(sm.Properties).toMatchObject({
         StateMachineType: 'STANDARD',
@@ -308,7 +308,18 @@ describe('TandemStack (defaults)', () => {
       expect(map).toMatchObject({
         Type: 'Map',
         ItemReader: { Resource: 'arn:aws:states:::s3:getObject', ReaderConfig: { InputType: 'JSON' } },
-        ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' } },
+        ItemProcessor: {
+          ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' },
+          // A chunk whose table writes ran out of time comes back with `resume` and is scored again.
+          States: {
+            [STATE_NAMES.score]: { Next: STATE_NAMES.chunkDone },
+            [STATE_NAMES.chunkDone]: {
+              Type: 'Choice',
+              Choices: [{ Variable: '$.resume', IsPresent: true, Next: STATE_NAMES.score }],
+              Default: STATE_NAMES.chunkScored,
+            },
+          },
+        },
         MaxConcurrency: 40,
         ToleratedFailurePercentage: 0,
         ResultWriter: {

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchOptions, BatchPlan } from '../../lambdas/core/batch/contracts.ts';
+import type { BatchOptions, BatchPlan, RunManifest } from '../../lambdas/core/batch/contracts.ts';
+import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import {
   DEMO_MODEL,
   LOCAL_BUCKET,
@@ -378,13 +379,52 @@ describe('bad input, batch: CSV files', () => {
     expectReferencePredictions(outcome);
   });
 
-  it('fails a file with a record longer than maxRecordBytes, naming its line', async () => {
+  it('rejects a record longer than maxRecordBytes as a row; scores the rest', async () => {
     const header = [...data.header, 'note'];
     const rows = demoRows(10).map((fields, i) => [...fields, i === 6 ? 'y'.repeat(10_000) : '']);
     const outcome = await run('too-long-record.csv', csv(rows, header), {
       options: { maxRecordBytes: 4096 },
     });
-    expectFailed(outcome, 'RECORD_TOO_LARGE', /line 8 .*4096/);
+    expectAccounted(outcome, 10);
+    const rejected = expectRejected(
+      outcome,
+      7,
+      /^RECORD_TOO_LARGE: the record is \d+ bytes; the limit is 4096/,
+    );
+    expect(rejected['line']).toBe(8);
+    // The rejected file keeps the start of the record, not all of it.
+    expect((rejected['record'] as string).length).toBeLessThanOrEqual(1024);
+    expect(outcome.manifest.counts.scored).toBe(9);
+  });
+
+  it('fails a file with a record longer than 16 × maxRecordBytes (a worker holds a record whole), naming its line', async () => {
+    const header = [...data.header, 'note'];
+    const rows = demoRows(10).map((fields, i) => [...fields, i === 6 ? 'y'.repeat(70_000) : '']);
+    const outcome = await run('far-too-long-record.csv', csv(rows, header), {
+      options: { maxRecordBytes: 4096 },
+    });
+    expectFailed(outcome, 'RECORD_TOO_LARGE', /line 8 .*65536 bytes \(16 × maxRecordBytes/);
+  });
+
+  it('scores a row whose bytes that are not UTF-8 are only in a column the model does not read', async () => {
+    const header = [...data.header, 'note'];
+    const rows = demoRows(6).map((r) => csvLine([...r, 'plain']));
+    const bad = Buffer.from(csvLine([...data.rows[2]!, 'caf\u00e9 au lait']), 'latin1');
+    const content = Buffer.concat([
+      Buffer.from([csvLine(header), rows[0], rows[1]].join('\n') + '\n'),
+      bad,
+      Buffer.from('\n' + rows.slice(3).join('\n') + '\n'),
+    ]);
+    const outcome = await run('latin1-note.csv', content);
+    expectAccounted(outcome, 6);
+    expect(outcome.manifest.counts.scored).toBe(6);
+    expectReferencePredictions(outcome);
+    // Read as a pass-through column, the same bytes reject the row: the output would carry U+FFFD.
+    const passed = await run('latin1-note-passed.csv', content, {
+      options: { passThroughColumns: ['note'] },
+    });
+    expectAccounted(passed, 6);
+    expectRejected(passed, 3, /^invalid UTF-8$/);
   });
 
   it('skips blank lines (they are not rows) and counts the records around them', async () => {
@@ -579,6 +619,25 @@ describe('bad input, batch: JSON Lines', () => {
     expect(({} as Record<string, unknown>)['amount']).toBeUndefined();
   });
 
+  it('rejects one 5 MB line as a row (RECORD_TOO_LARGE) with the default options, scoring the rest', async () => {
+    const lines = [line(1), line(2, { note: 'z'.repeat(5 * 1024 * 1024) }), line(3)];
+    const outcome = await run('five-mb-line.jsonl', lines.join('\n') + '\n');
+    expectAccounted(outcome, 3);
+    expectRejected(outcome, 2, /^RECORD_TOO_LARGE: the record is \d+ bytes; the limit is 1048576/);
+    expect(outcome.manifest.counts.scored).toBe(2);
+  });
+
+  it('scores a line whose bytes that are not UTF-8 are only in a field the model does not read', async () => {
+    const content = Buffer.concat([
+      Buffer.from(`${line(1)}\n`),
+      Buffer.from(`${line(2, { note: 'caf\u00e9' })}\n`, 'latin1'),
+      Buffer.from(`${line(3)}\n`),
+    ]);
+    const outcome = await run('latin1-note.jsonl', content);
+    expectAccounted(outcome, 3);
+    expect(outcome.manifest.counts.scored).toBe(3);
+  });
+
   it('rejects a line with bytes that are not UTF-8', async () => {
     const content = Buffer.concat([
       Buffer.from(`${line(1)}\n`),
@@ -652,8 +711,10 @@ describe('bad input, batch: gzip and Parquet', () => {
       },
     });
     const outcome = await run('wrong-types.parquet', file);
-    expectAccounted(outcome, 20);
-    expect(outcome.manifest.counts).toMatchObject({ scored: 0, rejected: 20 });
+    // Every row rejected, none scored: the run delivered nothing, so it fails, with the rows kept.
+    expectFailed(outcome, 'NOTHING_SCORED', /all 20 rows read were rejected; the reasons are in results\//);
+    expect(outcome.manifest.counts).toMatchObject({ read: 20, scored: 0, rejected: 20 });
+    expect(outcome.rejected).toHaveLength(20);
     expectRejected(outcome, 1, /amount must be a number, got a string/, ['amount']);
     expectRejected(outcome, 3, /amount must be a number.*; customer_age is required/, [
       'amount',
@@ -827,6 +888,142 @@ describe('bad input, batch: keys, models and options', () => {
     const outcome = await run('large.csv', csv(demoRows(100)), { options: { maxInputBytes: 4096 } });
     expectFailed(outcome, 'INPUT_TOO_LARGE', /is \d+ bytes; the limit is 4096/);
     expect(outcome.manifest.chunks.planned).toBe(0);
+  });
+});
+
+describe('bad input, batch: what the outputs carry', () => {
+  /** A run's CSV part files as text, and its manifest. */
+  async function runCsvOutput(name: string, content: string, options: Partial<BatchOptions>) {
+    const file = path.join(dir, name);
+    await writeFile(file, content);
+    const result = await stack.runDataset(file, DEMO_MODEL, undefined, { outputFormat: 'csv', ...options });
+    const manifest = await readJson<RunManifest>(stack.objects, LOCAL_BUCKET, result.manifestKey);
+    let text = '';
+    for (const key of manifest.outputs.parts)
+      text += new TextDecoder().decode(await stack.objects.readBytes(LOCAL_BUCKET, key));
+    return { manifest, text };
+  }
+
+  const formulas = ['=HYPERLINK("http://x","y")', '+1+2', '-2+3', '@SUM(A1)', '\tcmd', '\rcmd'];
+
+  it('neutralizes formulas in CSV ids and pass-through values by default; numbers stay numbers', async () => {
+    const header = [...data.header, 'note', 'delta'];
+    const rows = demoRows(formulas.length + 1).map((fields, i) => {
+      const copy = [...fields, formulas[i] ?? 'plain', i === 0 ? '-1.5' : '+7'];
+      copy[col('transaction_id')] = formulas[i] ?? 'plain-id';
+      return copy;
+    });
+    const { manifest, text } = await runCsvOutput('formulas.csv', csv(rows, header), {
+      passThroughColumns: ['note', 'delta'],
+    });
+    expect(manifest.status).toBe('SUCCEEDED');
+    expect(manifest.counts.scored).toBe(formulas.length + 1);
+    const records = parseCsv(text).map((r) => r.fields);
+    const [head, ...body] = records;
+    const id = head!.indexOf('id');
+    const note = head!.indexOf('note');
+    const delta = head!.indexOf('delta');
+    for (const formula of formulas) {
+      const row = body.find((r) => r[id] === `'${formula}`);
+      expect(row, JSON.stringify(formula)).toBeDefined();
+      expect(row![note]).toBe(`'${formula}`);
+    }
+    // Each neutralized field is quoted and starts with the quote mark, never with the formula.
+    expect(text).toContain(`"'=HYPERLINK(""http://x"",""y"")"`);
+    expect(body.find((r) => r[id] === 'plain-id')![note]).toBe('plain');
+    expect(body.map((r) => r[delta]).sort()).toEqual(['+7', '+7', '+7', '+7', '+7', '+7', '-1.5']);
+  });
+
+  it('writes values exactly as read with csvFormulas "raw"', async () => {
+    const header = [...data.header, 'note'];
+    const rows = demoRows(2).map((fields, i) => [...fields, formulas[i]!]);
+    rows[0]![col('transaction_id')] = '=1+1';
+    const { manifest, text } = await runCsvOutput('formulas-raw.csv', csv(rows, header), {
+      passThroughColumns: ['note'],
+      csvFormulas: 'raw',
+    });
+    expect(manifest.status).toBe('SUCCEEDED');
+    const body = parseCsv(text)
+      .slice(1)
+      .map((r) => r.fields);
+    expect(body.map((r) => r[0])).toContain('=1+1');
+    expect(body.map((r) => r.at(-1))).toEqual(expect.arrayContaining(formulas.slice(0, 2)));
+  });
+
+  it('fails an unknown csvFormulas value: INVALID_OPTIONS', async () => {
+    const outcome = await run('formulas-bad-option.csv', csv(demoRows(3)), {
+      options: { csvFormulas: 'escape' as 'raw' },
+    });
+    expectFailed(outcome, 'INVALID_OPTIONS', /csvFormulas must be "neutralize" or "raw"/);
+  });
+
+  const prototypeNames = ['constructor', 'toString', 'hasOwnProperty', '__proto__'];
+
+  it('passes through columns named like Object.prototype members from CSV, in CSV and JSON Lines outputs', async () => {
+    const header = [...data.header, ...prototypeNames];
+    const rows = demoRows(3).map((fields, i) => [...fields, ...prototypeNames.map((n) => `${n}-${i + 1}`)]);
+    const jsonl = await run('prototype-names.csv', csv(rows, header), {
+      options: { passThroughColumns: prototypeNames },
+    });
+    expectAccounted(jsonl, 3);
+    for (const p of jsonl.predictions) {
+      const input = p['input'] as Record<string, unknown>;
+      expect(Object.keys(input)).toEqual(prototypeNames);
+      for (const n of prototypeNames)
+        expect(Object.getOwnPropertyDescriptor(input, n)?.value).toBe(`${n}-${p['row'] as number}`);
+    }
+    const { text } = await runCsvOutput('prototype-names-out.csv', csv(rows, header), {
+      passThroughColumns: prototypeNames,
+    });
+    const [head, ...body] = parseCsv(text).map((r) => r.fields);
+    expect(head!.slice(-4)).toEqual(prototypeNames);
+    expect(text).not.toMatch(/native code|undefined/);
+    expect(body.map((r) => r.slice(-4))).toEqual(
+      rows.map((_, i) => prototypeNames.map((n) => `${n}-${i + 1}`)),
+    );
+  });
+
+  it('passes through JSON Lines fields named like Object.prototype members; a missing one is null, never inherited', async () => {
+    const record = (row: number, extra: Record<string, unknown>) =>
+      JSON.stringify({ ...typedRecord(data, data.rows[row - 1]!), ...extra });
+    const lines = [
+      // JSON.parse makes "__proto__" an own key, like any other.
+      `{"__proto__": "p1", ${record(1, { constructor: 'c1', toString: 't1', hasOwnProperty: 'h1' }).slice(1)}`,
+      record(2, { constructor: 'c2' }),
+    ];
+    const outcome = await run('prototype-names.jsonl', lines.join('\n') + '\n', {
+      options: { passThroughColumns: prototypeNames },
+    });
+    expectAccounted(outcome, 2);
+    const inputs = outcome.predictions.map((p) => p['input']);
+    expect(inputs[0]).toEqual(
+      JSON.parse('{"constructor":"c1","toString":"t1","hasOwnProperty":"h1","__proto__":"p1"}'),
+    );
+    expect(inputs[1]).toEqual(
+      JSON.parse('{"constructor":"c2","toString":null,"hasOwnProperty":null,"__proto__":null}'),
+    );
+    const { text } = await runCsvOutput('prototype-names-jsonl-out.jsonl', lines.join('\n') + '\n', {
+      passThroughColumns: prototypeNames,
+    });
+    expect(text).not.toMatch(/native code|undefined/);
+    expect(parseCsv(text)[2]!.fields.slice(-4)).toEqual(['c2', '', '', '']);
+  });
+
+  it('fails JSON Lines whose first record lacks a pass-through field, as CSV fails without the column', async () => {
+    const lines = [
+      JSON.stringify(typedRecord(data, data.rows[0]!)),
+      JSON.stringify({ ...typedRecord(data, data.rows[1]!), note: 'x' }),
+    ];
+    for (const name of ['note', 'constructor']) {
+      const outcome = await run(`unknown-pass-${name}.jsonl`, lines.join('\n') + '\n', {
+        options: { passThroughColumns: [name] },
+      });
+      expectFailed(outcome, 'UNKNOWN_PASS_THROUGH', new RegExp(`first record: ${name}$`));
+    }
+    const csvOutcome = await run('unknown-pass.csv', csv(demoRows(2)), {
+      options: { passThroughColumns: ['constructor'] },
+    });
+    expectFailed(csvOutcome, 'UNKNOWN_PASS_THROUGH', /not in the dataset: constructor$/);
   });
 });
 

@@ -4,6 +4,7 @@
  */
 import {
   DynamoDBClient,
+  InternalServerError,
   ProvisionedThroughputExceededException,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -56,6 +57,9 @@ const items = Array.from({ length: 20 }, (_, i) =>
   ),
 );
 
+const unavailable = () =>
+  new InternalServerError({ message: 'Internal server error', $metadata: { httpStatusCode: 500 } });
+
 const throttled = () =>
   new ProvisionedThroughputExceededException({
     message: 'Rate of requests exceeds the allowed throughput.',
@@ -67,7 +71,7 @@ describe('DynamoDbPredictionStore.putMany (batch writes)', () => {
     let inFlight = 0;
     let inFlightAtFailure = -1;
     dynamo.on(PutItemCommand).callsFake(async (input: { Item: { entityId: { S: string } } }) => {
-      if (input.Item.entityId.S === 't2') throw throttled();
+      if (input.Item.entityId.S === 't2') throw unavailable();
       inFlight++;
       await new Promise((resolve) => setTimeout(resolve, 20));
       inFlight--;
@@ -80,8 +84,8 @@ describe('DynamoDbPredictionStore.putMany (batch writes)', () => {
     });
     const error = await failed;
     expect(error).toBeInstanceOf(PredictionStoreError);
-    expect(error).toMatchObject({ code: 'STORE_THROTTLED' });
-    expect((error as Error).cause).toBeInstanceOf(ProvisionedThroughputExceededException);
+    expect(error).toMatchObject({ code: 'STORE_SERVER_ERROR' });
+    expect((error as Error).cause).toBeInstanceOf(InternalServerError);
     expect(inFlightAtFailure).toBe(0);
     // Four workers started t0..t3; after t2 failed none took another item.
     expect(dynamo.commandCalls(PutItemCommand).map((c) => c.args[0].input.Item?.['entityId']?.S)).toEqual([
@@ -104,7 +108,23 @@ describe('DynamoDbPredictionStore.putMany (batch writes)', () => {
     const result = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').putMany(
       items.slice(0, 3),
     );
-    expect(result).toEqual({ written: 1, skipped: 2 });
+    expect(result).toEqual({ written: 1, skipped: 2, unprocessed: [] });
+  });
+
+  it('hands back throttled and unstarted items as unprocessed (the same objects), without throwing', async () => {
+    dynamo.on(PutItemCommand).callsFake(async (input: { Item: { entityId: { S: string } } }) => {
+      if (input.Item.entityId.S === 't1') throw throttled();
+      return {};
+    });
+    const result = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table', 1).putMany(
+      items.slice(0, 5),
+    );
+    expect(result.written).toBe(1);
+    expect(result.skipped).toBe(0);
+    // One worker: t0 written, t1 throttled, and no write started after it.
+    expect(result.unprocessed).toEqual(items.slice(1, 5));
+    expect(result.unprocessed[0]).toBe(items[1]);
+    expect(dynamo.commandCalls(PutItemCommand)).toHaveLength(2);
   });
 
   it('uses request timeouts and standard retries for batch writers', () => {

@@ -6,7 +6,7 @@ import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { MAX_CHUNKS, type RunInput } from '../../lambdas/core/batch/contracts.ts';
 import { BatchInputError, ModelUnavailableError } from '../../lambdas/core/batch/errors.ts';
 import { chunkRowLimit, planRun, resolveOptions } from '../../lambdas/core/batch/planner.ts';
-import { scanCsv, scanJsonl } from '../../lambdas/core/codecs/boundaries.ts';
+import { scanCsv, scanJsonl } from '../../lambdas/core/batch/dataset-scan.ts';
 import { ModelLoadError } from '../../lambdas/core/errors.ts';
 import type { ModelSource } from '../../lambdas/core/ports.ts';
 import { MemoryObjectStore } from '../support/memory-object-store.ts';
@@ -99,7 +99,7 @@ describe('record length limit (scans)', () => {
     ).rejects.toMatchObject({
       code: 'RECORD_TOO_LARGE',
       line: 3,
-      message: expect.stringMatching(/line 3 is \d+ bytes; the limit is 1024/),
+      message: expect.stringMatching(/line 3 is \d+ bytes; .*the most it may hold is 1024 bytes/),
     });
   });
 });

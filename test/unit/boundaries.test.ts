@@ -1,14 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { scanCsv, scanJsonl, type ByteRange } from '../../lambdas/core/codecs/boundaries.ts';
+import { scanCsv, scanJsonl, type ByteRange } from '../../lambdas/core/batch/dataset-scan.ts';
 import { CsvSyntaxError, parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import { DatasetError } from '../../lambdas/core/codecs/errors.ts';
-import {
-  readCsvRecords,
-  readJsonlRecords,
-  type CsvRow,
-  type JsonlRow,
-} from '../../lambdas/core/codecs/readers.ts';
+import { readCsvRecords, type CsvRow } from '../../lambdas/core/codecs/csv-reader.ts';
+import { readJsonlRecords, type JsonlRow } from '../../lambdas/core/codecs/jsonl-reader.ts';
 
 const encoder = new TextEncoder();
 

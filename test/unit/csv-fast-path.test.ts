@@ -15,7 +15,7 @@ import {
   type StringDictionaries,
 } from '../../lambdas/core/batch/feed-batch.ts';
 import { feedStrings } from '../../lambdas/core/batch/scoring-thread.ts';
-import { readCsvSpans, type CsvSpan } from '../../lambdas/core/codecs/readers.ts';
+import { readCsvSpans, type CsvSpan } from '../../lambdas/core/codecs/csv-reader.ts';
 import { FeatureValidator, type FeatureIssue, type FeatureRow } from '../../lambdas/core/features.ts';
 import { parseManifest, type Manifest } from '../../lambdas/core/manifest.ts';
 import { planInput, type InputPlan } from '../../lambdas/core/tensors.ts';

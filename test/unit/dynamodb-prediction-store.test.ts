@@ -117,7 +117,7 @@ describe('DynamoDbPredictionStore', () => {
       .resolvesOnce({})
       .rejects(new ConditionalCheckFailedException({ message: 'newer', $metadata: {} }));
     const result = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').putMany([item, item]);
-    expect(result).toEqual({ written: 1, skipped: 1 });
+    expect(result).toEqual({ written: 1, skipped: 1, unprocessed: [] });
     const input = dynamo.commandCalls(PutItemCommand)[0]!.args[0].input;
     expect(input.ConditionExpression).toBe('attribute_not_exists(pk) OR computedAt < :computedAt');
     expect(input.ExpressionAttributeValues).toEqual({ ':computedAt': { N: String(item.computedAt) } });

@@ -43,6 +43,9 @@ const probability = fc.oneof(
 const ID = fc.oneof(
   fc.stringMatching(/^[a-z0-9-]{1,10}$/),
   fc.constantFrom('a"b', 'c,d', 'e\\f', 'é', 'tab\there', 'line\nbreak', ''),
+  // Formula-like and numeric ids: the byte path must neutralize exactly as the string path does.
+  fc.stringMatching(/^[=+\-@][a-z0-9+.()=-]{0,8}$/),
+  fc.constantFrom('-1.5', '+7', '-', '\tx', '\rx', '=1+1', '@A1'),
 );
 
 interface Case {
@@ -171,6 +174,49 @@ describe('OutputEncoder.encodeOutputs', () => {
       });
     }
   }
+
+  it.each([
+    ['=1+1', '"\'=1+1"'],
+    ['+cmd', '"\'+cmd"'],
+    ['-2+3', '"\'-2+3"'],
+    ['@SUM(A1)', '"\'@SUM(A1)"'],
+    ['\tx', '"\'\tx"'],
+    ['\rx', '"\'\rx"'],
+    ['=a"b', '"\'=a""b"'],
+    ['-1.5', '-1.5'],
+    ['+7', '+7'],
+    ['1e-9', '1e-9'],
+    ['plain', 'plain'],
+  ])('neutralizes the CSV id %j as %s by default, and writes it raw on request', (id, expected) => {
+    const c: Case = {
+      plan: {
+        task: 'regression',
+        label: undefined,
+        probabilities: undefined,
+        value: 'v',
+        classes: undefined,
+      },
+      outputs: { v: { type: 'float32', data: Float32Array.from([0.5]), dims: [1, 1] } },
+      ids: [id],
+      passThrough: [[id, -1.5]],
+    };
+    const model = { manifest: manifestFor('regression'), classes: undefined };
+    for (const asBytes of [false, true]) {
+      const line = text(
+        new OutputEncoder('csv', model, PASS).encodeOutputs(batchOf(c, asBytes), c.outputs, c.plan, false),
+      );
+      expect(line).toBe(`${expected},1,0.5,${expected},-1.5\n`);
+      const raw = text(
+        new OutputEncoder('csv', model, PASS, { csvFormulas: 'raw' }).encodeOutputs(
+          batchOf(c, asBytes),
+          c.outputs,
+          c.plan,
+          false,
+        ),
+      );
+      expect(raw.startsWith(/[\r"]/.test(id) ? '"' : id)).toBe(true);
+    }
+  });
 
   it('reports a probabilities tensor that does not match the classes as decodePredictions does', () => {
     const plan: OutputPlan = {

@@ -2,18 +2,17 @@ import { gzipSync } from 'node:zlib';
 import { parquetMetadata } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
-import { scanCsv } from '../../lambdas/core/codecs/boundaries.ts';
+import { scanCsv } from '../../lambdas/core/batch/dataset-scan.ts';
 import { DatasetError } from '../../lambdas/core/codecs/errors.ts';
+import { readCsvRecords, type CsvRow } from '../../lambdas/core/codecs/csv-reader.ts';
+import { gunzipStream } from '../../lambdas/core/codecs/gzip.ts';
+import { readJsonlRecords } from '../../lambdas/core/codecs/jsonl-reader.ts';
 import {
-  gunzipStream,
   planParquet,
-  readCsvRecords,
-  readJsonlRecords,
   readParquetRows,
-  type CsvRow,
   type ParquetRow,
   type RandomAccessSource,
-} from '../../lambdas/core/codecs/readers.ts';
+} from '../../lambdas/core/codecs/parquet-reader.ts';
 
 const encoder = new TextEncoder();
 
@@ -108,7 +107,7 @@ describe('readCsvRecords', () => {
 });
 
 describe('readJsonlRecords', () => {
-  it('rejects invalid JSON, lines that are not objects and invalid UTF-8, with the original text', async () => {
+  it('rejects invalid JSON and lines that are not objects; flags invalid UTF-8, with the original text', async () => {
     const bytes = bytesOf(
       '{"a":1}\r\n',
       '{"a":\n',
@@ -120,21 +119,39 @@ describe('readJsonlRecords', () => {
       '{"b":"',
       [0xc3],
       '"}\n',
-      '{"c":"é"}',
+      '{"c":"é"}\n',
+      '{"d":',
+      [0xff],
+      '}',
     );
     for (const size of [1, 5, bytes.length]) {
       const rows = await collect(
         readJsonlRecords(pieces(bytes, size), { firstRow: 1, firstLine: 1, batchBytes: 16 }),
       );
-      expect(rows.map((r) => [r.row, r.line, r.value, r.error?.replace(/:.*/, ':'), r.text])).toEqual([
+      const seen = rows.map((r) => [r.row, r.line, r.value, r.error?.replace(/:.*/, ':'), r.text]);
+      expect(seen).toEqual([
         [1, 1, { a: 1 }, undefined, '{"a":1}'],
         [2, 2, undefined, 'invalid JSON:', '{"a":'],
         [3, 3, undefined, 'not an object:', '[1,2]'],
         [4, 5, undefined, 'not an object:', '42'],
         [5, 6, undefined, 'not an object:', 'null'],
         [6, 7, undefined, 'not an object:', '"s"'],
-        [7, 8, undefined, 'invalid UTF-8', '{"b":"\uFFFD"}'],
+        // Parsed with U+FFFD for the bad byte, and flagged: the caller rejects it if it reads that field.
+        [7, 8, { b: '\uFFFD' }, undefined, '{"b":"\uFFFD"}'],
         [8, 9, { c: 'é' }, undefined, '{"c":"é"}'],
+        // A bad byte that leaves no JSON object is rejected as invalid UTF-8.
+        [9, 10, undefined, 'invalid UTF-8', '{"d":\uFFFD}'],
+      ]);
+      expect(rows.map((r) => r.invalidUtf8 === true)).toEqual([
+        false,
+        false,
+        false,
+        false,
+        false,
+        false,
+        true,
+        false,
+        false,
       ]);
       expect(rows[2]?.error).toBe('not an object: got an array');
       expect(rows[4]?.error).toBe('not an object: got null');

@@ -6,20 +6,23 @@
  *
  * Plain ASCII CSV records take the fast path (csv-fast-path.ts: parsed from the bytes into the batch's
  * tensors); every other record, and any record the fast path is not sure about, takes the general path
- * (fields, FeatureValidator, FeatureRow). With a scoring thread (scoring-thread.ts) the session runs while
- * the next micro-batch is read and the previous one is written.
+ * (source-records.ts). With a scoring thread (scoring-thread.ts) the session runs while the next
+ * micro-batch is read and the previous one is written. Table writes go through the TableWriter, which
+ * adapts to a throttling table and stops at the invocation's deadline: the chunk then continues in
+ * another invocation (contracts.ts ChunkResume).
  */
-import { PassThrough } from 'node:stream';
 import { storedPrediction, type StoredPrediction } from '../cache-policy.ts';
+import { readCsvSpans } from '../codecs/csv-reader.ts';
 import { DatasetError } from '../codecs/errors.ts';
-import { parseJsonEntityId } from '../entity-id.ts';
+import { readJsonlRecords } from '../codecs/jsonl-reader.ts';
+import { TOO_LARGE_PREVIEW_BYTES, recordTooLarge } from '../codecs/spans.ts';
+import { readParquetRows } from '../codecs/parquet-reader.ts';
 import { ModelLoadError } from '../errors.ts';
-import { readCsvSpans, readJsonlRecords, readParquetRows, type CsvRow } from '../codecs/readers.ts';
-import type { FeatureIssue, FeatureRow } from '../features.ts';
 import type { ModelSource, ObjectStore, PredictionStore } from '../ports.ts';
 import { decodePredictions } from '../predictions.ts';
 import { loadBatchModel, type BatchModel } from './batch-model.ts';
 import {
+  MAX_CHUNK_INVOCATIONS,
   chunkReportKey,
   partKey,
   rejectedKey,
@@ -30,10 +33,19 @@ import {
 } from './contracts.ts';
 import { BatchInputError, ModelUnavailableError } from './errors.ts';
 import { CsvFastPath } from './csv-fast-path.ts';
+import { StreamedObject, WrittenObject, type OutputObject } from './output-object.ts';
 import { objectRandomAccess } from './random-access.ts';
 import { OutputEncoder } from './output-encoder.ts';
 import { ScoringQueue } from './scoring-queue.ts';
 import { resolveScoringThreads } from './scoring-thread.ts';
+import {
+  csvRecordReader,
+  mapBatches,
+  objectRecord,
+  problemRecord,
+  type SourceRecord,
+} from './source-records.ts';
+import { TableWriter, systemClock, type Clock } from './table-writer.ts';
 
 export interface ChunkScorerDeps {
   readonly objects: ObjectStore;
@@ -48,102 +60,87 @@ export interface ChunkScorerDeps {
   readonly scoringThreads?: number | 'auto';
   /** On Lambda, the function's memory (it sets the vCPUs `auto` counts). */
   readonly lambdaMemoryMb?: number;
+  /** Paces table writes and tells the deadline. @default the system's monotonic clock */
+  readonly clock?: Clock;
 }
 
-/** One record of any format, reduced to what scoring needs. */
-export interface SourceRecord {
-  readonly row: number;
-  readonly line?: number;
-  readonly id: string | undefined;
-  /** Validated features, or undefined when `issues` say why not. */
-  readonly features: FeatureRow | undefined;
-  readonly issues: FeatureIssue[];
-  /** A reason that is not about one field (ragged row, invalid JSON, invalid UTF-8). */
-  readonly problem?: string;
-  /** The original record, for the rejected file (built only for rejected rows). */
-  readonly original: () => unknown;
-  /** Pass-through values, in the plan's passThroughColumns order. */
-  readonly passThrough: readonly unknown[];
+export interface ChunkRunOptions {
+  /** 1-based attempt, for the report. @default 1 */
+  readonly attempt?: number;
+  /** On the deps' clock: no table write starts after it. @default none: the chunk completes */
+  readonly deadline?: number;
 }
+
+/** A chunk either completed (its report is written) or stopped at its deadline: `next` continues it. */
+export type ChunkOutcome =
+  { readonly done: true; readonly report: ChunkReport } | { readonly done: false; readonly next: ChunkItem };
 
 /** Runs in flight per chunk and scoring thread (one running, one queued), plus one inline. */
 const RUNS_PER_THREAD = 2;
 
 const utf8 = new TextDecoder();
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Writes text to an object through a stream, with backpressure. */
-class StreamedObject {
-  private readonly pass = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
-  private readonly done: Promise<void>;
-
-  constructor(objects: ObjectStore, bucket: string, key: string, contentType: string) {
-    this.done = objects.write(bucket, key, this.pass, contentType);
-    this.done.catch(() => undefined);
-  }
-
-  async write(text: string | Uint8Array): Promise<void> {
-    if (text.length > 0 && !this.pass.write(text))
-      await new Promise((resolve) => this.pass.once('drain', resolve));
-  }
-
-  async close(): Promise<void> {
-    this.pass.end();
-    await this.done;
-  }
-
-  abort(error: Error): void {
-    this.pass.destroy(error);
-  }
-}
-
 export class ChunkScorer {
   private readonly plans = new Map<string, Promise<BatchPlan>>();
   private readonly models = new Map<string, Promise<BatchModel>>();
   private readonly scoringThreads: number;
+  private readonly clock: Clock;
 
   constructor(private readonly deps: ChunkScorerDeps) {
     this.scoringThreads = resolveScoringThreads(deps.scoringThreads ?? 'auto', deps.lambdaMemoryMb);
+    this.clock = deps.clock ?? systemClock;
   }
 
+  /** Scores the whole chunk, however long its table writes take. */
   async score(item: ChunkItem, attempt = 1): Promise<ChunkReport> {
+    const outcome = await this.run(item, { attempt });
+    if (!outcome.done) throw new Error(`chunk ${item.index} stopped without a deadline`);
+    return outcome.report;
+  }
+
+  /** Scores the chunk; stops writing the table at the deadline, and says how to continue. */
+  async run(item: ChunkItem, options: ChunkRunOptions = {}): Promise<ChunkOutcome> {
+    const attempt = options.attempt ?? 1;
     const started = performance.now();
     const plan = await this.plan(item);
     const chunk = plan.chunks[item.index];
     if (!chunk)
       throw new BatchInputError('NO_SUCH_CHUNK', `the plan of ${item.runId} has no chunk ${item.index}`);
+    const resume = item.resume;
+    const invocations = (resume?.invocations ?? 0) + 1;
+    if (invocations > MAX_CHUNK_INVOCATIONS)
+      throw new Error(
+        `[TABLE_WRITES_STALLED] chunk ${chunk.index}: the table accepted ${resume?.tableRows ?? 0} of its writes in ${MAX_CHUNK_INVOCATIONS} invocations`,
+      );
     const model = await this.model(plan);
-    const encoder = new OutputEncoder(plan.options.outputFormat, model, plan.options.passThroughColumns);
+    const encoder = new OutputEncoder(plan.options.outputFormat, model, plan.options.passThroughColumns, {
+      csvFormulas: plan.options.csvFormulas,
+    });
     const computedAt = Date.parse(plan.createdAt);
-    const writeTable = plan.options.tableWrites === 'all' && this.deps.predictions !== undefined;
+    const table =
+      plan.options.tableWrites === 'all' && this.deps.predictions !== undefined
+        ? new TableWriter({
+            store: this.deps.predictions,
+            ceilingPerSecond: plan.options.maxTableWritesPerSecond,
+            clock: this.clock,
+            ...(options.deadline === undefined ? {} : { deadline: options.deadline }),
+            ...(resume ? { resume } : {}),
+          })
+        : undefined;
     const microBatch = plan.options.microBatchRows;
     const { bucket } = item;
     const partObjectKey = partKey(plan.resultsPrefix, chunk.index, plan.options.outputFormat);
     const rejectedObjectKey = rejectedKey(plan.resultsPrefix, chunk.index);
+    // A continued chunk's part and rejected files were finished by the invocation that stopped.
+    const open = (key: string, contentType: string): OutputObject =>
+      resume ? new WrittenObject() : new StreamedObject(this.deps.objects, bucket, key, contentType);
 
     let read = 0;
     let scored = 0;
     let rejected = 0;
-    let tableWritten = 0;
-    let tableSkipped = 0;
     let writeMs = 0;
-    let part: StreamedObject | undefined;
-    let rejects: StreamedObject | undefined;
-    let writesThisSecond = { at: performance.now(), count: 0 };
-
-    const throttleTableWrites = async (count: number) => {
-      const limit = plan.options.maxTableWritesPerSecond;
-      if (limit <= 0) return;
-      writesThisSecond.count += count;
-      const elapsed = performance.now() - writesThisSecond.at;
-      const needed = (writesThisSecond.count / limit) * 1000;
-      if (needed > elapsed) await sleep(needed - elapsed);
-      if (performance.now() - writesThisSecond.at > 1000)
-        writesThisSecond = { at: performance.now(), count: 0 };
-    };
+    let part: OutputObject | undefined;
+    let rejects: OutputObject | undefined;
 
     const queue = new ScoringQueue(
       model,
@@ -152,9 +149,9 @@ export class ChunkScorer {
       async (batch, outputs) => {
         const t0 = performance.now();
         const first = part === undefined;
-        part ??= new StreamedObject(this.deps.objects, bucket, partObjectKey, encoder.contentType);
+        part ??= open(partObjectKey, encoder.contentType);
         await part.write(encoder.encodeOutputs(batch, outputs, model.outputPlan, first));
-        if (writeTable) {
+        if (table) {
           const predictions = decodePredictions(model.outputPlan, outputs as never, batch.count);
           const items: StoredPrediction[] = predictions.map((prediction, i) =>
             storedPrediction(
@@ -171,10 +168,7 @@ export class ChunkScorer {
               model.manifest.cache.ttlSeconds,
             ),
           );
-          const result = await this.deps.predictions!.putMany(items);
-          tableWritten += result.written;
-          tableSkipped += result.skipped;
-          await throttleTableWrites(items.length);
+          await table.write(items);
         }
         scored += batch.count;
         writeMs += performance.now() - t0;
@@ -183,7 +177,7 @@ export class ChunkScorer {
 
     const reject = async (record: SourceRecord) => {
       rejected++;
-      rejects ??= new StreamedObject(this.deps.objects, bucket, rejectedObjectKey, 'application/x-ndjson');
+      rejects ??= open(rejectedObjectKey, 'application/x-ndjson');
       const reason =
         record.problem ??
         `invalid features: ${record.issues.map((i) => `${i.field} ${i.message}`).join('; ')}`;
@@ -211,12 +205,13 @@ export class ChunkScorer {
     const readStarted = performance.now();
     try {
       if (chunk.kind === 'bytes' && plan.format === 'csv') {
-        const csv = this.csvRecords(plan, model);
+        const csvRecord = csvRecordReader(plan, model);
+        const { maxRecordBytes } = plan.options;
         const fast = new CsvFastPath(
           model.manifest,
           model.inputPlans,
           model.dictionaries,
-          csv.header,
+          plan.header ?? [],
           plan.options.delimiter,
           plan.options.passThroughColumns,
         );
@@ -229,10 +224,16 @@ export class ChunkScorer {
           const plain = span.plain;
           for (let k = 0; k < span.count; k++) {
             read++;
-            if (ascii && plain[k] === 1 && fast.tryFill(span, k, queue.batch)) {
+            const bytes = span.ends[k]! - span.starts[k]!;
+            if (bytes > maxRecordBytes) {
+              const start = span.start(k);
+              const preview = span.bytes.toString('utf8', start, start + TOO_LARGE_PREVIEW_BYTES);
+              const problem = recordTooLarge(bytes, maxRecordBytes);
+              await reject(problemRecord(span.firstRow + k, span.line(k), problem, () => preview));
+            } else if (ascii && plain[k] === 1 && fast.tryFill(span, k, queue.batch)) {
               if (queue.batch.full) await queue.dispatch();
             } else {
-              await take(csv.record(span.row(k)));
+              await take(csvRecord(span.row(k)));
             }
           }
         }
@@ -255,6 +256,25 @@ export class ChunkScorer {
         throw new BatchInputError(error.code, `chunk ${chunk.index}: ${error.message}`, { cause: error });
       throw error;
     }
+    if (read !== scored + rejected)
+      throw new Error(`chunk ${chunk.index}: read ${read} != scored ${scored} + rejected ${rejected}`);
+    if (table?.stopped) {
+      return {
+        done: false,
+        next: {
+          runId: item.runId,
+          bucket: item.bucket,
+          planKey: item.planKey,
+          index: item.index,
+          resume: {
+            ...table.position,
+            tableWritten: table.written,
+            tableSkipped: table.skipped,
+            invocations,
+          },
+        },
+      };
+    }
     const scoreMs = queue.scoreMs;
     const totalMs = performance.now() - started;
     const report: ChunkReport = {
@@ -262,8 +282,10 @@ export class ChunkScorer {
       read,
       scored,
       rejected,
-      tableWritten,
-      tableSkipped,
+      tableWritten: table?.written ?? 0,
+      tableSkipped: table?.skipped ?? 0,
+      ...(table && table.throttled > 0 ? { tableThrottled: table.throttled } : {}),
+      ...(invocations > 1 ? { invocations } : {}),
       partKey: part ? partObjectKey : undefined,
       rejectedKey: rejects ? rejectedObjectKey : undefined,
       readMs: Math.round(performance.now() - readStarted - queue.waitMs - writeMs),
@@ -272,15 +294,13 @@ export class ChunkScorer {
       totalMs: Math.round(totalMs),
       attempt,
     };
-    if (read !== scored + rejected)
-      throw new Error(`chunk ${chunk.index}: read ${read} != scored ${scored} + rejected ${rejected}`);
     await this.deps.objects.writeBytes(
       bucket,
       chunkReportKey(plan.runId, chunk.index),
       JSON.stringify(report),
       'application/json',
     );
-    return report;
+    return { done: true, report };
   }
 
   async close(): Promise<void> {
@@ -340,43 +360,6 @@ export class ChunkScorer {
     });
   }
 
-  /** The general path of a CSV record: its fields checked by the model's validator. */
-  private csvRecords(
-    plan: BatchPlan,
-    model: BatchModel,
-  ): { header: readonly string[]; record: (r: CsvRow) => SourceRecord } {
-    const header = plan.header ?? [];
-    const columns = model.validator.names.map((name) => header.indexOf(name));
-    const idColumn = header.indexOf(model.manifest.idField);
-    const passColumns = plan.options.passThroughColumns.map((c) => header.indexOf(c));
-    const record = (r: CsvRow): SourceRecord => {
-      const original = () => Object.fromEntries(header.map((name, i) => [name, r.fields[i] ?? null]));
-      if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text ?? r.fields);
-      if (r.fields.length !== header.length) {
-        return problemRecord(
-          r.row,
-          r.line,
-          `expected ${header.length} fields (the header's), got ${r.fields.length}`,
-          () => r.fields,
-        );
-      }
-      const issues: FeatureIssue[] = [];
-      const features = model.validator.fromText(r.fields, columns, issues);
-      // CSV has no null: an empty field is a missing id.
-      const id = recordId(r.fields[idColumn] || undefined, undefined, model.manifest.idField, issues);
-      return {
-        row: r.row,
-        line: r.line,
-        id,
-        features: id === undefined ? undefined : features,
-        issues,
-        original,
-        passThrough: passColumns.map((c) => r.fields[c] ?? null),
-      };
-    };
-    return { header, record };
-  }
-
   /** JSON Lines and Parquet records. */
   private records(plan: BatchPlan, chunk: PlanChunk, model: BatchModel): AsyncIterable<SourceRecord[]> {
     const { source } = plan;
@@ -392,77 +375,11 @@ export class ChunkScorer {
     const rows = readJsonlRecords(this.byteRange(plan, chunk), {
       firstRow: chunk.firstRow,
       firstLine: chunk.firstLine,
+      maxRecordBytes: plan.options.maxRecordBytes,
     });
     return mapBatches(rows, (r) => {
       if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text);
-      return objectRecord(model, plan, r.row, r.line, r.value, r.text, () => r.text);
+      return objectRecord(model, plan, r.row, r.line, r.value, r.text, () => r.text, r.invalidUtf8);
     });
   }
-}
-
-function problemRecord(
-  row: number,
-  line: number | undefined,
-  problem: string,
-  original: () => unknown,
-): SourceRecord {
-  return {
-    row,
-    ...(line === undefined ? {} : { line }),
-    id: undefined,
-    features: undefined,
-    issues: [],
-    problem,
-    original,
-    passThrough: [],
-  };
-}
-
-function objectRecord(
-  model: Pick<BatchModel, 'validator' | 'manifest'>,
-  plan: BatchPlan,
-  row: number,
-  line: number | undefined,
-  value: unknown,
-  /** The JSON Lines line the value was parsed from (numeric ids are read from it). */
-  jsonText: string | undefined,
-  original: () => unknown,
-): SourceRecord {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return problemRecord(row, line, 'the record is not an object', original);
-  }
-  const record = value as Record<string, unknown>;
-  const issues: FeatureIssue[] = [];
-  const features = model.validator.fromObject(record, issues, '', { ignoreUnknown: true });
-  const idField = model.manifest.idField;
-  const rawId = Object.hasOwn(record, idField) ? record[idField] : undefined;
-  const id = recordId(rawId, jsonText, idField, issues);
-  return {
-    row,
-    ...(line === undefined ? {} : { line }),
-    id,
-    features: id === undefined ? undefined : features,
-    issues,
-    original,
-    passThrough: plan.options.passThroughColumns.map((c) => record[c] ?? null),
-  };
-}
-
-/** A row's id by the one entity-id rule; a row without one is rejected. */
-function recordId(
-  raw: unknown,
-  jsonText: string | undefined,
-  idField: string,
-  issues: FeatureIssue[],
-): string | undefined {
-  const { id, problem } = parseJsonEntityId(raw, jsonText, [idField]);
-  if (id === undefined) issues.push({ field: idField, message: problem ?? 'is required' });
-  return id;
-}
-
-async function* mapBatches<T>(
-  source: AsyncIterable<T[]>,
-  map: (item: T) => SourceRecord,
-): AsyncGenerator<SourceRecord[]> {
-  for await (const batch of source) yield batch.map(map);
 }

@@ -26,7 +26,10 @@ export interface BatchOptions {
   readonly passThroughColumns: readonly string[];
   /** Write predictions to the table (`all`), or S3 only (`none`). Table writes dominate batch cost. */
   readonly tableWrites: 'all' | 'none';
-  /** At most this many table writes per second per worker (0 = no limit). */
+  /**
+   * At most this many table writes per second per chunk (0 = no ceiling). Either way the rate adapts to
+   * the table: halved when it throttles, raised while it does not (table-writer.ts).
+   */
   readonly maxTableWritesPerSecond: number;
   /** Target chunk size in bytes for CSV / JSON Lines (Parquet: whole row groups). */
   readonly chunkBytes: number;
@@ -37,6 +40,13 @@ export interface BatchOptions {
    */
   readonly maxChunkRows: number;
   readonly outputFormat: OutputFormat;
+  /**
+   * CSV output only. `neutralize`: an id or pass-through text that a spreadsheet would read as a formula
+   * (it starts with =, +, -, @, a tab or a carriage return, and is not a number) is written with a
+   * single quote before it, in a quoted field, as OWASP recommends for CSV files people open in
+   * spreadsheets. `raw`: every value exactly as read.
+   */
+  readonly csvFormulas: 'neutralize' | 'raw';
   /** Rows scored per ONNX run. */
   readonly microBatchRows: number;
   /**
@@ -44,7 +54,10 @@ export interface BatchOptions {
    * (a run fails with INPUT_TOO_LARGE beyond it).
    */
   readonly maxInputBytes: number;
-  /** The longest CSV / JSON Lines record accepted, in bytes (a run fails with RECORD_TOO_LARGE beyond it). */
+  /**
+   * The longest CSV / JSON Lines record scored, in bytes: a longer one is a rejected row (RECORD_TOO_LARGE),
+   * and one longer than 16 times this (capped at 256 MiB) fails the run, since a worker holds a record whole.
+   */
   readonly maxRecordBytes: number;
   /**
    * The most rows in one Parquet row group (ROW_GROUP_TOO_LARGE beyond it): a worker decodes a whole
@@ -56,10 +69,20 @@ export interface BatchOptions {
 /** The most chunks one run may have: every worker reads the plan, which lists them all. */
 export const MAX_CHUNKS = 10_000;
 /**
- * The time a chunk's table writes may take: a Distributed Map child runs as an Express execution, which
- * Step Functions stops after 300 s, and scoring, reading and retries need the rest.
+ * With write pacing set (maxTableWritesPerSecond), the planner cuts chunks whose writes at that pace take
+ * about this long, so that most chunks finish in one invocation of the score function (5 minutes).
  */
 export const CHUNK_WRITE_SECONDS = 240;
+/**
+ * An invocation stops starting table writes this long before its function's timeout: reading and
+ * scoring the rest of a chunk, its part file and its report need the time (seconds for a 64 MiB chunk).
+ */
+export const CHUNK_FINISH_RESERVE_MS = 60_000;
+/**
+ * The most invocations of one chunk: at about four minutes each, 1,000 are more than 60 hours of a table
+ * admitting almost nothing, and stay far under a Standard execution's 25,000 history events.
+ */
+export const MAX_CHUNK_INVOCATIONS = 1000;
 
 export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   delimiter: ',',
@@ -69,6 +92,7 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   chunkBytes: 64 * 1024 * 1024,
   maxChunkRows: 0,
   outputFormat: 'jsonl',
+  csvFormulas: 'neutralize',
   microBatchRows: 1024,
   maxInputBytes: 50 * 1024 ** 3,
   maxRecordBytes: 1024 * 1024,
@@ -143,6 +167,24 @@ export interface ChunkItem {
   readonly bucket: string;
   readonly planKey: string;
   readonly index: number;
+  /** Set when an invocation ran out of time writing the table: the next one continues from here. */
+  readonly resume?: ChunkResume;
+}
+
+/**
+ * Where a chunk's table writes stopped. The next invocation reads and scores the chunk again (seconds),
+ * does not rewrite its part and rejected files (the stopped invocation finished them), and writes the
+ * table items it has not written yet. Items are numbered in scoring order, the same on every invocation.
+ */
+export interface ChunkResume {
+  /** Items [0, tableRows) are in the table. */
+  readonly tableRows: number;
+  /** Items after tableRows that are in the table too (written just before the deadline). */
+  readonly tableRowsAhead: readonly number[];
+  readonly tableWritten: number;
+  readonly tableSkipped: number;
+  /** Invocations of this chunk so far. */
+  readonly invocations: number;
 }
 
 export interface ChunkReport {
@@ -153,6 +195,10 @@ export interface ChunkReport {
   readonly tableWritten: number;
   /** Table writes skipped because a fresher item was there. */
   readonly tableSkipped: number;
+  /** Times the table refused writes for throttling (the writes were slowed and sent again). */
+  readonly tableThrottled?: number;
+  /** Invocations the chunk took when its table writes did not fit one (absent: one). */
+  readonly invocations?: number;
   readonly partKey: string | undefined;
   readonly rejectedKey: string | undefined;
   /** Reading, validating and filling micro-batches (the scorer's thread). */

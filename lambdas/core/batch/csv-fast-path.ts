@@ -13,7 +13,7 @@
  * k <= 15, both exact doubles, so one IEEE division gives the correctly rounded value, which is what
  * Number(text) gives; anything longer, or with an exponent, goes to the general path.
  */
-import type { CsvSpan } from '../codecs/readers.ts';
+import type { CsvSpan } from '../codecs/csv-reader.ts';
 import type { FeatureSpec, Manifest } from '../manifest.ts';
 import type { InputPlan } from '../tensors.ts';
 import type { FeedBatch, StringDictionaries } from './feed-batch.ts';

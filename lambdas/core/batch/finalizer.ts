@@ -154,6 +154,13 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
           .map((r) => `chunk ${r.index} read ${r.read} rows, the plan counted ${plan!.chunks[r.index]!.rows}`)
           .join('; '),
       };
+    } else if (counts.read > 0 && counts.scored === 0) {
+      // Rows came in and nothing came out (a file whose types contradict the manifest, say): the run
+      // delivered nothing, and whoever watches failed runs should hear of it.
+      failure = {
+        code: 'NOTHING_SCORED',
+        message: `all ${counts.read} rows read were rejected; the reasons are in ${prefix}rejected/`,
+      };
     }
   }
   const manifest: RunManifest = {

@@ -89,10 +89,28 @@ class ByteWriter {
 
 const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 
-function csvField(value: unknown): string {
+export type CsvFormulas = 'neutralize' | 'raw';
+
+/** What a spreadsheet reads as the start of a formula (OWASP "CSV Injection"). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+/** A number as text ("-1.5", "+3", "1e-9"): a spreadsheet reads it as that number, never a formula. */
+const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** True when text would be read as a formula by a spreadsheet. */
+export function isFormulaLike(text: string): boolean {
+  return FORMULA_START.test(text) && !NUMBER.test(text);
+}
+
+/**
+ * One CSV field. With `neutralize`, text a spreadsheet would run as a formula gets a single quote before
+ * it, in a quoted field (OWASP); numbers (typed or as text) are left as they are.
+ */
+export function csvField(value: unknown, formulas: CsvFormulas = 'raw'): string {
   if (value === null || value === undefined) return '';
   const text =
     typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  if (formulas === 'neutralize' && typeof value !== 'number' && isFormulaLike(text))
+    return `"'${text.replace(/"/g, '""')}"`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
@@ -121,7 +139,7 @@ interface ProbabilityLayout {
 
 const utf8 = (text: string): Uint8Array => Buffer.from(text, 'utf8');
 
-function probabilityLayout(plan: OutputPlan): ProbabilityLayout | undefined {
+function probabilityLayout(plan: OutputPlan, formulas: CsvFormulas): ProbabilityLayout | undefined {
   const classes = plan.classes;
   if (plan.task === 'regression' || plan.label !== undefined || !plan.probabilities || !classes)
     return undefined;
@@ -132,7 +150,7 @@ function probabilityLayout(plan: OutputPlan): ProbabilityLayout | undefined {
   return {
     name: plan.probabilities,
     jsonLabels: classes.map((c) => utf8(`,"prediction":{"label":${JSON.stringify(c)},"probabilities":{`)),
-    csvLabels: classes.map((c) => utf8(`,${csvField(c)}`)),
+    csvLabels: classes.map((c) => utf8(`,${csvField(c, formulas)}`)),
     jsonKeys: order.map((key, k) => utf8(`${k > 0 ? ',' : ''}${JSON.stringify(key)}:`)),
     jsonKeyClass: order.map((key) => byKey[key]!),
     csvKeyClass: keys.map((key) => byKey[key]!),
@@ -146,12 +164,16 @@ export class OutputEncoder {
   private readonly passKeys: string[];
   private readonly csvHeaderBytes: Uint8Array;
   private readonly writer = new ByteWriter();
+  private readonly formulas: CsvFormulas;
 
   constructor(
     private readonly format: OutputFormat,
     model: Pick<ServedModel, 'manifest' | 'classes'>,
     private readonly passThroughColumns: readonly string[],
+    /** @default { csvFormulas: 'neutralize' } */
+    options: { readonly csvFormulas?: CsvFormulas } = {},
   ) {
+    this.formulas = options.csvFormulas ?? 'neutralize';
     this.contentType = format === 'csv' ? 'text/csv' : 'application/x-ndjson';
     this.classKeys = model.classes?.map(String);
     const predictionColumns =
@@ -159,7 +181,9 @@ export class OutputEncoder {
         ? ['value']
         : ['label', ...(this.classKeys ?? []).map((c) => `probability_${c}`)];
     this.csvHeader =
-      ['id', 'row', ...predictionColumns, ...passThroughColumns].map(csvField).join(',') + '\n';
+      ['id', 'row', ...predictionColumns, ...passThroughColumns]
+        .map((name) => csvField(name, this.formulas))
+        .join(',') + '\n';
     this.passKeys = passThroughColumns.map((c, i) => `${i > 0 ? ',' : ''}${JSON.stringify(c)}:`);
     this.csvHeaderBytes = utf8(this.csvHeader);
   }
@@ -179,7 +203,7 @@ export class OutputEncoder {
     plan: OutputPlan,
     includeHeader: boolean,
   ): string | Uint8Array {
-    const layout = (this.layout ??= { value: probabilityLayout(plan) }).value;
+    const layout = (this.layout ??= { value: probabilityLayout(plan, this.formulas) }).value;
     const tensor = layout ? outputs[layout.name] : undefined;
     const classes = plan.classes;
     if (layout && tensor && classes) {
@@ -234,11 +258,21 @@ export class OutputEncoder {
     const writer = this.writer;
     const text = batch.idString(i);
     if (text !== undefined) {
-      writer.text(quoted ? JSON.stringify(text) : csvField(text));
+      writer.text(quoted ? JSON.stringify(text) : csvField(text, this.formulas));
       return;
     }
     const from = batch.idFrom[i]!;
     const to = batch.idTo[i]!;
+    // Plain bytes are ASCII without quotes or delimiters: only a formula needs more than a copy.
+    if (!quoted && this.formulas === 'neutralize' && to > from && FORMULA_BYTES.has(batch.idBytes[from]!)) {
+      writer.text(
+        csvField(
+          Buffer.from(batch.idBytes.buffer, batch.idBytes.byteOffset + from, to - from).toString('latin1'),
+          'neutralize',
+        ),
+      );
+      return;
+    }
     writer.reserve(to - from + 2);
     if (quoted) writer.bytes(QUOTES, 0, 1);
     writer.bytes(batch.idBytes, from, to);
@@ -320,7 +354,7 @@ export class OutputEncoder {
       const values = batch.passThrough[i]!;
       if (values.length > 0) {
         let rest = '';
-        for (const value of values) rest += `,${csvField(value)}`;
+        for (const value of values) rest += `,${csvField(value, this.formulas)}`;
         writer.text(rest);
       }
       writer.reserve(1);
@@ -357,15 +391,15 @@ export class OutputEncoder {
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
       const prediction = predictions[i]!;
-      out += `${csvField(row.id)},${row.record.row}`;
+      out += `${csvField(row.id, this.formulas)},${row.record.row}`;
       if ('label' in prediction) {
-        out += `,${csvField(prediction.label)}`;
+        out += `,${csvField(prediction.label, this.formulas)}`;
         if (keys)
           for (const key of keys) out += `,${(prediction as ClassPrediction).probabilities?.[key] ?? ''}`;
       } else {
         out += `,${'value' in prediction ? prediction.value : csvField(prediction.values)}`;
       }
-      for (const value of row.record.passThrough) out += `,${csvField(value)}`;
+      for (const value of row.record.passThrough) out += `,${csvField(value, this.formulas)}`;
       out += '\n';
     }
     return out;
@@ -373,6 +407,7 @@ export class OutputEncoder {
 }
 
 const QUOTES = ascii('"');
+const FORMULA_BYTES = new Set(ascii('=+-@\t\r'));
 const COMMA = ascii(',');
 const NEWLINE = ascii('\n');
 const ID_OPEN = ascii('{"id":');

@@ -4,10 +4,11 @@
  * while it is scanned, since a gzip stream cannot be split) and writes the plan and the map's items.
  */
 import { PassThrough } from 'node:stream';
-import { scanCsv, scanJsonl } from '../codecs/boundaries.ts';
 import { DatasetError } from '../codecs/errors.ts';
-import { gunzipStream, planParquet } from '../codecs/readers.ts';
-import { ManifestError, ModelLoadError, ModelNotFoundError } from '../errors.ts';
+import { gunzipStream } from '../codecs/gzip.ts';
+import { readJsonlRecords } from '../codecs/jsonl-reader.ts';
+import { planParquet } from '../codecs/parquet-reader.ts';
+import { ManifestError, ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
 import { checkPackagePath, readModelPackage } from '../model-package.ts';
@@ -26,6 +27,7 @@ import {
   type PlanChunk,
   type RunInput,
 } from './contracts.ts';
+import { scanCsv, scanJsonl } from './dataset-scan.ts';
 import { BatchInputError, ModelUnavailableError } from './errors.ts';
 import { objectRandomAccess } from './random-access.ts';
 
@@ -47,6 +49,15 @@ export interface PlannerDeps {
 
 const MAX_PASS_THROUGH_COLUMNS = 100;
 const MAX_RECORD_BYTES_LIMIT = 256 * 1024 * 1024;
+const RECORD_HARD_LIMIT_FACTOR = 16;
+
+/**
+ * The longest record a run accepts at all: a record over maxRecordBytes is rejected as a row (the run
+ * goes on), one over this fails the run at plan time, since a worker must hold a record whole.
+ */
+export function recordHardLimit(options: Pick<BatchOptions, 'maxRecordBytes'>): number {
+  return Math.min(RECORD_HARD_LIMIT_FACTOR * options.maxRecordBytes, MAX_RECORD_BYTES_LIMIT);
+}
 
 /**
  * The most rows a chunk may hold: maxChunkRows, and, when table writes are paced, what the pace writes
@@ -110,6 +121,8 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
     problems.push('maxRowGroupRows must be a positive integer');
   if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
     problems.push('outputFormat must be "jsonl" or "csv"');
+  if (merged.csvFormulas !== 'neutralize' && merged.csvFormulas !== 'raw')
+    problems.push('csvFormulas must be "neutralize" or "raw"');
   if (problems.length > 0) throw new BatchInputError('INVALID_OPTIONS', problems.join('; '));
   return merged;
 }
@@ -185,6 +198,42 @@ function checkColumns(manifest: Manifest, columns: readonly string[], options: B
     throw new BatchInputError(
       'UNKNOWN_PASS_THROUGH',
       `passThroughColumns not in the dataset: ${unknown.join(', ')}`,
+    );
+  }
+}
+
+/**
+ * JSON Lines has no header: passThroughColumns are checked against the keys of the first record that is
+ * an object (its own keys: "constructor" is not a key of {}), as CSV ones are against the header. A
+ * later record without one of them passes null.
+ */
+async function checkJsonlPassThrough(
+  objects: ObjectStore,
+  source: BatchPlan['source'],
+  first: {
+    readonly start: number;
+    readonly end: number;
+    readonly firstRow: number;
+    readonly firstLine: number;
+  },
+  options: BatchOptions,
+): Promise<void> {
+  const bytes = objects.read(source.bucket, source.key, {
+    start: first.start,
+    end: first.end,
+    ...(source.versionId ? { versionId: source.versionId } : {}),
+  });
+  let record: object | undefined;
+  for await (const batch of readJsonlRecords(bytes, { ...first, maxRecordBytes: options.maxRecordBytes })) {
+    record = batch.find((r) => r.value !== undefined)?.value as object | undefined;
+    break;
+  }
+  if (record === undefined) return;
+  const unknown = options.passThroughColumns.filter((c) => !Object.hasOwn(record, c));
+  if (unknown.length > 0) {
+    throw new BatchInputError(
+      'UNKNOWN_PASS_THROUGH',
+      `passThroughColumns not in the dataset's first record: ${unknown.join(', ')}`,
     );
   }
 }
@@ -321,7 +370,7 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
       const limits = {
         chunkBytes: options.chunkBytes,
         maxChunkRows: chunkRowLimit(options),
-        maxRecordBytes: options.maxRecordBytes,
+        maxRecordBytes: recordHardLimit(options),
       };
       const scan =
         incoming.format === 'csv'
@@ -331,6 +380,8 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
       if (incoming.gzip) source = { bucket: input.bucket, key: stagingKey, size: scan.bytes };
       header = scan.header;
       if (header) checkColumns(manifest, header, options);
+      else if (options.passThroughColumns.length > 0 && scan.chunks[0])
+        await checkJsonlPassThrough(deps.objects, source, scan.chunks[0], options);
       chunks = scan.chunks.map((c, index) => ({ kind: 'bytes', index, ...c }));
       totalRows = scan.totalRows;
     }

@@ -15,29 +15,22 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { InferenceError, ModelLoadError } from '../errors.ts';
-import type { TensorType } from '../manifest.ts';
-import { SESSION_OPTIONS } from '../model-loader.ts';
+import { SESSION_OPTIONS, createSession, runSession } from '../model-loader.ts';
+import {
+  scoringThreadSource,
+  type ThreadData,
+  type ThreadFeed,
+  type ThreadMessage,
+  type ThreadReply,
+} from './scoring-thread-main.ts';
 
 export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array | BigInt64Array;
 
-/** One input tensor, filled: numbers, or strings as codes (see feed-batch.ts). */
-export type FeedSpec =
-  | {
-      readonly name: string;
-      readonly type: Exclude<TensorType, 'string'>;
-      readonly data: TensorData;
-      readonly dims: readonly number[];
-    }
-  | {
-      readonly name: string;
-      readonly type: 'string';
-      /** Per cell: an index into the input's dictionary, then (from its length on) into `extras`. */
-      readonly codes: Int32Array;
-      readonly extras: readonly string[];
-      /** Which input's dictionary (the index of the input plan). */
-      readonly input: number;
-      readonly dims: readonly number[];
-    };
+/**
+ * One input tensor, filled: numbers, or strings as codes (see feed-batch.ts): per cell an index into the
+ * input's dictionary (`input`: the index of the input plan), then, from its length on, into `extras`.
+ */
+export type FeedSpec = ThreadFeed;
 
 /** The strings of a coded string feed. */
 export function feedStrings(
@@ -148,18 +141,7 @@ class InlineRunner implements FeedRunner {
     // session.run starts on a later turn of the event loop; wait for it, so that runMs is the run's own.
     await new Promise(setImmediate);
     const started = performance.now();
-    let results: ort.InferenceSession.OnnxValueMapType;
-    try {
-      results = await this.session.run(tensors, [...fetches]);
-    } catch (cause) {
-      throw new InferenceError(
-        'INFERENCE_FAILED',
-        `onnxruntime failed to run ${this.label}: ${messageOf(cause)}`,
-        {
-          cause,
-        },
-      );
-    }
+    const results = await runSession(this.session, tensors, fetches, this.label);
     const runMs = performance.now() - started;
     const outputs: Record<string, OutputTensor> = {};
     for (const name of Object.keys(results)) {
@@ -173,98 +155,6 @@ class InlineRunner implements FeedRunner {
     await this.session.release();
   }
 }
-
-/**
- * The scoring thread's code: plain CommonJS, evaluated by the Worker (so that it works the same from the
- * TypeScript sources, tests and the single-file Lambda bundle); onnxruntime-node is required by the path
- * the main thread resolved. Messages are handled one at a time, in order.
- */
-const WORKER_SOURCE = `'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const ort = require(workerData.onnxruntime);
-// Runs sent to this thread and not finished, shared with the main thread (which adds, this thread takes
-// away as each run ends, before its reply is even read there).
-const unfinished = new Int32Array(workerData.unfinished);
-let session;
-let dictionaries = [];
-const queue = [];
-let busy = false;
-const messageOf = (error) => (error && error.message) || String(error);
-parentPort.on('message', (message) => {
-  queue.push(message);
-  if (!busy) void drain();
-});
-function buffersOf(values) {
-  const buffers = new Set();
-  for (const value of values) if (ArrayBuffer.isView(value)) buffers.add(value.buffer);
-  return [...buffers];
-}
-async function handle(message) {
-  if (message.kind === 'load') {
-    try {
-      session = await ort.InferenceSession.create(message.bytes, message.options);
-      dictionaries = message.dictionaries;
-      parentPort.postMessage({ kind: 'loaded' });
-    } catch (error) {
-      parentPort.postMessage({ kind: 'load-failed', message: messageOf(error) });
-    }
-    return;
-  }
-  const inputs = message.feeds.map((feed) => (feed.type === 'string' ? feed.codes : feed.data));
-  let results;
-  let runMs;
-  try {
-    const feeds = {};
-    for (const feed of message.feeds) {
-      if (feed.type === 'string') {
-        const dictionary = dictionaries[feed.input] || [];
-        const known = dictionary.length;
-        const codes = feed.codes;
-        const strings = new Array(codes.length);
-        for (let i = 0; i < codes.length; i++) {
-          const code = codes[i];
-          strings[i] = code < known ? dictionary[code] : feed.extras[code - known];
-        }
-        feeds[feed.name] = new ort.Tensor('string', strings, feed.dims);
-      } else {
-        feeds[feed.name] = new ort.Tensor(feed.type, feed.data, feed.dims);
-      }
-    }
-    const started = performance.now();
-    results = await session.run(feeds, message.fetches);
-    runMs = performance.now() - started;
-  } catch (error) {
-    Atomics.sub(unfinished, 0, 1);
-    parentPort.postMessage({ kind: 'failed', id: message.id, message: messageOf(error), inputs }, buffersOf(inputs));
-    return;
-  }
-  Atomics.sub(unfinished, 0, 1);
-  const outputs = {};
-  for (const name of Object.keys(results)) {
-    const tensor = results[name];
-    outputs[name] = { type: tensor.type, data: tensor.data, dims: tensor.dims };
-  }
-  const reply = { kind: 'result', id: message.id, outputs, inputs, runMs };
-  const datas = Object.keys(outputs).map((name) => outputs[name].data);
-  try {
-    parentPort.postMessage(reply, buffersOf([...inputs, ...datas]));
-  } catch {
-    // An output buffer that cannot be transferred is copied instead.
-    parentPort.postMessage(reply, buffersOf(inputs));
-  }
-}
-async function drain() {
-  busy = true;
-  while (queue.length > 0) await handle(queue.shift());
-  busy = false;
-}
-`;
-
-type WorkerReply =
-  | { kind: 'loaded' }
-  | { kind: 'load-failed'; message: string }
-  | { kind: 'result'; id: number; outputs: Outputs; inputs: TensorData[]; runMs: number }
-  | { kind: 'failed'; id: number; message: string; inputs: TensorData[] };
 
 interface PendingRun {
   resolve(result: RunResult): void;
@@ -302,7 +192,7 @@ class WorkerRunner {
     private readonly label: string,
     private readonly unfinished: Int32Array,
   ) {
-    worker.on('message', (reply: WorkerReply) => this.receive(reply));
+    worker.on('message', (reply: ThreadReply) => this.receive(reply));
     worker.on('error', (error) =>
       this.fail(
         new InferenceError('INFERENCE_FAILED', `the scoring thread of ${label} failed: ${error.message}`, {
@@ -325,12 +215,10 @@ class WorkerRunner {
   ): Promise<WorkerRunner> {
     const onnxruntime = createRequire(import.meta.url).resolve('onnxruntime-node');
     const unfinished = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { onnxruntime, unfinished: unfinished.buffer },
-    });
+    const data: ThreadData = { onnxruntime, unfinished: unfinished.buffer as SharedArrayBuffer };
+    const worker = new Worker(scoringThreadSource(), { eval: true, workerData: data });
     const loaded = new Promise<void>((resolve, reject) => {
-      const onMessage = (reply: WorkerReply) => {
+      const onMessage = (reply: ThreadReply) => {
         worker.off('error', onError);
         if (reply.kind === 'loaded') resolve();
         else reject(new Error(reply.kind === 'load-failed' ? reply.message : `unexpected ${reply.kind}`));
@@ -343,7 +231,8 @@ class WorkerRunner {
       worker.once('error', onError);
     });
     const bytes = new Uint8Array(graphBytes); // a copy: its buffer is transferred
-    worker.postMessage({ kind: 'load', bytes, options: SESSION_OPTIONS, dictionaries }, [bytes.buffer]);
+    const load: ThreadMessage = { kind: 'load', bytes, options: SESSION_OPTIONS, dictionaries };
+    worker.postMessage(load, [bytes.buffer]);
     try {
       await loaded;
     } catch (error) {
@@ -362,7 +251,8 @@ class WorkerRunner {
     // Referenced only while runs are pending, so an idle scorer never keeps a process alive.
     if (this.pending.size === 1) this.worker.ref();
     Atomics.add(this.unfinished, 0, 1);
-    this.worker.postMessage({ kind: 'run', id, feeds, fetches }, transferables(feeds));
+    const message: ThreadMessage = { kind: 'run', id, feeds, fetches: [...fetches] };
+    this.worker.postMessage(message, transferables(feeds));
     return result;
   }
 
@@ -372,7 +262,7 @@ class WorkerRunner {
     await this.worker.terminate();
   }
 
-  private receive(reply: WorkerReply): void {
+  private receive(reply: ThreadReply): void {
     if (reply.kind !== 'result' && reply.kind !== 'failed') return;
     const run = this.pending.get(reply.id);
     if (!run) return;
@@ -437,25 +327,23 @@ export async function startFeedRunner(
   label: string,
   dictionaries: Dictionaries,
 ): Promise<FeedRunner> {
-  try {
-    const session = await ort.InferenceSession.create(graphBytes, SESSION_OPTIONS);
-    const inline = new InlineRunner(session, label, dictionaries);
-    if (threads > 0) {
-      const started = await Promise.allSettled(
-        Array.from({ length: threads }, () => WorkerRunner.start(graphBytes, label, dictionaries)),
-      );
-      const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-      const failed = started.find((s) => s.status === 'rejected');
-      if (failed) {
-        await Promise.all([...workers.map((w) => w.close()), inline.close()]);
-        throw failed.reason;
-      }
-      return new HybridRunner(workers, inline);
-    }
-    return inline;
-  } catch (cause) {
-    throw new ModelLoadError('MODEL_CORRUPT', `onnxruntime cannot load ${label}: ${messageOf(cause)}`, {
-      cause,
-    });
+  const inline = new InlineRunner(await createSession(graphBytes, label), label, dictionaries);
+  if (threads === 0) return inline;
+  const started = await Promise.allSettled(
+    Array.from({ length: threads }, () => WorkerRunner.start(graphBytes, label, dictionaries)),
+  );
+  const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.all([...workers.map((w) => w.close()), inline.close()]);
+    // A thread's session refused the graph (or the thread did not start): fails as createSession does.
+    throw new ModelLoadError(
+      'MODEL_CORRUPT',
+      `onnxruntime cannot load ${label}: ${messageOf(failed.reason)}`,
+      {
+        cause: failed.reason,
+      },
+    );
   }
+  return new HybridRunner(workers, inline);
 }
