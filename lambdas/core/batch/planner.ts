@@ -8,7 +8,7 @@ import { DatasetError } from '../codecs/errors.ts';
 import { gunzipStream } from '../codecs/gzip.ts';
 import { readJsonlRecords } from '../codecs/jsonl-reader.ts';
 import { planParquet } from '../codecs/parquet-reader.ts';
-import { ManifestError, ModelLoadError, ModelNotFoundError, TandemError } from '../errors.ts';
+import { ManifestError, ModelLoadError, ModelNotFoundError } from '../errors.ts';
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
 import { checkPackagePath, readModelPackage } from '../model-package.ts';
