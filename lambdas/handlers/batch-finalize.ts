@@ -4,16 +4,19 @@ import { eventBridgeClient, s3Client } from '../adapters/aws-clients.ts';
 import { EventBridgePublisher } from '../adapters/eventbridge-publisher.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { finalizeRun, type FinalizeInput, type FinalizeResult } from '../core/batch/finalizer.ts';
+import { readFinalizeConfig } from './batch-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-finalize' });
 const deps = {
   objects: new S3ObjectStore(s3Client()),
-  events: new EventBridgePublisher(eventBridgeClient(), process.env['EVENT_BUS_NAME'] ?? 'default'),
+  events: new EventBridgePublisher(eventBridgeClient(), readFinalizeConfig(process.env).eventBusName),
 };
 
 export async function handler(input: FinalizeInput): Promise<FinalizeResult> {
   logger.appendKeys({ runId: input.runId });
   const result = await finalizeRun(input, deps);
-  logger.info('run finalized', { ...result });
+  // Powertools drops a `message` attribute (a reserved key): the run's message is logged as `summary`.
+  const { message: summary, ...fields } = result;
+  logger.info('run finalized', { ...fields, summary });
   return result;
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
+import { uploadKeyPatterns } from '../../lib/batch-pipeline.ts';
 import { readSettings, SETTINGS, SettingsError, type SettingName } from '../../lib/settings.ts';
 import { Tandem } from '../../lib/tandem-stack.ts';
 import {
@@ -23,6 +24,7 @@ import {
   templateOf,
   testApp,
   testStack,
+  type Resource,
   type Statement,
 } from './support.ts';
 
@@ -105,7 +107,6 @@ describe('TandemStack (defaults)', () => {
           expect.objectContaining({ Prefix: 'runs/', ExpirationInDays: 14, Status: 'Enabled' }),
           expect.objectContaining({
             Prefix: 'results/',
-            ExpirationInDays: 365,
             ObjectSizeGreaterThan: '131071',
             Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
           }),
@@ -121,6 +122,27 @@ describe('TandemStack (defaults)', () => {
         Rules: [expect.objectContaining({ ExpirationInDays: 90, Status: 'Enabled' })],
       });
       expect(rules.find((r) => r['Prefix'] === 'incoming/' || r['Prefix'] === 'models/')).toBeUndefined();
+    });
+
+    // S3 applies a rule's actions only to the objects its whole filter matches (prefix AND size).
+    it.each([
+      ['results/m/d/r/_manifest.json', 2_000],
+      ['results/m/d/r/rejected/part-00000.jsonl', 131_072],
+      ['results/m/d/r/part-00000.jsonl', 50 * 1024 * 1024],
+    ])('expires %s (%d bytes) after 365 days, whatever its size', (key, size) => {
+      const [, bucket] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+      const rules = (
+        bucket.Properties!['LifecycleConfiguration'] as { Rules: Array<Record<string, unknown>> }
+      ).Rules;
+      const applying = rules.filter(
+        (r) =>
+          r['Status'] === 'Enabled' &&
+          key.startsWith((r['Prefix'] as string | undefined) ?? '') &&
+          (r['ObjectSizeGreaterThan'] === undefined || size > Number(r['ObjectSizeGreaterThan'])),
+      );
+      expect(applying.map((r) => r['ExpirationInDays']).filter((d) => d !== undefined)).toEqual([365]);
+      const transitions = applying.flatMap((r) => (r['Transitions'] as unknown[] | undefined) ?? []);
+      expect(transitions).toHaveLength(size > 131_071 ? 1 : 0);
     });
 
     it('writes server access logs to a separate private, TLS-only, retained bucket', () => {
@@ -205,14 +227,14 @@ describe('TandemStack (defaults)', () => {
       });
     });
 
-    it('runs predict on nodejs22.x with tracing, its own log group and the config.ts environment', () => {
+    it('runs predict on nodejs22.x without X-Ray, with its own log group and the config.ts environment', () => {
       const [, fn] = onlyResource(template, 'AWS::Lambda::Function', 'Predict');
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
         Handler: 'index.handler',
         Architectures: ['x86_64'],
         MemorySize: 1769,
-        TracingConfig: { Mode: 'Active' },
+        TracingConfig: { Mode: 'PassThrough' },
         LoggingConfig: { LogGroup: { Ref: expect.stringContaining('PredictLogGroup') } },
       });
       const env = (fn.Properties!['Environment'] as { Variables: Record<string, unknown> }).Variables;
@@ -250,7 +272,10 @@ describe('TandemStack (defaults)', () => {
         EventPattern: {
           source: ['aws.s3'],
           'detail-type': ['Object Created'],
-          detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ prefix: 'incoming/' }] } },
+          detail: {
+            bucket: { name: [{ Ref: bucketId }] },
+            object: { key: uploadKeyPatterns().map((wildcard) => ({ wildcard })) },
+          },
         },
         Targets: [
           Match.objectLike({
@@ -291,7 +316,7 @@ describe('TandemStack (defaults)', () => {
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
       // The score function runs inside Express children, which Step Functions stops at 5 minutes.
-      expect(props('Score')).toMatchObject({ MemorySize: 3538, Timeout: 300, Runtime: 'nodejs22.x' });
+      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 300, Runtime: 'nodejs22.x' });
       expect(props('Plan')).toMatchObject({ Timeout: 900 });
     });
 
@@ -299,7 +324,7 @@ describe('TandemStack (defaults)', () => {
       const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
       expect(sm.Properties).toMatchObject({
         StateMachineType: 'STANDARD',
-        TracingConfiguration: { Enabled: true },
+        TracingConfiguration: { Enabled: false },
         LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
       });
       const definition = definitionOf(template);
@@ -364,10 +389,36 @@ describe('TandemStack (defaults)', () => {
         }
       ).Destinations[0]!.CloudWatchLogsLogGroup.LogGroupArn;
       const logGroupId = flat(dest).slice(2, -'.Arn}'.length);
-      expect(template.toJSON().Resources[logGroupId].Properties).toEqual({
-        LogGroupName: expect.stringMatching(/^\/aws\/vendedlogs\/states\/Tandem-Tandem-Batch-[0-9A-F]{8}$/),
-        RetentionInDays: 30,
+      const group = template.toJSON().Resources[logGroupId] as Resource;
+      expect(group.Properties!['RetentionInDays']).toBe(30);
+      // Under /aws/vendedlogs/ (one wildcard resource policy for every delivery), and ending with this stack
+      // instance's id: retained on delete, so a stack created again must not reuse the name.
+      expect(group.Properties!['LogGroupName']).toEqual({
+        'Fn::Join': [
+          '',
+          [
+            expect.stringMatching(/^\/aws\/vendedlogs\/states\/Tandem-Tandem-Batch-[0-9A-F]{8}-$/),
+            { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] },
+          ],
+        ],
       });
+    });
+
+    it('gives no retained resource a fixed physical name (cdk destroy, then cdk deploy, must work)', () => {
+      const nameProperties = ['LogGroupName', 'BucketName', 'TableName', 'QueueName', 'TopicName', 'Name'];
+      const fixed: string[] = [];
+      for (const [id, resource] of Object.entries(template.toJSON().Resources as Record<string, Resource>)) {
+        if (resource.DeletionPolicy !== 'Retain') continue;
+        for (const property of nameProperties) {
+          const name = resource.Properties?.[property];
+          if (name !== undefined && !JSON.stringify(name).includes('AWS::StackId')) {
+            fixed.push(`${id}.${property} = ${JSON.stringify(name)}`);
+          }
+        }
+      }
+      expect(fixed).toEqual([]);
+      // The retained resources the deploy guide's tear-down section lists are still retained.
+      expect(Object.keys(resources(template, 'AWS::Logs::LogGroup')).length).toBeGreaterThan(0);
     });
   });
 
