@@ -201,7 +201,7 @@ export class BatchPipeline extends Construct {
       // characters. The group is retained when the stack is deleted, so the name ends with the id of this
       // stack instance (the last part of its stack id): a stack created again with the same name gets a new
       // group instead of failing on the one it left behind.
-      logGroupName: `/aws/vendedlogs/states/${Names.uniqueResourceName(this, { maxLength: 80, separator: '-' })}-${Fn.select(2, Fn.split('/', Aws.STACK_ID))}`,
+      logGroupName: `/aws/vendedlogs/states/${Stack.of(this).stackName}-${Names.uniqueResourceName(this, { maxLength: 100, separator: '-' })}-${Fn.select(2, Fn.split('/', Aws.STACK_ID))}`,
       retention: props.logRetention ?? (SETTINGS.logRetentionDays.default as logs.RetentionDays),
     });
     const definition = batchDefinition({

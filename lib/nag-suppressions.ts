@@ -12,6 +12,8 @@ import type { TandemFunction } from './tandem-function.ts';
 import type { Tandem } from './tandem-stack.ts';
 
 export const REASONS = {
+  noTracing:
+    'X-Ray is off by design (lib/tandem-function.ts): active tracing without a tracer shows nothing below the invocation, and a tracer would put the X-Ray SDK on the API cold start and hot path and a subsegment on every table write of a chunk; structured logs (request id, run id, chunk), CloudWatch metrics and the alarms of lib/monitoring.ts cover each lane.',
   stateMachineStar:
     'The state machine logs to CloudWatch Logs: logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy, DescribeResourcePolicies and DescribeLogGroups support only Resource "*" (asserted by test/infra/tandem-stack.test.ts).',
   runtime:
@@ -65,6 +67,7 @@ function wildcardFinding(scope: IConstruct, arn: string): string {
 
 function functionFindings(fn: TandemFunction, invokedBy: 'api' | 'step-functions' | 'events'): void {
   acknowledge(fn.function, 'AwsSolutions-L1', REASONS.runtime);
+  acknowledge(fn.function, 'Serverless-LambdaTracing', REASONS.noTracing);
   acknowledge(fn.function, 'Serverless-LambdaLatestVersion', REASONS.runtime);
   const dlqReason =
     invokedBy === 'api'
@@ -105,6 +108,8 @@ export function addTandemNagSuppressions(tandem: Tandem): void {
   keyPatternFindings(stateMachine.role, bucket, ['runItems', 'runMapResults']);
 
   acknowledge(stateMachine.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.stateMachineStar);
+  acknowledge(stateMachine, 'AwsSolutions-SF2', REASONS.noTracing);
+  acknowledge(stateMachine, 'Serverless-StepFunctionStateMachineXray', REASONS.noTracing);
   for (const arn of tandem.batch.mapChildExecutionArns) {
     acknowledge(distributedMapPolicy, wildcardFinding(distributedMapPolicy, arn), REASONS.mapChildren);
   }

@@ -9,6 +9,8 @@ import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/
 import { resolveOptions } from '../lambdas/core/batch/options.ts';
 import {
   CONTEXT_SETTINGS,
+  defaultText,
+  describeSetting,
   parseSetting,
   SETTINGS,
   type Setting,
@@ -190,4 +192,45 @@ function batchOptionsProblems(options: Record<string, unknown>): string[] {
   } catch (error) {
     return [`batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`];
   }
+}
+
+/** The columns of docs/configuration.md's table of settings. */
+export const SETTINGS_TABLE_HEADER = [
+  'Setting',
+  'Context key',
+  'Variable (functions)',
+  'Values',
+  'Default',
+  'Meaning',
+] as const;
+
+/** The rows of docs/configuration.md's table of settings, one per setting, derived from the definitions. */
+export function settingsTableRows(): string[][] {
+  const code = (text: string | undefined): string => (text === undefined ? '' : `\`${text}\``);
+  return (Object.keys(SETTINGS) as SettingName[]).map((name) => {
+    const setting: Setting = SETTINGS[name];
+    const fixed = setting.default !== undefined && setting.defaultText === undefined;
+    return [
+      name,
+      code(setting.context),
+      setting.env ? `${code(setting.env)} (${(setting.functions ?? []).join(', ')})` : '',
+      describeSetting(setting),
+      setting.wiring
+        ? `set by the stack${fixed ? ` (unset: ${code(defaultText(setting))})` : ''}`
+        : fixed
+          ? code(defaultText(setting))
+          : (defaultText(setting) ?? ''),
+      setting.help,
+    ];
+  });
+}
+
+/** docs/configuration.md's table of settings as Markdown (`npx tsx tools/settings-table.ts` prints it). */
+export function settingsTableMarkdown(): string {
+  const row = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [
+    row(SETTINGS_TABLE_HEADER),
+    row(SETTINGS_TABLE_HEADER.map(() => '---')),
+    ...settingsTableRows().map(row),
+  ].join('\n');
 }

@@ -119,7 +119,7 @@ export const SETTINGS = {
     pattern: PACKAGE_NAME,
     expected: "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
     default: 'fraud-detector',
-    help: 'the model served when a request names none; its package is under models/<modelName>/',
+    help: "the model served when a request names none (its package is under the data bucket's models/ folder)",
   },
   architecture: {
     type: 'enum',
@@ -246,7 +246,7 @@ export const SETTINGS = {
     context: 'batchOptions',
     env: 'BATCH_OPTIONS',
     functions: ['trigger'],
-    defaultText: 'docs/batch.md',
+    defaultText: 'see docs/batch.md',
     help: 'options of every batch run, a JSON object, e.g. {"chunkBytes": 16777216}',
   },
   alarmEmail: {
@@ -322,7 +322,7 @@ export const SETTINGS = {
     env: 'MODELS_URI',
     functions: ['predict', 'plan', 'score'],
     wiring: true,
-    help: 'where model packages are: s3://<data bucket>/models/ (or a local folder)',
+    help: 'where model packages are: the models/ folder of the data bucket as an s3:// URL (or a local folder)',
   },
   tableName: {
     type: 'string',
