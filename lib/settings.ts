@@ -72,7 +72,8 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
       auth = { jwt: { issuer: jwtIssuer, audience: jwtAudience } };
   } else {
     if (authMode === 'iam') auth = 'iam';
-    if (lookup('jwtIssuer') !== undefined || lookup('jwtAudience') !== undefined)
+    const given = (key: SettingName): boolean => ![undefined, null, ''].includes(lookup(key) as never);
+    if (given('jwtIssuer') || given('jwtAudience'))
       problems.push('jwtIssuer / jwtAudience: only used with auth=jwt (set -c auth=jwt or remove them)');
   }
   const rateLimit = value('apiRateLimit');

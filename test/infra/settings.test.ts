@@ -131,6 +131,13 @@ describe('settings from context', () => {
     );
   });
 
+  it('refuses JWT settings without auth=jwt, and takes an empty one as unset', () => {
+    expect(() => from({ jwtIssuer: 'https://issuer.example.com' })).toThrow(
+      /jwtIssuer \/ jwtAudience: only used with auth=jwt/,
+    );
+    expect(from({ jwtIssuer: '', jwtAudience: '' }).props).toEqual({});
+  });
+
   it('accepts only the log retentions CloudWatch Logs offers (the CDK enum)', () => {
     const cdkValues = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number');
     expect([...LOG_RETENTION_DAYS].sort((a, b) => a - b)).toEqual(cdkValues.sort((a, b) => a - b));
