@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
-import { optionalJsonEnv } from '../lambdas/handlers/batch-env.ts';
+import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import {
   DEFAULT_API_CONCURRENCY,
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
     seed: !values['no-seed'],
-    batchOptions: optionalJsonEnv<Partial<BatchOptions>>('BATCH_OPTIONS') ?? {},
+    batchOptions: readBatchOptions(process.env),
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
       DEFAULT_API_CONCURRENCY,

@@ -10,6 +10,7 @@
  * Any failure in Plan or the Map goes to Finalize with the error, so a failed run still writes a
  * manifest that says why, then the execution fails.
  */
+import { parseSetting, SETTINGS } from '../lambdas/core/settings.ts';
 
 export interface BatchDefinitionProps {
   readonly planFunctionArn: string;
@@ -77,13 +78,13 @@ export type AslDefinition = Record<string, unknown> & {
 };
 
 export function batchDefinition(props: BatchDefinitionProps): AslDefinition {
-  if (!Number.isInteger(props.maxConcurrency) || props.maxConcurrency < 1 || props.maxConcurrency > 10_000) {
-    throw new Error(`maxConcurrency must be an integer from 1 to 10000, got ${props.maxConcurrency}`);
-  }
-  if (!(props.toleratedFailurePercentage >= 0 && props.toleratedFailurePercentage <= 100)) {
-    throw new Error(
-      `toleratedFailurePercentage must be from 0 to 100, got ${props.toleratedFailurePercentage}`,
-    );
+  // Also built outside the Tandem construct (the local stack, `npm run batch`): the settings' own rules.
+  for (const [name, value] of [
+    ['batchMaxConcurrency', props.maxConcurrency],
+    ['toleratedFailurePercentage', props.toleratedFailurePercentage],
+  ] as const) {
+    const parsed = parseSetting(SETTINGS[name], value);
+    if (!parsed.ok) throw new Error(`${name}: ${parsed.problem}`);
   }
   const toFinalize = { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE_NAMES.finalize };
   return {

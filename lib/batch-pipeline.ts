@@ -5,7 +5,7 @@
  * builds (the same definition runs locally): plan -> Distributed Map of Standard children scoring chunks ->
  * finalize, which writes the run manifest and publishes `Tandem Batch Run Completed` (source `tandem.batch`).
  */
-import { ArnFormat, Duration, Names, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Fn, Names, Stack } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -21,7 +21,8 @@ import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { batchDefinition } from './batch-definition.ts';
 import { DATA_PREFIXES } from './data-bucket.ts';
 import { FUNCTION_ACCESS, grantObjectAccess, KEY_PATTERNS } from './bucket-access.ts';
-import { cachePolicyEnvironment, TandemFunction } from './tandem-function.ts';
+import { SETTINGS } from '../lambdas/core/settings.ts';
+import { settingsEnvironment, TandemFunction } from './tandem-function.ts';
 
 /** The completion event the finalize function publishes. */
 export const BATCH_COMPLETED_EVENT = {
@@ -35,6 +36,33 @@ export const BATCH_COMPLETED_EVENT = {
  * name stays from when children were Express executions, which Step Functions stops at 5 minutes.
  */
 export const EXPRESS_CHILD_MAX_DURATION = Duration.minutes(5);
+
+/**
+ * The file name endings of a dataset the planner reads (lambdas/core/batch/contracts.ts parseIncomingKey):
+ * CSV and JSON Lines, optionally gzipped, and Parquet. The upload rule matches them in lower or upper case.
+ */
+export const DATASET_SUFFIXES = [
+  '.csv',
+  '.csv.gz',
+  '.jsonl',
+  '.jsonl.gz',
+  '.ndjson',
+  '.ndjson.gz',
+  '.parquet',
+] as const;
+
+/**
+ * The object keys that start a run: `incoming/<model>/...<file>` with a dataset ending. EventBridge's
+ * wildcard `*` matches any characters, `/` included; it is case-sensitive, so each ending is listed in
+ * lower and upper case. Anything else under `incoming/` (a README, a key with no model folder) never
+ * reaches the trigger.
+ */
+export function uploadKeyPatterns(): string[] {
+  return DATASET_SUFFIXES.flatMap((suffix) => [
+    `${DATA_PREFIXES.incoming}*/*${suffix}`,
+    `${DATA_PREFIXES.incoming}*/*${suffix.toUpperCase()}`,
+  ]);
+}
 
 /** The handler files of the batch lane, relative to the project root. */
 export const BATCH_HANDLERS = {
@@ -50,17 +78,17 @@ export interface BatchPipelineProps {
   /**
    * Most chunks scored at once (the Distributed Map's MaxConcurrency; also bounds the score function's
    * concurrency and the table's write rate).
-   * @default 40
+   * @default SETTINGS.batchMaxConcurrency (40)
    */
   readonly maxConcurrency?: number;
   /**
    * Percentage of chunks that may fail (after retries) without failing the run.
-   * @default 0
+   * @default SETTINGS.toleratedFailurePercentage (0)
    */
   readonly toleratedFailurePercentage?: number;
   /**
    * Memory of the score function (MB); CPU is proportional (3008 MB = 1.7 vCPU, 3538 MB = 2 vCPU).
-   * @default 3538 (two vCPUs: the chunk scorer's thread and one scoring thread)
+   * @default SETTINGS.scoreMemorySize (3008: about 1.7 vCPU, the most a new account's quota allows)
    */
   readonly scoreMemorySize?: number;
   /** @default 2048 */
@@ -72,7 +100,7 @@ export interface BatchPipelineProps {
    * @default - DEFAULT_BATCH_OPTIONS
    */
   readonly batchOptions?: Partial<BatchOptions>;
-  /** @default logs.RetentionDays.ONE_MONTH */
+  /** @default SETTINGS.logRetentionDays (30) */
   readonly logRetention?: logs.RetentionDays;
   /**
    * Item TTL (and max age) over the model manifests' for the table writes of the score function
@@ -95,7 +123,7 @@ export class BatchPipeline extends Construct {
   public readonly deadLetterQueue: sqs.Queue;
   /** The bus the completion event is published on. */
   public readonly eventBus: events.IEventBus;
-  /** Lets the Distributed Map start, describe, stop and redrive its child executions. */
+  /** Lets the Distributed Map start, describe and stop its child executions. */
   public readonly distributedMapPolicy: iam.Policy;
   /** The ARN patterns of the Distributed Map's child executions. */
   public readonly mapChildExecutionArns: string[];
@@ -122,21 +150,22 @@ export class BatchPipeline extends Construct {
       memorySize: props.planMemorySize ?? 2048,
       // Scans the upload for record boundaries and may decompress a gzip upload into staging.
       timeout: Duration.minutes(15),
-      environment: { MODELS_URI: modelsUri },
+      environment: settingsEnvironment('plan', { modelsUri }),
     });
     this.score = new TandemFunction(this, 'Score', {
       ...common,
       entry: BATCH_HANDLERS.score,
       description: 'Tandem batch: score one chunk',
-      memorySize: props.scoreMemorySize ?? 3538,
+      memorySize: props.scoreMemorySize ?? SETTINGS.scoreMemorySize.default,
       // Each invocation stops starting table writes a minute before this and hands the chunk on.
       timeout: EXPRESS_CHILD_MAX_DURATION,
       onnxRuntime: true,
-      environment: {
-        MODELS_URI: modelsUri,
-        TABLE_NAME: table.tableName,
-        ...cachePolicyEnvironment(props.cachePolicy),
-      },
+      environment: settingsEnvironment('score', {
+        modelsUri,
+        tableName: table.tableName,
+        cacheMaxAgeSeconds: props.cachePolicy?.maxAgeSeconds,
+        cacheTtlSeconds: props.cachePolicy?.ttlSeconds,
+      }),
     });
     this.eventBus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
     this.finalize = new TandemFunction(this, 'Finalize', {
@@ -145,7 +174,7 @@ export class BatchPipeline extends Construct {
       description: 'Tandem batch: write the run manifest and publish the completion event',
       memorySize: 1024,
       timeout: Duration.minutes(5),
-      environment: { EVENT_BUS_NAME: this.eventBus.eventBusName },
+      environment: settingsEnvironment('finalize', { eventBusName: this.eventBus.eventBusName }),
     });
 
     grantObjectAccess(this.plan.role, bucket, FUNCTION_ACCESS.plan);
@@ -153,29 +182,43 @@ export class BatchPipeline extends Construct {
     // Conditional PutItem: a fresher item is never replaced.
     table.grant(this.score.role, 'dynamodb:PutItem');
     grantObjectAccess(this.finalize.role, bucket, FUNCTION_ACCESS.finalize);
-    this.eventBus.grantPutEventsTo(this.finalize.role);
+    // Only the completion event: the bus accepts nothing else from this role.
+    iam.Grant.addToPrincipal({
+      grantee: this.finalize.role,
+      actions: ['events:PutEvents'],
+      resourceArns: [this.eventBus.eventBusArn],
+      conditions: {
+        StringEquals: {
+          'events:source': [BATCH_COMPLETED_EVENT.source],
+          'events:detail-type': [BATCH_COMPLETED_EVENT.detailType],
+        },
+      },
+    });
 
     this.stateMachineLogGroup = new logs.LogGroup(this, 'StateMachineLogs', {
       // Under /aws/vendedlogs/ CloudWatch Logs authorizes the delivery with one wildcard resource policy;
       // any other name adds this log group to the account's resource policy, which is capped at 5,120
-      // characters. The rest of the name is generated: stack name (unique in the account and region) and
-      // construct path.
-      logGroupName: `/aws/vendedlogs/states/${Stack.of(this).stackName}-${Names.uniqueResourceName(this, { maxLength: 100, separator: '-' })}`,
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      // characters. The group is retained when the stack is deleted, so the name ends with the id of this
+      // stack instance (the last part of its stack id): a stack created again with the same name gets a new
+      // group instead of failing on the one it left behind.
+      logGroupName: `/aws/vendedlogs/states/${Stack.of(this).stackName}-${Names.uniqueResourceName(this, { maxLength: 100, separator: '-' })}-${Fn.select(2, Fn.split('/', Aws.STACK_ID))}`,
+      retention: props.logRetention ?? (SETTINGS.logRetentionDays.default as logs.RetentionDays),
     });
     const definition = batchDefinition({
       planFunctionArn: this.plan.function.functionArn,
       scoreFunctionArn: this.score.function.functionArn,
       finalizeFunctionArn: this.finalize.function.functionArn,
       bucketName: bucket.bucketName,
-      maxConcurrency: props.maxConcurrency ?? 40,
-      toleratedFailurePercentage: props.toleratedFailurePercentage ?? 0,
+      maxConcurrency: props.maxConcurrency ?? SETTINGS.batchMaxConcurrency.default,
+      toleratedFailurePercentage:
+        props.toleratedFailurePercentage ?? SETTINGS.toleratedFailurePercentage.default,
     });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.STANDARD,
       definitionBody: sfn.DefinitionBody.fromString(Stack.of(this).toJsonString(definition)),
       comment: 'Tandem batch scoring',
-      tracingEnabled: true,
+      // No X-Ray: the functions are not traced either (lib/tandem-function.ts says why).
+      tracingEnabled: false,
       logs: { destination: this.stateMachineLogGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
     // The map's child executions: `execution:<name>/<map run label>:<id>` (and `<name>:<id>`).
@@ -197,21 +240,21 @@ export class BatchPipeline extends Construct {
       timeout: Duration.seconds(30),
       onFailure: this.deadLetterQueue,
       retryAttempts: 2,
-      environment: {
-        STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
-        ...(props.batchOptions ? { BATCH_OPTIONS: JSON.stringify(props.batchOptions) } : {}),
-      },
+      environment: settingsEnvironment('trigger', {
+        stateMachineArn: this.stateMachine.stateMachineArn,
+        batchOptions: props.batchOptions,
+      }),
     });
     this.stateMachine.grantStartExecution(this.trigger.role);
 
     this.uploadRule = new events.Rule(this, 'UploadRule', {
-      description: 'Tandem: datasets uploaded to incoming/ start a batch run',
+      description: 'Tandem: datasets uploaded to incoming/<model>/ start a batch run',
       eventPattern: {
         source: ['aws.s3'],
         detailType: ['Object Created'],
         detail: {
           bucket: { name: [bucket.bucketName] },
-          object: { key: events.Match.prefix(DATA_PREFIXES.incoming) },
+          object: { key: events.Match.anyOf(...uploadKeyPatterns().map((p) => events.Match.wildcard(p))) },
         },
       },
     });
@@ -263,7 +306,9 @@ export class BatchPipeline extends Construct {
           resources: [this.stateMachine.stateMachineArn],
         }),
         new iam.PolicyStatement({
-          actions: ['states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution'],
+          // No RedriveExecution: a failed run is re-run by uploading the object again (docs/deploy.md),
+          // never redriven, so the map never redrives its children.
+          actions: ['states:DescribeExecution', 'states:StopExecution'],
           resources: this.mapChildExecutionArns,
         }),
       ],

@@ -80,18 +80,20 @@ export interface ObjectAccess {
   /** PutObject and AbortMultipartUpload: streamed writes of any length (multipart uploads). */
   readonly upload?: readonly KeyPatternName[];
   /**
-   * ListBucket on the bucket (key names, no content). Needed to list a prefix, and to tell a missing object
-   * from a forbidden one: without it S3 answers GetObject / HeadObject of a missing key with 403 AccessDenied
-   * instead of 404 (an `s3:prefix` condition does not help: that key is absent from object requests).
+   * ListBucket on the bucket, only for prefixes these patterns match (an `s3:prefix` condition): key names
+   * under them, no content. Needed to list a prefix, and to tell a missing object from a forbidden one: S3
+   * answers GetObject / HeadObject of a missing key with 403 instead of 404 unless ListBucket is allowed
+   * with no condition (the request has no `s3:prefix`), so on a 403 the adapters list the key itself
+   * (lambdas/adapters/s3-object-store.ts, s3-model-source.ts) to tell the two apart.
    */
-  readonly listBucket?: boolean;
+  readonly list?: readonly KeyPatternName[];
 }
 
 /** The data bucket access of each function, by what its handler does (see the comments). */
 export const FUNCTION_ACCESS = {
   // Loads models (current.json, manifest.json, model.onnx); GET /models lists models/; an unknown model
   // must be a 404, not a 503.
-  predict: { read: ['models'], listBucket: true },
+  predict: { read: ['models'], list: ['models'] },
   // Reads the upload at its version (a deleted upload must read as missing: ListBucket) and the model
   // manifest; streams a gzip upload's decompressed copy to staging; writes the plan and the map's items.
   plan: {
@@ -99,7 +101,7 @@ export const FUNCTION_ACCESS = {
     readVersions: ['incoming'],
     put: ['runPlan', 'runItems'],
     upload: ['runStaging'],
-    listBucket: true,
+    list: ['incoming', 'models'],
   },
   // Reads the plan, its range of the upload (at its version) or of the staging copy, and the pinned model;
   // streams its part files; writes its chunk report, or the record of a failed attempt (write only).
@@ -114,7 +116,7 @@ export const FUNCTION_ACCESS = {
   finalize: {
     read: ['runPlan', 'runChunkReports', 'runFailures'],
     put: ['resultManifests'],
-    listBucket: true,
+    list: ['runPlan', 'runChunkReports', 'runFailures'],
   },
 } as const satisfies Record<string, ObjectAccess>;
 
@@ -146,7 +148,12 @@ export function grantObjectAccess(grantee: iam.IGrantable, bucket: s3.IBucket, a
   grant(['s3:GetObject', 's3:GetObjectVersion'], access.readVersions);
   grant(['s3:PutObject'], access.put);
   grant(['s3:PutObject', 's3:AbortMultipartUpload'], access.upload);
-  if (access.listBucket) {
-    iam.Grant.addToPrincipal({ grantee, actions: ['s3:ListBucket'], resourceArns: [bucket.bucketArn] });
+  if (access.list && access.list.length > 0) {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket'],
+      resourceArns: [bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': access.list.map((name) => KEY_PATTERNS[name].pattern) } },
+    });
   }
 }

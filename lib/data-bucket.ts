@@ -17,6 +17,8 @@ export const DATA_PREFIXES = {
 } as const;
 
 const ACCESS_LOG_PREFIX = 'data-bucket/';
+/** Objects larger than this (128 KiB - 1) move to Standard-IA; smaller ones would be billed as 128 KiB. */
+const RESULTS_IA_MIN_BYTES = 128 * 1024 - 1;
 
 export interface DataBucketProps {
   /**
@@ -114,15 +116,22 @@ export class DataBucket extends Construct {
       },
       { id: 'remove-expired-delete-markers', expiredObjectDeleteMarker: true },
     ];
-    if (resultsDays > 0 || resultsTransition) {
+    // Two rules for results/: an S3 rule's filter applies to all of its actions, so a size filter on the
+    // expiration would keep every object of 128 KiB or less (manifests, rejected rows, small parts) forever.
+    if (resultsDays > 0) {
       lifecycleRules.push({
-        id: 'age-results',
+        id: 'expire-results',
         prefix: DATA_PREFIXES.results,
-        ...(resultsDays > 0 ? { expiration: Duration.days(resultsDays) } : {}),
+        expiration: Duration.days(resultsDays),
+      });
+    }
+    if (resultsTransition) {
+      lifecycleRules.push({
+        id: 'results-to-infrequent-access',
+        prefix: DATA_PREFIXES.results,
+        transitions: resultsTransition,
         // Standard-IA bills objects under 128 KiB as 128 KiB: only move the larger ones.
-        ...(resultsTransition
-          ? { transitions: resultsTransition, objectSizeGreaterThan: 128 * 1024 - 1 }
-          : {}),
+        objectSizeGreaterThan: RESULTS_IA_MIN_BYTES,
       });
     }
 
@@ -137,12 +146,12 @@ export class DataBucket extends Construct {
       lifecycleRules,
     });
 
-    const resultsRule = lifecycleRules.findIndex((rule) => rule.id === 'age-results');
-    if (resultsRule >= 0 && resultsTransition) {
+    const transitionRule = lifecycleRules.findIndex((rule) => rule.id === 'results-to-infrequent-access');
+    if (transitionRule >= 0) {
       // The L2 renders ObjectSizeGreaterThan as a number; the CloudFormation schema says string.
       (this.bucket.node.defaultChild as s3.CfnBucket).addPropertyOverride(
-        `LifecycleConfiguration.Rules.${resultsRule}.ObjectSizeGreaterThan`,
-        String(128 * 1024 - 1),
+        `LifecycleConfiguration.Rules.${transitionRule}.ObjectSizeGreaterThan`,
+        String(RESULTS_IA_MIN_BYTES),
       );
     }
 

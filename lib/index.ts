@@ -3,9 +3,15 @@
  * (data bucket, prediction table, real-time API, batch pipeline, monitoring); the parts are exported for
  * apps that compose their own.
  */
-export { Tandem, TandemStack, validateTandemProps } from './tandem-stack.ts';
+export { Tandem, TandemStack } from './tandem-stack.ts';
 export type { TandemArchitecture, TandemProps, TandemStackProps } from './tandem-stack.ts';
-export { BatchPipeline, BATCH_COMPLETED_EVENT, EXPRESS_CHILD_MAX_DURATION } from './batch-pipeline.ts';
+export {
+  BatchPipeline,
+  BATCH_COMPLETED_EVENT,
+  DATASET_SUFFIXES,
+  EXPRESS_CHILD_MAX_DURATION,
+  uploadKeyPatterns,
+} from './batch-pipeline.ts';
 export type { BatchPipelineProps } from './batch-pipeline.ts';
 export { batchDefinition, STATE_NAMES } from './batch-definition.ts';
 export type { BatchDefinitionProps } from './batch-definition.ts';
@@ -18,7 +24,14 @@ export { PredictionTable, TABLE_SCHEMA } from './prediction-table.ts';
 export type { PredictionTableProps } from './prediction-table.ts';
 export { API_ROUTES, RealtimeApi } from './realtime-api.ts';
 export type { ApiAuth, RealtimeApiProps } from './realtime-api.ts';
-export { readSettings, SETTINGS, SettingsError } from './settings.ts';
+export {
+  readSettings,
+  SETTINGS,
+  SettingsError,
+  TandemPropsError,
+  tandemPropsProblems,
+  validateTandemProps,
+} from './settings.ts';
 export type { SettingName, TandemSettings } from './settings.ts';
 export { TandemFunction } from './tandem-function.ts';
 export type { TandemFunctionProps } from './tandem-function.ts';

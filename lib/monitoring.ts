@@ -1,9 +1,10 @@
 /**
- * Alarms and a dashboard for the three lanes: API errors and latency, failed model promotions, failed
- * batch runs, dead-lettered uploads, table throttling, and errors of every function. Alarms notify an
- * encrypted SNS topic (optionally subscribed by email).
+ * Alarms and a dashboard for the three lanes: API errors and latency, failed model promotions, failed and
+ * throttled batch runs, dead-lettered uploads, table throttling, errors and throttles of every function,
+ * and functions running close to their timeout. Alarms notify an encrypted SNS topic (optionally
+ * subscribed by email) whose policy lets CloudWatch alarms of this account publish.
  */
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -23,6 +24,17 @@ export interface MonitoringProps {
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
   readonly stateMachine: sfn.IStateMachine;
   readonly table: dynamodb.ITable;
+  /**
+   * Timeouts of functions whose duration raises an alarm when it comes within `durationAlarmPercent` of
+   * them, by the same short names as `functions`.
+   * @default - no duration alarms
+   */
+  readonly timeouts?: Readonly<Record<string, Duration>>;
+  /**
+   * Percentage of a function's timeout that its maximum duration in 5 minutes may reach before the alarm.
+   * @default 80
+   */
+  readonly durationAlarmPercent?: number;
   /** @default - no dead-letter alarm */
   readonly deadLetterQueue?: sqs.IQueue;
   /**
@@ -55,9 +67,6 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    if (props.alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(props.alarmEmail)) {
-      throw new Error(`alarmEmail must be an email address, got "${props.alarmEmail}"`);
-    }
     const latencyMs = props.apiLatencyP99Ms ?? 1000;
     const serverErrors = props.apiServerErrors ?? 5;
 
@@ -80,6 +89,28 @@ export class Monitoring extends Construct {
       masterKey: this.topicKey,
       enforceSSL: true,
     });
+    // CloudWatch publishes alarm notifications as the service principal: without this statement the topic
+    // policy (which holds only the TLS-only deny) refuses every one of them.
+    const stack = Stack.of(this);
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsOfThisAccount',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: {
+            'aws:SourceArn': stack.formatArn({
+              service: 'cloudwatch',
+              resource: 'alarm',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
     this.emailSubscription = props.alarmEmail
       ? this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail))
       : undefined;
@@ -161,6 +192,16 @@ export class Monitoring extends Construct {
         'Tandem batch: a run failed, timed out or was aborted (see results/<model>/<dataset>/<runId>/_manifest.json)',
     });
 
+    alarm(
+      'BatchRunsThrottled',
+      props.stateMachine.metricThrottled({ period: FIVE_MINUTES, statistic: 'Sum' }),
+      {
+        threshold: 1,
+        description:
+          'Tandem batch: Step Functions throttled state transitions or executions of the batch state machine (runs are delayed; a sustained rate needs a quota increase)',
+      },
+    );
+
     const tableThrottles = new cloudwatch.MathExpression({
       expression: 'reads + writes',
       usingMetrics: {
@@ -180,6 +221,24 @@ export class Monitoring extends Construct {
         threshold: 1,
         description: `Tandem ${name} function: invocations failed`,
       });
+      alarm(`${pascal(name)}Throttles`, fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' }), {
+        threshold: 1,
+        description: `Tandem ${name} function: invocations throttled (account or function concurrency reached)`,
+      });
+    }
+    const durationPercent = props.durationAlarmPercent ?? 80;
+    for (const [name, timeout] of Object.entries(props.timeouts ?? {})) {
+      const fn = props.functions[name];
+      if (!fn) throw new Error(`Monitoring timeouts: no function named ${name}`);
+      const thresholdMs = Math.floor((timeout.toMilliseconds() * durationPercent) / 100);
+      alarm(
+        `${pascal(name)}DurationNearTimeout`,
+        fn.metricDuration({ period: FIVE_MINUTES, statistic: 'Maximum' }),
+        {
+          threshold: thresholdMs,
+          description: `Tandem ${name} function: an invocation ran ${durationPercent}% or more of its ${timeout.toSeconds()} s timeout (${thresholdMs} ms); longer work fails`,
+        },
+      );
     }
 
     if (props.deadLetterQueue) {

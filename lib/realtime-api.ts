@@ -18,7 +18,8 @@ import { Construct } from 'constructs';
 import { DATA_PREFIXES } from './data-bucket.ts';
 import type { CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
 import { FUNCTION_ACCESS, grantObjectAccess } from './bucket-access.ts';
-import { cachePolicyEnvironment, TandemFunction } from './tandem-function.ts';
+import { SETTINGS } from '../lambdas/core/settings.ts';
+import { settingsEnvironment, TandemFunction } from './tandem-function.ts';
 
 /** Callers sign requests with SigV4 (`iam`), or bring a JWT from an OIDC issuer. */
 export type ApiAuth =
@@ -31,7 +32,7 @@ export interface RealtimeApiProps {
   readonly defaultModel: string;
   /** @default 'iam' */
   readonly auth?: ApiAuth;
-  /** @default 1769 (one full vCPU) */
+  /** @default SETTINGS.predictMemorySize (1769: one full vCPU) */
   readonly memorySize?: number;
   /** @default lambda.Architecture.X86_64 */
   readonly architecture?: lambda.Architecture;
@@ -40,20 +41,20 @@ export interface RealtimeApiProps {
    * @default 0
    */
   readonly provisionedConcurrency?: number;
-  /** @default 150 (`CACHE_BUDGET_MS`) */
+  /** @default SETTINGS.cacheBudgetMs (150, `CACHE_BUDGET_MS`) */
   readonly cacheBudgetMs?: number;
   /**
    * Cache max age and item TTL over the model manifests' (`CACHE_MAX_AGE_SECONDS`, `CACHE_TTL_SECONDS`).
    * @default - the manifests' `cache` policy
    */
   readonly cachePolicy?: CachePolicyOverride;
-  /** @default false (`WRITE_THROUGH`) */
+  /** @default SETTINGS.writeThrough (false, `WRITE_THROUGH`) */
   readonly writeThrough?: boolean;
-  /** @default 60 (`MODEL_REFRESH_SECONDS`) */
+  /** @default SETTINGS.modelRefreshSeconds (60, `MODEL_REFRESH_SECONDS`) */
   readonly modelRefreshSeconds?: number;
   /** @default { rateLimit: 500, burstLimit: 1000 } requests per second for the whole stage */
   readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
-  /** @default logs.RetentionDays.ONE_MONTH */
+  /** @default SETTINGS.logRetentionDays (30) */
   readonly logRetention?: logs.RetentionDays;
 }
 
@@ -65,13 +66,6 @@ export const API_ROUTES: ReadonlyArray<{ method: apigwv2.HttpMethod; path: strin
   { method: apigwv2.HttpMethod.GET, path: '/health' },
   { method: apigwv2.HttpMethod.GET, path: '/ready' },
 ];
-
-function integerIn(name: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`RealtimeApi ${name} must be an integer from ${min} to ${max}, got ${value}`);
-  }
-  return value;
-}
 
 export class RealtimeApi extends Construct {
   public readonly api: apigwv2.HttpApi;
@@ -85,33 +79,35 @@ export class RealtimeApi extends Construct {
 
   constructor(scope: Construct, id: string, props: RealtimeApiProps) {
     super(scope, id);
-    const provisioned = integerIn('provisionedConcurrency', props.provisionedConcurrency ?? 0, 0, 10_000);
-    const cacheBudgetMs = integerIn('cacheBudgetMs', props.cacheBudgetMs ?? 150, 1, 30_000);
-    const refresh = integerIn('modelRefreshSeconds', props.modelRefreshSeconds ?? 60, 0, 86_400);
-    const throttle = props.throttle ?? { rateLimit: 500, burstLimit: 1000 };
-    integerIn('throttle.rateLimit', throttle.rateLimit, 1, 1_000_000);
-    integerIn('throttle.burstLimit', throttle.burstLimit, 1, 1_000_000);
-    const writeThrough = props.writeThrough ?? false;
+    // Values are checked once, by the Tandem construct (lib/settings.ts); the defaults are the settings'.
+    const provisioned = props.provisionedConcurrency ?? SETTINGS.provisionedConcurrency.default;
+    const memorySize = props.memorySize ?? SETTINGS.predictMemorySize.default;
+    const throttle = props.throttle ?? {
+      rateLimit: SETTINGS.apiRateLimit.default,
+      burstLimit: SETTINGS.apiBurstLimit.default,
+    };
+    const writeThrough = props.writeThrough ?? SETTINGS.writeThrough.default;
 
     this.predict = new TandemFunction(this, 'Predict', {
       entry: 'lambdas/handlers/predict.ts',
       description: 'Tandem real-time predictions (POST /predict, GET /models, /health, /ready)',
-      memorySize: props.memorySize ?? 1769,
+      memorySize,
       // Cold start loads the model at init; a request itself is milliseconds, a large batch of instances less than a second.
       timeout: Duration.seconds(29),
       ...(props.architecture ? { architecture: props.architecture } : {}),
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
       onnxRuntime: true,
-      environment: {
-        MODELS_URI: props.bucket.s3UrlForObject(DATA_PREFIXES.models),
-        DEFAULT_MODEL: props.defaultModel,
-        TABLE_NAME: props.table.tableName,
-        CACHE_BUDGET_MS: String(cacheBudgetMs),
-        WRITE_THROUGH: String(writeThrough),
-        MODEL_REFRESH_SECONDS: String(refresh),
-        LOG_PAYLOADS: 'false',
-        ...cachePolicyEnvironment(props.cachePolicy),
-      },
+      environment: settingsEnvironment('predict', {
+        modelsUri: props.bucket.s3UrlForObject(DATA_PREFIXES.models),
+        modelName: props.defaultModel,
+        tableName: props.table.tableName,
+        cacheBudgetMs: props.cacheBudgetMs ?? SETTINGS.cacheBudgetMs.default,
+        writeThrough,
+        modelRefreshSeconds: props.modelRefreshSeconds ?? SETTINGS.modelRefreshSeconds.default,
+        logPayloads: SETTINGS.logPayloads.default,
+        cacheMaxAgeSeconds: props.cachePolicy?.maxAgeSeconds,
+        cacheTtlSeconds: props.cachePolicy?.ttlSeconds,
+      }),
     });
     const role = this.predict.role;
 
@@ -125,10 +121,10 @@ export class RealtimeApi extends Construct {
       description: 'The version the API serves',
       ...(provisioned > 0 ? { provisionedConcurrentExecutions: provisioned } : {}),
     });
-    if (provisioned > 0 && (props.memorySize ?? 1769) >= 3008) {
+    if (provisioned > 0 && memorySize >= 3008) {
       Annotations.of(this).addWarningV2(
         'tandem:provisioned-memory',
-        `provisioned concurrency of ${provisioned} at ${props.memorySize} MB is billed around the clock`,
+        `provisioned concurrency of ${provisioned} at ${memorySize} MB is billed around the clock`,
       );
     }
 
@@ -136,9 +132,7 @@ export class RealtimeApi extends Construct {
     const defaultAuthorizer =
       auth === 'iam'
         ? new HttpIamAuthorizer()
-        : new HttpJwtAuthorizer('Jwt', validatedIssuer(auth.jwt.issuer), {
-            jwtAudience: validatedAudience(auth.jwt.audience),
-          });
+        : new HttpJwtAuthorizer('Jwt', auth.jwt.issuer, { jwtAudience: [...auth.jwt.audience] });
 
     this.api = new apigwv2.HttpApi(this, 'Api', {
       description: 'Tandem real-time predictions',
@@ -153,7 +147,7 @@ export class RealtimeApi extends Construct {
     }
 
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      retention: props.logRetention ?? (SETTINGS.logRetentionDays.default as logs.RetentionDays),
     });
     this.stage = new apigwv2.HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
@@ -202,18 +196,4 @@ export class RealtimeApi extends Construct {
       ),
     });
   }
-}
-
-function validatedIssuer(issuer: string): string {
-  if (!/^https:\/\/[^\s/]+/.test(issuer)) {
-    throw new Error(`auth.jwt.issuer must be an https:// URL (the OIDC issuer), got "${issuer}"`);
-  }
-  return issuer;
-}
-
-function validatedAudience(audience: readonly string[]): string[] {
-  if (audience.length === 0 || audience.some((a) => a.trim() === '')) {
-    throw new Error('auth.jwt.audience must list at least one non-empty audience (client id)');
-  }
-  return [...audience];
 }

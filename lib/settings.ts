@@ -1,60 +1,31 @@
 /**
- * Tandem's deploy-time settings from CDK context (`cdk.json` "context", or `-c key=value`), validated with
- * messages that name the setting. Values from `-c` arrive as strings; values from cdk.json keep their JSON
- * types; both are accepted.
+ * Tandem's deploy-time settings: CDK context (`cdk.json` "context", or `-c key=value`) into `TandemProps`,
+ * and the one validation of `TandemProps` the `Tandem` construct runs. Both come from the definitions of
+ * lambdas/core/settings.ts (type, range, default, context key, variable), with messages that name the
+ * setting. Values from `-c` arrive as strings; values from cdk.json keep their JSON types; both are accepted.
  */
-import * as logs from 'aws-cdk-lib/aws-logs';
-import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
-import { resolveOptions } from '../lambdas/core/batch/planner.ts';
+import { resolveOptions } from '../lambdas/core/batch/options.ts';
+import {
+  CONTEXT_SETTINGS,
+  defaultText,
+  describeSetting,
+  parseSetting,
+  SETTINGS,
+  type Setting,
+  type SettingName,
+  type SettingValue,
+} from '../lambdas/core/settings.ts';
 import type { TandemProps } from './tandem-stack.ts';
-import { isPackageName } from '../lambdas/core/names.ts';
+
+export { SETTINGS, CONTEXT_SETTINGS };
+export type { SettingName };
 
 export interface TandemSettings {
   readonly stackName: string;
   readonly props: TandemProps;
 }
-
-/** Every context key Tandem reads, with its default and meaning (docs/deploy.md shows the same table). */
-export const SETTINGS = {
-  stackName: { default: 'Tandem', help: 'CloudFormation stack name' },
-  modelName: { default: 'fraud-detector', help: 'model served when a request names none (DEFAULT_MODEL)' },
-  architecture: { default: 'x86_64', help: 'x86_64 or arm64, for every function' },
-  predictMemorySize: { default: 1769, help: 'predict function memory, MB (1769 = 1 vCPU)' },
-  scoreMemorySize: {
-    default: 3538,
-    help: 'batch score function memory, MB (3538 = 2 vCPU: a parsing thread and a scoring thread)',
-  },
-  provisionedConcurrency: { default: 0, help: "provisioned concurrency on predict's live alias (0 = none)" },
-  auth: { default: 'iam', help: 'iam (SigV4) or jwt (then jwtIssuer and jwtAudience are required)' },
-  jwtIssuer: { default: undefined, help: 'OIDC issuer URL (https://...), with auth=jwt' },
-  jwtAudience: { default: undefined, help: 'comma-separated audiences (client ids), with auth=jwt' },
-  apiRateLimit: { default: 500, help: 'API stage steady-state requests per second' },
-  apiBurstLimit: { default: 1000, help: 'API stage burst requests' },
-  batchMaxConcurrency: { default: 40, help: 'chunks of one run scored at once' },
-  toleratedFailurePercentage: {
-    default: 0,
-    help: 'percentage of chunks that may fail without failing the run',
-  },
-  cacheBudgetMs: { default: 150, help: "time budget of the API's table read, ms" },
-  cacheMaxAgeSeconds: {
-    default: undefined,
-    help: "age past which a cached prediction is not served, s (default: each manifest's cache.maxAgeSeconds)",
-  },
-  cacheTtlSeconds: {
-    default: undefined,
-    help: "lifetime of a table item, s (default: each manifest's cache.ttlSeconds)",
-  },
-  writeThrough: { default: false, help: "store the API's model answers in the table" },
-  batchOptions: {
-    default: undefined,
-    help: 'options of every batch run, a JSON object (e.g. {"chunkBytes": 16777216, "tableWrites": "none"})',
-  },
-  alarmEmail: { default: undefined, help: 'email subscribed to the alarm topic' },
-  logRetentionDays: { default: 30, help: 'retention of every log group, days (a CloudWatch Logs value)' },
-} as const;
-
-export type SettingName = keyof typeof SETTINGS;
 
 export class SettingsError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -65,179 +36,58 @@ export class SettingsError extends Error {
   }
 }
 
-const RETENTION_DAYS = new Set<number>(
-  Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number'),
-);
+/** `Tandem` props that break the rules of their setting; the message lists each one by name. */
+export class TandemPropsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid Tandem props:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'TandemPropsError';
+  }
+}
 
 /** Reads Tandem's settings with `lookup` (e.g. `(key) => app.node.tryGetContext(key)`). */
 export function readSettings(lookup: (key: SettingName) => unknown): TandemSettings {
   const problems: string[] = [];
-  const present = (key: SettingName): unknown => {
-    const value = lookup(key);
-    return value === undefined || value === null || value === '' ? undefined : value;
-  };
-  const integer = (key: SettingName, min: number, max: number): number | undefined => {
-    const raw = present(key);
-    if (raw === undefined) return undefined;
-    const value =
-      typeof raw === 'number'
-        ? raw
-        : typeof raw === 'string' && /^-?\d+$/.test(raw.trim())
-          ? Number(raw)
-          : NaN;
-    if (!Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${key}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  const value = <N extends SettingName>(name: N): SettingValue<(typeof SETTINGS)[N]> | undefined => {
+    const raw = lookup(name);
+    if (raw === undefined || raw === null || raw === '') return undefined;
+    const parsed = parseSetting(SETTINGS[name] as Setting, raw);
+    if (!parsed.ok) {
+      problems.push(`${name}: ${parsed.problem}`);
       return undefined;
     }
-    return value;
-  };
-  const number = (key: SettingName, min: number, max: number): number | undefined => {
-    const raw = present(key);
-    if (raw === undefined) return undefined;
-    const value =
-      typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
-    if (!Number.isFinite(value) || value < min || value > max) {
-      problems.push(`${key}: expected a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-      return undefined;
-    }
-    return value;
-  };
-  const boolean = (key: SettingName): boolean | undefined => {
-    const raw = present(key);
-    if (raw === undefined) return undefined;
-    if (raw === true || raw === 'true') return true;
-    if (raw === false || raw === 'false') return false;
-    problems.push(`${key}: expected true or false, got ${JSON.stringify(raw)}`);
-    return undefined;
-  };
-  const string = (key: SettingName): string | undefined => {
-    const raw = present(key);
-    if (raw === undefined) return undefined;
-    if (typeof raw !== 'string') {
-      problems.push(`${key}: expected a string, got ${JSON.stringify(raw)}`);
-      return undefined;
-    }
-    return raw.trim();
-  };
-  const oneOf = <T extends string>(key: SettingName, allowed: readonly T[]): T | undefined => {
-    const raw = string(key);
-    if (raw === undefined) return undefined;
-    if (!(allowed as readonly string[]).includes(raw)) {
-      problems.push(`${key}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
-      return undefined;
-    }
-    return raw as T;
+    return parsed.value as SettingValue<(typeof SETTINGS)[N]>;
   };
 
-  const stackName = string('stackName') ?? SETTINGS.stackName.default;
-  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
-    problems.push(
-      `stackName: expected letters, digits and '-' starting with a letter, got ${JSON.stringify(stackName)}`,
-    );
-  }
-  const modelName = string('modelName');
-  if (modelName !== undefined && !isPackageName(modelName)) {
-    problems.push(
-      `modelName: expected 1-128 letters, digits, '.', '_' or '-', got ${JSON.stringify(modelName)}`,
-    );
-  }
-  const architecture = oneOf('architecture', ['x86_64', 'arm64'] as const);
-  const predictMemorySize = integer('predictMemorySize', 128, 10_240);
-  const scoreMemorySize = integer('scoreMemorySize', 128, 10_240);
-  const provisionedConcurrency = integer('provisionedConcurrency', 0, 10_000);
-  const batchMaxConcurrency = integer('batchMaxConcurrency', 1, 10_000);
-  const toleratedFailurePercentage = number('toleratedFailurePercentage', 0, 100);
-  const cacheBudgetMs = integer('cacheBudgetMs', 1, 30_000);
-  const cacheMaxAgeSeconds = integer('cacheMaxAgeSeconds', 1, MAX_CACHE_SECONDS);
-  const cacheTtlSeconds = integer('cacheTtlSeconds', 1, MAX_CACHE_SECONDS);
-  if (
-    cacheMaxAgeSeconds !== undefined &&
-    cacheTtlSeconds !== undefined &&
-    cacheTtlSeconds < cacheMaxAgeSeconds
-  ) {
-    problems.push(
-      `cacheTtlSeconds: must be at least cacheMaxAgeSeconds (${cacheMaxAgeSeconds}), got ${cacheTtlSeconds}`,
-    );
-  }
-  const writeThrough = boolean('writeThrough');
-  const rateLimit = integer('apiRateLimit', 1, 1_000_000);
-  const burstLimit = integer('apiBurstLimit', 1, 1_000_000);
-
-  const alarmEmail = string('alarmEmail');
-  if (alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(alarmEmail)) {
-    problems.push(`alarmEmail: expected an email address, got ${JSON.stringify(alarmEmail)}`);
-  }
-  const retentionDays = integer('logRetentionDays', 1, 9999);
-  if (retentionDays !== undefined && !RETENTION_DAYS.has(retentionDays)) {
-    problems.push(
-      `logRetentionDays: expected one of CloudWatch Logs' values (${[...RETENTION_DAYS].sort((a, b) => a - b).join(', ')}), got ${retentionDays}`,
-    );
-  }
-
-  const rawBatchOptions = present('batchOptions');
-  let batchOptions: Record<string, unknown> | undefined;
-  if (rawBatchOptions !== undefined) {
-    let parsed: unknown = rawBatchOptions;
-    if (typeof rawBatchOptions === 'string') {
-      try {
-        parsed = JSON.parse(rawBatchOptions);
-      } catch {
-        parsed = undefined;
-      }
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      problems.push(`batchOptions: expected a JSON object, got ${JSON.stringify(rawBatchOptions)}`);
-    } else {
-      batchOptions = parsed as Record<string, unknown>;
-      const unknown = Object.keys(batchOptions).filter((key) => !(key in DEFAULT_BATCH_OPTIONS));
-      if (unknown.length > 0) {
-        problems.push(
-          `batchOptions: unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_BATCH_OPTIONS).join(', ')}`,
-        );
-      } else {
-        try {
-          resolveOptions(batchOptions);
-        } catch (error) {
-          problems.push(`batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`);
-        }
-      }
-    }
-  }
-
-  const authMode = oneOf('auth', ['iam', 'jwt'] as const);
-  const jwtIssuer = string('jwtIssuer');
-  const rawAudience = present('jwtAudience');
-  const jwtAudience = Array.isArray(rawAudience)
-    ? rawAudience.map(String)
-    : typeof rawAudience === 'string'
-      ? rawAudience
-          .split(',')
-          .map((a) => a.trim())
-          .filter((a) => a !== '')
-      : undefined;
+  const stackName = value('stackName') ?? SETTINGS.stackName.default;
+  const authMode = value('auth');
+  const jwtIssuer = value('jwtIssuer');
+  const jwtAudience = value('jwtAudience');
   let auth: TandemProps['auth'];
   if (authMode === 'jwt') {
-    if (!jwtIssuer || !/^https:\/\/\S+$/.test(jwtIssuer)) {
-      problems.push(
-        `jwtIssuer: auth=jwt needs the OIDC issuer URL (https://...), got ${JSON.stringify(jwtIssuer ?? null)}`,
-      );
-    }
-    if (!jwtAudience || jwtAudience.length === 0) {
+    if (jwtIssuer === undefined && !problems.some((p) => p.startsWith('jwtIssuer:')))
+      problems.push('jwtIssuer: auth=jwt needs the OIDC issuer URL (https://...)');
+    if (jwtAudience === undefined && !problems.some((p) => p.startsWith('jwtAudience:')))
       problems.push('jwtAudience: auth=jwt needs at least one audience (comma-separated client ids)');
-    }
-    if (jwtIssuer && jwtAudience && jwtAudience.length > 0)
+    if (jwtIssuer !== undefined && jwtAudience !== undefined)
       auth = { jwt: { issuer: jwtIssuer, audience: jwtAudience } };
-  } else if (jwtIssuer !== undefined || jwtAudience !== undefined) {
-    problems.push('jwtIssuer / jwtAudience: only used with auth=jwt (set -c auth=jwt or remove them)');
+  } else {
+    if (authMode === 'iam') auth = 'iam';
+    const given = (key: SettingName): boolean => ![undefined, null, ''].includes(lookup(key) as never);
+    if (given('jwtIssuer') || given('jwtAudience'))
+      problems.push('jwtIssuer / jwtAudience: only used with auth=jwt (set -c auth=jwt or remove them)');
   }
-  if (problems.length > 0) throw new SettingsError(problems);
+  const rateLimit = value('apiRateLimit');
+  const burstLimit = value('apiBurstLimit');
+  const retentionDays = value('logRetentionDays');
+  const batchOptions = value('batchOptions');
+
   const props: TandemProps = {
-    ...(modelName !== undefined ? { modelName } : {}),
-    ...(architecture !== undefined ? { architecture } : {}),
-    ...(predictMemorySize !== undefined ? { predictMemorySize } : {}),
-    ...(scoreMemorySize !== undefined ? { scoreMemorySize } : {}),
-    ...(provisionedConcurrency !== undefined ? { provisionedConcurrency } : {}),
-    ...(auth !== undefined ? { auth } : {}),
+    ...defined('modelName', value('modelName')),
+    ...defined('architecture', value('architecture') as TandemProps['architecture']),
+    ...defined('predictMemorySize', value('predictMemorySize')),
+    ...defined('scoreMemorySize', value('scoreMemorySize')),
+    ...defined('provisionedConcurrency', value('provisionedConcurrency')),
+    ...defined('auth', auth),
     ...(rateLimit !== undefined || burstLimit !== undefined
       ? {
           apiThrottle: {
@@ -246,15 +96,142 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
           },
         }
       : {}),
-    ...(batchMaxConcurrency !== undefined ? { batchMaxConcurrency } : {}),
-    ...(toleratedFailurePercentage !== undefined ? { toleratedFailurePercentage } : {}),
-    ...(cacheBudgetMs !== undefined ? { cacheBudgetMs } : {}),
-    ...(cacheMaxAgeSeconds !== undefined ? { cacheMaxAgeSeconds } : {}),
-    ...(cacheTtlSeconds !== undefined ? { cacheTtlSeconds } : {}),
-    ...(writeThrough !== undefined ? { writeThrough } : {}),
-    ...(alarmEmail !== undefined ? { alarmEmail } : {}),
-    ...(batchOptions !== undefined ? { batchOptions: batchOptions as Partial<BatchOptions> } : {}),
-    ...(retentionDays !== undefined ? { logRetention: retentionDays as logs.RetentionDays } : {}),
+    ...defined('batchMaxConcurrency', value('batchMaxConcurrency')),
+    ...defined('toleratedFailurePercentage', value('toleratedFailurePercentage')),
+    ...defined('cacheBudgetMs', value('cacheBudgetMs')),
+    ...defined('cacheMaxAgeSeconds', value('cacheMaxAgeSeconds')),
+    ...defined('cacheTtlSeconds', value('cacheTtlSeconds')),
+    ...defined('writeThrough', value('writeThrough')),
+    ...defined('alarmEmail', value('alarmEmail')),
+    ...defined('batchOptions', batchOptions as Partial<BatchOptions> | undefined),
+    ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
   };
+  problems.push(...crossFieldProblems(props));
+  if (batchOptions !== undefined) problems.push(...batchOptionsProblems(batchOptions));
+  if (problems.length > 0) throw new SettingsError(problems);
   return { stackName, props };
+}
+
+function defined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/**
+ * Every problem of a `TandemProps`, each naming its prop: the same definitions and messages as the
+ * context settings. Sub-constructs trust what passes here.
+ */
+export function tandemPropsProblems(props: TandemProps): string[] {
+  const problems: string[] = [];
+  const check = (label: string, setting: Setting, value: unknown): void => {
+    if (value === undefined) return;
+    const parsed = parseSetting(setting, value);
+    // Strings are trimmed when parsed: a prop with surrounding blanks would be deployed as given.
+    if (!parsed.ok) problems.push(`${label}: ${parsed.problem}`);
+    else if (typeof value === 'string' && parsed.value !== value)
+      problems.push(`${label}: expected no surrounding blanks, got ${JSON.stringify(value)}`);
+  };
+  check('modelName', SETTINGS.modelName, props.modelName);
+  check('architecture', SETTINGS.architecture, props.architecture);
+  check('predictMemorySize', SETTINGS.predictMemorySize, props.predictMemorySize);
+  check('scoreMemorySize', SETTINGS.scoreMemorySize, props.scoreMemorySize);
+  check('provisionedConcurrency', SETTINGS.provisionedConcurrency, props.provisionedConcurrency);
+  check('batchMaxConcurrency', SETTINGS.batchMaxConcurrency, props.batchMaxConcurrency);
+  check('toleratedFailurePercentage', SETTINGS.toleratedFailurePercentage, props.toleratedFailurePercentage);
+  check('cacheBudgetMs', SETTINGS.cacheBudgetMs, props.cacheBudgetMs);
+  check('cacheMaxAgeSeconds', SETTINGS.cacheMaxAgeSeconds, props.cacheMaxAgeSeconds);
+  check('cacheTtlSeconds', SETTINGS.cacheTtlSeconds, props.cacheTtlSeconds);
+  check('writeThrough', SETTINGS.writeThrough, props.writeThrough);
+  check('alarmEmail', SETTINGS.alarmEmail, props.alarmEmail);
+  check('logRetention', SETTINGS.logRetentionDays, props.logRetention);
+  if (props.apiThrottle !== undefined) {
+    check('apiThrottle.rateLimit', SETTINGS.apiRateLimit, props.apiThrottle.rateLimit);
+    check('apiThrottle.burstLimit', SETTINGS.apiBurstLimit, props.apiThrottle.burstLimit);
+  }
+  const auth = props.auth as unknown;
+  if (auth !== undefined && auth !== 'iam') {
+    const jwt = (auth as { jwt?: { issuer?: unknown; audience?: unknown } }).jwt;
+    if (typeof jwt !== 'object' || jwt === null) {
+      problems.push(`auth: expected 'iam' or { jwt: { issuer, audience } }, got ${JSON.stringify(auth)}`);
+    } else {
+      check('auth.jwt.issuer', SETTINGS.jwtIssuer, jwt.issuer ?? null);
+      check('auth.jwt.audience', SETTINGS.jwtAudience, jwt.audience ?? null);
+    }
+  }
+  problems.push(...crossFieldProblems(props));
+  if (props.batchOptions !== undefined) {
+    problems.push(...batchOptionsProblems(props.batchOptions as unknown as Record<string, unknown>));
+  }
+  return problems;
+}
+
+/** Throws a TandemPropsError listing every problem of `props`. */
+export function validateTandemProps(props: TandemProps): void {
+  const problems = tandemPropsProblems(props);
+  if (problems.length > 0) throw new TandemPropsError(problems);
+}
+
+function crossFieldProblems(props: TandemProps): string[] {
+  const { cacheMaxAgeSeconds: maxAge, cacheTtlSeconds: ttl } = props;
+  if (maxAge !== undefined && ttl !== undefined && Number.isFinite(ttl) && ttl < maxAge) {
+    return [
+      `cacheTtlSeconds: must be at least cacheMaxAgeSeconds (${maxAge}), got ${ttl}: an item must live as long as it may be served`,
+    ];
+  }
+  return [];
+}
+
+function batchOptionsProblems(options: Record<string, unknown>): string[] {
+  const unknown = Object.keys(options).filter((key) => !Object.hasOwn(DEFAULT_BATCH_OPTIONS, key));
+  if (unknown.length > 0) {
+    return [
+      `batchOptions: unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_BATCH_OPTIONS).join(', ')}`,
+    ];
+  }
+  try {
+    resolveOptions(options as Partial<BatchOptions>);
+    return [];
+  } catch (error) {
+    return [`batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`];
+  }
+}
+
+/** The columns of docs/configuration.md's table of settings. */
+export const SETTINGS_TABLE_HEADER = [
+  'Setting',
+  'Context key',
+  'Variable (functions)',
+  'Values',
+  'Default',
+  'Meaning',
+] as const;
+
+/** The rows of docs/configuration.md's table of settings, one per setting, derived from the definitions. */
+export function settingsTableRows(): string[][] {
+  const code = (text: string | undefined): string => (text === undefined ? '' : `\`${text}\``);
+  return (Object.keys(SETTINGS) as SettingName[]).map((name) => {
+    const setting: Setting = SETTINGS[name];
+    const fixed = setting.default !== undefined && setting.defaultText === undefined;
+    return [
+      name,
+      code(setting.context),
+      setting.env ? `${code(setting.env)} (${(setting.functions ?? []).join(', ')})` : '',
+      describeSetting(setting),
+      setting.wiring
+        ? `set by the stack${fixed ? ` (unset: ${code(defaultText(setting))})` : ''}`
+        : fixed
+          ? code(defaultText(setting))
+          : (defaultText(setting) ?? ''),
+      setting.help,
+    ];
+  });
+}
+
+/** docs/configuration.md's table of settings as Markdown (`npx tsx tools/settings-table.ts` prints it). */
+export function settingsTableMarkdown(): string {
+  const row = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [
+    row(SETTINGS_TABLE_HEADER),
+    row(SETTINGS_TABLE_HEADER.map(() => '---')),
+    ...settingsTableRows().map(row),
+  ].join('\n');
 }

@@ -14,7 +14,13 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
-import { CACHE_POLICY_ENV, type CachePolicyOverride } from '../lambdas/adapters/cache-policy-override.ts';
+import {
+  SETTINGS,
+  toEnvString,
+  type FunctionName,
+  type Setting,
+  type SettingName,
+} from '../lambdas/core/settings.ts';
 import { stageOnnxRuntime, type OnnxRuntimeArch } from './onnxruntime-asset.ts';
 
 /** The repository root: where package.json, package-lock.json and node_modules are. */
@@ -35,14 +41,25 @@ export const EXTERNAL_MODULES = ['@aws-sdk/*', 'onnxruntime-node'];
 export const ESM_REQUIRE_BANNER =
   "import { createRequire as __tandemCreateRequire } from 'node:module'; const require = __tandemCreateRequire(import.meta.url);";
 
-/** The variables of lambdas/adapters/cache-policy-override.ts for a deployment's cache policy. */
-export function cachePolicyEnvironment(policy: CachePolicyOverride | undefined): Record<string, string> {
-  return {
-    ...(policy?.maxAgeSeconds !== undefined
-      ? { [CACHE_POLICY_ENV.maxAgeSeconds]: String(policy.maxAgeSeconds) }
-      : {}),
-    ...(policy?.ttlSeconds !== undefined ? { [CACHE_POLICY_ENV.ttlSeconds]: String(policy.ttlSeconds) } : {}),
-  };
+/**
+ * The environment of one function from setting values (by setting name): each becomes the variable its
+ * definition names (lambdas/core/settings.ts), written the way the function's reader parses it. A setting
+ * the function does not read is a mistake, and throws.
+ */
+export function settingsEnvironment(
+  fn: FunctionName,
+  values: Partial<Record<SettingName, unknown>>,
+): Record<string, string> {
+  const environment: Record<string, string> = {};
+  for (const [name, value] of Object.entries(values) as Array<[SettingName, unknown]>) {
+    if (value === undefined) continue;
+    const setting: Setting = SETTINGS[name];
+    if (setting.env === undefined || !setting.functions?.includes(fn)) {
+      throw new Error(`setting ${name} is not read by the ${fn} function (lambdas/core/settings.ts)`);
+    }
+    environment[setting.env] = toEnvString(setting, value as never);
+  }
+  return environment;
 }
 
 export interface TandemFunctionProps {
@@ -62,7 +79,7 @@ export interface TandemFunctionProps {
    * @default false
    */
   readonly onnxRuntime?: boolean;
-  /** @default logs.RetentionDays.ONE_MONTH */
+  /** @default SETTINGS.logRetentionDays (30) */
   readonly logRetention?: logs.RetentionDays;
   /**
    * Where failed asynchronous invocations go (after `retryAttempts` retries), as an on-failure destination:
@@ -83,20 +100,18 @@ export class TandemFunction extends Construct {
   public readonly function: NodejsFunction;
   public readonly role: iam.Role;
   public readonly logGroup: logs.LogGroup;
+  /** The function's timeout (its duration alarm is set against it). */
+  public readonly timeout: Duration;
 
   constructor(scope: Construct, id: string, props: TandemFunctionProps) {
     super(scope, id);
     const projectRoot = props.projectRoot ?? PROJECT_ROOT;
     const architecture = props.architecture ?? lambda.Architecture.X86_64;
     const memorySize = props.memorySize ?? 1024;
-    if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10_240) {
-      throw new Error(
-        `${this.node.path}: memorySize must be an integer from 128 to 10240 MB, got ${memorySize}`,
-      );
-    }
+    this.timeout = props.timeout ?? Duration.seconds(30);
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      retention: props.logRetention ?? (SETTINGS.logRetentionDays.default as logs.RetentionDays),
     });
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
@@ -116,11 +131,15 @@ export class TandemFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture,
       memorySize,
-      timeout: props.timeout ?? Duration.seconds(30),
+      timeout: this.timeout,
       description: props.description,
       role: this.role,
       logGroup: this.logGroup,
-      tracing: lambda.Tracing.ACTIVE,
+      // No X-Ray. Active tracing without a tracer shows one segment per invocation and none of the S3 and
+      // DynamoDB calls inside it, and instrumenting every SDK client (Powertools Tracer) would put the X-Ray
+      // SDK on the API's hot path and cold start and a subsegment on each of a chunk's table writes. The
+      // functions' structured logs (request id, run id, chunk) and metrics already say where time goes.
+      tracing: lambda.Tracing.DISABLED,
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
       ...(props.onFailure ? { onFailure: new destinations.SqsDestination(props.onFailure) } : {}),
       ...(props.retryAttempts !== undefined ? { retryAttempts: props.retryAttempts } : {}),

@@ -8,16 +8,18 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
-import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
-import { resolveOptions } from '../lambdas/core/batch/planner.ts';
+import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import { isPackageName } from '../lambdas/core/names.ts';
+import { SETTINGS } from '../lambdas/core/settings.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
 import { RealtimeApi, type ApiAuth } from './realtime-api.ts';
-import { isPackageName } from '../lambdas/core/names.ts';
+import { validateTandemProps } from './settings.ts';
+
+export { validateTandemProps };
 
 export type TandemArchitecture = 'x86_64' | 'arm64';
 
@@ -37,8 +39,9 @@ export interface TandemProps {
   /**
    * Memory of the batch score function (MB). CPU is proportional: 1769 MB = 1 vCPU, 3008 MB = 1.7 vCPU
    * (over 2 visible cores), 3538 MB = 2 vCPU (what a scorer keeping two threads busy needs for both to run
-   * at full speed), 10240 MB = 5.8 vCPU (6 cores). See docs/deploy.md, "CPU and memory".
-   * @default 3538
+   * at full speed), 10240 MB = 5.8 vCPU (6 cores). New accounts may not go above 3008 MB until Lambda's
+   * memory quota is raised. See docs/deploy.md, "CPU and memory".
+   * @default 3008
    */
   readonly scoreMemorySize?: number;
   /**
@@ -111,7 +114,7 @@ export interface TandemProps {
   readonly alarmEmail?: string;
   /**
    * Retention of every log group (functions, state machine, API access logs).
-   * @default logs.RetentionDays.ONE_MONTH
+   * @default 30 (logs.RetentionDays.ONE_MONTH)
    */
   readonly logRetention?: logs.RetentionDays;
   /**
@@ -120,64 +123,6 @@ export interface TandemProps {
    *   replaced versions expire after 30
    */
   readonly dataBucket?: DataBucketProps;
-}
-
-function checkInteger(name: string, value: number | undefined, min: number, max: number): void {
-  if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
-    throw new Error(`Tandem ${name} must be an integer from ${min} to ${max}, got ${value}`);
-  }
-}
-
-/** Checks what the constructs below cannot say as well: messages name the Tandem setting. */
-export function validateTandemProps(props: TandemProps): void {
-  if (props.modelName !== undefined && !isPackageName(props.modelName)) {
-    throw new Error(
-      `Tandem modelName must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got "${props.modelName}"`,
-    );
-  }
-  checkInteger('predictMemorySize', props.predictMemorySize, 128, 10_240);
-  checkInteger('scoreMemorySize', props.scoreMemorySize, 128, 10_240);
-  checkInteger('provisionedConcurrency', props.provisionedConcurrency, 0, 10_000);
-  checkInteger('batchMaxConcurrency', props.batchMaxConcurrency, 1, 10_000);
-  checkInteger('cacheBudgetMs', props.cacheBudgetMs, 1, 30_000);
-  checkInteger('cacheMaxAgeSeconds', props.cacheMaxAgeSeconds, 1, MAX_CACHE_SECONDS);
-  checkInteger('cacheTtlSeconds', props.cacheTtlSeconds, 1, MAX_CACHE_SECONDS);
-  if (
-    props.cacheMaxAgeSeconds !== undefined &&
-    props.cacheTtlSeconds !== undefined &&
-    props.cacheTtlSeconds < props.cacheMaxAgeSeconds
-  ) {
-    throw new Error(
-      `Tandem cacheTtlSeconds (${props.cacheTtlSeconds}) must be at least cacheMaxAgeSeconds (${props.cacheMaxAgeSeconds}): an item must live as long as it may be served`,
-    );
-  }
-  const tolerated = props.toleratedFailurePercentage;
-  if (tolerated !== undefined && !(Number.isFinite(tolerated) && tolerated >= 0 && tolerated <= 100)) {
-    throw new Error(`Tandem toleratedFailurePercentage must be a number from 0 to 100, got ${tolerated}`);
-  }
-  if (props.architecture !== undefined && props.architecture !== 'x86_64' && props.architecture !== 'arm64') {
-    throw new Error(`Tandem architecture must be x86_64 or arm64, got "${String(props.architecture)}"`);
-  }
-  if (props.batchOptions !== undefined) {
-    const unknown = Object.keys(props.batchOptions).filter((key) => !(key in DEFAULT_BATCH_OPTIONS));
-    if (unknown.length > 0) {
-      throw new Error(
-        `Tandem batchOptions has unknown option(s) ${unknown.join(', ')}; known: ${Object.keys(DEFAULT_BATCH_OPTIONS).join(', ')}`,
-      );
-    }
-    try {
-      resolveOptions(props.batchOptions);
-    } catch (error) {
-      throw new Error(
-        `Tandem batchOptions: ${(error as Error).message.replace(/^\[INVALID_OPTIONS\] /, '')}`,
-      );
-    }
-  }
-  if (props.auth !== undefined && props.auth !== 'iam' && typeof props.auth.jwt !== 'object') {
-    throw new Error(
-      `Tandem auth must be 'iam' or { jwt: { issuer, audience } }, got ${JSON.stringify(props.auth)}`,
-    );
-  }
 }
 
 export class Tandem extends Construct {
@@ -193,8 +138,10 @@ export class Tandem extends Construct {
     super(scope, id);
     validateTandemProps(props);
     const architecture =
-      props.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+      (props.architecture ?? SETTINGS.architecture.default) === 'arm64'
+        ? lambda.Architecture.ARM_64
+        : lambda.Architecture.X86_64;
+    const logRetention = props.logRetention ?? (SETTINGS.logRetentionDays.default as logs.RetentionDays);
     if ((props.cacheMaxAgeSeconds === undefined) !== (props.cacheTtlSeconds === undefined)) {
       Annotations.of(this).addWarningV2(
         'tandem:cache-policy-half-set',
@@ -214,18 +161,19 @@ export class Tandem extends Construct {
     this.api = new RealtimeApi(this, 'Api', {
       bucket,
       table,
-      defaultModel: props.modelName ?? 'fraud-detector',
+      defaultModel: props.modelName ?? SETTINGS.modelName.default,
       architecture,
       logRetention,
-      ...(props.auth ? { auth: props.auth } : {}),
-      ...(props.predictMemorySize ? { memorySize: props.predictMemorySize } : {}),
-      ...(props.provisionedConcurrency !== undefined
-        ? { provisionedConcurrency: props.provisionedConcurrency }
-        : {}),
-      ...(props.cacheBudgetMs !== undefined ? { cacheBudgetMs: props.cacheBudgetMs } : {}),
+      auth: props.auth ?? 'iam',
+      memorySize: props.predictMemorySize ?? SETTINGS.predictMemorySize.default,
+      provisionedConcurrency: props.provisionedConcurrency ?? SETTINGS.provisionedConcurrency.default,
+      cacheBudgetMs: props.cacheBudgetMs ?? SETTINGS.cacheBudgetMs.default,
       cachePolicy,
-      ...(props.writeThrough !== undefined ? { writeThrough: props.writeThrough } : {}),
-      ...(props.apiThrottle ? { throttle: props.apiThrottle } : {}),
+      writeThrough: props.writeThrough ?? SETTINGS.writeThrough.default,
+      throttle: props.apiThrottle ?? {
+        rateLimit: SETTINGS.apiRateLimit.default,
+        burstLimit: SETTINGS.apiBurstLimit.default,
+      },
     });
 
     this.batch = new BatchPipeline(this, 'Batch', {
@@ -233,11 +181,10 @@ export class Tandem extends Construct {
       table,
       architecture,
       logRetention,
-      ...(props.scoreMemorySize ? { scoreMemorySize: props.scoreMemorySize } : {}),
-      ...(props.batchMaxConcurrency !== undefined ? { maxConcurrency: props.batchMaxConcurrency } : {}),
-      ...(props.toleratedFailurePercentage !== undefined
-        ? { toleratedFailurePercentage: props.toleratedFailurePercentage }
-        : {}),
+      scoreMemorySize: props.scoreMemorySize ?? SETTINGS.scoreMemorySize.default,
+      maxConcurrency: props.batchMaxConcurrency ?? SETTINGS.batchMaxConcurrency.default,
+      toleratedFailurePercentage:
+        props.toleratedFailurePercentage ?? SETTINGS.toleratedFailurePercentage.default,
       ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
       cachePolicy,
     });
@@ -253,6 +200,8 @@ export class Tandem extends Construct {
       },
       stateMachine: this.batch.stateMachine,
       table,
+      // A chunk that runs close to its timeout is one table slowdown away from failing (Express child: 5 min).
+      timeouts: { score: this.batch.score.timeout },
       deadLetterQueue: this.batch.deadLetterQueue,
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });

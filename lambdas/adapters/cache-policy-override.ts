@@ -1,42 +1,26 @@
 /**
  * A deployment's cache policy over the models' own: wraps a ModelSource so that every manifest it serves
  * carries the deployment's `cache.maxAgeSeconds` and `cache.ttlSeconds` where they are set
- * (`CACHE_MAX_AGE_SECONDS`, `CACHE_TTL_SECONDS`: the stack's `cacheMaxAgeSeconds` / `cacheTtlSeconds`).
+ * (`CACHE_MAX_AGE_SECONDS`, `CACHE_TTL_SECONDS`: the settings `cacheMaxAgeSeconds` / `cacheTtlSeconds`).
  * The manifest is then validated as usual, so a combination it forbids (a TTL shorter than the max age)
  * fails the model load with the manifest's own message; GET /models/{name} shows the policy in force.
  */
 import type { ModelFile, ModelSource } from '../core/ports.ts';
+import { readEnv, SETTINGS } from '../core/settings.ts';
 
 export interface CachePolicyOverride {
   readonly maxAgeSeconds?: number;
   readonly ttlSeconds?: number;
 }
 
-export const CACHE_POLICY_ENV = {
-  maxAgeSeconds: 'CACHE_MAX_AGE_SECONDS',
-  ttlSeconds: 'CACHE_TTL_SECONDS',
-} as const;
-
-/** Ten years: far above any useful cache lifetime, far below DynamoDB's TTL horizon. */
-export const MAX_CACHE_SECONDS = 10 * 365 * 86_400;
-
 /** Reads the override from the environment (unset or empty: the manifest's value); a bad value throws. */
 export function cachePolicyFromEnv(env: NodeJS.ProcessEnv): CachePolicyOverride {
-  const override: { maxAgeSeconds?: number; ttlSeconds?: number } = {};
-  for (const [field, name] of Object.entries(CACHE_POLICY_ENV) as Array<
-    [keyof CachePolicyOverride, string]
-  >) {
-    const raw = env[name];
-    if (raw === undefined || raw === '') continue;
-    const value = Number(raw);
-    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < 1 || value > MAX_CACHE_SECONDS) {
-      throw new Error(
-        `${name} must be a whole number of seconds from 1 to ${MAX_CACHE_SECONDS}, got "${raw}"`,
-      );
-    }
-    override[field] = value;
-  }
-  return override;
+  const maxAgeSeconds = readEnv(SETTINGS.cacheMaxAgeSeconds, env);
+  const ttlSeconds = readEnv(SETTINGS.cacheTtlSeconds, env);
+  return {
+    ...(maxAgeSeconds !== undefined ? { maxAgeSeconds } : {}),
+    ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
+  };
 }
 
 const utf8 = new TextDecoder();

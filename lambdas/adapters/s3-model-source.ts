@@ -56,6 +56,18 @@ export class S3ModelSource implements ModelSource {
     return names;
   }
 
+  /** Whether `key` exists (is listed), for telling a missing object from a forbidden one. */
+  private async isListed(key: string): Promise<boolean> {
+    try {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }),
+      );
+      return page.Contents?.[0]?.Key === key;
+    } catch {
+      return true; // Not allowed to list it either: the 403 stands.
+    }
+  }
+
   private async get(key: string, missing: () => Error): Promise<Uint8Array> {
     try {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
@@ -63,6 +75,13 @@ export class S3ModelSource implements ModelSource {
       return await response.Body.transformToByteArray();
     } catch (error) {
       if (isMissing(error)) throw missing();
+      // S3 says 403 for a missing key unless the caller may list the bucket with no prefix condition;
+      // the functions may list only models/, so the key itself is listed to tell.
+      if (
+        (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403 &&
+        !(await this.isListed(key))
+      )
+        throw missing();
       if (error instanceof ModelLoadError || error instanceof ModelNotFoundError) throw error;
       throw new ModelLoadError(
         'MODEL_STORE_UNAVAILABLE',

@@ -35,9 +35,24 @@ export class S3ObjectStore implements ObjectStore {
       };
     } catch (error) {
       if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404)
-        return undefined;
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404) return undefined;
+      // S3 says 403 for a missing key unless the caller may list the bucket with no prefix condition;
+      // Tandem's roles may list only the prefixes they read, so the key itself is listed to tell.
+      if (status === 403 && !(await this.isListed(bucket, key))) return undefined;
       throw error;
+    }
+  }
+
+  /** Whether `key` exists (is listed), for telling a missing object from a forbidden one. */
+  private async isListed(bucket: string, key: string): Promise<boolean> {
+    try {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 }),
+      );
+      return page.Contents?.[0]?.Key === key;
+    } catch {
+      return true; // Not allowed to list it either: the 403 stands.
     }
   }
 

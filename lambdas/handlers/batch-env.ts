@@ -1,16 +1,35 @@
-/** Settings of the batch functions, read once at init; a missing one fails the init with its name. */
-export function requiredEnv(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is required`);
-  return value;
+/**
+ * Settings of the batch functions, read once at init with the definitions of lambdas/core/settings.ts; a
+ * missing or malformed one fails the init, naming the variable.
+ */
+import type { BatchOptions } from '../core/batch/contracts.ts';
+import { readEnv, requireEnv, SETTINGS } from '../core/settings.ts';
+
+type Env = NodeJS.ProcessEnv;
+
+export function readTriggerConfig(env: Env): {
+  stateMachineArn: string;
+  batchOptions: Partial<BatchOptions>;
+} {
+  return {
+    stateMachineArn: requireEnv(SETTINGS.stateMachineArn, env),
+    batchOptions: readBatchOptions(env),
+  };
 }
 
-export function optionalJsonEnv<T>(name: string): T | undefined {
-  const raw = process.env[name];
-  if (!raw) return undefined;
-  try {
-    return JSON.parse(raw) as T;
-  } catch {
-    throw new Error(`${name} must be JSON, got ${raw.slice(0, 100)}`);
-  }
+/** BATCH_OPTIONS: checked option by option when each run is planned (resolveOptions), and at synth. */
+export function readBatchOptions(env: Env): Partial<BatchOptions> {
+  return (readEnv(SETTINGS.batchOptions, env) ?? {}) as Partial<BatchOptions>;
+}
+
+export function readPlanConfig(env: Env): { modelsUri: string } {
+  return { modelsUri: requireEnv(SETTINGS.modelsUri, env) };
+}
+
+export function readScoreConfig(env: Env): { modelsUri: string; tableName: string | undefined } {
+  return { modelsUri: requireEnv(SETTINGS.modelsUri, env), tableName: readEnv(SETTINGS.tableName, env) };
+}
+
+export function readFinalizeConfig(env: Env): { eventBusName: string } {
+  return { eventBusName: readEnv(SETTINGS.eventBusName, env) };
 }

@@ -5,10 +5,13 @@ import { modelSourceFor } from '../adapters/model-source.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import type { RunInput } from '../core/batch/contracts.ts';
 import { planRun, type PlanResult } from '../core/batch/planner.ts';
-import { requiredEnv } from './batch-env.ts';
+import { readPlanConfig } from './batch-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-plan' });
-const deps = { objects: new S3ObjectStore(s3Client()), models: modelSourceFor(requiredEnv('MODELS_URI')) };
+const deps = {
+  objects: new S3ObjectStore(s3Client()),
+  models: modelSourceFor(readPlanConfig(process.env).modelsUri),
+};
 
 export async function handler(input: RunInput): Promise<PlanResult> {
   logger.appendKeys({ runId: input.runId });

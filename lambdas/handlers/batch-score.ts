@@ -8,15 +8,15 @@ import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { recordChunkFailure } from '../core/batch/chunk-failures.ts';
 import { ChunkScorer } from '../core/batch/chunk-scorer.ts';
 import { CHUNK_FINISH_RESERVE_MS, type ChunkItem } from '../core/batch/contracts.ts';
-import { requiredEnv } from './batch-env.ts';
+import { readScoreConfig } from './batch-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-score' });
-const tableName = process.env['TABLE_NAME'];
+const { modelsUri, tableName } = readScoreConfig(process.env);
 const objects = new S3ObjectStore(s3Client());
 // Plans and models stay loaded across invocations of a warm function.
 const scorer = new ChunkScorer({
   objects,
-  models: withCachePolicy(modelSourceFor(requiredEnv('MODELS_URI')), cachePolicyFromEnv(process.env)),
+  models: withCachePolicy(modelSourceFor(modelsUri), cachePolicyFromEnv(process.env)),
   ...(tableName ? { predictions: new DynamoDbPredictionStore(batchDynamoClient(), tableName) } : {}),
   lambdaMemoryMb: Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE']) || undefined,
 });
@@ -40,7 +40,9 @@ export async function handler(
   } catch (error) {
     // Recorded for the run's manifest: a failed Distributed Map does not pass its children's errors on.
     const failure = await recordChunkFailure(objects, item, error);
-    logger.error('chunk failed', { ...failure, error: error as Error });
+    // Powertools drops a `message` attribute (a reserved key): the failure's message is logged as `reason`.
+    const { message: reason, ...fields } = failure ?? { message: undefined };
+    logger.error('chunk failed', { ...fields, reason, error: error as Error });
     throw error;
   }
   if (!outcome.done) {

@@ -6,13 +6,13 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { sfnClient } from '../adapters/aws-clients.ts';
 import { StepFunctionsRunStarter } from '../adapters/step-functions-starter.ts';
 import { uploadsFromEvent } from '../adapters/upload-events.ts';
-import type { BatchOptions } from '../core/batch/contracts.ts';
 import { triggerRuns, type TriggerOutcome } from '../core/batch/trigger.ts';
-import { optionalJsonEnv, requiredEnv } from './batch-env.ts';
+import { readTriggerConfig } from './batch-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-trigger' });
-const starter = new StepFunctionsRunStarter(sfnClient(), requiredEnv('STATE_MACHINE_ARN'));
-const options = optionalJsonEnv<Partial<BatchOptions>>('BATCH_OPTIONS') ?? {};
+const config = readTriggerConfig(process.env);
+const starter = new StepFunctionsRunStarter(sfnClient(), config.stateMachineArn);
+const options = config.batchOptions;
 
 export async function handler(event: unknown): Promise<TriggerOutcome[]> {
   const outcomes = await triggerRuns(uploadsFromEvent(event), starter, options);

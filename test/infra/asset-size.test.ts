@@ -98,6 +98,42 @@ describe('function packaging', () => {
     );
   });
 
+  it('states the measured sizes in docs/deploy.md (within 0.5 MB; the failure prints the table to paste)', () => {
+    const functions = [
+      ['predict', /ApiPredictFunction/],
+      ['score', /BatchScoreFunction/],
+      ['plan', /BatchPlanFunction/],
+      ['trigger', /BatchTriggerFunction/],
+      ['finalize', /BatchFinalizeFunction/],
+    ] as const;
+    const measured = functions.map(([name, pattern]) => [
+      name,
+      of('Tandem', pattern).totalMb,
+      of('TandemArm', pattern).totalMb,
+    ]) as Array<[string, number, number]>;
+    const table = [
+      '| Function | x86_64 | arm64 |',
+      '| -------- | ------ | ----- |',
+      ...measured.map(([name, x64, arm]) => `| ${name} | ${x64.toFixed(1)} MB | ${arm.toFixed(1)} MB |`),
+    ].join('\n');
+    const guide = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+    const section = guide.slice(
+      guide.indexOf('## How the functions are packaged'),
+      guide.indexOf('## Tear down'),
+    );
+    const documented = new Map(
+      [...section.matchAll(/^\| (\w+)\s+\| ([\d.]+) MB\s+\| ([\d.]+) MB\s+\|$/gm)].map((m) => [
+        m[1]!,
+        [Number(m[2]), Number(m[3])],
+      ]),
+    );
+    const stale = measured.filter(([name, x64, arm]) => {
+      const [docX64, docArm] = documented.get(name) ?? [NaN, NaN];
+      return !(Math.abs(docX64! - x64) <= 0.5 && Math.abs(docArm! - arm) <= 0.5);
+    });
+    expect(stale, `docs/deploy.md sizes are out of date; measured:\n${table}`).toEqual([]);
+  });
+
   it('keeps onnxruntime out of the trigger, plan and finalize bundles', () => {
     for (const stack of ['Tandem', 'TandemArm']) {
       for (const size of sizes.filter((s) => s.stack === stack && !ORT_FUNCTIONS.test(s.logicalId))) {

@@ -135,11 +135,14 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
     expect(rules).toEqual([
       'AwsSolutions-IAM5',
       'AwsSolutions-L1',
+      'AwsSolutions-SF2',
       'AwsSolutions-SQS3',
       'Serverless-LambdaDLQ',
       'Serverless-LambdaLatestVersion',
+      'Serverless-LambdaTracing',
       'Serverless-SNSRedrivePolicy',
       'Serverless-SQSRedrivePolicy',
+      'Serverless-StepFunctionStateMachineXray',
     ]);
     const wildcards = [...new Set(stacks.flatMap(acknowledgments).map((a) => a.id))]
       .filter((id) => id.startsWith('AwsSolutions-IAM5'))

@@ -7,7 +7,10 @@
  * synthesized template; and every S3 grant of lib/bucket-access.ts must be used by some call.
  *
  * Step Functions and EventBridge have no emulator here: their calls are recorded and answered with the
- * service's minimal success shape, since only the call itself (action and resource) is under test.
+ * service's minimal success shape, since only the call itself (action, resource, condition keys) is under
+ * test. Conditions are evaluated as IAM does (a key the request does not carry matches nothing), and S3's
+ * answer to a missing key is the one its authorization gives: 404 only when the role may list the bucket
+ * with no condition, 403 otherwise (then the adapters list the key itself).
  */
 import type { InitializeMiddleware, MiddlewareStack } from '@smithy/types';
 import type { Template } from 'aws-cdk-lib/assertions';
@@ -71,14 +74,21 @@ interface Call {
 interface IamRequest {
   readonly action: string;
   readonly resource: string;
+  /** The condition keys the request carries (e.g. `s3:prefix`, `events:source`). */
+  readonly context?: Readonly<Record<string, string>>;
 }
 
 const calls: Call[] = [];
+const logOutput: string[] = [];
+let restoreStdout: (() => void) | undefined;
 let current: FunctionName = 'predict';
 
 interface RecordableClient {
   middlewareStack: Pick<MiddlewareStack<object, object>, 'add'>;
 }
+
+/** Set once the template exists: may the current function's role make this request? */
+let authorize: ((fn: FunctionName, request: IamRequest) => boolean) | undefined;
 
 /** Records every command the client sends; `answer` short-circuits services without an emulator. */
 function record(
@@ -95,6 +105,20 @@ function record(
       return await next(args);
     } catch (error) {
       call.status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const objectRead = call.command === 'GetObjectCommand' || call.command === 'HeadObjectCommand';
+      if (
+        service === 's3' &&
+        objectRead &&
+        call.status === 404 &&
+        authorize &&
+        !authorize(call.fn, { action: 's3:ListBucket', resource: `arn:aws:s3:::${String(input['Bucket'])}` })
+      ) {
+        call.status = 403;
+        throw Object.assign(new Error('Access Denied'), {
+          name: call.command === 'HeadObjectCommand' ? 'Forbidden' : 'AccessDenied',
+          $metadata: { httpStatusCode: 403 },
+        });
+      }
       throw error;
     }
   };
@@ -123,7 +147,13 @@ function iamRequests(call: Call): IamRequest[] {
     case 's3 AbortMultipartUploadCommand':
       return [{ action: 's3:AbortMultipartUpload', resource: object }];
     case 's3 ListObjectsV2Command':
-      return [{ action: 's3:ListBucket', resource: `arn:aws:s3:::${input['Bucket']}` }];
+      return [
+        {
+          action: 's3:ListBucket',
+          resource: `arn:aws:s3:::${input['Bucket']}`,
+          ...(input['Prefix'] !== undefined ? { context: { 's3:prefix': input['Prefix'] } } : {}),
+        },
+      ];
     case 'dynamodb GetItemCommand':
     case 'dynamodb PutItemCommand':
       return [
@@ -140,9 +170,15 @@ function iamRequests(call: Call): IamRequest[] {
     case 'sfn StartExecutionCommand':
       return [{ action: 'states:StartExecution', resource: input['stateMachineArn']! }];
     case 'events PutEventsCommand':
-      return (call.input['Entries'] as Array<{ EventBusName?: string }>).map((entry) => ({
+      return (
+        call.input['Entries'] as Array<{ EventBusName?: string; Source?: string; DetailType?: string }>
+      ).map((entry) => ({
         action: 'events:PutEvents',
         resource: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${entry.EventBusName ?? 'default'}`,
+        context: {
+          ...(entry.Source !== undefined ? { 'events:source': entry.Source } : {}),
+          ...(entry.DetailType !== undefined ? { 'events:detail-type': entry.DetailType } : {}),
+        },
       }));
     default:
       throw new Error(`no IAM mapping for ${call.service} ${call.command}: add it to this test`);
@@ -154,11 +190,13 @@ function glob(pattern: string): RegExp {
   return new RegExp(`^${escaped.replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
 }
 
+type Conditions = Record<string, Record<string, string | string[]>>;
+
 /** A role's Allow statements with the template's tokens replaced by the local resources' ARNs. */
 function allowStatements(
   template: Template,
   fn: FunctionName,
-): Array<{ actions: string[]; resources: string[] }> {
+): Array<{ actions: string[]; resources: string[]; conditions: Conditions | undefined }> {
   const [bucketId] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
   const [tableId] = onlyResource(template, 'AWS::DynamoDB::Table');
   const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
@@ -168,8 +206,9 @@ function allowStatements(
     [`\${${stateMachineId}}`]: STATE_MACHINE_ARN,
   };
   return statementsOf(template, roleOf(template, LOGICAL_ID_PART[fn]))
-    .filter((s: Statement) => s.Effect === 'Allow' && s.Condition === undefined)
+    .filter((s: Statement) => s.Effect === 'Allow')
     .map((s) => ({
+      conditions: s.Condition as Conditions | undefined,
       actions: list(s.Action),
       resources: (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map((r) => {
         let resolved = flat(r);
@@ -179,11 +218,31 @@ function allowStatements(
     }));
 }
 
+/** IAM's evaluation of the operators Tandem uses: every key must be in the request and match a value. */
+function conditionsHold(conditions: Conditions | undefined, context: IamRequest['context'] = {}): boolean {
+  return Object.entries(conditions ?? {}).every(([operator, keys]) =>
+    Object.entries(keys).every(([key, values]) => {
+      const actual = context[key];
+      if (actual === undefined) return false;
+      const match =
+        operator === 'StringEquals'
+          ? (v: string) => v === actual
+          : operator === 'StringLike'
+            ? (v: string) => glob(v).test(actual)
+            : () => {
+                throw new Error(`no evaluation of ${operator}: add it to this test`);
+              };
+      return list(values).some(match);
+    }),
+  );
+}
+
 function allows(statements: ReturnType<typeof allowStatements>, request: IamRequest): boolean {
   return statements.some(
     (s) =>
       s.actions.some((a) => glob(a).test(request.action)) &&
-      s.resources.some((r) => !r.includes('${') && glob(r).test(request.resource)),
+      s.resources.some((r) => !r.includes('${') && glob(r).test(request.resource)) &&
+      conditionsHold(s.conditions, request.context),
   );
 }
 
@@ -245,6 +304,11 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
 
   beforeAll(async () => {
     template = templateOf();
+    const byFunction = new Map<FunctionName, ReturnType<typeof allowStatements>>();
+    authorize = (fn, request) => {
+      if (!byFunction.has(fn)) byFunction.set(fn, allowStatements(template, fn));
+      return allows(byFunction.get(fn)!, request);
+    };
     aws = await startEmbeddedAws({ buckets: [BUCKET] });
     s3 = new S3Client(aws.clientConfig('s3'));
     await ensureTable(new DynamoDBClient(aws.clientConfig('dynamodb')), TABLE);
@@ -258,6 +322,25 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       STATE_MACHINE_ARN,
       EVENT_BUS_NAME: 'default',
     });
+    // The functions' log lines (Powertools writes JSON lines to stdout, errors to stderr), for what they keep.
+    const restores = [process.stdout, process.stderr].map((stream) => {
+      const write = stream.write.bind(stream);
+      stream.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+        const text = String(chunk);
+        if (!text.startsWith('{"')) return write(chunk, ...rest);
+        logOutput.push(text);
+        return true;
+      }) as typeof stream.write;
+      return () => {
+        stream.write = write;
+      };
+    });
+    const logLevel = process.env['POWERTOOLS_LOG_LEVEL'];
+    process.env['POWERTOOLS_LOG_LEVEL'] = 'INFO';
+    restoreStdout = () => {
+      for (const restore of restores) restore();
+      process.env['POWERTOOLS_LOG_LEVEL'] = logLevel;
+    };
     record(s3Client(), 's3');
     record(dynamoClient(), 'dynamodb');
     record(batchDynamoClient(), 'dynamodb');
@@ -278,6 +361,18 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     const sample = csv.split('\n').slice(0, 301).join('\n') + '\n';
     await runUpload(`incoming/${MODEL}/access-check.csv`, sample, 'version-1');
     await runUpload(`incoming/${MODEL}/access-check-gz.csv.gz`, gzipSync(sample), 'version-2');
+
+    // A run for a model that does not exist: the plan fails for good (not retried), naming it.
+    const noModel: RunInput = {
+      runId: 'no-model-run',
+      bucket: BUCKET,
+      key: `incoming/no-such-model/access-check.csv`,
+      model: 'no-such-model',
+      options: {},
+    };
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: noModel.key, Body: sample }));
+    const noModelError = await invoke('plan', noModel).catch((error: Error) => error);
+    expect(String(noModelError)).toMatch(/MODEL_NOT_FOUND/);
 
     // A run whose upload was deleted before planning: the plan fails, finalize records why.
     const goneKey = `incoming/${MODEL}/deleted.csv`;
@@ -336,7 +431,24 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
   }, 120_000);
 
   afterAll(async () => {
+    restoreStdout?.();
     await aws?.stop();
+  });
+
+  it("logs a run's message and a failed chunk's reason under keys Powertools keeps (not `message`)", () => {
+    const lines = logOutput
+      .join('\n')
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.filter((l) => String(l['message']).includes('reserved key'))).toEqual([]);
+    const finalized = lines.filter((l) => l['message'] === 'run finalized');
+    expect(finalized.length).toBeGreaterThanOrEqual(4);
+    for (const line of finalized) expect(line['summary'], JSON.stringify(line)).toEqual(expect.any(String));
+    expect(finalized.map((l) => l['summary'])).toContain(runs['failing-run']!.finalized.message);
+    const failed = lines.filter((l) => l['message'] === 'chunk failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!['reason']).toMatch(/NO_SUCH_CHUNK|has no chunk/);
   });
 
   it('ran the batch lane for real: two successful runs, one failed run, and every API route', () => {
@@ -395,8 +507,12 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
           unused.push(`${fn}: ${action} ${name}`);
         }
       }
-      if (access.listBucket && !requests.some((r) => r.fn === fn && r.action === 's3:ListBucket')) {
-        unused.push(`${fn}: s3:ListBucket`);
+      for (const name of access.list ?? []) {
+        const pattern = glob(KEY_PATTERNS[name].pattern);
+        const used = requests.some(
+          (r) => r.fn === fn && r.action === 's3:ListBucket' && pattern.test(r.context?.['s3:prefix'] ?? ''),
+        );
+        if (!used) unused.push(`${fn}: s3:ListBucket ${name}`);
       }
     }
     expect(unused).toEqual([]);

@@ -8,11 +8,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
-import { readSettings, SETTINGS, SettingsError, type SettingName } from '../../lib/settings.ts';
+import { parseIncomingKey } from '../../lambdas/core/batch/contracts.ts';
+import { DATASET_SUFFIXES, uploadKeyPatterns } from '../../lib/batch-pipeline.ts';
+import { readSettings, TandemPropsError } from '../../lib/settings.ts';
 import { Tandem } from '../../lib/tandem-stack.ts';
 import {
   actionsOf,
-  cdkJsonContext,
   flat,
   list,
   onlyResource,
@@ -23,15 +24,20 @@ import {
   templateOf,
   testApp,
   testStack,
+  type Resource,
   type Statement,
 } from './support.ts';
 
+/** `<action> <resource>[ if <conditions>]`, the bucket ARN shown as `bucket`. */
 function grants(statements: Statement[]): string[] {
   return statements
     .flatMap((s) =>
       list(s.Action).flatMap((a) =>
         (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map(
-          (r) => `${a} ${flat(r).replace(/\$\{TandemDataBucket\w+\.Arn\}/, 'bucket')}`,
+          (r) =>
+            `${a} ${flat(r).replace(/\$\{TandemDataBucket\w+\.Arn\}/, 'bucket')}${
+              s.Condition ? ` if ${JSON.stringify(s.Condition)}` : ''
+            }`,
         ),
       ),
     )
@@ -46,8 +52,6 @@ function definitionOf(template: Template): {
   const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
   return JSON.parse(flat(sm.Properties!['DefinitionString'])) as never;
 }
-
-const XRAY = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
 
 describe('TandemStack (defaults)', () => {
   let template: Template;
@@ -105,7 +109,6 @@ describe('TandemStack (defaults)', () => {
           expect.objectContaining({ Prefix: 'runs/', ExpirationInDays: 14, Status: 'Enabled' }),
           expect.objectContaining({
             Prefix: 'results/',
-            ExpirationInDays: 365,
             ObjectSizeGreaterThan: '131071',
             Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
           }),
@@ -121,6 +124,27 @@ describe('TandemStack (defaults)', () => {
         Rules: [expect.objectContaining({ ExpirationInDays: 90, Status: 'Enabled' })],
       });
       expect(rules.find((r) => r['Prefix'] === 'incoming/' || r['Prefix'] === 'models/')).toBeUndefined();
+    });
+
+    // S3 applies a rule's actions only to the objects its whole filter matches (prefix AND size).
+    it.each([
+      ['results/m/d/r/_manifest.json', 2_000],
+      ['results/m/d/r/rejected/part-00000.jsonl', 131_072],
+      ['results/m/d/r/part-00000.jsonl', 50 * 1024 * 1024],
+    ])('expires %s (%d bytes) after 365 days, whatever its size', (key, size) => {
+      const [, bucket] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
+      const rules = (
+        bucket.Properties!['LifecycleConfiguration'] as { Rules: Array<Record<string, unknown>> }
+      ).Rules;
+      const applying = rules.filter(
+        (r) =>
+          r['Status'] === 'Enabled' &&
+          key.startsWith((r['Prefix'] as string | undefined) ?? '') &&
+          (r['ObjectSizeGreaterThan'] === undefined || size > Number(r['ObjectSizeGreaterThan'])),
+      );
+      expect(applying.map((r) => r['ExpirationInDays']).filter((d) => d !== undefined)).toEqual([365]);
+      const transitions = applying.flatMap((r) => (r['Transitions'] as unknown[] | undefined) ?? []);
+      expect(transitions).toHaveLength(size > 131_071 ? 1 : 0);
     });
 
     it('writes server access logs to a separate private, TLS-only, retained bucket', () => {
@@ -205,16 +229,17 @@ describe('TandemStack (defaults)', () => {
       });
     });
 
-    it('runs predict on nodejs22.x with tracing, its own log group and the config.ts environment', () => {
+    it('runs predict on nodejs22.x without X-Ray, with its own log group and the config.ts environment', () => {
       const [, fn] = onlyResource(template, 'AWS::Lambda::Function', 'Predict');
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
         Handler: 'index.handler',
         Architectures: ['x86_64'],
         MemorySize: 1769,
-        TracingConfig: { Mode: 'Active' },
         LoggingConfig: { LogGroup: { Ref: expect.stringContaining('PredictLogGroup') } },
       });
+      // No X-Ray (lib/tandem-function.ts says why): no tracing mode, no xray:* grant.
+      expect(fn.Properties!['TracingConfig']).toBeUndefined();
       const env = (fn.Properties!['Environment'] as { Variables: Record<string, unknown> }).Variables;
       expect(flat(env['MODELS_URI'])).toMatch(/^s3:\/\/\$\{TandemDataBucket\w+\}\/models\/$/);
       expect(env).toMatchObject({
@@ -250,7 +275,10 @@ describe('TandemStack (defaults)', () => {
         EventPattern: {
           source: ['aws.s3'],
           'detail-type': ['Object Created'],
-          detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ prefix: 'incoming/' }] } },
+          detail: {
+            bucket: { name: [{ Ref: bucketId }] },
+            object: { key: uploadKeyPatterns().map((wildcard) => ({ wildcard })) },
+          },
         },
         Targets: [
           Match.objectLike({
@@ -277,6 +305,61 @@ describe('TandemStack (defaults)', () => {
       });
     });
 
+    // EventBridge's wildcard: `*` matches any characters (`/` included), the rest literally, case-sensitively.
+    const wildcardMatches = (pattern: string, key: string): boolean =>
+      new RegExp(
+        `^${pattern
+          .split('*')
+          .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*')}$`,
+      ).test(key);
+    const startsARun = (template: Template, key: string): boolean => {
+      const [, rule] = onlyResource(template, 'AWS::Events::Rule');
+      const keys = (
+        rule.Properties!['EventPattern'] as { detail: { object: { key: Array<{ wildcard: string }> } } }
+      ).detail.object.key;
+      return keys.some((matcher) => wildcardMatches(matcher.wildcard, key));
+    };
+
+    it.each([
+      ['incoming/fraud-detector/transactions.csv', true],
+      ['incoming/fraud-detector/2024/06/transactions.csv.gz', true],
+      ['incoming/fraud-detector/t.jsonl', true],
+      ['incoming/fraud-detector/t.jsonl.gz', true],
+      ['incoming/fraud-detector/t.ndjson', true],
+      ['incoming/fraud-detector/t.ndjson.gz', true],
+      ['incoming/fraud-detector/t.parquet', true],
+      ['incoming/fraud-detector/T.CSV', true],
+      ['incoming/fraud-detector/T.PARQUET', true],
+      ['incoming/readme.txt', false],
+      ['incoming/transactions.csv', false],
+      ['incoming/fraud-detector/readme.txt', false],
+      ['incoming/fraud-detector/t.parquet.gz', false],
+      ['incoming/fraud-detector/t.csv.zip', false],
+      ['incoming/fraud-detector/', false],
+      ['results/fraud-detector/t/run-1/part-00000.csv', false],
+      ['models/fraud-detector/1.0.0/data.csv', false],
+    ])('starts a run for %s: %s', (key, expected) => {
+      expect(startsARun(template, key)).toBe(expected);
+      // The rule never drops what the planner reads (it may only leave odd cases to the trigger).
+      const incoming = parseIncomingKey(key);
+      if (startsARun(template, key)) expect(incoming?.model && incoming.format).toBeTruthy();
+    });
+
+    it('lets every ending the planner reads through the upload rule', () => {
+      for (const suffix of DATASET_SUFFIXES) {
+        const key = `incoming/m/data${suffix}`;
+        expect(parseIncomingKey(key)?.format, key).toBeDefined();
+        expect(startsARun(template, key), key).toBe(true);
+      }
+      for (const ending of ['csv', 'jsonl', 'ndjson', 'parquet', 'tsv', 'json', 'txt', 'gz', 'zip']) {
+        for (const gz of ['', '.gz']) {
+          const key = `incoming/m/data.${ending}${gz}`;
+          expect(startsARun(template, key), key).toBe(parseIncomingKey(key)?.format !== undefined);
+        }
+      }
+    });
+
     it('gives the batch functions the handler environment and throughput sizing', () => {
       const env = (part: string): Record<string, unknown> =>
         (
@@ -291,7 +374,7 @@ describe('TandemStack (defaults)', () => {
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
       // One invocation scores a chunk; table writes that need longer continue in the next invocation.
-      expect(props('Score')).toMatchObject({ MemorySize: 3538, Timeout: 300, Runtime: 'nodejs22.x' });
+      expect(props('Score')).toMatchObject({ MemorySize: 3008, Timeout: 300, Runtime: 'nodejs22.x' });
       expect(props('Plan')).toMatchObject({ Timeout: 900 });
     });
 
@@ -299,7 +382,7 @@ describe('TandemStack (defaults)', () => {
       const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
       expect(sm.Properties).toMatchObject({
         StateMachineType: 'STANDARD',
-        TracingConfiguration: { Enabled: true },
+        TracingConfiguration: { Enabled: false },
         LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
       });
       const definition = definitionOf(template);
@@ -375,10 +458,36 @@ describe('TandemStack (defaults)', () => {
         }
       ).Destinations[0]!.CloudWatchLogsLogGroup.LogGroupArn;
       const logGroupId = flat(dest).slice(2, -'.Arn}'.length);
-      expect(template.toJSON().Resources[logGroupId].Properties).toEqual({
-        LogGroupName: expect.stringMatching(/^\/aws\/vendedlogs\/states\/Tandem-Tandem-Batch-[0-9A-F]{8}$/),
-        RetentionInDays: 30,
+      const group = template.toJSON().Resources[logGroupId] as Resource;
+      expect(group.Properties!['RetentionInDays']).toBe(30);
+      // Under /aws/vendedlogs/ (one wildcard resource policy for every delivery), and ending with this stack
+      // instance's id: retained on delete, so a stack created again must not reuse the name.
+      expect(group.Properties!['LogGroupName']).toEqual({
+        'Fn::Join': [
+          '',
+          [
+            expect.stringMatching(/^\/aws\/vendedlogs\/states\/Tandem-Tandem-Batch-[0-9A-F]{8}-$/),
+            { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] },
+          ],
+        ],
       });
+    });
+
+    it('gives no retained resource a fixed physical name (cdk destroy, then cdk deploy, must work)', () => {
+      const nameProperties = ['LogGroupName', 'BucketName', 'TableName', 'QueueName', 'TopicName', 'Name'];
+      const fixed: string[] = [];
+      for (const [id, resource] of Object.entries(template.toJSON().Resources as Record<string, Resource>)) {
+        if (resource.DeletionPolicy !== 'Retain') continue;
+        for (const property of nameProperties) {
+          const name = resource.Properties?.[property];
+          if (name !== undefined && !JSON.stringify(name).includes('AWS::StackId')) {
+            fixed.push(`${id}.${property} = ${JSON.stringify(name)}`);
+          }
+        }
+      }
+      expect(fixed).toEqual([]);
+      // The retained resources the deploy guide's tear-down section lists are still retained.
+      expect(Object.keys(resources(template, 'AWS::Logs::LogGroup')).length).toBeGreaterThan(0);
     });
   });
 
@@ -395,7 +504,7 @@ describe('TandemStack (defaults)', () => {
         expect.stringMatching(/^dynamodb:BatchGetItem \$\{TandemPredictionsTable\w+\.Arn\}$/),
         expect.stringMatching(/^dynamodb:GetItem \$\{TandemPredictionsTable\w+\.Arn\}$/),
         's3:GetObject bucket/models/*',
-        's3:ListBucket bucket',
+        's3:ListBucket bucket if {"StringLike":{"s3:prefix":["models/*"]}}',
       ]);
       expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
     });
@@ -430,7 +539,7 @@ describe('TandemStack (defaults)', () => {
         's3:GetObject bucket/incoming/*',
         's3:GetObject bucket/models/*',
         's3:GetObjectVersion bucket/incoming/*',
-        's3:ListBucket bucket',
+        's3:ListBucket bucket if {"StringLike":{"s3:prefix":["incoming/*","models/*"]}}',
         's3:PutObject bucket/runs/*/items.json',
         's3:PutObject bucket/runs/*/plan.json',
         's3:PutObject bucket/runs/*/staging/*',
@@ -439,11 +548,11 @@ describe('TandemStack (defaults)', () => {
         (g) => !/^(logs|xray):/.test(g),
       );
       expect(finalize).toEqual([
-        'events:PutEvents arn:aws:events:eu-west-1:123456789012:event-bus/default',
+        'events:PutEvents arn:aws:events:eu-west-1:123456789012:event-bus/default if {"StringEquals":{"events:source":["tandem.batch"],"events:detail-type":["Tandem Batch Run Completed"]}}',
         's3:GetObject bucket/runs/*/chunks/*',
         's3:GetObject bucket/runs/*/failures/*',
         's3:GetObject bucket/runs/*/plan.json',
-        's3:ListBucket bucket',
+        's3:ListBucket bucket if {"StringLike":{"s3:prefix":["runs/*/plan.json","runs/*/chunks/*","runs/*/failures/*"]}}',
         's3:PutObject bucket/results/*/_manifest.json',
       ]);
       const trigger = actionsOf(statementsOf(template, roleOf(template, 'Trigger'))).filter(
@@ -477,18 +586,15 @@ describe('TandemStack (defaults)', () => {
       const start = statements.find((s) => list(s.Action).includes('states:StartExecution'));
       expect(start?.Resource).toEqual({ Ref: smId });
       const children = statements.find((s) => list(s.Action).includes('states:DescribeExecution'));
-      expect(list(children!.Action).sort()).toEqual([
-        'states:DescribeExecution',
-        'states:RedriveExecution',
-        'states:StopExecution',
-      ]);
+      // No RedriveExecution: runs are re-run by uploading again, never redriven.
+      expect(list(children!.Action).sort()).toEqual(['states:DescribeExecution', 'states:StopExecution']);
       expect((children!.Resource as unknown[]).map(flat)).toEqual([
         `arn:aws:states:eu-west-1:123456789012:execution:\${${smId}.Name}/*`,
         `arn:aws:states:eu-west-1:123456789012:execution:\${${smId}.Name}:*`,
       ]);
     });
 
-    it('uses Resource "*" only for X-Ray and for the state machine log delivery', () => {
+    it('uses Resource "*" only for the state machine log delivery (no X-Ray anywhere)', () => {
       const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
       const smRole = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
       const logDelivery = [
@@ -500,12 +606,10 @@ describe('TandemStack (defaults)', () => {
         'logs:ListLogDeliveries',
         'logs:PutResourcePolicy',
         'logs:UpdateLogDelivery',
-        'xray:GetSamplingRules',
-        'xray:GetSamplingTargets',
       ];
       for (const [policyId, policy] of Object.entries(resources(template, 'AWS::IAM::Policy'))) {
         const roles = (policy.Properties!['Roles'] as Array<{ Ref: string }>).map((r) => r.Ref);
-        const allowed = roles.includes(smRole) ? [...XRAY, ...logDelivery] : XRAY;
+        const allowed = roles.includes(smRole) ? logDelivery : [];
         for (const s of (policy.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement) {
           const star = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*');
           if (star)
@@ -513,7 +617,10 @@ describe('TandemStack (defaults)', () => {
               list(s.Action).filter((a) => !allowed.includes(a)),
               policyId,
             ).toEqual([]);
-          for (const action of list(s.Action)) expect(action, policyId).not.toMatch(/\*/);
+          for (const action of list(s.Action)) {
+            expect(action, policyId).not.toMatch(/\*/);
+            expect(action, policyId).not.toMatch(/^xray:/);
+          }
         }
       }
       template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
@@ -570,11 +677,54 @@ describe('TandemStack (defaults)', () => {
       );
       expect(lambdaErrors).toHaveLength(5);
       const [topicId] = onlyResource(template, 'AWS::SNS::Topic');
+      // Throttling anywhere is alarmed: each function, and the state machine's executions.
+      const lambdaThrottles = Object.values(resources(template, 'AWS::CloudWatch::Alarm')).filter(
+        (a) => a.Properties!['Namespace'] === 'AWS/Lambda' && a.Properties!['MetricName'] === 'Throttles',
+      );
+      expect(lambdaThrottles.map((a) => flat(a.Properties!['Dimensions']))).toHaveLength(5);
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/States',
+        MetricName: 'ExecutionThrottled',
+        Statistic: 'Sum',
+        Threshold: 1,
+      });
+      // The score function's longest invocation nearing its 300 s timeout (an Express child's limit).
+      const [scoreId] = onlyResource(template, 'AWS::Lambda::Function', 'Score');
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Duration',
+        Statistic: 'Maximum',
+        Threshold: 240_000,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: scoreId } }],
+      });
       for (const alarm of Object.values(resources(template, 'AWS::CloudWatch::Alarm'))) {
         expect(alarm.Properties!['AlarmActions']).toEqual([{ Ref: topicId }]);
       }
       template.resourceCountIs('AWS::SNS::Subscription', 0);
       template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    });
+
+    it("lets this account's CloudWatch alarms publish to the topic, over TLS only", () => {
+      const [topicId] = onlyResource(template, 'AWS::SNS::Topic');
+      const [, policy] = onlyResource(template, 'AWS::SNS::TopicPolicy');
+      expect(policy.Properties!['Topics']).toEqual([{ Ref: topicId }]);
+      const statements = (policy.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement;
+      const publish = statements.filter((s) => s.Effect === 'Allow');
+      expect(publish).toEqual([
+        expect.objectContaining({
+          Principal: { Service: 'cloudwatch.amazonaws.com' },
+          Action: 'sns:Publish',
+          Resource: { Ref: topicId },
+          Condition: {
+            StringEquals: { 'aws:SourceAccount': '123456789012' },
+            ArnLike: { 'aws:SourceArn': 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*' },
+          },
+        }),
+      ]);
+      expect(statements.filter((s) => s.Effect === 'Deny')).toEqual([
+        expect.objectContaining({ Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      ]);
     });
 
     it('encrypts the alarm topic with a rotated key CloudWatch may use', () => {
@@ -726,28 +876,70 @@ describe('TandemStack (configured)', () => {
 describe('Tandem props validation', () => {
   const build = (props: ConstructorParameters<typeof Tandem>[2]) => () => testStack(testApp(), props);
 
+  // One message per setting, naming it, from the definitions of lambdas/core/settings.ts.
   it.each([
-    [{ modelName: 'bad name' }, /modelName must be 1-128 letters/],
-    [{ predictMemorySize: 64 }, /predictMemorySize must be an integer from 128 to 10240/],
-    [{ batchMaxConcurrency: 0 }, /batchMaxConcurrency must be an integer from 1 to 10000/],
-    [{ toleratedFailurePercentage: 101 }, /toleratedFailurePercentage must be a number from 0 to 100/],
-    [{ provisionedConcurrency: -1 }, /provisionedConcurrency must be an integer/],
-    [{ auth: { jwt: { issuer: 'http://insecure', audience: ['a'] } } }, /issuer must be an https:\/\/ URL/],
+    [{ modelName: 'bad name' }, /^ {2}- modelName: expected 1-128 letters/m],
+    [{ predictMemorySize: 64 }, /^ {2}- predictMemorySize: expected an integer from 128 to 10240, got 64$/m],
+    [{ batchMaxConcurrency: 0 }, /^ {2}- batchMaxConcurrency: expected an integer from 1 to 10000, got 0$/m],
+    [
+      { toleratedFailurePercentage: 101 },
+      /^ {2}- toleratedFailurePercentage: expected a number from 0 to 100, got 101$/m,
+    ],
+    [{ provisionedConcurrency: -1 }, /^ {2}- provisionedConcurrency: expected an integer from 0 to 10000/m],
+    [
+      { auth: { jwt: { issuer: 'http://insecure', audience: ['a'] } } },
+      /^ {2}- auth\.jwt\.issuer: expected an https:\/\/ URL \(the OIDC issuer\), got "http:\/\/insecure"$/m,
+    ],
     [
       { auth: { jwt: { issuer: 'https://ok.example.com', audience: [] } } },
-      /audience must list at least one/,
+      /^ {2}- auth\.jwt\.audience: expected at least one audience/m,
     ],
-    [{ alarmEmail: 'not-an-email' }, /alarmEmail must be an email address/],
-    [{ cacheMaxAgeSeconds: 0 }, /cacheMaxAgeSeconds must be an integer from 1 to 315360000/],
-    [{ batchOptions: { chunkSize: 5 } as never }, /batchOptions has unknown option\(s\) chunkSize; known: /],
-    [{ batchOptions: { chunkBytes: 10 } }, /batchOptions: chunkBytes must be an integer >= 1024/],
-    [{ cacheTtlSeconds: 1.5 }, /cacheTtlSeconds must be an integer from 1/],
+    [{ alarmEmail: 'not-an-email' }, /^ {2}- alarmEmail: expected an email address, got "not-an-email"$/m],
+    [
+      { cacheMaxAgeSeconds: 0 },
+      /^ {2}- cacheMaxAgeSeconds: expected an integer from 1 to 315360000, got 0$/m,
+    ],
+    [
+      { batchOptions: { chunkSize: 5 } as never },
+      /^ {2}- batchOptions: unknown option\(s\) chunkSize; known: /m,
+    ],
+    [{ batchOptions: { chunkBytes: 10 } }, /^ {2}- batchOptions: chunkBytes must be an integer >= 1024$/m],
+    [{ cacheTtlSeconds: 1.5 }, /^ {2}- cacheTtlSeconds: expected an integer from 1/m],
     [
       { cacheMaxAgeSeconds: 3600, cacheTtlSeconds: 60 },
-      /cacheTtlSeconds \(60\) must be at least cacheMaxAgeSeconds \(3600\)/,
+      /^ {2}- cacheTtlSeconds: must be at least cacheMaxAgeSeconds \(3600\), got 60/m,
     ],
-  ])('rejects %j', (props, message) => {
+    [{ logRetention: 10 as never }, /^ {2}- logRetention: expected one of 1, 3, 5, 7, 14, 30/m],
+    [
+      { apiThrottle: { rateLimit: 0, burstLimit: 10 } },
+      /^ {2}- apiThrottle\.rateLimit: expected an integer/m,
+    ],
+    [{ architecture: 'sparc' as never }, /^ {2}- architecture: expected one of x86_64, arm64, got "sparc"$/m],
+  ])('rejects %j, naming the setting', (props, message) => {
+    expect(build(props)).toThrow(TandemPropsError);
     expect(build(props)).toThrow(message);
+  });
+
+  it('lists every bad prop at once', () => {
+    expect(build({ predictMemorySize: 64, scoreMemorySize: 20_000 })).toThrow(
+      /predictMemorySize: expected .*\n.*scoreMemorySize: expected /,
+    );
+  });
+
+  it('checks the JWT issuer with the same rule as the jwtIssuer context key', () => {
+    // One rule: an issuer the context accepts is one the construct accepts, and the other way round.
+    for (const issuer of ['https://issuer.example.com', 'https://cognito-idp.eu-west-1.amazonaws.com/pool']) {
+      expect(build({ auth: { jwt: { issuer, audience: ['a'] } } })).not.toThrow();
+      expect(
+        readSettings((key) => ({ auth: 'jwt', jwtIssuer: issuer, jwtAudience: 'a' })[key as string]),
+      ).toBeDefined();
+    }
+    for (const issuer of ['https://', 'https:///path', 'http://issuer.example.com', 'https://a b']) {
+      expect(build({ auth: { jwt: { issuer, audience: ['a'] } } })).toThrow(/auth\.jwt\.issuer/);
+      expect(() =>
+        readSettings((key) => ({ auth: 'jwt', jwtIssuer: issuer, jwtAudience: 'a' })[key as string]),
+      ).toThrow(/jwtIssuer: expected an https:\/\/ URL/);
+    }
   });
 
   it('warns when only one of the cache max age and TTL is set (the other comes from each manifest)', () => {
@@ -761,111 +953,5 @@ describe('Tandem props validation', () => {
         testStack(testApp(), { cacheTtlSeconds: 3600, cacheMaxAgeSeconds: 60 }),
       ).findWarning('*', Match.stringLikeRegexp('cacheTtlSeconds is set')),
     ).toEqual([]);
-  });
-});
-
-describe('settings from context', () => {
-  const from = (context: Record<string, unknown>) => readSettings((key: SettingName) => context[key]);
-
-  it('reads cdk.json: the defaults, as JSON types', () => {
-    const { stackName, props } = from(cdkJsonContext());
-    expect(stackName).toBe('Tandem');
-    expect(props).toEqual({
-      modelName: 'fraud-detector',
-      architecture: 'x86_64',
-      predictMemorySize: 1769,
-      scoreMemorySize: 3538,
-      provisionedConcurrency: 0,
-      batchMaxConcurrency: 40,
-      toleratedFailurePercentage: 0,
-      cacheBudgetMs: 150,
-      writeThrough: false,
-      logRetention: logs.RetentionDays.ONE_MONTH,
-    });
-  });
-
-  it('documents every setting with its default in docs/deploy.md, and cdk.json writes the same defaults', () => {
-    const guide = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
-    const rows = new Map(
-      [...guide.matchAll(/^\| `(\w+)`\s+\| ([^|]*?)\s+\|/gm)].map((m) => [m[1]!, m[2]!.trim()]),
-    );
-    const context = cdkJsonContext();
-    for (const [key, setting] of Object.entries(SETTINGS)) {
-      expect(rows.has(key), `${key} in docs/deploy.md`).toBe(true);
-      const documented = rows.get(key)!;
-      if (setting.default === undefined) {
-        expect(documented, key).not.toMatch(/^`/);
-        expect(context[key], `cdk.json ${key}`).toBeUndefined();
-      } else {
-        expect(documented, key).toBe(`\`${String(setting.default)}\``);
-        if (key in context) expect(context[key], `cdk.json ${key}`).toBe(setting.default);
-      }
-    }
-  });
-
-  it('reads -c key=value strings', () => {
-    const { stackName, props } = from({
-      stackName: 'TandemStaging',
-      architecture: 'arm64',
-      provisionedConcurrency: '2',
-      toleratedFailurePercentage: '2.5',
-      writeThrough: 'true',
-      auth: 'jwt',
-      jwtIssuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc',
-      jwtAudience: 'client-a, client-b',
-      apiRateLimit: '50',
-      logRetentionDays: '14',
-      cacheMaxAgeSeconds: '900',
-      cacheTtlSeconds: '86400',
-      batchOptions: '{"chunkBytes": 8388608, "tableWrites": "none"}',
-    });
-    expect(stackName).toBe('TandemStaging');
-    expect(props).toEqual({
-      architecture: 'arm64',
-      provisionedConcurrency: 2,
-      toleratedFailurePercentage: 2.5,
-      writeThrough: true,
-      auth: {
-        jwt: {
-          issuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc',
-          audience: ['client-a', 'client-b'],
-        },
-      },
-      apiThrottle: { rateLimit: 50, burstLimit: 1000 },
-      logRetention: logs.RetentionDays.TWO_WEEKS,
-      cacheMaxAgeSeconds: 900,
-      cacheTtlSeconds: 86_400,
-      batchOptions: { chunkBytes: 8_388_608, tableWrites: 'none' },
-    });
-  });
-
-  it('reports every bad setting at once, by name', () => {
-    let error: unknown;
-    try {
-      from({
-        predictMemorySize: 'lots',
-        architecture: 'sparc',
-        writeThrough: 'yes',
-        logRetentionDays: '10',
-        auth: 'jwt',
-        cacheMaxAgeSeconds: '7200',
-        cacheTtlSeconds: '3600',
-        batchOptions: '{"delimiter": ";;"}',
-      });
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(SettingsError);
-    const problems = (error as SettingsError).problems.join('\n');
-    expect(problems).toMatch(/^predictMemorySize: expected an integer from 128 to 10240, got "lots"$/m);
-    expect(problems).toMatch(/^architecture: expected one of x86_64, arm64, got "sparc"$/m);
-    expect(problems).toMatch(/^writeThrough: expected true or false, got "yes"$/m);
-    expect(problems).toMatch(/^logRetentionDays: expected one of CloudWatch Logs' values/m);
-    expect(problems).toMatch(/^jwtIssuer: auth=jwt needs the OIDC issuer URL/m);
-    expect(problems).toMatch(/^jwtAudience: auth=jwt needs at least one audience/m);
-    expect(problems).toMatch(/^cacheTtlSeconds: must be at least cacheMaxAgeSeconds \(7200\), got 3600$/m);
-    expect(problems).toMatch(
-      /^batchOptions: delimiter must be one character other than a quote or a line end$/m,
-    );
   });
 });

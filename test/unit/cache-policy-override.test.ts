@@ -95,7 +95,7 @@ describe('cachePolicyFromEnv', () => {
 
   it.each(['0', '-5', '1.5', 'abc', '1e3', '999999999999'])('rejects %j, naming the variable', (raw) => {
     expect(() => cachePolicyFromEnv({ CACHE_TTL_SECONDS: raw })).toThrow(
-      new RegExp(`^CACHE_TTL_SECONDS must be a whole number of seconds from 1 to \\d+, got "${raw}"$`),
+      new RegExp(`^CACHE_TTL_SECONDS: expected an integer from 1 to \\d+, got "${raw}"$`),
     );
   });
 });

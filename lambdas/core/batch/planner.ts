@@ -15,7 +15,6 @@ import { checkPackagePath, readModelPackage } from '../model-package.ts';
 import type { ModelSource, ObjectStore } from '../ports.ts';
 import {
   CHUNK_WRITE_SECONDS,
-  DEFAULT_BATCH_OPTIONS,
   MAX_CHUNKS,
   itemsKey,
   parseIncomingKey,
@@ -29,7 +28,10 @@ import {
 } from './contracts.ts';
 import { scanCsv, scanJsonl } from './dataset-scan.ts';
 import { BatchInputError, ModelUnavailableError } from './errors.ts';
+import { recordHardLimit, resolveOptions } from './options.ts';
 import { objectRandomAccess } from './random-access.ts';
+
+export { resolveOptions };
 
 export interface PlanResult {
   readonly bucket: string;
@@ -47,18 +49,6 @@ export interface PlannerDeps {
   readonly now?: () => number;
 }
 
-const MAX_PASS_THROUGH_COLUMNS = 100;
-const MAX_RECORD_BYTES_LIMIT = 256 * 1024 * 1024;
-const RECORD_HARD_LIMIT_FACTOR = 16;
-
-/**
- * The longest record a run accepts at all: a record over maxRecordBytes is rejected as a row (the run
- * goes on), one over this fails the run at plan time, since a worker must hold a record whole.
- */
-export function recordHardLimit(options: Pick<BatchOptions, 'maxRecordBytes'>): number {
-  return Math.min(RECORD_HARD_LIMIT_FACTOR * options.maxRecordBytes, MAX_RECORD_BYTES_LIMIT);
-}
-
 /**
  * The most rows a chunk may hold: maxChunkRows, and, when table writes are paced, what the pace writes
  * in CHUNK_WRITE_SECONDS (a chunk with more would still be writing when its Express child is stopped).
@@ -68,63 +58,6 @@ export function chunkRowLimit(options: BatchOptions): number {
   if (options.tableWrites === 'all' && options.maxTableWritesPerSecond > 0)
     limits.push(Math.max(1, Math.floor(options.maxTableWritesPerSecond * CHUNK_WRITE_SECONDS)));
   return Math.min(...limits);
-}
-
-export function resolveOptions(options: Partial<BatchOptions> | undefined): BatchOptions {
-  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options)))
-    throw new BatchInputError('INVALID_OPTIONS', 'the batch options must be an object');
-  const merged = { ...DEFAULT_BATCH_OPTIONS, ...options };
-  const problems: string[] = [];
-  const unknown = Object.keys(options ?? {}).filter((name) => !Object.hasOwn(DEFAULT_BATCH_OPTIONS, name));
-  // A misspelt option would otherwise fall back to its default without a word.
-  if (unknown.length > 0) problems.push(`unknown option ${unknown.map((u) => `"${u}"`).join(', ')}`);
-  if (
-    typeof merged.delimiter !== 'string' ||
-    merged.delimiter.length !== 1 ||
-    '"\r\n'.includes(merged.delimiter)
-  ) {
-    problems.push('delimiter must be one character other than a quote or a line end');
-  }
-  if (
-    !Array.isArray(merged.passThroughColumns) ||
-    !merged.passThroughColumns.every((c) => typeof c === 'string')
-  ) {
-    problems.push('passThroughColumns must be a list of column names');
-  } else if (merged.passThroughColumns.length > MAX_PASS_THROUGH_COLUMNS) {
-    problems.push(`passThroughColumns may name at most ${MAX_PASS_THROUGH_COLUMNS} columns`);
-  }
-  if (merged.tableWrites !== 'all' && merged.tableWrites !== 'none')
-    problems.push('tableWrites must be "all" or "none"');
-  if (!Number.isInteger(merged.chunkBytes) || merged.chunkBytes < 1024)
-    problems.push('chunkBytes must be an integer >= 1024');
-  if (!Number.isSafeInteger(merged.maxChunkRows) || merged.maxChunkRows < 0)
-    problems.push('maxChunkRows must be an integer >= 0 (0: no limit)');
-  if (
-    !Number.isInteger(merged.microBatchRows) ||
-    merged.microBatchRows < 1 ||
-    merged.microBatchRows > 100_000
-  ) {
-    problems.push('microBatchRows must be an integer from 1 to 100000');
-  }
-  if (typeof merged.maxTableWritesPerSecond !== 'number' || !(merged.maxTableWritesPerSecond >= 0))
-    problems.push('maxTableWritesPerSecond must be a number >= 0');
-  if (!Number.isSafeInteger(merged.maxInputBytes) || merged.maxInputBytes < 1024)
-    problems.push('maxInputBytes must be an integer >= 1024');
-  if (
-    !Number.isInteger(merged.maxRecordBytes) ||
-    merged.maxRecordBytes < 1024 ||
-    merged.maxRecordBytes > MAX_RECORD_BYTES_LIMIT
-  ) {
-    problems.push(`maxRecordBytes must be an integer from 1024 to ${MAX_RECORD_BYTES_LIMIT}`);
-  }
-  if (!Number.isSafeInteger(merged.maxRowGroupRows) || merged.maxRowGroupRows < 1)
-    problems.push('maxRowGroupRows must be a positive integer');
-  if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
-    problems.push('outputFormat must be "jsonl" or "csv"');
-  if (merged.csvFormulas !== 'neutralize' && merged.csvFormulas !== 'raw')
-    problems.push('csvFormulas must be "neutralize" or "raw"');
-  if (problems.length > 0) throw new BatchInputError('INVALID_OPTIONS', problems.join('; '));
-  return merged;
 }
 
 /** Model store failures that a retry may fix: not a reason to fail the run (Plan is retried). */
