@@ -6,7 +6,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';

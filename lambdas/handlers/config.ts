@@ -3,7 +3,7 @@
  * lambdas/core/settings.ts (the variables, ranges and defaults the stack and docs/configuration.md use);
  * a bad value fails the init, naming the variable.
  */
-import { DEFAULT_LIMITS, type RequestLimits } from '../core/predict-request.ts';
+import type { RequestLimits } from '../core/predict-request.ts';
 import { readEnv, requireEnv, SETTINGS, SettingError } from '../core/settings.ts';
 
 export interface ApiConfig {
