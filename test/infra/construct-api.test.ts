@@ -9,7 +9,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ts from 'typescript';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { Tandem } from '../../lib/index.ts';
 import { flat, list, REPO_ROOT, resources, statementsOf, testApp, type Statement } from './support.ts';
 

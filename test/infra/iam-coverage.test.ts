@@ -16,7 +16,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } fro
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   batchDynamoClient,
   dynamoClient,
@@ -41,6 +41,7 @@ import {
   templateOf,
   type Statement,
 } from './support.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const BUCKET = 'tandem-data';
 const TABLE = 'tandem-predictions';
@@ -337,7 +338,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
 
   afterAll(async () => {
     await aws?.stop();
-  });
+  }, 60_000);
 
   it('ran the batch lane for real: two successful runs, one failed run, and every API route', () => {
     const csvRun = runs[`incoming/${MODEL}/access-check.csv`]!;
@@ -358,7 +359,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       'finalize PutEventsCommand',
       'trigger StartExecutionCommand',
     ]) {
-      expect(commands, expected).toContain(expected);
+      expectWithMessage(commands, expected).toContain(expected);
     }
   });
 

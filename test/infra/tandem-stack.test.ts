@@ -6,7 +6,7 @@ import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
 import { readSettings, SETTINGS, SettingsError, type SettingName } from '../../lib/settings.ts';
 import { Tandem } from '../../lib/tandem-stack.ts';
@@ -25,6 +25,7 @@ import {
   testStack,
   type Statement,
 } from './support.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 function grants(statements: Statement[]): string[] {
   return statements
@@ -53,7 +54,7 @@ describe('TandemStack (defaults)', () => {
   let template: Template;
   beforeAll(() => {
     template = templateOf();
-  });
+  }, 60_000);
 
   describe('data bucket', () => {
     it('is encrypted, private, versioned, TLS-only and retained', () => {
@@ -324,18 +325,18 @@ describe('TandemStack (defaults)', () => {
         finalize: definition.States[STATE_NAMES.finalize]!,
       };
       for (const [name, task] of Object.entries(tasks)) {
-        expect(task['Resource'], name).toMatch(
+        expectWithMessage(task['Resource'], name).toMatch(
           new RegExp(`^\\$\\{TandemBatch${name[0]!.toUpperCase()}${name.slice(1)}Function\\w+\\.Arn\\}$`),
         );
         const retries = task['Retry'] as Array<Record<string, unknown>>;
-        expect(
+        expectWithMessage(
           retries.some((r) => r['JitterStrategy'] === 'FULL' && (r['MaxAttempts'] as number) > 0),
           name,
         ).toBe(true);
         // Backoff: every retry that retries waits longer each time, up to a cap where one is set.
         for (const retry of retries.filter((r) => (r['MaxAttempts'] as number) > 0)) {
-          expect(retry['BackoffRate'] as number, name).toBeGreaterThan(1);
-          expect(retry['IntervalSeconds'] as number, name).toBeGreaterThan(0);
+          expectWithMessage(retry['BackoffRate'] as number, name).toBeGreaterThan(1);
+          expectWithMessage(retry['IntervalSeconds'] as number, name).toBeGreaterThan(0);
         }
       }
       // A chunk is retried on any error (its output is idempotent), Finalize too; a bad input is not.
@@ -498,11 +499,11 @@ describe('TandemStack (defaults)', () => {
         for (const s of (policy.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement) {
           const star = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*');
           if (star)
-            expect(
+            expectWithMessage(
               list(s.Action).filter((a) => !allowed.includes(a)),
               policyId,
             ).toEqual([]);
-          for (const action of list(s.Action)) expect(action, policyId).not.toMatch(/\*/);
+          for (const action of list(s.Action)) expectWithMessage(action, policyId).not.toMatch(/\*/);
         }
       }
       template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
@@ -600,7 +601,7 @@ describe('TandemStack (defaults)', () => {
   it('keeps what the deploy guide says is kept on tear-down, and schedules the alarm key for deletion', () => {
     for (const type of ['AWS::S3::Bucket', 'AWS::DynamoDB::Table', 'AWS::Logs::LogGroup']) {
       for (const [id, resource] of Object.entries(resources(template, type))) {
-        expect(resource.DeletionPolicy, id).toBe('Retain');
+        expectWithMessage(resource.DeletionPolicy, id).toBe('Retain');
       }
     }
     const [, key] = onlyResource(template, 'AWS::KMS::Key');
@@ -629,7 +630,7 @@ describe('TandemStack (configured)', () => {
       logRetention: logs.RetentionDays.ONE_WEEK,
       batchOptions: { delimiter: ';' },
     });
-  });
+  }, 60_000);
 
   it('puts a JWT authorizer on every route', () => {
     const [authorizerId] = onlyResource(template, 'AWS::ApiGatewayV2::Authorizer');
@@ -780,14 +781,14 @@ describe('settings from context', () => {
     );
     const context = cdkJsonContext();
     for (const [key, setting] of Object.entries(SETTINGS)) {
-      expect(rows.has(key), `${key} in docs/deploy.md`).toBe(true);
+      expectWithMessage(rows.has(key), `${key} in docs/deploy.md`).toBe(true);
       const documented = rows.get(key)!;
       if (setting.default === undefined) {
-        expect(documented, key).not.toMatch(/^`/);
-        expect(context[key], `cdk.json ${key}`).toBeUndefined();
+        expectWithMessage(documented, key).not.toMatch(/^`/);
+        expectWithMessage(context[key], `cdk.json ${key}`).toBeUndefined();
       } else {
-        expect(documented, key).toBe(`\`${String(setting.default)}\``);
-        if (key in context) expect(context[key], `cdk.json ${key}`).toBe(setting.default);
+        expectWithMessage(documented, key).toBe(`\`${String(setting.default)}\``);
+        if (key in context) expectWithMessage(context[key], `cdk.json ${key}`).toBe(setting.default);
       }
     }
   });

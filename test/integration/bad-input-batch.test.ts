@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { BatchOptions, BatchPlan } from '../../lambdas/core/batch/contracts.ts';
 import {
   DEMO_MODEL,
@@ -34,6 +34,7 @@ import {
   type JsonRow,
   type RunOutcome,
 } from '../support/batch-harness.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 let stack: LocalStack;
 let dir: string;
@@ -87,16 +88,16 @@ function expectReferencePredictions(outcome: RunOutcome, ids?: readonly string[]
   for (const p of outcome.predictions) {
     const id = p['id'] as string;
     if (!wanted.has(id) || !reference.has(id)) continue;
-    expect(p['prediction'], `prediction of ${id}`).toEqual(reference.get(id));
+    expectWithMessage(p['prediction'], `prediction of ${id}`).toEqual(reference.get(id));
   }
 }
 
 function expectRejected(outcome: RunOutcome, row: number, reason: RegExp, fields: string[] = []): JsonRow {
   const rejected = rejectedRow(outcome, row);
-  expect(rejected['reason'], `row ${row}`).toMatch(reason);
+  expectWithMessage(rejected['reason'], `row ${row}`).toMatch(reason);
   const details = (rejected['details'] as { field: string }[] | undefined) ?? [];
   for (const field of fields)
-    expect(
+    expectWithMessage(
       details.map((d) => d.field),
       `row ${row} details`,
     ).toContain(field);
@@ -115,7 +116,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await rm(dir, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('bad input, batch: CSV rows', () => {
   it('rejects a ragged row with too few fields, keeping its fields', async () => {
@@ -264,8 +265,8 @@ describe('bad input, batch: CSV rows', () => {
       const item = await stack.dynamo.send(
         new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${entity}` } } }),
       );
-      expect(item.Item?.['sourceRow'], entity).toEqual({ N: String(row) });
-      expect(item.Item?.['runId'], entity).toEqual({ S: outcome.manifest.runId });
+      expectWithMessage(item.Item?.['sourceRow'], entity).toEqual({ N: String(row) });
+      expectWithMessage(item.Item?.['runId'], entity).toEqual({ S: outcome.manifest.runId });
     }
   });
 });
@@ -472,7 +473,7 @@ describe('bad input, batch: CSV files', () => {
       const item = await stack.dynamo.send(
         new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${id}` } } }),
       );
-      expect(item.Item?.['entityId'], id).toEqual({ S: id });
+      expectWithMessage(item.Item?.['entityId'], id).toEqual({ S: id });
     }
   });
 

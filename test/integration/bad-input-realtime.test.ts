@@ -6,9 +6,10 @@
  * serving good requests afterwards.
  */
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
 import { DEMO_MODEL, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const demo = await readDemoDataset();
 const demoRows = demo.rows;
@@ -757,7 +758,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
-});
+}, 60_000);
 
 interface Reply {
   readonly status: number;
@@ -806,7 +807,7 @@ const LEAKS: readonly RegExp[] = [
 ];
 
 function expectNoLeak(text: string): void {
-  for (const leak of LEAKS) expect(text, `leaks ${leak}`).not.toMatch(leak);
+  for (const leak of LEAKS) expectWithMessage(text, `leaks ${leak}`).not.toMatch(leak);
 }
 
 function expectNoPollution(): void {
@@ -825,9 +826,9 @@ describe('bad input, real-time lane', () => {
   it.each(CATALOGUE)('$name -> $status $code', async (c) => {
     const method = c.method ?? 'POST';
     const reply = await send(method, c.path ?? '/predict', c.body, c.headers ?? JSON_TYPE);
-    expect(reply.status, reply.text.slice(0, 500)).toBe(c.status);
+    expectWithMessage(reply.status, reply.text.slice(0, 500)).toBe(c.status);
     expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(reply.body?.error?.code, reply.text.slice(0, 500)).toBe(c.code);
+    expectWithMessage(reply.body?.error?.code, reply.text.slice(0, 500)).toBe(c.code);
     expect(reply.body.error.message).toMatch(c.message);
     // The request id ties the answer to the logs.
     expect(reply.body.error.requestId).toEqual(expect.any(String));

@@ -18,7 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { BATCH_DYNAMODB_CONFIG } from '../../lambdas/adapters/aws-clients.ts';
 import { DynamoDbPredictionStore } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 import { EventBridgePublisher } from '../../lambdas/adapters/eventbridge-publisher.ts';
@@ -38,7 +38,7 @@ afterEach(() => {
   s3.reset();
   sfn.reset();
   events.reset();
-});
+}, 60_000);
 
 const items = Array.from({ length: 20 }, (_, i) =>
   storedPrediction(

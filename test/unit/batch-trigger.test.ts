@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { parseIncomingKey } from '../../lambdas/core/batch/contracts.ts';
 import { describeFailure } from '../../lambdas/core/batch/finalizer.ts';
 import { runIdFor, triggerRuns, uploadsFromEvent } from '../../lambdas/core/batch/trigger.ts';

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { limitConcurrency } from '../../local/concurrency-gate.ts';
 
 /** A handler whose calls finish only when the test says so. */

@@ -7,7 +7,7 @@ import {
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
 import {
   DynamoDbPredictionStore,
@@ -16,7 +16,9 @@ import {
 } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 
 const dynamo = mockClient(DynamoDBClient);
-afterEach(() => dynamo.reset());
+afterEach(() => {
+  dynamo.reset();
+}, 60_000);
 
 const item = storedPrediction(
   {

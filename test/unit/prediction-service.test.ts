@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
 import { CacheUnavailableError, NotPrecomputedError, ValidationError } from '../../lambdas/core/errors.ts';
 import type { ServedModel } from '../../lambdas/core/model-loader.ts';
@@ -66,10 +66,10 @@ function cached(entityId: string, ageSeconds: number, version = '1'): StoredPred
 let model: ServedModel;
 beforeAll(async () => {
   model = await loadTinyModel('1');
-});
+}, 60_000);
 afterAll(async () => {
   await model.close();
-});
+}, 60_000);
 
 function setup(options: { writeThrough?: boolean; budget?: number } = {}) {
   const store = new MemoryStore();

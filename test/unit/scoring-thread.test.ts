@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringDictionaries, FeedBatch } from '../../lambdas/core/batch/feed-batch.ts';
 import {
   feedStrings,
@@ -82,7 +82,7 @@ describe('FeedRunner', () => {
   afterAll(async () => {
     await inline?.close();
     await threaded?.close();
-  });
+  }, 60_000);
 
   it('gives the same outputs on a scoring thread as inline, and hands the feeds back', async () => {
     expect([inline.threads, threaded.threads]).toEqual([0, 2]);
