@@ -428,7 +428,7 @@ export function startScoringThread(
   graphBytes: Uint8Array,
   label: string,
   dictionaries: Dictionaries,
-): Promise<FeedRunner> {
+): Promise<WorkerRunner> {
   return WorkerRunner.start(graphBytes, label, dictionaries);
 }
 
