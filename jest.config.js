@@ -1,6 +1,7 @@
 /**
- * Jest over the TypeScript sources as they are (ESM): run with `npm test`, or `npx jest [files]`.
- * ESM under jest needs node's --experimental-vm-modules; bin/jest.js... (see package.json "test").
+ * Jest over the TypeScript sources as they are (ES modules, compiled per file by @swc/jest): `npm test`, or
+ * `npx jest [files]`. Jest's ES module support needs node's --experimental-vm-modules: .npmrc passes it.
+ * See docs/internals/testing.md.
  * @type {import('jest').Config}
  */
 export default {
@@ -17,5 +18,7 @@ export default {
   },
   testEnvironment: '<rootDir>/test/support/jest-environment.js',
   testTimeout: 30_000,
+  // Every core: most integration time is spent waiting on the emulators, not computing.
+  maxWorkers: '100%',
   setupFiles: ['<rootDir>/test/support/jest-env.ts'],
 };

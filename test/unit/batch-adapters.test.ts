@@ -18,6 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { BATCH_DYNAMODB_CONFIG } from '../../lambdas/adapters/aws-clients.ts';
 import { DynamoDbPredictionStore } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
@@ -138,9 +139,9 @@ describe('S3ObjectStore', () => {
     });
     const store = new S3ObjectStore(new S3Client({}));
     expect(Buffer.from(await store.readBytes('b', 'k', { start: 10, end: 13 })).toString()).toBe('abc');
-    expect(s3.commandCalls(GetObjectCommand)[0]!.args[0].input.Range).toBe('bytes=10-12');
+    expect(s3).toHaveReceivedCommandWith(GetObjectCommand, { Range: 'bytes=10-12' });
     expect(await store.readBytes('b', 'k', { start: 5, end: 5 })).toHaveLength(0);
-    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(1);
+    expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 1);
   });
 });
 

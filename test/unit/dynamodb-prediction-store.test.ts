@@ -7,6 +7,7 @@ import {
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
 import {
@@ -67,7 +68,7 @@ describe('DynamoDbPredictionStore', () => {
       'fraud#txn#1',
       'fraud#other',
     ]);
-    expect(dynamo.commandCalls(BatchGetItemCommand)).toHaveLength(2);
+    expect(dynamo).toHaveReceivedCommandTimes(BatchGetItemCommand, 2);
     expect(found.get('fraud#txn#1')).toEqual(item);
   });
 
@@ -90,8 +91,9 @@ describe('DynamoDbPredictionStore', () => {
     dynamo.on(GetItemCommand).resolves({ Item: toItem(item) });
     const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['fraud#txn#1']);
     expect(found.get('fraud#txn#1')).toEqual(item);
-    expect(dynamo.commandCalls(BatchGetItemCommand)).toHaveLength(0);
-    expect(dynamo.commandCalls(GetItemCommand)[0]!.args[0].input).toMatchObject({
+    expect(dynamo).not.toHaveReceivedCommand(BatchGetItemCommand);
+    expect(dynamo).toHaveReceivedCommandTimes(GetItemCommand, 1);
+    expect(dynamo).toHaveReceivedCommandWith(GetItemCommand, {
       TableName: 'table',
       Key: { pk: { S: 'fraud#txn#1' } },
     });
