@@ -34,4 +34,20 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    files: ['test/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'vitest',
+              message: "Tests run on jest: import from '@jest/globals' (see docs/internals/testing.md).",
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -4,6 +4,7 @@
  * Progress goes to stderr. Targets are reported, never enforced: the exit code is 0 whether they pass
  * or miss, and 1 only when a section could not run.
  */
+import '../local/node-support.ts'; // first: before any AWS SDK client is made
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { measurePredictAssetMb } from './asset-size.ts';

@@ -2,6 +2,7 @@
  * `npm run batch -- <file>`: one dataset through the batch lane on this machine, the same pipeline as
  * deployed (plan -> chunks scored in parallel -> manifest), against embedded S3 and DynamoDB.
  */
+import '../local/node-support.ts'; // first: before any AWS SDK client is made
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

@@ -3,6 +3,7 @@
  * (s3rver) on loopback, the demo model uploaded, the demo dataset scored into the table, and the real
  * API handler behind an API Gateway event adapter.
  */
+import '../local/node-support.ts'; // first: before any AWS SDK client is made
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

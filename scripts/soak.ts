@@ -9,6 +9,7 @@
  * the last good version serves, both batch runs account for every row exactly, and the server's RSS
  * after the run is within 1.2x of its RSS after warm-up. The last stdout line is the JSON summary.
  */
+import '../local/node-support.ts'; // first: before any AWS SDK client is made
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import { startEmbeddedAws, type EmbeddedAws } from '../../local/embedded-aws.ts';
 import { uploadModelPackages } from '../../local/uploader.ts';
@@ -36,6 +36,7 @@ import {
   type NodeRuntime,
 } from './support/lambda-sandbox.ts';
 import { LocalControlPlane } from './support/local-control-plane.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const MODEL = 'fraud-detector';
 const ROWS = 120;
@@ -94,7 +95,7 @@ afterAll(async () => {
   await aws?.stop();
   sandbox?.remove();
   if (stack) fs.rmSync(stack.outdir, { recursive: true, force: true });
-});
+}, 60_000);
 
 /** Invokes a function with the endpoints of the runtime's control plane; a failure throws like Lambda's. */
 async function invoke(fn: DeployedFunction, runtime: NodeRuntime, event: unknown): Promise<Invocation> {
@@ -228,13 +229,15 @@ interface RunOutcome {
 async function runUpload(runtime: NodeRuntime, key: string, body: Uint8Array): Promise<RunOutcome> {
   const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
   const event = objectCreated(key, put.ETag!.replace(/"/g, ''), body.byteLength);
-  expect(matchesPattern(event, stack.uploadRule.pattern), `the upload rule matches ${key}`).toBe(true);
+  expectWithMessage(matchesPattern(event, stack.uploadRule.pattern), `the upload rule matches ${key}`).toBe(
+    true,
+  );
   const triggered = await invoke(stack.uploadRule.target, runtime, event);
   expect(failures([triggered])).toEqual([]);
   const [outcome] = triggered.result as Array<{ result: string; runId: string }>;
   expect(outcome?.result).toBe('started');
   const execution = planes.get(runtime.id)!.plane.executions.get(outcome!.runId);
-  expect(execution, `execution ${outcome!.runId}`).toBeDefined();
+  expectWithMessage(execution, `execution ${outcome!.runId}`).toBeDefined();
   const { status } = await execution!.done;
   // Runs go on side by side: a run's invocations are those whose event names it.
   const invocations = [
@@ -245,7 +248,10 @@ async function runUpload(runtime: NodeRuntime, key: string, body: Uint8Array): P
     (i) =>
       i.fn === stack.fn('BatchFinalize').name && i.ok && JSON.stringify(i.result).includes(outcome!.runId),
   );
-  expect(finalize, `finalize ran for ${outcome!.runId}:\n${failures(invocations).join('\n')}`).toBeDefined();
+  expectWithMessage(
+    finalize,
+    `finalize ran for ${outcome!.runId}:\n${failures(invocations).join('\n')}`,
+  ).toBeDefined();
   const manifestKey = (finalize!.result as { manifestKey: string }).manifestKey;
   const manifest = JSON.parse(await readText(manifestKey)) as RunManifest;
   return { runId: outcome!.runId, status, manifest, invocations };
@@ -255,10 +261,13 @@ describe('the bundles in bare folders', () => {
   it('reach no package of the repository: only their own node_modules and the runtime SDK', () => {
     for (const fn of stack.functions) {
       for (const runtime of RUNTIMES) {
-        for (const repoOnly of ['zod', '@aws-lambda-powertools/logger', 'hyparquet', 'vitest']) {
-          expect(sandbox.resolveFrom(fn, runtime, repoOnly), `${fn.name} -> ${repoOnly}`).toBeUndefined();
+        for (const repoOnly of ['zod', '@aws-lambda-powertools/logger', 'hyparquet', 'jest']) {
+          expectWithMessage(
+            sandbox.resolveFrom(fn, runtime, repoOnly),
+            `${fn.name} -> ${repoOnly}`,
+          ).toBeUndefined();
         }
-        expect(sandbox.resolveFrom(fn, runtime, '@aws-sdk/client-s3'), fn.name).toMatch(
+        expectWithMessage(sandbox.resolveFrom(fn, runtime, '@aws-sdk/client-s3'), fn.name).toMatch(
           new RegExp(`^${sandbox.runtimeDir}/node_modules/@aws-sdk/client-s3/`),
         );
       }
@@ -279,10 +288,10 @@ describe('the bundles in bare folders', () => {
       'TandemBatchTriggerFunction',
     ]);
     for (const fn of stack.functions) {
-      expect(fn.runtime, fn.name).toBe('nodejs22.x');
-      expect(fn.handler, fn.name).toBe('index.handler');
-      expect(fs.existsSync(path.join(sandbox.taskDir(fn), 'index.mjs')), fn.name).toBe(true);
-      expect(fn.environment['NODE_OPTIONS'], fn.name).toContain('--enable-source-maps');
+      expectWithMessage(fn.runtime, fn.name).toBe('nodejs22.x');
+      expectWithMessage(fn.handler, fn.name).toBe('index.handler');
+      expectWithMessage(fs.existsSync(path.join(sandbox.taskDir(fn), 'index.mjs')), fn.name).toBe(true);
+      expectWithMessage(fn.environment['NODE_OPTIONS'], fn.name).toContain('--enable-source-maps');
     }
   });
 });
@@ -317,16 +326,19 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
   it.each(FORMATS)('completes a batch run of a %s upload', async (format) => {
     const run = await runs.get(format)!;
     const why = `${format}: ${run.manifest.error?.code ?? ''} ${run.manifest.error?.message ?? ''}\n${failures(run.invocations).join('\n')}`;
-    expect(run.status, why).toBe('SUCCEEDED');
-    expect(run.manifest.status, why).toBe('SUCCEEDED');
-    expect(run.manifest.counts, why).toMatchObject({
+    expectWithMessage(run.status, why).toBe('SUCCEEDED');
+    expectWithMessage(run.manifest.status, why).toBe('SUCCEEDED');
+    expectWithMessage(run.manifest.counts, why).toMatchObject({
       read: ROWS,
       scored: ROWS,
       rejected: 0,
       writtenToTable: ROWS,
     });
-    expect(run.manifest.chunks, why).toMatchObject({ completed: run.manifest.chunks.planned, failed: 0 });
-    expect(run.manifest.model, why).toEqual({ name: MODEL, version: '1.0.0' });
+    expectWithMessage(run.manifest.chunks, why).toMatchObject({
+      completed: run.manifest.chunks.planned,
+      failed: 0,
+    });
+    expectWithMessage(run.manifest.model, why).toEqual({ name: MODEL, version: '1.0.0' });
     const parts = await Promise.all(run.manifest.outputs.parts.map(readText));
     const rows = parts.flatMap((p) =>
       p
@@ -334,7 +346,7 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
         .filter(Boolean)
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     );
-    expect(rows.map((r) => r['id']).sort(), why).toEqual(
+    expectWithMessage(rows.map((r) => r['id']).sort(), why).toEqual(
       rowsOf(format)
         .map((r) => r[0])
         .sort(),
@@ -344,7 +356,10 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
       .plane.events.find(
         (e) => e.DetailType === 'Tandem Batch Run Completed' && e.Detail.includes(run.runId),
       );
-    expect(JSON.parse(event?.Detail ?? '{}'), why).toMatchObject({ runId: run.runId, status: 'SUCCEEDED' });
+    expectWithMessage(JSON.parse(event?.Detail ?? '{}'), why).toMatchObject({
+      runId: run.runId,
+      status: 'SUCCEEDED',
+    });
   });
 
   it("fails a dataset without the model's columns at once: the input error is not retried", async () => {
@@ -370,14 +385,14 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
     );
     expect(failures([fromModel])).toEqual([]);
     const modelAnswer = fromModel.result as { statusCode: number; body: string };
-    expect(modelAnswer.statusCode, modelAnswer.body).toBe(200);
+    expectWithMessage(modelAnswer.statusCode, modelAnswer.body).toBe(200);
     expect(JSON.parse(modelAnswer.body)).toMatchObject({
       id: `new-${id}`,
       source: 'model',
       model: { name: MODEL, version: '1.0.0' },
     });
 
-    expect((await runs.get('CSV')!).status, 'the CSV run of this runtime').toBe('SUCCEEDED');
+    expectWithMessage((await runs.get('CSV')!).status, 'the CSV run of this runtime').toBe('SUCCEEDED');
     const cachedId = rowsOf('CSV')[0]![0]!;
     const item = await dynamo.send(
       new GetItemCommand({ TableName: table, Key: { pk: { S: `${MODEL}#${cachedId}` } } }),
@@ -386,11 +401,11 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
     const fromTable = await invoke(predict, runtime, apiEvent('POST', '/predict', { id: cachedId }));
     expect(failures([fromTable])).toEqual([]);
     const tableAnswer = fromTable.result as { statusCode: number; body: string };
-    expect(tableAnswer.statusCode, tableAnswer.body).toBe(200);
+    expectWithMessage(tableAnswer.statusCode, tableAnswer.body).toBe(200);
     expect(JSON.parse(tableAnswer.body)).toMatchObject({
       id: cachedId,
       source: 'cache',
       model: { name: MODEL },
     });
-  }, 60_000);
+  }, 240_000);
 });

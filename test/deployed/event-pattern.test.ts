@@ -1,5 +1,5 @@
 /** The event pattern matcher the deployed tier checks uploads against the stack's rule with. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { matchesPattern } from './support/event-pattern.ts';
 
 const upload = (key: string, bucket = 'data') => ({

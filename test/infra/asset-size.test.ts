@@ -14,10 +14,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { measureFunctionAssets, predictAssetMb, type FunctionAssetSize } from '../../lib/asset-sizes.ts';
 import { stageOnnxRuntime } from '../../lib/onnxruntime-asset.ts';
 import { REPO_ROOT, testApp, testStack } from './support.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 export { measureFunctionAssets } from '../../lib/asset-sizes.ts';
 
@@ -61,7 +62,7 @@ describe('function packaging', () => {
   let sizes: FunctionAssetSize[];
   const of = (stack: string, pattern: RegExp): FunctionAssetSize => {
     const found = sizes.filter((s) => s.stack === stack && pattern.test(s.logicalId));
-    expect(found, `${stack} ${pattern}`).toHaveLength(1);
+    expectWithMessage(found, `${stack} ${pattern}`).toHaveLength(1);
     return found[0]!;
   };
 
@@ -88,11 +89,11 @@ describe('function packaging', () => {
 
   afterAll(() => {
     if (root) fs.rmSync(root, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('measures all five functions of each stack, each well under 250 MB', () => {
     expect(sizes).toHaveLength(10);
-    for (const size of sizes) expect(size.totalMb, size.logicalId).toBeLessThan(BUDGET_MB);
+    for (const size of sizes) expectWithMessage(size.totalMb, size.logicalId).toBeLessThan(BUDGET_MB);
     expect(predictAssetMb(sizes.filter((s) => s.stack === 'Tandem'))).toBe(
       of('Tandem', /ApiPredictFunction/).totalMb,
     );
@@ -131,16 +132,19 @@ describe('function packaging', () => {
       const [docX64, docArm] = documented.get(name) ?? [NaN, NaN];
       return !(Math.abs(docX64! - x64) <= 0.5 && Math.abs(docArm! - arm) <= 0.5);
     });
-    expect(stale, `docs/deploy.md sizes are out of date; measured:\n${table}`).toEqual([]);
+    expectWithMessage(stale, `docs/deploy.md sizes are out of date; measured:\n${table}`).toEqual([]);
   });
 
   it('keeps onnxruntime out of the trigger, plan and finalize bundles', () => {
     for (const stack of ['Tandem', 'TandemArm']) {
       for (const size of sizes.filter((s) => s.stack === stack && !ORT_FUNCTIONS.test(s.logicalId))) {
-        expect(listFiles(size.codeDirectory).sort(), size.logicalId).toEqual(['index.mjs', 'index.mjs.map']);
+        expectWithMessage(listFiles(size.codeDirectory).sort(), size.logicalId).toEqual([
+          'index.mjs',
+          'index.mjs.map',
+        ]);
         const code = fs.readFileSync(path.join(size.codeDirectory, 'index.mjs'), 'utf8');
-        expect(code, size.logicalId).not.toMatch(/from\s*["']onnxruntime-node["']/);
-        expect(size.totalMb, size.logicalId).toBeLessThan(10);
+        expectWithMessage(code, size.logicalId).not.toMatch(/from\s*["']onnxruntime-node["']/);
+        expectWithMessage(size.totalMb, size.logicalId).toBeLessThan(10);
       }
     }
   });
@@ -150,20 +154,22 @@ describe('function packaging', () => {
       const map = JSON.parse(fs.readFileSync(path.join(size.codeDirectory, 'index.mjs.map'), 'utf8')) as {
         sources: string[];
       };
-      expect(map.sources.length, size.logicalId).toBeGreaterThan(0);
-      expect(
+      expectWithMessage(map.sources.length, size.logicalId).toBeGreaterThan(0);
+      expectWithMessage(
         map.sources.filter((source) => /node_modules\/@(aws-sdk|smithy)\//.test(source)),
         size.logicalId,
       ).toEqual([]);
       const code = fs.readFileSync(path.join(size.codeDirectory, 'index.mjs'), 'utf8');
       // Imported from the runtime, statically or (the API function: only when its configuration needs it)
       // dynamically.
-      expect(code, size.logicalId).toMatch(/(?:from\s*|import\(\s*)["']@aws-sdk\/client-[a-z0-9-]+["']/);
+      expectWithMessage(code, size.logicalId).toMatch(
+        /(?:from\s*|import\(\s*)["']@aws-sdk\/client-[a-z0-9-]+["']/,
+      );
       // Minified: long lines (esbuild keeps a line break only where a statement needs one). Lines of an
       // embedded base64 blob (a dependency's data, wrapped at 80 characters inside a string) do not count.
       const lines = code.split('\n').filter((line) => !/^[A-Za-z0-9+/=]{60,100}$/.test(line));
       const chars = lines.reduce((total, line) => total + line.length, 0);
-      expect(chars / lines.length, size.logicalId).toBeGreaterThan(500);
+      expectWithMessage(chars / lines.length, size.logicalId).toBeGreaterThan(500);
     }
     const imports = (pattern: RegExp): string[] => {
       const code = fs.readFileSync(path.join(of('Tandem', pattern).codeDirectory, 'index.mjs'), 'utf8');
@@ -178,7 +184,8 @@ describe('function packaging', () => {
   it('keeps the error class names Step Functions matches on (minified code would rename them)', () => {
     for (const pattern of [/BatchPlanFunction/, /BatchScoreFunction/]) {
       const code = fs.readFileSync(path.join(of('Tandem', pattern).codeDirectory, 'index.mjs'), 'utf8');
-      for (const name of NON_RETRYABLE_ERRORS) expect(code, String(pattern)).toContain(`"${name}"`);
+      for (const name of NON_RETRYABLE_ERRORS)
+        expectWithMessage(code, String(pattern)).toContain(`"${name}"`);
     }
   });
 

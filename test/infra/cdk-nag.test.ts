@@ -8,8 +8,9 @@ import { AwsSolutionsChecks, ServerlessChecks, type NagPack } from 'cdk-nag';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { testApp, testStack } from './support.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 interface Finding {
   readonly rule: string;
@@ -90,11 +91,11 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
     } catch (error) {
       synthError = error;
     }
-  });
+  }, 60_000);
 
   afterAll(() => {
     fs.rmSync(outdir, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('synthesizes with the packs as validation plugins: no unacknowledged error or warning', () => {
     expect(synthError === undefined ? undefined : String(synthError)).toBeUndefined();
@@ -118,12 +119,12 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
       const acks = acknowledgments(stack);
       expect(acks.length).toBeGreaterThan(0);
       for (const ack of acks) {
-        expect(ack.id, ack.path).toMatch(/^(AwsSolutions|Serverless)-/);
-        expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThanOrEqual(80);
+        expectWithMessage(ack.id, ack.path).toMatch(/^(AwsSolutions|Serverless)-/);
+        expectWithMessage(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThanOrEqual(80);
         const covered = raw.some(
           (f) => f.rule === ack.id && f.paths.some((p) => p === ack.path || p.startsWith(`${ack.path}/`)),
         );
-        expect(covered, `${ack.path} acknowledges ${ack.id}, which it does not have`).toBe(true);
+        expectWithMessage(covered, `${ack.path} acknowledges ${ack.id}, which it does not have`).toBe(true);
       }
     }
   });

@@ -9,7 +9,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ts from 'typescript';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { Tandem } from '../../lib/index.ts';
 import { flat, list, REPO_ROOT, resources, statementsOf, testApp, type Statement } from './support.ts';
 
@@ -74,18 +74,30 @@ describe('Tandem construct API', () => {
     expect(issues).toEqual([]);
   });
 
-  it('exposes what it creates', () => {
-    const { tandem } = hostWithTandem();
-    expect(tandem.data.bucket.bucketArn).toBeDefined();
-    expect(tandem.predictions.table.tableArn).toBeDefined();
-    expect(tandem.api.api.apiId).toBeDefined();
+  it('exposes what it creates: each property refers to a resource of its type in the template', () => {
+    const { stack, tandem } = hostWithTandem();
+    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string }> };
+    /** The type of the resource a token (a Ref or a GetAtt) refers to. */
+    const typeOf = (token: string): string | undefined => {
+      const resolved = stack.resolve(token) as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
+      const id = resolved.Ref ?? resolved['Fn::GetAtt']?.[0];
+      return id === undefined ? undefined : template.Resources[id]?.Type;
+    };
+    expect(typeOf(tandem.data.bucket.bucketArn)).toBe('AWS::S3::Bucket');
+    expect(typeOf(tandem.predictions.table.tableArn)).toBe('AWS::DynamoDB::Table');
+    expect(typeOf(tandem.api.api.apiId)).toMatch(/^AWS::ApiGateway(V2)?::(Rest)?Api$/);
     expect(tandem.api.alias.aliasName).toBe('live');
-    expect(tandem.api.predict.function.functionArn).toBeDefined();
-    for (const fn of Object.values(tandem.batch.functions)) expect(fn.role.roleArn).toBeDefined();
-    expect(tandem.batch.stateMachine.stateMachineArn).toBeDefined();
-    expect(tandem.batch.deadLetterQueue.queueUrl).toBeDefined();
-    expect(tandem.monitoring.dashboard.dashboardName).toBeDefined();
+    expect(typeOf(tandem.api.predict.function.functionArn)).toBe('AWS::Lambda::Function');
+    const roles = Object.values(tandem.batch.functions).map((fn) => fn.role.roleArn);
+    expect(roles.length).toBeGreaterThanOrEqual(4);
+    for (const role of roles) expect(typeOf(role)).toBe('AWS::IAM::Role');
+    expect(typeOf(tandem.batch.stateMachine.stateMachineArn)).toBe('AWS::StepFunctions::StateMachine');
+    expect(typeOf(tandem.batch.deadLetterQueue.queueUrl)).toBe('AWS::SQS::Queue');
+    expect(typeOf(tandem.monitoring.dashboard.dashboardName)).toBe('AWS::CloudWatch::Dashboard');
     expect(Object.keys(tandem.monitoring.alarms).length).toBeGreaterThanOrEqual(9);
+    for (const alarm of Object.values(tandem.monitoring.alarms)) {
+      expect(typeOf(alarm.alarmArn)).toBe('AWS::CloudWatch::Alarm');
+    }
     expect(tandem.authMode).toBe('iam');
   });
 

@@ -19,7 +19,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } fro
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   batchDynamoClient,
   dynamoClient,
@@ -44,6 +44,7 @@ import {
   templateOf,
   type Statement,
 } from './support.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const BUCKET = 'tandem-data';
 const TABLE = 'tandem-predictions';
@@ -433,7 +434,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
   afterAll(async () => {
     restoreStdout?.();
     await aws?.stop();
-  });
+  }, 60_000);
 
   it("logs a run's message and a failed chunk's reason under keys Powertools keeps (not `message`)", () => {
     const lines = logOutput
@@ -444,7 +445,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     expect(lines.filter((l) => String(l['message']).includes('reserved key'))).toEqual([]);
     const finalized = lines.filter((l) => l['message'] === 'run finalized');
     expect(finalized.length).toBeGreaterThanOrEqual(4);
-    for (const line of finalized) expect(line['summary'], JSON.stringify(line)).toEqual(expect.any(String));
+    for (const line of finalized)
+      expectWithMessage(line['summary'], JSON.stringify(line)).toEqual(expect.any(String));
     expect(finalized.map((l) => l['summary'])).toContain(runs['failing-run']!.finalized.message);
     const failed = lines.filter((l) => l['message'] === 'chunk failed');
     expect(failed).toHaveLength(1);
@@ -470,7 +472,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       'finalize PutEventsCommand',
       'trigger StartExecutionCommand',
     ]) {
-      expect(commands, expected).toContain(expected);
+      expectWithMessage(commands, expected).toContain(expected);
     }
   });
 

@@ -1,6 +1,6 @@
 /** The alarm on failed model promotions: the metric the predict function publishes, and how it behaves. */
 import { Match } from 'aws-cdk-lib/assertions';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { POINTER_ERRORS_METRIC } from '../../lambdas/handlers/api/serving-reporter.ts';
 import { resources, templateOf } from './support.ts';
 

@@ -7,7 +7,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { cachePolicyFromEnv } from '../../lambdas/adapters/cache-policy-override.ts';
 import { DEFAULT_LIMITS } from '../../lambdas/core/predict-request.ts';
 import {
@@ -28,6 +28,7 @@ import {
 import { readApiConfig } from '../../lambdas/handlers/config.ts';
 import { readSettings, SETTINGS_TABLE_HEADER, SettingsError, settingsTableRows } from '../../lib/settings.ts';
 import { cdkJsonContext, onlyResource, REPO_ROOT, templateOf } from './support.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const NAMES = Object.keys(SETTINGS) as SettingName[];
 const setting = (name: SettingName): Setting => SETTINGS[name];
@@ -58,8 +59,8 @@ describe('settings from context', () => {
     for (const [key, value] of Object.entries(context)) {
       if (key.startsWith('@aws-cdk') || key === 'cli-telemetry') continue;
       const name = NAMES.find((n) => setting(n).context === key);
-      expect(name, `cdk.json context key ${key} is a setting`).toBeDefined();
-      expect(value, key).toEqual(setting(name!).default);
+      expectWithMessage(name, `cdk.json context key ${key} is a setting`).toBeDefined();
+      expectWithMessage(value, key).toEqual(setting(name!).default);
     }
   });
 
@@ -148,7 +149,7 @@ describe("the functions' environment comes from the definitions", () => {
   let template: Template;
   beforeAll(() => {
     template = templateOf();
-  });
+  }, 60_000);
   const LOGICAL_ID: Record<FunctionName, string> = {
     predict: 'ApiPredict',
     trigger: 'BatchTrigger',
@@ -209,8 +210,10 @@ describe("the functions' readers apply each definition", () => {
     expect(readEnv(s, { [s.env]: String(s.min) })).toBe(s.min);
     expect(readEnv(s, { [s.env]: String(s.max) })).toBe(s.max);
     for (const bad of [String(s.min - 1), String(s.max + 1), '1.5', 'abc', '1e3']) {
-      expect(() => readEnv(s, { [s.env]: bad }), bad).toThrow(SettingError);
-      expect(() => readEnv(s, { [s.env]: bad }), bad).toThrow(new RegExp(`^${s.env}: expected an integer`));
+      expectWithMessage(() => readEnv(s, { [s.env]: bad }), bad).toThrow(SettingError);
+      expectWithMessage(() => readEnv(s, { [s.env]: bad }), bad).toThrow(
+        new RegExp(`^${s.env}: expected an integer`),
+      );
     }
   });
 
@@ -256,7 +259,7 @@ describe('one place per fact', () => {
       const s = NAMES.includes(prop as SettingName) ? setting(prop as SettingName) : undefined;
       if (s?.default === undefined || typeof s.default === 'object') continue;
       const literal = typeof s.default === 'string' ? `'${s.default}'` : String(s.default);
-      expect(text.startsWith(literal), `${prop}: @default ${text}`).toBe(true);
+      expectWithMessage(text.startsWith(literal), `${prop}: @default ${text}`).toBe(true);
     }
   });
 
@@ -279,7 +282,7 @@ describe('one place per fact', () => {
     for (const module of allowed) {
       const source = fs.readFileSync(path.join(REPO_ROOT, 'lib', module), 'utf8');
       const imports = [...source.matchAll(/^import (?!type )[^;]*? from '([^']+)';/gms)].map((m) => m[1]!);
-      expect(
+      expectWithMessage(
         imports.filter((i) => !/^\.\.?\/(names|contracts|errors|\.\.\/errors|settings)\.ts$/.test(i)),
         module,
       ).toEqual([]);

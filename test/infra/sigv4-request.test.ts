@@ -10,7 +10,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { REPO_ROOT } from './support.ts';
 
 const ACCESS_KEY = 'AKIDTANDEMEXAMPLE';
@@ -138,12 +138,12 @@ describe('scripts/sigv4-request.ts', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     fs.rmSync(home, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('signs a POST with a JSON body and a query string; prints the status, the cache header and the JSON', async () => {
     const body = '{"id": "txn-000001", "note": "a b/c"}';

@@ -1,10 +1,11 @@
 /** Shared setup of the infrastructure tests: apps built like `cdk synth` builds them (cdk.json context). */
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { expect } from 'vitest';
+
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TandemStack, type TandemStackProps } from '../../lib/tandem-stack.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -60,7 +61,7 @@ export function resources(template: Template, type: string): Record<string, Reso
 
 export function onlyResource(template: Template, type: string, logicalIdPart = ''): [string, Resource] {
   const found = Object.entries(resources(template, type)).filter(([id]) => id.includes(logicalIdPart));
-  expect(found, `${type} matching "${logicalIdPart}"`).toHaveLength(1);
+  expectWithMessage(found, `${type} matching "${logicalIdPart}"`).toHaveLength(1);
   return found[0]!;
 }
 

@@ -6,7 +6,7 @@ import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
 import { parseIncomingKey } from '../../lambdas/core/batch/contracts.ts';
 import { DATASET_SUFFIXES, uploadKeyPatterns } from '../../lib/batch-pipeline.ts';
@@ -27,6 +27,7 @@ import {
   type Resource,
   type Statement,
 } from './support.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 /** `<action> <resource>[ if <conditions>]`, the bucket ARN shown as `bucket`. */
 function grants(statements: Statement[]): string[] {
@@ -57,7 +58,7 @@ describe('TandemStack (defaults)', () => {
   let template: Template;
   beforeAll(() => {
     template = templateOf();
-  });
+  }, 60_000);
 
   describe('data bucket', () => {
     it('is encrypted, private, versioned, TLS-only and retained', () => {
@@ -349,13 +350,13 @@ describe('TandemStack (defaults)', () => {
     it('lets every ending the planner reads through the upload rule', () => {
       for (const suffix of DATASET_SUFFIXES) {
         const key = `incoming/m/data${suffix}`;
-        expect(parseIncomingKey(key)?.format, key).toBeDefined();
-        expect(startsARun(template, key), key).toBe(true);
+        expectWithMessage(parseIncomingKey(key)?.format, key).toBeDefined();
+        expectWithMessage(startsARun(template, key), key).toBe(true);
       }
       for (const ending of ['csv', 'jsonl', 'ndjson', 'parquet', 'tsv', 'json', 'txt', 'gz', 'zip']) {
         for (const gz of ['', '.gz']) {
           const key = `incoming/m/data.${ending}${gz}`;
-          expect(startsARun(template, key), key).toBe(parseIncomingKey(key)?.format !== undefined);
+          expectWithMessage(startsARun(template, key), key).toBe(parseIncomingKey(key)?.format !== undefined);
         }
       }
     });
@@ -418,18 +419,18 @@ describe('TandemStack (defaults)', () => {
         finalize: definition.States[STATE_NAMES.finalize]!,
       };
       for (const [name, task] of Object.entries(tasks)) {
-        expect(task['Resource'], name).toMatch(
+        expectWithMessage(task['Resource'], name).toMatch(
           new RegExp(`^\\$\\{TandemBatch${name[0]!.toUpperCase()}${name.slice(1)}Function\\w+\\.Arn\\}$`),
         );
         const retries = task['Retry'] as Array<Record<string, unknown>>;
-        expect(
+        expectWithMessage(
           retries.some((r) => r['JitterStrategy'] === 'FULL' && (r['MaxAttempts'] as number) > 0),
           name,
         ).toBe(true);
         // Backoff: every retry that retries waits longer each time, up to a cap where one is set.
         for (const retry of retries.filter((r) => (r['MaxAttempts'] as number) > 0)) {
-          expect(retry['BackoffRate'] as number, name).toBeGreaterThan(1);
-          expect(retry['IntervalSeconds'] as number, name).toBeGreaterThan(0);
+          expectWithMessage(retry['BackoffRate'] as number, name).toBeGreaterThan(1);
+          expectWithMessage(retry['IntervalSeconds'] as number, name).toBeGreaterThan(0);
         }
       }
       // A chunk is retried on any error (its output is idempotent), Finalize too; a bad input is not.
@@ -613,13 +614,13 @@ describe('TandemStack (defaults)', () => {
         for (const s of (policy.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement) {
           const star = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*');
           if (star)
-            expect(
+            expectWithMessage(
               list(s.Action).filter((a) => !allowed.includes(a)),
               policyId,
             ).toEqual([]);
           for (const action of list(s.Action)) {
-            expect(action, policyId).not.toMatch(/\*/);
-            expect(action, policyId).not.toMatch(/^xray:/);
+            expectWithMessage(action, policyId).not.toMatch(/\*/);
+            expectWithMessage(action, policyId).not.toMatch(/^xray:/);
           }
         }
       }
@@ -761,7 +762,7 @@ describe('TandemStack (defaults)', () => {
   it('keeps what the deploy guide says is kept on tear-down, and schedules the alarm key for deletion', () => {
     for (const type of ['AWS::S3::Bucket', 'AWS::DynamoDB::Table', 'AWS::Logs::LogGroup']) {
       for (const [id, resource] of Object.entries(resources(template, type))) {
-        expect(resource.DeletionPolicy, id).toBe('Retain');
+        expectWithMessage(resource.DeletionPolicy, id).toBe('Retain');
       }
     }
     const [, key] = onlyResource(template, 'AWS::KMS::Key');
@@ -790,7 +791,7 @@ describe('TandemStack (configured)', () => {
       logRetention: logs.RetentionDays.ONE_WEEK,
       batchOptions: { delimiter: ';' },
     });
-  });
+  }, 60_000);
 
   it('puts a JWT authorizer on every route', () => {
     const [authorizerId] = onlyResource(template, 'AWS::ApiGatewayV2::Authorizer');
@@ -943,6 +944,8 @@ describe('Tandem props validation', () => {
   });
 
   it('warns when only one of the cache max age and TTL is set (the other comes from each manifest)', () => {
+    // Synthesis prints its validation report (the warning) on console.error: kept out of the test output.
+    const printed = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     const stack = testStack(testApp(), { cacheTtlSeconds: 3600 });
     Annotations.fromStack(stack).hasWarning(
       '/Tandem/Tandem',
@@ -953,5 +956,7 @@ describe('Tandem props validation', () => {
         testStack(testApp(), { cacheTtlSeconds: 3600, cacheMaxAgeSeconds: 60 }),
       ).findWarning('*', Match.stringLikeRegexp('cacheTtlSeconds is set')),
     ).toEqual([]);
+    expect(printed.mock.calls.flat().join('\n')).toMatch(/only cacheTtlSeconds is set/);
+    printed.mockRestore();
   });
 });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { BatchOptions, BatchPlan, RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import {
@@ -35,6 +35,7 @@ import {
   type JsonRow,
   type RunOutcome,
 } from '../support/batch-harness.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 let stack: LocalStack;
 let dir: string;
@@ -88,16 +89,16 @@ function expectReferencePredictions(outcome: RunOutcome, ids?: readonly string[]
   for (const p of outcome.predictions) {
     const id = p['id'] as string;
     if (!wanted.has(id) || !reference.has(id)) continue;
-    expect(p['prediction'], `prediction of ${id}`).toEqual(reference.get(id));
+    expectWithMessage(p['prediction'], `prediction of ${id}`).toEqual(reference.get(id));
   }
 }
 
 function expectRejected(outcome: RunOutcome, row: number, reason: RegExp, fields: string[] = []): JsonRow {
   const rejected = rejectedRow(outcome, row);
-  expect(rejected['reason'], `row ${row}`).toMatch(reason);
+  expectWithMessage(rejected['reason'], `row ${row}`).toMatch(reason);
   const details = (rejected['details'] as { field: string }[] | undefined) ?? [];
   for (const field of fields)
-    expect(
+    expectWithMessage(
       details.map((d) => d.field),
       `row ${row} details`,
     ).toContain(field);
@@ -116,7 +117,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await rm(dir, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('bad input, batch: CSV rows', () => {
   it('rejects a ragged row with too few fields, keeping its fields', async () => {
@@ -265,8 +266,8 @@ describe('bad input, batch: CSV rows', () => {
       const item = await stack.dynamo.send(
         new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${entity}` } } }),
       );
-      expect(item.Item?.['sourceRow'], entity).toEqual({ N: String(row) });
-      expect(item.Item?.['runId'], entity).toEqual({ S: outcome.manifest.runId });
+      expectWithMessage(item.Item?.['sourceRow'], entity).toEqual({ N: String(row) });
+      expectWithMessage(item.Item?.['runId'], entity).toEqual({ S: outcome.manifest.runId });
     }
   });
 });
@@ -512,7 +513,7 @@ describe('bad input, batch: CSV files', () => {
       const item = await stack.dynamo.send(
         new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${id}` } } }),
       );
-      expect(item.Item?.['entityId'], id).toEqual({ S: id });
+      expectWithMessage(item.Item?.['entityId'], id).toEqual({ S: id });
     }
   });
 
@@ -811,7 +812,7 @@ describe('bad input, batch: entity ids, one rule for every format', () => {
     expectAccounted(outcome, ids.length);
     expect(outcome.predictions.map((p) => p['id'])).toEqual(ids);
     for (const [i, id] of ids.entries()) {
-      expect((await tableItem(id))?.['sourceRow'], id).toEqual({ N: String(i + 1) });
+      expectWithMessage((await tableItem(id))?.['sourceRow'], id).toEqual({ N: String(i + 1) });
     }
   });
 
@@ -832,7 +833,7 @@ describe('bad input, batch: entity ids, one rule for every format', () => {
     const digits = int64.map(String);
     expect(exact.predictions.map((p) => p['id'])).toEqual(digits);
     for (const [i, id] of digits.entries()) {
-      expect((await tableItem(id))?.['sourceRow'], id).toEqual({ N: String(i + 1) });
+      expectWithMessage((await tableItem(id))?.['sourceRow'], id).toEqual({ N: String(i + 1) });
     }
 
     const doubles = [3, 1.5, -0, 1e21, 2 ** 53];
@@ -855,7 +856,7 @@ describe('bad input, batch: keys, models and options', () => {
   // Not a dataset: ignored before a run exists (issue 12.6), so no FAILED manifest and no alarm.
   it('starts no run for an unsupported extension: UNSUPPORTED_FORMAT', async () => {
     for (const name of ['data.xlsx', 'data.txt', 'data.parquet.gz', 'no-extension']) {
-      await expect(run(name, 'a,b\n1,2\n'), name).rejects.toMatchObject({
+      await expectWithMessage(run(name, 'a,b\n1,2\n'), name).rejects.toMatchObject({
         name: 'UploadIgnoredError',
         reason: {
           code: 'UNSUPPORTED_FORMAT',
@@ -925,7 +926,7 @@ describe('bad input, batch: what the outputs carry', () => {
     const delta = head!.indexOf('delta');
     for (const formula of formulas) {
       const row = body.find((r) => r[id] === `'${formula}`);
-      expect(row, JSON.stringify(formula)).toBeDefined();
+      expectWithMessage(row, JSON.stringify(formula)).toBeDefined();
       expect(row![note]).toBe(`'${formula}`);
     }
     // Each neutralized field is quoted and starts with the quote mark, never with the formula.

@@ -7,12 +7,13 @@
  */
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
 import { DynamoDbPredictionStore, toItem } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
 import { DEMO_MODEL, LOCAL_TABLE, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const demo = await readDemoDataset();
 const demoRows = demo.rows;
@@ -846,7 +847,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
-});
+}, 60_000);
 
 interface Reply {
   readonly status: number;
@@ -895,7 +896,7 @@ const LEAKS: readonly RegExp[] = [
 ];
 
 function expectNoLeak(text: string): void {
-  for (const leak of LEAKS) expect(text, `leaks ${leak}`).not.toMatch(leak);
+  for (const leak of LEAKS) expectWithMessage(text, `leaks ${leak}`).not.toMatch(leak);
 }
 
 function expectNoPollution(): void {
@@ -914,9 +915,9 @@ describe('bad input, real-time lane', () => {
   it.each(CATALOGUE)('$name -> $status $code', async (c) => {
     const method = c.method ?? 'POST';
     const reply = await send(method, c.path ?? '/predict', c.body, c.headers ?? JSON_TYPE);
-    expect(reply.status, reply.text.slice(0, 500)).toBe(c.status);
+    expectWithMessage(reply.status, reply.text.slice(0, 500)).toBe(c.status);
     expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(reply.body?.error?.code, reply.text.slice(0, 500)).toBe(c.code);
+    expectWithMessage(reply.body?.error?.code, reply.text.slice(0, 500)).toBe(c.code);
     expect(reply.body.error.message).toMatch(c.message);
     // The request id ties the answer to the logs.
     expect(reply.body.error.requestId).toEqual(expect.any(String));
@@ -966,13 +967,13 @@ describe('bad input, real-time lane', () => {
   it('counts an id length in characters: 256 characters of 2 UTF-16 units each are accepted', async () => {
     const id = '\u{1F600}'.repeat(256);
     const reply = await send('POST', '/predict', { id, features: GOOD });
-    expect(reply.status, reply.text.slice(0, 300)).toBe(200);
+    expectWithMessage(reply.status, reply.text.slice(0, 300)).toBe(200);
     expect(reply.body.id).toBe(id);
   });
 
   it('the precomputed prediction that is too old for maxStalenessSeconds 0 is served without it', async () => {
     const reply = await send('POST', '/predict', { id: HOUR_OLD_ID });
-    expect(reply.status, reply.text.slice(0, 300)).toBe(200);
+    expectWithMessage(reply.status, reply.text.slice(0, 300)).toBe(200);
     expect(reply.body).toMatchObject({ id: HOUR_OLD_ID, source: 'cache', ageSeconds: expect.any(Number) });
     expect(reply.body.ageSeconds).toBeGreaterThanOrEqual(3600);
   });
@@ -980,7 +981,7 @@ describe('bad input, real-time lane', () => {
   it('duplicate keys in a JSON object: the last one wins (documented in docs/api.md)', async () => {
     const body = `{"id":"dup-first","features":${JSON.stringify(GOOD)},"id":"dup-last"}`;
     const reply = await send('POST', '/predict', { raw: body });
-    expect(reply.status, reply.text.slice(0, 300)).toBe(200);
+    expectWithMessage(reply.status, reply.text.slice(0, 300)).toBe(200);
     expect(reply.body).toMatchObject({ id: 'dup-last', source: 'model' });
   });
 
@@ -1016,7 +1017,7 @@ describe('bad input, real-time lane', () => {
         `{"instances": [{"id": ${big}}, {"id": 12345678901234567891, "features": ${features}}, {"id": "${big}"}]}`,
       ),
     );
-    expect(reply.status, reply.text.slice(0, 500)).toBe(200);
+    expectWithMessage(reply.status, reply.text.slice(0, 500)).toBe(200);
     const predictions = reply.body.predictions as { id: string; source: string; prediction: unknown }[];
     expect(predictions.map((p) => [p.id, p.source])).toEqual([
       [big, 'cache'],

@@ -12,7 +12,7 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import { DynamoDBClient, ScanCommand, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BATCH_DYNAMODB_CONFIG } from '../../lambdas/adapters/aws-clients.ts';
 import { DynamoDbPredictionStore } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 import { S3ModelSource } from '../../lambdas/adapters/s3-model-source.ts';
@@ -55,6 +55,7 @@ import {
   type FaultProxy,
   type ProxiedRequest,
 } from '../support/fault-proxy.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 let aws: EmbeddedAws;
 let s3: S3Client;
@@ -105,7 +106,7 @@ afterAll(async () => {
   s3?.destroy();
   dynamo?.destroy();
   await aws?.stop();
-});
+}, 60_000);
 
 /** A DynamoDB client of the batch writers' configuration, reaching dynalite through the proxy. */
 function proxiedDynamo(overrides: DynamoDBClientConfig = {}): DynamoDBClient {
@@ -238,7 +239,7 @@ async function expectTableItems(outcome: RunOutcome): Promise<void> {
   for (const p of outcome.predictions) owners.set(`${DEMO_MODEL}#${p['id'] as string}`, p);
   expect([...items.keys()].sort()).toEqual([...owners.keys()].sort());
   for (const [pk, owner] of owners) {
-    expect(items.get(pk), pk).toMatchObject({
+    expectWithMessage(items.get(pk), pk).toMatchObject({
       sourceRow: owner['row'],
       prediction: owner['prediction'],
       modelVersion: outcome.manifest.model.version,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DynamoDbPredictionStore } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 import { S3ModelSource } from '../../lambdas/adapters/s3-model-source.ts';
 import { ChunkScorer } from '../../lambdas/core/batch/chunk-scorer.ts';
@@ -25,6 +25,7 @@ import {
   startLocalStack,
   type LocalStack,
 } from '../../local/stack.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 let stack: LocalStack;
 let dir: string;
@@ -56,7 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await rm(dir, { recursive: true, force: true });
-});
+}, 60_000);
 
 function csvLine(fields: readonly string[]): string {
   return fields.map((f) => (/[",\r\n]/.test(f) ? `"${f.replace(/"/g, '""')}"` : f)).join(',');
@@ -137,7 +138,7 @@ describe('batch lane', () => {
     ].sort((a, b) => a - b);
     expect(seen).toEqual(Array.from({ length: rows }, (_, i) => i + 1));
     for (const r of rejected) {
-      expect(r['reason'], `row ${String(r['row'])}`).toMatch(bad.get(r['row'] as number)!);
+      expectWithMessage(r['reason'], `row ${String(r['row'])}`).toMatch(bad.get(r['row'] as number)!);
       expect(r['record']).toBeDefined();
     }
     expect(rejected.find((r) => r['row'] === 260)?.['line']).toBe(261);
@@ -279,17 +280,17 @@ describe('batch lane', () => {
       const file = path.join(dir, name);
       await writeFile(file, content);
       const result = await stack.runDataset(file, DEMO_MODEL, undefined, { chunkBytes: 2048 });
-      expect(result.status, `${name}: ${result.message}`).toBe('SUCCEEDED');
+      expectWithMessage(result.status, `${name}: ${result.message}`).toBe('SUCCEEDED');
       const manifest = await manifestOf(result);
-      expect(manifest.counts, name).toMatchObject({ read: 60, scored: 60, rejected: 0 });
-      if (name === 'formats.parquet') expect(manifest.chunks.planned, name).toBe(3);
-      else expect(manifest.chunks.planned, name).toBeGreaterThan(1);
+      expectWithMessage(manifest.counts, name).toMatchObject({ read: 60, scored: 60, rejected: 0 });
+      if (name === 'formats.parquet') expectWithMessage(manifest.chunks.planned, name).toBe(3);
+      else expectWithMessage(manifest.chunks.planned, name).toBeGreaterThan(1);
       const predictions = (await readLines(manifest.outputs.parts)).sort(
         (a, b) => (a['row'] as number) - (b['row'] as number),
       );
       const values = predictions.map((p) => [p['id'], p['prediction']]);
       reference ??= values;
-      expect(values, name).toEqual(reference);
+      expectWithMessage(values, name).toEqual(reference);
     }
   });
 
@@ -307,7 +308,7 @@ describe('batch lane', () => {
       const result = await stack.runDataset(file, DEMO_MODEL);
       expect([name, result.status]).toEqual([name, 'FAILED']);
       const manifest = await manifestOf(result);
-      expect(manifest.error?.code, `${name}: ${manifest.error?.message}`).toBe(code);
+      expectWithMessage(manifest.error?.code, `${name}: ${manifest.error?.message}`).toBe(code);
       expect(stack.events.at(-1)).toMatchObject({ status: 'FAILED', error: { code } });
     }
     const notADataset = path.join(dir, 'data.xlsx');

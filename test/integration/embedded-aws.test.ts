@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   ensureBucket,
   ensureTable,
@@ -34,14 +34,14 @@ describe('embedded AWS (dynalite + s3rver)', () => {
     aws = await startEmbeddedAws({ dynamoPort: 0, s3Port: 0 });
     dynamo = new DynamoDBClient(aws.clientConfig('dynamodb'));
     s3 = new S3Client(aws.clientConfig('s3'));
-  });
+  }, 60_000);
 
   afterAll(async () => {
     dynamo?.destroy();
     s3?.destroy();
     await aws?.stop();
     await rm(scratch, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('reports real loopback endpoints and the env the SDK reads', () => {
     expect(aws.dynamoEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

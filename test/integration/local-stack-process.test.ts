@@ -14,7 +14,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import { readDemoDataset, type DemoDataset } from '../../local/demo-dataset.ts';
 import { DEMO_MODEL, LOCAL_BUCKET, REPO_ROOT } from '../../local/stack.ts';
@@ -150,16 +150,16 @@ async function upload(s3: S3Client, key: string, body: string): Promise<void> {
 
 beforeAll(async () => {
   demo = await readDemoDataset();
-});
+}, 60_000);
 afterEach(async () => {
   for (const stack of processes.splice(0)) {
     if (stack.child.exitCode === null && stack.child.signalCode === null) stack.child.kill('SIGKILL');
     await stack.exited;
   }
-});
+}, 60_000);
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('npm start as a process', () => {
   it('resumes a run killed with kill -9 when it starts again on the same data folder', async () => {

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
 import { DEMO_MODEL, LOCAL_BUCKET, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
@@ -47,7 +47,7 @@ beforeAll(async () => {
   // The logger writes ERROR lines to stderr and the others to stdout: both are kept (and still printed).
   for (const stream of [process.stdout, process.stderr]) {
     const write = stream.write.bind(stream);
-    vi.spyOn(stream, 'write').mockImplementation((chunk: unknown, ...rest: unknown[]) => {
+    jest.spyOn(stream, 'write').mockImplementation((chunk: unknown, ...rest: unknown[]) => {
       lines.push(String(chunk));
       return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
     });
@@ -57,10 +57,10 @@ beforeAll(async () => {
 afterAll(async () => {
   traffic.running = false;
   await traffic.done;
-  vi.restoreAllMocks();
+  jest.restoreAllMocks();
   await stack?.stop();
   await proxy?.close();
-});
+}, 60_000);
 
 async function post(body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${stack.apiUrl}/predict`, {

@@ -7,8 +7,9 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DEMO_MODEL, LOCAL_BUCKET, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 let stack: LocalStack;
 let modelsDir: string;
@@ -33,7 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await rm(modelsDir, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('default model unavailable', () => {
   it('stays alive, says not ready with the reason, and answers 503', async () => {
@@ -143,7 +144,7 @@ describe('named models that cannot be served', () => {
       const version = broken.code === 'INVALID_POINTER' ? '../../fraud-detector/1.0.0' : '1.0.0';
       await put(`${broken.name}/current.json`, JSON.stringify({ version }));
     }
-  });
+  }, 60_000);
 
   it.each(BROKEN)(
     '$name: predictions get 503 MODEL_UNAVAILABLE ($code), /models says why',
@@ -154,7 +155,7 @@ describe('named models that cannot be served', () => {
         body: JSON.stringify({ id: 'a', model: broken.name, features: {} }),
       });
       const text = await predict.text();
-      expect(predict.status, text).toBe(503);
+      expectWithMessage(predict.status, text).toBe(503);
       expect(predict.headers.get('retry-after')).toBe('5');
       expect(JSON.parse(text).error).toMatchObject({
         code: 'MODEL_UNAVAILABLE',

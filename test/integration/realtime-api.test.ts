@@ -6,7 +6,7 @@ import { DeleteTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
 import {
   DEMO_MODEL,
@@ -32,7 +32,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
-});
+}, 60_000);
 
 async function post(body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) {
   const response = await fetch(`${stack.apiUrl}/predict`, {

@@ -4,7 +4,7 @@
  * it can, the response says the cache was skipped and why (in plain words), an id-only request gets a
  * 503 it can retry, and once the table is healthy again cache hits come back.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import {
@@ -54,7 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await proxy?.close();
-});
+}, 60_000);
 
 async function post(body: unknown) {
   const response = await fetch(`${stack.apiUrl}/predict`, {

@@ -5,10 +5,11 @@
  * in the watcher is logged once and counted while the stack keeps serving.
  */
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import { readDemoDataset, type DemoDataset } from '../../local/demo-dataset.ts';
 import { DEMO_MODEL, LOCAL_BUCKET, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 let stack: LocalStack;
 let demo: DemoDataset;
@@ -20,7 +21,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
-});
+}, 60_000);
 
 function csv(rows: number): string {
   return `${[demo.header.join(','), ...demo.rows.slice(0, rows).map((r) => r.join(','))].join('\n')}\n`;
@@ -66,14 +67,14 @@ describe('the local upload watcher', () => {
     for (const [name, rows, dataset] of datasets) {
       const key = `incoming/${DEMO_MODEL}/${name}`;
       const event = stack.events.find((e) => e.counts.planned === rows);
-      expect(event, name).toBeDefined();
-      expect(event!.status, name).toBe('SUCCEEDED');
-      expect(event!.dataset, name).toBe(dataset);
-      expect(event!.manifest.key.startsWith(`results/${DEMO_MODEL}/${dataset}/`), name).toBe(true);
+      expectWithMessage(event, name).toBeDefined();
+      expectWithMessage(event!.status, name).toBe('SUCCEEDED');
+      expectWithMessage(event!.dataset, name).toBe(dataset);
+      expectWithMessage(event!.manifest.key.startsWith(`results/${DEMO_MODEL}/${dataset}/`), name).toBe(true);
       const manifest = JSON.parse(
         new TextDecoder().decode(await stack.objects.readBytes(LOCAL_BUCKET, event!.manifest.key)),
       ) as RunManifest;
-      expect(manifest.input.key, name).toBe(key);
+      expectWithMessage(manifest.input.key, name).toBe(key);
     }
     expect(stack.watcher).toMatchObject({ started: datasets.length, ignored: ignored.length, errors: 0 });
     // Nothing ignored left a trace of a run: no plan for it, no manifest outside a model folder.

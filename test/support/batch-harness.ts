@@ -5,11 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { expect } from 'vitest';
+import { expect } from '@jest/globals';
 import type { RunCompletedEvent, RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
 import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
+import { expectWithMessage } from './expect-message.ts';
 
 export interface DemoData {
   readonly header: string[];
@@ -104,23 +105,23 @@ export async function collectRun(
 export function expectAccounted(outcome: RunOutcome, dataRows: number): void {
   const { manifest, predictions, rejected, event } = outcome;
   const why = `${manifest.runId}: ${manifest.error?.code ?? ''} ${manifest.error?.message ?? ''}`;
-  expect(manifest.status, why).toBe('SUCCEEDED');
-  expect(manifest.counts.read, why).toBe(dataRows);
-  expect(manifest.counts.scored + manifest.counts.rejected, why).toBe(dataRows);
-  expect(predictions.length, why).toBe(manifest.counts.scored);
-  expect(rejected.length, why).toBe(manifest.counts.rejected);
+  expectWithMessage(manifest.status, why).toBe('SUCCEEDED');
+  expectWithMessage(manifest.counts.read, why).toBe(dataRows);
+  expectWithMessage(manifest.counts.scored + manifest.counts.rejected, why).toBe(dataRows);
+  expectWithMessage(predictions.length, why).toBe(manifest.counts.scored);
+  expectWithMessage(rejected.length, why).toBe(manifest.counts.rejected);
   const seen = [...predictions, ...rejected].map((r) => r['row'] as number).sort((a, b) => a - b);
-  expect(seen, why).toEqual(Array.from({ length: dataRows }, (_, i) => i + 1));
-  expect(manifest.chunks.failed, why).toBe(0);
-  expect(manifest.chunks.completed, why).toBe(manifest.chunks.planned);
-  expect(event, `${why}: completion event`).toMatchObject({
+  expectWithMessage(seen, why).toEqual(Array.from({ length: dataRows }, (_, i) => i + 1));
+  expectWithMessage(manifest.chunks.failed, why).toBe(0);
+  expectWithMessage(manifest.chunks.completed, why).toBe(manifest.chunks.planned);
+  expectWithMessage(event, `${why}: completion event`).toMatchObject({
     status: 'SUCCEEDED',
     counts: manifest.counts,
     manifest: { key: outcome.result.manifestKey },
   });
   for (const r of rejected) {
-    expect(typeof r['reason'], `row ${String(r['row'])} has a reason`).toBe('string');
-    expect(r, `row ${String(r['row'])} keeps its original record`).toHaveProperty('record');
+    expectWithMessage(typeof r['reason'], `row ${String(r['row'])} has a reason`).toBe('string');
+    expectWithMessage(r, `row ${String(r['row'])} keeps its original record`).toHaveProperty('record');
   }
 }
 
@@ -128,9 +129,9 @@ export function expectAccounted(outcome: RunOutcome, dataRows: number): void {
 export function expectFailed(outcome: RunOutcome, code: string, message: RegExp): void {
   const { manifest, event } = outcome;
   expect(manifest.status).toBe('FAILED');
-  expect(manifest.error, `${manifest.runId}`).toMatchObject({ code });
+  expectWithMessage(manifest.error, `${manifest.runId}`).toMatchObject({ code });
   expect(manifest.error?.message).toMatch(message);
-  expect(event, 'completion event').toMatchObject({
+  expectWithMessage(event, 'completion event').toMatchObject({
     runId: manifest.runId,
     status: 'FAILED',
     error: { code },
@@ -142,6 +143,6 @@ export function expectFailed(outcome: RunOutcome, code: string, message: RegExp)
 /** The rejected row with this row number (fails the test when there is none). */
 export function rejectedRow(outcome: RunOutcome, row: number): JsonRow {
   const found = outcome.rejected.find((r) => r['row'] === row);
-  expect(found, `row ${row} is rejected`).toBeDefined();
+  expectWithMessage(found, `row ${row} is rejected`).toBeDefined();
   return found!;
 }

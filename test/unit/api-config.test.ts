@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { ConfigError, readApiConfig } from '../../lambdas/handlers/config.ts';
 
 const base = { MODELS_URI: 's3://bucket/models/', DEFAULT_MODEL: 'fraud-detector' };

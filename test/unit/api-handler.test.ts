@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
 import { PredictionStoreError } from '../../lambdas/core/errors.ts';
@@ -14,6 +14,7 @@ import { createApiHandler, type ApiHandler } from '../../lambdas/handlers/api/ap
 import { ApiMetrics, PowertoolsMetrics } from '../../lambdas/handlers/api/api-metrics.ts';
 import { apiEvent, lambdaContext } from '../support/api-events.ts';
 import { tinyExpected, tinyManifest, tinyModelBytes } from '../support/tiny-model.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 let root: string;
 let handler: ApiHandler;
@@ -63,11 +64,11 @@ beforeAll(async () => {
     metrics: new ApiMetrics(new PowertoolsMetrics({ namespace: 'Test', serviceName: 'test' }), 0),
     logPayloads: false,
   });
-});
+}, 60_000);
 afterAll(async () => {
   await registry.close();
   await rm(root, { recursive: true, force: true });
-});
+}, 60_000);
 
 async function call(method: string, route: string, body?: unknown, headers?: Record<string, string>) {
   const event = apiEvent(method, route, body, headers);
@@ -138,10 +139,10 @@ describe('API handler', () => {
     ];
     for (const [body, status, code, headers] of cases) {
       const response = await call('POST', '/predict', body, headers);
-      expect([response.status, response.body['error']?.code], JSON.stringify(body).slice(0, 80)).toEqual([
-        status,
-        code,
-      ]);
+      expectWithMessage(
+        [response.status, response.body['error']?.code],
+        JSON.stringify(body).slice(0, 80),
+      ).toEqual([status, code]);
       expect(response.body['error'].requestId).toBe(response.event.requestContext.requestId);
       expect(response.headers['x-request-id']).toBe(response.event.requestContext.requestId);
       expect(JSON.stringify(response.body)).not.toMatch(/at .*\.ts:\d+|node_modules|\/tmp\//);
@@ -194,8 +195,8 @@ describe('API handler', () => {
 
 describe('API handler logs', () => {
   afterEach(() => {
-    vi.restoreAllMocks();
-  });
+    jest.restoreAllMocks();
+  }, 60_000);
 
   /** A handler over the same models whose logger writes at `logLevel`; returns the lines it printed. */
   async function logged(
@@ -207,7 +208,7 @@ describe('API handler logs', () => {
     const logger = new Logger({ serviceName: 'test', logLevel });
     // Powertools writes DEBUG and INFO lines to stdout, WARN and ERROR lines to stderr.
     for (const stream of [process.stdout, process.stderr]) {
-      vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      jest.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
         lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
         return true;
       });
@@ -226,7 +227,7 @@ describe('API handler logs', () => {
       events.push(event);
       await handlerUnderTest(event, lambdaContext());
     }
-    vi.restoreAllMocks();
+    jest.restoreAllMocks();
     return { lines, requestIds: events.map((e) => e.requestContext.requestId) };
   }
 

@@ -7,7 +7,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { ModelRegistry } from '../../lambdas/core/model-registry.ts';
 import type { PredictionStore } from '../../lambdas/core/ports.ts';
@@ -49,23 +49,23 @@ beforeAll(async () => {
     refreshSeconds: 60,
     retryFailedSeconds: 10,
   });
-});
+}, 60_000);
 afterAll(async () => {
   await registry.close();
   await rm(root, { recursive: true, force: true });
-});
+}, 60_000);
 beforeEach(() => {
   lines = [];
   const capture = (chunk: unknown) => {
     lines.push(String(chunk));
     return true;
   };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-});
+  jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+  jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+}, 60_000);
 afterEach(() => {
-  vi.restoreAllMocks();
-});
+  jest.restoreAllMocks();
+}, 60_000);
 
 const SECRET_NUMBER = 87.654321;
 const SECRET_ID = 'customer-4417-secret';

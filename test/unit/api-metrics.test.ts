@@ -1,11 +1,12 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import {
   ApiMetrics,
   MAX_VALUES_PER_RECORD,
   PowertoolsMetrics,
   type MetricsSink,
 } from '../../lambdas/handlers/api/api-metrics.ts';
+import { stubEnv, unstubAllEnvs } from '../support/stub-env.ts';
 
 /** A sink that keeps what would be published: one entry per record. */
 function recordingSink(publishes = true) {
@@ -43,9 +44,9 @@ function request(metrics: ApiMetrics, latency: number): void {
 
 describe('ApiMetrics', () => {
   afterEach(() => {
-    vi.unstubAllEnvs();
-    vi.restoreAllMocks();
-  });
+    unstubAllEnvs();
+    jest.restoreAllMocks();
+  }, 60_000);
 
   it('publishes after every request when requests are further apart than the interval', () => {
     let now = 10_000;
@@ -139,9 +140,9 @@ describe('ApiMetrics', () => {
   });
 
   it('writes one EMF record through Powertools Metrics', () => {
-    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
     const lines: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
       lines.push(String(chunk));
       return true;
     });

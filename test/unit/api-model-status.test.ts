@@ -7,7 +7,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { ModelRegistry } from '../../lambdas/core/model-registry.ts';
 import { DEFAULT_LIMITS } from '../../lambdas/core/predict-request.ts';
@@ -53,11 +53,11 @@ beforeEach(async () => {
     metrics: new ApiMetrics(new PowertoolsMetrics({ namespace: 'Test', serviceName: 'test' }), 0),
     logPayloads: false,
   });
-});
+}, 60_000);
 afterEach(async () => {
   await registry.close();
   await rm(root, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('the default model at a cold start with no pointer', () => {
   it('/ready, /predict and /models/{name} answer 503 with POINTER_MISSING', async () => {

@@ -6,7 +6,7 @@
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { createApiServer, listen, type ApiServerOptions } from '../../local/api-server.ts';
 import { ConcurrencyGate } from '../../local/concurrency-gate.ts';
 
@@ -37,7 +37,7 @@ afterEach(async () => {
     await closed;
     server = undefined;
   }
-});
+}, 60_000);
 
 async function until(condition: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500; i++) {

@@ -1,7 +1,7 @@
 import { request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { createApiServer, DEFAULT_MAX_BODY_BYTES, listen } from '../../local/api-server.ts';
 
 interface Echo {
@@ -85,17 +85,17 @@ describe('API Gateway HTTP API adapter', () => {
 
   beforeAll(async () => {
     ({ server, base } = await start({ maxBodyBytes: LIMIT, timeoutMs: 1_000 }));
-  });
+  }, 60_000);
   afterAll(async () => {
     await stop(server);
-  });
+  }, 60_000);
   afterEach(async () => {
     // Whatever the previous test did, the server still answers.
     const res = await fetch(`${base}/after`);
     expect(res.status).toBe(200);
     calls.length = 0;
     errors.length = 0;
-  });
+  }, 60_000);
 
   it('builds a payload 2.0 event for a POST with JSON, a query string, repeated headers and cookies', async () => {
     const payload = JSON.stringify({ id: 't-1', features: { amount: 12.5, note: 'café' } });

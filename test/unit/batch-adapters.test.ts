@@ -19,7 +19,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import 'aws-sdk-client-mock-jest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { BATCH_DYNAMODB_CONFIG } from '../../lambdas/adapters/aws-clients.ts';
 import { DynamoDbPredictionStore } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 import { EventBridgePublisher } from '../../lambdas/adapters/eventbridge-publisher.ts';
@@ -39,7 +40,7 @@ afterEach(() => {
   s3.reset();
   sfn.reset();
   events.reset();
-});
+}, 60_000);
 
 const items = Array.from({ length: 20 }, (_, i) =>
   storedPrediction(
@@ -161,9 +162,9 @@ describe('S3ObjectStore', () => {
     });
     const store = new S3ObjectStore(new S3Client({}));
     expect(Buffer.from(await store.readBytes('b', 'k', { start: 10, end: 13 })).toString()).toBe('abc');
-    expect(s3.commandCalls(GetObjectCommand)[0]!.args[0].input.Range).toBe('bytes=10-12');
+    expect(s3).toHaveReceivedCommandWith(GetObjectCommand, { Range: 'bytes=10-12' });
     expect(await store.readBytes('b', 'k', { start: 5, end: 5 })).toHaveLength(0);
-    expect(s3.commandCalls(GetObjectCommand)).toHaveLength(1);
+    expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 1);
   });
 });
 

@@ -4,7 +4,7 @@
  * that item, until one returns the chunk's summary; the run then finalizes as usual.
  */
 import { StateMachine } from 'aws-local-stepfunctions';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { STATE_NAMES } from '../../lib/batch-definition.ts';
 import type { ChunkItem } from '../../lambdas/core/batch/contracts.ts';
 import { localDefinition } from '../../local/batch-runner.ts';

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { readChunkFailures, recordChunkFailure } from '../../lambdas/core/batch/chunk-failures.ts';
 import {
   DEFAULT_BATCH_OPTIONS,
@@ -26,7 +26,7 @@ const input: FinalizeState = {
 let store = new MemoryObjectStore();
 afterEach(() => {
   store = new MemoryObjectStore();
-});
+}, 60_000);
 
 function plan(rows: readonly number[]): BatchPlan {
   let firstRow = 1;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { MAX_CHUNKS, type RunInput } from '../../lambdas/core/batch/contracts.ts';
 import { BatchInputError, ModelUnavailableError } from '../../lambdas/core/batch/errors.ts';
@@ -10,6 +10,7 @@ import { scanCsv, scanJsonl } from '../../lambdas/core/batch/dataset-scan.ts';
 import { ModelLoadError } from '../../lambdas/core/errors.ts';
 import type { ModelSource } from '../../lambdas/core/ports.ts';
 import { MemoryObjectStore } from '../support/memory-object-store.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BUCKET = 'data';
@@ -257,7 +258,7 @@ describe('planRun model checks', () => {
     );
     for (const where of ['currentVersion', 'manifest.json', 'model.onnx'] as const) {
       const error = await planError(store, input, flaky(where, unreachable));
-      expect(error, where).toBe(unreachable);
+      expectWithMessage(error, where).toBe(unreachable);
     }
   });
 

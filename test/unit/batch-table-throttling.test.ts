@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { ChunkScorer } from '../../lambdas/core/batch/chunk-scorer.ts';
 import type { ChunkItem, ChunkReport } from '../../lambdas/core/batch/contracts.ts';
@@ -151,12 +151,12 @@ describe('ChunkScorer with a table that throttles hard for ten minutes', () => {
     );
     expect(plan.chunks).toBe(1);
     item = { runId: 'throttled', bucket: 'data', planKey: plan.planKey, index: 0 };
-  });
+  }, 60_000);
 
   const scorers: ChunkScorer[] = [];
   afterAll(async () => {
     await Promise.all(scorers.map((s) => s.close()));
-  });
+  }, 60_000);
 
   it('with the default options: continues over several invocations and completes, each row in the table once', async () => {
     const clock = new SimulatedClock();

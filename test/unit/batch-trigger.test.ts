@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { parseIncomingKey, resultsPrefix } from '../../lambdas/core/batch/contracts.ts';
 import { runFailureFromCatch } from '../../lambdas/adapters/step-functions-failure.ts';
 import { uploadsFromEvent } from '../../lambdas/adapters/upload-events.ts';

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { scanCsv, scanJsonl, type ByteRange } from '../../lambdas/core/batch/dataset-scan.ts';
 import { CsvSyntaxError, parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import { DatasetError } from '../../lambdas/core/codecs/errors.ts';

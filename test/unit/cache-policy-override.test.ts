@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { cachePolicyFromEnv, withCachePolicy } from '../../lambdas/adapters/cache-policy-override.ts';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { loadModelVersion, ModelRegistry } from '../../lambdas/core/model-registry.ts';
@@ -23,10 +23,10 @@ function registryOver(source: ReturnType<typeof withCachePolicy>): ModelRegistry
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'tandem-cache-override-'));
-});
+}, 60_000);
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('withCachePolicy', () => {
   it('returns the source itself when nothing is overridden', () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { judgeCached, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
 
 const now = Date.parse('2026-06-01T12:00:00Z');

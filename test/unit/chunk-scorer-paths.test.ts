@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { ChunkScorer } from '../../lambdas/core/batch/chunk-scorer.ts';
 import type { BatchOptions, BatchPlan, RunManifest } from '../../lambdas/core/batch/contracts.ts';
@@ -21,6 +21,7 @@ import { loadModel, type ServedModel } from '../../lambdas/core/model-loader.ts'
 import type { Prediction } from '../../lambdas/core/predictions.ts';
 import { FsObjectStore } from '../../local/fs-object-store.ts';
 import { allZooModels, type ZooFeatures } from '../support/model-zoo.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 
@@ -94,7 +95,7 @@ afterAll(async () => {
   await Promise.all(scorers.map((s) => s.close()));
   await Promise.all([...served.values()].map((m) => m.close()));
   await rm(root, { recursive: true, force: true });
-});
+}, 60_000);
 
 /** Ways to spoil one field: each is either rejected or read the same way by both paths. */
 const SPOILERS = ['', ' 1', 'x', '-1', '1e2', '9999999', 'TRUE', 'purple', '"quoted, text"', 'é', '2.5'];
@@ -296,8 +297,10 @@ describe('ChunkScorer: fast path and scoring threads against the real-time lane'
                 chunkBytes: 1024,
               });
               const expected = await reference(subject, body, [], got.batching);
-              expect(got.parts.join('').split('\n').filter(Boolean), subject.name).toEqual(expected.lines);
-              expect(got.rejected, subject.name).toEqual(expected.rejected);
+              expectWithMessage(got.parts.join('').split('\n').filter(Boolean), subject.name).toEqual(
+                expected.lines,
+              );
+              expectWithMessage(got.rejected, subject.name).toEqual(expected.rejected);
               expect(got.manifest.counts.read).toBe(rows.length);
             }
           },

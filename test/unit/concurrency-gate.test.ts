@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { ConcurrencyGate, GateAbandonedError, GateFullError } from '../../local/concurrency-gate.ts';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { CsvFastPath, booleanAt, decimalAt } from '../../lambdas/core/batch/csv-fast-path.ts';
 import {
   FeedBatch,
@@ -19,6 +19,7 @@ import { readCsvSpans, type CsvSpan } from '../../lambdas/core/codecs/csv-reader
 import { FeatureValidator, type FeatureIssue, type FeatureRow } from '../../lambdas/core/features.ts';
 import { parseManifest, type Manifest } from '../../lambdas/core/manifest.ts';
 import { planInput, type InputPlan } from '../../lambdas/core/tensors.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 
@@ -293,7 +294,7 @@ function checkRecords(
           row.error === undefined ? general(manifest, validator, header, row.fields) : undefined;
         if (!took) continue;
         accepted++;
-        expect(
+        expectWithMessage(
           reference,
           `fast path accepted row ${row.row} (${row.fields.join(',')}) that the general path rejects`,
         ).toBeDefined();
@@ -423,7 +424,7 @@ describe('CsvFastPath', () => {
       ['yess', -1],
       ['', -1],
     ] as const) {
-      expect(booleanAt(bytes(text), 0, text.length), text).toBe(value);
+      expectWithMessage(booleanAt(bytes(text), 0, text.length), text).toBe(value);
     }
   });
 });

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { CsvParser, CsvSyntaxError, parseCsv } from '../../lambdas/core/codecs/csv.ts';
 
 function fieldsOf(text: string, delimiter = ',') {

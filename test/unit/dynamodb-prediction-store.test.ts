@@ -12,7 +12,8 @@ import {
   ThrottlingException,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import 'aws-sdk-client-mock-jest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { storedPrediction } from '../../lambdas/core/cache-policy.ts';
 import { PredictionStoreError, type PredictionStoreErrorCode } from '../../lambdas/core/errors.ts';
 import {
@@ -22,7 +23,9 @@ import {
 } from '../../lambdas/adapters/dynamodb-prediction-store.ts';
 
 const dynamo = mockClient(DynamoDBClient);
-afterEach(() => dynamo.reset());
+afterEach(() => {
+  dynamo.reset();
+}, 60_000);
 
 const item = storedPrediction(
   {
@@ -71,7 +74,7 @@ describe('DynamoDbPredictionStore', () => {
       'fraud#txn#1',
       'fraud#other',
     ]);
-    expect(dynamo.commandCalls(BatchGetItemCommand)).toHaveLength(2);
+    expect(dynamo).toHaveReceivedCommandTimes(BatchGetItemCommand, 2);
     expect(found.get('fraud#txn#1')).toEqual(item);
   });
 
@@ -95,8 +98,9 @@ describe('DynamoDbPredictionStore', () => {
     dynamo.on(GetItemCommand).resolves({ Item: toItem(item) });
     const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['fraud#txn#1']);
     expect(found.get('fraud#txn#1')).toEqual(item);
-    expect(dynamo.commandCalls(BatchGetItemCommand)).toHaveLength(0);
-    expect(dynamo.commandCalls(GetItemCommand)[0]!.args[0].input).toMatchObject({
+    expect(dynamo).not.toHaveReceivedCommand(BatchGetItemCommand);
+    expect(dynamo).toHaveReceivedCommandTimes(GetItemCommand, 1);
+    expect(dynamo).toHaveReceivedCommandWith(GetItemCommand, {
       TableName: 'table',
       Key: { pk: { S: 'fraud#txn#1' } },
     });

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { FeatureValidator, type FeatureIssue } from '../../lambdas/core/features.ts';
 import { parseManifest } from '../../lambdas/core/manifest.ts';
 import { ValidationError } from '../../lambdas/core/errors.ts';
 import { validateFeatureObjects } from '../../lambdas/core/features.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const manifest = parseManifest({
   name: 'm',
@@ -164,7 +165,7 @@ describe('FeatureValidator.fromText', () => {
     for (const text of ['0x10', 'abc', 'NaN', 'Infinity', '1,5']) {
       const issues: FeatureIssue[] = [];
       validator.fromText([text, '1', 'red'], [0, 1, -1, 2, -1, -1], issues);
-      expect(issues[0]?.field, text).toBe('amount');
+      expectWithMessage(issues[0]?.field, text).toBe('amount');
     }
   });
 });

@@ -4,7 +4,7 @@
  * conversions, category codes, strings through the dictionary codes), whatever the batch is reused for.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { FeedBatch, stringDictionaries } from '../../lambdas/core/batch/feed-batch.ts';
 import { feedStrings } from '../../lambdas/core/batch/scoring-thread.ts';
 import type { FeatureRow } from '../../lambdas/core/features.ts';

@@ -7,7 +7,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { parsePointer } from '../../lambdas/adapters/model-pointer.ts';
 import { ModelLoadError, ModelNotFoundError } from '../../lambdas/core/errors.ts';
@@ -95,10 +95,10 @@ beforeEach(async () => {
     now: () => now,
   });
   expect((await registry.get()).version).toBe('1');
-});
+}, 60_000);
 afterEach(async () => {
   await registry.close();
-});
+}, 60_000);
 
 /** Each way a promotion can fail, and what the registry must say about it. */
 const FAILURES: {
@@ -359,10 +359,10 @@ describe('model sources and packages', () => {
   let root: string;
   beforeEach(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'tandem-pointer-'));
-  });
+  }, 60_000);
   afterEach(async () => {
     await rm(root, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('a folder source: a missing pointer is not found, an unreadable one is the store unavailable', async () => {
     const folder = new FsModelSource(root);

@@ -3,7 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { S3ModelSource } from '../../lambdas/adapters/s3-model-source.ts';
 import { ModelLoadError, ModelNotFoundError } from '../../lambdas/core/errors.ts';
@@ -41,10 +41,10 @@ function registry(refreshSeconds = 60) {
 beforeEach(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'tandem-registry-'));
   now = 1_000_000;
-});
+}, 60_000);
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('ModelRegistry', () => {
   it('says a model is ready only while it is loaded and its pointer was checked within the interval', async () => {
@@ -117,7 +117,9 @@ describe('ModelRegistry', () => {
 
 describe('S3ModelSource', () => {
   const s3 = mockClient(S3Client);
-  afterEach(() => s3.reset());
+  afterEach(() => {
+    s3.reset();
+  }, 60_000);
 
   it('maps a missing pointer to ModelNotFoundError and a missing file to MODEL_FILE_MISSING', async () => {
     s3.on(GetObjectCommand).rejects(new NoSuchKey({ message: 'gone', $metadata: {} }));

@@ -2,7 +2,7 @@
  * The serving core against the model zoo: every zoo model is loaded through `loadModel` and its predictions
  * are compared with the zoo's hand-written references (the math), never with onnxruntime's own output.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { ManifestError, ModelLoadError, ValidationError } from '../../lambdas/core/errors.ts';
 import { loadModel } from '../../lambdas/core/model-loader.ts';
 import {
@@ -17,6 +17,7 @@ import {
   type ZooFeatures,
   type ZooModel,
 } from '../support/model-zoo.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const RELATIVE = 1e-5;
 
@@ -25,7 +26,7 @@ const loaded: Served[] = [];
 
 afterAll(async () => {
   await Promise.all(loaded.map((m) => m.close()));
-});
+}, 60_000);
 
 async function load(model: ZooModel, manifest: unknown = model.manifest): Promise<Served> {
   const served = await loadModel({ manifest, modelBytes: model.modelBytes });
@@ -34,25 +35,25 @@ async function load(model: ZooModel, manifest: unknown = model.manifest): Promis
 }
 
 function expectClose(actual: unknown, expected: number, where: string): void {
-  expect(typeof actual, where).toBe('number');
+  expectWithMessage(typeof actual, where).toBe('number');
   const tolerance = RELATIVE * Math.max(1, Math.abs(expected));
-  expect(
+  expectWithMessage(
     Math.abs((actual as number) - expected),
     `${where}: got ${String(actual)}, expected ${expected}`,
   ).toBeLessThanOrEqual(tolerance);
 }
 
 function expectPrediction(actual: unknown, expected: ExpectedPrediction, where: string): void {
-  expect(actual, where).toBeTypeOf('object');
+  expectWithMessage(typeof actual, where).toBe('object');
   const got = actual as Record<string, unknown>;
   if ('value' in expected) {
     expectClose(got['value'], expected.value, `${where} value`);
     return;
   }
-  expect(got['label'], `${where} label`).toBe(expected.label);
+  expectWithMessage(got['label'], `${where} label`).toBe(expected.label);
   const probabilities = got['probabilities'] as Record<string, unknown> | undefined;
-  expect(probabilities, `${where} probabilities`).toBeDefined();
-  expect(Object.keys(probabilities!).sort(), `${where} probability keys`).toEqual(
+  expectWithMessage(probabilities, `${where} probabilities`).toBeDefined();
+  expectWithMessage(Object.keys(probabilities!).sort(), `${where} probability keys`).toEqual(
     Object.keys(expected.probabilities).sort(),
   );
   for (const [key, p] of Object.entries(expected.probabilities)) {

@@ -5,7 +5,7 @@
  */
 import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { parseManifest, type Manifest } from '../../lambdas/core/manifest.ts';
 import {
   allZooModels,
@@ -21,6 +21,7 @@ import {
   type ZooFeatures,
   type ZooModel,
 } from '../support/model-zoo.ts';
+import { expectWithMessage } from '../support/expect-message.ts';
 
 const TOLERANCE = 1e-5;
 
@@ -140,18 +141,21 @@ function expectMatchesReference(
 ) {
   const where = `${model.name} row ${row} ${JSON.stringify(model.sampleRows[row])}`;
   if ('value' in expected) {
-    expect(direct.value, where).toBeDefined();
-    expect(close(direct.value!, expected.value), `${where}: ${direct.value} vs ${expected.value}`).toBe(true);
+    expectWithMessage(direct.value, where).toBeDefined();
+    expectWithMessage(
+      close(direct.value!, expected.value),
+      `${where}: ${direct.value} vs ${expected.value}`,
+    ).toBe(true);
     return;
   }
-  if (direct.label !== undefined) expect(direct.label, where).toBe(expected.label);
+  if (direct.label !== undefined) expectWithMessage(direct.label, where).toBe(expected.label);
   if (direct.probabilities) {
     const classes = model.classes!;
-    expect(direct.probabilities, where).toHaveLength(classes.length);
-    expect(Object.keys(expected.probabilities).sort(), where).toEqual(classes.map(String).sort());
+    expectWithMessage(direct.probabilities, where).toHaveLength(classes.length);
+    expectWithMessage(Object.keys(expected.probabilities).sort(), where).toEqual(classes.map(String).sort());
     classes.forEach((c, k) => {
       const e = expected.probabilities[String(c)]!;
-      expect(
+      expectWithMessage(
         Math.abs(direct.probabilities![k]! - e),
         `${where} P(${c}): ${direct.probabilities![k]} vs ${e}`,
       ).toBeLessThanOrEqual(TOLERANCE);
@@ -211,7 +215,7 @@ describe('model zoo: manifests and coverage', () => {
 
   it('uses every operator the serving code must handle', () => {
     const ops = new Set(models.flatMap((m) => nodesOf(m.modelBytes).map((n) => n.opType)));
-    for (const op of zooOperators) expect(ops, op).toContain(op);
+    for (const op of zooOperators) expectWithMessage(ops, op).toContain(op);
     // Tree splits of both kinds.
     const modes = new Set(
       models.flatMap((m) =>
@@ -307,7 +311,7 @@ describe('model zoo: references agree with onnxruntime', () => {
       const direct = await runDirect(model);
       model.sampleRows.forEach((row, i) => {
         expect(direct[i]!.probabilities).toBeUndefined();
-        expect(direct[i]!.label, JSON.stringify(row)).toBe(
+        expectWithMessage(direct[i]!.label, JSON.stringify(row)).toBe(
           (model.reference(row) as { label: unknown }).label,
         );
       });

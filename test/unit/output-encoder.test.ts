@@ -5,7 +5,7 @@
  * NaN and -0.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { FeedBatch, stringDictionaries } from '../../lambdas/core/batch/feed-batch.ts';
 import { OutputEncoder } from '../../lambdas/core/batch/output-encoder.ts';
 import type { Outputs } from '../../lambdas/core/batch/scoring-thread.ts';

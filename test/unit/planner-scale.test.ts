@@ -6,7 +6,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { MAX_CHUNKS, type BatchPlan, type ChunkItem } from '../../lambdas/core/batch/contracts.ts';
 import { planRun } from '../../lambdas/core/batch/planner.ts';
@@ -38,10 +38,10 @@ beforeAll(async () => {
   fileBytes = Buffer.byteLength(text);
   await mkdir(path.join(root, 'data', 'incoming', DEMO_MODEL), { recursive: true });
   await writeFile(path.join(root, 'data', 'incoming', DEMO_MODEL, 'big.csv'), text);
-});
+}, 60_000);
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('planning a large upload', () => {
   it('plans close to 10,000 chunks into the store, with a small state payload', async () => {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
 import {
   CacheUnavailableError,
@@ -8,51 +8,12 @@ import {
   type PredictionStoreErrorCode,
 } from '../../lambdas/core/errors.ts';
 import type { ServedModel } from '../../lambdas/core/model-loader.ts';
-import type { PredictionStore } from '../../lambdas/core/ports.ts';
 import { parsePredictRequest } from '../../lambdas/core/predict-request.ts';
 import { PredictionService } from '../../lambdas/core/prediction-service.ts';
+import { MemoryPredictionStore } from '../support/memory-prediction-store.ts';
 import { loadTinyModel, tinyExpected } from '../support/tiny-model.ts';
 
 const NOW = Date.parse('2026-06-01T00:00:00Z');
-
-/** An in-memory store that records calls and can be made slow or broken. */
-class MemoryStore implements PredictionStore {
-  readonly items = new Map<string, StoredPrediction>();
-  readonly gets: string[][] = [];
-  /** Never answer (until aborted): only the service's budget can end the read. */
-  hang = false;
-  aborted = 0;
-  failWith: Error | undefined;
-
-  async getMany(keys: readonly string[], signal?: AbortSignal) {
-    this.gets.push([...keys]);
-    if (this.hang) {
-      await new Promise((_, reject) => {
-        signal?.addEventListener('abort', () => {
-          this.aborted++;
-          reject(new Error('aborted'));
-        });
-      });
-    }
-    if (this.failWith) throw this.failWith;
-    return new Map(keys.filter((k) => this.items.has(k)).map((k) => [k, this.items.get(k)!]));
-  }
-
-  async putMany(items: readonly StoredPrediction[]) {
-    let written = 0;
-    let skipped = 0;
-    for (const item of items) {
-      const key = predictionKey(item.model, item.entityId);
-      const existing = this.items.get(key);
-      if (existing && existing.computedAt >= item.computedAt) skipped++;
-      else {
-        this.items.set(key, item);
-        written++;
-      }
-    }
-    return { written, skipped };
-  }
-}
 
 function cached(entityId: string, ageSeconds: number, version = '1'): StoredPrediction {
   return storedPrediction(
@@ -72,13 +33,13 @@ function cached(entityId: string, ageSeconds: number, version = '1'): StoredPred
 let model: ServedModel;
 beforeAll(async () => {
   model = await loadTinyModel('1');
-});
+}, 60_000);
 afterAll(async () => {
   await model.close();
-});
+}, 60_000);
 
 function setup(options: { writeThrough?: boolean; budget?: number } = {}) {
-  const store = new MemoryStore();
+  const store = new MemoryPredictionStore();
   store.items.set(predictionKey('tiny', 'hit'), cached('hit', 30));
   store.items.set(predictionKey('tiny', 'old'), cached('old', 7200));
   store.items.set(predictionKey('tiny', 'v0'), cached('v0', 10, '0'));
@@ -252,7 +213,7 @@ describe('PredictionService', () => {
     expect(store.gets).toEqual([]);
   });
 
-  it('writes model answers through when enabled, one item per id, never over a fresher one', async () => {
+  it('writes model answers through when enabled, one item per id', async () => {
     const { store, service } = setup({ writeThrough: true });
     const outcome = await service.predict(
       parsePredictRequest({
@@ -273,6 +234,26 @@ describe('PredictionService', () => {
       expiresAt: NOW / 1000 + 86_400,
     });
     expect(item?.prediction).toEqual(outcome.results[1]?.prediction);
+  });
+
+  it('never writes a model answer over a fresher stored one', async () => {
+    const { store, service } = setup({ writeThrough: true });
+    // Stored after this request's answer is computed (NOW), e.g. by a batch run that finished meanwhile.
+    const fresher = { ...cached('w3', 0, '2'), computedAt: NOW + 1000 };
+    store.items.set(predictionKey('tiny', 'w3'), fresher);
+    const outcome = await service.predict(
+      parsePredictRequest({
+        instances: [
+          { id: 'w3', features: { x1: 1 } },
+          { id: 'w4', features: { x1: 2 } },
+        ],
+        bypassCache: true, // scored by the model, so written through
+      }),
+      model,
+    );
+    expect(outcome.stats.writeThrough).toEqual({ written: 1, skipped: 1 });
+    expect(store.items.get(predictionKey('tiny', 'w3'))).toBe(fresher);
+    expect(store.items.get(predictionKey('tiny', 'w4'))).toMatchObject({ source: 'online', computedAt: NOW });
   });
 
   it('does not write through by default', async () => {

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { parquetMetadata } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from '@jest/globals';
 import { scanCsv } from '../../lambdas/core/batch/dataset-scan.ts';
 import { DatasetError } from '../../lambdas/core/codecs/errors.ts';
 import { readCsvRecords, type CsvRow } from '../../lambdas/core/codecs/csv-reader.ts';
@@ -51,12 +51,12 @@ describe('readCsvRecords', () => {
       const rows = await collect(
         readCsvRecords(pieces(bytes, size), { delimiter: ',', firstRow: 1, firstLine: 2, batchBytes: 8 }),
       );
-      expect(rows).toEqual<CsvRow[]>([
+      expect(rows).toEqual([
         { row: 1, line: 2, fields: ['1', 'ok'] },
         { row: 2, line: 3, fields: ['2', 'bad\uFFFDx'], error: 'invalid UTF-8', text: '2,bad\uFFFDx' },
         { row: 3, line: 4, fields: ['3', 'é€'] },
         { row: 4, line: 5, fields: ['4', 'a\nb'] },
-      ]);
+      ] satisfies CsvRow[]);
     }
   });
 
@@ -65,7 +65,7 @@ describe('readCsvRecords', () => {
     const rows = await collect(
       readCsvRecords(pieces(bytes, 4), { delimiter: ',', firstRow: 10, firstLine: 20 }),
     );
-    expect(rows).toEqual<CsvRow[]>([
+    expect(rows).toEqual([
       {
         row: 10,
         line: 20,
@@ -75,7 +75,7 @@ describe('readCsvRecords', () => {
       },
       { row: 11, line: 21, fields: ['2', 'd'] },
       { row: 12, line: 23, fields: ['3', 'e'] },
-    ]);
+    ] satisfies CsvRow[]);
   });
 
   it('numbers lines from the first record when the range starts with blank lines', async () => {

@@ -11,7 +11,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { S3ModelSource } from '../../lambdas/adapters/s3-model-source.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
 import { ModelLoadError, ModelNotFoundError } from '../../lambdas/core/errors.ts';
@@ -29,7 +29,7 @@ function forbidden(name: 'Forbidden' | 'AccessDenied'): S3ServiceException {
 
 afterEach(() => {
   s3.reset();
-});
+}, 60_000);
 
 describe('S3ObjectStore.head on a 403', () => {
   const store = () => new S3ObjectStore(s3 as unknown as S3Client);

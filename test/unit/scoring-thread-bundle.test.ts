@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ESM_REQUIRE_BANNER } from '../../lib/tandem-function.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -49,11 +49,11 @@ describe('the scoring thread in a bundle built like the score function', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-thread-bundle-'));
     // Externals resolve from the repository's node_modules, as the bundle's own folder provides them.
     fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-  });
+  }, 60_000);
 
   afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('scores on a scoring thread exactly as inline', async () => {
     const outfile = path.join(dir, 'index.mjs');

@@ -5,12 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringDictionaries, FeedBatch } from '../../lambdas/core/batch/feed-batch.ts';
 import {
   feedStrings,
   resolveScoringThreads,
   startFeedRunner,
+  startScoringThread,
   type FeedRunner,
   type FeedSpec,
 } from '../../lambdas/core/batch/scoring-thread.ts';
@@ -81,7 +82,7 @@ describe('FeedRunner', () => {
   afterAll(async () => {
     await inline?.close();
     await threaded?.close();
-  });
+  }, 60_000);
 
   it('gives the same outputs on a scoring thread as inline, and hands the feeds back', async () => {
     expect([inline.threads, threaded.threads]).toEqual([0, 2]);
@@ -120,7 +121,7 @@ describe('FeedRunner', () => {
     }
   });
 
-  it('refuses a graph onnxruntime cannot load with ModelLoadError MODEL_CORRUPT, on a thread too', async () => {
+  it('refuses a graph onnxruntime cannot load with ModelLoadError MODEL_CORRUPT, with or without threads', async () => {
     for (const threads of [0, 1]) {
       const error = await startFeedRunner(new Uint8Array([1, 2, 3]), threads, 'x@1', []).then(
         () => undefined,
@@ -129,6 +130,24 @@ describe('FeedRunner', () => {
       expect(error).toBeInstanceOf(ModelLoadError);
       expect((error as ModelLoadError).code).toBe('MODEL_CORRUPT');
     }
+  });
+
+  it("a scoring thread that cannot load the graph rejects with onnxruntime's reason, from the thread", async () => {
+    // startFeedRunner loads the graph inline first, so a graph it refuses never reaches a thread: this is
+    // the thread's own load path (its 'load-failed' reply).
+    const garbage = new Uint8Array([1, 2, 3]);
+    const inline = await startFeedRunner(garbage, 0, 'x@1', []).then(
+      () => undefined,
+      (e: unknown) => e as ModelLoadError,
+    );
+    const reason = (inline?.cause as Error).message;
+    expect(reason).toBeTruthy();
+    const error = await startScoringThread(garbage, 'x@1', []).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toBe(reason);
   });
 
   it('rejects runs once closed', async () => {

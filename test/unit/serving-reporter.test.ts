@@ -3,9 +3,10 @@
  * ModelPointerErrors metric as an EMF record with a per-model and a per-service dimension set.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { PowertoolsMetrics } from '../../lambdas/handlers/api/api-metrics.ts';
 import { servingReporter } from '../../lambdas/handlers/api/serving-reporter.ts';
+import { stubEnv, unstubAllEnvs } from '../support/stub-env.ts';
 
 let lines: string[];
 
@@ -15,12 +16,12 @@ beforeEach(() => {
     lines.push(String(chunk));
     return true;
   };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-});
+  jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+  jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+}, 60_000);
 afterEach(() => {
-  vi.restoreAllMocks();
-});
+  jest.restoreAllMocks();
+}, 60_000);
 
 function records(): Record<string, unknown>[] {
   return lines
@@ -87,12 +88,12 @@ describe('serving reporter', () => {
   });
 
   it('publishes ModelPointerErrors per model and per service: 1 failing, 0 serving', () => {
-    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
-    vi.stubEnv('POWERTOOLS_DEV', '');
+    stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    stubEnv('POWERTOOLS_DEV', '');
     const events = reporter();
     events.checked!('fraud-detector', true);
     events.checked!('fraud-detector', false);
-    vi.unstubAllEnvs();
+    unstubAllEnvs();
     const emf = records().filter((r) => r['_aws']);
     expect(emf.map((r) => r['ModelPointerErrors'])).toEqual([1, 0]);
     expect(emf[0]).toMatchObject({
@@ -111,9 +112,9 @@ describe('serving reporter', () => {
   });
 
   it('publishes nothing when metrics are off', () => {
-    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+    stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
     reporter().checked!('fraud-detector', true);
-    vi.unstubAllEnvs();
+    unstubAllEnvs();
     expect(records()).toEqual([]);
   });
 });

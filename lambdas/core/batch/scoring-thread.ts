@@ -318,8 +318,20 @@ class HybridRunner implements FeedRunner {
 }
 
 /**
- * Builds the sessions for a compiled model: inline (threads 0) or on scoring threads. A graph onnxruntime refuses gives
- * ModelLoadError MODEL_CORRUPT, as loadModel does.
+ * One scoring thread with its own session of the graph; rejects with onnxruntime's message when the thread
+ * cannot load it (the thread is terminated).
+ */
+export function startScoringThread(
+  graphBytes: Uint8Array,
+  label: string,
+  dictionaries: Dictionaries,
+): Promise<WorkerRunner> {
+  return WorkerRunner.start(graphBytes, label, dictionaries);
+}
+
+/**
+ * Builds the sessions for a compiled model: inline (threads 0) or on scoring threads. A graph onnxruntime
+ * refuses gives ModelLoadError MODEL_CORRUPT, as loadModel does.
  */
 export async function startFeedRunner(
   graphBytes: Uint8Array,
@@ -330,7 +342,7 @@ export async function startFeedRunner(
   const inline = new InlineRunner(await createSession(graphBytes, label), label, dictionaries);
   if (threads === 0) return inline;
   const started = await Promise.allSettled(
-    Array.from({ length: threads }, () => WorkerRunner.start(graphBytes, label, dictionaries)),
+    Array.from({ length: threads }, () => startScoringThread(graphBytes, label, dictionaries)),
   );
   const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = started.find((s) => s.status === 'rejected');
