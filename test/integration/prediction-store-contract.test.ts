@@ -118,9 +118,9 @@ describe.each(stores)('prediction store contract: %s', (_name, makeStore) => {
   }, 60_000);
 
   it.each(CASES)('$name', async ({ first, next, replaces }) => {
-    expect(await store.putMany([first])).toEqual({ written: 1, skipped: 0 });
+    expect(await store.putMany([first])).toEqual({ written: 1, skipped: 0, unprocessed: [] });
     expect(await store.putMany([next])).toEqual(
-      replaces ? { written: 1, skipped: 0 } : { written: 0, skipped: 1 },
+      replaces ? { written: 1, skipped: 0, unprocessed: [] } : { written: 0, skipped: 1, unprocessed: [] },
     );
     const key = predictionKey(next.model, next.entityId);
     expect((await store.getMany([key])).get(key)).toEqual(replaces ? next : first);
@@ -137,6 +137,10 @@ describe.each(stores)('prediction store contract: %s', (_name, makeStore) => {
 
   it('counts written and skipped items in one call', async () => {
     await store.putMany([item('s1', T + 5)]);
-    expect(await store.putMany([item('s1', T), item('s2', T)])).toEqual({ written: 1, skipped: 1 });
+    expect(await store.putMany([item('s1', T), item('s2', T)])).toEqual({
+      written: 1,
+      skipped: 1,
+      unprocessed: [],
+    });
   });
 });

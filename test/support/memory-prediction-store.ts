@@ -47,7 +47,9 @@ export class MemoryPredictionStore implements PredictionStore {
     return new Map(keys.filter((k) => this.items.has(k)).map((k) => [k, this.items.get(k)!]));
   }
 
-  async putMany(items: readonly StoredPrediction[]): Promise<{ written: number; skipped: number }> {
+  async putMany(
+    items: readonly StoredPrediction[],
+  ): Promise<{ written: number; skipped: number; unprocessed: readonly StoredPrediction[] }> {
     if (this.failWith) throw this.failWith;
     let written = 0;
     let skipped = 0;
@@ -58,6 +60,6 @@ export class MemoryPredictionStore implements PredictionStore {
         written++;
       } else skipped++;
     }
-    return { written, skipped };
+    return { written, skipped, unprocessed: [] };
   }
 }

@@ -25,10 +25,7 @@ describe('parseEntityId', () => {
 
   it.each([
     ['', /non-empty string/],
-    [
-      'x'.repeat(MAX_ENTITY_ID_LENGTH + 1),
-      /at most 256 characters, got 257 \(counted in UTF-16 code units\)/,
-    ],
+    ['x'.repeat(MAX_ENTITY_ID_LENGTH + 1), /^must be at most 256 characters, got 257$/],
     ['a\uD800', /unpaired surrogate/],
     ['\uDC00b', /unpaired surrogate/],
   ])('rejects the string %j', (value, problem) => {
@@ -37,9 +34,9 @@ describe('parseEntityId', () => {
     expect(result.problem).toMatch(problem);
   });
 
-  it('counts a character outside the BMP as two units', () => {
-    expect(parseEntityId('😀'.repeat(128)).id).toBe('😀'.repeat(128));
-    expect(parseEntityId('😀'.repeat(129)).problem).toMatch(/got 258/);
+  it('counts characters (code points): a character outside the BMP is one', () => {
+    expect(parseEntityId('😀'.repeat(256)).id).toBe('😀'.repeat(256));
+    expect(parseEntityId('😀'.repeat(257)).problem).toMatch(/got 257$/);
   });
 
   it('treats undefined and null as no id, without a problem', () => {
