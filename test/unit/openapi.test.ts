@@ -203,7 +203,7 @@ describe('served at GET /openapi.json', () => {
     expect(Object.keys(schemas).filter((k) => k.startsWith('PredictRequest.'))).toEqual([
       'PredictRequest.tiny',
     ]);
-    expect((await new Validator().validate(response.body as object)).valid).toBe(true);
+    expect((await new Validator().validate(response.body as Record<string, unknown>)).valid).toBe(true);
   });
 
   it('reports the package version', async () => {
