@@ -491,6 +491,11 @@ describe('inference errors: 400 {"error"} naming the input and row', () => {
       /output "output0" is not an output of model "tiny" \(it has: label, probabilities, source\)/,
     ],
     ['no inputs and no ids', { inputs: [] }, /the request has no inputs/],
+    [
+      'a scalar shape',
+      { inputs: [{ name: 'x1', shape: [], datatype: 'FP32', data: [1] }] },
+      /input "x1" has shape \[\]: its first dimension is the rows/,
+    ],
     ['no "inputs" at all', { id: '1' }, /inputs/],
     [
       'more rows than the limit',

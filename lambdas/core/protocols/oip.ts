@@ -241,7 +241,12 @@ export function translateInferenceRequest(
 
   let rows: number | undefined = ids?.length;
   const firstInput = request.inputs[0];
-  if (rows === undefined && firstInput) rows = firstInput.shape[0];
+  if (rows === undefined && firstInput) {
+    if (firstInput.shape.length === 0) {
+      fail(`input "${firstInput.name}" has shape []: its first dimension is the rows`, 'inputs.0.shape');
+    }
+    rows = firstInput.shape[0];
+  }
   if (rows === undefined) {
     fail(
       'the request has no inputs: send one input per feature, or "parameters.ids" to read precomputed predictions',
