@@ -9,7 +9,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { predictionKey, storedPrediction, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
 import { ModelRegistry } from '../../lambdas/core/model-registry.ts';
@@ -368,6 +368,43 @@ describe('inference', () => {
       404,
       /nothing is precomputed/,
     );
+  });
+
+  it('a table that cannot be read: the model answers, the response says "skipped" and the reason is logged', async () => {
+    const logger = new Logger({ serviceName: 'test', logLevel: 'WARN' });
+    const warn = vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    const failing: PredictionStore = {
+      getMany: async () => {
+        throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+      },
+      putMany: async () => ({ written: 0, skipped: 0 }),
+    };
+    const degraded = createApiHandler({
+      registry,
+      service: new PredictionService(failing, { cacheBudgetMs: 100, writeThrough: false }),
+      limits: DEFAULT_LIMITS,
+      logger,
+      metrics: new ApiMetrics(new PowertoolsMetrics({ namespace: 'Test', serviceName: 'test' }), 0),
+      logPayloads: false,
+    });
+    const result = await degraded(
+      apiEvent('POST', '/v2/models/tiny/infer', {
+        parameters: { ids: ['known'] },
+        inputs: [{ name: 'x1', shape: [1], datatype: 'FP64', data: [2] }],
+      }),
+      lambdaContext(),
+    );
+    expect(result.statusCode).toBe(200);
+    const body = oipInferenceResponseSchema.parse(JSON.parse(result.body));
+    expect(body.parameters).toEqual({ cache: 'skipped' });
+    expect(body.outputs.find((o) => o.name === 'source')!.data).toEqual(['model']);
+    expect(warn).toHaveBeenCalledWith(
+      'predicted',
+      expect.objectContaining({
+        cache: expect.objectContaining({ status: 'skipped', reason: 'the table is throttling requests' }),
+      }),
+    );
+    vi.restoreAllMocks();
   });
 
   it('a missing optional feature takes its default, as in POST /predict', async () => {

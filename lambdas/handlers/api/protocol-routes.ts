@@ -130,6 +130,15 @@ async function infer(call: ApiCall): Promise<ApiResult> {
     throw error instanceof ValidationError ? renameFields(error, translation.sources) : error;
   }
   if (deps.metrics.enabled) recordMetrics(deps.metrics, outcome, translation.request.instances.length);
+  // As /predict logs it: the only place the reason a table read failed is written.
+  if (outcome.cache.status === 'skipped') {
+    call.log.write('warn', 'predicted', {
+      model: model.name,
+      version: model.version,
+      instances: translation.request.instances.length,
+      cache: { status: 'skipped', reason: outcome.cache.reason, cause: outcome.cache.cause },
+    });
+  }
   const id = (body as { id?: string }).id;
   const response = inferenceResponse(model, model.version, outcome.results, {
     ...(id === undefined ? {} : { id }),
