@@ -65,6 +65,17 @@ export const API_ROUTES: ReadonlyArray<{ method: apigwv2.HttpMethod; path: strin
   { method: apigwv2.HttpMethod.GET, path: '/models/{name}' },
   { method: apigwv2.HttpMethod.GET, path: '/health' },
   { method: apigwv2.HttpMethod.GET, path: '/ready' },
+  { method: apigwv2.HttpMethod.GET, path: '/openapi.json' },
+  // The Open Inference Protocol (v2) REST routes.
+  { method: apigwv2.HttpMethod.GET, path: '/v2' },
+  { method: apigwv2.HttpMethod.GET, path: '/v2/health/live' },
+  { method: apigwv2.HttpMethod.GET, path: '/v2/health/ready' },
+  { method: apigwv2.HttpMethod.GET, path: '/v2/models/{name}' },
+  { method: apigwv2.HttpMethod.GET, path: '/v2/models/{name}/ready' },
+  { method: apigwv2.HttpMethod.POST, path: '/v2/models/{name}/infer' },
+  { method: apigwv2.HttpMethod.GET, path: '/v2/models/{name}/versions/{version}' },
+  { method: apigwv2.HttpMethod.GET, path: '/v2/models/{name}/versions/{version}/ready' },
+  { method: apigwv2.HttpMethod.POST, path: '/v2/models/{name}/versions/{version}/infer' },
 ];
 
 export class RealtimeApi extends Construct {
@@ -90,7 +101,8 @@ export class RealtimeApi extends Construct {
 
     this.predict = new TandemFunction(this, 'Predict', {
       entry: 'lambdas/handlers/predict.ts',
-      description: 'Tandem real-time predictions (POST /predict, GET /models, /health, /ready)',
+      description:
+        'Tandem real-time predictions (POST /predict, GET /models, /health, /ready, /openapi.json, /v2)',
       memorySize,
       // Cold start loads the model at init; a request itself is milliseconds, a large batch of instances less than a second.
       timeout: Duration.seconds(29),

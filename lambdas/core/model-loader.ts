@@ -6,7 +6,14 @@
 import ort from 'onnxruntime-node';
 import { InferenceError, ManifestError, ModelLoadError } from './errors.ts';
 import { FeatureValidator, validateFeatureObjects, type FeatureRow } from './features.ts';
-import { parseManifest, resolveInputs, type ClassLabel, type FieldIssue, type Manifest } from './manifest.ts';
+import {
+  parseManifest,
+  resolveInputs,
+  type ClassLabel,
+  type FieldIssue,
+  type InputSpec,
+  type Manifest,
+} from './manifest.ts';
 import { inspectModel, type GraphInfo, type GraphValue, type OnnxElemType } from './onnx-graph.ts';
 import { decodePredictions, fetchedOutputs, type OutputPlan, type Prediction } from './predictions.ts';
 import { encodeFeeds, planInput, type InputPlan } from './tensors.ts';
@@ -84,6 +91,8 @@ export interface ServedModel {
   readonly validator: FeatureValidator;
   /** True when the graph takes exactly one instance per run (fixed batch dimension 1). */
   readonly fixedBatchOne: boolean;
+  /** The ONNX inputs and the features each packs, in column order (the manifest's, or the one default input). */
+  readonly inputs: readonly InputSpec[];
   /** Validates JSON feature objects; throws ValidationError (INVALID_FEATURES) naming each bad field. */
   validate(instances: readonly unknown[]): FeatureRow[];
   /** Scores validated rows: one onnxruntime run for all rows (one per row for fixed-batch-1 graphs). */
@@ -212,6 +221,7 @@ class OnnxServedModel implements ServedModel {
   readonly name: string;
   readonly version: string;
   readonly ref: { readonly name: string; readonly version: string };
+  readonly inputs: readonly InputSpec[];
   private readonly fetches: readonly string[];
 
   constructor(
@@ -227,6 +237,11 @@ class OnnxServedModel implements ServedModel {
     this.version = manifest.version;
     this.ref = Object.freeze({ name: manifest.name, version: manifest.version });
     this.fetches = fetchedOutputs(outputPlan);
+    this.inputs = inputPlans.map((plan) => ({
+      name: plan.name,
+      type: plan.type,
+      features: plan.columns.map((column) => manifest.features[column]!.name),
+    }));
   }
 
   validate(instances: readonly unknown[]): FeatureRow[] {

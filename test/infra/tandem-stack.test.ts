@@ -195,14 +195,24 @@ describe('TandemStack (defaults)', () => {
   });
 
   describe('real-time API', () => {
-    it('routes the five endpoints to the predict alias, each behind IAM authorization', () => {
+    it('routes every endpoint (the OpenAPI document and the Open Inference Protocol v2 included) to the predict alias, each behind IAM authorization', () => {
       const routes = Object.values(resources(template, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties!);
       expect(routes.map((r) => r['RouteKey']).sort()).toEqual([
         'GET /health',
         'GET /models',
         'GET /models/{name}',
+        'GET /openapi.json',
         'GET /ready',
+        'GET /v2',
+        'GET /v2/health/live',
+        'GET /v2/health/ready',
+        'GET /v2/models/{name}',
+        'GET /v2/models/{name}/ready',
+        'GET /v2/models/{name}/versions/{version}',
+        'GET /v2/models/{name}/versions/{version}/ready',
         'POST /predict',
+        'POST /v2/models/{name}/infer',
+        'POST /v2/models/{name}/versions/{version}/infer',
       ]);
       for (const route of routes) expect(route['AuthorizationType']).toBe('AWS_IAM');
       template.resourceCountIs('AWS::ApiGatewayV2::Authorizer', 0);
@@ -801,7 +811,7 @@ describe('TandemStack (configured)', () => {
       JwtConfiguration: { Issuer: 'https://issuer.example.com/', Audience: ['tandem-client'] },
     });
     const routes = Object.values(resources(template, 'AWS::ApiGatewayV2::Route'));
-    expect(routes).toHaveLength(5);
+    expect(routes).toHaveLength(15);
     for (const route of routes) {
       expect(route.Properties).toMatchObject({
         AuthorizationType: 'JWT',

@@ -4,7 +4,6 @@
  * exactly what Lambda runs.
  */
 import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
@@ -21,6 +20,8 @@ import {
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
 import { pointerView, readyView, servingView } from './model-status-view.ts';
+import { isOipPath, PROTOCOL_ROUTES, toOipError } from './protocol-routes.ts';
+import { decodeBody, recordMetrics } from './route-support.ts';
 import {
   errorResult,
   json,
@@ -83,7 +84,7 @@ class RequestLog {
 }
 
 /** One request as the routes see it. */
-interface ApiCall {
+export interface ApiCall {
   readonly deps: ApiDependencies;
   readonly event: APIGatewayProxyEventV2;
   readonly requestId: string;
@@ -96,7 +97,7 @@ interface ApiCall {
 
 type Route = (call: ApiCall) => Promise<ApiResult>;
 
-interface RouteEntry {
+export interface RouteEntry {
   readonly method: 'GET' | 'POST';
   /** Matched against the path without trailing slashes; groups become `call.params`. */
   readonly path: RegExp;
@@ -134,26 +135,6 @@ function modelSchema(
     outputs: { ...manifest.outputs, ...(classes ? { classes } : {}) },
     cache: manifest.cache,
   };
-}
-
-function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
-  if (event.body === undefined || !event.isBase64Encoded) return event.body;
-  return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
-}
-
-function recordMetrics(metrics: ApiMetrics, outcome: PredictOutcome, instances: number): void {
-  const { verdicts, servedAges, modelLatencyMs } = outcome.stats;
-  metrics.value('InstancesPerRequest', MetricUnit.Count, instances);
-  metrics.count('CacheHit', verdicts.hit);
-  metrics.count('CacheMiss', verdicts.miss);
-  metrics.count('CacheStale', verdicts.stale + verdicts.expired);
-  metrics.count('CacheVersionMismatch', verdicts['version-mismatch']);
-  metrics.count('CacheSkipped', outcome.cache.status === 'skipped' ? 1 : 0);
-  for (const age of servedAges) metrics.value('CacheEntryAgeSeconds', MetricUnit.Seconds, age);
-  if (modelLatencyMs !== undefined) {
-    metrics.value('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
-    metrics.count('ModelInstances', outcome.stats.modelInstances);
-  }
 }
 
 /**
@@ -295,9 +276,13 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'GET', path: /^\/models\/([^/]+)$/, run: getModel },
   { method: 'GET', path: /^\/health$/, run: health },
   { method: 'GET', path: /^\/ready$/, run: ready },
+  ...PROTOCOL_ROUTES,
 ];
 
-const ROUTE_LIST = 'routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready';
+const ROUTE_LIST =
+  'routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready, GET /openapi.json, ' +
+  'and the Open Inference Protocol under /v2 (GET /v2, /v2/health/live, /v2/health/ready, ' +
+  '/v2/models/{name}[/versions/{version}][/ready], POST /v2/models/{name}[/versions/{version}]/infer)';
 
 /** Finds the request's route: 405 naming the allowed method when only the method differs, else 404. */
 async function route(call: ApiCall): Promise<ApiResult> {
@@ -385,6 +370,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
       result = failed(call, error);
     }
     metrics.end();
+    if (isOipPath(event.rawPath)) result = toOipError(result);
     // Every result's headers are its own object (json() builds one per response).
     (result.headers ??= {})['x-request-id'] = requestId;
     return result;
