@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readDemoDataset } from '../local/demo-dataset.ts';
+import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
 import {
   DEFAULT_API_CONCURRENCY,
   DEMO_MODEL,
@@ -92,6 +93,18 @@ async function main(): Promise<void> {
   startedUp = true;
   const { aws, seed } = stack;
   const api = stack.apiUrl!;
+  // Where the `tandem` command finds this stack (npm run tandem -- models list, with the same --data-dir).
+  await writeEndpointsFile(dataDir, {
+    apiUrl: api,
+    s3Endpoint: aws.s3Endpoint,
+    dynamoEndpoint: aws.dynamoEndpoint,
+    region: aws.region,
+    credentials: aws.credentials,
+    bucket: LOCAL_BUCKET,
+    table: LOCAL_TABLE,
+    modelsPrefix: 'models/',
+    pid: process.pid,
+  });
   const seedLine = seed
     ? `demo dataset scored into ${LOCAL_TABLE} by the batch lane: ${seed.counts.scored} rows (${seed.counts.rejected} rejected)`
     : 'demo dataset not seeded (--no-seed)';
@@ -120,6 +133,9 @@ Try:
   # what is served
   curl -s ${api}/models/${DEMO_MODEL}
 
+  # operate models (versions, promote, rollback, history): see docs/lifecycle.md
+  npm run tandem -- models show ${DEMO_MODEL}
+
   # the embedded AWS services with the AWS CLI
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/models/ --recursive
   ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${LOCAL_TABLE} --key '{"pk": {"S": "${DEMO_MODEL}#${cachedId}"}}'
@@ -136,6 +152,7 @@ Press Ctrl+C to stop.
     if (stopping) return;
     stopping = true;
     process.stdout.write('\nstopping…\n');
+    await removeEndpointsFile(dataDir);
     await stack.stop();
     process.exit(0);
   };

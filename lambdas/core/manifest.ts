@@ -249,7 +249,12 @@ export function resolveInputs(manifest: Manifest, modelInputNames: readonly stri
   if (!only || rest.length > 0) {
     throw new ManifestError(
       `manifest.inputs is required: the model has ${modelInputNames.length} inputs (${modelInputNames.join(', ')})`,
-      [{ field: 'inputs', message: 'required when the model does not have exactly one input' }],
+      [
+        {
+          field: 'inputs',
+          message: `required when the model does not have exactly one input; it has ${modelInputNames.length} (${modelInputNames.join(', ')})`,
+        },
+      ],
     );
   }
   return [{ name: only, type: 'float32', features: manifest.features.map((f) => f.name) }];
