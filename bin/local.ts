@@ -3,7 +3,7 @@
  * (s3rver) on loopback, the demo model uploaded, the demo dataset scored into the table, and the real
  * API handler behind an API Gateway event adapter.
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readDemoDataset } from '../local/demo-dataset.ts';
@@ -111,6 +111,11 @@ async function main(): Promise<void> {
   const demo = await readDemoDataset();
   const first = demo.rows[0]!;
   const cachedId = first[demo.header.indexOf(demo.idField)]!;
+  const demoVersion = (
+    JSON.parse(await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'current.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
   const sampleFeatures = demo.featuresOf(first);
   const creds = `AWS_ACCESS_KEY_ID=${aws.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${aws.credentials.secretAccessKey} AWS_REGION=${aws.region}`;
   const body = JSON.stringify({ id: 'txn-new-1', features: sampleFeatures });
@@ -138,7 +143,7 @@ Try:
 
   # the embedded AWS services with the AWS CLI
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/models/ --recursive
-  ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${LOCAL_TABLE} --key '{"pk": {"S": "${DEMO_MODEL}#${cachedId}"}}'
+  ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${LOCAL_TABLE} --key '{"pk": {"S": "${DEMO_MODEL}#${demoVersion}#${cachedId}"}}'
 
   # batch: upload a dataset to incoming/<model>/; results appear under results/<model>/<dataset>/<runId>/
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 cp models/${DEMO_MODEL}/demo-transactions.csv s3://${LOCAL_BUCKET}/incoming/${DEMO_MODEL}/my-transactions.csv

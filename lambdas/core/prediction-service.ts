@@ -194,7 +194,7 @@ function answerFromCache(
     let status: InstanceResult['cacheStatus'] =
       instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
     if (found && policy && instance.id !== undefined) {
-      const item = found.get(predictionKey(model.name, instance.id));
+      const item = found.get(predictionKey(model.name, model.version, instance.id));
       status = judgeCached(item, policy);
       plan.verdicts![status]++;
       if (status === 'hit' && item) {
@@ -320,7 +320,7 @@ export class PredictionService {
     const { instances } = request;
     const keys = new Set<string>();
     for (const instance of instances) {
-      if (instance.id !== undefined) keys.add(predictionKey(model.name, instance.id));
+      if (instance.id !== undefined) keys.add(predictionKey(model.name, model.version, instance.id));
     }
     const readStart = performance.now();
     try {

@@ -36,7 +36,7 @@ class MemoryStore implements PredictionStore {
     let written = 0;
     let skipped = 0;
     for (const item of items) {
-      const key = predictionKey(item.model, item.entityId);
+      const key = predictionKey(item.model, item.modelVersion, item.entityId);
       const existing = this.items.get(key);
       if (existing && existing.computedAt >= item.computedAt) skipped++;
       else {
@@ -73,9 +73,9 @@ afterAll(async () => {
 
 function setup(options: { writeThrough?: boolean; budget?: number } = {}) {
   const store = new MemoryStore();
-  store.items.set(predictionKey('tiny', 'hit'), cached('hit', 30));
-  store.items.set(predictionKey('tiny', 'old'), cached('old', 7200));
-  store.items.set(predictionKey('tiny', 'v0'), cached('v0', 10, '0'));
+  store.items.set(predictionKey('tiny', '1', 'hit'), cached('hit', 30));
+  store.items.set(predictionKey('tiny', '1', 'old'), cached('old', 7200));
+  store.items.set(predictionKey('tiny', '1', 'v0'), cached('v0', 10, '0'));
   const service = new PredictionService(store, {
     cacheBudgetMs: options.budget ?? 100,
     writeThrough: options.writeThrough ?? false,
@@ -98,7 +98,7 @@ describe('PredictionService', () => {
       ],
     });
     const outcome = await service.predict(request, model);
-    expect(store.gets).toEqual([['tiny#new', 'tiny#hit', 'tiny#old', 'tiny#v0']]);
+    expect(store.gets).toEqual([['tiny#1#new', 'tiny#1#hit', 'tiny#1#old', 'tiny#1#v0']]);
     expect(outcome.results.map((r) => [r.id, r.source, r.cacheStatus])).toEqual([
       ['new', 'model', 'miss'],
       ['hit', 'cache', 'hit'],
@@ -262,7 +262,7 @@ describe('PredictionService', () => {
       model,
     );
     expect(outcome.stats.writeThrough).toEqual({ written: 1, skipped: 0 });
-    const item = store.items.get('tiny#w1');
+    const item = store.items.get('tiny#1#w1');
     expect(item).toMatchObject({
       source: 'online',
       modelVersion: '1',
@@ -275,6 +275,6 @@ describe('PredictionService', () => {
   it('does not write through by default', async () => {
     const { store, service } = setup();
     await service.predict(parsePredictRequest({ id: 'w2', features: { x1: 1 } }), model);
-    expect(store.items.has('tiny#w2')).toBe(false);
+    expect(store.items.has('tiny#1#w2')).toBe(false);
   });
 });
