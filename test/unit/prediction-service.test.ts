@@ -85,6 +85,22 @@ function setup(options: { writeThrough?: boolean; budget?: number } = {}) {
 }
 
 describe('PredictionService', () => {
+  it("reads each version's own entries: a candidate's precomputed entry is a hit once it serves, a miss before", async () => {
+    const { store, service } = setup();
+    store.items.set(predictionKey('tiny', '2', 'pre'), cached('pre', 10, '2'));
+    const request = parsePredictRequest({ id: 'pre', features: { x1: 1 } });
+    const v1 = await service.predict(request, model);
+    expect(v1.results[0]).toMatchObject({ source: 'model', cacheStatus: 'miss', model: { version: '1' } });
+    const candidate = await loadTinyModel('2');
+    try {
+      const v2 = await service.predict(request, candidate);
+      expect(store.gets.at(-1)).toEqual(['tiny#2#pre']);
+      expect(v2.results[0]).toMatchObject({ source: 'cache', cacheStatus: 'hit', model: { version: '2' } });
+    } finally {
+      await candidate.close();
+    }
+  });
+
   it('answers from the cache with age and version, and scores the rest by the model, in request order', async () => {
     const { store, service } = setup();
     const request = parsePredictRequest({
