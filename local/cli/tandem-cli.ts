@@ -413,14 +413,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'rollback': {
         arity(command, args, command === 'promote' ? 2 : 1);
         const name = modelName(command, args[0]);
+        const version = command === 'promote' ? modelName(command, args[1], 'version') : undefined;
         const ops = await lifecycle();
         const options = {
           ...(values.reason !== undefined ? { reason: values.reason } : {}),
           ...(values.force ? { force: true } : {}),
         };
         const outcome =
-          command === 'promote'
-            ? await ops.promote(name, modelName(command, args[1], 'version'), options)
+          version !== undefined
+            ? await ops.promote(name, version, options)
             : await ops.rollback(name, options);
         const e = outcome.entry;
         print(

@@ -27,6 +27,12 @@ export interface TargetOptions {
   readonly region?: string;
 }
 
+/** A data folder as the user would write it: relative below the working directory, else absolute. */
+function displayPath(dir: string): string {
+  const relative = path.relative(process.cwd(), dir);
+  return relative === '' ? '.' : relative.startsWith('..') ? dir : relative;
+}
+
 export async function resolveTarget(
   options: TargetOptions,
   deps: { cloudFormation?: Pick<CloudFormationClient, 'send'> } = {},
@@ -40,7 +46,7 @@ export async function resolveTarget(
       forcePathStyle: true,
     });
     return {
-      label: `local stack (${path.relative(process.cwd(), options.dataDir) || '.'})`,
+      label: `local stack (${displayPath(options.dataDir)})`,
       s3,
       bucket: endpoints.bucket,
       prefix: endpoints.modelsPrefix,
