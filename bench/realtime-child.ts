@@ -161,7 +161,7 @@ runChild(async () => {
     );
 
     const client = dynamoClient();
-    const key = { pk: { S: predictionKey(DEMO_MODEL, row.id) } };
+    const key = { pk: { S: predictionKey(DEMO_MODEL, DEMO_VERSION, row.id) } };
     const getItem = side(
       'sdk-get',
       () => undefined,

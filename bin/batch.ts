@@ -16,6 +16,8 @@ copies the results (part files, rejected rows, _manifest.json) to a folder.
 
 Options:
   --model <name>        model to score with (default: ${DEMO_MODEL})
+  --version <v>         model version to score with (default: the live one); its predictions go to
+                        the table under that version, ready before it is promoted
   --out <dir>           where results are copied (default: ./batch-results)
   --chunk-mb <n>        target chunk size in MiB (default: 64)
   --concurrency <n>     chunks scored at once (default: 4)
@@ -37,6 +39,7 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: {
       model: { type: 'string', default: DEMO_MODEL },
+      version: { type: 'string' },
       out: { type: 'string', default: 'batch-results' },
       'chunk-mb': { type: 'string' },
       concurrency: { type: 'string', default: '4' },
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
         : {}),
       ...(values.delimiter ? { delimiter: values.delimiter } : {}),
       ...(values['no-table'] ? { tableWrites: 'none' as const } : {}),
+      ...(values.version ? { modelVersion: values.version } : {}),
     };
     const result = await stack.runDataset(path.resolve(file), values.model!, key, options);
     if (process.stderr.isTTY) process.stderr.write('\n');

@@ -4,12 +4,13 @@
  * API handler behind an API Gateway event adapter.
  */
 import '../local/node-support.ts'; // first: before any AWS SDK client is made
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
+import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
 import {
   DEFAULT_API_CONCURRENCY,
   DEMO_MODEL,
@@ -104,12 +105,29 @@ async function main(): Promise<void> {
   startedUp = true;
   const { aws, seed } = stack;
   const api = stack.apiUrl!;
+  // Where the `tandem` command finds this stack (npm run tandem -- models list, with the same --data-dir).
+  await writeEndpointsFile(dataDir, {
+    apiUrl: api,
+    s3Endpoint: aws.s3Endpoint,
+    dynamoEndpoint: aws.dynamoEndpoint,
+    region: aws.region,
+    credentials: aws.credentials,
+    bucket: LOCAL_BUCKET,
+    table: LOCAL_TABLE,
+    modelsPrefix: 'models/',
+    pid: process.pid,
+  });
   const seedLine = seed
     ? `demo dataset scored into ${LOCAL_TABLE} by the batch lane: ${seed.counts.scored} rows (${seed.counts.rejected} rejected)`
     : 'demo dataset not seeded (--no-seed)';
   const demo = await readDemoDataset();
   const first = demo.rows[0]!;
   const cachedId = first[demo.header.indexOf(demo.idField)]!;
+  const demoVersion = (
+    JSON.parse(await readFile(path.join(REPO_ROOT, 'models', DEMO_MODEL, 'current.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
   const sampleFeatures = demo.featuresOf(first);
   // AWS CLI v1 reads only AWS_DEFAULT_REGION, v2 and the SDKs AWS_REGION first: both, so every example works.
   const creds = `AWS_ACCESS_KEY_ID=${aws.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${aws.credentials.secretAccessKey} AWS_REGION=${aws.region} AWS_DEFAULT_REGION=${aws.region}`;
@@ -133,9 +151,12 @@ Try:
   # what is served
   curl -s ${api}/models/${DEMO_MODEL}
 
+  # operate models (versions, promote, rollback, history): see docs/lifecycle.md
+  npm run tandem -- models show ${DEMO_MODEL}
+
   # the embedded AWS services with the AWS CLI
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/models/ --recursive
-  ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${LOCAL_TABLE} --key '{"pk": {"S": "${DEMO_MODEL}#${cachedId}"}}'
+  ${creds} aws --endpoint-url ${aws.dynamoEndpoint} dynamodb get-item --table-name ${LOCAL_TABLE} --key '{"pk": {"S": "${DEMO_MODEL}#${demoVersion}#${cachedId}"}}'
 
   # batch: upload a dataset to incoming/<model>/; results appear under results/<model>/<dataset>/<runId>/
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 cp models/${DEMO_MODEL}/demo-transactions.csv s3://${LOCAL_BUCKET}/incoming/${DEMO_MODEL}/my-transactions.csv
@@ -173,16 +194,18 @@ Press Ctrl+C to stop.
       process.stdout.write(`could not stop cleanly within ${STOP_TIMEOUT_MS / 1000} s: exiting.\n`);
       process.exit(1);
     }, STOP_TIMEOUT_MS);
-    void stack.stop().then(
-      () => {
-        clearTimeout(deadline);
-        process.exit(0);
-      },
-      (error: unknown) => {
-        process.stderr.write(`tandem: stopping failed: ${(error as Error).message}\n`);
-        process.exit(1);
-      },
-    );
+    void removeEndpointsFile(dataDir)
+      .then(() => stack.stop())
+      .then(
+        () => {
+          clearTimeout(deadline);
+          process.exit(0);
+        },
+        (error: unknown) => {
+          process.stderr.write(`tandem: stopping failed: ${(error as Error).message}\n`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -1,6 +1,6 @@
 /**
- * The precomputed predictions table (ARCHITECTURE.md): one item per (model, entity), key `pk` =
- * `<model>#<entityId>`, TTL on `expiresAt`. On-demand, point-in-time recovery, kept on stack deletion.
+ * The precomputed predictions table (ARCHITECTURE.md): one item per (model, version, entity), key `pk` =
+ * `<model>#<version>#<entityId>`, TTL on `expiresAt`. On-demand, point-in-time recovery, kept on stack deletion.
  */
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';

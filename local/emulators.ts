@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { withConditionalPuts, type ObjectMetadataReader } from './s3-conditional-writes.ts';
 
 export interface EmulatorOptions {
   /** Data kept under `<dataDir>/dynamodb` and `<dataDir>/s3`; undefined = in memory and a temp folder. */
@@ -63,6 +64,7 @@ interface S3rverApp {
   on(event: 'event', listener: (event: S3rverNotification) => void): unknown;
   off(event: 'event', listener: (event: S3rverNotification) => void): unknown;
   logger: { close(): void };
+  store: ObjectMetadataReader;
 }
 type S3rverConstructor = new (options: S3rverOptions) => S3rverApp;
 
@@ -103,7 +105,7 @@ export async function startEmulators(opts: EmulatorOptions): Promise<Emulators> 
     });
     await s3rver.configureBuckets();
     // Our own http.Server rather than s3rver.run(): run() leaves a listen error unhandled (a crash).
-    s3Server = createServer(s3rver.callback());
+    s3Server = createServer(withConditionalPuts(s3rver.callback(), s3rver.store));
     await listenOrExplain(s3Server, opts.s3Port, host, 'S3 (s3rver)');
   } catch (err) {
     await closeServer(dynamoServer);

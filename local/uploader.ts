@@ -34,27 +34,48 @@ export async function uploadModelPackages(
         // A manifest without its model is a broken package: say so rather than publish half of it.
         if (!(await isFile(local)))
           throw new Error(`model package ${versionDir} has manifest.json but no ${file}`);
-        keys.push(await put(s3, bucket, `${prefix}${name}/${version}/${file}`, local));
+        keys.push((await put(s3, bucket, `${prefix}${name}/${version}/${file}`, local))!);
       }
     }
-    // The pointer goes last so that anything reacting to it finds the version it names already there.
+    // The pointer goes last so that anything reacting to it finds the version it names already there,
+    // and only where there is none: a data folder kept across restarts keeps what was promoted in it.
     const pointer = path.join(modelDir, POINTER_FILE);
-    if (await isFile(pointer)) keys.push(await put(s3, bucket, `${prefix}${name}/${POINTER_FILE}`, pointer));
+    if (await isFile(pointer)) {
+      const key = `${prefix}${name}/${POINTER_FILE}`;
+      if (await put(s3, bucket, key, pointer, { ifAbsent: true })) keys.push(key);
+    }
   }
   return keys;
 }
 
-async function put(s3: S3Client, bucket: string, key: string, file: string): Promise<string> {
+async function put(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  file: string,
+  opts: { ifAbsent?: boolean } = {},
+): Promise<string | undefined> {
   // Whole-file buffers, not streams: a known length keeps the SDK from aws-chunked uploads.
   const body = await readFile(file);
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: key,
-      Body: body,
-      ContentType: file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
-    }),
-  );
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+        ...(opts.ifAbsent ? { IfNoneMatch: '*' } : {}),
+      }),
+    );
+  } catch (error) {
+    if (
+      opts.ifAbsent &&
+      (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412
+    ) {
+      return undefined;
+    }
+    throw error;
+  }
   return key;
 }
 

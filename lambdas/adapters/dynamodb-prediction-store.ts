@@ -23,7 +23,7 @@ const BATCH_GET_LIMIT = 100;
 export function toItem(p: StoredPrediction): Record<string, AttributeValue> {
   return marshall(
     {
-      pk: predictionKey(p.model, p.entityId),
+      pk: predictionKey(p.model, p.modelVersion, p.entityId),
       model: p.model,
       entityId: p.entityId,
       prediction: p.prediction,
@@ -41,8 +41,10 @@ export function toItem(p: StoredPrediction): Record<string, AttributeValue> {
 export function fromItem(item: Record<string, AttributeValue>): StoredPrediction | undefined {
   const raw = unmarshall(item) as Record<string, unknown>;
   const pk = raw['pk'];
+  // <model>#<version>#<entityId>
   const separator = typeof pk === 'string' ? pk.indexOf('#') : -1;
-  if (typeof pk !== 'string' || separator < 0) return undefined;
+  const versionEnd = separator < 0 ? -1 : (pk as string).indexOf('#', separator + 1);
+  if (typeof pk !== 'string' || versionEnd < 0) return undefined;
   const { prediction, modelVersion, computedAt, expiresAt, runId, source } = raw;
   if (
     typeof prediction !== 'object' ||
@@ -55,7 +57,7 @@ export function fromItem(item: Record<string, AttributeValue>): StoredPrediction
   }
   return {
     model: pk.slice(0, separator),
-    entityId: typeof raw['entityId'] === 'string' ? raw['entityId'] : pk.slice(separator + 1),
+    entityId: typeof raw['entityId'] === 'string' ? raw['entityId'] : pk.slice(versionEnd + 1),
     prediction: prediction as Prediction,
     modelVersion,
     computedAt,
@@ -180,7 +182,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
         { abortSignal: signal },
       );
       const stored = response.Item ? fromItem(response.Item) : undefined;
-      if (stored) found.set(predictionKey(stored.model, stored.entityId), stored);
+      if (stored) found.set(predictionKey(stored.model, stored.modelVersion, stored.entityId), stored);
       return found;
     }
     const chunks: string[][] = [];
@@ -241,7 +243,7 @@ export class DynamoDbPredictionStore implements PredictionStore {
       );
       for (const item of response.Responses?.[this.tableName] ?? []) {
         const stored = fromItem(item);
-        if (stored) found.set(predictionKey(stored.model, stored.entityId), stored);
+        if (stored) found.set(predictionKey(stored.model, stored.modelVersion, stored.entityId), stored);
       }
       // Throttled reads come back as UnprocessedKeys: retried with jittered backoff until the budget ends.
       pending = response.UnprocessedKeys?.[this.tableName]?.Keys ?? [];

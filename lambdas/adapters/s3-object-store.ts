@@ -32,6 +32,7 @@ export class S3ObjectStore implements ObjectStore {
         size: r.ContentLength ?? 0,
         etag: (r.ETag ?? '').replace(/"/g, ''),
         ...(r.VersionId && r.VersionId !== 'null' ? { versionId: r.VersionId } : {}),
+        ...(r.Metadata && Object.keys(r.Metadata).length > 0 ? { metadata: r.Metadata } : {}),
       };
     } catch (error) {
       if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;

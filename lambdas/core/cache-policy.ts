@@ -27,9 +27,14 @@ export interface CachePolicy {
   readonly modelVersion: string;
 }
 
-/** The table key of a (model, entity) pair. */
-export function predictionKey(model: string, entityId: string): string {
-  return `${model}#${entityId}`;
+/**
+ * The table key of one version's prediction for an entity: `<model>#<version>#<entityId>`. Each version
+ * has its own entries, so a candidate's predictions can be precomputed before it is promoted and a
+ * promotion switches reads to entries that already exist; the old version's entries expire by TTL.
+ * Model names and versions never contain `#` (lambdas/core/names.ts), so the key splits unambiguously.
+ */
+export function predictionKey(model: string, modelVersion: string, entityId: string): string {
+  return `${model}#${modelVersion}#${entityId}`;
 }
 
 export function ageSeconds(computedAt: number, nowMs: number): number {

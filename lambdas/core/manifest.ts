@@ -250,7 +250,14 @@ export function resolveInputs(manifest: Manifest, modelInputNames: readonly stri
     throw new ManifestError(
       'INVALID_MANIFEST',
       `manifest.inputs is required: the model has ${modelInputNames.length} inputs (${modelInputNames.join(', ')})`,
-      { details: [{ field: 'inputs', message: 'required when the model does not have exactly one input' }] },
+      {
+        details: [
+          {
+            field: 'inputs',
+            message: `required when the model does not have exactly one input; it has ${modelInputNames.length} (${modelInputNames.join(', ')})`,
+          },
+        ],
+      },
     );
   }
   return [{ name: only, type: 'float32', features: manifest.features.map((f) => f.name) }];

@@ -208,6 +208,35 @@ function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
   };
 }
 
+/** Both checks, so that a manifest wrong about inputs and outputs is told about both at once. */
+function checkGraph(
+  manifest: Manifest,
+  graph: GraphInfo,
+): { plans: InputPlan[]; fixedBatchOne: boolean; outputPlan: OutputPlan } {
+  const failures: ManifestError[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (error) {
+      if (!(error instanceof ManifestError)) throw error;
+      failures.push(error);
+      return undefined;
+    }
+  };
+  const inputs = attempt(() => checkInputs(manifest, graph));
+  const outputPlan = attempt(() => checkOutputs(manifest, graph));
+  if (failures.length === 1) throw failures[0]!;
+  if (failures.length > 1) {
+    throw mismatch(
+      manifest,
+      failures.flatMap((f) =>
+        (f.details ?? [{ message: f.message }]).map((d) => ({ field: d.field ?? '', message: d.message })),
+      ),
+    );
+  }
+  return { plans: inputs!.plans, fixedBatchOne: inputs!.fixedBatchOne, outputPlan: outputPlan! };
+}
+
 function mismatch(manifest: Manifest, issues: FieldIssue[]): ManifestError {
   const summary = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
   return new ManifestError(
@@ -290,8 +319,7 @@ class OnnxServedModel implements ServedModel {
 export async function loadModel(pkg: ModelPackage): Promise<ServedModel> {
   const manifest = parseManifest(pkg.manifest);
   const graph = inspectModel(pkg.modelBytes);
-  const { plans, fixedBatchOne } = checkInputs(manifest, graph);
-  const outputPlan = checkOutputs(manifest, graph);
+  const { plans, fixedBatchOne, outputPlan } = checkGraph(manifest, graph);
   const session = await createSession(graph.bytes, `${manifest.name}@${manifest.version}`);
   return new OnnxServedModel(
     manifest,
@@ -321,7 +349,6 @@ export interface CompiledModel {
 export function compileModel(pkg: ModelPackage): CompiledModel {
   const manifest = parseManifest(pkg.manifest);
   const graph = inspectModel(pkg.modelBytes);
-  const { plans, fixedBatchOne } = checkInputs(manifest, graph);
-  const outputPlan = checkOutputs(manifest, graph);
+  const { plans, fixedBatchOne, outputPlan } = checkGraph(manifest, graph);
   return { manifest, graphBytes: graph.bytes, inputPlans: plans, outputPlan, fixedBatchOne };
 }

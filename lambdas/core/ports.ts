@@ -33,6 +33,8 @@ export interface ObjectInfo {
   readonly size: number;
   readonly etag: string;
   readonly versionId?: string;
+  /** User metadata (S3 `x-amz-meta-*`), keys lower-case without the prefix. */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /** Byte-level access to objects: what the batch lane needs of S3. */

@@ -189,7 +189,7 @@ function answerFromCache(
       instance.id === undefined ? 'no-id' : request.bypassCache ? 'bypassed' : 'skipped';
     let item: StoredPrediction | undefined;
     if (found && policy && instance.id !== undefined) {
-      item = found.get(predictionKey(model.name, instance.id));
+      item = found.get(predictionKey(model.name, model.version, instance.id));
       status = judgeCached(item, policy);
       plan.verdicts![status]++;
       if (status === 'hit' && item) {
@@ -334,7 +334,7 @@ export class PredictionService {
     const { instances } = request;
     const keys = new Set<string>();
     for (const instance of instances) {
-      if (instance.id !== undefined) keys.add(predictionKey(model.name, instance.id));
+      if (instance.id !== undefined) keys.add(predictionKey(model.name, model.version, instance.id));
     }
     const readStart = performance.now();
     try {

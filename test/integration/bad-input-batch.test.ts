@@ -264,7 +264,7 @@ describe('bad input, batch: CSV rows', () => {
       [id(10), 11],
     ] as const) {
       const item = await stack.dynamo.send(
-        new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${entity}` } } }),
+        new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#1.0.0#${entity}` } } }),
       );
       expectWithMessage(item.Item?.['sourceRow'], entity).toEqual({ N: String(row) });
       expectWithMessage(item.Item?.['runId'], entity).toEqual({ S: outcome.manifest.runId });
@@ -511,7 +511,7 @@ describe('bad input, batch: CSV files', () => {
     expect(outcome.predictions.map((p) => p['id'])).toEqual(ids);
     for (const id of ids) {
       const item = await stack.dynamo.send(
-        new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${id}` } } }),
+        new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#1.0.0#${id}` } } }),
       );
       expectWithMessage(item.Item?.['entityId'], id).toEqual({ S: id });
     }

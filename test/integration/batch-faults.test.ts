@@ -236,7 +236,8 @@ async function expectTableItems(outcome: RunOutcome): Promise<void> {
     start = page.LastEvaluatedKey as Record<string, never> | undefined;
   } while (start);
   const owners = new Map<string, (typeof outcome.predictions)[number]>();
-  for (const p of outcome.predictions) owners.set(`${DEMO_MODEL}#${p['id'] as string}`, p);
+  for (const p of outcome.predictions)
+    owners.set(`${DEMO_MODEL}#${outcome.manifest.model.version}#${p['id'] as string}`, p);
   expect([...items.keys()].sort()).toEqual([...owners.keys()].sort());
   for (const [pk, owner] of owners) {
     expectWithMessage(items.get(pk), pk).toMatchObject({
@@ -260,7 +261,7 @@ async function failureRecord(outcome: RunOutcome, index: number): Promise<ChunkF
   return last;
 }
 
-const pkOfRow = (row: number) => `${DEMO_MODEL}#${data.rows[row - 1]![0]!}`;
+const pkOfRow = (row: number) => `${DEMO_MODEL}#1.0.0#${data.rows[row - 1]![0]!}`;
 
 describe('faults, batch: DynamoDB', () => {
   it('throttled writes are retried with backoff by the SDK; the run finishes with every item once', async () => {

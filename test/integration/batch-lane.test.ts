@@ -175,7 +175,7 @@ describe('batch lane', () => {
 
     // Table items: the pinned version, TTL from the manifest; of two rows with one id, the later row wins.
     const item = await stack.dynamo.send(
-      new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${duplicate}` } } }),
+      new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#1.0.0#${duplicate}` } } }),
     );
     expect(item.Item?.['modelVersion']).toEqual({ S: '1.0.0' });
     expect(item.Item?.['sourceRow']).toEqual({ N: '290' });

@@ -122,17 +122,17 @@ describe.each(stores)('prediction store contract: %s', (_name, makeStore) => {
     expect(await store.putMany([next])).toEqual(
       replaces ? { written: 1, skipped: 0, unprocessed: [] } : { written: 0, skipped: 1, unprocessed: [] },
     );
-    const key = predictionKey(next.model, next.entityId);
+    const key = predictionKey(next.model, next.modelVersion, next.entityId);
     expect((await store.getMany([key])).get(key)).toEqual(replaces ? next : first);
   });
 
   it('reads many keys at once, returning only the items found', async () => {
     const items = ['r1', 'r2', 'r3'].map((id, i) => item(id, T + i));
     await store.putMany(items);
-    const keys = ['m#r1', 'm#r2', 'm#r3', 'm#missing'];
+    const keys = ['m#1#r1', 'm#1#r2', 'm#1#r3', 'm#1#missing'];
     const found = await store.getMany(keys);
-    expect([...found.keys()].sort()).toEqual(['m#r1', 'm#r2', 'm#r3']);
-    for (const stored of items) expect(found.get(predictionKey('m', stored.entityId))).toEqual(stored);
+    expect([...found.keys()].sort()).toEqual(['m#1#r1', 'm#1#r2', 'm#1#r3']);
+    for (const stored of items) expect(found.get(predictionKey('m', '1', stored.entityId))).toEqual(stored);
   });
 
   it('counts written and skipped items in one call', async () => {

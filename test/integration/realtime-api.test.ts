@@ -72,7 +72,7 @@ describe('real-time lane over HTTP', () => {
     expect(scored.body.source).toBe('model');
     expect(scored.body.prediction).toEqual(cached.body.prediction);
     const item = await stack.dynamo.send(
-      new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${row[0]}` } } }),
+      new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#1.0.0#${row[0]}` } } }),
     );
     expect(item.Item?.['modelVersion']).toEqual({ S: '1.0.0' });
     expect(Number(item.Item?.['expiresAt']?.N)).toBe(
@@ -194,9 +194,10 @@ describe('real-time lane over HTTP', () => {
     );
     const row = demo.rows[2]!;
     const scored = await post({ id: row[0], features: featuresOf(row) });
+    // 1.0.0's entry is under its own key (<model>#1.0.0#<id>): 1.0.1 never reads it.
     expect(scored.body).toMatchObject({
       source: 'model',
-      cacheStatus: 'version-mismatch',
+      cacheStatus: 'miss',
       model: { version: '1.0.1' },
     });
     expect((await post({ id: row[0] })).status).toBe(404);

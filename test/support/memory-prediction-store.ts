@@ -54,7 +54,7 @@ export class MemoryPredictionStore implements PredictionStore {
     let written = 0;
     let skipped = 0;
     for (const item of items) {
-      const key = predictionKey(item.model, item.entityId);
+      const key = predictionKey(item.model, item.modelVersion, item.entityId);
       if (replaces(item, this.items.get(key))) {
         this.items.set(key, item);
         written++;

@@ -38,7 +38,7 @@ beforeAll(async () => {
   );
   await writeFile(path.join(root, 'broken', 'current.json'), '{"version":"1"}');
   items.set(
-    predictionKey('tiny', 'known'),
+    predictionKey('tiny', '1', 'known'),
     storedPrediction(
       {
         model: 'tiny',

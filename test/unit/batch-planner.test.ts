@@ -271,3 +271,66 @@ describe('planRun model checks', () => {
     expect(error).toMatchObject({ code: 'MODEL_FILE_MISSING' });
   });
 });
+
+describe('planRun: the version a run scores with', () => {
+  // A store in which fraud-detector 1.0.0 is also published as 2.0.0 (same package, path-checked name).
+  const twoVersions: ModelSource = {
+    description: 'two versions',
+    list: () => models.list(),
+    currentVersion: (name) => models.currentVersion(name),
+    read: async (name, version, file) => {
+      if (version !== '2.0.0') return models.read(name, version, file);
+      const bytes = await models.read(name, '1.0.0', file);
+      if (file !== 'manifest.json') return bytes;
+      const manifest = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
+      return Buffer.from(JSON.stringify({ ...manifest, version: '2.0.0' }));
+    },
+  };
+  class MetadataStore extends MemoryObjectStore {
+    metadata: Record<string, string> = {};
+    override async head(bucket: string, key: string) {
+      const info = await super.head(bucket, key);
+      return info && { ...info, metadata: this.metadata };
+    }
+  }
+
+  it("is the live one by default, the modelVersion option, or the upload's model-version metadata", async () => {
+    const store = new MetadataStore();
+    const live = await planRun(upload(store, 'a.csv', `${HEADER}\n${ROW(1)}\n`), {
+      objects: store,
+      models: twoVersions,
+    });
+    expect(live.modelVersion).toBe('1.0.0');
+    const option = await planRun(
+      upload(store, 'b.csv', `${HEADER}\n${ROW(1)}\n`, { modelVersion: '2.0.0' }),
+      {
+        objects: store,
+        models: twoVersions,
+      },
+    );
+    expect(option.modelVersion).toBe('2.0.0');
+    store.metadata = { 'model-version': '2.0.0' };
+    const tagged = await planRun(upload(store, 'c.csv', `${HEADER}\n${ROW(1)}\n`), {
+      objects: store,
+      models: twoVersions,
+    });
+    expect(tagged.modelVersion).toBe('2.0.0');
+  });
+
+  it('refuses a version that does not exist, and a malformed one in the option or the metadata', async () => {
+    const store = new MetadataStore();
+    const missing = await planError(
+      store,
+      upload(store, 'd.csv', `${HEADER}\n${ROW(1)}\n`, { modelVersion: '9.9.9' }),
+    );
+    expect(missing).toBeInstanceOf(ModelUnavailableError);
+    expect(missing).toMatchObject({ code: 'VERSION_NOT_FOUND' });
+    expect(() => resolveOptions({ modelVersion: '../1.0.0' })).toThrow(/modelVersion must be a version/);
+    store.metadata = { 'model-version': '../../etc' };
+    const tagged = await planError(store, upload(store, 'e.csv', `${HEADER}\n${ROW(1)}\n`));
+    expect(tagged).toMatchObject({ code: 'INVALID_OPTIONS' });
+    expect(tagged.message).toMatch(
+      /model-version metadata must be a version, got|model-version metadata must be a version/,
+    );
+  });
+});

@@ -43,13 +43,15 @@ const item = storedPrediction(
 describe('DynamoDbPredictionStore', () => {
   it('round-trips the item contract, ids with # included', () => {
     const marshalled = toItem(item);
-    expect(marshalled['pk']).toEqual({ S: 'fraud#txn#1' });
+    expect(marshalled['pk']).toEqual({ S: 'fraud#1.0.0#txn#1' });
     expect(marshalled['expiresAt']).toEqual({ N: String(Math.floor(1_750_000_000_123 / 1000) + 3600) });
     expect(fromItem(marshalled)).toEqual(item);
   });
 
   it('ignores items that do not follow the contract', () => {
     expect(fromItem({ pk: { S: 'fraud#1' }, prediction: { S: 'x' } })).toBeUndefined();
+    // A key of the contract before versions were in it (<model>#<id>): never read as an item.
+    expect(fromItem({ ...toItem(item), pk: { S: 'fraud#txn1' } })).toBeUndefined();
   });
 
   it('reads 250 keys in three parallel BatchGetItem calls of at most 100', async () => {
@@ -67,15 +69,15 @@ describe('DynamoDbPredictionStore', () => {
       .on(BatchGetItemCommand)
       .resolvesOnce({
         Responses: { table: [] },
-        UnprocessedKeys: { table: { Keys: [{ pk: { S: 'fraud#txn#1' } }] } },
+        UnprocessedKeys: { table: { Keys: [{ pk: { S: 'fraud#1.0.0#txn#1' } }] } },
       })
       .resolves({ Responses: { table: [toItem(item)] } });
     const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany([
-      'fraud#txn#1',
-      'fraud#other',
+      'fraud#1.0.0#txn#1',
+      'fraud#1.0.0#other',
     ]);
     expect(dynamo).toHaveReceivedCommandTimes(BatchGetItemCommand, 2);
-    expect(found.get('fraud#txn#1')).toEqual(item);
+    expect(found.get('fraud#1.0.0#txn#1')).toEqual(item);
   });
 
   it("passes throttling errors on to the caller (which skips the cache) as the port's STORE_THROTTLED", async () => {
@@ -96,13 +98,15 @@ describe('DynamoDbPredictionStore', () => {
 
   it('reads a single key with one GetItem', async () => {
     dynamo.on(GetItemCommand).resolves({ Item: toItem(item) });
-    const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany(['fraud#txn#1']);
-    expect(found.get('fraud#txn#1')).toEqual(item);
+    const found = await new DynamoDbPredictionStore(new DynamoDBClient({}), 'table').getMany([
+      'fraud#1.0.0#txn#1',
+    ]);
+    expect(found.get('fraud#1.0.0#txn#1')).toEqual(item);
     expect(dynamo).not.toHaveReceivedCommand(BatchGetItemCommand);
     expect(dynamo).toHaveReceivedCommandTimes(GetItemCommand, 1);
     expect(dynamo).toHaveReceivedCommandWith(GetItemCommand, {
       TableName: 'table',
-      Key: { pk: { S: 'fraud#txn#1' } },
+      Key: { pk: { S: 'fraud#1.0.0#txn#1' } },
     });
   });
 

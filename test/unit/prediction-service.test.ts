@@ -40,9 +40,9 @@ afterAll(async () => {
 
 function setup(options: { writeThrough?: boolean; budget?: number } = {}) {
   const store = new MemoryPredictionStore();
-  store.items.set(predictionKey('tiny', 'hit'), cached('hit', 30));
-  store.items.set(predictionKey('tiny', 'old'), cached('old', 7200));
-  store.items.set(predictionKey('tiny', 'v0'), cached('v0', 10, '0'));
+  store.items.set(predictionKey('tiny', '1', 'hit'), cached('hit', 30));
+  store.items.set(predictionKey('tiny', '1', 'old'), cached('old', 7200));
+  store.items.set(predictionKey('tiny', '1', 'v0'), cached('v0', 10, '0'));
   const service = new PredictionService(store, {
     cacheBudgetMs: options.budget ?? 100,
     writeThrough: options.writeThrough ?? false,
@@ -52,6 +52,22 @@ function setup(options: { writeThrough?: boolean; budget?: number } = {}) {
 }
 
 describe('PredictionService', () => {
+  it("reads each version's own entries: a candidate's precomputed entry is a hit once it serves, a miss before", async () => {
+    const { store, service } = setup();
+    store.items.set(predictionKey('tiny', '2', 'pre'), cached('pre', 10, '2'));
+    const request = parsePredictRequest({ id: 'pre', features: { x1: 1 } });
+    const v1 = await service.predict(request, model);
+    expect(v1.results[0]).toMatchObject({ source: 'model', cacheStatus: 'miss', model: { version: '1' } });
+    const candidate = await loadTinyModel('2');
+    try {
+      const v2 = await service.predict(request, candidate);
+      expect(store.gets.at(-1)).toEqual(['tiny#2#pre']);
+      expect(v2.results[0]).toMatchObject({ source: 'cache', cacheStatus: 'hit', model: { version: '2' } });
+    } finally {
+      await candidate.close();
+    }
+  });
+
   it('answers from the cache with age and version, and scores the rest by the model, in request order', async () => {
     const { store, service } = setup();
     const request = parsePredictRequest({
@@ -65,7 +81,7 @@ describe('PredictionService', () => {
       ],
     });
     const outcome = await service.predict(request, model);
-    expect(store.gets).toEqual([['tiny#new', 'tiny#hit', 'tiny#old', 'tiny#v0']]);
+    expect(store.gets).toEqual([['tiny#1#new', 'tiny#1#hit', 'tiny#1#old', 'tiny#1#v0']]);
     expect(outcome.results.map((r) => [r.id, r.source, r.cacheStatus])).toEqual([
       ['new', 'model', 'miss'],
       ['hit', 'cache', 'hit'],
@@ -226,7 +242,7 @@ describe('PredictionService', () => {
       model,
     );
     expect(outcome.stats.writeThrough).toEqual({ written: 1, skipped: 0 });
-    const item = store.items.get('tiny#w1');
+    const item = store.items.get('tiny#1#w1');
     expect(item).toMatchObject({
       source: 'online',
       modelVersion: '1',
@@ -240,7 +256,7 @@ describe('PredictionService', () => {
     const { store, service } = setup({ writeThrough: true });
     // Stored after this request's answer is computed (NOW), e.g. by a batch run that finished meanwhile.
     const fresher = { ...cached('w3', 0, '2'), computedAt: NOW + 1000 };
-    store.items.set(predictionKey('tiny', 'w3'), fresher);
+    store.items.set(predictionKey('tiny', '1', 'w3'), fresher);
     const outcome = await service.predict(
       parsePredictRequest({
         instances: [
@@ -252,13 +268,16 @@ describe('PredictionService', () => {
       model,
     );
     expect(outcome.stats.writeThrough).toEqual({ written: 1, skipped: 1 });
-    expect(store.items.get(predictionKey('tiny', 'w3'))).toBe(fresher);
-    expect(store.items.get(predictionKey('tiny', 'w4'))).toMatchObject({ source: 'online', computedAt: NOW });
+    expect(store.items.get(predictionKey('tiny', '1', 'w3'))).toBe(fresher);
+    expect(store.items.get(predictionKey('tiny', '1', 'w4'))).toMatchObject({
+      source: 'online',
+      computedAt: NOW,
+    });
   });
 
   it('does not write through by default', async () => {
     const { store, service } = setup();
     await service.predict(parsePredictRequest({ id: 'w2', features: { x1: 1 } }), model);
-    expect(store.items.has('tiny#w2')).toBe(false);
+    expect(store.items.has('tiny#1#w2')).toBe(false);
   });
 });

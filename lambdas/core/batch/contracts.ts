@@ -64,6 +64,11 @@ export interface BatchOptions {
    * row group at once, about 0.75 KB per row of the demo schema (measured: 744 MB for 1,000,000 rows).
    */
   readonly maxRowGroupRows: number;
+  /**
+   * The model version to score with; '' scores with the live one (its current.json). A version not yet
+   * promoted fills the table with its own entries, so that its promotion finds them there.
+   */
+  readonly modelVersion: string;
 }
 
 /** The most chunks one run may have: every worker reads the plan, which lists them all. */
@@ -98,6 +103,7 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   maxRecordBytes: 1024 * 1024,
   // pyarrow's default row group size.
   maxRowGroupRows: 1024 * 1024,
+  modelVersion: '',
 };
 
 /** The input of one execution (what the trigger passes to StartExecution). */

@@ -3,6 +3,7 @@
  * the CDK app checks `batchOptions` at synth with the same rules the planner applies to each run.
  */
 import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from './contracts.ts';
+import { isPackageName } from '../names.ts';
 import { BatchInputError } from './errors.ts';
 
 const MAX_PASS_THROUGH_COLUMNS = 100;
@@ -69,6 +70,10 @@ export function resolveOptions(options: Partial<BatchOptions> | undefined): Batc
     problems.push('maxRowGroupRows must be a positive integer');
   if (merged.outputFormat !== 'jsonl' && merged.outputFormat !== 'csv')
     problems.push('outputFormat must be "jsonl" or "csv"');
+  if (merged.modelVersion !== '' && !isPackageName(merged.modelVersion))
+    problems.push(
+      'modelVersion must be a version (letters, digits, ".", "_" or "-"), or "" for the live one',
+    );
   if (merged.csvFormulas !== 'neutralize' && merged.csvFormulas !== 'raw')
     problems.push('csvFormulas must be "neutralize" or "raw"');
   if (problems.length > 0) throw new BatchInputError('INVALID_OPTIONS', problems.join('; '));

@@ -12,7 +12,8 @@ import { ManifestError, ModelLoadError, ModelNotFoundError } from '../errors.ts'
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
 import { checkPackagePath, readModelPackage } from '../model-package.ts';
-import type { ModelSource, ObjectStore } from '../ports.ts';
+import { isPackageName } from '../names.ts';
+import type { ModelSource, ObjectInfo, ObjectStore } from '../ports.ts';
 import {
   CHUNK_WRITE_SECONDS,
   MAX_CHUNKS,
@@ -71,9 +72,9 @@ function isTransient(error: unknown): boolean {
  * against the package path, and model.onnx must be there and parse as an ONNX graph. (Whether the
  * graph matches the manifest is checked by the workers, which load it into onnxruntime.)
  */
-async function pinModel(models: ModelSource, name: string): Promise<Manifest> {
+async function pinModel(models: ModelSource, name: string, requested: string): Promise<Manifest> {
   try {
-    const version = await models.currentVersion(name);
+    const version = requested === '' ? await models.currentVersion(name) : requested;
     const pkg = await readModelPackage(models, name, version);
     const manifest = parseManifest(pkg.manifest, `${name}/${version}/manifest.json`);
     checkPackagePath(manifest, name, version);
@@ -215,6 +216,25 @@ function datasetFailure(error: unknown): never {
  * The upload as notified. S3 notifications URL-encode keys ("+" for spaces); EventBridge events are
  * not documented to, so an encoded-looking key that does not exist is tried decoded.
  */
+/**
+ * The version a run scores with: the `modelVersion` option, else the upload's `model-version` metadata
+ * (`aws s3 cp ... --metadata model-version=2.0.0`: a candidate precomputed through the upload lane), else
+ * '' (the live version).
+ */
+function modelVersionOf(options: BatchOptions, head: ObjectInfo | undefined): string {
+  if (options.modelVersion !== '') return options.modelVersion;
+  const requested = head?.metadata?.['model-version'];
+  if (requested === undefined || requested === '') return '';
+  const shown = requested.slice(0, 80);
+  if (!isPackageName(requested)) {
+    throw new BatchInputError(
+      'INVALID_OPTIONS',
+      `the upload's model-version metadata must be a version (letters, digits, ".", "_" or "-"), got "${shown}"`,
+    );
+  }
+  return requested;
+}
+
 async function findInput(objects: ObjectStore, input: RunInput) {
   const head = await objects.head(input.bucket, input.key, input.versionId);
   if (head) return { key: input.key, head };
@@ -247,8 +267,8 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
       `${incoming.file}: supported are .csv, .jsonl (.ndjson), .parquet, and .csv.gz / .jsonl.gz`,
     );
   }
-  const manifest = await pinModel(deps.models, incoming.model);
   const found = await findInput(deps.objects, input);
+  const manifest = await pinModel(deps.models, incoming.model, modelVersionOf(options, found?.head));
   if (!found)
     throw new BatchInputError('INPUT_MISSING', `s3://${input.bucket}/${input.key} no longer exists`);
   const { head } = found;

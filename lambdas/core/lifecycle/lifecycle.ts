@@ -1,0 +1,338 @@
+/**
+ * Model lifecycle operations over a model store: what is live, which versions exist and whether they
+ * load, the history of pointer changes, and the changes themselves (promote, rollback, push). Every
+ * pointer change is a conditional write from the state it was decided on, followed by a history record;
+ * a change that would make serving worse (a version that does not exist or does not load) is refused,
+ * leaving the pointer untouched, unless forced.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ModelFile } from '../ports.ts';
+import type { ServedModel } from '../model-loader.ts';
+import { LifecycleRefusedError, VersionExistsError } from './errors.ts';
+import { checkPackage, problemsOf, type PackageFiles, type PackageProblem } from './package-check.ts';
+import {
+  isInvalidPointer,
+  readPointerDocument,
+  writePointerDocument,
+  type PointerDocument,
+} from './pointer-document.ts';
+import type { ModelStoreWriter, PointerCondition } from './ports.ts';
+
+export type ChangeAction = 'promote' | 'rollback';
+
+/** One pointer change, as recorded under `models/<name>/history/`. */
+export interface HistoryEntry {
+  readonly change: string;
+  readonly model: string;
+  readonly action: ChangeAction;
+  /** ISO-8601. */
+  readonly at: string;
+  readonly by: string;
+  /** The version live before (absent when the model had no pointer, or an unreadable one). */
+  readonly from?: string;
+  readonly to: string;
+  readonly reason?: string;
+  /** Set when the change was made with --force over a refusal; the refusal's message. */
+  readonly forced?: string;
+  /** False for a change rebuilt from the pointer because its record is missing. */
+  readonly recorded?: boolean;
+}
+
+export interface History {
+  readonly entries: readonly HistoryEntry[];
+  /** What does not add up: a pointer change without a record, a pointer written by hand, an unreadable record. */
+  readonly flags: readonly string[];
+}
+
+export interface VersionStatus {
+  readonly version: string;
+  readonly live: boolean;
+  /** Whether it loads as the server would load it, and if not why (code, full message, fields). */
+  readonly loads: boolean;
+  readonly problems?: readonly PackageProblem[];
+}
+
+export interface ModelDescription {
+  readonly name: string;
+  readonly pointer:
+    | (PointerDocument & { readonly status: 'ok' })
+    | { readonly status: 'missing' }
+    | { readonly status: 'invalid'; readonly message: string };
+  readonly versions: readonly VersionStatus[];
+}
+
+export interface ChangeOutcome {
+  readonly entry: HistoryEntry;
+  /** Set when the pointer changed but its history record could not be written (`models history` flags it). */
+  readonly historyError?: string;
+}
+
+export interface LifecycleOptions {
+  /** Loads one version exactly as the server does (the registry's loader); throws why it cannot. */
+  readonly loadVersion: (name: string, version: string) => Promise<ServedModel>;
+  /** Who is making changes (recorded in the pointer and the history). */
+  readonly identity: () => Promise<string>;
+  readonly now?: () => number;
+  readonly newChangeId?: () => string;
+}
+
+/** History file names sort by time: `20261206T013500123Z-<change>.json`. */
+function historyFile(at: string, change: string): string {
+  return `${at.replace(/[-:.]/g, '')}-${change}.json`;
+}
+
+const utf8 = new TextDecoder();
+
+export class ModelLifecycle {
+  private readonly now: () => number;
+  private readonly newChangeId: () => string;
+
+  constructor(
+    private readonly store: ModelStoreWriter,
+    private readonly options: LifecycleOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.newChangeId = options.newChangeId ?? (() => randomBytes(6).toString('hex'));
+  }
+
+  get description(): string {
+    return this.store.description;
+  }
+
+  async list(): Promise<{ name: string; live?: string; pointer: string; versions: string[] }[]> {
+    const names = await this.store.listModels();
+    return Promise.all(
+      names.map(async (name) => {
+        const [pointer, versions] = await Promise.all([this.pointerOf(name), this.store.listVersions(name)]);
+        return {
+          name,
+          ...(pointer.status === 'ok' ? { live: pointer.version } : {}),
+          pointer: pointer.status === 'invalid' ? `invalid: ${pointer.message}` : pointer.status,
+          versions,
+        };
+      }),
+    );
+  }
+
+  /** The pointer and every version present, each loaded as the server would load it. */
+  async show(name: string): Promise<ModelDescription> {
+    const [pointer, versions] = await Promise.all([this.pointerOf(name), this.store.listVersions(name)]);
+    if (pointer.status === 'missing' && versions.length === 0) {
+      throw new LifecycleRefusedError(
+        'MODEL_NOT_FOUND',
+        `no model named "${name}" in ${this.store.description}`,
+      );
+    }
+    const live = pointer.status === 'ok' ? pointer.version : undefined;
+    const statuses: VersionStatus[] = [];
+    // One at a time: each load builds an onnxruntime session.
+    for (const version of versions) {
+      const problems = await this.loadProblems(name, version);
+      statuses.push({
+        version,
+        live: version === live,
+        loads: problems.length === 0,
+        ...(problems.length > 0 ? { problems } : {}),
+      });
+    }
+    if (live !== undefined && !versions.includes(live)) {
+      statuses.push({
+        version: live,
+        live: true,
+        loads: false,
+        problems: await this.loadProblems(name, live),
+      });
+    }
+    return { name, pointer, versions: statuses };
+  }
+
+  /** Every recorded change, oldest first, and whatever does not add up with the pointer. */
+  async history(name: string): Promise<History> {
+    const [records, pointer] = await Promise.all([this.store.readHistory(name), this.pointerOf(name)]);
+    const flags: string[] = [];
+    const entries: HistoryEntry[] = [];
+    for (const record of records) {
+      try {
+        entries.push(JSON.parse(utf8.decode(record.body)) as HistoryEntry);
+      } catch (error) {
+        flags.push(`history record ${record.file} is unreadable: ${(error as Error).message}`);
+      }
+    }
+    entries.sort((a, b) => a.at.localeCompare(b.at));
+    if (pointer.status === 'ok') {
+      const last = entries.at(-1);
+      if (pointer.change !== undefined && !entries.some((e) => e.change === pointer.change)) {
+        flags.push(
+          `the live pointer (change ${pointer.change}: ${pointer.previous ?? '(none)'} -> ${pointer.version}` +
+            `${pointer.changedAt ? ` at ${pointer.changedAt}` : ''}) has no history record: the record was not ` +
+            'written after the pointer was (the pointer is the truth; the change is shown from it)',
+        );
+        entries.push({
+          change: pointer.change,
+          model: name,
+          action: 'promote',
+          at: pointer.changedAt ?? '',
+          by: pointer.changedBy ?? 'unknown',
+          ...(pointer.previous !== undefined ? { from: pointer.previous } : {}),
+          to: pointer.version,
+          recorded: false,
+        });
+      } else if (pointer.change === undefined && last !== undefined && last.to !== pointer.version) {
+        flags.push(
+          `current.json names ${pointer.version} but the last recorded change set ${last.to}: ` +
+            'it was written outside the tandem command',
+        );
+      }
+    } else if (entries.length > 0) {
+      flags.push(
+        pointer.status === 'missing'
+          ? 'current.json is missing although changes were recorded: it was deleted outside the tandem command'
+          : `current.json is invalid (${pointer.message}): it was written outside the tandem command`,
+      );
+    }
+    return { entries, flags };
+  }
+
+  async promote(
+    name: string,
+    version: string,
+    opts: { reason?: string; force?: boolean } = {},
+  ): Promise<ChangeOutcome> {
+    return this.change(name, 'promote', () => version, opts);
+  }
+
+  /** Back to the version live before the current one (the pointer's `previous`, else the history's). */
+  async rollback(name: string, opts: { reason?: string; force?: boolean } = {}): Promise<ChangeOutcome> {
+    return this.change(
+      name,
+      'rollback',
+      async (pointer) => {
+        if (pointer?.previous !== undefined) return pointer.previous;
+        const { entries } = await this.history(name);
+        const last = [...entries].reverse().find((e) => e.to === pointer?.version && e.from !== undefined);
+        if (last?.from !== undefined) return last.from;
+        throw new LifecycleRefusedError(
+          'NOTHING_TO_ROLL_BACK',
+          `${name} has no earlier version to roll back to (current.json names ${pointer?.version ?? 'nothing'} and no previous one)`,
+        );
+      },
+      opts,
+    );
+  }
+
+  /**
+   * Checks a package as the server would load it under `name`@`version`, then uploads it; a version
+   * already present is never overwritten. Does not change the pointer.
+   */
+  async push(name: string, version: string, files: PackageFiles, where: string): Promise<void> {
+    const checked = await checkPackage(files, where, { name, version });
+    await checked.model?.close();
+    if (checked.problems.length > 0) {
+      throw new LifecycleRefusedError(
+        'PACKAGE_INVALID',
+        `${where} does not load as ${name}@${version}; nothing was uploaded`,
+        {
+          details: checked.problems.map((p) => ({
+            ...(p.field ? { field: p.field } : {}),
+            message: p.message,
+          })),
+        },
+      );
+    }
+    if ((await this.store.listVersions(name)).includes(version)) {
+      throw new VersionExistsError(
+        'VERSION_EXISTS',
+        `${name}@${version} already exists in ${this.store.description}; versions are never overwritten: push it as a new version`,
+      );
+    }
+    // The model first: a package is only seen as loadable once its manifest is there.
+    const order: [ModelFile, Uint8Array][] = [
+      ['model.onnx', files.model!],
+      ['manifest.json', files.manifest!],
+    ];
+    for (const [file, body] of order) await this.store.createPackageFile(name, version, file, body);
+  }
+
+  private async change(
+    name: string,
+    action: ChangeAction,
+    target: (pointer: PointerDocument | undefined) => Promise<string> | string,
+    opts: { reason?: string; force?: boolean },
+  ): Promise<ChangeOutcome> {
+    const stored = await this.store.readPointer(name);
+    const document = stored ? readPointerDocument(stored.body) : undefined;
+    const current = document && !isInvalidPointer(document) ? document : undefined;
+    const version = await target(current);
+    if (current?.version === version) {
+      throw new LifecycleRefusedError(
+        'ALREADY_LIVE',
+        `${name}@${version} is already live; nothing to change`,
+      );
+    }
+    let forced: string | undefined;
+    const problems = await this.loadProblems(name, version);
+    if (problems.length > 0) {
+      const code = problems[0]!.code;
+      const message =
+        code === 'VERSION_NOT_FOUND'
+          ? `${name}@${version} does not exist in ${this.store.description}`
+          : `${name}@${version} does not load (${code}): the server would keep serving ${current?.version ?? 'nothing'}`;
+      if (!opts.force) {
+        throw new LifecycleRefusedError(
+          code,
+          `${message}; current.json is unchanged (--force to ${action} anyway)`,
+          { details: problems.map((p) => ({ ...(p.field ? { field: p.field } : {}), message: p.message })) },
+        );
+      }
+      forced = `${message}: ${problems.map((p) => p.message).join('; ')}`;
+    }
+    const at = new Date(this.now()).toISOString();
+    const by = await this.options.identity();
+    const change = this.newChangeId();
+    const pointer: PointerDocument = {
+      version,
+      ...(current ? { previous: current.version } : {}),
+      change,
+      changedAt: at,
+      changedBy: by,
+    };
+    const condition: PointerCondition = stored ? { tag: stored.tag } : 'absent';
+    await this.store.writePointer(name, writePointerDocument(pointer), condition);
+    const entry: HistoryEntry = {
+      change,
+      model: name,
+      action,
+      at,
+      by,
+      ...(current ? { from: current.version } : {}),
+      to: version,
+      ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+      ...(forced !== undefined ? { forced } : {}),
+    };
+    try {
+      await this.store.writeHistory(name, historyFile(at, change), `${JSON.stringify(entry, null, 2)}\n`);
+    } catch (error) {
+      return { entry, historyError: (error as Error).message };
+    }
+    return { entry };
+  }
+
+  private async pointerOf(name: string): Promise<ModelDescription['pointer']> {
+    const stored = await this.store.readPointer(name);
+    if (!stored) return { status: 'missing' };
+    const document = readPointerDocument(stored.body);
+    if (isInvalidPointer(document)) return { status: 'invalid', message: document.invalid };
+    return { status: 'ok', ...document };
+  }
+
+  /** Loads a version as the server does and releases it; the problems, [] when it loads. */
+  private async loadProblems(name: string, version: string): Promise<PackageProblem[]> {
+    try {
+      const model = await this.options.loadVersion(name, version);
+      await model.close();
+      return [];
+    } catch (error) {
+      return problemsOf(error);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The pointer `models/<name>/current.json`. Readers (the API, the batch lane) need only `version`; the
+ * lifecycle commands add what a history check and a rollback need. The pointer is the truth: every
+ * change's record in the history carries the pointer's `change` id, so a pointer whose change has no
+ * record (a crash between the two writes, or a hand edit) is found and flagged.
+ */
+import { isPackageName } from '../names.ts';
+
+export interface PointerDocument {
+  /** The live version. */
+  readonly version: string;
+  /** The version live before this one (what `models rollback` returns to). */
+  readonly previous?: string;
+  /** The id of the change that wrote this pointer (its history record carries the same id). */
+  readonly change?: string;
+  /** ISO-8601 time of the change. */
+  readonly changedAt?: string;
+  /** Who made the change (the caller's identity where known). */
+  readonly changedBy?: string;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The pointer's fields, or a message saying why it cannot be read. */
+export function readPointerDocument(bytes: Uint8Array): PointerDocument | { readonly invalid: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(bytes));
+  } catch (cause) {
+    return { invalid: `not valid JSON (${cause instanceof SyntaxError ? cause.message : 'not UTF-8'})` };
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return { invalid: 'not a JSON object' };
+  }
+  const record = parsed as Record<string, unknown>;
+  if (!isPackageName(record['version'])) return { invalid: 'no valid "version" field' };
+  const text = (key: string): string | undefined =>
+    typeof record[key] === 'string' ? (record[key] as string) : undefined;
+  const previous = text('previous');
+  return {
+    version: record['version'],
+    ...(previous !== undefined && isPackageName(previous) ? { previous } : {}),
+    ...(text('change') !== undefined ? { change: text('change') } : {}),
+    ...(text('changedAt') !== undefined ? { changedAt: text('changedAt') } : {}),
+    ...(text('changedBy') !== undefined ? { changedBy: text('changedBy') } : {}),
+  };
+}
+
+export function isInvalidPointer(
+  pointer: PointerDocument | { readonly invalid: string },
+): pointer is { readonly invalid: string } {
+  return 'invalid' in pointer;
+}
+
+export function writePointerDocument(pointer: PointerDocument): string {
+  return `${JSON.stringify(pointer, null, 2)}\n`;
+}

@@ -1,0 +1,466 @@
+/**
+ * The `tandem` command: operate models on the local stack or a deployed one. `runCli` takes the
+ * arguments and where to write, and returns the exit code (0 done, 1 a problem or a refusal, 2 a usage
+ * error), so that tests run it in-process exactly as `bin/cli.ts` does.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { S3ModelSource } from '../../lambdas/adapters/s3-model-source.ts';
+import { S3ModelStore } from '../../lambdas/adapters/s3-model-store.ts';
+import { readCsvRecords } from '../../lambdas/core/codecs/csv-reader.ts';
+import { readJsonlRecords } from '../../lambdas/core/codecs/jsonl-reader.ts';
+import { TandemError } from '../../lambdas/core/errors.ts';
+import { ModelLifecycle } from '../../lambdas/core/lifecycle/lifecycle.ts';
+import {
+  checkPackage,
+  scoreSample,
+  type PackageFiles,
+  type PackageProblem,
+  type SampleRecord,
+} from '../../lambdas/core/lifecycle/package-check.ts';
+import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
+import { isPackageName } from '../../lambdas/core/names.ts';
+import { resolveTarget, type Target } from './target.ts';
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** The folder relative paths and the default data folder are resolved against. */
+  readonly cwd: string;
+  readonly cloudFormation?: Pick<CloudFormationClient, 'send'>;
+}
+
+const GLOBAL_OPTIONS = `Where it acts (default: the local stack that \`npm start\` runs):
+  --data-dir <dir>    the local stack's data folder, as given to npm start (default: .tandem)
+  --stack <name>      a deployed stack, found from its CloudFormation outputs (your AWS credentials)
+  --region <region>   the deployed stack's region (default: $AWS_REGION)
+Output:
+  --json              machine-readable output on stdout
+  -h, --help          help (per command: tandem models <command> --help)`;
+
+const HELP: Record<string, string> = {
+  '': `Usage: npm run tandem -- <command> [options]
+
+Commands:
+  models list                         every model: live version, versions present
+  models show <name>                  the pointer, every version and whether it loads (full errors)
+  models history <name>               every pointer change: time, who, from, to, reason
+  models check <dir>                  load a package folder as the server would; --sample scores rows
+  models push <dir> --version <v>     check, then upload a package as a new version
+  models promote <name> <version>     make a version live (conditional write, recorded in history)
+  models rollback <name>              back to the version live before the current one
+
+${GLOBAL_OPTIONS}
+`,
+  list: `Usage: npm run tandem -- models list [--json]
+
+Lists every model in the store: the version its current.json names and the versions present.
+
+${GLOBAL_OPTIONS}
+`,
+  show: `Usage: npm run tandem -- models show <name> [--json]
+
+Shows the model's pointer (live version, previous version, when and by whom it changed) and every
+version present, each loaded exactly as the server loads it; a version that does not load is shown
+with the server's code and full message, per manifest field.
+
+${GLOBAL_OPTIONS}
+`,
+  history: `Usage: npm run tandem -- models history <name> [--json]
+
+Every pointer change, oldest first: time, who, action, from, to, reason. The pointer is the truth: a
+change whose history record is missing (a crash between the two writes) is shown from the pointer and
+flagged, as is a current.json written outside this command.
+
+${GLOBAL_OPTIONS}
+`,
+  check: `Usage: npm run tandem -- models check <dir> [--sample <file.csv|file.jsonl>] [--json]
+
+Loads the package in <dir> (manifest.json + model.onnx) exactly as the server would: the manifest's
+JSON and schema, the manifest against the ONNX graph (input names, types and widths, output names,
+task against the classes), and an onnxruntime session. Prints every problem with the manifest field it
+concerns. With --sample, validates and scores the rows of a CSV (header row) or JSON Lines file (one
+object per line, features at the top level or under "features") and prints the predictions and the
+rejected rows. Exits 1 on any problem (a rejected sample row included). Acts on no stack.
+
+Options:
+  --sample <file>     rows to score
+  --json              machine-readable output
+`,
+  push: `Usage: npm run tandem -- models push <dir> --version <v> [--name <n>] [--json]
+
+Checks the package in <dir> as \`models check\` does, published as <n>@<v> (default name: the
+manifest's; the manifest must name the same model and version), then uploads model.onnx and
+manifest.json to models/<n>/<v>/. Never overwrites a version that exists. Does not promote.
+
+Options:
+  --version <v>       the version to publish as (required)
+  --name <n>          the model name (default: the manifest's name)
+${GLOBAL_OPTIONS}
+`,
+  promote: `Usage: npm run tandem -- models promote <name> <version> [--reason <text>] [--force] [--json]
+
+Makes <version> live: rewrites models/<name>/current.json with a conditional write (if another
+operator changed it since it was read, nothing is written and the command fails with POINTER_CONFLICT)
+and records the change in models/<name>/history/. Refuses a version that does not exist or does not
+load (the pointer is left untouched) unless --force.
+
+Options:
+  --reason <text>     why (recorded in the history)
+  --force             promote even a version that does not load (the server keeps the last good one)
+${GLOBAL_OPTIONS}
+`,
+  rollback: `Usage: npm run tandem -- models rollback <name> [--reason <text>] [--force] [--json]
+
+Makes the version live before the current one live again (the pointer's "previous"), with the same
+conditional write, history record and refusals as promote.
+
+Options:
+  --reason <text>     why (recorded in the history)
+  --force             roll back even to a version that does not load
+${GLOBAL_OPTIONS}
+`,
+};
+
+class UsageError extends Error {}
+
+function usage(command: string, problem: string): never {
+  throw new UsageError(`${problem}\n\n${HELP[command] ?? HELP['']!}`);
+}
+
+function problemLines(problems: readonly PackageProblem[], indent = '  '): string {
+  return problems.map((p) => `${indent}${p.field ? `${p.field}: ` : ''}${p.message} (${p.code})`).join('\n');
+}
+
+async function readIfPresent(file: string): Promise<Uint8Array | undefined> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function readPackageFolder(dir: string): Promise<PackageFiles> {
+  const [manifest, model] = await Promise.all([
+    readIfPresent(path.join(dir, 'manifest.json')),
+    readIfPresent(path.join(dir, 'model.onnx')),
+  ]);
+  if (manifest === undefined && model === undefined) {
+    throw new UsageError(`${dir} holds neither manifest.json nor model.onnx: is it a model package folder?`);
+  }
+  return { manifest, model };
+}
+
+async function* chunksOf(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+/** The sample's rows: CSV (first record is the header) or JSON Lines, by file extension. */
+async function readSample(file: string): Promise<SampleRecord[]> {
+  const bytes = await readFile(file);
+  const records: SampleRecord[] = [];
+  if (/\.jsonl?$/i.test(file)) {
+    for await (const batch of readJsonlRecords(chunksOf(bytes), { firstRow: 1, firstLine: 1 })) {
+      for (const r of batch) {
+        if (r.error !== undefined) {
+          records.push({ row: r.row, error: r.error });
+          continue;
+        }
+        const value = r.value as Record<string, unknown>;
+        const nested = value['features'];
+        const features =
+          nested !== null && typeof nested === 'object' && !Array.isArray(nested)
+            ? (nested as Record<string, unknown>)
+            : value;
+        records.push({ row: r.row, features });
+      }
+    }
+    return records;
+  }
+  if (!/\.csv$/i.test(file)) throw new UsageError(`--sample must be a .csv or .jsonl file, got ${file}`);
+  let header: string[] | undefined;
+  for await (const batch of readCsvRecords(chunksOf(bytes), { delimiter: ',', firstRow: 0, firstLine: 1 })) {
+    for (const r of batch) {
+      if (header === undefined) {
+        header = r.fields.map((f) => f.trim());
+        continue;
+      }
+      if (r.error !== undefined) records.push({ row: r.row, error: r.error });
+      else records.push({ row: r.row, header, fields: r.fields });
+    }
+  }
+  return records;
+}
+
+interface Parsed {
+  readonly command: string;
+  readonly args: string[];
+  readonly values: {
+    'data-dir'?: string;
+    stack?: string;
+    region?: string;
+    json?: boolean;
+    help?: boolean;
+    sample?: string;
+    version?: string;
+    name?: string;
+    reason?: string;
+    force?: boolean;
+  };
+}
+
+function parse(argv: readonly string[]): Parsed {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        'data-dir': { type: 'string' },
+        stack: { type: 'string' },
+        region: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        sample: { type: 'string' },
+        version: { type: 'string' },
+        name: { type: 'string' },
+        reason: { type: 'string' },
+        force: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    usage('', (error as Error).message);
+  }
+  const [group, command = '', ...args] = parsed.positionals;
+  if (group === undefined) return { command: '', args: [], values: { ...parsed.values, help: true } };
+  if (group !== 'models') usage('', `unknown command "${group}"`);
+  if (!(command in HELP) || command === '') {
+    if (parsed.values.help) return { command: '', args: [], values: parsed.values };
+    usage('', command ? `unknown command "models ${command}"` : 'which models command?');
+  }
+  return { command, args, values: parsed.values };
+}
+
+function modelName(command: string, value: string | undefined, what = 'model name'): string {
+  if (value === undefined) usage(command, `missing the ${what}`);
+  if (!isPackageName(value)) {
+    usage(command, `"${value}" is not a valid ${what} (letters, digits, ".", "_" or "-")`);
+  }
+  return value;
+}
+
+function arity(command: string, args: readonly string[], count: number): void {
+  if (args.length > count) usage(command, `unexpected argument "${args[count]}"`);
+}
+
+/** Runs one command; returns the exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    io.err(`tandem: ${(error as Error).message}`);
+    return 2;
+  }
+  const { command, args, values } = parsed;
+  const json = values.json === true;
+  if (values.help) {
+    io.out(HELP[command]!);
+    return 0;
+  }
+  const print = (human: string, machine: unknown): void =>
+    io.out(json ? JSON.stringify(machine, null, 2) : human);
+  let target: Target | undefined;
+  const lifecycle = async (): Promise<ModelLifecycle> => {
+    target = await resolveTarget(
+      {
+        dataDir: path.resolve(io.cwd, values['data-dir'] ?? '.tandem'),
+        ...(values.stack !== undefined ? { stack: values.stack } : {}),
+        ...(values.region !== undefined ? { region: values.region } : {}),
+      },
+      io.cloudFormation ? { cloudFormation: io.cloudFormation } : {},
+    );
+    const t = target;
+    const source = new S3ModelSource(t.s3, t.bucket, t.prefix);
+    return new ModelLifecycle(new S3ModelStore(t.s3, t.bucket, t.prefix), {
+      loadVersion: (name, version) => loadModelVersion(source, name, version),
+      identity: () => t.identity(),
+    });
+  };
+
+  try {
+    switch (command) {
+      case 'list': {
+        arity(command, args, 0);
+        const models = await (await lifecycle()).list();
+        const lines = models.map(
+          (m) => `${m.name.padEnd(24)} ${(m.live ?? `(${m.pointer})`).padEnd(16)} ${m.versions.join(', ')}`,
+        );
+        print([`${'MODEL'.padEnd(24)} ${'LIVE'.padEnd(16)} VERSIONS`, ...lines].join('\n'), {
+          target: target!.label,
+          models,
+        });
+        return 0;
+      }
+      case 'show': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        const model = await (await lifecycle()).show(name);
+        const p = model.pointer;
+        const pointerLine =
+          p.status === 'ok'
+            ? `${p.version}${p.previous ? ` (previous ${p.previous})` : ''}${p.changedAt ? `, changed ${p.changedAt}` : ''}${p.changedBy ? ` by ${p.changedBy}` : ''}`
+            : p.status === 'missing'
+              ? '(no current.json: nothing is promoted)'
+              : `(current.json is invalid: ${p.message})`;
+        const versionLines = model.versions.map((v) => {
+          const head = `  ${v.version.padEnd(16)} ${v.live ? 'live' : '    '}  ${v.loads ? 'loads' : 'does not load'}`;
+          return v.problems ? `${head}\n${problemLines(v.problems, '      ')}` : head;
+        });
+        print(
+          [`${name}  (${target!.label})`, `live: ${pointerLine}`, 'versions:', ...versionLines].join('\n'),
+          model,
+        );
+        return model.versions.some((v) => v.live && !v.loads) ? 1 : 0;
+      }
+      case 'history': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        const history = await (await lifecycle()).history(name);
+        const lines = history.entries.map(
+          (e) =>
+            `${e.at || '(time unknown)'}  ${e.action.padEnd(8)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)} by ${e.by}` +
+            `${e.reason ? `  "${e.reason}"` : ''}${e.forced ? '  [forced]' : ''}${e.recorded === false ? '  [NOT RECORDED]' : ''}`,
+        );
+        const flags = history.flags.map((f) => `! ${f}`);
+        print([...(lines.length > 0 ? lines : ['(no recorded changes)']), ...flags].join('\n'), history);
+        return history.flags.length > 0 ? 1 : 0;
+      }
+      case 'check': {
+        arity(command, args, 1);
+        if (args[0] === undefined) usage(command, 'missing the package folder');
+        const dir = path.resolve(io.cwd, args[0]);
+        const checked = await checkPackage(await readPackageFolder(dir), args[0]);
+        const model = checked.model;
+        try {
+          if (!model) {
+            print(
+              `${args[0]}: ${checked.problems.length} problem(s); the server would not load it\n${problemLines(checked.problems)}`,
+              { ok: false, problems: checked.problems },
+            );
+            return 1;
+          }
+          const summary = `${args[0]}: loads as ${model.name}@${model.version} (${model.manifest.task}, ${model.manifest.features.length} features)`;
+          if (values.sample === undefined) {
+            print(summary, { ok: true, name: model.name, version: model.version, problems: [] });
+            return 0;
+          }
+          const outcome = await scoreSample(model, await readSample(path.resolve(io.cwd, values.sample)));
+          const rejectedLines = outcome.rejected.map(
+            (r) => `  row ${r.row}:\n${problemLines(r.problems, '    ')}`,
+          );
+          const scoredLines = outcome.scored
+            .slice(0, 10)
+            .map((s) => `  row ${s.row}: ${JSON.stringify(s.prediction)}`);
+          print(
+            [
+              summary,
+              `sample: ${outcome.scored.length} row(s) scored, ${outcome.rejected.length} rejected`,
+              ...scoredLines,
+              ...(outcome.scored.length > 10 ? [`  ... ${outcome.scored.length - 10} more`] : []),
+              ...(rejectedLines.length > 0 ? ['rejected:', ...rejectedLines] : []),
+            ].join('\n'),
+            {
+              ok: outcome.rejected.length === 0,
+              name: model.name,
+              version: model.version,
+              problems: [],
+              sample: outcome,
+            },
+          );
+          return outcome.rejected.length > 0 ? 1 : 0;
+        } finally {
+          await model?.close();
+        }
+      }
+      case 'push': {
+        arity(command, args, 1);
+        if (args[0] === undefined) usage(command, 'missing the package folder');
+        if (values.version === undefined) usage(command, '--version is required');
+        const version = modelName(command, values.version, 'version');
+        const files = await readPackageFolder(path.resolve(io.cwd, args[0]));
+        let name = values.name;
+        if (name === undefined) {
+          try {
+            name = (JSON.parse(new TextDecoder().decode(files.manifest)) as { name?: string }).name;
+          } catch {
+            name = undefined;
+          }
+          if (name === undefined) usage(command, 'the manifest names no model: give --name');
+        }
+        name = modelName(command, name);
+        const ops = await lifecycle();
+        await ops.push(name, version, files, args[0]);
+        print(
+          `pushed ${name}@${version} to ${ops.description} (not live: npm run tandem -- models promote ${name} ${version})`,
+          { pushed: { name, version }, store: ops.description },
+        );
+        return 0;
+      }
+      case 'promote':
+      case 'rollback': {
+        arity(command, args, command === 'promote' ? 2 : 1);
+        const name = modelName(command, args[0]);
+        const version = command === 'promote' ? modelName(command, args[1], 'version') : undefined;
+        const ops = await lifecycle();
+        const options = {
+          ...(values.reason !== undefined ? { reason: values.reason } : {}),
+          ...(values.force ? { force: true } : {}),
+        };
+        const outcome =
+          version !== undefined
+            ? await ops.promote(name, version, options)
+            : await ops.rollback(name, options);
+        const e = outcome.entry;
+        print(
+          `${name}: ${e.from ?? '(none)'} -> ${e.to} (${command}, change ${e.change})` +
+            (outcome.historyError
+              ? `\nwarning: the pointer changed but its history record was not written (${outcome.historyError}); \`models history\` flags it`
+              : ''),
+          outcome,
+        );
+        return 0;
+      }
+      default:
+        return usage('', `unknown command "models ${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`tandem: ${error.message}`);
+      return 2;
+    }
+    const e = error as Error;
+    const code = error instanceof TandemError ? error.code : undefined;
+    const details = error instanceof TandemError ? (error.details ?? []) : [];
+    if (json) {
+      io.out(
+        JSON.stringify(
+          {
+            error: { ...(code ? { code } : {}), message: e.message, ...(details.length ? { details } : {}) },
+          },
+          null,
+          2,
+        ),
+      );
+    } else {
+      const detailLines = details.map((d) => `  ${d.field ? `${d.field}: ` : ''}${d.message}`);
+      io.err([`tandem: ${e.message}${code ? ` (${code})` : ''}`, ...detailLines].join('\n'));
+    }
+    return 1;
+  } finally {
+    (target as Target | undefined)?.close();
+  }
+}
