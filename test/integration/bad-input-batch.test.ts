@@ -745,7 +745,7 @@ describe('bad input, batch: gzip and Parquet', () => {
 /** The table item of an entity of the demo model, or undefined. */
 async function tableItem(entity: string) {
   const found = await stack.dynamo.send(
-    new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#${entity}` } } }),
+    new GetItemCommand({ TableName: LOCAL_TABLE, Key: { pk: { S: `${DEMO_MODEL}#1.0.0#${entity}` } } }),
   );
   return found.Item;
 }
