@@ -58,7 +58,7 @@ beforeAll(async () => {
   console.log(`deployed tier: synth ${Math.round(performance.now() - synthStarted)} ms`);
   bucket = new URL(stack.fn('ApiPredict').environment['MODELS_URI']!).hostname;
   table = stack.fn('ApiPredict').environment['TABLE_NAME']!;
-  demo = await loadDemoData(REPO_ROOT, MODEL);
+  demo = await loadDemoData();
 
   aws = await startEmbeddedAws({ buckets: [bucket] });
   s3 = new S3Client(aws.clientConfig('s3'));
