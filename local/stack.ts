@@ -41,7 +41,7 @@ import {
   type EmbeddedAws,
   type S3rverNotification,
 } from './embedded-aws.ts';
-import { startStreamLane, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
+import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
@@ -302,6 +302,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         // The emulator answers in about a millisecond when idle but queues behind batch writes and shares
         // two cores with everything here; DynamoDB answers in a few. Deployed, the budget is 150 ms.
         CACHE_BUDGET_MS: process.env['CACHE_BUDGET_MS'] ?? String(LOCAL_CACHE_BUDGET_MS),
+        ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
       const { handler } = await import('../lambdas/handlers/predict.ts');

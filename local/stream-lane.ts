@@ -16,7 +16,11 @@ import { S3ObjectStore } from '../lambdas/adapters/s3-object-store.ts';
 import { ModelRegistry } from '../lambdas/core/model-registry.ts';
 import type { PredictionStore } from '../lambdas/core/ports.ts';
 import type { RecordPublisher } from '../lambdas/core/stream/micro-batch.ts';
-import { DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../lambdas/handlers/stream-settings.ts';
+import {
+  DEFAULT_STREAM_SETTINGS,
+  STREAM_SETTINGS,
+  type StreamSettings,
+} from '../lambdas/handlers/stream-settings.ts';
 import { createStreamHandler } from '../lambdas/handlers/stream/stream-handler.ts';
 import type { EmbeddedAws } from './embedded-aws.ts';
 import { ensureStream } from './kinesis-streams.ts';
@@ -39,6 +43,13 @@ export interface LocalStreamLane {
   readonly input: KinesisStream;
   readonly poller: StreamPoller;
   stop(): Promise<void>;
+}
+
+/** The API handler's stream settings (POST /events), as the deployed stack sets them. */
+export function streamEnv(settings: StreamSettings): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const def of STREAM_SETTINGS) env[def.env] = String(settings[def.name]);
+  return env;
 }
 
 export const FAILED_STREAM_PREFIX = 'failed/stream/';

@@ -46,7 +46,7 @@ export type ParsedRecord =
 
 const EVENT_KEYS = new Set(['model', 'id', 'features', 'eventTime']);
 /** ISO-8601 date and time with seconds optional, fraction optional and a zone required. */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+export const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 function isObject(value: unknown): value is Record<string, unknown> {

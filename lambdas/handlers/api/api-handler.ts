@@ -20,6 +20,7 @@ import {
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
+import { postEvents, type EventsRouteDeps } from './events-route.ts';
 import { pointerView, readyView, servingView } from './model-status-view.ts';
 import {
   errorResult,
@@ -43,6 +44,8 @@ export interface ApiDependencies {
    * middleware does; off when no sample rate is set, since re-drawing costs a little on every request.
    */
   readonly sampleDebugLogs?: boolean;
+  /** POST /events: the input stream and the largest record; undefined when the stream lane is off. */
+  readonly events?: EventsRouteDeps['events'];
 }
 
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
@@ -293,11 +296,13 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'POST', path: /^\/predict$/, run: predict },
   { method: 'GET', path: /^\/models$/, run: listModels },
   { method: 'GET', path: /^\/models\/([^/]+)$/, run: getModel },
+  { method: 'POST', path: /^\/events$/, run: postEvents },
   { method: 'GET', path: /^\/health$/, run: health },
   { method: 'GET', path: /^\/ready$/, run: ready },
 ];
 
-const ROUTE_LIST = 'routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready';
+const ROUTE_LIST =
+  'routes: POST /predict, POST /events, GET /models, GET /models/{name}, GET /health, GET /ready';
 
 /** Finds the request's route: 405 naming the allowed method when only the method differs, else 404. */
 async function route(call: ApiCall): Promise<ApiResult> {
