@@ -128,7 +128,14 @@ export async function startEmulators(opts: EmulatorOptions): Promise<Emulators> 
     const kinesisDir = opts.dataDir === undefined ? undefined : path.resolve(opts.dataDir, 'kinesis');
     if (kinesisDir !== undefined) await mkdir(kinesisDir, { recursive: true });
     // 0 ms: streams turn ACTIVE at once instead of after kinesalite's default 500 ms.
-    kinesisServer = kinesalite({ path: kinesisDir, createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0 });
+    kinesisServer = kinesalite({
+      path: kinesisDir,
+      createStreamMs: 0,
+      deleteStreamMs: 0,
+      updateStreamMs: 0,
+      // kinesalite allows 10 shards in all by default; the benchmark creates a stream pair per configuration.
+      shardLimit: 100,
+    });
     try {
       await listenOrExplain(kinesisServer, opts.kinesisPort, host, 'Kinesis (kinesalite)');
     } catch (err) {
