@@ -163,7 +163,6 @@ export class StreamPoller {
     let lastRead = this.checkpoints[shardId];
     let iterator = await this.iterator(shardId, lastRead);
     const pending: PendingRecord[] = [];
-    let bufferedSince: number | undefined;
     let limit = batchSize;
     let attempts = 0;
     while (!this.stopped) {
@@ -189,8 +188,9 @@ export class StreamPoller {
           continue;
         }
       }
-      if (pending.length > 0) bufferedSince ??= Date.now();
-      const waited = bufferedSince === undefined ? 0 : Date.now() - bufferedSince;
+      // The window runs from the oldest waiting record's arrival on the stream, as with Lambda.
+      const head = pending[0]?.record.ApproximateArrivalTimestamp?.getTime();
+      const waited = head === undefined ? 0 : Date.now() - head;
       if (pending.length === 0 || (pending.length < batchSize && waited < windowMs)) {
         this.idle.set(shardId, pending.length === 0 && read === 0);
         if (iterator === undefined && pending.length === 0) return; // a closed shard, read to its end
@@ -205,7 +205,6 @@ export class StreamPoller {
         await this.saveCheckpoint(shardId, batch.at(-1)!.record.SequenceNumber!);
         pending.splice(0, batch.length);
         [attempts, limit] = [0, batchSize];
-        bufferedSince = pending.length > 0 ? Date.now() : undefined;
         continue;
       }
       if (outcome.kind === 'partial' && outcome.done > 0) {
@@ -218,8 +217,8 @@ export class StreamPoller {
       } else {
         attempts++;
       }
-      const head = pending[0]!.record;
-      const ageMs = Date.now() - (head.ApproximateArrivalTimestamp?.getTime() ?? Date.now());
+      const first = pending[0]!.record;
+      const ageMs = Date.now() - (first.ApproximateArrivalTimestamp?.getTime() ?? Date.now());
       const tooOld = ageMs > this.options.settings.maxRecordAgeSeconds * 1000;
       if (attempts > this.options.settings.retryAttempts || tooOld) {
         const failed = pending.slice(
