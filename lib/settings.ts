@@ -7,6 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { MAX_CACHE_SECONDS } from '../lambdas/adapters/cache-policy-override.ts';
 import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { resolveOptions } from '../lambdas/core/batch/planner.ts';
+import { streamPropsFromContext } from './stream-lane.ts';
 import type { TandemProps } from './tandem-stack.ts';
 import { isPackageName } from '../lambdas/core/names.ts';
 
@@ -230,8 +231,12 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
   } else if (jwtIssuer !== undefined || jwtAudience !== undefined) {
     problems.push('jwtIssuer / jwtAudience: only used with auth=jwt (set -c auth=jwt or remove them)');
   }
+  // The stream lane's keys are defined with its settings (lambdas/handlers/stream-settings.ts).
+  const stream = streamPropsFromContext((key) => lookup(key as SettingName));
+  problems.push(...stream.problems);
   if (problems.length > 0) throw new SettingsError(problems);
   const props: TandemProps = {
+    ...stream.props,
     ...(modelName !== undefined ? { modelName } : {}),
     ...(architecture !== undefined ? { architecture } : {}),
     ...(predictMemorySize !== undefined ? { predictMemorySize } : {}),

@@ -1,6 +1,7 @@
 /** The stream lane in the template: off by default, and when on, streams, mapping, grants and alarms. */
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { readSettings } from '../../lib/settings.ts';
 import { streamPropsFromContext } from '../../lib/stream-lane.ts';
 import { actionsOf, flat, resources, roleOf, statementsOf, templateOf } from './support.ts';
 
@@ -102,5 +103,16 @@ describe('stream lane context keys', () => {
       streamSettings: { batchSize: 500, batchingWindowSeconds: 5, bisectOnError: false },
     });
     expect(problems).toEqual(['streamRetryAttempts: expected an integer from 0 to 10000, got "many"']);
+  });
+
+  it('is read with the other settings (cdk synth -c streamLane=true), a bad value stopping the synth', () => {
+    const context: Record<string, unknown> = { streamLane: 'true', streamBatchingWindowSeconds: '0' };
+    expect(readSettings((key) => context[key]).props).toMatchObject({
+      streamLane: true,
+      streamSettings: { batchingWindowSeconds: 0 },
+    });
+    expect(() => readSettings((key) => ({ streamBatchSize: '0' })[key as string])).toThrow(
+      /streamBatchSize: expected an integer from 1 to 10000/,
+    );
   });
 });
