@@ -20,8 +20,8 @@ import {
   startLocalStack,
   type LocalStack,
 } from '../local/stack.ts';
-import { startStreamLane } from '../local/stream-lane.ts';
-import { readWholeStreamTimed } from './stream-read.ts';
+import { startStreamLane, type LocalStreamOptions } from '../local/stream-lane.ts';
+import { readWholeStream } from '../local/kinesis-streams.ts';
 import { percentile } from './stats.ts';
 
 export interface StreamConfig {
@@ -75,6 +75,21 @@ export interface StreamResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A stream lane of its own on the stack (its own stream names), quiet. */
+function benchLane(stack: LocalStack, options: LocalStreamOptions) {
+  return startStreamLane({
+    aws: stack.aws,
+    s3: stack.s3,
+    dynamo: stack.dynamo,
+    bucket: LOCAL_BUCKET,
+    table: LOCAL_TABLE,
+    defaultModel: DEMO_MODEL,
+    dataDir: undefined,
+    log: () => undefined,
+    options,
+  });
+}
+
 async function demoEvents(): Promise<OutgoingRecord[]> {
   const demo = await readDemoDataset();
   const idIndex = demo.header.indexOf(demo.idField);
@@ -91,24 +106,14 @@ async function latencyRun(
   options: StreamBenchOptions,
   events: readonly OutgoingRecord[],
 ): Promise<LatencyRow> {
-  const lane = await startStreamLane({
-    aws: stack.aws,
-    s3: stack.s3,
-    dynamo: stack.dynamo,
-    bucket: LOCAL_BUCKET,
-    table: LOCAL_TABLE,
-    defaultModel: DEMO_MODEL,
-    dataDir: undefined,
-    log: () => undefined,
-    options: {
-      settings: {
-        inputStreamName: `bench-events-${index}`,
-        outputStreamName: `bench-predictions-${index}`,
-        batchSize: config.batchSize,
-        batchingWindowSeconds: config.windowSeconds,
-      },
-      pollIntervalMs: 50,
+  const lane = await benchLane(stack, {
+    settings: {
+      inputStreamName: `bench-events-${index}`,
+      outputStreamName: `bench-predictions-${index}`,
+      batchSize: config.batchSize,
+      batchingWindowSeconds: config.windowSeconds,
     },
+    pollIntervalMs: 50,
   });
   try {
     const tickMs = 100;
@@ -130,8 +135,12 @@ async function latencyRun(
       if (wait > 0) await sleep(wait);
     }
     await lane.poller.waitUntilIdle(120_000);
-    const published = await readWholeStreamTimed(lane.kinesis, lane.settings.outputStreamName);
-    const latencies = published.map((p) => p.arrivalMs - Date.parse(p.eventTime));
+    const published = await readWholeStream(lane.kinesis, lane.settings.outputStreamName);
+    const latencies = published.map(
+      (p) =>
+        p.arrivalMs -
+        Date.parse((JSON.parse(Buffer.from(p.data).toString('utf8')) as { eventTime: string }).eventTime),
+    );
     const { invocations, recordsDelivered } = lane.poller.stats;
     return {
       ...config,
@@ -158,37 +167,17 @@ async function consumerThroughput(
     batchingWindowSeconds: 0,
   };
   // The backlog is put first (through a lane whose poller is stopped at once), then consumed by a fresh one.
-  const producer = await startStreamLane({
-    aws: stack.aws,
-    s3: stack.s3,
-    dynamo: stack.dynamo,
-    bucket: LOCAL_BUCKET,
-    table: LOCAL_TABLE,
-    defaultModel: DEMO_MODEL,
-    dataDir: undefined,
-    log: () => undefined,
-    options: {
-      settings,
-      wrapHandler: () => async () => {
-        throw new Error('paused');
-      },
+  const producer = await benchLane(stack, {
+    settings,
+    wrapHandler: () => async () => {
+      throw new Error('paused');
     },
   });
   await producer.poller.stop();
   await producer.input.put(events);
   await producer.stop();
   const started = performance.now();
-  const consumer = await startStreamLane({
-    aws: stack.aws,
-    s3: stack.s3,
-    dynamo: stack.dynamo,
-    bucket: LOCAL_BUCKET,
-    table: LOCAL_TABLE,
-    defaultModel: DEMO_MODEL,
-    dataDir: undefined,
-    log: () => undefined,
-    options: { settings, pollIntervalMs: 20 },
-  });
+  const consumer = await benchLane(stack, { settings, pollIntervalMs: 20 });
   try {
     await consumer.poller.waitUntilIdle(300_000);
     return events.length / ((performance.now() - started) / 1000);

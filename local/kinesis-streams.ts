@@ -1,8 +1,11 @@
-/** Creates the local Kinesis streams (kinesalite) the stream lane uses, and waits until they are ACTIVE. */
+/** The local Kinesis streams (kinesalite) of the stream lane: created and waited for, and read whole. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateStreamCommand,
   DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ListShardsCommand,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
 
@@ -40,4 +43,43 @@ export async function ensureStream(
       throw new Error(`stream ${name} is not ACTIVE after ${timeoutMs} ms (${status})`);
     await sleep(20);
   }
+}
+
+export interface StreamRecordRead {
+  readonly sequenceNumber: string;
+  readonly partitionKey: string;
+  readonly data: Uint8Array;
+  /** When the stream received it (epoch ms). */
+  readonly arrivalMs: number;
+}
+
+/** Every record of every shard of a stream, from its start (tests, benchmarks, the banner's examples). */
+export async function readWholeStream(client: KinesisClient, name: string): Promise<StreamRecordRead[]> {
+  const out: StreamRecordRead[] = [];
+  const shards = await client.send(new ListShardsCommand({ StreamName: name }));
+  for (const shard of shards.Shards ?? []) {
+    let iterator = (
+      await client.send(
+        new GetShardIteratorCommand({
+          StreamName: name,
+          ShardId: shard.ShardId!,
+          ShardIteratorType: 'TRIM_HORIZON',
+        }),
+      )
+    ).ShardIterator;
+    while (iterator) {
+      const page = await client.send(new GetRecordsCommand({ ShardIterator: iterator }));
+      for (const r of page.Records ?? []) {
+        out.push({
+          sequenceNumber: r.SequenceNumber!,
+          partitionKey: r.PartitionKey!,
+          data: r.Data!,
+          arrivalMs: r.ApproximateArrivalTimestamp?.getTime() ?? 0,
+        });
+      }
+      if ((page.Records ?? []).length === 0) break;
+      iterator = page.NextShardIterator;
+    }
+  }
+  return out;
 }

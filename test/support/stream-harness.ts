@@ -1,10 +1,6 @@
 /** Helpers for the stream lane's integration tests: put events, read a whole stream, list what was filed. */
-import {
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  ListShardsCommand,
-  type KinesisClient,
-} from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { readWholeStream as readStream } from '../../local/kinesis-streams.ts';
 import type { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
 import type { PublishedPrediction, RejectedLine } from '../../lambdas/core/stream/micro-batch.ts';
 import type { FailedBatch } from '../../local/stream-poller.ts';
@@ -31,37 +27,16 @@ export function demoFeatures(overrides: Record<string, unknown> = {}): Record<st
   };
 }
 
-/** Every record of every shard of a stream, from its start. */
+/** Every record of the output stream, with its published prediction. */
 export async function readWholeStream(
   client: KinesisClient,
   streamName: string,
 ): Promise<{ sequenceNumber: string; partitionKey: string; body: PublishedPrediction }[]> {
-  const out: { sequenceNumber: string; partitionKey: string; body: PublishedPrediction }[] = [];
-  const shards = await client.send(new ListShardsCommand({ StreamName: streamName }));
-  for (const shard of shards.Shards ?? []) {
-    let iterator = (
-      await client.send(
-        new GetShardIteratorCommand({
-          StreamName: streamName,
-          ShardId: shard.ShardId!,
-          ShardIteratorType: 'TRIM_HORIZON',
-        }),
-      )
-    ).ShardIterator;
-    while (iterator) {
-      const page = await client.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      for (const r of page.Records ?? []) {
-        out.push({
-          sequenceNumber: r.SequenceNumber!,
-          partitionKey: r.PartitionKey!,
-          body: JSON.parse(Buffer.from(r.Data!).toString('utf8')) as PublishedPrediction,
-        });
-      }
-      if ((page.Records ?? []).length === 0) break;
-      iterator = page.NextShardIterator;
-    }
-  }
-  return out;
+  return (await readStream(client, streamName)).map((r) => ({
+    sequenceNumber: r.sequenceNumber,
+    partitionKey: r.partitionKey,
+    body: JSON.parse(Buffer.from(r.data).toString('utf8')) as PublishedPrediction,
+  }));
 }
 
 export async function rejectedStreamLines(
