@@ -28,7 +28,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { KinesisClientConfig } from '@aws-sdk/client-kinesis';
-import { kinesisClientConfig } from '../lambdas/adapters/clients/kinesis.ts';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FromEmulators, ToEmulators } from './emulators-thread.ts';
 import {
   startEmulators,
@@ -176,7 +176,13 @@ class EmbeddedAwsStack implements EmbeddedAws {
     if (service === 'dynamodb') return { ...common, endpoint: this.dynamoEndpoint };
     if (service === 'kinesis') {
       if (this.kinesisEndpoint === undefined) throw new Error('no Kinesis emulator runs (kinesisPort unset)');
-      return { ...kinesisClientConfig(), ...common, endpoint: this.kinesisEndpoint };
+      // kinesalite speaks HTTP/1.1 only; the client's default handler is HTTP/2.
+      return {
+        ...common,
+        endpoint: this.kinesisEndpoint,
+        maxAttempts: 3,
+        requestHandler: new NodeHttpHandler({ connectionTimeout: 3_000, requestTimeout: 10_000 }),
+      };
     }
     return {
       ...common,

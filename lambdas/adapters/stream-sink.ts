@@ -2,6 +2,6 @@
 import { kinesisClient } from './clients/kinesis.ts';
 import { KinesisStream } from './kinesis-stream.ts';
 
-export function inputStreamSink(streamName: string): KinesisStream {
-  return new KinesisStream(kinesisClient(), streamName);
+export async function inputStreamSink(streamName: string): Promise<KinesisStream> {
+  return new KinesisStream(await kinesisClient(), streamName);
 }

@@ -53,7 +53,7 @@ function observe(outcome: MicroBatchOutcome): void {
 export const handler = createStreamHandler({
   models: registry,
   store: new DynamoDbPredictionStore(batchDynamoClient(), requiredEnv('TABLE_NAME')),
-  publisher: new KinesisStream(kinesisClient(), settings.outputStreamName),
+  publisher: new KinesisStream(await kinesisClient(), settings.outputStreamName),
   objects: new S3ObjectStore(s3Client()),
   bucket: requiredEnv('DATA_BUCKET'),
   maxEventBytes: settings.maxEventBytes,

@@ -198,7 +198,7 @@ describe('IAM policies of the stream lane cover exactly what its handlers do', (
     record(s3Client(), 's3');
     record(dynamoClient(), 'dynamodb');
     record(batchDynamoClient(), 'dynamodb');
-    record(kinesisClient(), 'kinesis');
+    record(await kinesisClient(), 'kinesis');
 
     current = 'consumer';
     const { handler } = await import('../../lambdas/handlers/stream-score.ts');
