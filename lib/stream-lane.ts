@@ -208,6 +208,45 @@ export class StreamLane extends Construct {
     acknowledge(this.failures, 'Serverless-SQSRedrivePolicy', queueReason);
   }
 
+  /** Dashboard widgets: the consumer's lag, records scored and rejected, and end-to-end latency. */
+  public dashboardWidgets(): cloudwatch.IWidget[] {
+    const fn = this.consumer.function;
+    const custom = (name: string, statistic: string, label: string) =>
+      new cloudwatch.Metric({
+        namespace: 'Tandem',
+        metricName: name,
+        dimensionsMap: { service: 'tandem-stream' },
+        statistic,
+        period: Duration.minutes(1),
+        label,
+      });
+    return [
+      new cloudwatch.GraphWidget({
+        title: 'Stream: consumer lag (IteratorAge, ms)',
+        left: [fn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) })],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Stream: records scored and rejected',
+        left: [
+          custom('StreamRecordsScored', 'Sum', 'scored'),
+          custom('StreamRecordsRejected', 'Sum', 'rejected'),
+          this.failures.metricApproximateNumberOfMessagesVisible({ label: 'failed batches waiting' }),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Stream: latency (ms)',
+        left: [
+          custom('StreamEventToScoredMaxMs', 'Maximum', 'event -> scored (max)'),
+          custom('StreamArrivalToScoredMaxMs', 'Maximum', 'arrival -> scored (max)'),
+          custom('StreamModelLatency', 'Average', 'model run'),
+        ],
+        width: 8,
+      }),
+    ];
+  }
+
   /** Lets a principal put events on the input stream (what POST /events does). */
   public grantPutEvents(grantee: iam.IGrantable): iam.Grant {
     return iam.Grant.addToPrincipal({

@@ -292,6 +292,7 @@ export class Tandem extends Construct {
       const notify = new cwActions.SnsAction(this.monitoring.topic);
       this.stream.iteratorAgeAlarm.addAlarmAction(notify);
       this.stream.failuresAlarm.addAlarmAction(notify);
+      this.monitoring.dashboard.addWidgets(...this.stream.dashboardWidgets());
     }
 
     this.authMode = props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt';

@@ -81,6 +81,20 @@ describe('stream lane', () => {
     });
   });
 
+  it('adds dashboard widgets: consumer lag, records scored and rejected, latency', () => {
+    const body = flat(
+      Object.values(resources(template, 'AWS::CloudWatch::Dashboard'))[0]!.Properties!['DashboardBody'],
+    );
+    for (const metric of [
+      'IteratorAge',
+      'StreamRecordsScored',
+      'StreamRecordsRejected',
+      'StreamEventToScoredMaxMs',
+    ]) {
+      expect(body).toContain(metric);
+    }
+  });
+
   it('refuses settings out of range with the setting named', () => {
     expect(() => templateOf({ streamLane: true, streamSettings: { batchSize: 0 } })).toThrow(
       /streamBatchSize must be an integer from 1 to 10000/,
