@@ -198,7 +198,7 @@ Press Ctrl+C to stop.
     for (const run of stack.batch.abandon()) {
       const done = run.chunks
         ? `${run.chunks.scored} of ${run.chunks.planned} chunks scored; it resumes when Tandem next starts with ${dataDir}`
-        : `stopped before it was planned: upload ${run.key} again to run it`;
+        : `stopped while it was being planned: it resumes when Tandem next starts with ${dataDir} if its plan was written (runs/${run.runId}/plan.json), otherwise upload ${run.key} again`;
       process.stdout.write(`[batch] abandoned run ${run.runId} (${run.key}): ${done}\n`);
     }
     const deadline = setTimeout(() => {

@@ -204,10 +204,13 @@ describe('the stream lane on the local stack', () => {
   it('keeps the newest event per entity in the table, and ids that differ past double precision apart', async () => {
     const scan = await stack!.dynamo.send(new ScanCommand({ TableName: LOCAL_TABLE }));
     const items = new Map((scan.Items ?? []).map((i) => unmarshall(i)).map((i) => [i['pk'] as string, i]));
-    expect(items.get(`${DEMO_MODEL}#ooo`)).toMatchObject({ source: 'stream', eventTime: Date.parse(T2) });
-    expect(items.has(`${DEMO_MODEL}#12345678901234567890`)).toBe(true);
-    expect(items.has(`${DEMO_MODEL}#12345678901234567891`)).toBe(true);
-    expect(items.has(`${DEMO_MODEL}#poison-crash`)).toBe(false);
+    expect(items.get(`${DEMO_MODEL}#1.0.0#ooo`)).toMatchObject({
+      source: 'stream',
+      eventTime: Date.parse(T2),
+    });
+    expect(items.has(`${DEMO_MODEL}#1.0.0#12345678901234567890`)).toBe(true);
+    expect(items.has(`${DEMO_MODEL}#1.0.0#12345678901234567891`)).toBe(true);
+    expect(items.has(`${DEMO_MODEL}#1.0.0#poison-crash`)).toBe(false);
     expect([...items.keys()].filter((k) => k.endsWith('#dup'))).toHaveLength(1);
   });
 
@@ -215,7 +218,7 @@ describe('the stream lane on the local stack', () => {
     const lane = stack!.stream!;
     const item = async () => {
       const scan = await stack!.dynamo.send(new ScanCommand({ TableName: LOCAL_TABLE }));
-      return (scan.Items ?? []).map((i) => unmarshall(i)).find((i) => i['pk'] === `${DEMO_MODEL}#ooo`)!;
+      return (scan.Items ?? []).map((i) => unmarshall(i)).find((i) => i['pk'] === `${DEMO_MODEL}#1.0.0#ooo`)!;
     };
     const before = await item();
     await lane.input.put([event({ id: 'ooo', features: demoFeatures({ amount: 1 }), eventTime: T1 }, 'ooo')]);
