@@ -11,6 +11,7 @@ import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
+import { listModelFolders, type LocalModelFolder } from '../local/uploader.ts';
 import {
   DEFAULT_API_CONCURRENCY,
   DEMO_MODEL,
@@ -30,6 +31,11 @@ Options:
   --dynamodb-port <n> embedded DynamoDB port (default: $TANDEM_DYNAMODB_PORT or 4567)
   --s3-port <n>      embedded S3 port (default: $TANDEM_S3_PORT or 4568)
   --data-dir <dir>   where table and bucket data are kept (default: .tandem)
+  --models <dir>     also serve the model packages in <dir>, alongside the demo model: laid out as
+                     <name>/<version>/{manifest.json,model.onnx} and <name>/current.json (the live
+                     version); see docs/models.md. A model's current.json is uploaded only when the
+                     data folder has none yet: use --fresh (or \`npm run tandem -- models promote\`)
+                     to change the live version of a model served before
   --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
   --fresh            delete the data folder first
@@ -68,6 +74,7 @@ async function main(): Promise<void> {
       'dynamodb-port': { type: 'string' },
       's3-port': { type: 'string' },
       'data-dir': { type: 'string' },
+      models: { type: 'string' },
       'api-concurrency': { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
@@ -80,6 +87,9 @@ async function main(): Promise<void> {
   }
   const apiPort = port(values.port ?? process.env['PORT'], 3000, '--port');
   const dataDir = path.resolve(values['data-dir'] ?? path.join(REPO_ROOT, '.tandem'));
+  // Checked before anything starts: a typo in the folder fails here, not as a model that is not served.
+  const userModelsDir = values.models === undefined ? undefined : path.resolve(values.models);
+  const userModels: LocalModelFolder[] = userModelsDir ? await listModelFolders(userModelsDir) : [];
   if (values.fresh) await rm(dataDir, { recursive: true, force: true });
 
   const stack = await startLocalStack({
@@ -88,6 +98,7 @@ async function main(): Promise<void> {
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
     seed: !values['no-seed'],
+    ...(userModelsDir ? { userModelsDir } : {}),
     batchOptions: readBatchOptions(process.env),
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
@@ -140,7 +151,7 @@ Tandem is running locally.
   S3         ${aws.s3Endpoint}   bucket ${LOCAL_BUCKET} (${stack.uploadedKeys.length} model files uploaded)
   Data       ${dataDir}
   Seed       ${seedLine}
-
+${userModels.map((m) => `  Model      ${m.name} ${m.live ? `(live: ${m.live}` : '(no current.json: not live'}; versions ${m.versions.join(', ')}) from ${userModelsDir}\n`).join('')}
 Try:
   # a precomputed prediction, served from the table ("source": "cache")
   curl -s ${api}/predict -H 'content-type: application/json' -d '{"id": "${cachedId}"}'
