@@ -216,7 +216,11 @@ export const modelFailureDocumentSchema = z.object({
 
 export const modelDocumentSchema = z.object({
   ...modelSummary,
-  idField: z.string(),
+  idField: z
+    .string()
+    .describe(
+      'The dataset column the batch lane reads entity ids from; requests always send the id as "id".',
+    ),
   features: manifestSchema.shape.features,
   outputs: manifestSchema.shape.outputs,
   cache: z.object({ maxAgeSeconds: z.number(), ttlSeconds: z.number() }),
