@@ -79,7 +79,7 @@ flagged, as is a current.json written outside this command.
 
 ${GLOBAL_OPTIONS}
 `,
-  inspect: `Usage: npm run tandem -- models inspect <model.onnx> [--json]
+  inspect: `Usage: npm run tandem -- models inspect <model.onnx> [--skeleton] [--json]
 
 Prints the ONNX graph's inputs and outputs (name, element type, shape), the class labels its
 classifier holds, and a manifest.json skeleton built from them: one feature per input column, the
@@ -88,6 +88,7 @@ task and outputs read from the graph. Feature names the graph cannot know are pl
 prints {graph, skeleton, notes}. Acts on no stack.
 
 Options:
+  --skeleton          print only the manifest skeleton (to redirect into manifest.json)
   --json              machine-readable output
 `,
   check: `Usage: npm run tandem -- models check <dir> [--sample <file.csv|file.jsonl>] [--json]
@@ -223,6 +224,7 @@ interface Parsed {
     name?: string;
     reason?: string;
     force?: boolean;
+    skeleton?: boolean;
   };
 }
 
@@ -243,6 +245,7 @@ function parse(argv: readonly string[]): Parsed {
         name: { type: 'string' },
         reason: { type: 'string' },
         force: { type: 'boolean' },
+        skeleton: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -359,6 +362,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const bytes = await readFile(path.resolve(io.cwd, args[0]));
         const inspected = inspectGraph(bytes);
         const { graph } = inspected;
+        if (values.skeleton) {
+          io.out(JSON.stringify(inspected.skeleton, null, 2));
+          return 0;
+        }
         const valueLine = (v: GraphValue) =>
           `  ${v.name.padEnd(24)} ${shapeText(v)}${graph.classLabels[v.name] ? `  classes ${JSON.stringify(graph.classLabels[v.name])}` : ''}${graph.zipMapOutputs.includes(v.name) ? '  (ZipMap: served as the probability tensor)' : ''}`;
         print(

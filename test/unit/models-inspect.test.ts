@@ -52,6 +52,9 @@ describe.each(allZooModels().map((m) => [m.name, m] as [string, ZooModel]))(
       expect(inspected.skeleton.outputs).toEqual(outputs);
       if (zoo.manifest.inputs) expect(inspected.skeleton.inputs.map((i) => i.name)).toEqual(graphNames);
 
+      const skeleton = await run('models', 'inspect', `${name}.onnx`, '--skeleton');
+      expect(JSON.parse(skeleton.out)).toEqual(inspected.skeleton);
+
       const checked = await checkPackage(
         { manifest: new TextEncoder().encode(JSON.stringify(inspected.skeleton)), model: zoo.modelBytes },
         name,
