@@ -13,6 +13,7 @@ import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
 import { readStreamSettings } from '../lambdas/handlers/stream-settings.ts';
 import { streamBanner } from '../local/stream-banner.ts';
+import { listModelFolders, type LocalModelFolder } from '../local/uploader.ts';
 import {
   DEFAULT_API_CONCURRENCY,
   DEMO_MODEL,
@@ -33,6 +34,11 @@ Options:
   --s3-port <n>      embedded S3 port (default: $TANDEM_S3_PORT or 4568)
   --kinesis-port <n> embedded Kinesis port (default: $TANDEM_KINESIS_PORT or 4569)
   --data-dir <dir>   where table and bucket data are kept (default: .tandem)
+  --models <dir>     also serve the model packages in <dir>, alongside the demo model: laid out as
+                     <name>/<version>/{manifest.json,model.onnx} and <name>/current.json (the live
+                     version); see docs/models.md. A model's current.json is uploaded only when the
+                     data folder has none yet: use --fresh (or \`npm run tandem -- models promote\`)
+                     to change the live version of a model served before
   --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
   --fresh            delete the data folder first
@@ -72,6 +78,7 @@ async function main(): Promise<void> {
       's3-port': { type: 'string' },
       'kinesis-port': { type: 'string' },
       'data-dir': { type: 'string' },
+      models: { type: 'string' },
       'api-concurrency': { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
@@ -84,6 +91,9 @@ async function main(): Promise<void> {
   }
   const apiPort = port(values.port ?? process.env['PORT'], 3000, '--port');
   const dataDir = path.resolve(values['data-dir'] ?? path.join(REPO_ROOT, '.tandem'));
+  // Checked before anything starts: a typo in the folder fails here, not as a model that is not served.
+  const userModelsDir = values.models === undefined ? undefined : path.resolve(values.models);
+  const userModels: LocalModelFolder[] = userModelsDir ? await listModelFolders(userModelsDir) : [];
   if (values.fresh) await rm(dataDir, { recursive: true, force: true });
 
   const stack = await startLocalStack({
@@ -97,6 +107,7 @@ async function main(): Promise<void> {
       kinesisPort: port(values['kinesis-port'] ?? process.env['TANDEM_KINESIS_PORT'], 4569, '--kinesis-port'),
       settings: readStreamSettings(process.env),
     },
+    ...(userModelsDir ? { userModelsDir } : {}),
     batchOptions: readBatchOptions(process.env),
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
@@ -150,7 +161,7 @@ Tandem is running locally.
   Kinesis    ${aws.kinesisEndpoint}   streams ${stack.stream!.settings.inputStreamName} -> ${stack.stream!.settings.outputStreamName}
   Data       ${dataDir}
   Seed       ${seedLine}
-
+${userModels.map((m) => `  Model      ${m.name} ${m.live ? `(live: ${m.live}` : '(no current.json: not live'}; versions ${m.versions.join(', ')}) from ${userModelsDir}\n`).join('')}
 Try:
   # a precomputed prediction, served from the table ("source": "cache")
   curl -s ${api}/predict -H 'content-type: application/json' -d '{"id": "${cachedId}"}'

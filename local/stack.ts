@@ -64,6 +64,11 @@ export interface LocalStackOptions {
   readonly dataDir?: string;
   /** Folder of model packages to upload. Default: the repo's models/. */
   readonly modelsDir?: string;
+  /**
+   * A folder of the user's packages (\`--models <dir>\`), served alongside those of \`modelsDir\`: it is
+   * uploaded first, so a model of the same name takes its pointer (current.json) from here.
+   */
+  readonly userModelsDir?: string;
   /** Score the demo dataset into the table through the batch lane before serving. Default true. */
   readonly seed?: boolean;
   /** Extra environment for the API handler (CACHE_BUDGET_MS, WRITE_THROUGH, ...). */
@@ -182,11 +187,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const s3 = new S3Client(aws.clientConfig('s3'));
     await ensureTable(dynamo, LOCAL_TABLE);
     await ensureBucket(s3, LOCAL_BUCKET);
-    const uploadedKeys = await uploadModelPackages(
-      s3,
-      LOCAL_BUCKET,
-      options.modelsDir ?? path.join(REPO_ROOT, 'models'),
-    );
+    const uploadedKeys = [
+      ...(options.userModelsDir ? await uploadModelPackages(s3, LOCAL_BUCKET, options.userModelsDir) : []),
+      ...(await uploadModelPackages(s3, LOCAL_BUCKET, options.modelsDir ?? path.join(REPO_ROOT, 'models'))),
+    ];
 
     const objects = new S3ObjectStore(s3);
     const events: RunCompletedEvent[] = [];
