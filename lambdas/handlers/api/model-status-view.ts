@@ -11,6 +11,8 @@ export interface PointerView {
   readonly serving: boolean;
   readonly checkedAt?: string;
   readonly error?: { readonly code: string; readonly message: string; readonly since?: string };
+  /** The pointer's canary: its candidate, percentage, and whether it serves (and if not why). */
+  readonly canary?: ModelStatus['canary'];
 }
 
 const iso = (ms: number | undefined): string | undefined =>
@@ -31,6 +33,7 @@ export function pointerView(status: ModelStatus): PointerView {
           },
         }
       : {}),
+    ...(status.canary ? { canary: status.canary } : {}),
   };
 }
 
