@@ -83,6 +83,8 @@ interface Entry {
     readonly percent: number;
     readonly code: string;
     readonly message: string;
+    /** When it failed to load (epoch ms): it is tried again `retryFailedSeconds` later. */
+    readonly at: number;
   };
 }
 
@@ -302,6 +304,15 @@ export class ModelRegistry {
       if (current) retire(current.model);
       return;
     }
+    const failed = entry.canaryProblem;
+    if (
+      failed?.version === canary.version &&
+      this.now() - failed.at < this.options.retryFailedSeconds * 1000
+    ) {
+      // A candidate that failed recently is not loaded again at every check (each try builds a session).
+      entry.canaryProblem = { ...failed, percent: canary.percent };
+      return;
+    }
     if (current?.model.version === canary.version) {
       if (current.percent !== canary.percent)
         entry.canary = { model: current.model, percent: canary.percent };
@@ -314,7 +325,7 @@ export class ModelRegistry {
     } catch (error) {
       const problem = problemOf(error, name, true);
       entry.canary = undefined;
-      entry.canaryProblem = { ...canary, code: problem.code, message: problem.message };
+      entry.canaryProblem = { ...canary, code: problem.code, message: problem.message, at: this.now() };
     }
     if (current) retire(current.model);
   }

@@ -174,7 +174,7 @@ describe('ModelRegistry canary', () => {
     await models.close();
   });
 
-  it('sends no traffic to a candidate that does not load, says why, and keeps serving live', async () => {
+  it('sends no traffic to a candidate that does not load, says why, keeps serving live, and retries it after the delay', async () => {
     await publish('2', { corrupt: true });
     await publish('1');
     await pointTo({ version: '1', canary: { version: '2', percent: 50 } });
@@ -190,6 +190,18 @@ describe('ModelRegistry canary', () => {
       serving: false,
       error: { code: 'MODEL_CORRUPT' },
     });
+
+    // Fixed: tried again only once the retry delay has passed, then it takes its share.
+    await publish('2');
+    await pointTo({ version: '1', canary: { version: '2', percent: 40 } });
+    now += 5_000;
+    await models.get();
+    expect(models.canary()).toBeUndefined();
+    expect(models.status().canary).toMatchObject({ version: '2', percent: 40, serving: false });
+    now += 6_000;
+    await models.get();
+    expect(models.canary()?.model.version).toBe('2');
+    expect(models.status().canary).toEqual({ version: '2', percent: 40, serving: true });
     await models.close();
   });
 
