@@ -11,6 +11,8 @@ import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
+import { readStreamSettings } from '../lambdas/handlers/stream-settings.ts';
+import { streamBanner } from '../local/stream-banner.ts';
 import {
   DEFAULT_API_CONCURRENCY,
   DEMO_MODEL,
@@ -29,6 +31,7 @@ Options:
   --port <n>         API port (default: $PORT or 3000)
   --dynamodb-port <n> embedded DynamoDB port (default: $TANDEM_DYNAMODB_PORT or 4567)
   --s3-port <n>      embedded S3 port (default: $TANDEM_S3_PORT or 4568)
+  --kinesis-port <n> embedded Kinesis port (default: $TANDEM_KINESIS_PORT or 4569)
   --data-dir <dir>   where table and bucket data are kept (default: .tandem)
   --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
@@ -67,6 +70,7 @@ async function main(): Promise<void> {
       port: { type: 'string' },
       'dynamodb-port': { type: 'string' },
       's3-port': { type: 'string' },
+      'kinesis-port': { type: 'string' },
       'data-dir': { type: 'string' },
       'api-concurrency': { type: 'string' },
       fresh: { type: 'boolean', default: false },
@@ -88,6 +92,11 @@ async function main(): Promise<void> {
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
     seed: !values['no-seed'],
+    // The stream lane is always on locally, with the settings the deployed mapping reads.
+    stream: {
+      kinesisPort: port(values['kinesis-port'] ?? process.env['TANDEM_KINESIS_PORT'], 4569, '--kinesis-port'),
+      settings: readStreamSettings(process.env),
+    },
     batchOptions: readBatchOptions(process.env),
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
@@ -138,6 +147,7 @@ Tandem is running locally.
   API        ${api}   (POST /predict, GET /models[/{name}], /health, /ready, /openapi.json, Open Inference Protocol under /v2)
   DynamoDB   ${aws.dynamoEndpoint}   table ${LOCAL_TABLE}
   S3         ${aws.s3Endpoint}   bucket ${LOCAL_BUCKET} (${stack.uploadedKeys.length} model files uploaded)
+  Kinesis    ${aws.kinesisEndpoint}   streams ${stack.stream!.settings.inputStreamName} -> ${stack.stream!.settings.outputStreamName}
   Data       ${dataDir}
   Seed       ${seedLine}
 
@@ -162,6 +172,7 @@ Try:
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 cp models/${DEMO_MODEL}/demo-transactions.csv s3://${LOCAL_BUCKET}/incoming/${DEMO_MODEL}/my-transactions.csv
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/results/${DEMO_MODEL}/my-transactions/ --recursive
 
+${streamBanner(stack.stream!, aws.kinesisEndpoint!, creds, api, { id: 'txn-stream-1', features: sampleFeatures })}
 Press Ctrl+C to stop.
 `);
 

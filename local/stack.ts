@@ -41,6 +41,7 @@ import {
   type EmbeddedAws,
   type S3rverNotification,
 } from './embedded-aws.ts';
+import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
@@ -57,6 +58,8 @@ export interface LocalStackOptions {
   readonly apiPort?: number;
   readonly dynamoPort?: number;
   readonly s3Port?: number;
+  /** The stream lane (local/stream-lane.ts): Kinesis emulator, both streams, consumer poller. Default off. */
+  readonly stream?: LocalStreamOptions & { readonly kinesisPort?: number };
   /** Where data is kept; undefined keeps it in memory / a temp folder. */
   readonly dataDir?: string;
   /** Folder of model packages to upload. Default: the repo's models/. */
@@ -96,6 +99,8 @@ export interface LocalStack {
   readonly s3: S3Client;
   readonly objects: S3ObjectStore;
   readonly batch: LocalBatchRunner;
+  /** The stream lane, when started. */
+  readonly stream: LocalStreamLane | undefined;
   /** Completion events published by batch runs, oldest first. */
   readonly events: RunCompletedEvent[];
   readonly uploadedKeys: readonly string[];
@@ -168,6 +173,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dataDir: options.dataDir,
     dynamoPort: options.dynamoPort ?? 0,
     s3Port: options.s3Port ?? 0,
+    ...(options.stream ? { kinesisPort: options.stream.kinesisPort ?? 0 } : {}),
     buckets: [LOCAL_BUCKET],
   });
   const cleanups: (() => void | Promise<void>)[] = [];
@@ -266,6 +272,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       }),
     );
 
+    let stream: LocalStreamLane | undefined;
+    if (options.stream) {
+      stream = await startStreamLane({
+        aws,
+        s3,
+        dynamo,
+        bucket: LOCAL_BUCKET,
+        table: LOCAL_TABLE,
+        defaultModel: DEMO_MODEL,
+        dataDir: options.dataDir,
+        log,
+        options: options.stream,
+      });
+      cleanups.push(() => stream!.stop());
+    }
+
     const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
 
     let apiUrl: string | undefined;
@@ -280,6 +302,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         // The emulator answers in about a millisecond when idle but queues behind batch writes and shares
         // two cores with everything here; DynamoDB answers in a few. Deployed, the budget is 150 ms.
         CACHE_BUDGET_MS: process.env['CACHE_BUDGET_MS'] ?? String(LOCAL_CACHE_BUDGET_MS),
+        ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
       const { handler } = await import('../lambdas/handlers/predict.ts');
@@ -301,6 +324,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       s3,
       objects,
       batch,
+      stream,
       events,
       uploadedKeys,
       seed,

@@ -13,6 +13,7 @@ import { createApiHandler } from './api/api-handler.ts';
 import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
 import { servingReporter } from './api/serving-reporter.ts';
 import { readApiConfig } from './config.ts';
+import { readStreamSettings } from './stream-settings.ts';
 
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
@@ -34,6 +35,17 @@ const service = new PredictionService(store, {
   writeThrough: config.writeThrough,
 });
 
+// POST /events: the Kinesis client is loaded only when the stream lane is on (not at every cold start).
+const streamSettings = readStreamSettings(process.env);
+const events = streamSettings.streamLane
+  ? {
+      sink: await import('../adapters/stream-sink.ts').then((m) =>
+        m.inputStreamSink(streamSettings.inputStreamName),
+      ),
+      maxEventBytes: streamSettings.maxEventBytes,
+    }
+  : undefined;
+
 // The registry's reporter logs the outcome (the version that serves, or why none does).
 await registry.warm();
 
@@ -45,4 +57,5 @@ export const handler = createApiHandler({
   metrics,
   logPayloads: config.logPayloads,
   sampleDebugLogs: config.sampleDebugLogs,
+  events,
 });

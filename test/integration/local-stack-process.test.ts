@@ -37,7 +37,7 @@ class LocalStackProcess {
         '--import',
         'tsx',
         path.join(REPO_ROOT, 'bin', 'local.ts'),
-        ...['--port', '0', '--dynamodb-port', '0', '--s3-port', '0'],
+        ...['--port', '0', '--dynamodb-port', '0', '--s3-port', '0', '--kinesis-port', '0'],
         ...['--data-dir', dataDir, '--no-seed'],
       ],
       {

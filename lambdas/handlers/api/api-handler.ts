@@ -20,6 +20,7 @@ import {
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
+import { postEvents, type EventsRouteDeps } from './events-route.ts';
 import { pointerView, readyView, servingView } from './model-status-view.ts';
 import { isOipPath, PROTOCOL_ROUTES, toOipError } from './protocol-routes.ts';
 import { decodeBody, recordMetrics, recordVersionMetrics } from './route-support.ts';
@@ -45,6 +46,8 @@ export interface ApiDependencies {
    * middleware does; off when no sample rate is set, since re-drawing costs a little on every request.
    */
   readonly sampleDebugLogs?: boolean;
+  /** POST /events: the input stream and the largest record; undefined when the stream lane is off. */
+  readonly events?: EventsRouteDeps['events'];
 }
 
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
@@ -286,13 +289,14 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'POST', path: /^\/predict$/, run: predict },
   { method: 'GET', path: /^\/models$/, run: listModels },
   { method: 'GET', path: /^\/models\/([^/]+)$/, run: getModel },
+  { method: 'POST', path: /^\/events$/, run: postEvents },
   { method: 'GET', path: /^\/health$/, run: health },
   { method: 'GET', path: /^\/ready$/, run: ready },
   ...PROTOCOL_ROUTES,
 ];
 
 const ROUTE_LIST =
-  'routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready, GET /openapi.json, ' +
+  'routes: POST /predict, POST /events, GET /models, GET /models/{name}, GET /health, GET /ready, GET /openapi.json, ' +
   'and the Open Inference Protocol under /v2 (GET /v2, /v2/health/live, /v2/health/ready, ' +
   '/v2/models/{name}[/versions/{version}][/ready], POST /v2/models/{name}[/versions/{version}]/infer)';
 
