@@ -228,6 +228,15 @@ const pointerState = z
       .extend({ since: z.string().optional() })
       .optional()
       .describe("Why the pointer's version is not serving (the last good version keeps serving)."),
+    canary: z
+      .object({
+        version: z.string().describe('The candidate version.'),
+        percent: z.number().describe('The share of instances assigned to it (by a stable hash of the id).'),
+        serving: z.boolean().describe('False when the candidate does not load: it takes no traffic.'),
+        error: z.object({ code: modelStatusCode, message: z.string() }).optional(),
+      })
+      .optional()
+      .describe("The pointer's canary: a candidate taking part of the traffic."),
   })
   .describe('What current.json says, and whether its version serves.');
 
