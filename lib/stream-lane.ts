@@ -188,6 +188,7 @@ export class StreamLane extends Construct {
       Validations.of(scope).acknowledge({ id, reason });
     const { role, function: fn } = this.consumer;
     acknowledge(fn, 'AwsSolutions-L1', REASONS.runtime);
+    acknowledge(fn, 'Serverless-LambdaTracing', REASONS.noTracing);
     acknowledge(fn, 'Serverless-LambdaLatestVersion', REASONS.runtime);
     acknowledge(
       fn,

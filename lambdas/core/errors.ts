@@ -57,7 +57,12 @@ export type ModelLoadErrorCode =
 export class ModelLoadError extends TandemError<ModelLoadErrorCode> {}
 
 export type ValidationErrorCode =
-  'INVALID_REQUEST' | 'INVALID_JSON' | 'EMPTY_BODY' | 'TOO_MANY_INSTANCES' | 'INVALID_FEATURES';
+  | 'INVALID_REQUEST'
+  | 'INVALID_JSON'
+  | 'INVALID_ENCODING'
+  | 'EMPTY_BODY'
+  | 'TOO_MANY_INSTANCES'
+  | 'INVALID_FEATURES';
 
 /** The caller sent something the model cannot take. */
 export class ValidationError extends TandemError<ValidationErrorCode> {}

@@ -11,8 +11,6 @@ import type { Manifest } from '../../core/manifest.ts';
 import type { ServedModel } from '../../core/model-loader.ts';
 import type { ModelRegistry } from '../../core/model-registry.ts';
 import {
-  checkContentEncoding,
-  checkContentType,
   parseJsonBody,
   parsePredictRequest,
   type PredictRequest,
@@ -23,7 +21,7 @@ import type { ApiMetrics } from './api-metrics.ts';
 import { postEvents, type EventsRouteDeps } from './events-route.ts';
 import { failureView, pointerView, readyView, servingView, type ModelFailure } from './model-status-view.ts';
 import { isOipPath, PROTOCOL_ROUTES, toOipError } from './protocol-routes.ts';
-import { decodeBody, recordMetrics, recordVersionMetrics } from './route-support.ts';
+import { jsonBodyText, recordMetrics, recordVersionMetrics } from './route-support.ts';
 import {
   errorResult,
   json,
@@ -166,16 +164,8 @@ const THRESHOLD = {
 };
 
 async function predict(call: ApiCall): Promise<ApiResult> {
-  const { deps, event, requestId } = call;
-  const headers = event.headers ?? {};
-  checkContentType(headers['content-type']);
-  checkContentEncoding(headers['content-encoding']);
-  let text: string | undefined;
-  try {
-    text = decodeBody(event);
-  } catch {
-    return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId);
-  }
+  const { deps, event } = call;
+  const text = jsonBodyText(event);
   const request = parsePredictRequest(parseJsonBody(text, deps.limits), deps.limits, text);
   call.model = request.model;
   const model = deps.registry.ready(request.model) ?? (await deps.registry.get(request.model));

@@ -5,16 +5,12 @@
  * from the output stream.
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import {
-  checkContentEncoding,
-  checkContentType,
-  parseJsonBody,
-  type RequestLimits,
-} from '../../core/predict-request.ts';
+import { parseJsonBody, type RequestLimits } from '../../core/predict-request.ts';
 import { eventRecords, parseEventsRequest } from '../../core/stream/events-request.ts';
 import type { OutgoingRecord } from '../../core/stream/micro-batch.ts';
 import type { ModelRegistry } from '../../core/model-registry.ts';
 import { errorResult, json, type ApiResult } from './responses.ts';
+import { jsonBodyText } from './route-support.ts';
 
 export type EventPutOutcome =
   | { readonly sequenceNumber: string; readonly shardId: string }
@@ -39,11 +35,6 @@ export interface EventsCall {
   model: string | undefined;
 }
 
-function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
-  if (event.body === undefined || !event.isBase64Encoded) return event.body;
-  return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
-}
-
 export async function postEvents(call: EventsCall): Promise<ApiResult> {
   const { deps, event, requestId } = call;
   if (deps.events === undefined) {
@@ -54,15 +45,7 @@ export async function postEvents(call: EventsCall): Promise<ApiResult> {
       requestId,
     );
   }
-  const headers = event.headers ?? {};
-  checkContentType(headers['content-type']);
-  checkContentEncoding(headers['content-encoding']);
-  let text: string | undefined;
-  try {
-    text = decodeBody(event);
-  } catch {
-    return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', requestId);
-  }
+  const text = jsonBodyText(event);
   const request = parseEventsRequest(parseJsonBody(text, deps.limits), text);
   call.model = request.model;
   const model = deps.registry.ready(request.model) ?? (await deps.registry.get(request.model));

@@ -5,7 +5,7 @@
  */
 import { ModelNotFoundError, TandemError, ValidationError } from '../../core/errors.ts';
 import type { ServedModel } from '../../core/model-loader.ts';
-import { checkContentEncoding, checkContentType, parseJsonBody } from '../../core/predict-request.ts';
+import { parseJsonBody } from '../../core/predict-request.ts';
 import { openApiDocument, type OpenApiModel } from '../../core/protocols/openapi.ts';
 import {
   SERVER_NAME,
@@ -17,7 +17,7 @@ import {
 } from '../../core/protocols/oip.ts';
 import type { ApiCall, RouteEntry } from './api-handler.ts';
 import { errorResult, json, type ApiResult } from './responses.ts';
-import { decodeBody, recordMetrics } from './route-support.ts';
+import { jsonBodyText, recordMetrics } from './route-support.ts';
 
 export function isOipPath(path: string): boolean {
   return path === '/v2' || path.startsWith('/v2/');
@@ -110,15 +110,7 @@ async function modelReady(call: ApiCall): Promise<ApiResult> {
 
 async function infer(call: ApiCall): Promise<ApiResult> {
   const { deps, event } = call;
-  const headers = event.headers ?? {};
-  checkContentType(headers['content-type']);
-  checkContentEncoding(headers['content-encoding']);
-  let text: string | undefined;
-  try {
-    text = decodeBody(event);
-  } catch {
-    return errorResult(400, 'INVALID_ENCODING', 'the body is not valid UTF-8', call.requestId);
-  }
+  const text = jsonBodyText(event);
   const body = parseJsonBody(text, deps.limits);
   const model = await servedModel(call);
   if (isResult(model)) return model;

@@ -1,13 +1,30 @@
 /** Helpers shared by the API's route modules. */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { ValidationError } from '../../core/errors.ts';
+import { checkContentEncoding, checkContentType } from '../../core/predict-request.ts';
 import type { VersionOutcome } from '../../core/canary-serving.ts';
 import type { PredictOutcome } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
 
-export function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
+function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
   if (event.body === undefined || !event.isBase64Encoded) return event.body;
   return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64'));
+}
+
+/**
+ * The text of a JSON request's body, after its content type and encoding are checked (415); a body that
+ * is not UTF-8 is a 400 INVALID_ENCODING. Every route that reads a JSON body starts here.
+ */
+export function jsonBodyText(event: APIGatewayProxyEventV2): string | undefined {
+  const headers = event.headers ?? {};
+  checkContentType(headers['content-type']);
+  checkContentEncoding(headers['content-encoding']);
+  try {
+    return decodeBody(event);
+  } catch {
+    throw new ValidationError('INVALID_ENCODING', 'the body is not valid UTF-8');
+  }
 }
 
 export function recordMetrics(metrics: ApiMetrics, outcome: PredictOutcome, instances: number): void {
