@@ -26,6 +26,7 @@ import {
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { uploadsFromEvent } from '../lambdas/adapters/upload-events.ts';
 import {
+  startFolderRun,
   triggerRuns,
   type IgnoredReason,
   type TriggerOutcome,
@@ -112,6 +113,8 @@ export interface LocalStack {
     key?: string,
     options?: Partial<BatchOptions>,
   ): Promise<FinalizeResult>;
+  /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
+  runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
   stop(): Promise<void>;
 }
 
@@ -221,6 +224,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       return run.result;
     };
     const pendingManual = new Set<string>();
+    const runFolder = async (prefix: string, model: string, runOptions?: Partial<BatchOptions>) => {
+      const started = await startFolderRun(
+        { bucket: LOCAL_BUCKET, model, prefix, ...(runOptions ? { options: runOptions } : {}) },
+        batch,
+      );
+      const run = batch.run(started.runId);
+      if (!run) throw new Error(`no run started for ${prefix}`);
+      return run.result;
+    };
 
     let seed: FinalizeResult | undefined;
     if (options.seed ?? true) {
@@ -307,6 +319,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       watcher,
       resumed,
       runDataset,
+      runFolder,
       async stop() {
         await resumed.catch(() => undefined);
         for (const cleanup of cleanups.reverse()) await cleanup();
