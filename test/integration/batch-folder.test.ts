@@ -3,16 +3,27 @@
  * write them) scored as one run with one manifest, and the folder catalogue: an empty prefix, mixed
  * formats, a file that breaks mid-way.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
 import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
-import { DEMO_MODEL, LOCAL_BUCKET, REPO_ROOT, startLocalStack, type LocalStack } from '../../local/stack.ts';
+import { runCli } from '../../local/cli/tandem-cli.ts';
+import { writeEndpointsFile } from '../../local/endpoints-file.ts';
+import {
+  DEMO_MODEL,
+  LOCAL_BUCKET,
+  LOCAL_TABLE,
+  REPO_ROOT,
+  startLocalStack,
+  type LocalStack,
+} from '../../local/stack.ts';
 
 let stack: LocalStack;
+let dataDir: string;
 let header: string[];
 let demoRows: string[][];
 const failOnce = new Set<number>();
@@ -23,6 +34,7 @@ beforeAll(async () => {
   );
   header = head!.fields;
   demoRows = rows.map((r) => r.fields);
+  dataDir = await mkdtemp(path.join(tmpdir(), 'tandem-folder-'));
   stack = await startLocalStack({
     apiPort: 0,
     seed: false,
@@ -34,10 +46,33 @@ beforeAll(async () => {
       },
     },
   });
+  await writeEndpointsFile(dataDir, {
+    apiUrl: stack.apiUrl,
+    s3Endpoint: stack.aws.s3Endpoint,
+    dynamoEndpoint: stack.aws.dynamoEndpoint,
+    region: stack.aws.region,
+    credentials: stack.aws.credentials,
+    bucket: LOCAL_BUCKET,
+    table: LOCAL_TABLE,
+    modelsPrefix: 'models/',
+    pid: process.pid,
+  });
 }, 120_000);
 afterAll(async () => {
   await stack?.stop();
+  await rm(dataDir, { recursive: true, force: true });
 }, 60_000);
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCli([...argv, '--data-dir', dataDir], {
+    out: (t) => void (out += `${t}\n`),
+    err: (t) => void (err += `${t}\n`),
+    cwd: process.cwd(),
+  });
+  return { code, out, err };
+}
 
 const csvText = (rows: readonly string[][]) => [header, ...rows].map((r) => r.join(',')).join('\n') + '\n';
 
@@ -178,4 +213,46 @@ describe('folder runs', () => {
     const manifest = await manifestOf(await stack.runFolder('/etc/../', DEMO_MODEL));
     expect(manifest.error?.code).toBe('INVALID_PREFIX');
   }, 60_000);
+
+  it('`runs start --prefix` runs a folder on the local stack; `runs list` and `runs show` print it', async () => {
+    const prefix = 'exports/cli/';
+    await put(`${prefix}part-00000.csv`, csvText(demoRows.slice(0, 40)));
+    await put(`${prefix}part-00001.csv`, csvText(demoRows.slice(40, 55)));
+    const started = await cli(
+      'runs',
+      'start',
+      DEMO_MODEL,
+      '--prefix',
+      'exports/cli',
+      '--option',
+      'tableWrites=none',
+      '--json',
+    );
+    expect(started.err).toBe('');
+    expect(started.code).toBe(0);
+    const run = JSON.parse(started.out) as { runId: string; result: { status: string; scored: number } };
+    expect(run.result).toMatchObject({ status: 'SUCCEEDED', scored: 55 });
+
+    const listed = await cli('runs', 'list', '--model', DEMO_MODEL);
+    expect(listed.code).toBe(0);
+    expect(listed.out).toMatch(
+      new RegExp(`${run.runId}\\s+SUCCEEDED\\s+${DEMO_MODEL}\\s+55\\s+0\\s+exports/cli/`),
+    );
+    const shown = await cli('runs', 'show', run.runId, '--json');
+    const manifest = (JSON.parse(shown.out) as { manifest: RunManifest }).manifest;
+    expect(manifest.files?.map((f) => f.rows)).toEqual([40, 15]);
+    expect((await cli('runs', 'show', 'no-such-run')).code).toBe(1);
+    const bad = await cli(
+      'runs',
+      'start',
+      DEMO_MODEL,
+      '--prefix',
+      'exports/cli/',
+      '--option',
+      'chunkBytes=-1',
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/FAILED.*INVALID_OPTIONS/);
+    expect((await cli('runs', 'start', DEMO_MODEL)).err).toMatch(/missing --prefix/);
+  }, 120_000);
 });
