@@ -1,4 +1,5 @@
 /** `npm run tandem -- <command>` (and the `tandem` bin): operate models; see local/cli/tandem-cli.ts. */
+import '../local/node-support.ts'; // first: before any AWS SDK client is made
 import { runCli } from '../local/cli/tandem-cli.ts';
 
 process.exitCode = await runCli(process.argv.slice(2), {

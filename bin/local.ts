@@ -135,7 +135,7 @@ async function main(): Promise<void> {
   process.stdout.write(`
 Tandem is running locally.
 
-  API        ${api}   (POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready)
+  API        ${api}   (POST /predict, GET /models[/{name}], /health, /ready, /openapi.json, Open Inference Protocol under /v2)
   DynamoDB   ${aws.dynamoEndpoint}   table ${LOCAL_TABLE}
   S3         ${aws.s3Endpoint}   bucket ${LOCAL_BUCKET} (${stack.uploadedKeys.length} model files uploaded)
   Data       ${dataDir}

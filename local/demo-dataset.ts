@@ -14,6 +14,8 @@ export interface DemoDataset {
   readonly header: readonly string[];
   /** The data rows, as CSV text fields. */
   readonly rows: readonly (readonly string[])[];
+  /** Column types by name from the demo manifest: each feature's, and `string` for the id column. */
+  readonly types: ReadonlyMap<string, string>;
   /** A row's features as a request sends them: numbers, booleans and category strings. */
   featuresOf(row: readonly string[]): Record<string, unknown>;
 }
@@ -35,6 +37,10 @@ export async function readDemoDataset(): Promise<DemoDataset> {
     idField: manifest.idField,
     header: names,
     rows: records.map((r) => r.fields),
+    types: new Map([
+      [manifest.idField, 'string'],
+      ...manifest.features.map((f): [string, string] => [f.name, f.type]),
+    ]),
     featuresOf: (row) =>
       Object.fromEntries(
         columns.map(({ name, type, at }) => {

@@ -4,10 +4,10 @@
  */
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { TandemError } from '../core/errors.ts';
 
-export class StackLookupError extends Error {
-  override readonly name = 'StackLookupError';
-}
+/** The stack cannot be found or described: the message says what to check. */
+export class StackLookupError extends TandemError<'STACK_NOT_FOUND' | 'STACK_UNREADABLE'> {}
 
 /** The outputs of a stack by key; throws StackLookupError saying what to check when there is no such stack. */
 export async function stackOutputs(
@@ -21,16 +21,21 @@ export async function stackOutputs(
     const e = error as Error;
     if (/does not exist/.test(e.message)) {
       throw new StackLookupError(
+        'STACK_NOT_FOUND',
         `no stack named "${stackName}" in this account and region (check --stack and --region / AWS_REGION)`,
         { cause: error },
       );
     }
-    throw new StackLookupError(`cannot describe stack "${stackName}": ${e.name}: ${e.message}`, {
-      cause: error,
-    });
+    throw new StackLookupError(
+      'STACK_UNREADABLE',
+      `cannot describe stack "${stackName}": ${e.name}: ${e.message}`,
+      {
+        cause: error,
+      },
+    );
   }
   const stack = stacks?.[0];
-  if (!stack) throw new StackLookupError(`no stack named "${stackName}"`);
+  if (!stack) throw new StackLookupError('STACK_NOT_FOUND', `no stack named "${stackName}"`);
   const outputs: Record<string, string> = {};
   for (const o of stack.Outputs ?? []) if (o.OutputKey && o.OutputValue) outputs[o.OutputKey] = o.OutputValue;
   return outputs;

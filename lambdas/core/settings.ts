@@ -8,6 +8,7 @@
  *
  * Pure data and parsing, no runtime dependency: imported by the CDK app and by every function bundle.
  */
+import { TandemError } from './errors.ts';
 import { PACKAGE_NAME } from './names.ts';
 
 /** The functions of a deployment, by the short names the stack and its docs use. */
@@ -502,12 +503,7 @@ export function toEnvString<S extends Setting>(setting: S, value: SettingValue<S
 }
 
 /** A function's setting is missing or malformed: the function fails its init, naming the variable. */
-export class SettingError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SettingError';
-  }
-}
+export class SettingError extends TandemError<'INVALID_SETTING' | 'MISSING_SETTING'> {}
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -527,7 +523,7 @@ export function readEnv(setting: Setting & { readonly env: string }, env: Env): 
   const raw = env[setting.env];
   if (raw === undefined || raw.trim() === '') return setting.default;
   const parsed = parseSetting(setting, raw);
-  if (!parsed.ok) throw new SettingError(`${setting.env}: ${parsed.problem}`);
+  if (!parsed.ok) throw new SettingError('INVALID_SETTING', `${setting.env}: ${parsed.problem}`);
   return parsed.value;
 }
 
@@ -537,6 +533,7 @@ export function requireEnv<S extends Setting & { readonly env: string }>(
   env: Env,
 ): SettingValue<S> {
   const value: SettingValue<S> | undefined = readEnv(setting, env);
-  if (value === undefined) throw new SettingError(`${setting.env} is required: ${setting.help}`);
+  if (value === undefined)
+    throw new SettingError('MISSING_SETTING', `${setting.env} is required: ${setting.help}`);
   return value;
 }

@@ -58,7 +58,7 @@ beforeAll(async () => {
   console.log(`deployed tier: synth ${Math.round(performance.now() - synthStarted)} ms`);
   bucket = new URL(stack.fn('ApiPredict').environment['MODELS_URI']!).hostname;
   table = stack.fn('ApiPredict').environment['TABLE_NAME']!;
-  demo = await loadDemoData(REPO_ROOT, MODEL);
+  demo = await loadDemoData();
 
   aws = await startEmbeddedAws({ buckets: [bucket] });
   s3 = new S3Client(aws.clientConfig('s3'));
@@ -395,7 +395,7 @@ describe.each(RUNTIMES)('on $id', (runtime) => {
     expectWithMessage((await runs.get('CSV')!).status, 'the CSV run of this runtime').toBe('SUCCEEDED');
     const cachedId = rowsOf('CSV')[0]![0]!;
     const item = await dynamo.send(
-      new GetItemCommand({ TableName: table, Key: { pk: { S: `${MODEL}#${cachedId}` } } }),
+      new GetItemCommand({ TableName: table, Key: { pk: { S: `${MODEL}#1.0.0#${cachedId}` } } }),
     );
     expect(item.Item?.['source']).toEqual({ S: 'batch' });
     const fromTable = await invoke(predict, runtime, apiEvent('POST', '/predict', { id: cachedId }));

@@ -18,7 +18,6 @@ import {
   DEMO_MODEL,
   LOCAL_BUCKET,
   LOCAL_TABLE,
-  REPO_ROOT,
   startLocalStack,
   type LocalStack,
 } from '../../local/stack.ts';
@@ -107,7 +106,7 @@ function expectRejected(outcome: RunOutcome, row: number, reason: RegExp, fields
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'tandem-bad-input-'));
-  data = await loadDemoData(REPO_ROOT, DEMO_MODEL);
+  data = await loadDemoData();
   stack = await startLocalStack({ seed: false, batch: { maxConcurrency: 2, retryIntervalMs: 10 } });
   const clean = await run('reference.csv', csv(demoRows(100)));
   expectAccounted(clean, 100);

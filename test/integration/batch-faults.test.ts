@@ -76,7 +76,7 @@ let reference: RunOutcome;
 let referenceParts: Map<number, string>;
 
 beforeAll(async () => {
-  data = await loadDemoData(REPO_ROOT, DEMO_MODEL);
+  data = await loadDemoData();
   aws = await startEmbeddedAws({ dynamoPort: 0, s3Port: 0, buckets: [LOCAL_BUCKET] });
   s3 = new S3Client(aws.clientConfig('s3'));
   dynamo = new DynamoDBClient({ ...aws.clientConfig('dynamodb'), maxAttempts: 10 });

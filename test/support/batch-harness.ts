@@ -3,32 +3,24 @@
  * and one finished run's outputs read back from the object store (manifest, part rows, rejected rows,
  * completion event), with the accounting checks every completed run must pass.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { expect } from '@jest/globals';
 import type { RunCompletedEvent, RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
-import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
+import { readDemoDataset } from '../../local/demo-dataset.ts';
 import { expectWithMessage } from './expect-message.ts';
 
 export interface DemoData {
   readonly header: string[];
   readonly rows: string[][];
   /** Feature (and id) types by column name, from the demo manifest. */
-  readonly types: Map<string, string>;
+  readonly types: ReadonlyMap<string, string>;
 }
 
-export async function loadDemoData(repoRoot: string, model: string): Promise<DemoData> {
-  const [head, ...rows] = parseCsv(
-    await readFile(path.join(repoRoot, 'models', model, 'demo-transactions.csv'), 'utf8'),
-  );
-  const manifest = JSON.parse(
-    await readFile(path.join(repoRoot, 'models', model, '1.0.0', 'manifest.json'), 'utf8'),
-  ) as { idField: string; features: { name: string; type: string }[] };
-  const types = new Map<string, string>([[manifest.idField, 'string']]);
-  for (const f of manifest.features) types.set(f.name, f.type);
-  return { header: head!.fields, rows: rows.map((r) => r.fields), types };
+/** The demo dataset as mutable fields, from the one demo-dataset reader (local/demo-dataset.ts). */
+export async function loadDemoData(): Promise<DemoData> {
+  const demo = await readDemoDataset();
+  return { header: [...demo.header], rows: demo.rows.map((r) => [...r]), types: demo.types };
 }
 
 export function csvLine(fields: readonly string[], delimiter = ','): string {

@@ -3,6 +3,7 @@
  * CRLF or LF line ends, a UTF-8 BOM on the first chunk, any one-character delimiter. Text is pushed in
  * chunks of any size; complete records come out with the line number they started on.
  */
+import { TandemError, type TandemErrorOptions } from '../errors.ts';
 
 export interface CsvRecord {
   readonly fields: string[];
@@ -10,13 +11,17 @@ export interface CsvRecord {
   readonly line: number;
 }
 
-export class CsvSyntaxError extends Error {
+/** A record the CSV grammar refuses; `line` is the 1-based line it is about. */
+export class CsvSyntaxError extends TandemError<'UNTERMINATED_QUOTE' | 'MALFORMED_CSV'> {
+  readonly line: number;
+
   constructor(
+    code: 'UNTERMINATED_QUOTE' | 'MALFORMED_CSV',
     message: string,
-    readonly line: number,
+    options: TandemErrorOptions & { line: number },
   ) {
-    super(message);
-    this.name = 'CsvSyntaxError';
+    super(code, message, options);
+    this.line = options.line;
   }
 }
 
@@ -99,11 +104,13 @@ export class CsvParser {
           }
           if (!closed) {
             if (!final) return recordStart;
-            throw new CsvSyntaxError('unterminated quoted field', startLine);
+            throw new CsvSyntaxError('UNTERMINATED_QUOTE', 'unterminated quoted field', { line: startLine });
           }
           const next = cursor < length ? text.charCodeAt(cursor) : -1;
           if (next !== delimiter && next !== 10 && next !== 13 && next !== -1) {
-            throw new CsvSyntaxError('unexpected character after a closing quote', startLine + linesInRecord);
+            throw new CsvSyntaxError('MALFORMED_CSV', 'unexpected character after a closing quote', {
+              line: startLine + linesInRecord,
+            });
           }
           if (next === -1 && !final) return recordStart;
           fields.push(value);
