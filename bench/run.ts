@@ -14,6 +14,7 @@ import { COLD_START_FULL, COLD_START_QUICK, runColdStartBench, type ColdStartRes
 import { HTTP_FULL, HTTP_QUICK, runHttpBench, type HttpResult } from './http.ts';
 import { REALTIME_FULL, REALTIME_QUICK, runRealtimeBench, type RealtimeResult } from './realtime.ts';
 import { fmt, round, spread } from './stats.ts';
+import { runStreamBench, STREAM_FULL, STREAM_QUICK, streamFigures } from './stream.ts';
 
 const HELP = `Usage: npm run bench [-- options]
 
@@ -25,6 +26,9 @@ Benchmarks Tandem against the bare work it wraps, side by side in one run:
   batch      one batch worker (the chunk scorer over one chunk) vs a parse-only pass (papaparse fast
              mode) over the same CSV (efficiency reported, no target); peak RSS on N/4 and N rows;
              onnxruntime alone on the same rows
+  stream     events at a steady rate through the local stream lane for several batching windows and
+             batch sizes (end-to-end p50/p99, invocations per 1000 records), and a backlog consumed
+             with full batches next to the batch lane on the same rows
   coldStart  fresh process to first prediction through the handler (models from the S3 emulator, a
              table configured) vs a bare function that creates the same clients and session
 
@@ -38,7 +42,7 @@ Prints a table, then the figures as one JSON object on the last line of stdout. 
 reported as pass / MISS; the exit code is 0 either way (1 only if a section failed to run).
 `;
 
-const SECTIONS = ['realtime', 'http', 'batch', 'coldStart'] as const;
+const SECTIONS = ['realtime', 'http', 'batch', 'coldStart', 'stream'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Target {
@@ -58,6 +62,8 @@ const TARGETS: readonly Target[] = [
   { section: 'batch', field: 'rssGrowthRatio', op: '<=', limit: 1.25 },
   { section: 'coldStart', field: 'ratio', op: '<=', limit: 2.0 },
   { section: 'coldStart', field: 'predictAssetMb', op: '<=', limit: 60 },
+  { section: 'stream', field: 'window1P99Ms', op: '<=', limit: 3000 },
+  { section: 'stream', field: 'consumerToBatchRatio', op: '>=', limit: 0.5 },
 ];
 
 const REQUIRED: Record<Section, readonly string[]> = {
@@ -81,6 +87,7 @@ const REQUIRED: Record<Section, readonly string[]> = {
     'rssGrowthRatio',
   ],
   coldStart: ['bareMs', 'ms', 'ratio', 'predictAssetMb'],
+  stream: ['window1P99Ms', 'consumerToBatchRatio', 'consumerRowsPerSec', 'batchRowsPerSec'],
 };
 
 type Figures = Record<string, unknown>;
@@ -445,6 +452,7 @@ async function main(): Promise<number> {
     http: nulls('http'),
     batch: nulls('batch'),
     coldStart: nulls('coldStart'),
+    stream: nulls('stream'),
   };
   const rows: Omit<TableRow, 'target' | 'result'>[] = [];
   const failures: string[] = [];
@@ -488,6 +496,7 @@ async function main(): Promise<number> {
     ];
     return coldStartFigures(cold, assetMb);
   });
+  await run('stream', async () => streamFigures(await runStreamBench(quick ? STREAM_QUICK : STREAM_FULL)));
 
   // Targets: attached to the row of their figure.
   const table: TableRow[] = rows.map((r) => ({ ...r, target: '', result: '' }));

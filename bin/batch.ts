@@ -8,14 +8,24 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { classifyUploadKey } from '../lambdas/core/batch/trigger.ts';
 import { DEMO_MODEL, LOCAL_BUCKET, startLocalStack } from '../local/stack.ts';
+import { listModelFolders } from '../local/uploader.ts';
 
 const HELP = `Usage: npm run batch -- <file> [options]
 
 Scores a dataset (.csv, .jsonl, .parquet, or .csv.gz / .jsonl.gz) through the batch lane locally and
 copies the results (part files, rejected rows, _manifest.json) to a folder.
 
+It starts its own embedded S3 and DynamoDB in a temporary folder, deleted when it exits: the
+predictions it writes to the table ("written to the table" in its output) are gone with it, and a
+running \`npm start\` does not see them. To fill the table a running \`npm start\` serves from, upload
+the file to its bucket instead (aws s3 cp <file> s3://tandem-data/incoming/<model>/, the command
+npm start prints); see docs/batch.md.
+
 Options:
   --model <name>        model to score with (default: ${DEMO_MODEL})
+  --models <dir>        also load the model packages in <dir> (<name>/<version>/ and
+                        <name>/current.json, as for npm start -- --models); by default only the
+                        repository's models/ folder is loaded
   --version <v>         model version to score with (default: the live one); its predictions go to
                         the table under that version, ready before it is promoted
   --out <dir>           where results are copied (default: ./batch-results)
@@ -40,6 +50,7 @@ async function main(): Promise<void> {
     options: {
       model: { type: 'string', default: DEMO_MODEL },
       version: { type: 'string' },
+      models: { type: 'string' },
       out: { type: 'string', default: 'batch-results' },
       'chunk-mb': { type: 'string' },
       concurrency: { type: 'string', default: '4' },
@@ -73,9 +84,19 @@ async function main(): Promise<void> {
     );
   }
 
+  const userModelsDir = values.models === undefined ? undefined : path.resolve(values.models);
+  if (userModelsDir) {
+    const found = await listModelFolders(userModelsDir);
+    if (values.model !== DEMO_MODEL && !found.some((m) => m.name === values.model))
+      throw new Error(
+        `--model ${values.model}: no such model in ${userModelsDir} (it has ${found.map((m) => m.name).join(', ')})`,
+      );
+  }
+
   const started = performance.now();
   const stack = await startLocalStack({
     seed: false,
+    ...(userModelsDir ? { userModelsDir } : {}),
     batch: {
       maxConcurrency: concurrency,
       onChunk: (_runId, _report, planned) => {
@@ -114,7 +135,10 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `${result.status}: ${result.message.replace(/; manifest .*$/, '')}`,
-        `  read ${counts.read}, scored ${counts.scored}, rejected ${counts.rejected}, written to the table ${counts.writtenToTable}`,
+        `  read ${counts.read}, scored ${counts.scored}, rejected ${counts.rejected}`,
+        values['no-table']
+          ? '  table: not written (--no-table)'
+          : `  table: ${counts.writtenToTable} predictions written to this command's temporary table (deleted on exit; to fill a running npm start's table, upload the file to its incoming/${values.model}/)`,
         `  ${seconds.toFixed(1)} s (${Math.round(counts.read / seconds)} rows/s including start-up)`,
         `  results: ${outDir}`,
         `  manifest: ${path.join(outDir, '_manifest.json')}`,

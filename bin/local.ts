@@ -11,6 +11,9 @@ import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
+import { readStreamSettings } from '../lambdas/handlers/stream-settings.ts';
+import { streamBanner } from '../local/stream-banner.ts';
+import { listModelFolders, type LocalModelFolder } from '../local/uploader.ts';
 import {
   DEFAULT_API_CONCURRENCY,
   DEMO_MODEL,
@@ -29,7 +32,13 @@ Options:
   --port <n>         API port (default: $PORT or 3000)
   --dynamodb-port <n> embedded DynamoDB port (default: $TANDEM_DYNAMODB_PORT or 4567)
   --s3-port <n>      embedded S3 port (default: $TANDEM_S3_PORT or 4568)
+  --kinesis-port <n> embedded Kinesis port (default: $TANDEM_KINESIS_PORT or 4569)
   --data-dir <dir>   where table and bucket data are kept (default: .tandem)
+  --models <dir>     also serve the model packages in <dir>, alongside the demo model: laid out as
+                     <name>/<version>/{manifest.json,model.onnx} and <name>/current.json (the live
+                     version); see docs/models.md. A model's current.json is uploaded only when the
+                     data folder has none yet: use --fresh (or \`npm run tandem -- models promote\`)
+                     to change the live version of a model served before
   --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
   --fresh            delete the data folder first
@@ -67,7 +76,9 @@ async function main(): Promise<void> {
       port: { type: 'string' },
       'dynamodb-port': { type: 'string' },
       's3-port': { type: 'string' },
+      'kinesis-port': { type: 'string' },
       'data-dir': { type: 'string' },
+      models: { type: 'string' },
       'api-concurrency': { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
@@ -80,6 +91,9 @@ async function main(): Promise<void> {
   }
   const apiPort = port(values.port ?? process.env['PORT'], 3000, '--port');
   const dataDir = path.resolve(values['data-dir'] ?? path.join(REPO_ROOT, '.tandem'));
+  // Checked before anything starts: a typo in the folder fails here, not as a model that is not served.
+  const userModelsDir = values.models === undefined ? undefined : path.resolve(values.models);
+  const userModels: LocalModelFolder[] = userModelsDir ? await listModelFolders(userModelsDir) : [];
   if (values.fresh) await rm(dataDir, { recursive: true, force: true });
 
   const stack = await startLocalStack({
@@ -88,6 +102,12 @@ async function main(): Promise<void> {
     dynamoPort: port(values['dynamodb-port'] ?? process.env['TANDEM_DYNAMODB_PORT'], 4567, '--dynamodb-port'),
     s3Port: port(values['s3-port'] ?? process.env['TANDEM_S3_PORT'], 4568, '--s3-port'),
     seed: !values['no-seed'],
+    // The stream lane is always on locally, with the settings the deployed mapping reads.
+    stream: {
+      kinesisPort: port(values['kinesis-port'] ?? process.env['TANDEM_KINESIS_PORT'], 4569, '--kinesis-port'),
+      settings: readStreamSettings(process.env),
+    },
+    ...(userModelsDir ? { userModelsDir } : {}),
     batchOptions: readBatchOptions(process.env),
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
@@ -138,9 +158,10 @@ Tandem is running locally.
   API        ${api}   (POST /predict, GET /models[/{name}], /health, /ready, /openapi.json, Open Inference Protocol under /v2)
   DynamoDB   ${aws.dynamoEndpoint}   table ${LOCAL_TABLE}
   S3         ${aws.s3Endpoint}   bucket ${LOCAL_BUCKET} (${stack.uploadedKeys.length} model files uploaded)
+  Kinesis    ${aws.kinesisEndpoint}   streams ${stack.stream!.settings.inputStreamName} -> ${stack.stream!.settings.outputStreamName}
   Data       ${dataDir}
   Seed       ${seedLine}
-
+${userModels.map((m) => `  Model      ${m.name} ${m.live ? `(live: ${m.live}` : '(no current.json: not live'}; versions ${m.versions.join(', ')}) from ${userModelsDir}\n`).join('')}
 Try:
   # a precomputed prediction, served from the table ("source": "cache")
   curl -s ${api}/predict -H 'content-type: application/json' -d '{"id": "${cachedId}"}'
@@ -162,6 +183,7 @@ Try:
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 cp models/${DEMO_MODEL}/demo-transactions.csv s3://${LOCAL_BUCKET}/incoming/${DEMO_MODEL}/my-transactions.csv
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/results/${DEMO_MODEL}/my-transactions/ --recursive
 
+${streamBanner(stack.stream!, aws.kinesisEndpoint!, creds, api, { id: 'txn-stream-1', features: sampleFeatures })}
 Press Ctrl+C to stop.
 `);
 
@@ -187,7 +209,7 @@ Press Ctrl+C to stop.
     for (const run of stack.batch.abandon()) {
       const done = run.chunks
         ? `${run.chunks.scored} of ${run.chunks.planned} chunks scored; it resumes when Tandem next starts with ${dataDir}`
-        : `stopped before it was planned: upload ${run.key} again to run it`;
+        : `stopped while it was being planned: it resumes when Tandem next starts with ${dataDir} if its plan was written (runs/${run.runId}/plan.json), otherwise upload ${run.key} again`;
       process.stdout.write(`[batch] abandoned run ${run.runId} (${run.key}): ${done}\n`);
     }
     const deadline = setTimeout(() => {

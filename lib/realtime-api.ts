@@ -161,6 +161,7 @@ export class RealtimeApi extends Construct {
     const integration = new HttpLambdaIntegration('Predict', this.alias, {
       payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
     });
+    this.integration = integration;
     for (const route of API_ROUTES) {
       this.api.addRoutes({ path: route.path, methods: [route.method], integration });
     }
@@ -198,6 +199,15 @@ export class RealtimeApi extends Construct {
     this.url = this.stage.url;
   }
 
+  private readonly integration: HttpLambdaIntegration;
+  private readonly extraRoutes: { method: apigwv2.HttpMethod; path: string }[] = [];
+
+  /** Serves one more route with the predict function (POST /events when the stream lane is on). */
+  public addFunctionRoute(method: apigwv2.HttpMethod, path: string): void {
+    this.api.addRoutes({ path, methods: [method], integration: this.integration });
+    this.extraRoutes.push({ method, path });
+  }
+
   /**
    * Lets a principal call the API (IAM auth): `execute-api:Invoke` on each of its routes
    * (`<api-id>/<stage>/<METHOD>/<path>`, a path parameter as `*`), on any stage.
@@ -206,7 +216,7 @@ export class RealtimeApi extends Construct {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['execute-api:Invoke'],
-      resourceArns: API_ROUTES.map((route) =>
+      resourceArns: [...API_ROUTES, ...this.extraRoutes].map((route) =>
         Stack.of(this).formatArn({
           service: 'execute-api',
           resource: this.api.apiId,

@@ -16,6 +16,8 @@ import {
   type Setting,
   type SettingName,
   type SettingValue,
+  STREAM_SETTING_NAMES,
+  type StreamSettings,
 } from '../lambdas/core/settings.ts';
 import type { TandemProps } from './tandem-stack.ts';
 
@@ -42,6 +44,19 @@ export class TandemPropsError extends Error {
     super(`Invalid Tandem props:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'TandemPropsError';
   }
+}
+
+/** The stream lane's settings given in the context (the others keep their defaults). */
+function streamSettingsFromContext(
+  value: <N extends SettingName>(name: N) => SettingValue<(typeof SETTINGS)[N]> | undefined,
+): { streamSettings?: Partial<StreamSettings> } {
+  const given: Record<string, unknown> = {};
+  for (const [field, name] of Object.entries(STREAM_SETTING_NAMES)) {
+    if (field === 'streamLane') continue;
+    const v = value(name);
+    if (v !== undefined) given[field] = v;
+  }
+  return Object.keys(given).length > 0 ? { streamSettings: given as Partial<StreamSettings> } : {};
 }
 
 /** Reads Tandem's settings with `lookup` (e.g. `(key) => app.node.tryGetContext(key)`). */
@@ -105,6 +120,8 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('alarmEmail', value('alarmEmail')),
     ...defined('batchOptions', batchOptions as Partial<BatchOptions> | undefined),
     ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
+    ...defined('streamLane', value('streamLane')),
+    ...streamSettingsFromContext(value),
   };
   problems.push(...crossFieldProblems(props));
   if (batchOptions !== undefined) problems.push(...batchOptionsProblems(batchOptions));

@@ -20,6 +20,10 @@ import { RealtimeApi, type ApiAuth } from './realtime-api.ts';
 import { validateTandemProps } from './settings.ts';
 
 export { validateTandemProps };
+import { StreamLane } from './stream-lane.ts';
+import type { StreamSettings } from '../lambdas/handlers/stream-settings.ts';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 
 export type TandemArchitecture = 'x86_64' | 'arm64';
 
@@ -129,6 +133,18 @@ export interface TandemProps {
    *   replaced versions expire after 30
    */
   readonly dataBucket?: DataBucketProps;
+  /**
+   * Deploy the near-real-time lane (docs/stream.md): two on-demand Kinesis streams, the consumer, its
+   * event source mapping, an on-failure queue and alarms, and POST /events on the API. Off by default:
+   * an on-demand stream is billed per stream-hour even when idle (about 29 USD a month each in us-east-1).
+   * @default false
+   */
+  readonly streamLane?: boolean;
+  /**
+   * Settings of the stream lane (batch size, window, retries, ...).
+   * @default DEFAULT_STREAM_SETTINGS (lambdas/handlers/stream-settings.ts)
+   */
+  readonly streamSettings?: Partial<StreamSettings>;
 }
 
 export class Tandem extends Construct {
@@ -137,6 +153,8 @@ export class Tandem extends Construct {
   public readonly api: RealtimeApi;
   public readonly batch: BatchPipeline;
   public readonly monitoring: Monitoring;
+  /** The stream lane, when `streamLane` is on. */
+  public readonly stream: StreamLane | undefined;
   /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
   public readonly authMode: 'iam' | 'jwt';
 
@@ -213,8 +231,29 @@ export class Tandem extends Construct {
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
 
+    if (props.streamLane) {
+      this.stream = new StreamLane(this, 'Stream', {
+        bucket,
+        table,
+        defaultModel: props.modelName ?? 'fraud-detector',
+        architecture,
+        logRetention,
+        cachePolicy,
+        ...(props.streamSettings ? { settings: props.streamSettings } : {}),
+      });
+      this.stream.grantPutEvents(this.api.predict.role);
+      for (const [name, value] of Object.entries(this.stream.apiEnvironment()))
+        this.api.predict.function.addEnvironment(name, value);
+      this.api.addFunctionRoute(apigwv2.HttpMethod.POST, '/events');
+      const notify = new cwActions.SnsAction(this.monitoring.topic);
+      this.stream.iteratorAgeAlarm.addAlarmAction(notify);
+      this.stream.failuresAlarm.addAlarmAction(notify);
+      this.monitoring.dashboard.addWidgets(...this.stream.dashboardWidgets());
+    }
+
     this.authMode = props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt';
     addTandemNagSuppressions(this);
+    this.stream?.acknowledgeNagFindings(bucket);
   }
 
   /**

@@ -27,6 +27,8 @@ import {
   type S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import type { KinesisClientConfig } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FromEmulators, ToEmulators } from './emulators-thread.ts';
 import {
   startEmulators,
@@ -48,6 +50,8 @@ export interface StartEmbeddedAwsOptions {
   /** 0 (the default) picks a free port; the real one is in the endpoints. */
   dynamoPort?: number;
   s3Port?: number;
+  /** Also run a Kinesis emulator (kinesalite) on this port (0: any free one); undefined runs none. */
+  kinesisPort?: number;
   /** Loopback only: these emulators check no real credentials. */
   host?: '127.0.0.1';
   /** Buckets created before the server accepts requests (no-op when they exist). */
@@ -64,11 +68,14 @@ export type { S3rverNotification } from './emulators.ts';
 export interface EmbeddedAws {
   readonly dynamoEndpoint: string;
   readonly s3Endpoint: string;
+  /** Undefined when no Kinesis emulator runs. */
+  readonly kinesisEndpoint: string | undefined;
   readonly region: typeof LOCAL_REGION;
   readonly credentials: typeof LOCAL_CREDENTIALS;
   /** Config for clients built here (tests, the uploader); the code under test uses `env()` instead. */
   clientConfig(service: 'dynamodb'): DynamoDBClientConfig;
   clientConfig(service: 's3'): S3ClientConfig;
+  clientConfig(service: 'kinesis'): KinesisClientConfig;
   /**
    * Variables that point SDK v3 clients (and the AWS CLI v2) at the emulators. Callers that merge
    * these into `process.env` should also delete `AWS_PROFILE`: when it is set the SDK skips the
@@ -113,6 +120,7 @@ function startOnWorker(options: EmulatorOptions): Promise<Emulators> {
         resolve({
           dynamoEndpoint: message.dynamoEndpoint,
           s3Endpoint: message.s3Endpoint,
+          kinesisEndpoint: message.kinesisEndpoint,
           onS3Event(listener) {
             listeners.add(listener);
             return () => void listeners.delete(listener);
@@ -135,6 +143,7 @@ export async function startEmbeddedAws(opts: StartEmbeddedAwsOptions = {}): Prom
     dataDir: opts.dataDir,
     dynamoPort: opts.dynamoPort ?? 0,
     s3Port: opts.s3Port ?? 0,
+    ...(opts.kinesisPort === undefined ? {} : { kinesisPort: opts.kinesisPort }),
     host: opts.host ?? '127.0.0.1',
     buckets: [...(opts.buckets ?? [])],
   };
@@ -149,17 +158,32 @@ class EmbeddedAwsStack implements EmbeddedAws {
 
   readonly dynamoEndpoint: string;
   readonly s3Endpoint: string;
+  readonly kinesisEndpoint: string | undefined;
 
   constructor(private readonly emulators: Emulators) {
     this.dynamoEndpoint = emulators.dynamoEndpoint;
     this.s3Endpoint = emulators.s3Endpoint;
+    this.kinesisEndpoint = emulators.kinesisEndpoint;
   }
 
   clientConfig(service: 'dynamodb'): DynamoDBClientConfig;
   clientConfig(service: 's3'): S3ClientConfig;
-  clientConfig(service: 'dynamodb' | 's3'): DynamoDBClientConfig | S3ClientConfig {
+  clientConfig(service: 'kinesis'): KinesisClientConfig;
+  clientConfig(
+    service: 'dynamodb' | 's3' | 'kinesis',
+  ): DynamoDBClientConfig | S3ClientConfig | KinesisClientConfig {
     const common = { region: this.region, credentials: { ...this.credentials } };
     if (service === 'dynamodb') return { ...common, endpoint: this.dynamoEndpoint };
+    if (service === 'kinesis') {
+      if (this.kinesisEndpoint === undefined) throw new Error('no Kinesis emulator runs (kinesisPort unset)');
+      // kinesalite speaks HTTP/1.1 only; the client's default handler is HTTP/2.
+      return {
+        ...common,
+        endpoint: this.kinesisEndpoint,
+        maxAttempts: 3,
+        requestHandler: new NodeHttpHandler({ connectionTimeout: 3_000, requestTimeout: 10_000 }),
+      };
+    }
     return {
       ...common,
       endpoint: this.s3Endpoint,
@@ -174,6 +198,7 @@ class EmbeddedAwsStack implements EmbeddedAws {
     return {
       AWS_ENDPOINT_URL_DYNAMODB: this.dynamoEndpoint,
       AWS_ENDPOINT_URL_S3: this.s3Endpoint,
+      ...(this.kinesisEndpoint === undefined ? {} : { AWS_ENDPOINT_URL_KINESIS: this.kinesisEndpoint }),
       AWS_REGION: this.region,
       AWS_DEFAULT_REGION: this.region, // the AWS CLI's name for it
       AWS_ACCESS_KEY_ID: this.credentials.accessKeyId,

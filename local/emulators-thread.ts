@@ -7,7 +7,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { startEmulators, type EmulatorOptions } from './emulators.ts';
 
 export type FromEmulators =
-  | { readonly type: 'ready'; readonly dynamoEndpoint: string; readonly s3Endpoint: string }
+  | {
+      readonly type: 'ready';
+      readonly dynamoEndpoint: string;
+      readonly s3Endpoint: string;
+      readonly kinesisEndpoint: string | undefined;
+    }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 's3-event'; readonly event: unknown }
   | { readonly type: 'stopped' };
@@ -36,7 +41,12 @@ try {
       port.close();
     });
   });
-  send({ type: 'ready', dynamoEndpoint: emulators.dynamoEndpoint, s3Endpoint: emulators.s3Endpoint });
+  send({
+    type: 'ready',
+    dynamoEndpoint: emulators.dynamoEndpoint,
+    s3Endpoint: emulators.s3Endpoint,
+    kinesisEndpoint: emulators.kinesisEndpoint,
+  });
 } catch (error) {
   send({ type: 'failed', message: (error as Error).message });
   port.close();

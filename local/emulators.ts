@@ -18,6 +18,8 @@ export interface EmulatorOptions {
   /** 0 picks a free port. */
   readonly dynamoPort: number;
   readonly s3Port: number;
+  /** Kinesis (kinesalite), kept under `<dataDir>/kinesis`; undefined starts none. */
+  readonly kinesisPort?: number;
   readonly host: string;
   /** Buckets created before the server accepts requests (no-op when they exist). */
   readonly buckets: readonly string[];
@@ -38,6 +40,7 @@ export interface S3rverNotification {
 export interface Emulators {
   readonly dynamoEndpoint: string;
   readonly s3Endpoint: string;
+  readonly kinesisEndpoint: string | undefined;
   onS3Event(listener: (event: S3rverNotification) => void): () => void;
   /** Stops accepting, lets requests in flight finish (briefly), then closes the data stores. */
   stop(): Promise<void>;
@@ -52,6 +55,14 @@ interface DynaliteOptions {
   updateTableMs?: number;
 }
 type DynaliteFactory = (options: DynaliteOptions) => Server;
+interface KinesaliteOptions {
+  path?: string;
+  createStreamMs?: number;
+  deleteStreamMs?: number;
+  updateStreamMs?: number;
+  shardLimit?: number;
+}
+type KinesaliteFactory = (options: KinesaliteOptions) => Server;
 
 interface S3rverOptions {
   directory: string;
@@ -77,6 +88,7 @@ type LevelConstructor = new (location: string) => LevelDb;
 const require = createRequire(import.meta.url);
 const dynalite = require('dynalite') as DynaliteFactory;
 const S3rver = require('s3rver') as S3rverConstructor;
+const kinesalite = require('kinesalite') as KinesaliteFactory;
 
 /** How long requests in flight may take to finish when the emulators stop. */
 const DRAIN_MS = 2_000;
@@ -113,19 +125,45 @@ export async function startEmulators(opts: EmulatorOptions): Promise<Emulators> 
     throw err;
   }
   const s3Address = s3Server.address() as AddressInfo;
+  let kinesisServer: Server | undefined;
+  if (opts.kinesisPort !== undefined) {
+    const kinesisDir = opts.dataDir === undefined ? undefined : path.resolve(opts.dataDir, 'kinesis');
+    if (kinesisDir !== undefined) await mkdir(kinesisDir, { recursive: true });
+    // 0 ms: streams turn ACTIVE at once instead of after kinesalite's default 500 ms.
+    kinesisServer = kinesalite({
+      path: kinesisDir,
+      createStreamMs: 0,
+      deleteStreamMs: 0,
+      updateStreamMs: 0,
+      // kinesalite allows 10 shards in all by default; the benchmark creates a stream pair per configuration.
+      shardLimit: 100,
+    });
+    try {
+      await listenOrExplain(kinesisServer, opts.kinesisPort, host, 'Kinesis (kinesalite)');
+    } catch (err) {
+      await Promise.all([closeServer(s3Server), closeServer(dynamoServer)]);
+      throw err;
+    }
+  }
+  const kinesisPort = kinesisServer && (kinesisServer.address() as AddressInfo).port;
   let stopping: Promise<void> | undefined;
   return {
     dynamoEndpoint: `http://${host}:${dynamoAddress.port}`,
     // An IP endpoint also makes the SDK use path-style URLs on its own (its endpoint rules never put a
     // bucket name in front of an IP); `localhost` would give `<bucket>.localhost`, which does not resolve.
     s3Endpoint: `http://${host}:${s3Address.port}`,
+    kinesisEndpoint: kinesisPort === undefined ? undefined : `http://${host}:${kinesisPort}`,
     onS3Event(listener) {
       s3rver.on('event', listener);
       return () => void s3rver.off('event', listener);
     },
     stop() {
       stopping ??= (async () => {
-        await Promise.all([closeServer(s3Server), closeServer(dynamoServer)]);
+        await Promise.all([
+          closeServer(s3Server),
+          closeServer(dynamoServer),
+          ...(kinesisServer ? [closeServer(kinesisServer)] : []),
+        ]);
         s3rver.logger.close();
         if (tempS3Dir !== undefined) await rm(tempS3Dir, { recursive: true, force: true });
       })();

@@ -42,6 +42,7 @@ import {
   type EmbeddedAws,
   type S3rverNotification,
 } from './embedded-aws.ts';
+import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
 
@@ -59,10 +60,17 @@ export interface LocalStackOptions {
   readonly apiPort?: number;
   readonly dynamoPort?: number;
   readonly s3Port?: number;
+  /** The stream lane (local/stream-lane.ts): Kinesis emulator, both streams, consumer poller. Default off. */
+  readonly stream?: LocalStreamOptions & { readonly kinesisPort?: number };
   /** Where data is kept; undefined keeps it in memory / a temp folder. */
   readonly dataDir?: string;
   /** Folder of model packages to upload. Default: the repo's models/. */
   readonly modelsDir?: string;
+  /**
+   * A folder of the user's packages (\`--models <dir>\`), served alongside those of \`modelsDir\`: it is
+   * uploaded first, so a model of the same name takes its pointer (current.json) from here.
+   */
+  readonly userModelsDir?: string;
   /** Score the demo dataset into the table through the batch lane before serving. Default true. */
   readonly seed?: boolean;
   /** Extra environment for the API handler (CACHE_BUDGET_MS, WRITE_THROUGH, ...). */
@@ -98,6 +106,8 @@ export interface LocalStack {
   readonly s3: S3Client;
   readonly objects: S3ObjectStore;
   readonly batch: LocalBatchRunner;
+  /** The stream lane, when started. */
+  readonly stream: LocalStreamLane | undefined;
   /** Completion events published by batch runs, oldest first. */
   readonly events: RunCompletedEvent[];
   readonly uploadedKeys: readonly string[];
@@ -174,6 +184,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dataDir: options.dataDir,
     dynamoPort: options.dynamoPort ?? 0,
     s3Port: options.s3Port ?? 0,
+    ...(options.stream ? { kinesisPort: options.stream.kinesisPort ?? 0 } : {}),
     buckets: [LOCAL_BUCKET],
   });
   const cleanups: (() => void | Promise<void>)[] = [];
@@ -182,11 +193,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const s3 = new S3Client(aws.clientConfig('s3'));
     await ensureTable(dynamo, LOCAL_TABLE);
     await ensureBucket(s3, LOCAL_BUCKET);
-    const uploadedKeys = await uploadModelPackages(
-      s3,
-      LOCAL_BUCKET,
-      options.modelsDir ?? path.join(REPO_ROOT, 'models'),
-    );
+    const uploadedKeys = [
+      ...(options.userModelsDir ? await uploadModelPackages(s3, LOCAL_BUCKET, options.userModelsDir) : []),
+      ...(await uploadModelPackages(s3, LOCAL_BUCKET, options.modelsDir ?? path.join(REPO_ROOT, 'models'))),
+    ];
 
     const objects = new S3ObjectStore(s3);
     const events: RunCompletedEvent[] = [];
@@ -281,6 +291,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       }),
     );
 
+    let stream: LocalStreamLane | undefined;
+    if (options.stream) {
+      stream = await startStreamLane({
+        aws,
+        s3,
+        dynamo,
+        bucket: LOCAL_BUCKET,
+        table: LOCAL_TABLE,
+        defaultModel: DEMO_MODEL,
+        dataDir: options.dataDir,
+        log,
+        options: options.stream,
+      });
+      cleanups.push(() => stream!.stop());
+    }
+
     const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
 
     let apiUrl: string | undefined;
@@ -300,6 +326,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         CAPTURE_BUCKET: LOCAL_BUCKET,
         CAPTURE_REALTIME_RATE: process.env['CAPTURE_REALTIME_RATE'] ?? '1',
         CAPTURE_FLUSH_SECONDS: process.env['CAPTURE_FLUSH_SECONDS'] ?? '5',
+        ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
       const { handler, capture: predictCapture } = await import('../lambdas/handlers/predict.ts');
@@ -331,6 +358,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       s3,
       objects,
       batch,
+      stream,
       events,
       uploadedKeys,
       seed,

@@ -48,6 +48,55 @@ export async function uploadModelPackages(
   return keys;
 }
 
+/** A model folder found in a packages folder: its versions (folders holding manifest.json) and pointer. */
+export interface LocalModelFolder {
+  readonly name: string;
+  readonly versions: readonly string[];
+  /** The version its current.json names; undefined when there is none (or it is unreadable). */
+  readonly live: string | undefined;
+}
+
+/**
+ * The model packages in a folder laid out like `models/`, for a user's `--models <dir>`: throws a
+ * message saying the layout expected when the folder is missing or holds no package.
+ */
+export async function listModelFolders(modelsDir: string): Promise<LocalModelFolder[]> {
+  let names: string[];
+  try {
+    names = await subfolders(modelsDir);
+  } catch (error) {
+    if (
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (error as NodeJS.ErrnoException).code === 'ENOTDIR'
+    )
+      throw new Error(`--models ${modelsDir}: no such folder`);
+    throw error;
+  }
+  const found: LocalModelFolder[] = [];
+  for (const name of names) {
+    const modelDir = path.join(modelsDir, name);
+    const versions: string[] = [];
+    for (const version of await subfolders(modelDir))
+      if (await isFile(path.join(modelDir, version, 'manifest.json'))) versions.push(version);
+    if (versions.length === 0) continue;
+    let live: string | undefined;
+    try {
+      const pointer = JSON.parse(await readFile(path.join(modelDir, POINTER_FILE), 'utf8')) as {
+        version?: unknown;
+      };
+      live = typeof pointer.version === 'string' ? pointer.version : undefined;
+    } catch {
+      live = undefined;
+    }
+    found.push({ name, versions, live });
+  }
+  if (found.length === 0)
+    throw new Error(
+      `--models ${modelsDir}: no model package found (expected <name>/<version>/manifest.json and model.onnx, and <name>/current.json naming the live version)`,
+    );
+  return found;
+}
+
 async function put(
   s3: S3Client,
   bucket: string,

@@ -4,6 +4,7 @@
  * variables, so the local stack needs no code path). Adapters take the client they use as an argument.
  */
 export { BATCH_DYNAMODB_CONFIG, batchDynamoClient, dynamoClient } from './clients/dynamodb.ts';
+export { kinesisClient } from './clients/kinesis.ts';
 export { eventBridgeClient } from './clients/eventbridge.ts';
 export { s3Client } from './clients/s3.ts';
 export { sfnClient } from './clients/sfn.ts';

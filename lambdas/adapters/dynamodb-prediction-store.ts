@@ -33,6 +33,7 @@ export function toItem(p: StoredPrediction): Record<string, AttributeValue> {
       source: p.source,
       ...(p.runId === undefined ? {} : { runId: p.runId }),
       ...(p.sourceRow === undefined ? {} : { sourceRow: p.sourceRow }),
+      ...(p.eventTime === undefined ? {} : { eventTime: p.eventTime }),
     },
     { removeUndefinedValues: true },
   );
@@ -62,8 +63,9 @@ export function fromItem(item: Record<string, AttributeValue>): StoredPrediction
     modelVersion,
     computedAt,
     expiresAt,
-    source: source === 'online' ? 'online' : 'batch',
+    source: source === 'online' || source === 'stream' ? source : 'batch',
     ...(typeof runId === 'string' ? { runId } : {}),
+    ...(typeof raw['eventTime'] === 'number' ? { eventTime: raw['eventTime'] } : {}),
     ...(typeof raw['sourceRow'] === 'number' ? { sourceRow: raw['sourceRow'] } : {}),
   };
 }
@@ -74,6 +76,7 @@ export function fromItem(item: Record<string, AttributeValue>): StoredPrediction
  * chunk rewrites identical items.
  */
 function writeCondition(item: StoredPrediction) {
+  if (item.eventTime !== undefined) return streamWriteCondition(item.eventTime, item.modelVersion);
   const values: Record<string, AttributeValue> = { ':computedAt': { N: String(item.computedAt) } };
   if (item.runId === undefined || item.sourceRow === undefined) {
     return {
@@ -87,6 +90,23 @@ function writeCondition(item: StoredPrediction) {
     ConditionExpression:
       'attribute_not_exists(pk) OR computedAt < :computedAt OR (computedAt = :computedAt AND runId = :runId AND sourceRow <= :sourceRow)',
     ExpressionAttributeValues: values,
+  };
+}
+
+/**
+ * Stream items: an event replaces the item unless the item holds a newer event of the same model
+ * version (events are retried and arrive out of order; the scoring time says nothing about them). An
+ * equal event time rewrites (a redelivered record). Items without an event time (batch, online) are
+ * replaced, as any later computation replaces them.
+ */
+function streamWriteCondition(eventTime: number, modelVersion: string) {
+  return {
+    ConditionExpression:
+      'attribute_not_exists(pk) OR attribute_not_exists(eventTime) OR modelVersion <> :modelVersion OR eventTime <= :eventTime',
+    ExpressionAttributeValues: {
+      ':eventTime': { N: String(eventTime) },
+      ':modelVersion': { S: modelVersion },
+    } satisfies Record<string, AttributeValue>,
   };
 }
 

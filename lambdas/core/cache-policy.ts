@@ -13,7 +13,9 @@ export interface StoredPrediction {
   readonly runId?: string;
   /** Batch: the dataset row it came from; of two rows with the same id in one run, the later one wins. */
   readonly sourceRow?: number;
-  readonly source: 'batch' | 'online';
+  /** Stream: when the event happened (epoch ms); an older event never replaces a newer one's item. */
+  readonly eventTime?: number;
+  readonly source: 'batch' | 'online' | 'stream';
 }
 
 /** Why a stored prediction is or is not served. */

@@ -110,7 +110,7 @@ export const manifestSchema = z
     version: identifier,
     task: z.enum(['binary-classification', 'multiclass-classification', 'regression']),
     description: z.string().max(2000).optional(),
-    /** The request field / dataset column that identifies an entity: the cache key. */
+    /** The dataset column (CSV, JSON Lines, Parquet) holding the entity id, the cache key. Requests always send it as `id`. */
     idField: z.string().min(1).max(128),
     features: z.array(featureSchema).min(1).max(1000),
     /** How features become ONNX inputs. Omitted: one float32 input named after the model's only input. */

@@ -160,6 +160,22 @@ function checkInputs(manifest: Manifest, graph: GraphInfo): { plans: InputPlan[]
   return { plans: plans as InputPlan[], fixedBatchOne };
 }
 
+/** Why an output cannot hold what the manifest declares it holds (its element type against the role). */
+function outputTypeProblem(role: string, output: GraphValue, holdsClassLabels: boolean): string | undefined {
+  const float = output.elemType === 'float32' || output.elemType === 'float64';
+  if (role === 'value') {
+    if (holdsClassLabels && !float)
+      return `output "${output.name}" holds a classifier's class labels (${output.elemType}), not a regression value: declare task binary- or multiclass-classification with outputs.label / outputs.probabilities`;
+    if (!float)
+      return `output "${output.name}" is ${output.elemType}; a regression value is float32 or float64`;
+  }
+  if (role === 'probabilities' && !float)
+    return `output "${output.name}" is ${output.elemType}; probabilities are float32 or float64${holdsClassLabels ? ' (it looks like the label output)' : ''}`;
+  if (role === 'label' && float && holdsClassLabels)
+    return `output "${output.name}" holds probabilities (${output.elemType}), not labels: name it in outputs.probabilities`;
+  return undefined;
+}
+
 function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
   const byName = new Map<string, GraphValue>(graph.outputs.map((o) => [o.name, o]));
   const issues: FieldIssue[] = [];
@@ -175,6 +191,9 @@ function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
       });
     } else if (output.kind !== 'tensor') {
       issues.push({ field: `outputs.${key}`, message: `output "${name}" is a ${output.kind}, not a tensor` });
+    } else {
+      const problem = outputTypeProblem(key, output, graph.classLabelsByOutput.has(name));
+      if (problem) issues.push({ field: `outputs.${key}`, message: problem });
     }
   }
   let classes: readonly ClassLabel[] | undefined;
@@ -187,6 +206,16 @@ function checkOutputs(manifest: Manifest, graph: GraphInfo): OutputPlan {
       issues.push({
         field: 'outputs.classes',
         message: 'class labels are needed: the model states none (no ZipMap or classifier node labels)',
+      });
+    }
+    const graphClasses =
+      (probabilities ? graph.classLabelsByOutput.get(probabilities) : undefined) ??
+      (label ? graph.classLabelsByOutput.get(label) : undefined);
+    // outputs.classes renames the graph's labels by position: a different count cannot be meant.
+    if (manifest.outputs.classes && graphClasses && graphClasses.length !== manifest.outputs.classes.length) {
+      issues.push({
+        field: 'outputs.classes',
+        message: `lists ${manifest.outputs.classes.length} classes but the model has ${graphClasses.length} (${JSON.stringify(graphClasses)}); outputs.classes names the model's classes in their order`,
       });
     }
     if (manifest.task === 'binary-classification' && classes && classes.length !== 2) {

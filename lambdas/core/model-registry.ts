@@ -5,7 +5,7 @@
  * loaded keeps serving; the registry remembers why the pointer's version is not serving, tells its
  * listener once per change, and retries at every check.
  */
-import { ModelLoadError, ModelNotFoundError, TandemError } from './errors.ts';
+import { ModelLoadError, ModelNotFoundError, TandemError, type ErrorDetail } from './errors.ts';
 import { loadModel, type ServedModel } from './model-loader.ts';
 import { checkPackagePath, parseJsonFile, readModelPackage } from './model-package.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
@@ -88,7 +88,18 @@ export interface ModelStatus {
   readonly pointerVersion?: string;
   readonly checkedAt?: number;
   /** Why the pointer's version is not serving; present whenever it is not (also when nothing serves). */
-  readonly error?: { readonly code: string; readonly message: string; readonly since?: number };
+  readonly error?: {
+    readonly code: string;
+    readonly message: string;
+    readonly since?: number;
+    /** One per manifest field that is wrong (schema errors, graph mismatches). */
+    readonly details?: readonly { readonly field?: string; readonly message: string }[];
+  };
+}
+
+/** A load error's details as the API shows them: field and message. */
+function failureDetails(details: readonly ErrorDetail[]): { field?: string; message: string }[] {
+  return details.map((d) => ({ ...(d.field ? { field: d.field } : {}), message: d.message }));
 }
 
 /** The codes for a pointer's version that cannot be served, from the errors of the source and loader. */
@@ -173,7 +184,16 @@ export class ModelRegistry {
       ...(entry.model ? { version: entry.model.version, servingSince: entry.servingSince } : {}),
       ...(entry.pointerVersion !== undefined ? { pointerVersion: entry.pointerVersion } : {}),
       checkedAt: entry.checkedAt,
-      ...(problem ? { error: { code: problem.code, message: problem.message, since: problem.since } } : {}),
+      ...(problem
+        ? {
+            error: {
+              code: problem.code,
+              message: problem.message,
+              since: problem.since,
+              ...(problem.error.details?.length ? { details: failureDetails(problem.error.details) } : {}),
+            },
+          }
+        : {}),
     };
   }
 

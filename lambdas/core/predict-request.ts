@@ -36,6 +36,16 @@ const TOP_LEVEL = new Set(['id', 'features', 'instances', 'model', 'maxStaleness
 const INSTANCE_KEYS = new Set(['id', 'features']);
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
+/**
+ * An id-like field (\`sample_id\`, \`transactionId\`) is most likely a manifest's \`idField\` sent as a
+ * request field: that names the dataset column; a request always carries the entity id in \`id\`.
+ */
+function unknownFieldMessage(key: string): string {
+  return /id$/i.test(key)
+    ? 'is not a known field: the entity id goes in "id" (a manifest\'s idField names the dataset column, not a request field)'
+    : 'is not a known field';
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -110,7 +120,7 @@ function parseInstance(
     return { id: undefined, features: undefined };
   }
   for (const key of Object.keys(raw)) {
-    if (!allowed.has(key)) issues.push({ field: `${prefix}${key}`, message: 'is not a known field' });
+    if (!allowed.has(key)) issues.push({ field: `${prefix}${key}`, message: unknownFieldMessage(key) });
   }
   const id = parseId(raw['id'], `${prefix}id`, idText, issues);
   const features = raw['features'];
@@ -194,7 +204,7 @@ export function parsePredictRequest(
   }
   if (list !== undefined) {
     for (const key of Object.keys(body)) {
-      if (!TOP_LEVEL.has(key)) issues.push({ field: key, message: 'is not a known field' });
+      if (!TOP_LEVEL.has(key)) issues.push({ field: key, message: unknownFieldMessage(key) });
     }
   }
   if (bypass === true) {

@@ -12,7 +12,7 @@ import { TandemError } from './errors.ts';
 import { PACKAGE_NAME } from './names.ts';
 
 /** The functions of a deployment, by the short names the stack and its docs use. */
-export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize';
+export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream';
 
 interface SettingBase {
   /** One line: what the setting does, in the deployer's terms. */
@@ -116,7 +116,7 @@ export const SETTINGS = {
     type: 'string',
     context: 'modelName',
     env: 'DEFAULT_MODEL',
-    functions: ['predict'],
+    functions: ['predict', 'stream'],
     pattern: PACKAGE_NAME,
     expected: "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
     default: 'fraud-detector',
@@ -218,7 +218,7 @@ export const SETTINGS = {
     type: 'integer',
     context: 'cacheMaxAgeSeconds',
     env: 'CACHE_MAX_AGE_SECONDS',
-    functions: ['predict', 'score'],
+    functions: ['predict', 'score', 'stream'],
     min: 1,
     max: MAX_CACHE_SECONDS,
     defaultText: "each manifest's",
@@ -228,7 +228,7 @@ export const SETTINGS = {
     type: 'integer',
     context: 'cacheTtlSeconds',
     env: 'CACHE_TTL_SECONDS',
-    functions: ['predict', 'score'],
+    functions: ['predict', 'score', 'stream'],
     min: 1,
     max: MAX_CACHE_SECONDS,
     defaultText: "each manifest's",
@@ -269,7 +269,7 @@ export const SETTINGS = {
   modelRefreshSeconds: {
     type: 'integer',
     env: 'MODEL_REFRESH_SECONDS',
-    functions: ['predict'],
+    functions: ['predict', 'stream'],
     min: 0,
     max: 86_400,
     default: 60,
@@ -356,16 +356,23 @@ export const SETTINGS = {
   modelsUri: {
     type: 'string',
     env: 'MODELS_URI',
-    functions: ['predict', 'plan', 'score'],
+    functions: ['predict', 'plan', 'score', 'stream'],
     wiring: true,
     help: 'where model packages are: the models/ folder of the data bucket as an s3:// URL (or a local folder)',
   },
   tableName: {
     type: 'string',
     env: 'TABLE_NAME',
-    functions: ['predict', 'score'],
+    functions: ['predict', 'score', 'stream'],
     wiring: true,
     help: 'the precomputed predictions table (without it the cache is off)',
+  },
+  dataBucket: {
+    type: 'string',
+    env: 'DATA_BUCKET',
+    functions: ['stream'],
+    wiring: true,
+    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/)',
   },
   stateMachineArn: {
     type: 'string',
@@ -381,6 +388,98 @@ export const SETTINGS = {
     wiring: true,
     default: 'default',
     help: 'the bus the completion event is published on',
+  },
+  streamLane: {
+    type: 'boolean',
+    context: 'streamLane',
+    env: 'TANDEM_STREAM_LANE',
+    functions: ['predict'],
+    default: false,
+    help: 'deploy the near-real-time lane (input and output Kinesis streams, consumer, POST /events); off by default: two on-demand streams bill about 58 USD a month even when idle; always on in npm start',
+  },
+  streamInputName: {
+    type: 'string',
+    context: 'streamInputName',
+    env: 'STREAM_INPUT_NAME',
+    functions: ['predict', 'stream'],
+    default: 'tandem-events',
+    help: 'the stream events are put on (partition key: the entity id)',
+  },
+  streamOutputName: {
+    type: 'string',
+    context: 'streamOutputName',
+    env: 'STREAM_OUTPUT_NAME',
+    functions: ['stream'],
+    default: 'tandem-predictions',
+    help: 'the stream one record per prediction is published on',
+  },
+  streamBatchSize: {
+    type: 'integer',
+    context: 'streamBatchSize',
+    env: 'STREAM_BATCH_SIZE',
+    functions: ['stream'],
+    min: 1,
+    max: 10_000,
+    default: 100,
+    help: 'most records per consumer invocation (one ONNX run per model per invocation)',
+  },
+  streamBatchingWindowSeconds: {
+    type: 'integer',
+    context: 'streamBatchingWindowSeconds',
+    env: 'STREAM_BATCHING_WINDOW_SECONDS',
+    functions: ['stream'],
+    min: 0,
+    max: 300,
+    default: 1,
+    help: 'how long records are gathered before an invocation: trades latency for fewer, fuller invocations (docs/stream.md)',
+  },
+  streamParallelizationFactor: {
+    type: 'integer',
+    context: 'streamParallelizationFactor',
+    env: 'STREAM_PARALLELIZATION_FACTOR',
+    functions: ['stream'],
+    min: 1,
+    max: 10,
+    default: 1,
+    help: 'concurrent batches per shard (order is kept per partition key)',
+  },
+  streamRetryAttempts: {
+    type: 'integer',
+    context: 'streamRetryAttempts',
+    env: 'STREAM_RETRY_ATTEMPTS',
+    functions: ['stream'],
+    min: 0,
+    max: 10_000,
+    default: 3,
+    help: 'retries of a failing batch before its records go to the on-failure destination',
+  },
+  streamMaxRecordAgeSeconds: {
+    type: 'integer',
+    context: 'streamMaxRecordAgeSeconds',
+    env: 'STREAM_MAX_RECORD_AGE_SECONDS',
+    functions: ['stream'],
+    min: 60,
+    max: 604_800,
+    default: 3_600,
+    help: 'records older than this are not retried but sent to the on-failure destination',
+  },
+  streamBisectOnError: {
+    type: 'boolean',
+    context: 'streamBisectOnError',
+    env: 'STREAM_BISECT_ON_ERROR',
+    functions: ['stream'],
+    default: true,
+    help: 'split a batch whose invocation fails as a whole, to isolate the record that fails it',
+  },
+  streamMaxEventBytes: {
+    type: 'integer',
+    context: 'streamMaxEventBytes',
+    env: 'STREAM_MAX_EVENT_BYTES',
+    functions: ['predict', 'stream'],
+    min: 256,
+    max: 1_048_576,
+    default: 65_536,
+    help: 'largest event record accepted; larger ones are rejected (Kinesis itself allows 1 MiB)',
   },
 } as const satisfies Record<string, Setting>;
 
@@ -536,4 +635,60 @@ export function requireEnv<S extends Setting & { readonly env: string }>(
   if (value === undefined)
     throw new SettingError('MISSING_SETTING', `${setting.env} is required: ${setting.help}`);
   return value;
+}
+
+/** The stream lane's settings, as the consumer, the API's POST /events, the local poller and the CDK read them. */
+export interface StreamSettings {
+  readonly streamLane: boolean;
+  readonly inputStreamName: string;
+  readonly outputStreamName: string;
+  readonly batchSize: number;
+  readonly batchingWindowSeconds: number;
+  readonly parallelizationFactor: number;
+  readonly retryAttempts: number;
+  readonly maxRecordAgeSeconds: number;
+  readonly bisectOnError: boolean;
+  readonly maxEventBytes: number;
+}
+
+/** Each StreamSettings field's definition in SETTINGS. */
+export const STREAM_SETTING_NAMES = {
+  streamLane: 'streamLane',
+  inputStreamName: 'streamInputName',
+  outputStreamName: 'streamOutputName',
+  batchSize: 'streamBatchSize',
+  batchingWindowSeconds: 'streamBatchingWindowSeconds',
+  parallelizationFactor: 'streamParallelizationFactor',
+  retryAttempts: 'streamRetryAttempts',
+  maxRecordAgeSeconds: 'streamMaxRecordAgeSeconds',
+  bisectOnError: 'streamBisectOnError',
+  maxEventBytes: 'streamMaxEventBytes',
+} as const satisfies Record<keyof StreamSettings, SettingName>;
+
+/** The stream settings from environment variables (defaults for those unset); a bad value throws. */
+export function readStreamSettings(env: Env): StreamSettings {
+  const read = (name: keyof StreamSettings) => readEnv(SETTINGS[STREAM_SETTING_NAMES[name]], env);
+  return {
+    streamLane: read('streamLane') as boolean,
+    inputStreamName: read('inputStreamName') as string,
+    outputStreamName: read('outputStreamName') as string,
+    batchSize: read('batchSize') as number,
+    batchingWindowSeconds: read('batchingWindowSeconds') as number,
+    parallelizationFactor: read('parallelizationFactor') as number,
+    retryAttempts: read('retryAttempts') as number,
+    maxRecordAgeSeconds: read('maxRecordAgeSeconds') as number,
+    bisectOnError: read('bisectOnError') as boolean,
+    maxEventBytes: read('maxEventBytes') as number,
+  };
+}
+
+export const DEFAULT_STREAM_SETTINGS: StreamSettings = readStreamSettings({});
+
+/** A function's environment for `settings` (what readStreamSettings reads back). */
+export function streamSettingsEnvironment(settings: StreamSettings): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [field, name] of Object.entries(STREAM_SETTING_NAMES) as [keyof StreamSettings, SettingName][]) {
+    env[(SETTINGS[name] as Setting & { env: string }).env] = String(settings[field]);
+  }
+  return env;
 }

@@ -17,6 +17,7 @@ import { createApiHandler } from './api/api-handler.ts';
 import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
 import { servingReporter } from './api/serving-reporter.ts';
 import { readApiConfig } from './config.ts';
+import { readStreamSettings } from './stream-settings.ts';
 
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
@@ -52,6 +53,16 @@ export const capture =
         },
       })
     : undefined;
+// POST /events: the Kinesis client is loaded only when the stream lane is on (not at every cold start).
+const streamSettings = readStreamSettings(process.env);
+const events = streamSettings.streamLane
+  ? {
+      sink: await import('../adapters/stream-sink.ts').then((m) =>
+        m.inputStreamSink(streamSettings.inputStreamName),
+      ),
+      maxEventBytes: streamSettings.maxEventBytes,
+    }
+  : undefined;
 
 // The registry's reporter logs the outcome (the version that serves, or why none does).
 await registry.warm();
@@ -65,4 +76,5 @@ export const handler = createApiHandler({
   logPayloads: config.logPayloads,
   sampleDebugLogs: config.sampleDebugLogs,
   ...(capture ? { capture } : {}),
+  events,
 });

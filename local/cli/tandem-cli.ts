@@ -20,6 +20,8 @@ import {
   type PackageProblem,
   type SampleRecord,
 } from '../../lambdas/core/lifecycle/package-check.ts';
+import { inspectGraph, shapeText } from '../../lambdas/core/lifecycle/graph-skeleton.ts';
+import type { GraphValue } from '../../lambdas/core/onnx-graph.ts';
 import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { isPackageName } from '../../lambdas/core/names.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
@@ -49,6 +51,7 @@ Commands:
   models list                         every model: live version, versions present
   models show <name>                  the pointer, every version and whether it loads (full errors)
   models history <name>               every pointer change: time, who, from, to, reason
+  models inspect <model.onnx>         the graph's inputs and outputs, and a manifest skeleton
   models check <dir>                  load a package folder as the server would; --sample scores rows
   models push <dir> --version <v>     check, then upload a package as a new version
   models promote <name> <version>     make a version live (conditional write, recorded in history)
@@ -80,6 +83,18 @@ change whose history record is missing (a crash between the two writes) is shown
 flagged, as is a current.json written outside this command.
 
 ${GLOBAL_OPTIONS}
+`,
+  inspect: `Usage: npm run tandem -- models inspect <model.onnx> [--skeleton] [--json]
+
+Prints the ONNX graph's inputs and outputs (name, element type, shape), the class labels its
+classifier holds, and a manifest.json skeleton built from them: one feature per input column, the
+task and outputs read from the graph. Feature names the graph cannot know are placeholders
+("<input>_<n>"): rename them to your dataset's columns, then run \`models check\`. With --json,
+prints {graph, skeleton, notes}. Acts on no stack.
+
+Options:
+  --skeleton          print only the manifest skeleton (to redirect into manifest.json)
+  --json              machine-readable output
 `,
   check: `Usage: npm run tandem -- models check <dir> [--sample <file.csv|file.jsonl>] [--json]
 
@@ -244,6 +259,7 @@ interface Parsed {
     prefix?: string;
     model?: string;
     option?: string[];
+    skeleton?: boolean;
   };
 }
 
@@ -267,6 +283,7 @@ function parse(argv: readonly string[]): Parsed {
         prefix: { type: 'string' },
         model: { type: 'string' },
         option: { type: 'string', multiple: true },
+        skeleton: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -411,6 +428,33 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const flags = history.flags.map((f) => `! ${f}`);
         print([...(lines.length > 0 ? lines : ['(no recorded changes)']), ...flags].join('\n'), history);
         return history.flags.length > 0 ? 1 : 0;
+      }
+      case 'inspect': {
+        arity(command, args, 1);
+        if (args[0] === undefined) usage(command, 'missing the model file');
+        const bytes = await readFile(path.resolve(io.cwd, args[0]));
+        const inspected = inspectGraph(bytes);
+        const { graph } = inspected;
+        if (values.skeleton) {
+          io.out(JSON.stringify(inspected.skeleton, null, 2));
+          return 0;
+        }
+        const valueLine = (v: GraphValue) =>
+          `  ${v.name.padEnd(24)} ${shapeText(v)}${graph.classLabels[v.name] ? `  classes ${JSON.stringify(graph.classLabels[v.name])}` : ''}${graph.zipMapOutputs.includes(v.name) ? '  (ZipMap: served as the probability tensor)' : ''}`;
+        print(
+          [
+            `${args[0]}`,
+            'inputs:',
+            ...graph.inputs.map(valueLine),
+            'outputs:',
+            ...graph.outputs.map(valueLine),
+            ...(inspected.notes.length > 0 ? ['notes:', ...inspected.notes.map((n) => `  - ${n}`)] : []),
+            'manifest.json skeleton (rename the placeholders, then: npm run tandem -- models check <dir>):',
+            JSON.stringify(inspected.skeleton, null, 2),
+          ].join('\n'),
+          inspected,
+        );
+        return 0;
       }
       case 'check': {
         arity(command, args, 1);

@@ -148,7 +148,8 @@ describe('settings from context', () => {
 describe("the functions' environment comes from the definitions", () => {
   let template: Template;
   beforeAll(() => {
-    template = templateOf();
+    // With the stream lane, so that its consumer and the API's stream variables are checked too.
+    template = templateOf({ streamLane: true });
   }, 60_000);
   const LOGICAL_ID: Record<FunctionName, string> = {
     predict: 'ApiPredict',
@@ -156,6 +157,7 @@ describe("the functions' environment comes from the definitions", () => {
     plan: 'BatchPlan',
     score: 'BatchScore',
     finalize: 'BatchFinalize',
+    stream: 'StreamConsumer',
   };
 
   it.each(Object.keys(LOGICAL_ID) as FunctionName[])(

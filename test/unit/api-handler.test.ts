@@ -177,7 +177,7 @@ describe('API handler', () => {
         version: '1',
         task: 'multiclass-classification',
         default: false,
-        error: { code: 'MODEL_FILE_MISSING' },
+        error: { code: 'MODEL_FILE_MISSING', message: 'model.onnx of broken@1 is missing' },
       },
       { name: 'tiny', version: '1', task: 'multiclass-classification', default: true },
     ]);

@@ -84,13 +84,19 @@ describe('the default model at a cold start with no pointer', () => {
     expect(predict.status).toBe(503);
     expect(predict.body.error).toMatchObject({
       code: 'MODEL_UNAVAILABLE',
-      message: 'model "tiny" is not available (POINTER_MISSING); see GET /ready',
+      message:
+        'model "tiny" is not available (POINTER_MISSING): tiny has no current.json: no version is promoted; see GET /ready',
     });
     const named = await call('POST', '/predict', { model: 'tiny', id: 'a', features: { x1: 1 } });
     expect([named.status, named.body.error.code]).toEqual([503, 'MODEL_UNAVAILABLE']);
     const described = await call('GET', '/models/tiny');
-    expect(described.status).toBe(503);
-    expect(described.body.error.message).toContain('POINTER_MISSING');
+    // The same shape as every other load failure: what is known of the model, and why it is not served.
+    expect(described.status).toBe(200);
+    expect(described.body).toMatchObject({
+      name: 'tiny',
+      default: true,
+      error: { code: 'POINTER_MISSING', message: 'tiny has no current.json: no version is promoted' },
+    });
     // Another name without a pointer is still the caller's mistake.
     expect((await call('GET', '/models/other')).status).toBe(404);
   });

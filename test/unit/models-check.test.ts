@@ -215,3 +215,58 @@ describe('models check: the six mistakes that only failed once served', () => {
     expect(help.out).toMatch(/^Usage: npm run tandem -- models check <dir>/);
   });
 });
+
+describe('models check: output types against the task (issue 17 item 6)', () => {
+  it.each([
+    {
+      mistake: "a classifier's integer label output declared as a regression value",
+      model: treeClassifierMulticlass,
+      edit: (m: ZooManifest) => ({ ...m, task: 'regression' as const, outputs: { value: 'label' } }),
+      field: 'outputs.value',
+      says: /output "label" holds a classifier's class labels \(int64\), not a regression value/,
+    },
+    {
+      mistake: 'the probability tensor named as the label',
+      model: treeClassifierMulticlass,
+      edit: (m: ZooManifest) => ({ ...m, outputs: { label: 'probabilities' } }),
+      field: 'outputs.label',
+      says: /output "probabilities" holds probabilities \(float32\), not labels/,
+    },
+    {
+      mistake: 'the label output named as the probabilities',
+      model: treeClassifierMulticlass,
+      edit: (m: ZooManifest) => ({ ...m, outputs: { probabilities: 'label' } }),
+      field: 'outputs.probabilities',
+      says: /output "label" is int64; probabilities are float32 or float64/,
+    },
+    {
+      mistake: 'two class names for a 3-class model',
+      model: treeClassifierMulticlass,
+      edit: (m: ZooManifest) => ({ ...m, outputs: { ...m.outputs, classes: ['low', 'high'] } }),
+      field: 'outputs.classes',
+      says: /lists 2 classes but the model has 3 \(\[0,1,2\]\)/,
+    },
+  ])(
+    'catches $mistake, naming $field',
+    async ({ model, edit, field, says }) => {
+      const result = await check(await packageFolder(model(), edit), '--json');
+      expect(result.code).toBe(1);
+      expect(result.json.problems).toContainEqual({
+        field,
+        code: 'INVALID_MANIFEST',
+        message: expect.stringMatching(says),
+      });
+    },
+    20_000,
+  );
+
+  it('accepts class names for an integer-label model, mapped by position', async () => {
+    const dir = await packageFolder(treeClassifierMulticlass(), (m) => ({
+      ...m,
+      outputs: { ...m.outputs, classes: ['cold', 'mild', 'hot'] },
+    }));
+    const result = await check(dir, '--json');
+    expect(result.json.problems).toEqual([]);
+    expect(result.code).toBe(0);
+  });
+});

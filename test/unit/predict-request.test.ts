@@ -172,3 +172,21 @@ describe('checkContentType', () => {
     }
   });
 });
+
+describe('parsePredictRequest: the idField sent as a request field (issue 17 item 6)', () => {
+  it.each([
+    [{ sample_id: 's-1', features: { a: 1 } }, 'sample_id'],
+    [{ instances: [{ transactionId: 't-1', features: { a: 1 } }] }, 'instances.0.transactionId'],
+  ])('says the id goes in "id": %j', (body, field) => {
+    const error = failure(() => parsePredictRequest(body));
+    expect(error.details).toContainEqual({
+      field,
+      message: expect.stringContaining('the entity id goes in "id"'),
+    });
+  });
+
+  it('keeps the plain message for other unknown fields', () => {
+    const error = failure(() => parsePredictRequest({ id: 'a', features: { a: 1 }, colour: 'red' }));
+    expect(error.details).toContainEqual({ field: 'colour', message: 'is not a known field' });
+  });
+});

@@ -172,17 +172,26 @@ export const MODEL_STATUS_CODES = [
   'MODEL_NOT_FOUND',
 ] as const;
 const modelStatusCode = z.enum(MODEL_STATUS_CODES);
+const failureDetail = z.object({
+  field: z.string().optional().describe('The manifest field (dotted path) the problem is about.'),
+  message: z.string(),
+});
+/** Why a model does not load: the same shape for every kind of failure (schema, graph, file, pointer). */
 const modelFailure = z.object({
   code: modelStatusCode.describe('Why the model is not served.'),
-  message: z.string().optional().describe('The precise reason, naming the file or field.'),
+  message: z.string().describe('The precise reason, naming the file or field.'),
+  details: z
+    .array(failureDetail)
+    .optional()
+    .describe('One entry per manifest field that is wrong (schema errors and graph mismatches).'),
 });
 const pointerState = z
   .object({
     version: z.string().optional().describe('The version current.json names; absent when it cannot be read.'),
     serving: z.boolean().describe("The pointer's version is the one serving."),
     checkedAt: z.string().optional().describe('When this instance last read the pointer (ISO-8601).'),
-    error: z
-      .object({ code: modelStatusCode, message: z.string(), since: z.string().optional() })
+    error: modelFailure
+      .extend({ since: z.string().optional() })
       .optional()
       .describe("Why the pointer's version is not serving (the last good version keeps serving)."),
   })
@@ -197,9 +206,21 @@ export const modelListSchema = z.object({
   ),
 });
 
+/** `/models/{name}` of a model whose manifest cannot be read: only what is known, and why. */
+export const modelFailureDocumentSchema = z.object({
+  name: z.string(),
+  default: z.boolean(),
+  pointer: pointerState.optional(),
+  error: modelFailure,
+});
+
 export const modelDocumentSchema = z.object({
   ...modelSummary,
-  idField: z.string(),
+  idField: z
+    .string()
+    .describe(
+      'The dataset column the batch lane reads entity ids from; requests always send the id as "id".',
+    ),
   features: manifestSchema.shape.features,
   outputs: manifestSchema.shape.outputs,
   cache: z.object({ maxAgeSeconds: z.number(), ttlSeconds: z.number() }),

@@ -21,7 +21,8 @@ import {
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
 import type { ApiMetrics } from './api-metrics.ts';
-import { pointerView, readyView, servingView } from './model-status-view.ts';
+import { postEvents, type EventsRouteDeps } from './events-route.ts';
+import { failureView, pointerView, readyView, servingView, type ModelFailure } from './model-status-view.ts';
 import { isOipPath, PROTOCOL_ROUTES, toOipError } from './protocol-routes.ts';
 import { decodeBody, recordMetrics } from './route-support.ts';
 import {
@@ -48,6 +49,8 @@ export interface ApiDependencies {
   readonly sampleDebugLogs?: boolean;
   /** Data capture of sampled predictions (lambdas/core/capture); absent: off. */
   readonly capture?: CaptureBuffer;
+  /** POST /events: the input stream and the largest record; undefined when the stream lane is off. */
+  readonly events?: EventsRouteDeps['events'];
 }
 
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
@@ -227,6 +230,25 @@ async function ready({ deps: { registry } }: ApiCall): Promise<ApiResult> {
   return json(view.statusCode, view.body);
 }
 
+/** A load failure from the error itself, when the registry has no status for it (its manifest read failed). */
+function thrownFailure(error: unknown): ModelFailure {
+  if (error instanceof TandemError)
+    return failureView({
+      code: error.code,
+      message: error.message,
+      ...(error.details
+        ? {
+            details: error.details.map((d) => ({
+              ...(d.field ? { field: d.field } : {}),
+              message: d.message,
+            })),
+          }
+        : {}),
+    });
+  // Anything else (a store's own error) may name internals: the code only.
+  return { code: 'MODEL_LOAD_FAILED', message: 'the model could not be loaded' };
+}
+
 async function listModels({ deps: { registry } }: ApiCall): Promise<ApiResult> {
   const names = await registry.list();
   const models = await Promise.all(
@@ -238,12 +260,14 @@ async function listModels({ deps: { registry } }: ApiCall): Promise<ApiResult> {
         const failure = status.error;
         if (!failure || failure.code === 'MODEL_LOADING') return description;
         if (status.ready) return { ...description, pointer: pointerView(status) };
-        return { ...description, error: { code: failure.code } };
+        return { ...description, error: failureView(failure) };
       } catch (error) {
         return {
           name,
           default: name === registry.defaultModel,
-          error: { code: error instanceof TandemError ? error.code : 'MODEL_UNAVAILABLE' },
+          error: registry.status(name).error
+            ? failureView(registry.status(name).error!)
+            : thrownFailure(error),
         };
       }
     }),
@@ -264,13 +288,14 @@ async function getModel(call: ApiCall): Promise<ApiResult> {
     });
   } catch (error) {
     if (error instanceof ModelNotFoundError) throw error;
-    // Not loadable: still describe what its manifest says when it can be read, and why it is not served.
+    // Not loadable: still describe what its manifest says when it can be read, and why it is not served,
+    // in the same `error` shape whatever failed (schema, graph, file, pointer).
+    const status = registry.status(name);
+    const failure = status.error && status.error.code !== 'MODEL_LOADING' ? undefined : thrownFailure(error);
+    const serving = { ...servingView(status), ...(failure && !status.ready ? { error: failure } : {}) };
     const manifest = await registry.manifest(name).catch(() => undefined);
-    if (!manifest) throw error;
-    return json(200, {
-      ...modelSchema(manifest, isDefault, undefined),
-      ...servingView(registry.status(name)),
-    });
+    if (!manifest) return json(200, { name, default: isDefault, ...serving });
+    return json(200, { ...modelSchema(manifest, isDefault, undefined), ...serving });
   }
 }
 
@@ -279,13 +304,14 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'POST', path: /^\/predict$/, run: predict },
   { method: 'GET', path: /^\/models$/, run: listModels },
   { method: 'GET', path: /^\/models\/([^/]+)$/, run: getModel },
+  { method: 'POST', path: /^\/events$/, run: postEvents },
   { method: 'GET', path: /^\/health$/, run: health },
   { method: 'GET', path: /^\/ready$/, run: ready },
   ...PROTOCOL_ROUTES,
 ];
 
 const ROUTE_LIST =
-  'routes: POST /predict, GET /models, GET /models/{name}, GET /health, GET /ready, GET /openapi.json, ' +
+  'routes: POST /predict, POST /events, GET /models, GET /models/{name}, GET /health, GET /ready, GET /openapi.json, ' +
   'and the Open Inference Protocol under /v2 (GET /v2, /v2/health/live, /v2/health/ready, ' +
   '/v2/models/{name}[/versions/{version}][/ready], POST /v2/models/{name}[/versions/{version}]/infer)';
 

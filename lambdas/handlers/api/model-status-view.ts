@@ -10,7 +10,24 @@ export interface PointerView {
   /** The pointer's version is the one serving. */
   readonly serving: boolean;
   readonly checkedAt?: string;
-  readonly error?: { readonly code: string; readonly message: string; readonly since?: string };
+  readonly error?: ModelFailure & { readonly since?: string };
+}
+
+/** Why a model does not load, in one shape for every kind of failure (`/models`, `/models/{name}`, `/ready`). */
+export interface ModelFailure {
+  readonly code: string;
+  readonly message: string;
+  /** One per manifest field that is wrong. */
+  readonly details?: readonly { readonly field?: string; readonly message: string }[];
+}
+
+/** The failure of a status's error (code, full message, the fields). */
+export function failureView(error: NonNullable<ModelStatus['error']>): ModelFailure {
+  return {
+    code: error.code,
+    message: error.message,
+    ...(error.details && error.details.length > 0 ? { details: error.details } : {}),
+  };
 }
 
 const iso = (ms: number | undefined): string | undefined =>
@@ -25,8 +42,7 @@ export function pointerView(status: ModelStatus): PointerView {
     ...(error
       ? {
           error: {
-            code: error.code,
-            message: error.message,
+            ...failureView(error),
             ...(iso(error.since) ? { since: iso(error.since) } : {}),
           },
         }
@@ -63,8 +79,6 @@ export function servingView(status: ModelStatus): Record<string, unknown> {
   return {
     ...(status.ready ? { servingSince: iso(status.servingSince) } : {}),
     pointer: pointerView(status),
-    ...(status.ready || !status.error
-      ? {}
-      : { error: { code: status.error.code, message: status.error.message } }),
+    ...(status.ready || !status.error ? {} : { error: failureView(status.error) }),
   };
 }

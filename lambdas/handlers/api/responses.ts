@@ -131,12 +131,23 @@ export function resultForError(
     error instanceof ManifestError ||
     error instanceof ModelNotFoundError
   ) {
+    // The loader's own messages name the file or manifest field and nothing internal; a wrapped error of
+    // anything else (MODEL_LOAD_FAILED, the store's) and a missing model's (it names the store's key) do not.
+    const precise =
+      error instanceof ModelNotFoundError ||
+      error.code === 'MODEL_LOAD_FAILED' ||
+      error.code === 'MODEL_STORE_UNAVAILABLE'
+        ? ''
+        : `: ${error.message}`;
+    const fields = precise
+      ? error.details?.map((d) => ({ ...(d.field ? { field: d.field } : {}), message: d.message }))
+      : undefined;
     return errorResult(
       503,
       'MODEL_UNAVAILABLE',
-      `model "${modelName}" is not available (${error.code}); see ${modelName === defaultModel ? 'GET /ready' : 'GET /models'}`,
+      `model "${modelName}" is not available (${error.code})${precise}; see ${modelName === defaultModel ? 'GET /ready' : `GET /models/${modelName}`}`,
       requestId,
-      undefined,
+      fields && fields.length > 0 ? fields : undefined,
       { 'retry-after': '5' },
     );
   }
