@@ -69,6 +69,9 @@ export function validateStreamSettings(settings: Partial<StreamSettings>): void 
   if (problems.length > 0) throw new Error(`Invalid Tandem stream settings: ${problems.join('; ')}`);
 }
 
+/** The API route the lane adds (POST /events puts events on the input stream). */
+export const STREAM_API_ROUTE = { method: 'POST', path: '/events' } as const;
+
 export class StreamLane extends Construct {
   public readonly input: kinesis.Stream;
   public readonly output: kinesis.Stream;

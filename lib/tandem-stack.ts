@@ -20,7 +20,7 @@ import { RealtimeApi, type ApiAuth } from './realtime-api.ts';
 import { validateTandemProps } from './settings.ts';
 
 export { validateTandemProps };
-import { StreamLane } from './stream-lane.ts';
+import { STREAM_API_ROUTE, StreamLane } from './stream-lane.ts';
 import type { StreamSettings } from '../lambdas/handlers/stream-settings.ts';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -244,7 +244,7 @@ export class Tandem extends Construct {
       this.stream.grantPutEvents(this.api.predict.role);
       for (const [name, value] of Object.entries(this.stream.apiEnvironment()))
         this.api.predict.function.addEnvironment(name, value);
-      this.api.addFunctionRoute(apigwv2.HttpMethod.POST, '/events');
+      this.api.addFunctionRoute(apigwv2.HttpMethod.POST, STREAM_API_ROUTE.path);
       const notify = new cwActions.SnsAction(this.monitoring.topic);
       this.stream.iteratorAgeAlarm.addAlarmAction(notify);
       this.stream.failuresAlarm.addAlarmAction(notify);

@@ -23,7 +23,7 @@ const HELP = `Usage: npm run soak [-- options]
 
 Runs the local stack in a child process and loads it: cache hits, model-path requests, multi-instance
 requests and bad requests (each must get its expected status), plus two concurrent batch runs; during
-the load, the demo model's current.json is broken four ways and restored (the promotion cases).
+the load, the demo model's current.json is broken four ways, given a canary that does not load, and restored (the promotion cases).
 
 Options:
   --seconds <n>       load duration after warm-up (default: 60; --quick: 10)
@@ -328,6 +328,8 @@ interface PromotionCase {
   readonly code: string | undefined;
   /** What the pointer names then (undefined when it cannot be read). */
   readonly pointerVersion: string | undefined;
+  /** The pointer's canary as /ready says it: `<version> <serving | the candidate's load code>`. */
+  readonly canary?: string;
   /** Objects to write (a string) or delete (null), in order. */
   readonly writes: readonly (readonly [key: string, body: string | null])[];
 }
@@ -367,6 +369,18 @@ async function promotionCases(): Promise<PromotionCase[]> {
       writes: [[POINTER_KEY, null]],
     },
     {
+      name: 'canary of a candidate that does not load (forced)',
+      code: undefined,
+      pointerVersion: SERVING_VERSION,
+      canary: `${corrupt} MODEL_CORRUPT`,
+      writes: [
+        [
+          POINTER_KEY,
+          JSON.stringify({ version: SERVING_VERSION, canary: { version: corrupt, percent: 50 } }),
+        ],
+      ],
+    },
+    {
       name: 'pointer restored',
       code: undefined,
       pointerVersion: SERVING_VERSION,
@@ -395,8 +409,16 @@ async function getJson(url: string): Promise<{ status: number; body: Json }> {
 /** What /ready and /models/{name} say about the pointer, as `<state> serving <version> pointer <version>`. */
 async function servingState(apiUrl: string): Promise<{ ready: string; described: string }> {
   const state = (status: number, serving: unknown, pointer: unknown) => {
-    const p = (pointer ?? {}) as { version?: string; serving?: boolean; error?: { code?: string } };
-    return `${status} ${p.serving ? 'serving' : (p.error?.code ?? 'unknown')} serving ${String(serving)} pointer ${p.version ?? '-'}`;
+    const p = (pointer ?? {}) as {
+      version?: string;
+      serving?: boolean;
+      error?: { code?: string };
+      canary?: { version?: string; serving?: boolean; error?: { code?: string } };
+    };
+    const canary = p.canary
+      ? ` canary ${p.canary.version} ${p.canary.serving ? 'serving' : (p.canary.error?.code ?? 'unknown')}`
+      : '';
+    return `${status} ${p.serving ? 'serving' : (p.error?.code ?? 'unknown')} serving ${String(serving)} pointer ${p.version ?? '-'}${canary}`;
   };
   const [ready, described] = await Promise.all([
     getJson(`${apiUrl}/ready`),
@@ -427,7 +449,9 @@ async function runPromotionCases(
       const written = await server.call<{ ok: boolean; message?: string }>('put', { key, body });
       if (!written.ok) throw new Error(`could not write ${key}: ${written.message}`);
     }
-    const expected = `200 ${c.code ?? 'serving'} serving ${SERVING_VERSION} pointer ${c.pointerVersion ?? '-'}`;
+    const expected =
+      `200 ${c.code ?? 'serving'} serving ${SERVING_VERSION} pointer ${c.pointerVersion ?? '-'}` +
+      (c.canary ? ` canary ${c.canary}` : '');
     let observed = { ready: '', described: '' };
     let seenAfterMs: number | undefined;
     // The API re-reads the pointer every second: it must say so within a few.
@@ -528,7 +552,9 @@ async function main(): Promise<number> {
         };
       }[]
     >('batch', { files: datasets.map((d) => d.file), options: { chunkBytes: 256 * 1024 } });
-    log('promotion cases: corrupt, missing version, invalid JSON, deleted, restored (under the load)');
+    log(
+      'promotion cases: corrupt, missing version, invalid JSON, deleted, broken canary, restored (under the load)',
+    );
     const promotions = runPromotionCases(server, apiUrl, seconds);
     const run = await load(apiUrl, mix, seconds, connections);
     const promotionResults = await promotions;

@@ -31,6 +31,7 @@ export function withCachePolicy(source: ModelSource, override: CachePolicyOverri
   return {
     description: source.description,
     currentVersion: (name) => source.currentVersion(name),
+    ...(source.currentPointer ? { currentPointer: (name: string) => source.currentPointer!(name) } : {}),
     list: () => source.list(),
     async read(name: string, version: string, file: ModelFile): Promise<Uint8Array> {
       const bytes = await source.read(name, version, file);

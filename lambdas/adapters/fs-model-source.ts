@@ -2,8 +2,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
-import type { ModelFile, ModelSource } from '../core/ports.ts';
-import { parsePointer } from './model-pointer.ts';
+import type { ModelFile, ModelSource, ServingPointer } from '../core/ports.ts';
+import { parseServingPointer } from './model-pointer.ts';
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -26,6 +26,10 @@ export class FsModelSource implements ModelSource {
   }
 
   async currentVersion(name: string): Promise<string> {
+    return (await this.currentPointer(name)).version;
+  }
+
+  async currentPointer(name: string): Promise<ServingPointer> {
     const file = path.join(this.root, name, 'current.json');
     let bytes: Uint8Array;
     try {
@@ -35,7 +39,7 @@ export class FsModelSource implements ModelSource {
         throw new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${name}" (no ${name}/current.json)`);
       throw unreadable(error);
     }
-    return parsePointer(bytes, `${name}/current.json`);
+    return parseServingPointer(bytes, `${name}/current.json`);
   }
 
   async read(name: string, version: string, file: ModelFile): Promise<Uint8Array> {

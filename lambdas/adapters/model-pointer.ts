@@ -1,10 +1,20 @@
 import { ModelLoadError } from '../core/errors.ts';
 import { isPackageName } from '../core/names.ts';
+import type { ServingPointer } from '../core/ports.ts';
+import { isCanaryPercent } from '../core/traffic-split.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Reads a `current.json` pointer: `{"version": "..."}`; anything else is INVALID_POINTER, saying what. */
 export function parsePointer(bytes: Uint8Array, where: string): string {
+  return parseServingPointer(bytes, where).version;
+}
+
+/**
+ * The live version and the canary (`"canary": {"version", "percent"}`, 0 < percent <= 100, a version other
+ * than the live one). A canary field that cannot be read is ignored: all traffic goes to the live version.
+ */
+export function parseServingPointer(bytes: Uint8Array, where: string): ServingPointer {
   let parsed: unknown;
   try {
     parsed = JSON.parse(utf8.decode(bytes));
@@ -21,5 +31,16 @@ export function parsePointer(bytes: Uint8Array, where: string): string {
       `${where} must be {"version": "<version>"} with a version of letters, digits, ".", "_" or "-"; it has ${got}`,
     );
   }
-  return version;
+  const canary = (parsed as { canary?: { version?: unknown; percent?: unknown } | null }).canary;
+  if (
+    canary !== null &&
+    typeof canary === 'object' &&
+    isPackageName(canary.version) &&
+    canary.version !== version &&
+    isCanaryPercent(canary.percent) &&
+    canary.percent > 0
+  ) {
+    return { version, canary: { version: canary.version, percent: canary.percent } };
+  }
+  return { version };
 }

@@ -1,8 +1,8 @@
 /** Model packages under `models/` in the data bucket, behind the ModelSource port. */
 import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
 import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
-import type { ModelFile, ModelSource } from '../core/ports.ts';
-import { parsePointer } from './model-pointer.ts';
+import type { ModelFile, ModelSource, ServingPointer } from '../core/ports.ts';
+import { parseServingPointer } from './model-pointer.ts';
 
 function isMissing(error: unknown): boolean {
   return error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey';
@@ -20,12 +20,16 @@ export class S3ModelSource implements ModelSource {
   }
 
   async currentVersion(name: string): Promise<string> {
+    return (await this.currentPointer(name)).version;
+  }
+
+  async currentPointer(name: string): Promise<ServingPointer> {
     const key = `${this.prefix}${name}/current.json`;
     const bytes = await this.get(
       key,
       () => new ModelNotFoundError('MODEL_NOT_FOUND', `no model named "${name}" (no ${key})`),
     );
-    return parsePointer(bytes, key);
+    return parseServingPointer(bytes, key);
   }
 
   async read(name: string, version: string, file: ModelFile): Promise<Uint8Array> {

@@ -10,7 +10,7 @@ import { loadModel, type ServedModel } from './model-loader.ts';
 import { checkPackagePath, parseJsonFile, readModelPackage } from './model-package.ts';
 import { parseManifest, type Manifest } from './manifest.ts';
 import { isPackageName } from './names.ts';
-import type { ModelSource } from './ports.ts';
+import type { ModelSource, ServingPointer } from './ports.ts';
 
 /** Why the pointer's version is not serving. */
 export interface ServingProblem {
@@ -75,6 +75,33 @@ interface Entry {
   pointerVersion?: string;
   problem?: ServingProblem & { readonly error: TandemError; readonly key: string };
   reportedAt?: number;
+  /** The canary that takes part of the traffic: the candidate loaded, and its percentage. */
+  canary?: ServingCanary;
+  /** Why the pointer's canary takes no traffic (its version does not load): all of it goes to live. */
+  canaryProblem?: {
+    readonly version: string;
+    readonly percent: number;
+    readonly code: string;
+    readonly message: string;
+    /** When it failed to load (epoch ms): it is tried again `retryFailedSeconds` later. */
+    readonly at: number;
+  };
+}
+
+/** A candidate serving part of a model's traffic. */
+export interface ServingCanary {
+  readonly model: ServedModel;
+  /** 0 < percent <= 100: the share of instances assigned to the candidate. */
+  readonly percent: number;
+}
+
+/** What `status` says of a canary. */
+export interface CanaryStatus {
+  readonly version: string;
+  readonly percent: number;
+  /** False when the candidate does not load: it takes no traffic. */
+  readonly serving: boolean;
+  readonly error?: { readonly code: string; readonly message: string };
 }
 
 export interface ModelStatus {
@@ -95,6 +122,8 @@ export interface ModelStatus {
     /** One per manifest field that is wrong (schema errors, graph mismatches). */
     readonly details?: readonly { readonly field?: string; readonly message: string }[];
   };
+  /** The pointer's canary at the last check, whether its candidate serves, and if not why. */
+  readonly canary?: CanaryStatus;
 }
 
 /** A load error's details as the API shows them: field and message. */
@@ -166,6 +195,14 @@ export class ModelRegistry {
     return entry.loading;
   }
 
+  /**
+   * The canary of a model as of the last pointer check (`get` or `ready` first): the candidate and its
+   * percentage; undefined when there is none or its candidate does not load.
+   */
+  canary(name: string = this.options.defaultModel): ServingCanary | undefined {
+    return this.entries.get(name)?.canary;
+  }
+
   /** Loads the default model now (at init), remembering a failure instead of throwing. */
   async warm(): Promise<void> {
     await this.get().catch(() => undefined);
@@ -194,6 +231,19 @@ export class ModelRegistry {
             },
           }
         : {}),
+      ...(entry.canary
+        ? { canary: { version: entry.canary.model.version, percent: entry.canary.percent, serving: true } }
+        : {}),
+      ...(entry.canaryProblem
+        ? {
+            canary: {
+              version: entry.canaryProblem.version,
+              percent: entry.canaryProblem.percent,
+              serving: false,
+              error: { code: entry.canaryProblem.code, message: entry.canaryProblem.message },
+            },
+          }
+        : {}),
     };
   }
 
@@ -218,27 +268,33 @@ export class ModelRegistry {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.entries.values()].map((e) => e.model?.close()));
+    await Promise.all([...this.entries.values()].flatMap((e) => [e.model?.close(), e.canary?.model.close()]));
     this.entries.clear();
   }
 
   private async refresh(name: string, entry: Entry): Promise<ServedModel> {
     let pointerRead = false;
     try {
-      const version = await this.source.currentVersion(name);
+      const pointer: ServingPointer = this.source.currentPointer
+        ? await this.source.currentPointer(name)
+        : { version: await this.source.currentVersion(name) };
+      const version = pointer.version;
       pointerRead = true;
       entry.pointerVersion = version;
       if (entry.model?.version !== version) {
-        const model = await this.load(name, version);
+        const model =
+          entry.canary?.model.version === version ? entry.canary.model : await this.load(name, version);
         const previous = entry.model;
         entry.model = model;
         entry.servingSince = this.now();
-        // In-flight requests may still hold the previous session; release it once they are done.
-        if (previous) setTimeout(() => void previous.close().catch(() => undefined), 30_000).unref();
+        if (previous) retire(previous);
+        // A promoted candidate is already loaded as the canary: refreshCanary keeps it serving as live.
+        if (entry.canary?.model.version === version) entry.canary = undefined;
         this.settle(name, entry, undefined, previous?.version);
       } else {
         this.settle(name, entry, undefined, version);
       }
+      await this.refreshCanary(name, entry, pointer.canary);
       return entry.model;
     } catch (error) {
       if (!pointerRead) entry.pointerVersion = undefined;
@@ -254,6 +310,44 @@ export class ModelRegistry {
     } finally {
       entry.checkedAt = this.now();
     }
+  }
+
+  /**
+   * Loads the pointer's canary candidate when it changed; one that does not load takes no traffic (the
+   * reason is kept for `status`, and it is tried again at the next check).
+   */
+  private async refreshCanary(name: string, entry: Entry, canary: ServingPointer['canary']): Promise<void> {
+    const current = entry.canary;
+    if (!canary || canary.version === entry.model?.version) {
+      entry.canary = undefined;
+      entry.canaryProblem = undefined;
+      if (current) retire(current.model);
+      return;
+    }
+    const failed = entry.canaryProblem;
+    if (
+      failed?.version === canary.version &&
+      this.now() - failed.at < this.options.retryFailedSeconds * 1000
+    ) {
+      // A candidate that failed recently is not loaded again at every check (each try builds a session).
+      entry.canaryProblem = { ...failed, percent: canary.percent };
+      return;
+    }
+    if (current?.model.version === canary.version) {
+      if (current.percent !== canary.percent)
+        entry.canary = { model: current.model, percent: canary.percent };
+      return;
+    }
+    try {
+      const model = await this.load(name, canary.version);
+      entry.canary = { model, percent: canary.percent };
+      entry.canaryProblem = undefined;
+    } catch (error) {
+      const problem = problemOf(error, name, true);
+      entry.canary = undefined;
+      entry.canaryProblem = { ...canary, code: problem.code, message: problem.message, at: this.now() };
+    }
+    if (current) retire(current.model);
   }
 
   /** Records the outcome of a check, telling the listener when it differs from the last one. */
@@ -302,6 +396,11 @@ export class ModelRegistry {
   private parseJson(bytes: Uint8Array, where: string): unknown {
     return parseJsonFile(bytes, where);
   }
+}
+
+/** In-flight requests may still hold a replaced session; it is released once they are done. */
+function retire(model: ServedModel): void {
+  setTimeout(() => void model.close().catch(() => undefined), 30_000).unref();
 }
 
 /** A name that no store could hold is not looked up at all (it could address another folder or key). */

@@ -18,11 +18,23 @@ export interface PredictionStore {
 
 export type ModelFile = 'model.onnx' | 'manifest.json';
 
+/** What a pointer says about serving: the live version and, while a canary runs, the candidate. */
+export interface ServingPointer {
+  readonly version: string;
+  /** Absent when there is no canary, or the pointer's canary field cannot be read (then all go to live). */
+  readonly canary?: { readonly version: string; readonly percent: number };
+}
+
 export interface ModelSource {
   /** Where models come from, for messages (`s3://bucket/models/`, a folder). */
   readonly description: string;
   /** The live version of a model (its `current.json`); throws ModelNotFoundError when there is none. */
   currentVersion(name: string): Promise<string>;
+  /**
+   * The live version and the canary of a model's `current.json` (same errors as currentVersion). The
+   * registry serves a canary only from sources that implement it.
+   */
+  currentPointer?(name: string): Promise<ServingPointer>;
   /** One file of a model package; throws ModelNotFoundError / ModelLoadError('MODEL_FILE_MISSING'). */
   read(name: string, version: string, file: ModelFile): Promise<Uint8Array>;
   /** The names of the models that have a `current.json`. */

@@ -56,6 +56,8 @@ Commands:
   models push <dir> --version <v>     check, then upload a package as a new version
   models promote <name> <version>     make a version live (conditional write, recorded in history)
   models rollback <name>              back to the version live before the current one
+  models canary <name> <version> --percent <p>
+                                      send p % of the traffic to a candidate (0 ends the canary)
   runs start <model> --prefix <p>     score every data file under a folder of the data bucket as one run
   runs list [--model <m>]             runs and their outcome, newest first
   runs show <runId>                   a run's manifest
@@ -140,6 +142,22 @@ conditional write, history record and refusals as promote.
 Options:
   --reason <text>     why (recorded in the history)
   --force             roll back even to a version that does not load
+${GLOBAL_OPTIONS}
+`,
+  canary: `Usage: npm run tandem -- models canary <name> <version> --percent <p> [--reason <text>] [--force] [--json]
+
+Sends <p> % of the model's instances to <version> while the live version answers the rest: an
+instance with an id goes by a stable hash of (model, id), so an entity sees one version for the whole
+canary; one without an id goes at random. Each response's model.version says which version answered,
+and the API's metrics carry the version as a dimension. --percent 0 ends the canary (<version> must be
+the canary's). Same conditional write and history as promote; a version that does not exist or does
+not load is refused unless --force (the API never sends traffic to a candidate that does not load).
+A promote or rollback ends the canary.
+
+Options:
+  --percent <p>       0 to 100 (decimals allowed, to 0.01); 0 ends the canary (required)
+  --reason <text>     why (recorded in the history)
+  --force             start the canary even with a version that does not load (it takes no traffic)
 ${GLOBAL_OPTIONS}
 `,
 };
@@ -260,6 +278,7 @@ interface Parsed {
     model?: string;
     option?: string[];
     skeleton?: boolean;
+    percent?: string;
   };
 }
 
@@ -284,6 +303,7 @@ function parse(argv: readonly string[]): Parsed {
         model: { type: 'string' },
         option: { type: 'string', multiple: true },
         skeleton: { type: 'boolean' },
+        percent: { type: 'string' },
       },
     });
   } catch (error) {
@@ -407,11 +427,22 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
               ? '(no current.json: nothing is promoted)'
               : `(current.json is invalid: ${p.message})`;
         const versionLines = model.versions.map((v) => {
-          const head = `  ${v.version.padEnd(16)} ${v.live ? 'live' : '    '}  ${v.loads ? 'loads' : 'does not load'}`;
+          const role = v.live ? 'live' : v.canaryPercent !== undefined ? `canary ${v.canaryPercent}%` : '';
+          const head = `  ${v.version.padEnd(16)} ${role.padEnd(12)}  ${v.loads ? 'loads' : 'does not load'}`;
           return v.problems ? `${head}\n${problemLines(v.problems, '      ')}` : head;
         });
+        const canaryLine =
+          p.status === 'ok' && p.canary
+            ? [`canary: ${p.canary.version} takes ${p.canary.percent}% of the instances`]
+            : [];
         print(
-          [`${name}  (${target!.label})`, `live: ${pointerLine}`, 'versions:', ...versionLines].join('\n'),
+          [
+            `${name}  (${target!.label})`,
+            `live: ${pointerLine}`,
+            ...canaryLine,
+            'versions:',
+            ...versionLines,
+          ].join('\n'),
           model,
         );
         return model.versions.some((v) => v.live && !v.loads) ? 1 : 0;
@@ -422,7 +453,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const history = await (await lifecycle()).history(name);
         const lines = history.entries.map(
           (e) =>
-            `${e.at || '(time unknown)'}  ${e.action.padEnd(8)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)} by ${e.by}` +
+            `${e.at || '(time unknown)'}  ${e.action.padEnd(8)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)}` +
+            `${e.percent !== undefined ? ` ${e.percent}%` : ''} by ${e.by}` +
             `${e.reason ? `  "${e.reason}"` : ''}${e.forced ? '  [forced]' : ''}${e.recorded === false ? '  [NOT RECORDED]' : ''}`,
         );
         const flags = history.flags.map((f) => `! ${f}`);
@@ -546,6 +578,33 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           `${name}: ${e.from ?? '(none)'} -> ${e.to} (${command}, change ${e.change})` +
             (outcome.historyError
               ? `\nwarning: the pointer changed but its history record was not written (${outcome.historyError}); \`models history\` flags it`
+              : ''),
+          outcome,
+        );
+        return 0;
+      }
+      case 'canary': {
+        arity(command, args, 2);
+        const name = modelName(command, args[0]);
+        const version = modelName(command, args[1], 'version');
+        if (values.percent === undefined) usage(command, '--percent is required (0 ends the canary)');
+        const percent = Number(values.percent);
+        if (values.percent.trim() === '' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
+          usage(command, `--percent must be a number from 0 to 100, not "${values.percent}"`);
+        }
+        const outcome = await (
+          await lifecycle()
+        ).canary(name, version, percent, {
+          ...(values.reason !== undefined ? { reason: values.reason } : {}),
+          ...(values.force ? { force: true } : {}),
+        });
+        const e = outcome.entry;
+        print(
+          (percent === 0
+            ? `${name}: canary of ${e.to} ended; ${e.from} takes all the traffic (change ${e.change})`
+            : `${name}: ${e.to} takes ${percent}% of the instances, ${e.from} the rest (change ${e.change})`) +
+            (outcome.historyError
+              ? `\nwarning: the pointer changed but its history record was not written (${outcome.historyError})`
               : ''),
           outcome,
         );

@@ -263,6 +263,39 @@ describe('tandem models (local stack)', () => {
     expect(rolled.json.entry).toMatchObject({ action: 'rollback', from: '1.0.0', to: '2.0.0' });
   }, 30_000);
 
+  it('starts, shows, records and ends a canary; refuses one of the live version or a missing one', async () => {
+    const started = await cli('models', 'canary', DEMO_MODEL, '1.0.0', '--percent', '20', ...local);
+    expect(started.err).toBe('');
+    expect(started.out).toMatch(/1\.0\.0 takes 20% of the instances, 2\.0\.0 the rest/);
+    expect(JSON.parse(await pointerBytes())).toMatchObject({
+      version: '2.0.0',
+      canary: { version: '1.0.0', percent: 20 },
+    });
+    const shown = await cli('models', 'show', DEMO_MODEL, ...local);
+    expect(shown.out).toMatch(/canary: 1\.0\.0 takes 20% of the instances/);
+    expect(shown.out).toMatch(/1\.0\.0\s+canary 20%\s+loads/);
+
+    const live = await cli('models', 'canary', DEMO_MODEL, '2.0.0', '--percent', '5', ...local, '--json');
+    expect(live.code).toBe(1);
+    expect(live.json.error.code).toBe('ALREADY_LIVE');
+    const missing = await cli('models', 'canary', DEMO_MODEL, '7.0.0', '--percent', '5', ...local, '--json');
+    expect(missing.json.error.code).toBe('VERSION_NOT_FOUND');
+
+    const ended = await cli('models', 'canary', DEMO_MODEL, '1.0.0', '--percent', '0', ...local);
+    expect(ended.code).toBe(0);
+    expect(JSON.parse(await pointerBytes()).canary).toBeUndefined();
+    const history = await cli('models', 'history', DEMO_MODEL, ...local, '--json');
+    expect(history.json.flags).toEqual([]);
+    expect(
+      history.json.entries
+        .slice(-2)
+        .map((e: { action: string; to: string; percent: number }) => [e.action, e.to, e.percent]),
+    ).toEqual([
+      ['canary', '1.0.0', 20],
+      ['canary', '1.0.0', 0],
+    ]);
+  }, 60_000);
+
   it('acts on a deployed stack found from its CloudFormation outputs', async () => {
     const send = jest.fn(async () => ({
       Stacks: [{ Outputs: [{ OutputKey: 'DataBucketName', OutputValue: LOCAL_BUCKET }] }],

@@ -10,15 +10,21 @@ import { stubEnv, unstubAllEnvs } from '../support/stub-env.ts';
 
 /** A sink that keeps what would be published: one entry per record. */
 function recordingSink(publishes = true) {
-  const records: { timestamp: number | undefined; metrics: Record<string, number[]> }[] = [];
-  let current: { timestamp: number | undefined; metrics: Record<string, number[]> } = {
-    timestamp: undefined,
-    metrics: {},
+  type Record_ = {
+    timestamp: number | undefined;
+    metrics: Record<string, number[]>;
+    dimensions?: Record<string, string>;
   };
+  const records: Record_[] = [];
+  let current: Record_ = { timestamp: undefined, metrics: {} };
   const sink: MetricsSink = {
     publishes: () => publishes,
     setTimestamp(timestamp) {
       current.timestamp = timestamp as number;
+      return sink as never;
+    },
+    addDimensions(dimensions) {
+      current.dimensions = { ...current.dimensions, ...dimensions };
       return sink as never;
     },
     addMetric(name, _unit, value) {
@@ -179,5 +185,31 @@ describe('ApiMetrics', () => {
       CacheHit: 2,
       ModelLatency: [5, 6],
     });
+  });
+
+  it('publishes the metrics of each version in a record of its own with model and version as dimensions', () => {
+    const { sink, records } = recordingSink();
+    const metrics = new ApiMetrics(sink, 0, () => 5000);
+    metrics.begin();
+    metrics.count('CacheHit', 2);
+    metrics.count('Instances', 3, { name: 'fraud', version: '1' });
+    metrics.count('Label.yes', 1, { name: 'fraud', version: '1' });
+    metrics.count('Instances', 1, { name: 'fraud', version: '2' });
+    metrics.count('ProbabilitySum.yes', 0.25, { name: 'fraud', version: '2' });
+    metrics.value('ModelLatency', MetricUnit.Milliseconds, 4, { name: 'fraud', version: '2' });
+    metrics.end();
+    expect(records).toEqual([
+      { timestamp: 5000, metrics: { CacheHit: [2] } },
+      {
+        timestamp: 5000,
+        dimensions: { model: 'fraud', version: '1' },
+        metrics: { Instances: [3], 'Label.yes': [1] },
+      },
+      {
+        timestamp: 5000,
+        dimensions: { model: 'fraud', version: '2' },
+        metrics: { Instances: [1], 'ProbabilitySum.yes': [0.25], ModelLatency: [4] },
+      },
+    ]);
   });
 });

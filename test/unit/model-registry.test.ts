@@ -146,3 +146,92 @@ describe('S3ModelSource', () => {
     });
   });
 });
+
+describe('ModelRegistry canary', () => {
+  async function pointTo(body: unknown) {
+    await writeFile(path.join(root, 'tiny', 'current.json'), JSON.stringify(body));
+  }
+
+  it('loads the pointer canary candidate alongside the live version, and drops it when the canary ends', async () => {
+    await publish('2');
+    await publish('1');
+    await pointTo({ version: '1', canary: { version: '2', percent: 25 } });
+    const models = registry(0);
+    const live = await models.get();
+    expect(live.version).toBe('1');
+    expect(models.canary()?.model.version).toBe('2');
+    expect(models.canary()?.percent).toBe(25);
+    expect(models.status().canary).toEqual({ version: '2', percent: 25, serving: true });
+
+    await pointTo({ version: '1', canary: { version: '2', percent: 60 } });
+    await models.get();
+    expect(models.canary()?.percent).toBe(60);
+
+    await pointTo({ version: '1' });
+    await models.get();
+    expect(models.canary()).toBeUndefined();
+    expect(models.status().canary).toBeUndefined();
+    await models.close();
+  });
+
+  it('sends no traffic to a candidate that does not load, says why, keeps serving live, and retries it after the delay', async () => {
+    await publish('2', { corrupt: true });
+    await publish('1');
+    await pointTo({ version: '1', canary: { version: '2', percent: 50 } });
+    const models = registry(0);
+    expect((await models.get()).version).toBe('1');
+    expect(models.canary()).toBeUndefined();
+    const status = models.status();
+    expect(status.ready).toBe(true);
+    expect(status.error).toBeUndefined();
+    expect(status.canary).toMatchObject({
+      version: '2',
+      percent: 50,
+      serving: false,
+      error: { code: 'MODEL_CORRUPT' },
+    });
+
+    // Fixed: tried again only once the retry delay has passed, then it takes its share.
+    await publish('2');
+    await pointTo({ version: '1', canary: { version: '2', percent: 40 } });
+    now += 5_000;
+    await models.get();
+    expect(models.canary()).toBeUndefined();
+    expect(models.status().canary).toMatchObject({ version: '2', percent: 40, serving: false });
+    now += 6_000;
+    await models.get();
+    expect(models.canary()?.model.version).toBe('2');
+    expect(models.status().canary).toEqual({ version: '2', percent: 40, serving: true });
+    await models.close();
+  });
+
+  it.each([
+    [{ version: '2', percent: 0 }],
+    [{ version: '2', percent: 101 }],
+    [{ version: '../x', percent: 10 }],
+    [{ version: '1', percent: 10 }],
+    ['2'],
+  ])('ignores an unreadable canary field %j: all traffic goes to live', async (canary) => {
+    await publish('2');
+    await publish('1');
+    await pointTo({ version: '1', canary });
+    const models = registry(0);
+    expect((await models.get()).version).toBe('1');
+    expect(models.canary()).toBeUndefined();
+    expect(models.status().error).toBeUndefined();
+    await models.close();
+  });
+
+  it('a promotion of the candidate makes the loaded candidate the live model', async () => {
+    await publish('2');
+    await publish('1');
+    await pointTo({ version: '1', canary: { version: '2', percent: 10 } });
+    const models = registry(0);
+    await models.get();
+    const candidate = models.canary()!.model;
+    await pointTo({ version: '2', previous: '1' });
+    expect(await models.get()).toBe(candidate);
+    expect(models.canary()).toBeUndefined();
+    await models.close();
+  });
+});

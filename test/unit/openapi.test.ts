@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { STREAM_API_ROUTE } from '../../lib/stream-lane.ts';
 import { API_ROUTES } from '../../lib/realtime-api.ts';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { FeatureValidator } from '../../lambdas/core/features.ts';
@@ -118,7 +119,8 @@ describe('the document', () => {
   });
 
   it('documents exactly the routes API Gateway sends to the function', () => {
-    const deployed = API_ROUTES.map((r) => `${r.method} ${r.path}`).sort();
+    // The stream lane adds its route when it is on (lib/stream-lane.ts).
+    const deployed = [...API_ROUTES, STREAM_API_ROUTE].map((r) => `${r.method} ${r.path}`).sort();
     expect(documentedRoutes(committed).sort()).toEqual(deployed);
   });
 
@@ -167,6 +169,8 @@ describe('error codes', () => {
     'STORE_SERVER_ERROR',
     'STORE_TIMEOUT',
     'STORE_FAILED',
+    // A per-event code inside a 202 of POST /events (documented in the EventsAccepted schema).
+    'STREAM_THROTTLED',
   ]);
 
   it('every error code the API code can answer with is in the document, with its status', async () => {

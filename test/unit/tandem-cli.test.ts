@@ -10,7 +10,7 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 describe('tandem usage', () => {
-  it.each(['list', 'show', 'history', 'check', 'push', 'promote', 'rollback'])(
+  it.each(['list', 'show', 'history', 'check', 'push', 'promote', 'rollback', 'canary'])(
     'prints the help of models %s',
     async (command) => {
       const help = await run('models', command, '--help');
@@ -35,6 +35,10 @@ describe('tandem usage', () => {
     [['models', 'push', './pkg'], /--version is required/],
     [['models', 'list', 'extra'], /unexpected argument "extra"/],
     [['models', 'list', '--colour'], /Unknown option '--colour'/],
+    [['models', 'canary', 'fraud-detector', '2.0.0'], /--percent is required/],
+    [['models', 'canary', 'fraud-detector', '2.0.0', '--percent', '150'], /from 0 to 100, not "150"/],
+    [['models', 'canary', 'fraud-detector', '2.0.0', '--percent', 'ten'], /from 0 to 100, not "ten"/],
+    [['models', 'canary', 'fraud-detector', '--percent', '10'], /missing the version/],
   ])('answers %j with a usage error (exit 2) and the help', async (argv, message) => {
     const result = await run(...argv);
     expect(result.code).toBe(2);

@@ -17,8 +17,9 @@ import {
   type PointerDocument,
 } from './pointer-document.ts';
 import type { ModelStoreWriter, PointerCondition } from './ports.ts';
+import { isCanaryPercent } from '../traffic-split.ts';
 
-export type ChangeAction = 'promote' | 'rollback';
+export type ChangeAction = 'promote' | 'rollback' | 'canary';
 
 /** One pointer change, as recorded under `models/<name>/history/`. */
 export interface HistoryEntry {
@@ -30,7 +31,10 @@ export interface HistoryEntry {
   readonly by: string;
   /** The version live before (absent when the model had no pointer, or an unreadable one). */
   readonly from?: string;
+  /** The version the change makes live, or for a canary its candidate. */
   readonly to: string;
+  /** For a canary: the candidate's share of traffic (0: the canary ended). */
+  readonly percent?: number;
   readonly reason?: string;
   /** Set when the change was made with --force over a refusal; the refusal's message. */
   readonly forced?: string;
@@ -47,6 +51,8 @@ export interface History {
 export interface VersionStatus {
   readonly version: string;
   readonly live: boolean;
+  /** The canary's candidate: the percentage of instances it takes. */
+  readonly canaryPercent?: number;
   /** Whether it loads as the server would load it, and if not why (code, full message, fields). */
   readonly loads: boolean;
   readonly problems?: readonly PackageProblem[];
@@ -124,6 +130,9 @@ export class ModelLifecycle {
       );
     }
     const live = pointer.status === 'ok' ? pointer.version : undefined;
+    const canary = pointer.status === 'ok' ? pointer.canary : undefined;
+    const canaryOf = (version: string) =>
+      canary?.version === version ? { canaryPercent: canary.percent } : {};
     const statuses: VersionStatus[] = [];
     // One at a time: each load builds an onnxruntime session.
     for (const version of versions) {
@@ -131,6 +140,7 @@ export class ModelLifecycle {
       statuses.push({
         version,
         live: version === live,
+        ...canaryOf(version),
         loads: problems.length === 0,
         ...(problems.length > 0 ? { problems } : {}),
       });
@@ -160,7 +170,7 @@ export class ModelLifecycle {
     }
     entries.sort((a, b) => a.at.localeCompare(b.at));
     if (pointer.status === 'ok') {
-      const last = entries.at(-1);
+      const last = entries.filter((e) => e.action !== 'canary').at(-1);
       if (pointer.change !== undefined && !entries.some((e) => e.change === pointer.change)) {
         flags.push(
           `the live pointer (change ${pointer.change}: ${pointer.previous ?? '(none)'} -> ${pointer.version}` +
@@ -209,7 +219,9 @@ export class ModelLifecycle {
       async (pointer) => {
         if (pointer?.previous !== undefined) return pointer.previous;
         const { entries } = await this.history(name);
-        const last = [...entries].reverse().find((e) => e.to === pointer?.version && e.from !== undefined);
+        const last = [...entries]
+          .reverse()
+          .find((e) => e.action !== 'canary' && e.to === pointer?.version && e.from !== undefined);
         if (last?.from !== undefined) return last.from;
         throw new LifecycleRefusedError(
           'NOTHING_TO_ROLL_BACK',
@@ -218,6 +230,80 @@ export class ModelLifecycle {
       },
       opts,
     );
+  }
+
+  /**
+   * Starts, changes or (percent 0) ends a canary: `version` takes `percent` % of the instances while the
+   * live version keeps the rest. A candidate that does not exist or does not load is refused unless forced
+   * (the API would not send it traffic anyway). A promote or rollback ends the canary.
+   */
+  async canary(
+    name: string,
+    version: string,
+    percent: number,
+    opts: { reason?: string; force?: boolean } = {},
+  ): Promise<ChangeOutcome> {
+    if (!isCanaryPercent(percent)) {
+      throw new LifecycleRefusedError(
+        'INVALID_PERCENT',
+        `--percent must be a number from 0 to 100 (0 ends the canary), not ${String(percent)}`,
+      );
+    }
+    const stored = await this.store.readPointer(name);
+    const document = stored ? readPointerDocument(stored.body) : undefined;
+    if (!stored || !document || isInvalidPointer(document)) {
+      throw new LifecycleRefusedError(
+        'NO_LIVE_VERSION',
+        `${name} has no ${stored ? 'valid ' : ''}current.json: a canary needs a live version (promote one first)`,
+      );
+    }
+    let forced: string | undefined;
+    if (percent === 0) {
+      if (document.canary?.version !== version) {
+        throw new LifecycleRefusedError(
+          'NO_CANARY',
+          `${name}@${version} is not the canary of ${name} (${document.canary ? `the canary is ${document.canary.version}` : 'there is none'}); nothing to end`,
+        );
+      }
+    } else {
+      if (document.version === version) {
+        throw new LifecycleRefusedError(
+          'ALREADY_LIVE',
+          `${name}@${version} is the live version: a canary needs another version`,
+        );
+      }
+      if (document.canary?.version === version && document.canary.percent === percent) {
+        throw new LifecycleRefusedError(
+          'ALREADY_CANARY',
+          `${name}@${version} already takes ${percent}% of the traffic; nothing to change`,
+        );
+      }
+      forced = await this.refuseUnloadable(name, version, document.version, 'canary', opts.force);
+    }
+    const { canary: _ended, ...rest } = document;
+    const change = this.newChangeId();
+    const at = new Date(this.now()).toISOString();
+    const by = await this.options.identity();
+    const pointer: PointerDocument = {
+      ...rest,
+      change,
+      changedAt: at,
+      changedBy: by,
+      ...(percent > 0 ? { canary: { version, percent } } : {}),
+    };
+    const entry: HistoryEntry = {
+      change,
+      model: name,
+      action: 'canary',
+      at,
+      by,
+      from: document.version,
+      to: version,
+      percent,
+      ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+      ...(forced !== undefined ? { forced } : {}),
+    };
+    return this.record(name, pointer, { tag: stored.tag }, entry);
   }
 
   /**
@@ -269,23 +355,7 @@ export class ModelLifecycle {
         `${name}@${version} is already live; nothing to change`,
       );
     }
-    let forced: string | undefined;
-    const problems = await this.loadProblems(name, version);
-    if (problems.length > 0) {
-      const code = problems[0]!.code;
-      const message =
-        code === 'VERSION_NOT_FOUND'
-          ? `${name}@${version} does not exist in ${this.store.description}`
-          : `${name}@${version} does not load (${code}): the server would keep serving ${current?.version ?? 'nothing'}`;
-      if (!opts.force) {
-        throw new LifecycleRefusedError(
-          code,
-          `${message}; current.json is unchanged (--force to ${action} anyway)`,
-          { details: problems.map((p) => ({ ...(p.field ? { field: p.field } : {}), message: p.message })) },
-        );
-      }
-      forced = `${message}: ${problems.map((p) => p.message).join('; ')}`;
-    }
+    const forced = await this.refuseUnloadable(name, version, current?.version, action, opts.force);
     const at = new Date(this.now()).toISOString();
     const by = await this.options.identity();
     const change = this.newChangeId();
@@ -297,7 +367,6 @@ export class ModelLifecycle {
       changedBy: by,
     };
     const condition: PointerCondition = stored ? { tag: stored.tag } : 'absent';
-    await this.store.writePointer(name, writePointerDocument(pointer), condition);
     const entry: HistoryEntry = {
       change,
       model: name,
@@ -309,12 +378,57 @@ export class ModelLifecycle {
       ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
       ...(forced !== undefined ? { forced } : {}),
     };
+    return this.record(name, pointer, condition, entry);
+  }
+
+  /** The conditional pointer write, then its history record (the pointer is the truth). */
+  private async record(
+    name: string,
+    pointer: PointerDocument,
+    condition: PointerCondition,
+    entry: HistoryEntry,
+  ): Promise<ChangeOutcome> {
+    await this.store.writePointer(name, writePointerDocument(pointer), condition);
     try {
-      await this.store.writeHistory(name, historyFile(at, change), `${JSON.stringify(entry, null, 2)}\n`);
+      await this.store.writeHistory(
+        name,
+        historyFile(entry.at, entry.change),
+        `${JSON.stringify(entry, null, 2)}\n`,
+      );
     } catch (error) {
       return { entry, historyError: (error as Error).message };
     }
     return { entry };
+  }
+
+  /**
+   * Refuses (LifecycleRefusedError with the loader's problems) a version that does not exist or does not
+   * load; with `force`, returns the refusal's message to record instead.
+   */
+  private async refuseUnloadable(
+    name: string,
+    version: string,
+    live: string | undefined,
+    action: ChangeAction,
+    force: boolean | undefined,
+  ): Promise<string | undefined> {
+    const problems = await this.loadProblems(name, version);
+    if (problems.length === 0) return undefined;
+    const code = problems[0]!.code;
+    const message =
+      code === 'VERSION_NOT_FOUND'
+        ? `${name}@${version} does not exist in ${this.store.description}`
+        : `${name}@${version} does not load (${code}): the server would keep serving ${live ?? 'nothing'}`;
+    if (!force) {
+      throw new LifecycleRefusedError(
+        code,
+        `${message}; current.json is unchanged (--force to ${action} anyway)`,
+        {
+          details: problems.map((p) => ({ ...(p.field ? { field: p.field } : {}), message: p.message })),
+        },
+      );
+    }
+    return `${message}: ${problems.map((p) => p.message).join('; ')}`;
   }
 
   private async pointerOf(name: string): Promise<ModelDescription['pointer']> {

@@ -5,6 +5,7 @@
  * record (a crash between the two writes, or a hand edit) is found and flagged.
  */
 import { isPackageName } from '../names.ts';
+import { isCanaryPercent } from '../traffic-split.ts';
 
 export interface PointerDocument {
   /** The live version. */
@@ -17,6 +18,8 @@ export interface PointerDocument {
   readonly changedAt?: string;
   /** Who made the change (the caller's identity where known). */
   readonly changedBy?: string;
+  /** A candidate taking `percent` % of the instances (by a stable hash of their id); absent: none. */
+  readonly canary?: { readonly version: string; readonly percent: number };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -37,12 +40,22 @@ export function readPointerDocument(bytes: Uint8Array): PointerDocument | { read
   const text = (key: string): string | undefined =>
     typeof record[key] === 'string' ? (record[key] as string) : undefined;
   const previous = text('previous');
+  const canary = record['canary'] as { version?: unknown; percent?: unknown } | null | undefined;
+  const validCanary =
+    canary !== null &&
+    typeof canary === 'object' &&
+    isPackageName(canary.version) &&
+    isCanaryPercent(canary.percent) &&
+    canary.percent > 0;
   return {
     version: record['version'],
     ...(previous !== undefined && isPackageName(previous) ? { previous } : {}),
     ...(text('change') !== undefined ? { change: text('change') } : {}),
     ...(text('changedAt') !== undefined ? { changedAt: text('changedAt') } : {}),
     ...(text('changedBy') !== undefined ? { changedBy: text('changedBy') } : {}),
+    ...(validCanary
+      ? { canary: { version: canary.version as string, percent: canary.percent as number } }
+      : {}),
   };
 }
 

@@ -76,6 +76,40 @@ export function predictRequestSchemaWith<F extends z.ZodType>(features: F) {
 
 export const predictRequestSchema = predictRequestSchemaWith(anyFeatures);
 
+/** `POST /events` (the stream lane): events put on the input stream, scored within seconds. */
+export const eventsRequestSchema = z.strictObject({
+  model: z.string().optional().describe('The model (default: the default model).'),
+  events: z
+    .array(
+      z.strictObject({
+        id: entityIdSchema.describe('The entity id: the partition key, and the key of its prediction.'),
+        features: anyFeatures,
+        eventTime: z
+          .string()
+          .optional()
+          .describe('ISO-8601; a prediction of an older event never replaces a newer one.'),
+      }),
+    )
+    .min(1)
+    .max(500),
+});
+
+/** Per event: its sequence number on the input stream, or why the stream did not take it (send it again). */
+export const eventsAcceptedSchema = z.object({
+  accepted: z.int(),
+  failed: z.int(),
+  model: z.object({ name: z.string(), version: z.string() }),
+  events: z.array(
+    z.union([
+      z.object({ id: z.string(), sequenceNumber: z.string() }),
+      z.object({
+        id: z.string(),
+        error: z.object({ code: z.literal('STREAM_THROTTLED'), message: z.string() }),
+      }),
+    ]),
+  ),
+});
+
 /** The features of one model as a JSON object schema, from its manifest. */
 export function featuresSchemaOf(manifest: Manifest) {
   const shape: Record<string, z.ZodType> = {};
@@ -194,6 +228,15 @@ const pointerState = z
       .extend({ since: z.string().optional() })
       .optional()
       .describe("Why the pointer's version is not serving (the last good version keeps serving)."),
+    canary: z
+      .object({
+        version: z.string().describe('The candidate version.'),
+        percent: z.number().describe('The share of instances assigned to it (by a stable hash of the id).'),
+        serving: z.boolean().describe('False when the candidate does not load: it takes no traffic.'),
+        error: z.object({ code: modelStatusCode, message: z.string() }).optional(),
+      })
+      .optional()
+      .describe("The pointer's canary: a candidate taking part of the traffic."),
   })
   .describe('What current.json says, and whether its version serves.');
 
@@ -269,6 +312,8 @@ export const ERROR_CODES: Readonly<Record<string, readonly number[]>> = {
   INTERNAL: [500],
   MODEL_UNAVAILABLE: [503],
   CACHE_UNAVAILABLE: [503],
+  STREAM_LANE_OFF: [404],
+  STREAM_UNAVAILABLE: [503],
   SERVER_BUSY: [503],
 };
 

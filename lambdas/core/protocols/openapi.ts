@@ -8,6 +8,8 @@ import {
   ERROR_CODES,
   LOCAL_ONLY_CODES,
   errorSchema,
+  eventsAcceptedSchema,
+  eventsRequestSchema,
   featuresSchemaOf,
   gatewayErrorSchema,
   healthSchema,
@@ -116,6 +118,19 @@ const PREDICT_ERRORS = {
   503: ['MODEL_UNAVAILABLE', 'CACHE_UNAVAILABLE'],
 };
 const MODEL_ERRORS = { 404: ['MODEL_NOT_FOUND'], 503: ['MODEL_UNAVAILABLE'] };
+const EVENTS_ERRORS = {
+  400: [...BAD_BODY, 'INVALID_FEATURES'],
+  404: ['MODEL_NOT_FOUND', 'STREAM_LANE_OFF'],
+  413: ['PAYLOAD_TOO_LARGE'],
+  415: ['UNSUPPORTED_MEDIA_TYPE'],
+  503: ['MODEL_UNAVAILABLE', 'STREAM_UNAVAILABLE'],
+};
+
+/** `responses` of a route that answers 202 Accepted instead of 200. */
+function accepted(all: Record<string, unknown>): Record<string, unknown> {
+  const { '200': ok, ...rest } = all;
+  return { '202': ok, ...rest };
+}
 
 const nameParam = {
   name: 'name',
@@ -157,6 +172,8 @@ export function openApiDocument(models: readonly OpenApiModel[]): Record<string,
   const schemas: Record<string, unknown> = {
     PredictRequest: jsonSchema(predictRequestSchema, 'input'),
     PredictResponse: jsonSchema(predictResponseSchema, 'output'),
+    EventsRequest: jsonSchema(eventsRequestSchema, 'input'),
+    EventsAccepted: jsonSchema(eventsAcceptedSchema, 'output'),
     ModelList: jsonSchema(modelListSchema, 'output'),
     ModelDocument: jsonSchema(modelDocumentSchema, 'output'),
     ModelFailureDocument: jsonSchema(modelFailureDocumentSchema, 'output'),
@@ -197,6 +214,24 @@ export function openApiDocument(models: readonly OpenApiModel[]): Record<string,
         responses: responses(
           { description: 'One result, or all of them in request order', schema: ref('PredictResponse') },
           PREDICT_ERRORS,
+        ),
+      },
+    },
+    '/events': {
+      post: {
+        operationId: 'postEvents',
+        summary:
+          'Events for the stream lane: put on the input stream, scored within seconds (docs/stream.md)',
+        requestBody: { required: true, ...jsonContent(ref('EventsRequest')) },
+        responses: accepted(
+          responses(
+            {
+              description:
+                'Accepted: each event with its sequence number, or STREAM_THROTTLED (send that one again)',
+              schema: ref('EventsAccepted'),
+            },
+            EVENTS_ERRORS,
+          ),
         ),
       },
     },

@@ -7,6 +7,7 @@ import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { CaptureBuffer } from '../../core/capture/capture-buffer.ts';
 import { captureRealtime } from '../../core/capture/realtime-capture.ts';
+import { predictWithCanary, type VersionOutcome } from '../../core/canary-serving.ts';
 import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
 import type { ServedModel } from '../../core/model-loader.ts';
@@ -24,7 +25,7 @@ import type { ApiMetrics } from './api-metrics.ts';
 import { postEvents, type EventsRouteDeps } from './events-route.ts';
 import { failureView, pointerView, readyView, servingView, type ModelFailure } from './model-status-view.ts';
 import { isOipPath, PROTOCOL_ROUTES, toOipError } from './protocol-routes.ts';
-import { decodeBody, recordMetrics } from './route-support.ts';
+import { decodeBody, recordMetrics, recordVersionMetrics } from './route-support.ts';
 import {
   errorResult,
   json,
@@ -182,8 +183,15 @@ async function predict(call: ApiCall): Promise<ApiResult> {
   const request = parsePredictRequest(parseJsonBody(text, deps.limits), deps.limits, text);
   call.model = request.model;
   const model = deps.registry.ready(request.model) ?? (await deps.registry.get(request.model));
-  const outcome = await deps.service.predict(request, model);
-  return respond(call, request, model, outcome);
+  const { outcome, byVersion } = await predictWithCanary(
+    deps.service,
+    request,
+    model,
+    deps.registry.canary(model.name),
+    { failed: (failing) => deps.metrics.count('Errors', 1, failing.ref) },
+  );
+  if (deps.metrics.enabled) recordVersionMetrics(deps.metrics, byVersion);
+  return respond(call, request, model, outcome, byVersion);
 }
 
 function respond(
@@ -191,6 +199,7 @@ function respond(
   request: PredictRequest,
   model: ServedModel,
   outcome: PredictOutcome,
+  byVersion: readonly VersionOutcome[],
 ): ApiResult {
   const { deps, log } = call;
   if (deps.metrics.enabled) recordMetrics(deps.metrics, outcome, request.instances.length);
@@ -204,6 +213,9 @@ function respond(
     log.write(level, 'predicted', {
       model: model.name,
       version: model.version,
+      ...(byVersion.length > 1 || byVersion[0]?.model !== model
+        ? { versions: byVersion.map((v) => ({ version: v.model.version, instances: v.instances })) }
+        : {}),
       instances: request.instances.length,
       fromCache: outcome.stats.verdicts.hit,
       scored: outcome.stats.modelInstances,

@@ -32,7 +32,7 @@ export class PowertoolsMetrics extends Metrics {
 
 export type MetricsSink = Pick<
   PowertoolsMetrics,
-  'addMetric' | 'publishStoredMetrics' | 'setTimestamp' | 'publishes'
+  'addMetric' | 'publishStoredMetrics' | 'setTimestamp' | 'publishes' | 'addDimensions'
 >;
 
 interface Distribution {
@@ -40,11 +40,32 @@ interface Distribution {
   readonly values: number[];
 }
 
+/** The dimensions of a version's metrics: which model and version answered. */
+export interface VersionDimensions {
+  /** Published as the `model` dimension. */
+  readonly name: string;
+  readonly version: string;
+}
+
+/** The values buffered for one set of dimensions (none: the service-level metrics). */
+interface Group {
+  readonly dimensions: VersionDimensions | undefined;
+  readonly counts: Map<string, number>;
+  readonly distributions: Map<string, Distribution>;
+}
+
+const newGroup = (dimensions: VersionDimensions | undefined): Group => ({
+  dimensions,
+  counts: new Map(),
+  distributions: new Map(),
+});
+
 export class ApiMetrics {
   /** False when Powertools publishes nothing (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV): nothing is kept. */
   readonly enabled: boolean;
-  private readonly counts = new Map<string, number>();
-  private readonly distributions = new Map<string, Distribution>();
+  private readonly service = newGroup(undefined);
+  /** Per `<model>\0<version>`: metrics with the model and version as dimensions (a record each). */
+  private readonly versions = new Map<string, Group>();
   private firstAt: number | undefined;
   private lastPublishedAt = Number.NEGATIVE_INFINITY;
   private full = false;
@@ -62,21 +83,23 @@ export class ApiMetrics {
     if (this.firstAt !== undefined && this.now() - this.firstAt >= this.flushIntervalMs) this.publish();
   }
 
-  /** Adds to a count (summed per record); zero adds nothing. */
-  count(name: string, value: number): void {
+  /** Adds to a count (summed per record); zero adds nothing. With `version`, to that version's record. */
+  count(name: string, value: number, version?: VersionDimensions): void {
     if (!this.enabled || value === 0) return;
     this.firstAt ??= this.now();
-    this.counts.set(name, (this.counts.get(name) ?? 0) + value);
+    const { counts } = this.group(version);
+    counts.set(name, (counts.get(name) ?? 0) + value);
   }
 
-  /** Adds one value of a distribution. */
-  value(name: string, unit: Unit, value: number): void {
+  /** Adds one value of a distribution. With `version`, to that version's record. */
+  value(name: string, unit: Unit, value: number, version?: VersionDimensions): void {
     if (!this.enabled) return;
     this.firstAt ??= this.now();
-    let distribution = this.distributions.get(name);
+    const { distributions } = this.group(version);
+    let distribution = distributions.get(name);
     if (!distribution) {
       distribution = { unit, values: [] };
-      this.distributions.set(name, distribution);
+      distributions.set(name, distribution);
     }
     distribution.values.push(value);
     if (distribution.values.length >= MAX_VALUES_PER_RECORD) this.full = true;
@@ -96,25 +119,49 @@ export class ApiMetrics {
     if (this.firstAt !== undefined) this.publish();
   }
 
+  private group(version: VersionDimensions | undefined): Group {
+    if (!version) return this.service;
+    const key = `${version.name}\0${version.version}`;
+    let group = this.versions.get(key);
+    if (!group) {
+      group = newGroup({ name: version.name, version: version.version });
+      this.versions.set(key, group);
+    }
+    return group;
+  }
+
   private publish(): void {
     const firstAt = this.firstAt!;
     this.firstAt = undefined;
     this.full = false;
-    this.metrics.setTimestamp(firstAt);
-    for (const [name, total] of this.counts) this.metrics.addMetric(name, MetricUnit.Count, total);
-    for (const [name, { unit, values }] of this.distributions) {
+    this.publishGroup(this.service, firstAt);
+    for (const group of this.versions.values()) this.publishGroup(group, firstAt);
+    // A version that stops answering (ended canary) stops having a record.
+    this.versions.clear();
+  }
+
+  /** One record per group (dimensions are cleared by each publication, so they are added to each). */
+  private publishGroup({ dimensions, counts, distributions }: Group, firstAt: number): void {
+    if (counts.size === 0 && distributions.size === 0) return;
+    const open = (): void => {
+      this.metrics.setTimestamp(firstAt);
+      if (dimensions) this.metrics.addDimensions({ model: dimensions.name, version: dimensions.version });
+    };
+    open();
+    for (const [name, total] of counts) this.metrics.addMetric(name, MetricUnit.Count, total);
+    for (const [name, { unit, values }] of distributions) {
       // A distribution over the record's limit (one request with many cache hits) goes out in slices.
       for (let start = 0; start < values.length; start += MAX_VALUES_PER_RECORD) {
         if (start > 0) {
           this.metrics.publishStoredMetrics();
-          this.metrics.setTimestamp(firstAt);
+          open();
         }
         const end = Math.min(values.length, start + MAX_VALUES_PER_RECORD);
         for (let i = start; i < end; i++) this.metrics.addMetric(name, unit, values[i]!);
       }
     }
-    this.counts.clear();
-    this.distributions.clear();
+    counts.clear();
+    distributions.clear();
     this.metrics.publishStoredMetrics();
   }
 }

@@ -11,6 +11,8 @@ export interface PointerView {
   readonly serving: boolean;
   readonly checkedAt?: string;
   readonly error?: ModelFailure & { readonly since?: string };
+  /** The pointer's canary: its candidate, percentage, and whether it serves (and if not why). */
+  readonly canary?: ModelStatus['canary'];
 }
 
 /** Why a model does not load, in one shape for every kind of failure (`/models`, `/models/{name}`, `/ready`). */
@@ -47,6 +49,7 @@ export function pointerView(status: ModelStatus): PointerView {
           },
         }
       : {}),
+    ...(status.canary ? { canary: status.canary } : {}),
   };
 }
 
