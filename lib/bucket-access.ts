@@ -66,6 +66,11 @@ export const KEY_PATTERNS = {
     reason:
       'Run manifests only (results/<model>/<dataset>/<runId>/_manifest.json), a path created per run; part files are not covered.',
   },
+  captures: {
+    pattern: 'capture/*',
+    reason:
+      'Captured predictions only (capture/<model>/<source>/dt=<day>/hr=<hour>/<time>-<writer>-<seq>.jsonl.gz): partitioned by model, lane and time, written by every execution environment under names it makes.',
+  },
 } as const satisfies Record<string, { readonly pattern: string; readonly reason: string }>;
 
 export type KeyPatternName = keyof typeof KEY_PATTERNS;
@@ -93,7 +98,8 @@ export interface ObjectAccess {
 export const FUNCTION_ACCESS = {
   // Loads models (current.json, manifest.json, model.onnx); GET /models lists models/; an unknown model
   // must be a 404, not a 503.
-  predict: { read: ['models'], list: ['models'] },
+  // and writes sampled predictions (data capture) as whole objects under capture/.
+  predict: { read: ['models'], list: ['models'], put: ['captures'] },
   // Reads the upload at its version (a deleted upload must read as missing: ListBucket) and the model
   // manifest; streams a gzip upload's decompressed copy to staging; writes the plan and the map's items.
   plan: {

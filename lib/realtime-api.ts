@@ -48,6 +48,11 @@ export interface RealtimeApiProps {
    * @default - the manifests' `cache` policy
    */
   readonly cachePolicy?: CachePolicyOverride;
+  /**
+   * Share of real-time predictions captured under the data bucket's capture/ (0 = off).
+   * @default SETTINGS.captureRealtimeRate (0.05, `CAPTURE_REALTIME_RATE`)
+   */
+  readonly captureRealtimeRate?: number;
   /** @default SETTINGS.writeThrough (false, `WRITE_THROUGH`) */
   readonly writeThrough?: boolean;
   /** @default SETTINGS.modelRefreshSeconds (60, `MODEL_REFRESH_SECONDS`) */
@@ -113,6 +118,8 @@ export class RealtimeApi extends Construct {
         modelsUri: props.bucket.s3UrlForObject(DATA_PREFIXES.models),
         modelName: props.defaultModel,
         tableName: props.table.tableName,
+        captureBucket: props.bucket.bucketName,
+        captureRealtimeRate: props.captureRealtimeRate ?? SETTINGS.captureRealtimeRate.default,
         cacheBudgetMs: props.cacheBudgetMs ?? SETTINGS.cacheBudgetMs.default,
         writeThrough,
         modelRefreshSeconds: props.modelRefreshSeconds ?? SETTINGS.modelRefreshSeconds.default,

@@ -85,6 +85,12 @@ export interface TandemProps {
    */
   readonly batchOptions?: Partial<BatchOptions>;
   /**
+   * Share of real-time predictions captured with their features under the data bucket's capture/ for drift
+   * monitoring (docs/monitoring.md); 0 = off. Captured features may be personal data (SECURITY.md).
+   * @default 0.05
+   */
+  readonly captureRealtimeRate?: number;
+  /**
    * Time budget of the API's table read (ms); past it the model answers.
    * @default 150
    */
@@ -186,6 +192,7 @@ export class Tandem extends Construct {
       memorySize: props.predictMemorySize ?? SETTINGS.predictMemorySize.default,
       provisionedConcurrency: props.provisionedConcurrency ?? SETTINGS.provisionedConcurrency.default,
       cacheBudgetMs: props.cacheBudgetMs ?? SETTINGS.cacheBudgetMs.default,
+      captureRealtimeRate: props.captureRealtimeRate ?? SETTINGS.captureRealtimeRate.default,
       cachePolicy,
       writeThrough: props.writeThrough ?? SETTINGS.writeThrough.default,
       throttle: props.apiThrottle ?? {

@@ -26,6 +26,7 @@ import {
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { uploadsFromEvent } from '../lambdas/adapters/upload-events.ts';
 import {
+  startFolderRun,
   triggerRuns,
   type IgnoredReason,
   type TriggerOutcome,
@@ -43,6 +44,7 @@ import {
 } from './embedded-aws.ts';
 import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
+import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
@@ -122,6 +124,10 @@ export interface LocalStack {
     key?: string,
     options?: Partial<BatchOptions>,
   ): Promise<FinalizeResult>;
+  /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
+  runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
+  /** Writes the API's buffered captures now (npm start captures every request; docs/monitoring.md). */
+  flushCaptures(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -231,6 +237,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       return run.result;
     };
     const pendingManual = new Set<string>();
+    const runFolder = async (prefix: string, model: string, runOptions?: Partial<BatchOptions>) => {
+      const started = await startFolderRun(
+        { bucket: LOCAL_BUCKET, model, prefix, ...(runOptions ? { options: runOptions } : {}) },
+        batch,
+      );
+      const run = batch.run(started.runId);
+      if (!run) throw new Error(`no run started for ${prefix}`);
+      return run.result;
+    };
 
     let seed: FinalizeResult | undefined;
     if (options.seed ?? true) {
@@ -295,6 +310,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
 
     let apiUrl: string | undefined;
+    let capture: CaptureBuffer | undefined;
     if (options.apiPort !== undefined) {
       // The handler reads its settings from the environment at import, exactly as in Lambda.
       delete process.env['AWS_PROFILE'];
@@ -306,10 +322,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         // The emulator answers in about a millisecond when idle but queues behind batch writes and shares
         // two cores with everything here; DynamoDB answers in a few. Deployed, the budget is 150 ms.
         CACHE_BUDGET_MS: process.env['CACHE_BUDGET_MS'] ?? String(LOCAL_CACHE_BUDGET_MS),
+        // Every request is captured locally, so that the monitoring loop can be tried end to end.
+        CAPTURE_BUCKET: LOCAL_BUCKET,
+        CAPTURE_REALTIME_RATE: process.env['CAPTURE_REALTIME_RATE'] ?? '1',
+        CAPTURE_FLUSH_SECONDS: process.env['CAPTURE_FLUSH_SECONDS'] ?? '5',
         ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
-      const { handler } = await import('../lambdas/handlers/predict.ts');
+      const { handler, capture: predictCapture } = await import('../lambdas/handlers/predict.ts');
+      if (predictCapture) {
+        // A long-lived process flushes on a timer too (Lambda only can at the start of an invocation).
+        const timer = setInterval(() => predictCapture.flushIfDue(), 1000);
+        timer.unref();
+        capture = predictCapture;
+        cleanups.push(async () => {
+          clearInterval(timer);
+          await predictCapture.flush();
+        });
+      }
       const server = createApiServer(handler, {
         gate: new ConcurrencyGate(options.apiConcurrency ?? DEFAULT_API_CONCURRENCY, DEFAULT_MAX_QUEUED),
       });
@@ -335,6 +365,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       watcher,
       resumed,
       runDataset,
+      runFolder,
+      flushCaptures: async () => {
+        await capture?.flush();
+      },
       async stop() {
         await resumed.catch(() => undefined);
         for (const cleanup of cleanups.reverse()) await cleanup();

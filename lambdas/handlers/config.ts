@@ -19,6 +19,13 @@ export interface ApiConfig {
   readonly logPayloads: boolean;
   /** How often a busy environment publishes its aggregated metrics; 0 publishes after every request. */
   readonly metricsFlushMs: number;
+  /** Data capture: off without a bucket or with a rate of 0. */
+  readonly capture: {
+    readonly bucket: string | undefined;
+    readonly realtimeRate: number;
+    readonly flushMs: number;
+    readonly maxRecords: number;
+  };
   /** POWERTOOLS_LOGGER_SAMPLE_RATE is set: debug logging is re-drawn for each request. */
   readonly sampleDebugLogs: boolean;
 }
@@ -41,5 +48,11 @@ export function readApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
     logPayloads: readEnv(SETTINGS.logPayloads, env),
     metricsFlushMs: readEnv(SETTINGS.metricsFlushMs, env),
     sampleDebugLogs: readEnv(SETTINGS.loggerSampleRate, env) > 0,
+    capture: {
+      bucket: readEnv(SETTINGS.captureBucket, env),
+      realtimeRate: readEnv(SETTINGS.captureRealtimeRate, env),
+      flushMs: readEnv(SETTINGS.captureFlushSeconds, env) * 1000,
+      maxRecords: readEnv(SETTINGS.captureMaxRecords, env),
+    },
   };
 }

@@ -7,6 +7,10 @@ import { cachePolicyFromEnv, withCachePolicy } from '../adapters/cache-policy-ov
 import { dynamoClient } from '../adapters/clients/dynamodb.ts';
 import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
 import { modelSourceFor } from '../adapters/model-source.ts';
+import { s3Client } from '../adapters/clients/s3.ts';
+import { ObjectStoreCaptureSink } from '../adapters/s3-capture-sink.ts';
+import { S3ObjectStore } from '../adapters/s3-object-store.ts';
+import { CaptureBuffer } from '../core/capture/capture-buffer.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
@@ -35,6 +39,20 @@ const service = new PredictionService(store, {
   writeThrough: config.writeThrough,
 });
 
+/** Sampled predictions for drift monitoring (lambdas/core/capture); undefined when capture is off. */
+export const capture =
+  config.capture.bucket !== undefined && config.capture.realtimeRate > 0
+    ? new CaptureBuffer(new ObjectStoreCaptureSink(new S3ObjectStore(s3Client()), config.capture.bucket), {
+        rates: { realtime: config.capture.realtimeRate, batch: 0 },
+        maxAgeMs: config.capture.flushMs,
+        maxRecords: config.capture.maxRecords,
+        writer: `${process.env['AWS_LAMBDA_LOG_STREAM_NAME']?.slice(-12).replace(/[^A-Za-z0-9]/g, '') || 'local'}${process.pid}`,
+        onError: (error, lost) => {
+          logger.warn('captured predictions not written', { lost, error: (error as Error).message });
+          powertoolsMetrics.addMetric('CaptureWriteFailures', 'Count', lost);
+        },
+      })
+    : undefined;
 // POST /events: the Kinesis client is loaded only when the stream lane is on (not at every cold start).
 const streamSettings = readStreamSettings(process.env);
 const events = streamSettings.streamLane
@@ -57,5 +75,6 @@ export const handler = createApiHandler({
   metrics,
   logPayloads: config.logPayloads,
   sampleDebugLogs: config.sampleDebugLogs,
+  ...(capture ? { capture } : {}),
   events,
 });

@@ -24,6 +24,8 @@ import { inspectGraph, shapeText } from '../../lambdas/core/lifecycle/graph-skel
 import type { GraphValue } from '../../lambdas/core/onnx-graph.ts';
 import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { isPackageName } from '../../lambdas/core/names.ts';
+import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
+import { listRuns, runsTable, showRun, startRun } from './runs-cli.ts';
 import { resolveTarget, type Target } from './target.ts';
 
 export interface CliIo {
@@ -56,6 +58,9 @@ Commands:
   models rollback <name>              back to the version live before the current one
   models canary <name> <version> --percent <p>
                                       send p % of the traffic to a candidate (0 ends the canary)
+  runs start <model> --prefix <p>     score every data file under a folder of the data bucket as one run
+  runs list [--model <m>]             runs and their outcome, newest first
+  runs show <runId>                   a run's manifest
 
 ${GLOBAL_OPTIONS}
 `,
@@ -157,6 +162,33 @@ ${GLOBAL_OPTIONS}
 `,
 };
 
+HELP['runs start'] =
+  `Usage: npm run tandem -- runs start <model> --prefix <folder/> [--option key=value ...] [--json]
+
+Scores every data file under <folder/> of the data bucket (the part files Spark, Athena or Glue write:
+.csv, .jsonl/.ndjson/.json, .parquet, gzipped or not, all of one format) as one run with one manifest
+(docs/batch.md). Markers and checksums (_SUCCESS, .crc) are skipped; an empty folder makes a run that
+says so. Locally the run executes in this command, which waits for it; on a deployed stack it is
+started on the batch state machine and the command prints where its manifest will be.
+
+Options:
+  --prefix <folder/>  the folder (a key prefix of the data bucket)
+  --option k=v        a batch option (chunkBytes, outputFormat, tableWrites, modelVersion, ...)
+${GLOBAL_OPTIONS}
+`;
+HELP['runs list'] = `Usage: npm run tandem -- runs list [--model <m>] [--json]
+
+Every run with a manifest (newest first) and the planned runs without one yet (RUNNING).
+
+${GLOBAL_OPTIONS}
+`;
+HELP['runs show'] = `Usage: npm run tandem -- runs show <runId> [--json]
+
+Prints the run's manifest.
+
+${GLOBAL_OPTIONS}
+`;
+
 class UsageError extends Error {}
 
 function usage(command: string, problem: string): never {
@@ -242,6 +274,9 @@ interface Parsed {
     name?: string;
     reason?: string;
     force?: boolean;
+    prefix?: string;
+    model?: string;
+    option?: string[];
     skeleton?: boolean;
     percent?: string;
   };
@@ -264,6 +299,9 @@ function parse(argv: readonly string[]): Parsed {
         name: { type: 'string' },
         reason: { type: 'string' },
         force: { type: 'boolean' },
+        prefix: { type: 'string' },
+        model: { type: 'string' },
+        option: { type: 'string', multiple: true },
         skeleton: { type: 'boolean' },
         percent: { type: 'string' },
       },
@@ -273,12 +311,38 @@ function parse(argv: readonly string[]): Parsed {
   }
   const [group, command = '', ...args] = parsed.positionals;
   if (group === undefined) return { command: '', args: [], values: { ...parsed.values, help: true } };
+  if (group === 'runs') {
+    const runs = `runs ${command}`;
+    if (!(runs in HELP)) {
+      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
+      usage('', command ? `unknown command "${runs}"` : 'which runs command?');
+    }
+    return { command: runs, args, values: parsed.values };
+  }
   if (group !== 'models') usage('', `unknown command "${group}"`);
   if (!(command in HELP) || command === '') {
     if (parsed.values.help) return { command: '', args: [], values: parsed.values };
     usage('', command ? `unknown command "models ${command}"` : 'which models command?');
   }
   return { command, args, values: parsed.values };
+}
+
+/** `--option key=value`: numbers and true/false as such, lists comma-separated for passThroughColumns. */
+function batchOptions(command: string, pairs: readonly string[]): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) usage(command, `--option takes key=value, got "${pair}"`);
+    const key = pair.slice(0, at);
+    const value = pair.slice(at + 1);
+    options[key] =
+      key === 'passThroughColumns'
+        ? value.split(',').filter((c) => c !== '')
+        : /^-?\d+(\.\d+)?$/.test(value)
+          ? Number(value)
+          : value;
+  }
+  return options;
 }
 
 function modelName(command: string, value: string | undefined, what = 'model name'): string {
@@ -311,6 +375,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const print = (human: string, machine: unknown): void =>
     io.out(json ? JSON.stringify(machine, null, 2) : human);
   let target: Target | undefined;
+  const resolve = async (): Promise<Target> =>
+    (target = await resolveTarget(
+      {
+        dataDir: path.resolve(io.cwd, values['data-dir'] ?? '.tandem'),
+        ...(values.stack !== undefined ? { stack: values.stack } : {}),
+        ...(values.region !== undefined ? { region: values.region } : {}),
+      },
+      io.cloudFormation ? { cloudFormation: io.cloudFormation } : {},
+    ));
   const lifecycle = async (): Promise<ModelLifecycle> => {
     target = await resolveTarget(
       {
@@ -537,8 +610,45 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         );
         return 0;
       }
+      case 'runs start': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        if (values.prefix === undefined) usage(command, 'missing --prefix <folder/>');
+        const options = batchOptions(command, values.option ?? []);
+        const t = await resolve();
+        const started = await startRun(t, name, values.prefix, options);
+        if (started.result) {
+          print(
+            runsTable([started.result]) + `\nmanifest: s3://${t.bucket}/${started.result.manifestKey}`,
+            started,
+          );
+          return started.result.status === 'SUCCEEDED' ? 0 : 1;
+        }
+        print(
+          `started ${started.runId}; its manifest: s3://${t.bucket}/${started.manifestPrefix}_manifest.json`,
+          started,
+        );
+        return 0;
+      }
+      case 'runs list': {
+        arity(command, args, 0);
+        const t = await resolve();
+        const runs = await listRuns(new S3ObjectStore(t.s3), t.bucket, values.model);
+        print(runsTable(runs), { target: t.label, runs });
+        return 0;
+      }
+      case 'runs show': {
+        arity(command, args, 1);
+        const runId = args[0];
+        if (runId === undefined) usage(command, 'missing the run id');
+        const t = await resolve();
+        const found = await showRun(new S3ObjectStore(t.s3), t.bucket, runId);
+        if (!found) throw new Error(`no manifest for run ${runId} in ${t.label} (\`runs list\` shows runs)`);
+        print(`s3://${t.bucket}/${found.manifestKey}\n${JSON.stringify(found.manifest, null, 2)}`, found);
+        return 0;
+      }
       default:
-        return usage('', `unknown command "models ${command}"`);
+        return usage('', `unknown command "${command}"`);
     }
   } catch (error) {
     if (error instanceof UsageError) {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { callerArn, cloudFormationClient, stackOutputs } from '../../lambdas/adapters/stack-lookup.ts';
-import { readEndpointsFile } from '../endpoints-file.ts';
+import { readEndpointsFile, type LocalEndpoints } from '../endpoints-file.ts';
 
 export interface Target {
   /** `local stack (.tandem)` or `stack Tandem (eu-west-1)`, for messages. */
@@ -16,6 +16,11 @@ export interface Target {
   readonly bucket: string;
   readonly prefix: string;
   readonly apiUrl: string | undefined;
+  /** The local stack's endpoints (undefined for a deployed stack). */
+  readonly local?: LocalEndpoints;
+  /** A deployed stack's batch state machine. */
+  readonly stateMachineArn?: string;
+  readonly region?: string;
   /** Who makes changes: the local user, or the caller's ARN. */
   identity(): Promise<string>;
   close(): void;
@@ -51,6 +56,7 @@ export async function resolveTarget(
       bucket: endpoints.bucket,
       prefix: endpoints.modelsPrefix,
       apiUrl: endpoints.apiUrl,
+      local: endpoints,
       identity: async () => `${userInfo().username} (local)`,
       close: () => s3.destroy(),
     };
@@ -70,6 +76,8 @@ export async function resolveTarget(
     bucket,
     prefix: 'models/',
     apiUrl: outputs['ApiUrl'],
+    ...(outputs['BatchStateMachineArn'] ? { stateMachineArn: outputs['BatchStateMachineArn'] } : {}),
+    ...(region ? { region } : {}),
     identity: () => (who ??= callerArn(region).then((arn) => arn ?? 'unknown')),
     close: () => s3.destroy(),
   };

@@ -320,6 +320,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       MODELS_URI: `s3://${BUCKET}/models/`,
       DEFAULT_MODEL: MODEL,
       TABLE_NAME: TABLE,
+      CAPTURE_BUCKET: BUCKET,
+      CAPTURE_REALTIME_RATE: '1',
       STATE_MACHINE_ARN,
       EVENT_BUS_NAME: 'default',
     });
@@ -352,7 +354,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     record(eventBridgeClient(), 'events', () => ({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] }));
 
     // Module init is part of what a function does (predict loads the default model at init).
-    await load('predict', () => import('../../lambdas/handlers/predict.ts'));
+    const predictModule = import('../../lambdas/handlers/predict.ts');
+    await load('predict', () => predictModule);
     await load('trigger', () => import('../../lambdas/handlers/batch-trigger.ts'));
     await load('plan', () => import('../../lambdas/handlers/batch-plan.ts'));
     await load('score', () => import('../../lambdas/handlers/batch-score.ts'));
@@ -429,6 +432,9 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     ] as const) {
       await invoke('predict', apiEvent(method, route, body), context);
     }
+    // Data capture writes in the background; flushed here as the next invocation would.
+    current = 'predict';
+    await (await predictModule).capture?.flush();
   }, 120_000);
 
   afterAll(async () => {

@@ -503,7 +503,7 @@ describe('TandemStack (defaults)', () => {
   });
 
   describe('least privilege', () => {
-    it('lets predict read models/ and the table, and nothing else', () => {
+    it('lets predict read models/ and the table, write captures, and nothing else', () => {
       const statements = statementsOf(template, roleOf(template, 'Predict'));
       expect(
         grants(
@@ -516,6 +516,7 @@ describe('TandemStack (defaults)', () => {
         expect.stringMatching(/^dynamodb:GetItem \$\{TandemPredictionsTable\w+\.Arn\}$/),
         's3:GetObject bucket/models/*',
         's3:ListBucket bucket if {"StringLike":{"s3:prefix":["models/*"]}}',
+        's3:PutObject bucket/capture/*',
       ]);
       expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
     });

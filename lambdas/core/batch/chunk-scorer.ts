@@ -24,6 +24,7 @@ import { loadBatchModel, type BatchModel } from './batch-model.ts';
 import {
   MAX_CHUNK_INVOCATIONS,
   chunkReportKey,
+  chunkView,
   partKey,
   rejectedKey,
   type BatchPlan,
@@ -102,10 +103,13 @@ export class ChunkScorer {
   async run(item: ChunkItem, options: ChunkRunOptions = {}): Promise<ChunkOutcome> {
     const attempt = options.attempt ?? 1;
     const started = performance.now();
-    const plan = await this.plan(item);
-    const chunk = plan.chunks[item.index];
+    const runPlan = await this.plan(item);
+    const chunk = runPlan.chunks[item.index];
     if (!chunk)
       throw new BatchInputError('NO_SUCH_CHUNK', `the plan of ${item.runId} has no chunk ${item.index}`);
+    // A folder run's chunk reads its own file; its rejected rows name it.
+    const plan = chunkView(runPlan, chunk);
+    const fileKey = chunk.file === undefined ? undefined : runPlan.files?.[chunk.file]?.key;
     const resume = item.resume;
     const invocations = (resume?.invocations ?? 0) + 1;
     if (invocations > MAX_CHUNK_INVOCATIONS)
@@ -183,6 +187,7 @@ export class ChunkScorer {
         `invalid features: ${record.issues.map((i) => `${i.field} ${i.message}`).join('; ')}`;
       await rejects.write(
         `${JSON.stringify({
+          ...(fileKey === undefined ? {} : { file: fileKey }),
           row: record.row,
           ...(record.line === undefined ? {} : { line: record.line }),
           reason,
@@ -253,7 +258,11 @@ export class ChunkScorer {
       rejects?.abort(error as Error);
       if (!model.runner.healthy) this.evict(plan);
       if (error instanceof DatasetError)
-        throw new BatchInputError(error.code, `chunk ${chunk.index}: ${error.message}`, { cause: error });
+        throw new BatchInputError(
+          error.code,
+          `chunk ${chunk.index}${fileKey === undefined ? '' : ` (${fileKey})`}: ${error.message}`,
+          { cause: error },
+        );
       throw error;
     }
     if (read !== scored + rejected)
@@ -279,6 +288,7 @@ export class ChunkScorer {
     const totalMs = performance.now() - started;
     const report: ChunkReport = {
       index: chunk.index,
+      ...(fileKey === undefined ? {} : { file: fileKey }),
       read,
       scored,
       rejected,

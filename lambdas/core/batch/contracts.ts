@@ -115,6 +115,11 @@ export interface RunInput {
   readonly etag?: string;
   readonly model: string;
   readonly options?: Partial<BatchOptions>;
+  /**
+   * `key` is a folder (a prefix ending in "/"): every data file under it (the part files Spark, Athena
+   * or Glue write) is one dataset, planned and scored as one run with one manifest (folderFiles).
+   */
+  readonly folder?: boolean;
 }
 
 /** One byte range of a CSV / JSON Lines object: exactly the records that start in [start, end). */
@@ -128,6 +133,8 @@ export interface ByteRangeChunk {
   /** 1-based line number in the file of the chunk's first record, for messages. */
   readonly firstLine: number;
   readonly rows: number;
+  /** A folder run: the index of the file in plan.files (a chunk never spans two files). */
+  readonly file?: number;
 }
 
 /** Whole Parquet row groups. */
@@ -141,6 +148,21 @@ export interface RowGroupChunk {
   readonly rowStart: number;
   readonly rows: number;
   readonly firstRow: number;
+  /** A folder run: the index of the file in plan.files. */
+  readonly file?: number;
+}
+
+/** One file of a folder run: what its chunks read, and its own header (each part file has one). */
+export interface PlanFile {
+  readonly key: string;
+  readonly versionId?: string;
+  readonly etag: string;
+  readonly size: number;
+  readonly gzip: boolean;
+  /** What the workers read: the file itself, or its decompressed staging copy. */
+  readonly source: { bucket: string; key: string; versionId?: string; size: number };
+  readonly header?: readonly string[];
+  readonly rows: number;
 }
 
 export type PlanChunk = ByteRangeChunk | RowGroupChunk;
@@ -151,8 +173,20 @@ export interface BatchPlan {
   /** The model version pinned for the whole run (read once, at plan time). */
   readonly modelVersion: string;
   readonly dataset: string;
-  /** The uploaded object. */
-  readonly input: { bucket: string; key: string; versionId?: string; etag: string; size: number };
+  /** The uploaded object; for a folder run, the prefix (etag '', size the files' sum). */
+  readonly input: {
+    bucket: string;
+    key: string;
+    versionId?: string;
+    etag: string;
+    size: number;
+    folder?: boolean;
+  };
+  /**
+   * A folder run's files, in key order; `source`, `gzip` and `header` above are then the first file's
+   * (absent when the folder has none), and each chunk reads its own file's (chunkView).
+   */
+  readonly files?: readonly PlanFile[];
   /** What the workers read: the upload itself, or its decompressed staging copy. */
   readonly source: { bucket: string; key: string; versionId?: string; size: number };
   readonly format: DatasetFormat;
@@ -195,6 +229,8 @@ export interface ChunkResume {
 
 export interface ChunkReport {
   readonly index: number;
+  /** A folder run: the file the chunk read (its part file's `row`s count within it). */
+  readonly file?: string;
   readonly read: number;
   readonly scored: number;
   readonly rejected: number;
@@ -244,7 +280,18 @@ export interface RunManifest {
   readonly error?: { readonly code: string; readonly message: string; readonly state?: string };
   readonly model: { readonly name: string; readonly version: string | undefined };
   readonly dataset: string;
-  readonly input: { bucket: string; key: string; versionId?: string; etag?: string; size?: number };
+  readonly input: {
+    bucket: string;
+    key: string;
+    versionId?: string;
+    etag?: string;
+    size?: number;
+    folder?: boolean;
+  };
+  /** A folder run: each file and the rows the plan found in it. */
+  readonly files?: readonly { readonly key: string; readonly size: number; readonly rows: number }[];
+  /** Something the run did not fail for but whoever reads it should know (EMPTY_FOLDER). */
+  readonly notice?: { readonly code: string; readonly message: string };
   readonly format?: DatasetFormat;
   readonly gzip?: boolean;
   readonly counts: {
@@ -263,6 +310,8 @@ export interface RunManifest {
     /** The chunks without a report: their rows (not read, not in any output) and their last error. */
     readonly failures?: readonly {
       readonly index: number;
+      /** A folder run: the file the chunk is part of (firstRow counts from its first row). */
+      readonly file?: string;
       readonly firstRow: number;
       readonly rows: number;
       readonly error?: { readonly code: string; readonly message: string };
@@ -368,4 +417,56 @@ export function datasetName(stem: string): string {
     .replace(/^\.+/, (dots) => '_'.repeat(dots.length))
     .slice(0, 200);
   return safe || 'dataset';
+}
+
+/**
+ * The plan as one chunk sees it: for a folder run, its own file's source, compression and header (row
+ * and line numbers in a folder run count within each file); otherwise the plan itself.
+ */
+export function chunkView(plan: BatchPlan, chunk: PlanChunk): BatchPlan {
+  if (chunk.file === undefined || !plan.files) return plan;
+  const file = plan.files[chunk.file];
+  if (!file) throw new Error(`chunk ${chunk.index} names file ${chunk.file}, which the plan does not have`);
+  const { header: _header, ...rest } = plan;
+  return { ...rest, source: file.source, gzip: file.gzip, ...(file.header ? { header: file.header } : {}) };
+}
+
+/** What folderFiles found under a prefix. */
+export interface FolderListing {
+  /** Data files, in key order. */
+  readonly files: readonly { readonly key: string; readonly format: DatasetFormat; readonly gzip: boolean }[];
+  /** Keys skipped: markers and checksums (_SUCCESS, _committed_*, .crc), "folders". */
+  readonly skipped: readonly string[];
+  /** Keys whose format cannot be told from their name. */
+  readonly unknown: readonly string[];
+}
+
+/**
+ * Sorts the keys under a folder into data files and the rest. Names starting with "_" or "." are the
+ * markers and checksums Spark, Glue and Hadoop committers write beside their part files; `.json` is JSON
+ * Lines here, since that is what Spark's and Glue's JSON writers produce.
+ */
+export function folderFiles(keys: readonly string[]): FolderListing {
+  const files: { key: string; format: DatasetFormat; gzip: boolean }[] = [];
+  const skipped: string[] = [];
+  const unknown: string[] = [];
+  for (const key of keys) {
+    const name = key.slice(key.lastIndexOf('/') + 1);
+    if (name === '' || name.startsWith('_') || name.startsWith('.') || /\.crc$/i.test(name)) {
+      skipped.push(key);
+      continue;
+    }
+    const gzip = /\.gz$/i.test(name);
+    const base = gzip ? name.slice(0, -3) : name;
+    const kind = /\.(csv|jsonl|ndjson|json|parquet)$/i.exec(base)?.[1]?.toLowerCase();
+    if (kind === undefined || (kind === 'parquet' && gzip)) unknown.push(key);
+    else files.push({ key, format: kind === 'csv' || kind === 'parquet' ? kind : 'jsonl', gzip });
+  }
+  return { files, skipped, unknown };
+}
+
+/** The dataset name of a folder run: its last segment (results/<model>/<dataset>/<runId>/). */
+export function folderDatasetName(prefix: string): string {
+  const segments = prefix.split('/').filter((s) => s !== '');
+  return datasetName(segments[segments.length - 1] ?? 'dataset');
 }

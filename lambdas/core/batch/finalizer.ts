@@ -5,6 +5,7 @@
  */
 import type { EventPublisher, ObjectStore } from '../ports.ts';
 import {
+  folderDatasetName,
   parseIncomingKey,
   resultsPrefix,
   type BatchPlan,
@@ -94,9 +95,10 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
   ]);
   reports.sort((a, b) => a.index - b.index);
 
-  const incoming = parseIncomingKey(input.key);
+  const incoming = input.folder ? undefined : parseIncomingKey(input.key);
   const model = plan?.model ?? incoming?.model ?? input.model ?? '_unknown';
-  const dataset = plan?.dataset ?? incoming?.dataset ?? 'dataset';
+  const dataset =
+    plan?.dataset ?? (input.folder ? folderDatasetName(input.key) : (incoming?.dataset ?? 'dataset'));
   const prefix = plan?.resultsPrefix ?? resultsPrefix(model || '_unknown', dataset, runId);
   const sum = (
     field: keyof Pick<ChunkReport, 'read' | 'scored' | 'rejected' | 'tableWritten' | 'tableSkipped'>,
@@ -117,8 +119,10 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
     .filter((c) => !reported.has(c.index))
     .map((c) => {
       const failure = failures.filter((f) => f.index === c.index).sort((a, b) => b.attempt - a.attempt)[0];
+      const file = c.file === undefined ? undefined : plan?.files?.[c.file]?.key;
       return {
         index: c.index,
+        ...(file === undefined ? {} : { file }),
         firstRow: c.firstRow,
         rows: c.rows,
         ...(failure ? { error: { code: failure.code, message: failure.message } } : {}),
@@ -175,6 +179,17 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
       ...(input.versionId ? { versionId: input.versionId } : {}),
       ...(input.etag ? { etag: input.etag } : {}),
     },
+    ...(plan?.files ? { files: plan.files.map((f) => ({ key: f.key, size: f.size, rows: f.rows })) } : {}),
+    ...(plan?.input.folder && plan.totalRows === 0 && !failure
+      ? {
+          notice: {
+            code: plan.files?.length ? 'EMPTY_FOLDER' : 'NO_FILES',
+            message: plan.files?.length
+              ? `the ${plan.files.length} files under ${plan.input.key} hold no rows: nothing to score`
+              : `no data files under ${plan.input.key}: nothing to score`,
+          },
+        }
+      : {}),
     ...(plan ? { format: plan.format, gzip: plan.gzip } : {}),
     counts,
     chunks: {
@@ -212,6 +227,6 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
     ? `run ${runId} failed: [${failure.code}] ${failure.message}`
     : `run ${runId} scored ${counts.scored} rows and rejected ${counts.rejected} (${counts.read} read${
         unfinished.length > 0 ? `; ${unfinished.length} chunks failed within the tolerated threshold` : ''
-      }); manifest s3://${bucket}/${manifestKey}`;
+      })${manifest.notice ? ` [${manifest.notice.code}] ${manifest.notice.message}` : ''}; manifest s3://${bucket}/${manifestKey}`;
   return { status: manifest.status, manifestBucket: bucket, manifestKey, message, counts };
 }

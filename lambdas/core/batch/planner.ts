@@ -17,13 +17,19 @@ import type { ModelSource, ObjectInfo, ObjectStore } from '../ports.ts';
 import {
   CHUNK_WRITE_SECONDS,
   MAX_CHUNKS,
+  folderDatasetName,
+  folderFiles,
   itemsKey,
   parseIncomingKey,
   planKey,
   resultsPrefix,
   type BatchOptions,
   type BatchPlan,
+  type ByteRangeChunk,
   type ChunkItem,
+  type DatasetFormat,
+  type PlanFile,
+  type RowGroupChunk,
   type PlanChunk,
   type RunInput,
 } from './contracts.ts';
@@ -249,7 +255,103 @@ async function findInput(objects: ObjectStore, input: RunInput) {
   return decodedHead ? { key: decoded, head: decodedHead } : undefined;
 }
 
+type ScannedChunk = Omit<ByteRangeChunk, 'index'> | Omit<RowGroupChunk, 'index'>;
+
+interface ScannedFile {
+  readonly source: BatchPlan['source'];
+  readonly header?: string[];
+  readonly chunks: ScannedChunk[];
+  readonly totalRows: number;
+}
+
+interface FileToScan {
+  readonly bucket: string;
+  readonly key: string;
+  readonly versionId?: string;
+  readonly size: number;
+  readonly format: DatasetFormat;
+  readonly gzip: boolean;
+  /** The name used in messages. */
+  readonly file: string;
+  /** Where a gzip file is decompressed to. */
+  readonly stagingKey: string;
+}
+
+/**
+ * Finds one file's chunks: record boundaries and row counts for CSV / JSON Lines (a gzip file is
+ * decompressed to its staging object while it is scanned), row groups for Parquet. Checks its columns.
+ */
+async function scanFile(
+  objects: ObjectStore,
+  manifest: Manifest,
+  options: BatchOptions,
+  file: FileToScan,
+): Promise<ScannedFile> {
+  const { versionId } = file;
+  const read = () => objects.read(file.bucket, file.key, versionId ? { versionId } : {});
+  let source: BatchPlan['source'] = {
+    bucket: file.bucket,
+    key: file.key,
+    ...(versionId ? { versionId } : {}),
+    size: file.size,
+  };
+  let chunks: ScannedChunk[];
+  let totalRows: number;
+  let header: string[] | undefined;
+  try {
+    if (file.format === 'parquet') {
+      const parquet = await planParquet(
+        objectRandomAccess(objects, file.bucket, file.key, file.size, versionId),
+        { chunkBytes: options.chunkBytes, maxChunkRows: chunkRowLimit(options) },
+      );
+      checkColumns(manifest, parquet.columns, options);
+      const large = parquet.rowGroups.findIndex((group) => group.rows > options.maxRowGroupRows);
+      if (large >= 0) {
+        throw new BatchInputError(
+          'ROW_GROUP_TOO_LARGE',
+          `row group ${large} of ${file.file} has ${parquet.rowGroups[large]!.rows} rows; a worker decodes a whole row group, and the limit is ${options.maxRowGroupRows} (maxRowGroupRows): write smaller row groups`,
+        );
+      }
+      chunks = parquet.chunks.map((c) => ({ kind: 'row-groups', ...c }));
+      totalRows = parquet.totalRows;
+    } else {
+      const uploaded: { done?: Promise<void> } = {};
+      const { stagingKey } = file;
+      const bytes = file.gzip
+        ? decompressToStaging(
+            read(),
+            (body) => objects.write(file.bucket, stagingKey, body, 'application/octet-stream'),
+            uploaded,
+            options.maxInputBytes,
+            file.file,
+          )
+        : read();
+      const limits = {
+        chunkBytes: options.chunkBytes,
+        maxChunkRows: chunkRowLimit(options),
+        maxRecordBytes: recordHardLimit(options),
+      };
+      const scan =
+        file.format === 'csv'
+          ? await scanCsv(bytes, { ...limits, delimiter: options.delimiter })
+          : { ...(await scanJsonl(bytes, limits)), header: undefined };
+      await uploaded.done;
+      if (file.gzip) source = { bucket: file.bucket, key: stagingKey, size: scan.bytes };
+      header = scan.header;
+      if (header) checkColumns(manifest, header, options);
+      else if (options.passThroughColumns.length > 0 && scan.chunks[0])
+        await checkJsonlPassThrough(objects, source, scan.chunks[0], options);
+      chunks = scan.chunks.map((c) => ({ kind: 'bytes', ...c }));
+      totalRows = scan.totalRows;
+    }
+  } catch (error) {
+    datasetFailure(error);
+  }
+  return { source, chunks, totalRows, ...(header ? { header } : {}) };
+}
+
 export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanResult> {
+  if (input.folder) return planFolder(input, deps);
   const started = performance.now();
   const now = deps.now ?? Date.now;
   const incoming = parseIncomingKey(input.key);
@@ -281,66 +383,18 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     );
   }
   const versionId = input.versionId ?? head.versionId;
-  const read = () => deps.objects.read(input.bucket, input.key, versionId ? { versionId } : {});
-
-  let source: BatchPlan['source'] = {
+  const scanned = await scanFile(deps.objects, manifest, options, {
     bucket: input.bucket,
     key: input.key,
     ...(versionId ? { versionId } : {}),
     size: head.size,
-  };
-  let chunks: PlanChunk[];
-  let totalRows: number;
-  let header: string[] | undefined;
-  try {
-    if (incoming.format === 'parquet') {
-      const parquet = await planParquet(
-        objectRandomAccess(deps.objects, input.bucket, input.key, head.size, versionId),
-        { chunkBytes: options.chunkBytes, maxChunkRows: chunkRowLimit(options) },
-      );
-      checkColumns(manifest, parquet.columns, options);
-      const large = parquet.rowGroups.findIndex((group) => group.rows > options.maxRowGroupRows);
-      if (large >= 0) {
-        throw new BatchInputError(
-          'ROW_GROUP_TOO_LARGE',
-          `row group ${large} of ${incoming.file} has ${parquet.rowGroups[large]!.rows} rows; a worker decodes a whole row group, and the limit is ${options.maxRowGroupRows} (maxRowGroupRows): write smaller row groups`,
-        );
-      }
-      chunks = parquet.chunks.map((c, index) => ({ kind: 'row-groups', index, ...c }));
-      totalRows = parquet.totalRows;
-    } else {
-      const uploaded: { done?: Promise<void> } = {};
-      const stagingKey = `runs/${input.runId}/staging/${incoming.dataset}.${incoming.format}`;
-      const bytes = incoming.gzip
-        ? decompressToStaging(
-            read(),
-            (body) => deps.objects.write(input.bucket, stagingKey, body, 'application/octet-stream'),
-            uploaded,
-            options.maxInputBytes,
-            incoming.file,
-          )
-        : read();
-      const limits = {
-        chunkBytes: options.chunkBytes,
-        maxChunkRows: chunkRowLimit(options),
-        maxRecordBytes: recordHardLimit(options),
-      };
-      const scan =
-        incoming.format === 'csv'
-          ? await scanCsv(bytes, { ...limits, delimiter: options.delimiter })
-          : { ...(await scanJsonl(bytes, limits)), header: undefined };
-      await uploaded.done;
-      if (incoming.gzip) source = { bucket: input.bucket, key: stagingKey, size: scan.bytes };
-      header = scan.header;
-      if (header) checkColumns(manifest, header, options);
-      else if (options.passThroughColumns.length > 0 && scan.chunks[0])
-        await checkJsonlPassThrough(deps.objects, source, scan.chunks[0], options);
-      chunks = scan.chunks.map((c, index) => ({ kind: 'bytes', index, ...c }));
-      totalRows = scan.totalRows;
-    }
-  } catch (error) {
-    datasetFailure(error);
-  }
+    format: incoming.format,
+    gzip: incoming.gzip,
+    file: incoming.file,
+    stagingKey: `runs/${input.runId}/staging/${incoming.dataset}.${incoming.format}`,
+  });
+  const { source, header, totalRows } = scanned;
+  const chunks: PlanChunk[] = scanned.chunks.map((c, index) => ({ ...c, index }));
   if (chunks.length > MAX_CHUNKS) {
     throw new BatchInputError(
       'TOO_MANY_CHUNKS',
@@ -372,26 +426,142 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     createdAt: new Date(now()).toISOString(),
     planMs: Math.round(performance.now() - started),
   };
-  const items: ChunkItem[] = chunks.map((c) => ({
-    runId: input.runId,
-    bucket: input.bucket,
-    planKey: planKey(input.runId),
+  return writePlan(deps.objects, plan);
+}
+
+async function writePlan(objects: ObjectStore, plan: BatchPlan): Promise<PlanResult> {
+  const { runId } = plan;
+  const bucket = plan.input.bucket;
+  const items: ChunkItem[] = plan.chunks.map((c) => ({
+    runId,
+    bucket,
+    planKey: planKey(runId),
     index: c.index,
   }));
-  await deps.objects.writeBytes(input.bucket, planKey(input.runId), JSON.stringify(plan), 'application/json');
-  await deps.objects.writeBytes(
-    input.bucket,
-    itemsKey(input.runId),
-    JSON.stringify(items),
-    'application/json',
-  );
+  await objects.writeBytes(bucket, planKey(runId), JSON.stringify(plan), 'application/json');
+  await objects.writeBytes(bucket, itemsKey(runId), JSON.stringify(items), 'application/json');
   return {
-    bucket: input.bucket,
-    planKey: planKey(input.runId),
-    itemsKey: itemsKey(input.runId),
-    chunks: chunks.length,
-    totalRows,
-    modelVersion: manifest.version,
-    resultsPrefix: prefix,
+    bucket,
+    planKey: planKey(runId),
+    itemsKey: itemsKey(runId),
+    chunks: plan.chunks.length,
+    totalRows: plan.totalRows,
+    modelVersion: plan.modelVersion,
+    resultsPrefix: plan.resultsPrefix,
   };
+}
+
+/**
+ * Plans a folder run: every data file under the prefix (folderFiles), all of one format, gzipped or
+ * not, each scanned as an upload is and cut into its own chunks, numbered across the run. A folder with
+ * no data files is a plan with no chunks: the run succeeds and its manifest says the folder was empty.
+ */
+async function planFolder(input: RunInput, deps: PlannerDeps): Promise<PlanResult> {
+  const started = performance.now();
+  const now = deps.now ?? Date.now;
+  const options = resolveOptions(input.options);
+  const prefix = input.key;
+  if (!prefix.endsWith('/') || prefix.startsWith('/') || prefix.split('/').includes('..')) {
+    throw new BatchInputError('INVALID_PREFIX', `a folder run needs a prefix ending in "/", got "${prefix}"`);
+  }
+  if (!isPackageName(input.model)) {
+    throw new BatchInputError('NO_MODEL_FOLDER', `"${input.model}" is not a model name`);
+  }
+  const manifest = await pinModel(deps.models, input.model, options.modelVersion);
+  const listing = folderFiles(await deps.objects.list(input.bucket, prefix));
+  if (listing.unknown.length > 0) {
+    throw new BatchInputError(
+      'UNSUPPORTED_FORMAT',
+      `${listing.unknown.length} files under ${prefix} are not .csv, .jsonl (.ndjson, .json), .parquet or a gzip of csv/jsonl: ${listing.unknown.slice(0, 5).join(', ')}`,
+    );
+  }
+  const formats = [...new Set(listing.files.map((f) => f.format))];
+  if (formats.length > 1) {
+    const example = (format: DatasetFormat) => listing.files.find((f) => f.format === format)!.key;
+    throw new BatchInputError(
+      'MIXED_FORMATS',
+      `the files under ${prefix} mix formats (${formats.map((f) => `${f}: ${example(f)}`).join('; ')}); a folder run reads one format`,
+    );
+  }
+  const format = formats[0] ?? 'csv';
+  const files: PlanFile[] = [];
+  const chunks: PlanChunk[] = [];
+  let totalRows = 0;
+  let totalBytes = 0;
+  for (const [fileIndex, entry] of listing.files.entries()) {
+    const head = await deps.objects.head(input.bucket, entry.key);
+    if (!head)
+      throw new BatchInputError('INPUT_MISSING', `s3://${input.bucket}/${entry.key} no longer exists`);
+    totalBytes += head.size;
+    if (totalBytes > options.maxInputBytes) {
+      throw new BatchInputError(
+        'INPUT_TOO_LARGE',
+        `the files under ${prefix} are more than ${options.maxInputBytes} bytes (maxInputBytes)`,
+      );
+    }
+    const name = entry.key.slice(prefix.length);
+    let scanned: ScannedFile = {
+      source: { bucket: input.bucket, key: entry.key, size: 0 },
+      chunks: [],
+      totalRows: 0,
+    };
+    // An empty part file (Spark writes one per empty partition) holds no rows.
+    if (head.size > 0) {
+      try {
+        scanned = await scanFile(deps.objects, manifest, options, {
+          bucket: input.bucket,
+          key: entry.key,
+          ...(head.versionId ? { versionId: head.versionId } : {}),
+          size: head.size,
+          format,
+          gzip: entry.gzip,
+          file: name,
+          stagingKey: `runs/${input.runId}/staging/${String(fileIndex).padStart(5, '0')}.${format}`,
+        });
+      } catch (error) {
+        if (error instanceof BatchInputError)
+          throw new BatchInputError(error.code, `${name}: ${error.message}`, { cause: error });
+        throw error;
+      }
+    }
+    files.push({
+      key: entry.key,
+      ...(head.versionId ? { versionId: head.versionId } : {}),
+      etag: head.etag,
+      size: head.size,
+      gzip: entry.gzip,
+      source: scanned.source,
+      ...(scanned.header ? { header: scanned.header } : {}),
+      rows: scanned.totalRows,
+    });
+    for (const c of scanned.chunks) chunks.push({ ...c, index: chunks.length, file: fileIndex });
+    totalRows += scanned.totalRows;
+    if (chunks.length > MAX_CHUNKS) {
+      throw new BatchInputError(
+        'TOO_MANY_CHUNKS',
+        `the files under ${prefix} make more than ${MAX_CHUNKS} chunks of chunkBytes ${options.chunkBytes} (a chunk never spans two files): raise chunkBytes or write fewer, larger files`,
+      );
+    }
+  }
+  const first = files[0];
+  const dataset = folderDatasetName(prefix);
+  const plan: BatchPlan = {
+    runId: input.runId,
+    model: manifest.name,
+    modelVersion: manifest.version,
+    dataset,
+    input: { bucket: input.bucket, key: prefix, etag: '', size: totalBytes, folder: true },
+    files,
+    source: first?.source ?? { bucket: input.bucket, key: prefix, size: 0 },
+    format,
+    gzip: first?.gzip ?? false,
+    ...(first?.header ? { header: first.header } : {}),
+    options,
+    chunks,
+    totalRows,
+    resultsPrefix: resultsPrefix(manifest.name, dataset, input.runId),
+    createdAt: new Date(now()).toISOString(),
+    planMs: Math.round(performance.now() - started),
+  };
+  return writePlan(deps.objects, plan);
 }

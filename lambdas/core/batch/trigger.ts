@@ -108,3 +108,33 @@ export async function triggerRuns(
   }
   return outcomes;
 }
+
+/** What starts a folder run: a model and a prefix of the data bucket (`runs start <model> --prefix`). */
+export interface FolderRunRequest {
+  readonly bucket: string;
+  readonly model: string;
+  readonly prefix: string;
+  readonly options?: Partial<BatchOptions>;
+  /** Names the run (with the time: a folder is re-scored on every request, unlike an upload). */
+  readonly now?: number;
+}
+
+/** Starts one run of every data file under a prefix; the planner checks the prefix and the files. */
+export async function startFolderRun(
+  request: FolderRunRequest,
+  starter: RunStarter,
+): Promise<{ readonly runId: string; readonly result: 'started' | 'duplicate' }> {
+  const prefix = request.prefix.endsWith('/') ? request.prefix : `${request.prefix}/`;
+  const at = request.now ?? Date.now();
+  const digest = createHash('sha256').update(`${request.bucket}/${prefix}@${at}`).digest('hex').slice(0, 12);
+  const runId = `${request.model.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}-folder-${at.toString(36)}-${digest}`;
+  const input: RunInput = {
+    runId,
+    bucket: request.bucket,
+    key: prefix,
+    model: request.model,
+    folder: true,
+    ...(request.options ? { options: request.options } : {}),
+  };
+  return { runId, result: await starter.start(runId, input) };
+}

@@ -5,6 +5,8 @@
  */
 import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { CaptureBuffer } from '../../core/capture/capture-buffer.ts';
+import { captureRealtime } from '../../core/capture/realtime-capture.ts';
 import { predictWithCanary, type VersionOutcome } from '../../core/canary-serving.ts';
 import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
 import type { Manifest } from '../../core/manifest.ts';
@@ -44,6 +46,8 @@ export interface ApiDependencies {
    * middleware does; off when no sample rate is set, since re-drawing costs a little on every request.
    */
   readonly sampleDebugLogs?: boolean;
+  /** Data capture of sampled predictions (lambdas/core/capture); absent: off. */
+  readonly capture?: CaptureBuffer;
   /** POST /events: the input stream and the largest record; undefined when the stream lane is off. */
   readonly events?: EventsRouteDeps['events'];
 }
@@ -189,6 +193,7 @@ function respond(
 ): ApiResult {
   const { deps, log } = call;
   if (deps.metrics.enabled) recordMetrics(deps.metrics, outcome, request.instances.length);
+  if (deps.capture) captureRealtime(deps.capture, request, outcome, call.requestId, Date.now());
   const cache =
     outcome.cache.status === 'skipped'
       ? { status: 'skipped', reason: outcome.cache.reason }
@@ -382,6 +387,8 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
   const baseLevel = logger.level;
   return async (event, context) => {
     const requestId = event.requestContext?.requestId ?? context.awsRequestId;
+    // Captures left from earlier invocations are written in the background: this request does not wait.
+    deps.capture?.flushIfDue();
     metrics.begin();
     let level = baseLevel;
     if (deps.sampleDebugLogs) {
