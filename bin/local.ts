@@ -8,6 +8,8 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { TandemError } from '../lambdas/core/errors.ts';
+import { SettingError } from '../lambdas/core/settings.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
@@ -234,6 +236,10 @@ Press Ctrl+C to stop.
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`tandem: ${(error as Error).message}\n`);
+  // A message of our own says what to fix; anything else (an emulator's or the SDK's) needs its stack.
+  const own = error instanceof TandemError || error instanceof SettingError;
+  process.stderr.write(
+    `tandem: ${own ? (error as Error).message : ((error as Error).stack ?? String(error))}\n`,
+  );
   process.exit(1);
 });

@@ -191,6 +191,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   try {
     const dynamo = new DynamoDBClient({ ...aws.clientConfig('dynamodb'), maxAttempts: 10 });
     const s3 = new S3Client(aws.clientConfig('s3'));
+    // An emulator's failure names the call that met it (the SDK's error alone says "UnknownError").
+    s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } catch (error) {
+          if (error instanceof Error) {
+            const key =
+              (args.input as { Key?: string; Prefix?: string }).Key ??
+              (args.input as { Prefix?: string }).Prefix;
+            error.message = `${error.message} (${context.commandName}${key ? ` ${key}` : ''}, HTTP ${(error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? '?'})`;
+          }
+          throw error;
+        }
+      },
+      { step: 'initialize', name: 'tandemNameTheFailingCall' },
+    );
     await ensureTable(dynamo, LOCAL_TABLE);
     await ensureBucket(s3, LOCAL_BUCKET);
     const uploadedKeys = [
