@@ -1,12 +1,9 @@
 /** Model packages under `models/` in the data bucket, behind the ModelSource port. */
-import { GetObjectCommand, ListObjectsV2Command, NoSuchKey, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { isNoSuchKey } from './s3-errors.ts';
 import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
 import type { ModelFile, ModelSource, ServingPointer } from '../core/ports.ts';
 import { parseServingPointer } from './model-pointer.ts';
-
-function isMissing(error: unknown): boolean {
-  return error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey';
-}
 
 export class S3ModelSource implements ModelSource {
   readonly description: string;
@@ -78,7 +75,7 @@ export class S3ModelSource implements ModelSource {
       if (!response.Body) throw missing();
       return await response.Body.transformToByteArray();
     } catch (error) {
-      if (isMissing(error)) throw missing();
+      if (isNoSuchKey(error)) throw missing();
       // S3 says 403 for a missing key unless the caller may list the bucket with no prefix condition;
       // the functions may list only models/, so the key itself is listed to tell.
       if (

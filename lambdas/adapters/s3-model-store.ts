@@ -5,13 +5,8 @@
  * PreconditionFailed, 409 ConditionalRequestConflict for a concurrent conditional write) become
  * PointerConflictError and VersionExistsError.
  */
-import {
-  GetObjectCommand,
-  ListObjectsV2Command,
-  NoSuchKey,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { isNoSuchKey } from './s3-errors.ts';
 import { PointerConflictError, VersionExistsError } from '../core/lifecycle/errors.ts';
 import type { ModelStoreWriter, PointerCondition, StoredPointer } from '../core/lifecycle/ports.ts';
 import type { ModelFile } from '../core/ports.ts';
@@ -26,10 +21,6 @@ function isConditionFailure(error: unknown): boolean {
     status === 412 ||
     status === 409
   );
-}
-
-function isMissing(error: unknown): boolean {
-  return error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey';
 }
 
 export class S3ModelStore implements ModelStoreWriter {
@@ -51,7 +42,7 @@ export class S3ModelStore implements ModelStoreWriter {
       const body = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
       return { body, tag: response.ETag ?? '' };
     } catch (error) {
-      if (isMissing(error)) return undefined;
+      if (isNoSuchKey(error)) return undefined;
       throw error;
     }
   }
