@@ -203,8 +203,12 @@ Press Ctrl+C to stop.
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      process.stdout.write(`\n${signal} while stopping: exiting now.\n`);
-      process.exit(130);
+      // SIGKILL, not process.exit: exiting while the emulators' threads and onnxruntime are being torn down
+      // could abort in native code. What is left behind is what kill -9 leaves, and a restart resumes it.
+      process.stdout.write(`\n${signal} while stopping: exiting now.\n`, () =>
+        process.kill(process.pid, 'SIGKILL'),
+      );
+      return;
     }
     stopping = true;
     process.stdout.write(`\nstopping… (Ctrl+C again to exit at once)\n`);
