@@ -13,7 +13,7 @@ import { SettingError } from '../lambdas/core/settings.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
-import { readStreamSettings } from '../lambdas/handlers/stream-settings.ts';
+import { readStreamSettings } from '../lambdas/core/settings.ts';
 import { streamBanner } from '../local/stream-banner.ts';
 import { listModelFolders, type LocalModelFolder } from '../local/uploader.ts';
 import {

@@ -1,7 +1,7 @@
 /**
  * The near-real-time lane (docs/stream.md): the input stream `tandem-events` and output stream
  * `tandem-predictions` (on-demand, encrypted with the Kinesis-managed key), the consumer function with its
- * event source mapping (settings of lambdas/handlers/stream-settings.ts; partial batch responses), an SQS
+ * event source mapping (settings of lambdas/core/settings.ts; partial batch responses), an SQS
  * on-failure destination for batches that exhausted their retries, and alarms on the consumer's
  * IteratorAge and on that queue. Off unless the `streamLane` setting is on: an on-demand stream is billed
  * per stream-hour even when idle.
@@ -40,7 +40,7 @@ export interface StreamLaneProps {
   readonly logRetention?: logs.RetentionDays;
   /**
    * Batch size, window, parallelization, retries, record age, bisect, largest event.
-   * @default DEFAULT_STREAM_SETTINGS (lambdas/handlers/stream-settings.ts)
+   * @default DEFAULT_STREAM_SETTINGS (lambdas/core/settings.ts)
    */
   readonly settings?: Partial<StreamSettings>;
   /** @default - each model manifest's cache policy */

@@ -21,7 +21,7 @@ import { validateTandemProps } from './settings.ts';
 
 export { validateTandemProps };
 import { STREAM_API_ROUTE, StreamLane } from './stream-lane.ts';
-import type { StreamSettings } from '../lambdas/handlers/stream-settings.ts';
+import type { StreamSettings } from '../lambdas/core/settings.ts';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 
@@ -142,7 +142,7 @@ export interface TandemProps {
   readonly streamLane?: boolean;
   /**
    * Settings of the stream lane (batch size, window, retries, ...).
-   * @default DEFAULT_STREAM_SETTINGS (lambdas/handlers/stream-settings.ts)
+   * @default DEFAULT_STREAM_SETTINGS (lambdas/core/settings.ts)
    */
   readonly streamSettings?: Partial<StreamSettings>;
 }

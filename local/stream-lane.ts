@@ -20,14 +20,14 @@ import {
   DEFAULT_STREAM_SETTINGS,
   streamSettingsEnvironment,
   type StreamSettings,
-} from '../lambdas/handlers/stream-settings.ts';
+} from '../lambdas/core/settings.ts';
 import { createStreamHandler } from '../lambdas/handlers/stream/stream-handler.ts';
 import type { EmbeddedAws } from './embedded-aws.ts';
 import { ensureStream } from './kinesis-streams.ts';
 import { StreamPoller, type FailedBatch, type StreamHandler } from './stream-poller.ts';
 
 export interface LocalStreamOptions {
-  /** Settings of the lane (defaults: stream-settings.ts). */
+  /** Settings of the lane (defaults: lambdas/core/settings.ts). */
   readonly settings?: Partial<StreamSettings>;
   /** Fault injection for tests: wrap what the consumer writes to, or the handler itself. */
   readonly wrapStore?: (store: PredictionStore) => PredictionStore;

@@ -1,7 +1,7 @@
 /**
  * The local stand-in for Lambda's Kinesis event source mapping: reads every shard of a stream and calls
  * the stream handler with Kinesis events, with the mapping's semantics and the same settings
- * (stream-settings.ts):
+ * (lambdas/core/settings.ts):
  * - a batch is sent when `batchSize` records are waiting or `batchingWindowSeconds` has passed since the
  *   first one arrived (0: as soon as there is any);
  * - a partial batch response (ReportBatchItemFailures) checkpoints the records before the failed one and
@@ -25,7 +25,7 @@ import {
   type _Record,
 } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
-import type { StreamSettings } from '../lambdas/handlers/stream-settings.ts';
+import type { StreamSettings } from '../lambdas/core/settings.ts';
 
 export type PollerSettings = Pick<
   StreamSettings,

@@ -17,7 +17,7 @@ import { createApiHandler } from './api/api-handler.ts';
 import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
 import { servingReporter } from './api/serving-reporter.ts';
 import { readApiConfig } from './config.ts';
-import { readStreamSettings } from './stream-settings.ts';
+import { readStreamSettings } from '../core/settings.ts';
 
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });

@@ -13,7 +13,7 @@ import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import type { MicroBatchOutcome } from '../core/stream/micro-batch.ts';
 import { readEnv, requireEnv, SETTINGS } from '../core/settings.ts';
-import { readStreamSettings } from './stream-settings.ts';
+import { readStreamSettings } from '../core/settings.ts';
 import { createStreamHandler } from './stream/stream-handler.ts';
 
 const settings = readStreamSettings(process.env);
