@@ -9,6 +9,7 @@
  * nothing it meets can stop the stack (an error is caught, logged once and counted). On start, runs that
  * a previous process left with a plan and no manifest (killed mid-run) are resumed.
  */
+import { VersionMetricsRecorder } from './version-metrics.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -346,7 +347,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
-      const { handler, capture: predictCapture } = await import('../lambdas/handlers/predict.ts');
+      const {
+        handler,
+        capture: predictCapture,
+        metrics: apiMetrics,
+      } = await import('../lambdas/handlers/predict.ts');
+      if (options.dataDir !== undefined) {
+        // Per-version windows for `models rollout` (another process), in the data folder.
+        const versionMetrics = new VersionMetricsRecorder(options.dataDir);
+        apiMetrics.tap(versionMetrics.record);
+        const metricsTimer = setInterval(() => void versionMetrics.flush(), 1000);
+        metricsTimer.unref();
+        cleanups.push(async () => {
+          clearInterval(metricsTimer);
+          await versionMetrics.flush(true);
+        });
+      }
       if (predictCapture) {
         // A long-lived process flushes on a timer too (Lambda only can at the start of an invocation).
         const timer = setInterval(() => predictCapture.flushIfDue(), 1000);

@@ -12,7 +12,7 @@ import { TandemError } from './errors.ts';
 import { PACKAGE_NAME } from './names.ts';
 
 /** The functions of a deployment, by the short names the stack and its docs use. */
-export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream';
+export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'rollout';
 
 interface SettingBase {
   /** One line: what the setting does, in the deployer's terms. */
@@ -356,7 +356,7 @@ export const SETTINGS = {
   modelsUri: {
     type: 'string',
     env: 'MODELS_URI',
-    functions: ['predict', 'plan', 'score', 'stream'],
+    functions: ['predict', 'plan', 'score', 'stream', 'rollout'],
     wiring: true,
     help: 'where model packages are: the models/ folder of the data bucket as an s3:// URL (or a local folder)',
   },
@@ -480,6 +480,46 @@ export const SETTINGS = {
     max: 1_048_576,
     default: 65_536,
     help: 'largest event record accepted; larger ones are rejected (Kinesis itself allows 1 MiB)',
+  },
+  rolloutMaxErrorRate: {
+    type: 'number',
+    context: 'rolloutMaxErrorRate',
+    env: 'ROLLOUT_MAX_ERROR_RATE',
+    functions: ['rollout'],
+    min: 0,
+    max: 1,
+    default: 0.01,
+    help: "automatic rollout: the candidate's largest share of failed requests in a step, Errors / (Errors + Instances), before it is rolled back",
+  },
+  rolloutMaxLatencyMs: {
+    type: 'integer',
+    context: 'rolloutMaxLatencyMs',
+    env: 'ROLLOUT_MAX_LATENCY_MS',
+    functions: ['rollout'],
+    min: 1,
+    max: 60_000,
+    default: 250,
+    help: "automatic rollout: the candidate's largest p99 ModelLatency in a step, ms, before it is rolled back",
+  },
+  rolloutMaxShift: {
+    type: 'number',
+    context: 'rolloutMaxShift',
+    env: 'ROLLOUT_MAX_SHIFT',
+    functions: ['rollout'],
+    min: 0,
+    max: 1,
+    default: 0.1,
+    help: "automatic rollout: the largest prediction shift from the live version before the candidate is rolled back (classifiers: a label's share or a class's mean probability, absolute; regressors: the mean value, relative)",
+  },
+  rolloutMinInstances: {
+    type: 'integer',
+    context: 'rolloutMinInstances',
+    env: 'ROLLOUT_MIN_INSTANCES',
+    functions: ['rollout'],
+    min: 0,
+    max: 1_000_000,
+    default: 20,
+    help: 'automatic rollout: the fewest instances the candidate must answer in a step for its checks to count (fewer: rolled back as unproven)',
   },
 } as const satisfies Record<string, Setting>;
 

@@ -22,7 +22,8 @@ import { readStreamSettings } from '../core/settings.ts';
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
 const powertoolsMetrics = new PowertoolsMetrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
-const metrics = new ApiMetrics(powertoolsMetrics, config.metricsFlushMs);
+/** The API's metrics (the local stack taps its per-version values: local/version-metrics.ts). */
+export const metrics = new ApiMetrics(powertoolsMetrics, config.metricsFlushMs);
 
 const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(), config.tableName) : undefined;
 const registry = new ModelRegistry(

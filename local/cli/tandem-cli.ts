@@ -26,6 +26,11 @@ import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { isPackageName } from '../../lambdas/core/names.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
 import { listRuns, runsTable, showRun, startRun } from './runs-cli.ts';
+import { DEFAULT_ROLLOUT_STEPS, parseDuration, parseSteps } from '../../lambdas/core/lifecycle/rollout.ts';
+import { rolloutLines, startRollout, statusOf } from './rollout-cli.ts';
+
+/** `models rollout`'s default bake time per step. */
+const DEFAULT_BAKE = '5m';
 import { resolveTarget, type Target } from './target.ts';
 
 export interface CliIo {
@@ -58,6 +63,9 @@ Commands:
   models rollback <name>              back to the version live before the current one
   models canary <name> <version> --percent <p>
                                       send p % of the traffic to a candidate (0 ends the canary)
+  models rollout <name> <version> [--steps 10,50,100] [--bake 5m]
+                                      step a canary up, checking it between steps; promote or roll back
+  models rollout-status <name>        the latest rollout: its steps, checks and outcome
   runs start <model> --prefix <p>     score every data file under a folder of the data bucket as one run
   runs list [--model <m>]             runs and their outcome, newest first
   runs show <runId>                   a run's manifest
@@ -161,6 +169,40 @@ Options:
 ${GLOBAL_OPTIONS}
 `,
 };
+
+HELP['rollout'] =
+  `Usage: npm run tandem -- models rollout <name> <version> [--steps <p,p,...>] [--bake <duration>] [--reason <text>] [--json]
+
+Rolls <version> out automatically with the rollout state machine: from a pointer without a canary, the
+canary takes each percentage in turn (default 10,50,100) for the bake time (default 5m; 30s, 5m, 1h),
+then the candidate's health is checked against thresholds: its share of failed requests, its p99
+model latency, the instances it answered, and the shift of its predictions from the live version's
+(label shares, mean probabilities, mean value). Healthy after the last step: promoted. A failed check:
+rolled back (the canary ends; the live version takes everything) and notified. Every step and check is
+in the model's history. One rollout per model at a time; a pointer change by an operator during the
+rollout stops it, leaving the pointer as the operator set it. Thresholds: ROLLOUT_MAX_ERROR_RATE,
+ROLLOUT_MAX_LATENCY_MS, ROLLOUT_MAX_SHIFT, ROLLOUT_MIN_INSTANCES (docs/configuration.md); deployed,
+the stack's.
+
+Locally the rollout runs in this command, which prints each step and waits for the end (exit code 0:
+promoted, 1: rolled back or stopped); it reads the per-version metrics \`npm start\` writes in the data
+folder. With --stack, the command starts an execution of the stack's rollout state machine and
+returns: follow it with \`models rollout-status\`.
+
+Options:
+  --steps <p,p,...>   ascending canary percentages, each above 0 and at most 100 (default 10,50,100)
+  --bake <duration>   how long each step takes traffic before its check (default 5m; 1s to 24h)
+  --reason <text>     why (recorded in the history)
+${GLOBAL_OPTIONS}
+`;
+HELP['rollout-status'] = `Usage: npm run tandem -- models rollout-status <name> [--json]
+
+The model's latest rollout, from its history: the plan, the status (running, promoted, rolled-back,
+stopped, or interrupted: its process stopped), every step and every check's verdicts (metric, value,
+threshold), and why it ended.
+
+${GLOBAL_OPTIONS}
+`;
 
 HELP['runs start'] =
   `Usage: npm run tandem -- runs start <model> --prefix <folder/> [--option key=value ...] [--json]
@@ -279,6 +321,8 @@ interface Parsed {
     option?: string[];
     skeleton?: boolean;
     percent?: string;
+    steps?: string;
+    bake?: string;
   };
 }
 
@@ -304,6 +348,8 @@ function parse(argv: readonly string[]): Parsed {
         option: { type: 'string', multiple: true },
         skeleton: { type: 'boolean' },
         percent: { type: 'string' },
+        steps: { type: 'string' },
+        bake: { type: 'string' },
       },
     });
   } catch (error) {
@@ -608,6 +654,47 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
               : ''),
           outcome,
         );
+        return 0;
+      }
+      case 'rollout': {
+        arity(command, args, 2);
+        const model = modelName(command, args[0]);
+        const candidate = modelName(command, args[1], 'version');
+        const steps = parseSteps(values.steps ?? DEFAULT_ROLLOUT_STEPS.join(','));
+        const bakeSeconds = parseDuration(values.bake ?? DEFAULT_BAKE);
+        const t = await resolve();
+        const started = await startRollout(
+          t,
+          {
+            model,
+            candidate,
+            steps,
+            bakeSeconds,
+            ...(values.reason !== undefined ? { reason: values.reason } : {}),
+          },
+          (line) => {
+            if (!json) io.out(line);
+          },
+        );
+        if (started.executionName !== undefined) {
+          print(
+            `rollout ${started.rolloutId} of ${model}@${candidate} started on ${t.label} (execution ${started.executionName}); follow it: npm run tandem -- models rollout-status ${model} --stack ${values.stack}`,
+            started,
+          );
+          return 0;
+        }
+        if (json) io.out(JSON.stringify(started, null, 2));
+        return started.report?.status === 'promoted' ? 0 : 1;
+      }
+      case 'rollout-status': {
+        arity(command, args, 1);
+        const model = modelName(command, args[0]);
+        const report = await statusOf(await resolve(), model);
+        if (!report) {
+          print(`${model} has had no rollout`, { rollout: null });
+          return 0;
+        }
+        print(rolloutLines(report).join('\n'), { rollout: report });
         return 0;
       }
       case 'runs start': {

@@ -20,6 +20,10 @@ export interface Target {
   readonly local?: LocalEndpoints;
   /** A deployed stack's batch state machine. */
   readonly stateMachineArn?: string;
+  /** A deployed stack's rollout state machine (`models rollout`). */
+  readonly rolloutStateMachineArn?: string;
+  /** The local stack's data folder (where `npm start` writes the per-version metrics). */
+  readonly dataDir?: string;
   readonly region?: string;
   /** Who makes changes: the local user, or the caller's ARN. */
   identity(): Promise<string>;
@@ -57,6 +61,7 @@ export async function resolveTarget(
       prefix: endpoints.modelsPrefix,
       apiUrl: endpoints.apiUrl,
       local: endpoints,
+      dataDir: options.dataDir,
       identity: async () => `${userInfo().username} (local)`,
       close: () => s3.destroy(),
     };
@@ -77,6 +82,9 @@ export async function resolveTarget(
     prefix: 'models/',
     apiUrl: outputs['ApiUrl'],
     ...(outputs['BatchStateMachineArn'] ? { stateMachineArn: outputs['BatchStateMachineArn'] } : {}),
+    ...(outputs['RolloutStateMachineArn']
+      ? { rolloutStateMachineArn: outputs['RolloutStateMachineArn'] }
+      : {}),
     ...(region ? { region } : {}),
     identity: () => (who ??= callerArn(region).then((arn) => arn ?? 'unknown')),
     close: () => s3.destroy(),

@@ -19,7 +19,16 @@ import {
 import type { ModelStoreWriter, PointerCondition } from './ports.ts';
 import { isCanaryPercent } from '../traffic-split.ts';
 
-export type ChangeAction = 'promote' | 'rollback' | 'canary';
+/**
+ * `rollout-step` (a canary percentage set by an automatic rollout), `rollout-abort` (the rollout ended the
+ * canary after a failed check) change the pointer; `rollout-check` and `rollout-stop` record a rollout's
+ * check results and why it stopped without changing it (lambdas/core/lifecycle/rollout.ts).
+ */
+export type ChangeAction =
+  'promote' | 'rollback' | 'canary' | 'rollout-step' | 'rollout-check' | 'rollout-abort' | 'rollout-stop';
+
+/** Changes that set the live version (what a hand-written pointer and a rollback are checked against). */
+const LIVE_CHANGES: ReadonlySet<ChangeAction> = new Set(['promote', 'rollback']);
 
 /** One pointer change, as recorded under `models/<name>/history/`. */
 export interface HistoryEntry {
@@ -40,6 +49,33 @@ export interface HistoryEntry {
   readonly forced?: string;
   /** False for a change rebuilt from the pointer because its record is missing. */
   readonly recorded?: boolean;
+  /** Set on every record of an automatic rollout (lambdas/core/lifecycle/rollout.ts). */
+  readonly rollout?: RolloutMark;
+}
+
+/** What a history record says of the automatic rollout it belongs to. */
+export interface RolloutMark {
+  readonly id: string;
+  /** The step (1-based) a `rollout-step` sets, or a `rollout-check` checked. */
+  readonly step?: number;
+  /** The planned percentages and bake time (on the first step's record). */
+  readonly steps?: readonly number[];
+  readonly bakeSeconds?: number;
+  /** A `rollout-check`'s verdicts, each naming its metric, value and threshold. */
+  readonly checks?: readonly RolloutVerdict[];
+  readonly passed?: boolean;
+}
+
+/** One health check of a rollout step. */
+export interface RolloutVerdict {
+  readonly check: 'traffic' | 'errors' | 'latency' | 'shift';
+  /** The metric as computed (e.g. `Errors / (Errors + Instances)`), with the versions it compares. */
+  readonly metric: string;
+  /** Undefined when there was nothing to measure (then `passed` says why in `message`). */
+  readonly value?: number;
+  readonly threshold: number;
+  readonly passed: boolean;
+  readonly message: string;
 }
 
 export interface History {
@@ -83,7 +119,7 @@ export interface LifecycleOptions {
 }
 
 /** History file names sort by time: `20261206T013500123Z-<change>.json`. */
-function historyFile(at: string, change: string): string {
+export function historyFile(at: string, change: string): string {
   return `${at.replace(/[-:.]/g, '')}-${change}.json`;
 }
 
@@ -170,7 +206,7 @@ export class ModelLifecycle {
     }
     entries.sort((a, b) => a.at.localeCompare(b.at));
     if (pointer.status === 'ok') {
-      const last = entries.filter((e) => e.action !== 'canary').at(-1);
+      const last = entries.filter((e) => LIVE_CHANGES.has(e.action)).at(-1);
       if (pointer.change !== undefined && !entries.some((e) => e.change === pointer.change)) {
         flags.push(
           `the live pointer (change ${pointer.change}: ${pointer.previous ?? '(none)'} -> ${pointer.version}` +
@@ -221,7 +257,7 @@ export class ModelLifecycle {
         const { entries } = await this.history(name);
         const last = [...entries]
           .reverse()
-          .find((e) => e.action !== 'canary' && e.to === pointer?.version && e.from !== undefined);
+          .find((e) => LIVE_CHANGES.has(e.action) && e.to === pointer?.version && e.from !== undefined);
         if (last?.from !== undefined) return last.from;
         throw new LifecycleRefusedError(
           'NOTHING_TO_ROLL_BACK',
