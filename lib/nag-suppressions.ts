@@ -28,6 +28,10 @@ export const REASONS = {
     'This queue is itself the dead-letter queue (of the upload rule target and the trigger function); its messages are inspected and redriven by an operator, not moved to yet another queue.',
   emailSubscription:
     "An operator's email subscription to the alarm topic: an undeliverable alarm mail has no consumer that would drain a dead-letter queue, and the alarm state stays visible in CloudWatch and on the dashboard.",
+  rolloutModels:
+    'The rollout function reads the pointer, the versions and the history of the model a rollout names, rewrites its current.json with a conditional write and writes its history records: objects under models/ only, for a model chosen at run time.',
+  cloudWatchRead:
+    'cloudwatch:GetMetricData and cloudwatch:ListMetrics support only Resource "*" (no resource-level permissions); ListMetrics is limited to the Tandem namespace by a condition, and neither reads anything but metrics.',
   mapChildren:
     'The Distributed Map describes and stops its own child executions, whose ARNs are created per map run: the wildcard is limited to executions of this state machine.',
 } as const;
@@ -120,6 +124,18 @@ export function addTandemNagSuppressions(tandem: Tandem): void {
       REASONS.emailSubscription,
     );
   }
+  const { rollout } = tandem;
+  functionFindings(rollout.step, 'step-functions');
+  acknowledge(
+    rollout.step.role,
+    wildcardFinding(rollout.step.role, bucket.arnForObjects(KEY_PATTERNS.models.pattern)),
+    REASONS.rolloutModels,
+  );
+  acknowledge(rollout.step.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.cloudWatchRead);
+  acknowledge(rollout.stateMachine, 'AwsSolutions-SF2', REASONS.noTracing);
+  acknowledge(rollout.stateMachine, 'Serverless-StepFunctionStateMachineXray', REASONS.noTracing);
+  acknowledge(rollout.stateMachine.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.stateMachineStar);
+
   acknowledge(deadLetterQueue, 'AwsSolutions-SQS3', REASONS.deadLetterQueue);
   acknowledge(deadLetterQueue, 'Serverless-SQSRedrivePolicy', REASONS.deadLetterQueue);
 }

@@ -59,6 +59,26 @@ function streamSettingsFromContext(
   return Object.keys(given).length > 0 ? { streamSettings: given as Partial<StreamSettings> } : {};
 }
 
+/** The rollout thresholds given in the context (the others keep their defaults). */
+function rolloutThresholdsFromContext(
+  value: <N extends SettingName>(name: N) => SettingValue<(typeof SETTINGS)[N]> | undefined,
+): { rolloutThresholds?: TandemProps['rolloutThresholds'] } {
+  const given: Record<string, number> = {};
+  for (const [field, name] of Object.entries(ROLLOUT_THRESHOLD_SETTINGS)) {
+    const v = value(name);
+    if (v !== undefined) given[field] = v;
+  }
+  return Object.keys(given).length > 0 ? { rolloutThresholds: given } : {};
+}
+
+/** Each rollout threshold's definition in SETTINGS. */
+export const ROLLOUT_THRESHOLD_SETTINGS = {
+  maxErrorRate: 'rolloutMaxErrorRate',
+  maxLatencyMs: 'rolloutMaxLatencyMs',
+  maxShift: 'rolloutMaxShift',
+  minInstances: 'rolloutMinInstances',
+} as const satisfies Record<string, SettingName>;
+
 /** Reads Tandem's settings with `lookup` (e.g. `(key) => app.node.tryGetContext(key)`). */
 export function readSettings(lookup: (key: SettingName) => unknown): TandemSettings {
   const problems: string[] = [];
@@ -122,6 +142,7 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
     ...defined('streamLane', value('streamLane')),
     ...streamSettingsFromContext(value),
+    ...rolloutThresholdsFromContext(value),
   };
   problems.push(...crossFieldProblems(props));
   if (batchOptions !== undefined) problems.push(...batchOptionsProblems(batchOptions));
@@ -173,6 +194,10 @@ export function tandemPropsProblems(props: TandemProps): string[] {
       check('auth.jwt.issuer', SETTINGS.jwtIssuer, jwt.issuer ?? null);
       check('auth.jwt.audience', SETTINGS.jwtAudience, jwt.audience ?? null);
     }
+  }
+  for (const [field, name] of Object.entries(ROLLOUT_THRESHOLD_SETTINGS)) {
+    const thresholds = props.rolloutThresholds as Record<string, unknown> | undefined;
+    check(`rolloutThresholds.${field}`, SETTINGS[name], thresholds?.[field]);
   }
   problems.push(...crossFieldProblems(props));
   if (props.batchOptions !== undefined) {

@@ -17,6 +17,8 @@ import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
 import { RealtimeApi, type ApiAuth } from './realtime-api.ts';
+import { Rollout } from './rollout.ts';
+import type { RolloutThresholds } from '../lambdas/core/lifecycle/rollout-checks.ts';
 import { validateTandemProps } from './settings.ts';
 
 export { validateTandemProps };
@@ -145,6 +147,12 @@ export interface TandemProps {
    * @default DEFAULT_STREAM_SETTINGS (lambdas/core/settings.ts)
    */
   readonly streamSettings?: Partial<StreamSettings>;
+  /**
+   * Thresholds of the automatic rollout's checks between steps (docs/lifecycle.md, "Automatic rollout").
+   * @default - rolloutMaxErrorRate 0.01, rolloutMaxLatencyMs 250, rolloutMaxShift 0.1,
+   *   rolloutMinInstances 20 (lambdas/core/settings.ts)
+   */
+  readonly rolloutThresholds?: Partial<RolloutThresholds>;
 }
 
 export class Tandem extends Construct {
@@ -153,6 +161,8 @@ export class Tandem extends Construct {
   public readonly api: RealtimeApi;
   public readonly batch: BatchPipeline;
   public readonly monitoring: Monitoring;
+  /** The automatic rollout's state machine and step function. */
+  public readonly rollout: Rollout;
   /** The stream lane, when `streamLane` is on. */
   public readonly stream: StreamLane | undefined;
   /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
@@ -229,6 +239,15 @@ export class Tandem extends Construct {
       timeouts: { score: this.batch.score.timeout },
       deadLetterQueue: this.batch.deadLetterQueue,
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
+    });
+
+    this.rollout = new Rollout(this, 'Rollout', {
+      bucket,
+      topic: this.monitoring.topic,
+      topicKey: this.monitoring.topicKey,
+      architecture,
+      logRetention,
+      ...(props.rolloutThresholds ? { thresholds: props.rolloutThresholds } : {}),
     });
 
     if (props.streamLane) {
@@ -360,5 +379,9 @@ export class TandemStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: batch.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'RolloutStateMachineArn', {
+      value: this.tandem.rollout.stateMachine.stateMachineArn,
+      description: 'tandem models rollout --stack: the automatic rollout state machine',
+    });
   }
 }

@@ -20,6 +20,7 @@ import {
 } from '../../lambdas/core/lifecycle/rollout.ts';
 import { rolloutThresholdsFromEnv } from '../../lambdas/core/lifecycle/rollout-checks.ts';
 import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
+import { problemsOf } from '../../lambdas/core/lifecycle/package-check.ts';
 import { FileVersionMetrics } from '../version-metrics.ts';
 import { runLocalRollout } from '../rollout-runner.ts';
 import type { Target } from './target.ts';
@@ -69,7 +70,16 @@ export function rolloutLines(report: RolloutReport): string[] {
 function stores(target: Target) {
   const store = new S3ModelStore(target.s3, target.bucket, target.prefix);
   const source = new S3ModelSource(target.s3, target.bucket, target.prefix);
-  return { store, loadVersion: (name: string, version: string) => loadModelVersion(source, name, version) };
+  const loadVersion = (name: string, version: string) => loadModelVersion(source, name, version);
+  const loadProblems = async (name: string, version: string) => {
+    try {
+      await (await loadVersion(name, version)).close();
+      return [];
+    } catch (error) {
+      return problemsOf(error);
+    }
+  };
+  return { store, loadVersion, loadProblems };
 }
 
 export async function startRollout(
@@ -87,7 +97,7 @@ export async function startRollout(
     by: await target.identity(),
     ...(command.reason !== undefined ? { reason: command.reason } : {}),
   };
-  const { store, loadVersion } = stores(target);
+  const { store, loadProblems } = stores(target);
   if (target.local === undefined) {
     if (!target.rolloutStateMachineArn) {
       throw new Error(
@@ -96,7 +106,12 @@ export async function startRollout(
     }
     // The refusals the state machine's Start would make, before anything starts (it makes them again).
     const metrics = { window: () => Promise.reject(new Error('not used')) };
-    const steps = new RolloutSteps({ store, loadVersion, metrics, thresholds: rolloutThresholdsFromEnv({}) });
+    const steps = new RolloutSteps({
+      store,
+      loadProblems,
+      metrics,
+      thresholds: rolloutThresholdsFromEnv({}),
+    });
     await steps.prepare(request);
     const client = new SFNClient(target.region ? { region: target.region } : {});
     try {
@@ -108,7 +123,7 @@ export async function startRollout(
   }
   const steps = new RolloutSteps({
     store,
-    loadVersion,
+    loadProblems,
     metrics: new FileVersionMetrics(target.dataDir!),
     thresholds: rolloutThresholdsFromEnv(process.env),
   });

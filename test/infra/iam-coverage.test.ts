@@ -200,7 +200,7 @@ function allowStatements(
 ): Array<{ actions: string[]; resources: string[]; conditions: Conditions | undefined }> {
   const [bucketId] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
   const [tableId] = onlyResource(template, 'AWS::DynamoDB::Table');
-  const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+  const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
   const tokens: Record<string, string> = {
     [`\${${bucketId}.Arn}`]: BUCKET_ARN,
     [`\${${tableId}.Arn}`]: TABLE_ARN,

@@ -50,7 +50,7 @@ function definitionOf(template: Template): {
   StartAt: string;
   States: Record<string, Record<string, unknown>>;
 } {
-  const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+  const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
   return JSON.parse(flat(sm.Properties!['DefinitionString'])) as never;
 }
 
@@ -97,7 +97,8 @@ describe('TandemStack (defaults)', () => {
         EventBridgeConfiguration: { EventBridgeEnabled: true },
       });
       template.resourceCountIs('Custom::S3BucketNotifications', 0);
-      template.resourceCountIs('AWS::Lambda::Function', 5);
+      // predict, trigger, plan, score, finalize, and the rollout step.
+      template.resourceCountIs('AWS::Lambda::Function', 6);
     });
 
     it('expires run state, ages results and old versions', () => {
@@ -390,7 +391,7 @@ describe('TandemStack (defaults)', () => {
     });
 
     it('builds the state machine from batchDefinition: Distributed Map of Standard children over the plan', () => {
-      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
       expect(sm.Properties).toMatchObject({
         StateMachineType: 'STANDARD',
         TracingConfiguration: { Enabled: false },
@@ -462,7 +463,7 @@ describe('TandemStack (defaults)', () => {
     });
 
     it('logs the state machine to its own log group with retention', () => {
-      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
       const dest = (
         sm.Properties!['LoggingConfiguration'] as {
           Destinations: Array<{ CloudWatchLogsLogGroup: { LogGroupArn: unknown } }>;
@@ -579,7 +580,7 @@ describe('TandemStack (defaults)', () => {
     });
 
     it("lets the state machine invoke its three functions, read the run's items, write its map results, and run its map children", () => {
-      const [smId, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const [smId, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
       const roleId = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
       const statements = statementsOf(template, roleId);
       const invoke = statements.filter((s) => list(s.Action).includes('lambda:InvokeFunction'));
@@ -606,9 +607,12 @@ describe('TandemStack (defaults)', () => {
       ]);
     });
 
-    it('uses Resource "*" only for the state machine log delivery (no X-Ray anywhere)', () => {
-      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
-      const smRole = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
+    it('uses Resource "*" only for the state machines\' log delivery and the rollout\'s metric reads (no X-Ray anywhere)', () => {
+      const smRoles = ['BatchStateMachine', 'RolloutStateMachine'].map((part) => {
+        const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', part);
+        return (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
+      });
+      const rolloutRole = roleOf(template, 'RolloutStep');
       const logDelivery = [
         'logs:CreateLogDelivery',
         'logs:DeleteLogDelivery',
@@ -621,7 +625,11 @@ describe('TandemStack (defaults)', () => {
       ];
       for (const [policyId, policy] of Object.entries(resources(template, 'AWS::IAM::Policy'))) {
         const roles = (policy.Properties!['Roles'] as Array<{ Ref: string }>).map((r) => r.Ref);
-        const allowed = roles.includes(smRole) ? logDelivery : [];
+        const allowed = smRoles.some((r) => roles.includes(r))
+          ? logDelivery
+          : roles.includes(rolloutRole)
+            ? ['cloudwatch:GetMetricData', 'cloudwatch:ListMetrics']
+            : [];
         for (const s of (policy.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement) {
           const star = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*');
           if (star)
@@ -757,7 +765,8 @@ describe('TandemStack (defaults)', () => {
 
     it('gives every log group a retention', () => {
       const groups = Object.values(resources(template, 'AWS::Logs::LogGroup'));
-      expect(groups).toHaveLength(7);
+      // Six functions, two state machines, the API's access logs.
+      expect(groups).toHaveLength(9);
       for (const group of groups) expect(group.Properties!['RetentionInDays']).toBe(30);
     });
   });

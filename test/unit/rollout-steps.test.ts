@@ -205,9 +205,7 @@ describe('one rollout per model', () => {
       store,
       thresholds: THRESHOLDS,
       metrics: { window: async () => healthy },
-      loadVersion: async () => {
-        throw new LifecycleRefusedError('MODEL_CORRUPT', 'model.onnx is not an ONNX model');
-      },
+      loadProblems: async () => [{ code: 'MODEL_CORRUPT', message: 'model.onnx is not an ONNX model' }],
     });
     await expect(loading.run('start', request)).rejects.toMatchObject({ code: 'MODEL_CORRUPT' });
     expect(store.pointerWrites).toBe(0);

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { ModelFile } from '../ports.ts';
 import type { ServedModel } from '../model-loader.ts';
 import { LifecycleRefusedError, VersionExistsError } from './errors.ts';
+import { historyFile } from './history-file.ts';
 import { checkPackage, problemsOf, type PackageFiles, type PackageProblem } from './package-check.ts';
 import {
   isInvalidPointer,
@@ -116,11 +117,6 @@ export interface LifecycleOptions {
   readonly identity: () => Promise<string>;
   readonly now?: () => number;
   readonly newChangeId?: () => string;
-}
-
-/** History file names sort by time: `20261206T013500123Z-<change>.json`. */
-export function historyFile(at: string, change: string): string {
-  return `${at.replace(/[-:.]/g, '')}-${change}.json`;
 }
 
 const utf8 = new TextDecoder();

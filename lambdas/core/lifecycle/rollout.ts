@@ -12,8 +12,9 @@
  * step, so a task retried after its write finds its own change and does not write twice.
  */
 import { LifecycleRefusedError, PointerConflictError } from './errors.ts';
-import { historyFile, type HistoryEntry, type RolloutMark, type RolloutVerdict } from './lifecycle.ts';
-import { problemsOf } from './package-check.ts';
+import { historyFile } from './history-file.ts';
+import type { HistoryEntry, RolloutMark, RolloutVerdict } from './lifecycle.ts';
+import type { PackageProblem } from './package-check.ts';
 import {
   isInvalidPointer,
   readPointerDocument,
@@ -76,11 +77,11 @@ export interface RolloutDeps {
   readonly metrics: VersionMetricsSource;
   readonly thresholds: RolloutThresholds;
   /**
-   * Loads a version as the server does (the CLI's check before it starts a rollout); the rollout function
-   * does not ship onnxruntime and leaves it out: a candidate that does not load takes no traffic, and the
-   * traffic check rolls it back.
+   * Loads a version as the server does and says why it does not load ([] when it does): the CLI's check
+   * before it starts a rollout. The rollout function does not ship onnxruntime and leaves it out: a
+   * candidate that does not load takes no traffic, and the traffic check rolls it back.
    */
-  readonly loadVersion?: (name: string, version: string) => Promise<{ close(): Promise<void> | void }>;
+  readonly loadProblems?: (name: string, version: string) => Promise<readonly PackageProblem[]>;
   readonly now?: () => number;
 }
 
@@ -194,20 +195,16 @@ export class RolloutSteps {
         `${model}@${candidate} is the live version: nothing to roll out`,
       );
     }
-    if (this.deps.loadVersion) {
-      try {
-        await (await this.deps.loadVersion(model, candidate)).close();
-      } catch (error) {
-        const problems = problemsOf(error);
-        const code = problems[0]!.code;
-        throw new LifecycleRefusedError(
-          code,
-          code === 'VERSION_NOT_FOUND'
-            ? `${model}@${candidate} does not exist in ${this.deps.store.description}`
-            : `${model}@${candidate} does not load (${code}): it would take no traffic; nothing was started`,
-          { details: problems.map((p) => ({ ...(p.field ? { field: p.field } : {}), message: p.message })) },
-        );
-      }
+    const problems = (await this.deps.loadProblems?.(model, candidate)) ?? [];
+    if (problems.length > 0) {
+      const code = problems[0]!.code;
+      throw new LifecycleRefusedError(
+        code,
+        code === 'VERSION_NOT_FOUND'
+          ? `${model}@${candidate} does not exist in ${this.deps.store.description}`
+          : `${model}@${candidate} does not load (${code}): it would take no traffic; nothing was started`,
+        { details: problems.map((p) => ({ ...(p.field ? { field: p.field } : {}), message: p.message })) },
+      );
     }
     return { live: document.version, stored };
   }
