@@ -20,6 +20,7 @@ import {
 } from '../../lambdas/core/lifecycle/rollout.ts';
 import { rolloutThresholdsFromEnv } from '../../lambdas/core/lifecycle/rollout-checks.ts';
 import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
+import { SETTINGS } from '../../lambdas/core/settings.ts';
 import { problemsOf } from '../../lambdas/core/lifecycle/package-check.ts';
 import { FileVersionMetrics } from '../version-metrics.ts';
 import { runLocalRollout } from '../rollout-runner.ts';
@@ -128,6 +129,12 @@ export async function startRollout(
     thresholds: rolloutThresholdsFromEnv(process.env),
   });
   await steps.prepare(request);
+  const refresh = SETTINGS.modelRefreshSeconds.default;
+  if (command.bakeSeconds <= refresh) {
+    out(
+      `note: the API takes a pointer change up within MODEL_REFRESH_SECONDS (${refresh} s unless npm start was given another): a bake of ${command.bakeSeconds}s may see little or no traffic on the candidate (start the stack with MODEL_REFRESH_SECONDS=1 to try short bakes)`,
+    );
+  }
   const bake = `baking ${command.bakeSeconds}s`;
   await runLocalRollout(steps, request, {
     onStep: (task, state: RolloutState) => {

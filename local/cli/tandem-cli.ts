@@ -499,7 +499,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const history = await (await lifecycle()).history(name);
         const lines = history.entries.map(
           (e) =>
-            `${e.at || '(time unknown)'}  ${e.action.padEnd(8)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)}` +
+            `${e.at || '(time unknown)'}  ${e.action.padEnd(13)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)}` +
             `${e.percent !== undefined ? ` ${e.percent}%` : ''} by ${e.by}` +
             `${e.reason ? `  "${e.reason}"` : ''}${e.forced ? '  [forced]' : ''}${e.recorded === false ? '  [NOT RECORDED]' : ''}`,
         );
@@ -660,8 +660,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         arity(command, args, 2);
         const model = modelName(command, args[0]);
         const candidate = modelName(command, args[1], 'version');
-        const steps = parseSteps(values.steps ?? DEFAULT_ROLLOUT_STEPS.join(','));
-        const bakeSeconds = parseDuration(values.bake ?? DEFAULT_BAKE);
+        let steps: number[];
+        let bakeSeconds: number;
+        try {
+          steps = parseSteps(values.steps ?? DEFAULT_ROLLOUT_STEPS.join(','));
+          bakeSeconds = parseDuration(values.bake ?? DEFAULT_BAKE);
+        } catch (error) {
+          usage(command, (error as Error).message);
+        }
         const t = await resolve();
         const started = await startRollout(
           t,

@@ -228,8 +228,9 @@ describe('models rollout on the local stack', () => {
       /^rolled back: step 1 \(20%\) failed: shift: \|share of label [01]: 9\.0\.0 - 1\.1\.0\|/,
     );
     const shift = report.lastChecks.find((c: { check: string }) => c.check === 'shift');
-    expect(shift).toMatchObject({ passed: false, threshold: 0.1 });
+    expect(shift.passed).toBe(false);
     expect(shift.value).toBeGreaterThan(0.5);
+    expect(shift.threshold).toBeLessThan(shift.value);
   }, 120_000);
 
   it("stops at an operator's change, leaving the pointer as the operator set it; a second rollout is refused meanwhile", async () => {

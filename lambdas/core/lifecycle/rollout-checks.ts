@@ -68,7 +68,7 @@ export function checkStep(
     passed: trafficOk,
     message: trafficOk
       ? `${c} answered ${candidate.instances} instance(s) (at least ${thresholds.minInstances})`
-      : `${c} answered ${candidate.instances} instance(s), fewer than the ${thresholds.minInstances} a step needs to prove anything (ROLLOUT_MIN_INSTANCES)`,
+      : `${c} answered ${candidate.instances} instance(s), fewer than the ${thresholds.minInstances} a step needs to prove anything (ROLLOUT_MIN_INSTANCES; the API takes a pointer change up within MODEL_REFRESH_SECONDS)`,
   });
 
   const attempts = candidate.errors + candidate.instances;
@@ -89,7 +89,10 @@ export function checkStep(
       metric: `ModelLatency p99 of ${c}`,
       threshold: thresholds.maxLatencyMs,
       passed: true,
-      message: `${c} ran no model in the window (every answer came from the cache): no latency to hold`,
+      message:
+        candidate.instances === 0
+          ? `${c} answered nothing in the window: no latency to hold`
+          : `${c} ran no model in the window (every answer came from the cache): no latency to hold`,
     });
   } else {
     const p99 = round(candidate.latencyP99Ms);
@@ -125,14 +128,31 @@ function shiftVerdict(
       message: `${candidate.instances === 0 ? c : l} answered nothing in the window: no distributions to compare`,
     };
   }
-  let worst: { metric: string; value: number; detail: string } | undefined;
-  const consider = (metric: string, value: number, detail: string): void => {
-    if (worst === undefined || value > worst.value) worst = { metric, value: round(value), detail };
+  // A difference counts beyond what sampling alone gives: two standard errors of the difference of two
+  // proportions (label shares; mean probabilities, whose variance is at most p(1 - p)) are added to the
+  // threshold, so that 20 instances that happen to differ do not roll back a good candidate, while a
+  // large sample is held to the threshold itself.
+  const nc = candidate.instances;
+  const nl = live.instances;
+  const margin = (pc: number, pl: number): number => {
+    const pooled = (pc * nc + pl * nl) / (nc + nl);
+    return 2 * Math.sqrt(Math.max(0, pooled * (1 - pooled)) * (1 / nc + 1 / nl));
+  };
+  let worst: { metric: string; value: number; threshold: number; detail: string } | undefined;
+  const consider = (metric: string, value: number, threshold: number, detail: string): void => {
+    if (worst === undefined || value - threshold > worst.value - worst.threshold) {
+      worst = { metric, value: round(value), threshold: round(threshold), detail };
+    }
   };
   const share = (w: VersionWindow, label: string) => (w.labels[label] ?? 0) / w.instances;
   for (const label of new Set([...Object.keys(candidate.labels), ...Object.keys(live.labels)])) {
     const [sc, sl] = [share(candidate, label), share(live, label)];
-    consider(`|share of label ${label}: ${c} - ${l}|`, Math.abs(sc - sl), `${round(sc)} vs ${round(sl)}`);
+    consider(
+      `|share of label ${label}: ${c} - ${l}|`,
+      Math.abs(sc - sl),
+      maxShift + margin(sc, sl),
+      `${round(sc)} of ${nc} vs ${round(sl)} of ${nl}`,
+    );
   }
   const mean = (w: VersionWindow, cls: string) => (w.probabilitySums[cls] ?? 0) / w.instances;
   for (const cls of new Set([
@@ -140,14 +160,21 @@ function shiftVerdict(
     ...Object.keys(live.probabilitySums),
   ])) {
     const [mc, ml] = [mean(candidate, cls), mean(live, cls)];
-    consider(`|mean probability of ${cls}: ${c} - ${l}|`, Math.abs(mc - ml), `${round(mc)} vs ${round(ml)}`);
+    consider(
+      `|mean probability of ${cls}: ${c} - ${l}|`,
+      Math.abs(mc - ml),
+      maxShift + margin(mc, ml),
+      `${round(mc)} of ${nc} vs ${round(ml)} of ${nl}`,
+    );
   }
   if (candidate.valueSum !== undefined && live.valueSum !== undefined) {
-    const [mc, ml] = [candidate.valueSum / candidate.instances, live.valueSum / live.instances];
+    // No variance is published for values: the threshold alone.
+    const [mc, ml] = [candidate.valueSum / nc, live.valueSum / nl];
     consider(
       `|mean value: ${c} - ${l}| / |mean value of ${l}|`,
       Math.abs(mc - ml) / Math.max(Math.abs(ml), Number.EPSILON),
-      `${round(mc)} vs ${round(ml)}`,
+      maxShift,
+      `${round(mc)} of ${nc} vs ${round(ml)} of ${nl}`,
     );
   }
   if (worst === undefined) {
@@ -159,14 +186,19 @@ function shiftVerdict(
       message: 'neither version reported a prediction distribution (labels, probabilities or values)',
     };
   }
-  const passed = worst.value <= maxShift;
+  const { metric, value, threshold, detail } = worst;
+  const passed = value <= threshold;
+  const sampling =
+    threshold > maxShift
+      ? ` (ROLLOUT_MAX_SHIFT ${maxShift} + ${round(threshold - maxShift)} for sampling)`
+      : '';
   return {
     check: 'shift',
-    metric: worst.metric,
-    value: worst.value,
-    threshold: maxShift,
+    metric,
+    value,
+    threshold,
     passed,
-    message: `${worst.metric} = ${worst.value} (${worst.detail}) ${passed ? '<=' : '>'} ${maxShift}`,
+    message: `${metric} = ${value} (${detail}) ${passed ? '<=' : '>'} ${threshold}${sampling}`,
   };
 }
 
