@@ -509,7 +509,7 @@ export const SETTINGS = {
     min: 0,
     max: 1,
     default: 0.1,
-    help: "automatic rollout: the largest prediction shift from the live version before the candidate is rolled back (classifiers: a label's share or a class's mean probability, absolute; regressors: the mean value, relative)",
+    help: "automatic rollout: the largest prediction shift from the live version before the candidate is rolled back (classifiers: a label's share or a class's mean probability, absolute; regressors: the mean value, relative), plus a margin for sampling",
   },
   rolloutMinInstances: {
     type: 'integer',

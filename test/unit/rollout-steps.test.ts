@@ -135,11 +135,12 @@ describe('a failed check', () => {
   });
 
   it('rolls back a task that failed for good, saying so', async () => {
-    let state = await steps.run('start', request);
-    state = await steps.run('rollback', {
+    const state = await steps.run('start', request);
+    const rolledBack = await steps.run('rollback', {
       ...state,
       failure: { Error: 'Error', Cause: '{"errorMessage":"CloudWatch is down"}' },
     });
+    expect(rolledBack.outcome?.message).toMatch(/CloudWatch is down/);
     expect(store.records(MODEL).at(-1)!['reason']).toBe(
       'rolled back: the rollout could not go on (Error: CloudWatch is down)',
     );
