@@ -479,7 +479,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         });
         const canaryLine =
           p.status === 'ok' && p.canary
-            ? [`canary: ${p.canary.version} takes ${p.canary.percent}% of the instances`]
+            ? [
+                `canary: ${p.canary.version} takes ${p.canary.percent}% of the instances${p.canary.rollout ? ` (rollout ${p.canary.rollout}: models rollout-status ${name})` : ''}`,
+              ]
             : [];
         print(
           [

@@ -7,10 +7,12 @@
  * operator's pointer change during a rollout stops it and is left as the operator set it; a second
  * rollout is refused while one runs.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { S3ModelSource } from '../../lambdas/adapters/s3-model-source.ts';
 import { S3ModelStore } from '../../lambdas/adapters/s3-model-store.ts';
 import { ModelLifecycle } from '../../lambdas/core/lifecycle/lifecycle.ts';
@@ -258,4 +260,85 @@ describe('models rollout on the local stack', () => {
     const status = await cli('models', 'rollout-status', DEMO_MODEL);
     expect(status.out).toMatch(/status: stopped \(step 1, 10%\)/);
   }, 120_000);
+
+  it('on a deployed stack: checks what it can, then starts an execution of the rollout state machine', async () => {
+    // The stack's S3 is the embedded one; Step Functions is a recorder that answers StartExecution.
+    const calls: { target: string; body: Record<string, unknown> }[] = [];
+    const sfn = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        calls.push({ target: String(request.headers['x-amz-target']), body: JSON.parse(body) });
+        response.setHeader('content-type', 'application/x-amz-json-1.0');
+        response.end(
+          JSON.stringify({ executionArn: 'arn:aws:states:us-east-1:1:execution:r:x', startDate: 1 }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => sfn.listen(0, '127.0.0.1', resolve));
+    const send = jest.fn(async () => ({
+      Stacks: [
+        {
+          Outputs: [
+            { OutputKey: 'DataBucketName', OutputValue: LOCAL_BUCKET },
+            { OutputKey: 'RolloutStateMachineArn', OutputValue: 'arn:aws:states:us-east-1:1:stateMachine:r' },
+          ],
+        },
+      ],
+    }));
+    for (const [k, v] of Object.entries(stack.aws.env())) stubEnv(k, v);
+    stubEnv('AWS_ENDPOINT_URL_SFN', `http://127.0.0.1:${(sfn.address() as AddressInfo).port}`);
+    try {
+      const run = async (...argv: string[]) => {
+        const out: string[] = [];
+        const code = await runCli([...argv, '--stack', 'Tandem', '--region', stack.aws.region], {
+          out: (t) => out.push(t),
+          err: (t) => out.push(t),
+          cwd: scratch,
+          cloudFormation: { send } as never,
+        });
+        return { code, out: out.join('\n') };
+      };
+      const refused = await run('models', 'rollout', DEMO_MODEL, '1.2.0');
+      expect(refused.code).toBe(1);
+      expect(refused.out).toMatch(/a rollout starts from a pointer without one/);
+      expect(calls).toEqual([]);
+
+      await lifecycle.canary(DEMO_MODEL, '1.2.0', 0);
+      const started = await run(
+        'models',
+        'rollout',
+        DEMO_MODEL,
+        '1.2.0',
+        '--steps',
+        '25,100',
+        '--bake',
+        '10m',
+      );
+      expectWithMessage(started.code, started.out).toBe(0);
+      expect(calls).toHaveLength(1);
+      expect(calls[0]!.target).toBe('AWSStepFunctions.StartExecution');
+      const input = JSON.parse(String(calls[0]!.body['input'])) as Record<string, unknown>;
+      expect(calls[0]!.body).toMatchObject({
+        stateMachineArn: 'arn:aws:states:us-east-1:1:stateMachine:r',
+        name: input['rolloutId'],
+      });
+      expect(input).toMatchObject({
+        model: DEMO_MODEL,
+        candidate: '1.2.0',
+        steps: [25, 100],
+        bakeSeconds: 600,
+      });
+      expect(started.out).toMatch(
+        new RegExp(`rollout ${String(input['rolloutId'])} of fraud-detector@1\\.2\\.0 started`),
+      );
+      // Nothing was written: the state machine's Start step sets the canary.
+      expect((await pointer())['canary']).toBeUndefined();
+    } finally {
+      unstubAllEnvs();
+      stubEnv('ROLLOUT_MAX_LATENCY_MS', '10000');
+      stubEnv('ROLLOUT_MIN_INSTANCES', '10');
+      sfn.close();
+    }
+  }, 60_000);
 });
