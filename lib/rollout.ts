@@ -25,14 +25,13 @@ import { settingsEnvironment, TandemFunction } from './tandem-function.ts';
 export const ROLLOUT_HANDLER = 'lambdas/handlers/rollout-step.ts';
 
 /**
- * The rollout function's data bucket access: it reads pointers, versions and history under models/,
- * rewrites current.json (conditionally) and writes history records; listing models/ tells a missing
- * pointer from a forbidden one and reads the history.
+ * The rollout function's data bucket access: it reads a model's current.json, rewrites it (conditionally)
+ * and writes history records, all under models/ (proven by test/infra/iam-coverage.test.ts). It lists
+ * nothing: the history is read by the `tandem` command, with the operator's credentials.
  */
 export const ROLLOUT_ACCESS = {
   read: ['models'],
   put: ['models'],
-  list: ['models'],
 } as const satisfies ObjectAccess;
 
 export interface RolloutProps {

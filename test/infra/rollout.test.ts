@@ -138,7 +138,6 @@ describe('the rollout resources', () => {
       'cloudwatch:GetMetricData *',
       'cloudwatch:ListMetrics * if {"StringEquals":{"cloudwatch:namespace":"Tandem"}}',
       's3:GetObject bucket/models/*',
-      's3:ListBucket bucket if {"StringLike":{"s3:prefix":["models/*"]}}',
       's3:PutObject bucket/models/*',
     ]);
   });
