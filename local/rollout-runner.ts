@@ -25,6 +25,11 @@ export interface LocalRolloutOptions {
   readonly notify?: (subject: string, message: string) => void;
   /** Retry pauses in ms (the definition's are seconds). */
   readonly retryIntervalMs?: number;
+  /**
+   * Stops the rollout (the command's Ctrl+C): the execution is aborted, the step in flight finishes, and
+   * the rollout is rolled back (the canary ends) as a step that failed for good would be.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Runs a rollout to its end; resolves with the last state (its `outcome` says how it ended). */
@@ -37,6 +42,7 @@ export async function runLocalRollout(
     rolloutDefinition({ rolloutFunctionArn: LOCAL_FUNCTION, topicArn: LOCAL_TOPIC }) as never,
   );
   let latest: RolloutState | undefined;
+  let inFlight: Promise<unknown> = Promise.resolve();
   const handlers: Record<
     string,
     (input: { action: RolloutAction; state: RolloutRequest | RolloutState }) => Promise<RolloutState>
@@ -44,7 +50,9 @@ export async function runLocalRollout(
   for (const [name, action] of Object.entries(ROLLOUT_TASKS)) {
     handlers[name] = async (input) => {
       if (input.action !== action) throw new Error(`task ${name} was given action ${input.action}`);
-      latest = await steps.run(action, input.state);
+      const step = steps.run(action, input.state);
+      inFlight = step.catch(() => undefined);
+      latest = await step;
       options.onStep?.(name, latest);
       return latest;
     };
@@ -67,8 +75,23 @@ export async function runLocalRollout(
       } as never,
     },
   });
+  const interrupted = new Promise<'interrupted'>((resolve) => {
+    if (options.signal?.aborted) resolve('interrupted');
+    options.signal?.addEventListener('abort', () => resolve('interrupted'), { once: true });
+  });
   try {
-    await execution.result;
+    if ((await Promise.race([execution.result, interrupted])) === 'interrupted') {
+      execution.abort();
+      await inFlight;
+      if (latest === undefined || latest.outcome !== undefined)
+        return latest ?? Promise.reject(new Error('the rollout was stopped before it started'));
+      const stopped = await steps.run('rollback', {
+        ...latest,
+        failure: { Error: 'Interrupted', Cause: 'the tandem command running it was stopped (Ctrl+C)' },
+      });
+      options.onStep?.(ROLLOUT_STATES.rollback, stopped);
+      return stopped;
+    }
   } catch (error) {
     // Rolled back or stopped: the Fail state ends the execution; the last state says why.
     if (latest?.outcome === undefined) {

@@ -136,7 +136,16 @@ export async function startRollout(
     );
   }
   const bake = `baking ${command.bakeSeconds}s`;
+  // Ctrl+C rolls the rollout back (the canary ends) rather than leaving it at its percentage.
+  const stop = new AbortController();
+  const onSignal = () => {
+    out('  stopping: the rollout is rolled back (Ctrl+C again to leave the canary as it is)');
+    process.removeListener('SIGINT', onSignal);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
   await runLocalRollout(steps, request, {
+    signal: stop.signal,
     onStep: (task, state: RolloutState) => {
       const percent = state.steps[state.step - 1];
       if (task === 'Start') {
@@ -153,7 +162,7 @@ export async function startRollout(
       if (state.outcome) out(`  ${state.outcome.message}`);
     },
     notify: (subject) => out(`  notified: ${subject} (deployed: published to the alarm topic)`),
-  });
+  }).finally(() => process.removeListener('SIGINT', onSignal));
   const report = await statusOf(target, command.model);
   return { rolloutId, ...(report ? { report } : {}) };
 }
