@@ -353,7 +353,7 @@ export const SETTINGS = {
     min: 0,
     max: 1,
     default: 1,
-    help: "share of shadow comparisons captured (features, both answers, both versions) under capture/<model>/shadow/ for `models shadow-report` and the promote gate; the shadow's own sample already samples them; 0 = off",
+    help: 'share of shadow comparisons captured (features, both answers and versions) under capture/<model>/shadow/ for shadow-report and the promote gate; 0 = off',
   },
   shadowBudgetMs: {
     type: 'integer',
@@ -362,7 +362,7 @@ export const SETTINGS = {
     min: 1,
     max: 10_000,
     default: 100,
-    help: "running time a shadow version's scoring of a request's sampled instances may take after the response; past it the comparison is abandoned and counted (ShadowTimeouts), ms",
+    help: "running time a shadow version's scoring of a request may take after the response; past it the comparison is abandoned and counted (ShadowTimeouts), ms",
   },
   captureBucket: {
     type: 'string',
