@@ -366,6 +366,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           clearInterval(timer);
           await predictShadow.settled();
           await predictCapture.flush();
+          const { compared, failed, timedOut } = predictShadow.counts;
+          if (compared + failed + timedOut > 0)
+            log(
+              `shadow comparisons: ${compared} compared, ${failed} failed, ${timedOut} timed out (SHADOW_BUDGET_MS)`,
+            );
         });
       }
       const server = createApiServer(handler, {

@@ -48,7 +48,7 @@ export interface ShadowRunnerOptions {
   readonly budgetMs: number;
   /** The environment is frozen between invocations (Lambda): time with no invocation in flight is not counted. */
   readonly freezesBetweenInvocations: boolean;
-  /** @default 4 */
+  /** @default 16 */
   readonly maxInFlight?: number;
   readonly random?: () => number;
   readonly now?: () => number;
@@ -63,6 +63,8 @@ interface Run {
 }
 
 export class ShadowRunner {
+  /** Instances compared, failed, and abandoned or not started (timeouts), since the runner was made. */
+  readonly counts = { compared: 0, failed: 0, timedOut: 0 };
   private readonly runs = new Set<Run>();
   private readonly pending = new Set<Promise<void>>();
   private readonly random: () => number;
@@ -79,7 +81,7 @@ export class ShadowRunner {
   ) {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
-    this.maxInFlight = options.maxInFlight ?? 4;
+    this.maxInFlight = options.maxInFlight ?? 16;
   }
 
   /** The running-time clock: wall time less the time frozen between invocations. */
@@ -123,6 +125,7 @@ export class ShadowRunner {
     });
     if (picked.length === 0) return;
     if (this.runs.size >= this.maxInFlight) {
+      this.counts.timedOut += picked.length;
       this.report(() => this.sink.timedOut(live, shadow.model, picked.length));
       return;
     }
@@ -158,10 +161,12 @@ export class ShadowRunner {
               timeMs,
             };
           });
+          this.counts.compared += comparisons.length;
           this.report(() => this.sink.compared(comparisons));
         },
         (error: unknown) => {
           if (this.finish(run)) return;
+          this.counts.failed += picked.length;
           this.report(() => this.sink.failed(live, shadow.model, picked.length, error));
         },
       )
@@ -192,6 +197,7 @@ export class ShadowRunner {
 
   private abandon(run: Run): void {
     run.abandoned = true;
+    this.counts.timedOut += run.instances;
     this.report(() => this.sink.timedOut(run.live, run.shadow, run.instances));
   }
 
