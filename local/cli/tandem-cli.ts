@@ -671,53 +671,38 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         );
         return 0;
       }
-      case 'canary': {
-        arity(command, args, 2);
-        const name = modelName(command, args[0]);
-        const version = modelName(command, args[1], 'version');
-        if (values.percent === undefined) usage(command, '--percent is required (0 ends the canary)');
-        const percent = Number(values.percent);
-        if (values.percent.trim() === '' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
-          usage(command, `--percent must be a number from 0 to 100, not "${values.percent}"`);
-        }
-        const outcome = await (
-          await lifecycle()
-        ).canary(name, version, percent, {
-          ...(values.reason !== undefined ? { reason: values.reason } : {}),
-          ...(values.force ? { force: true } : {}),
-        });
-        const e = outcome.entry;
-        print(
-          (percent === 0
-            ? `${name}: canary of ${e.to} ended; ${e.from} takes all the traffic (change ${e.change})`
-            : `${name}: ${e.to} takes ${percent}% of the instances, ${e.from} the rest (change ${e.change})`) +
-            (outcome.historyError
-              ? `\nwarning: the pointer changed but its history record was not written (${outcome.historyError})`
-              : ''),
-          outcome,
-        );
-        return 0;
-      }
+      case 'canary':
       case 'shadow': {
         arity(command, args, 2);
         const name = modelName(command, args[0]);
         const version = modelName(command, args[1], 'version');
-        if (values.sample === undefined) usage(command, '--sample is required (0 ends the shadow)');
-        const sample = Number(values.sample);
-        if (values.sample.trim() === '' || !Number.isFinite(sample) || sample < 0 || sample > 1) {
-          usage(command, `--sample must be a number from 0 to 1, not "${values.sample}"`);
+        const [option, raw, max] =
+          command === 'canary' ? ['--percent', values.percent, 100] : ['--sample', values.sample, 1];
+        if (raw === undefined) usage(command, `${option} is required (0 ends the ${command})`);
+        const share = Number(raw);
+        if (raw.trim() === '' || !Number.isFinite(share) || share < 0 || share > max) {
+          usage(command, `${option} must be a number from 0 to ${max}, not "${raw}"`);
         }
-        const outcome = await (
-          await lifecycle()
-        ).shadow(name, version, sample, {
+        const ops = await lifecycle();
+        const options = {
           ...(values.reason !== undefined ? { reason: values.reason } : {}),
           ...(values.force ? { force: true } : {}),
-        });
+        };
+        const outcome =
+          command === 'canary'
+            ? await ops.canary(name, version, share, options)
+            : await ops.shadow(name, version, share, options);
         const e = outcome.entry;
+        const done =
+          command === 'canary'
+            ? share === 0
+              ? `canary of ${e.to} ended; ${e.from} takes all the traffic`
+              : `${e.to} takes ${share}% of the instances, ${e.from} the rest`
+            : share === 0
+              ? `shadow of ${e.to} ended`
+              : `${e.to} shadows ${e.from} on ${share} of the instances with features (models shadow-report ${name})`;
         print(
-          (sample === 0
-            ? `${name}: shadow of ${e.to} ended (change ${e.change})`
-            : `${name}: ${e.to} shadows ${e.from} on ${sample} of the instances with features (change ${e.change}); see models shadow-report ${name}`) +
+          `${name}: ${done} (change ${e.change})` +
             (outcome.historyError
               ? `\nwarning: the pointer changed but its history record was not written (${outcome.historyError})`
               : ''),

@@ -298,61 +298,7 @@ export class ModelLifecycle {
         `--percent must be a number from 0 to 100 (0 ends the canary), not ${String(percent)}`,
       );
     }
-    const stored = await this.store.readPointer(name);
-    const document = stored ? readPointerDocument(stored.body) : undefined;
-    if (!stored || !document || isInvalidPointer(document)) {
-      throw new LifecycleRefusedError(
-        'NO_LIVE_VERSION',
-        `${name} has no ${stored ? 'valid ' : ''}current.json: a canary needs a live version (promote one first)`,
-      );
-    }
-    let forced: string | undefined;
-    if (percent === 0) {
-      if (document.canary?.version !== version) {
-        throw new LifecycleRefusedError(
-          'NO_CANARY',
-          `${name}@${version} is not the canary of ${name} (${document.canary ? `the canary is ${document.canary.version}` : 'there is none'}); nothing to end`,
-        );
-      }
-    } else {
-      if (document.version === version) {
-        throw new LifecycleRefusedError(
-          'ALREADY_LIVE',
-          `${name}@${version} is the live version: a canary needs another version`,
-        );
-      }
-      if (document.canary?.version === version && document.canary.percent === percent) {
-        throw new LifecycleRefusedError(
-          'ALREADY_CANARY',
-          `${name}@${version} already takes ${percent}% of the traffic; nothing to change`,
-        );
-      }
-      forced = (await this.refuseUnloadable(name, version, document.version, 'canary', opts.force)).forced;
-    }
-    const { canary: _ended, ...rest } = document;
-    const change = this.newChangeId();
-    const at = new Date(this.now()).toISOString();
-    const by = await this.options.identity();
-    const pointer: PointerDocument = {
-      ...rest,
-      change,
-      changedAt: at,
-      changedBy: by,
-      ...(percent > 0 ? { canary: { version, percent } } : {}),
-    };
-    const entry: HistoryEntry = {
-      change,
-      model: name,
-      action: 'canary',
-      at,
-      by,
-      from: document.version,
-      to: version,
-      percent,
-      ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
-      ...(forced !== undefined ? { forced } : {}),
-    };
-    return this.record(name, pointer, { tag: stored.tag }, entry);
+    return this.secondVersion(name, 'canary', version, percent, opts);
   }
 
   /**
@@ -373,57 +319,78 @@ export class ModelLifecycle {
         `--sample must be a number from 0 to 1 (0 ends the shadow), not ${String(sample)}`,
       );
     }
+    return this.secondVersion(name, 'shadow', version, sample, opts);
+  }
+
+  /**
+   * A canary or a shadow (a second version next to the live one) started, changed or, with `share` 0,
+   * ended: the refusals both share, the conditional pointer write (keeping the other one), the history.
+   */
+  private async secondVersion(
+    name: string,
+    action: 'canary' | 'shadow',
+    version: string,
+    share: number,
+    opts: { reason?: string; force?: boolean },
+  ): Promise<ChangeOutcome> {
     const stored = await this.store.readPointer(name);
     const document = stored ? readPointerDocument(stored.body) : undefined;
     if (!stored || !document || isInvalidPointer(document)) {
       throw new LifecycleRefusedError(
         'NO_LIVE_VERSION',
-        `${name} has no ${stored ? 'valid ' : ''}current.json: a shadow needs a live version (promote one first)`,
+        `${name} has no ${stored ? 'valid ' : ''}current.json: a ${action} needs a live version (promote one first)`,
       );
     }
+    const { canary, shadow, ...base } = document;
+    const current =
+      action === 'canary'
+        ? canary && { version: canary.version, share: canary.percent }
+        : shadow && { version: shadow.version, share: shadow.sample };
+    const described = (n: number) =>
+      action === 'canary' ? `takes ${n}% of the traffic` : `shadows ${n} of the instances`;
     let forced: string | undefined;
-    if (sample === 0) {
-      if (document.shadow?.version !== version) {
+    if (share === 0) {
+      if (current?.version !== version) {
         throw new LifecycleRefusedError(
-          'NO_SHADOW',
-          `${name}@${version} is not the shadow of ${name} (${document.shadow ? `the shadow is ${document.shadow.version}` : 'there is none'}); nothing to end`,
+          `NO_${action.toUpperCase()}`,
+          `${name}@${version} is not the ${action} of ${name} (${current ? `the ${action} is ${current.version}` : 'there is none'}); nothing to end`,
         );
       }
     } else {
       if (document.version === version) {
         throw new LifecycleRefusedError(
           'ALREADY_LIVE',
-          `${name}@${version} is the live version: a shadow needs another version`,
+          `${name}@${version} is the live version: a ${action} needs another version`,
         );
       }
-      if (document.shadow?.version === version && document.shadow.sample === sample) {
+      if (current?.version === version && current.share === share) {
         throw new LifecycleRefusedError(
-          'ALREADY_SHADOW',
-          `${name}@${version} already shadows ${sample} of the instances; nothing to change`,
+          `ALREADY_${action.toUpperCase()}`,
+          `${name}@${version} already ${described(share)}; nothing to change`,
         );
       }
-      forced = (await this.refuseUnloadable(name, version, document.version, 'shadow', opts.force)).forced;
+      forced = (await this.refuseUnloadable(name, version, document.version, action, opts.force)).forced;
     }
-    const { shadow: _ended, ...rest } = document;
     const change = this.newChangeId();
     const at = new Date(this.now()).toISOString();
     const by = await this.options.identity();
-    const pointer: PointerDocument = {
-      ...rest,
-      change,
-      changedAt: at,
-      changedBy: by,
-      ...(sample > 0 ? { shadow: { version, sample } } : {}),
-    };
+    const kept = action === 'canary' ? (shadow ? { shadow } : {}) : canary ? { canary } : {};
+    const started =
+      share === 0
+        ? {}
+        : action === 'canary'
+          ? { canary: { version, percent: share } }
+          : { shadow: { version, sample: share } };
+    const pointer: PointerDocument = { ...base, change, changedAt: at, changedBy: by, ...kept, ...started };
     const entry: HistoryEntry = {
       change,
       model: name,
-      action: 'shadow',
+      action,
       at,
       by,
       from: document.version,
       to: version,
-      sample,
+      ...(action === 'canary' ? { percent: share } : { sample: share }),
       ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
       ...(forced !== undefined ? { forced } : {}),
     };
