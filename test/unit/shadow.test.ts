@@ -4,6 +4,8 @@
  * gated promote over an in-memory store, the registry loading a shadow (and one that does not load), and
  * the runner that scores after the response within a budget, with an injected clock.
  */
+import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { parseServingPointer } from '../../lambdas/adapters/model-pointer.ts';
 import { ModelLoadError, ModelNotFoundError } from '../../lambdas/core/errors.ts';
@@ -22,6 +24,7 @@ import type { ModelFile, ModelSource, ServingPointer } from '../../lambdas/core/
 import { parsePredictRequest } from '../../lambdas/core/predict-request.ts';
 import { PredictionService } from '../../lambdas/core/prediction-service.ts';
 import { comparePredictions } from '../../lambdas/core/shadow/comparison.ts';
+import { readShadowCaptures } from '../../lambdas/core/shadow/shadow-captures.ts';
 import {
   ShadowRunner,
   type ShadowComparison,
@@ -33,6 +36,8 @@ import {
   summarizeShadow,
   type ShadowRecord,
 } from '../../lambdas/core/shadow/shadow-report.ts';
+import { runCli } from '../../local/cli/tandem-cli.ts';
+import { MemoryObjectStore } from '../support/memory-object-store.ts';
 import { tinyExpected, tinyManifest, tinyModelBytes } from '../support/tiny-model.ts';
 
 const utf8 = new TextEncoder();
@@ -724,5 +729,72 @@ describe('shadow scoring after the response', () => {
     );
     runner.start(featured, outcome, live, { model: shadow, sample: 1 }, 'r', 0);
     await expect(runner.settled()).resolves.toBeUndefined();
+  });
+});
+
+describe('reading shadow captures', () => {
+  const BUCKET = 'data';
+  const line = (r: ShadowRecord) => JSON.stringify(r);
+  const put = (objects: MemoryObjectStore, key: string, lines: string[]) =>
+    objects.put(BUCKET, key, gzipSync(`${lines.join('\n')}\n`));
+
+  it('reads every shadow record, of one version and since a time when asked', async () => {
+    const objects = new MemoryObjectStore();
+    const early = { ...record(1, true, 0.1), time: '2026-12-06T03:59:59.000Z' };
+    const late = { ...record(2, false, 0.5), time: '2026-12-06T04:00:01.000Z' };
+    const other = { ...record(3, true, 0), shadowVersion: '3', time: '2026-12-06T04:10:00.000Z' };
+    put(objects, 'capture/m/shadow/dt=2026-12-06/hr=03/a-w-000000.jsonl.gz', [line(early)]);
+    put(objects, 'capture/m/shadow/dt=2026-12-06/hr=04/b-w-000001.jsonl.gz', [line(late), line(other)]);
+    expect((await readShadowCaptures(objects, BUCKET, 'm')).records.map((r) => r.id)).toEqual([
+      'id-1',
+      'id-2',
+      'id-3',
+    ]);
+    const since = await readShadowCaptures(objects, BUCKET, 'm', {
+      shadowVersion: '2',
+      sinceMs: Date.parse('2026-12-06T04:00:00Z'),
+    });
+    expect(since).toEqual({ records: [late], unreadable: [] });
+  });
+
+  it('reports what it cannot read (not gzip, not JSON, not a shadow record) and reads the rest', async () => {
+    const objects = new MemoryObjectStore();
+    objects.put(BUCKET, 'capture/m/shadow/dt=2026-12-06/hr=04/a-w-000000.jsonl.gz', 'not gzip');
+    put(objects, 'capture/m/shadow/dt=2026-12-06/hr=04/b-w-000001.jsonl.gz', [
+      '{"truncated": ',
+      JSON.stringify({ ...record(1, true, 0), source: 'realtime' }),
+      line(record(2, true, 0)),
+    ]);
+    objects.put(BUCKET, 'capture/m/shadow/dt=2026-12-06/hr=04/notes.txt', 'ignored');
+    const read = await readShadowCaptures(objects, BUCKET, 'm');
+    expect(read.records.map((r) => r.id)).toEqual(['id-2']);
+    expect(read.unreadable).toEqual([
+      expect.stringMatching(/a-w-000000\.jsonl\.gz: .*header/),
+      expect.stringMatching(/b-w-000001\.jsonl\.gz line 1: /),
+      expect.stringMatching(/b-w-000001\.jsonl\.gz line 2: not a shadow comparison/),
+    ]);
+  });
+});
+
+describe('the shadow commands refuse bad options before acting', () => {
+  const run = async (...argv: string[]) => {
+    const err: string[] = [];
+    const code = await runCli(argv, { out: () => undefined, err: (t) => err.push(t), cwd: tmpdir() });
+    return { code, err: err.join('\n') };
+  };
+
+  it.each([
+    [['models', 'shadow', 'm', '2'], /--sample is required \(0 ends the shadow\)/],
+    [['models', 'shadow', 'm', '2', '--sample', '1.5'], /--sample must be a number from 0 to 1, not "1\.5"/],
+    [['models', 'shadow', 'm', '2', '--sample', 'half'], /--sample must be a number from 0 to 1, not "half"/],
+    [['models', 'shadow', 'm', '2', '--sample', ' '], /--sample must be a number from 0 to 1/],
+    [['models', 'shadow', 'm', '../2', '--sample', '1'], /"\.\.\/2" is not a valid version/],
+    [['models', 'shadow', 'm'], /missing the version/],
+    [['models', 'shadow-report', 'm', '--since', 'yesterday'], /--since must be an ISO-8601 time/],
+    [['models', 'shadow-report', 'm', '--version', 'a/b'], /"a\/b" is not a valid version/],
+  ])('%j', async (argv, message) => {
+    const result = await run(...argv);
+    expect(result.code).toBe(2);
+    expect(result.err).toMatch(message);
   });
 });
