@@ -349,7 +349,11 @@ export class ModelRegistry {
         if (previous) retire(previous);
         // A promoted candidate is already loaded as the canary or shadow: it keeps serving as live.
         if (entry.canary?.model.version === version) entry.canary = undefined;
-        if (entry.shadow?.model.version === version) entry.shadow = undefined;
+        if (entry.shadow?.model.version === version) {
+          // Canary and shadow of the same version are two sessions: the one not kept is released.
+          if (entry.shadow.model !== model) retire(entry.shadow.model);
+          entry.shadow = undefined;
+        }
         this.settle(name, entry, undefined, previous?.version);
       } else {
         this.settle(name, entry, undefined, version);
