@@ -46,6 +46,7 @@ import {
 import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
+import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
@@ -127,7 +128,10 @@ export interface LocalStack {
   ): Promise<FinalizeResult>;
   /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
-  /** Writes the API's buffered captures now (npm start captures every request; docs/monitoring.md). */
+  /**
+   * Writes the API's buffered captures now, after the shadow comparisons in flight have settled (npm start
+   * captures every request and every shadow comparison; docs/monitoring.md).
+   */
   flushCaptures(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -329,6 +333,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     let apiUrl: string | undefined;
     let capture: CaptureBuffer | undefined;
+    let shadowRunner: ShadowRunner | undefined;
     if (options.apiPort !== undefined) {
       // The handler reads its settings from the environment at import, exactly as in Lambda.
       delete process.env['AWS_PROFILE'];
@@ -350,8 +355,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const {
         handler,
         capture: predictCapture,
+        shadow: predictShadow,
         metrics: apiMetrics,
       } = await import('../lambdas/handlers/predict.ts');
+      shadowRunner = predictShadow;
       if (options.dataDir !== undefined) {
         // Per-version windows for `models rollout` (another process), in the data folder.
         const versionMetrics = new VersionMetricsRecorder(options.dataDir);
@@ -370,7 +377,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         capture = predictCapture;
         cleanups.push(async () => {
           clearInterval(timer);
+          await predictShadow.settled();
           await predictCapture.flush();
+          const { compared, failed, timedOut } = predictShadow.counts;
+          if (compared + failed + timedOut > 0)
+            log(
+              `shadow comparisons: ${compared} compared, ${failed} failed, ${timedOut} timed out (SHADOW_BUDGET_MS)`,
+            );
         });
       }
       const server = createApiServer(handler, {
@@ -400,6 +413,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       runDataset,
       runFolder,
       flushCaptures: async () => {
+        await shadowRunner?.settled();
         await capture?.flush();
       },
       async stop() {
