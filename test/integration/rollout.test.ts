@@ -245,7 +245,7 @@ describe('models rollout on the local stack', () => {
     const second = await cli('models', 'rollout', DEMO_MODEL, '1.2.0', '--bake', '1s');
     expect(second.code).toBe(1);
     expect(second.err).toMatch(
-      /one rollout per model at a time \(models rollout-status fraud-detector\) \(ROLLOUT_RUNNING\)/,
+      /one rollout per model at a time \(models rollout-status fraud-detector; if the process running it was killed, end its canary: models canary fraud-detector 1\.2\.0 --percent 0\) \(ROLLOUT_RUNNING\)/,
     );
 
     await lifecycle.canary(DEMO_MODEL, '1.2.0', 30, { reason: 'I take over' });

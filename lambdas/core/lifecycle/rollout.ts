@@ -180,7 +180,7 @@ export class RolloutSteps {
     if (document.canary?.rollout !== undefined) {
       throw new LifecycleRefusedError(
         'ROLLOUT_RUNNING',
-        `rollout ${document.canary.rollout} of ${model}@${document.canary.version} is running (${pct(document.canary.percent)}): one rollout per model at a time (models rollout-status ${model})`,
+        `rollout ${document.canary.rollout} of ${model}@${document.canary.version} is running (${pct(document.canary.percent)}): one rollout per model at a time (models rollout-status ${model}; if the process running it was killed, end its canary: models canary ${model} ${document.canary.version} --percent 0)`,
       );
     }
     if (document.canary) {
