@@ -145,7 +145,7 @@ function dayOfWeek(text: string): DayOfWeekRule {
       throw new FieldProblem(`"${text}": # takes a day and a week from 1 to 5, e.g. 2#1 (the first Monday)`);
     return { kind: 'nth', day: value(match[1]!, FIELDS.dayOfWeek), nth: Number(match[2]) };
   }
-  if (text.length > 1 && text.endsWith('L'))
+  if (/^([A-Za-z]{3}|\d)L$/.test(text))
     return { kind: 'lastOfMonth', day: value(text.slice(0, -1), FIELDS.dayOfWeek) };
   // Names contain no L or W at the end (SAT, WED...), so what is left with them is misplaced.
   if (/(^|[^A-Z])[LW]($|[^A-Z])/i.test(text))

@@ -58,21 +58,22 @@ const specSchema = z
 
 /** Why a prefix cannot be scheduled, or undefined; checked on the prefix as given. */
 function prefixProblem(prefix: string): string | undefined {
+  const shown = JSON.stringify(prefix);
   if (prefix.trim() === '' || prefix === '/')
     return 'is empty: name a folder of the data bucket (the whole bucket holds the stack output)';
   if (prefix !== prefix.trim()) return `has surrounding blanks: ${JSON.stringify(prefix)}`;
-  if (prefix.startsWith('/')) return `"${prefix}" starts with "/": keys of the data bucket do not`;
+  if (prefix.startsWith('/')) return `${shown} starts with "/": keys of the data bucket do not`;
   if (prefix.length > MAX_PREFIX_LENGTH) return `is longer than ${MAX_PREFIX_LENGTH} characters`;
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f*?]/.test(prefix))
-    return `"${prefix}" holds "*", "?" or a control character (it becomes an IAM resource pattern)`;
+    return `${shown} holds "*", "?" or a control character (it becomes an IAM resource pattern)`;
   const segments = prefix.replace(/\/$/, '').split('/');
-  if (segments.some((s) => s === '..' || s === '.')) return `"${prefix}" has a "." or ".." folder`;
-  if (segments.some((s) => s === '')) return `"${prefix}" has an empty folder ("//")`;
+  if (segments.some((s) => s === '..' || s === '.')) return `${shown} has a "." or ".." folder`;
+  if (segments.some((s) => s === '')) return `${shown} has an empty folder ("//")`;
   const normalised = normalisePrefix(prefix);
   const output = OUTPUT_PREFIXES.find((p) => normalised.startsWith(p));
   if (output)
-    return `"${prefix}" is under ${output}, which the stack writes (${OUTPUT_PREFIXES.join(', ')} cannot be scheduled)`;
+    return `${shown} is under ${output}, which the stack writes (${OUTPUT_PREFIXES.join(', ')} cannot be scheduled)`;
   return undefined;
 }
 
@@ -87,7 +88,10 @@ export type ParsedSchedules =
 
 function entryName(index: number, raw: unknown): string {
   const entry = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-  const said = [entry['model'], entry['prefix']].filter((v) => typeof v === 'string' && v !== '');
+  const said = [entry['model'], entry['prefix']]
+    .filter((v): v is string => typeof v === 'string' && v !== '')
+    // eslint-disable-next-line no-control-regex
+    .map((v) => (/[\u0000-\u001f\u007f]/.test(v) ? JSON.stringify(v) : v));
   return `schedules[${index}]${said.length > 0 ? ` (${said.join(' ')})` : ''}`;
 }
 
