@@ -343,6 +343,13 @@ export class Tandem extends Construct {
   }
 }
 
+/** The schedules as JSON for a stack output: without their options, and as many as fit in 4,096 characters. */
+export function schedulesOutput(schedules: readonly ScheduleSpec[]): string {
+  const specs = schedules.map(({ model, prefix, expression }) => ({ model, prefix, expression }));
+  while (specs.length > 0 && JSON.stringify(specs).length > 4096) specs.pop();
+  return JSON.stringify(specs);
+}
+
 function modelFolder(model: string | undefined): string {
   if (model === undefined) return '';
   if (!isPackageName(model)) {
@@ -386,5 +393,13 @@ export class TandemStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: batch.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
+    if (props.schedules && props.schedules.length > 0) {
+      new CfnOutput(this, 'Schedules', {
+        // What `tandem schedules list --stack` prints (an output value holds at most 4,096 characters).
+        value: schedulesOutput(props.schedules),
+        description:
+          'The schedules setting: folders re-scored by EventBridge Scheduler (model, prefix, expression)',
+      });
+    }
   }
 }
