@@ -273,7 +273,9 @@ export function settingsTableRows(): string[][] {
     return [
       name,
       code(setting.context),
-      setting.env ? `${code(setting.env)} (${(setting.functions ?? []).join(', ')})` : '',
+      setting.env
+        ? `${code(setting.env)} (${setting.functions?.length ? setting.functions.join(', ') : 'no function reads it yet'})`
+        : '',
       describeSetting(setting),
       setting.wiring
         ? `set by the stack${fixed ? ` (unset: ${code(defaultText(setting))})` : ''}`

@@ -271,6 +271,7 @@ export const SETTINGS = {
     env: 'SCHEDULES',
     functions: [],
     default: [],
+    defaultText: 'none',
     help: 'folders of the data bucket re-scored on a schedule: a JSON list of {"model", "prefix", "expression", "options"?}, expression an EventBridge Scheduler cron(...) or rate(...) in UTC (docs/batch.md, "Schedules"); npm start runs them too',
   },
   alarmEmail: {
