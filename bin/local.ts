@@ -262,7 +262,7 @@ async function readSchedules(flag: string | undefined): Promise<Schedule[]> {
     const cdkJson = JSON.parse(await readFile(path.join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
       context?: Record<string, unknown>;
     };
-    return readScheduleSetting(cdkJson.context?.['schedules']);
+    return readScheduleSetting(cdkJson.context?.['schedules'], 'the "schedules" of cdk.json "context"');
   }
   const text = flag.trimStart().startsWith('[')
     ? flag
@@ -271,7 +271,7 @@ async function readSchedules(flag: string | undefined): Promise<Schedule[]> {
           `schedules: --schedules is neither a JSON list nor a readable file: ${flag}`,
         ]);
       });
-  return readScheduleSetting(text);
+  return readScheduleSetting(text, `--schedules ${flag.trimStart().startsWith('[') ? '' : flag}`.trim());
 }
 
 function scheduleLines(states: readonly { schedule: Schedule; next: number | undefined }[]): string {

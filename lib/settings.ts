@@ -31,10 +31,11 @@ export interface TandemSettings {
 }
 
 export class SettingsError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(
-      `Invalid Tandem settings (cdk.json "context" or -c key=value):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-    );
+  constructor(
+    readonly problems: readonly string[],
+    source = 'cdk.json "context" or -c key=value',
+  ) {
+    super(`Invalid Tandem settings (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'SettingsError';
   }
 }
@@ -51,10 +52,10 @@ export class TandemPropsError extends Error {
  * The `schedules` setting (cdk.json, `-c schedules='[...]'`, `npm start --schedules`): the one reader the
  * CDK app and the local stack share. Throws a SettingsError naming each bad schedule and field.
  */
-export function readScheduleSetting(raw: unknown): Schedule[] {
+export function readScheduleSetting(raw: unknown, source?: string): Schedule[] {
   const problems: string[] = [];
   const schedules = schedulesOf(raw, problems);
-  if (problems.length > 0) throw new SettingsError(problems);
+  if (problems.length > 0) throw new SettingsError(problems, source);
   return schedules;
 }
 
