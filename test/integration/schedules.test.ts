@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RunManifest } from '../../lambdas/core/batch/contracts.ts';
 import { parseCsv } from '../../lambdas/core/codecs/csv.ts';
 import { readScheduleSetting } from '../../lib/settings.ts';
+import { resources, templateOf } from '../infra/support.ts';
 import { runCli } from '../../local/cli/tandem-cli.ts';
 import { writeEndpointsFile } from '../../local/endpoints-file.ts';
 import {
@@ -160,6 +161,28 @@ describe('schedules on the local stack', () => {
     ]);
     await Promise.all(after.map((r) => r.result));
   });
+
+  it('the input a deployed schedule gives the state machine runs an empty prefix to a NO_FILES success', async () => {
+    const template = templateOf({
+      schedules: [{ model: DEMO_MODEL, prefix: 'warehouse/fraud/nothing-yet/', expression: 'rate(1 hour)' }],
+    });
+    const [schedule] = Object.values(resources(template, 'AWS::Scheduler::Schedule'));
+    // What Scheduler sends: its Input with the bucket's name resolved and the context attribute filled in.
+    const join = (schedule!.Properties!['Target'] as { Input: { 'Fn::Join': [string, unknown[]] } }).Input[
+      'Fn::Join'
+    ];
+    const input = JSON.parse(
+      join[1]
+        .map((part) => (typeof part === 'string' ? part : LOCAL_BUCKET))
+        .join(join[0])
+        .replace('<aws.scheduler.execution-id>', 'd32c5kddcf5bb8c3'),
+    ) as { runId: string };
+    expect(input.runId).toBe(`${DEMO_MODEL}-schedule-d32c5kddcf5bb8c3`);
+    expect(await stack.batch.start(input.runId, input)).toBe('started');
+    const result = await stack.batch.run(input.runId)!.result;
+    expect(result.status).toBe('SUCCEEDED');
+    expect((await manifestAt(result.manifestKey)).notice?.code).toBe('NO_FILES');
+  }, 60_000);
 
   it('`tandem schedules list` prints each schedule with its next fire time', async () => {
     let out = '';
