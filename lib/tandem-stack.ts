@@ -13,7 +13,7 @@ import { isPackageName } from '../lambdas/core/names.ts';
 import { SETTINGS } from '../lambdas/core/settings.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
 import { BatchSchedules } from './batch-schedules.ts';
-import type { ScheduleSpec } from '../lambdas/core/batch/schedules.ts';
+import { normalisePrefix, type ScheduleSpec } from '../lambdas/core/batch/schedules.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
@@ -345,7 +345,11 @@ export class Tandem extends Construct {
 
 /** The schedules as JSON for a stack output: without their options, and as many as fit in 4,096 characters. */
 export function schedulesOutput(schedules: readonly ScheduleSpec[]): string {
-  const specs = schedules.map(({ model, prefix, expression }) => ({ model, prefix, expression }));
+  const specs = schedules.map(({ model, prefix, expression }) => ({
+    model,
+    prefix: normalisePrefix(prefix),
+    expression,
+  }));
   while (specs.length > 0 && JSON.stringify(specs).length > 4096) specs.pop();
   return JSON.stringify(specs);
 }
@@ -393,13 +397,11 @@ export class TandemStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: batch.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
-    if (props.schedules && props.schedules.length > 0) {
-      new CfnOutput(this, 'Schedules', {
-        // What `tandem schedules list --stack` prints (an output value holds at most 4,096 characters).
-        value: schedulesOutput(props.schedules),
-        description:
-          'The schedules setting: folders re-scored by EventBridge Scheduler (model, prefix, expression)',
-      });
-    }
+    new CfnOutput(this, 'Schedules', {
+      // What `tandem schedules list --stack` prints (an output value holds at most 4,096 characters).
+      value: schedulesOutput(props.schedules ?? []),
+      description:
+        'The schedules setting: folders re-scored by EventBridge Scheduler (model, prefix, expression)',
+    });
   }
 }

@@ -601,17 +601,7 @@ export function parseSetting<S extends Setting>(setting: S, raw: unknown): Parse
         return fail();
       return ok(items);
     }
-    case 'json': {
-      let value: unknown = raw;
-      if (text !== undefined) {
-        try {
-          value = JSON.parse(text);
-        } catch {
-          return fail();
-        }
-      }
-      return typeof value === 'object' && value !== null && !Array.isArray(value) ? ok(value) : fail();
-    }
+    case 'json':
     case 'jsonList': {
       let value: unknown = raw;
       if (text !== undefined) {
@@ -621,7 +611,8 @@ export function parseSetting<S extends Setting>(setting: S, raw: unknown): Parse
           return fail();
         }
       }
-      return Array.isArray(value) ? ok(value) : fail();
+      const object = typeof value === 'object' && value !== null && !Array.isArray(value);
+      return (setting.type === 'json' ? object : Array.isArray(value)) ? ok(value) : fail();
     }
   }
 }

@@ -294,7 +294,11 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
         input: JSON.parse(c.input['input'] as string) as RunInput,
       }));
     startInputs = [...startInputs, ...started];
-    const input = started[0]!.input;
+    await runInput(key, started[0]!.input);
+  }
+
+  /** Plan -> every chunk -> finalize, as the state machine does. */
+  async function runInput(name: string, input: RunInput): Promise<void> {
     const planned = await invoke<PlanResult>('plan', input);
     const items = JSON.parse(
       await (
@@ -303,27 +307,17 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     ) as ChunkItem[];
     for (const item of items) await invoke('score', item);
     const finalized = await invoke<FinalizeResult>('finalize', { ...input, planned });
-    runs[key] = { input, planned, finalized };
+    runs[name] = { input, planned, finalized };
   }
 
-  /** A scheduled run of a folder (the input a deployed schedule starts): plan -> every chunk -> finalize. */
+  /** A scheduled run of a folder: the input a deployed schedule starts. */
   async function runScheduledFolder(prefix: string, body: string): Promise<void> {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}part-00000.csv`, Body: body }));
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}part-00001.csv`, Body: body }));
-    const input = scheduledRunInput(
-      { model: MODEL, prefix },
-      BUCKET,
-      scheduledRunId(MODEL, 'd32c5kddcf5bb8c3'),
+    await runInput(
+      prefix,
+      scheduledRunInput({ model: MODEL, prefix }, BUCKET, scheduledRunId(MODEL, 'd32c5kddcf5bb8c3')),
     );
-    const planned = await invoke<PlanResult>('plan', input);
-    const items = JSON.parse(
-      await (
-        await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: planned.itemsKey }))
-      ).Body!.transformToString(),
-    ) as ChunkItem[];
-    for (const item of items) await invoke('score', item);
-    const finalized = await invoke<FinalizeResult>('finalize', { ...input, planned });
-    runs[prefix] = { input, planned, finalized };
   }
 
   beforeAll(async () => {

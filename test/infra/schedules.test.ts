@@ -141,6 +141,13 @@ describe('schedules: deployed', () => {
     expect(mentioning(score, 's3:ListBucket')).toEqual([]);
   });
 
+  it('outputs the schedules (without options) for `tandem schedules list --stack`', () => {
+    expect(JSON.parse(template.toJSON().Outputs.Schedules.Value as string)).toEqual([
+      { model: 'fraud-detector', prefix: 'warehouse/transactions/daily/', expression: 'cron(0 6 * * ? *)' },
+      { model: 'churn', prefix: 'exports/customers/', expression: 'rate(6 hours)' },
+    ]);
+  });
+
   it('makes no schedule resources without schedules', () => {
     const plain = templateOf();
     expect(Object.keys(resources(plain, 'AWS::Scheduler::Schedule'))).toEqual([]);

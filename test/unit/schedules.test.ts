@@ -13,6 +13,7 @@ import {
 } from '../../lambdas/core/batch/schedules.ts';
 import { startFolderRun } from '../../lambdas/core/batch/trigger.ts';
 import type { RunInput } from '../../lambdas/core/batch/contracts.ts';
+import { scheduleRows } from '../../local/cli/schedules-cli.ts';
 
 const good = { model: 'fraud-detector', prefix: 'warehouse/daily/', expression: 'cron(0 6 * * ? *)' };
 
@@ -193,5 +194,28 @@ describe('schedules: accepted', () => {
     const id = scheduledRunId('m'.repeat(128), '<aws.scheduler.execution-id>');
     expect(id).toBe(`${'m'.repeat(40)}-schedule-<aws.scheduler.execution-id>`);
     expect(scheduledRunId('fraud.detector', '0123456789abcdef')).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
+  });
+});
+
+describe('schedules list', () => {
+  const specs = [
+    { model: 'm', prefix: 'a/', expression: 'cron(0 6 * * ? *)' },
+    { model: 'm', prefix: 'b/', expression: 'rate(6 hours)' },
+    { model: 'm', prefix: 'c/', expression: 'cron(0 6 * * ? 2020)' },
+  ];
+  const now = Date.parse('2026-12-06T04:00:00Z');
+
+  it('locally: every next fire time, a rate counted from when npm start started', () => {
+    expect(scheduleRows(specs, now, Date.parse('2026-12-06T03:30:00Z')).map((r) => r.next ?? r.note)).toEqual(
+      ['2026-12-06T06:00:00.000Z', '2026-12-06T09:30:00.000Z', 'fires no more'],
+    );
+  });
+
+  it('deployed: a rate counts from when the schedule was created, which is not known here', () => {
+    expect(scheduleRows(specs, now).map((r) => r.next ?? r.note)).toEqual([
+      '2026-12-06T06:00:00.000Z',
+      'every 6 hours from when the schedule was created',
+      'fires no more',
+    ]);
   });
 });
