@@ -267,9 +267,10 @@ async function readSchedules(flag: string | undefined): Promise<Schedule[]> {
   const text = flag.trimStart().startsWith('[')
     ? flag
     : await readFile(path.resolve(flag), 'utf8').catch(() => {
-        throw new SettingsError([
-          `schedules: --schedules is neither a JSON list nor a readable file: ${flag}`,
-        ]);
+        throw new SettingsError(
+          [`schedules: --schedules is neither a JSON list nor a readable file: ${flag}`],
+          '--schedules',
+        );
       });
   return readScheduleSetting(text, `--schedules ${flag.trimStart().startsWith('[') ? '' : flag}`.trim());
 }
