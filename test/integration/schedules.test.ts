@@ -4,7 +4,8 @@
  * makes a run that succeeds and says so (NO_FILES); a schedule whose run is still going when it fires
  * again is skipped, not started twice; `tandem schedules list` prints the next fire times.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -210,4 +211,33 @@ describe('schedules on the local stack', () => {
       ],
     });
   });
+});
+
+describe('npm start with bad schedules', () => {
+  it('refuses to start, naming each bad schedule and field, before anything starts', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tandem-bad-schedules-'));
+    const bad = JSON.stringify([
+      { model: DEMO_MODEL, prefix: 'capture/fraud-detector/', expression: 'rate(1 minute)' },
+      { model: DEMO_MODEL, prefix: 'warehouse/daily/', expression: 'cron(0 6 ? * MON#6 *)' },
+    ]);
+    const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', path.join(REPO_ROOT, 'bin', 'local.ts'), '--data-dir', dir, '--schedules', bad],
+        { cwd: REPO_ROOT, timeout: 60_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, output: stdout + stderr }),
+      );
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(
+      /schedules\[0\] \(fraud-detector capture\/fraud-detector\/\) prefix: "capture\/fraud-detector\/" is under capture\//,
+    );
+    expect(output).toMatch(
+      /schedules\[1\] \(fraud-detector warehouse\/daily\/\) expression: .*# takes a day and a week from 1 to 5/,
+    );
+    // Nothing was started: no emulator data, no endpoints file.
+    expect(await readdir(dir)).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
+  }, 90_000);
 });
