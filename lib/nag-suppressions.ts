@@ -32,6 +32,10 @@ export const REASONS = {
     'The rollout function reads the pointer, the versions and the history of the model a rollout names, rewrites its current.json with a conditional write and writes its history records: objects under models/ only, for a model chosen at run time.',
   cloudWatchRead:
     'cloudwatch:GetMetricData and cloudwatch:ListMetrics support only Resource "*" (no resource-level permissions); ListMetrics is limited to the Tandem namespace by a condition, and neither reads anything but metrics.',
+  scheduledPrefix:
+    'A folder the deployer scheduled for re-scoring (the schedules setting): a folder run reads every file under it, whose names the writer (Spark, Athena, Glue) chooses; checked at synth to be no output prefix of the stack and to hold no wildcard.',
+  scheduleDeadLetterQueue:
+    'This queue is itself the dead-letter queue of the EventBridge Scheduler schedules; its messages (the run that did not start and why) are inspected by an operator, not moved to yet another queue.',
   mapChildren:
     'The Distributed Map describes and stops its own child executions, whose ARNs are created per map run: the wildcard is limited to executions of this state machine.',
 } as const;
@@ -136,6 +140,16 @@ export function addTandemNagSuppressions(tandem: Tandem): void {
   acknowledge(rollout.stateMachine, 'Serverless-StepFunctionStateMachineXray', REASONS.noTracing);
   acknowledge(rollout.stateMachine.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.stateMachineStar);
 
+  const schedules = tandem.batchSchedules;
+  if (schedules) {
+    for (const prefix of schedules.prefixes) {
+      for (const role of [plan.role, score.role]) {
+        acknowledge(role, wildcardFinding(role, bucket.arnForObjects(`${prefix}*`)), REASONS.scheduledPrefix);
+      }
+    }
+    acknowledge(schedules.deadLetterQueue, 'AwsSolutions-SQS3', REASONS.scheduleDeadLetterQueue);
+    acknowledge(schedules.deadLetterQueue, 'Serverless-SQSRedrivePolicy', REASONS.scheduleDeadLetterQueue);
+  }
   acknowledge(deadLetterQueue, 'AwsSolutions-SQS3', REASONS.deadLetterQueue);
   acknowledge(deadLetterQueue, 'Serverless-SQSRedrivePolicy', REASONS.deadLetterQueue);
 }

@@ -46,6 +46,8 @@ import {
 import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
+import type { Schedule } from '../lambdas/core/batch/schedules.ts';
+import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
 import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
@@ -89,6 +91,13 @@ export interface LocalStackOptions {
   readonly resumeRuns?: boolean;
   /** Options for the runs the upload watcher starts (the deployed trigger's BATCH_OPTIONS). */
   readonly batchOptions?: Partial<BatchOptions>;
+  /**
+   * The checked `schedules` setting (lib/settings.ts readScheduleSetting): each fires a folder run of its
+   * prefix at its expression's fire times (local/scheduler.ts). Default: none.
+   */
+  readonly schedules?: readonly Schedule[];
+  /** The schedules' clock and timers (tests drive them: `{ now, timers: false }` and `tick()`). */
+  readonly scheduleClock?: Pick<LocalSchedulerOptions, 'now' | 'timers' | 'onEnded'>;
   /** Where the stack's own lines go (ignored uploads, watcher errors, resumed runs). Default: stderr. */
   readonly log?: (line: string) => void;
   readonly batch?: {
@@ -117,6 +126,8 @@ export interface LocalStack {
   readonly seed: FinalizeResult | undefined;
   /** What the upload watcher did, counted since start. */
   readonly watcher: Readonly<WatcherCounts>;
+  /** The schedules running on this stack, when there are any. */
+  readonly scheduler: LocalScheduler | undefined;
   /** The runs found unfinished on start and resumed (resolves once they are started, not ended). */
   readonly resumed: Promise<readonly ResumedRun[]>;
   /** Uploads a file to incoming/<model>/ and runs it (as the upload watcher would); resolves when it ends. */
@@ -331,6 +342,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
 
+    let scheduler: LocalScheduler | undefined;
+    if (options.schedules && options.schedules.length > 0) {
+      scheduler = new LocalScheduler({
+        schedules: options.schedules,
+        runner: batch,
+        bucket: LOCAL_BUCKET,
+        ...(options.batchOptions ? { batchOptions: options.batchOptions } : {}),
+        log,
+        ...options.scheduleClock,
+      });
+      cleanups.push(() => scheduler!.stop());
+    }
+
     let apiUrl: string | undefined;
     let capture: CaptureBuffer | undefined;
     let shadowRunner: ShadowRunner | undefined;
@@ -409,6 +433,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       uploadedKeys,
       seed,
       watcher,
+      scheduler,
       resumed,
       runDataset,
       runFolder,

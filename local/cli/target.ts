@@ -25,6 +25,10 @@ export interface Target {
   /** The local stack's data folder (where `npm start` writes the per-version metrics). */
   readonly dataDir?: string;
   readonly region?: string;
+  /** The stack's schedules as given (local: npm start's; deployed: the Schedules output). */
+  readonly schedules?: readonly unknown[];
+  /** Local: when the scheduler started (the anchor of rate expressions). */
+  readonly schedulesStartedAt?: number;
   /** Who makes changes: the local user, or the caller's ARN. */
   identity(): Promise<string>;
   close(): void;
@@ -62,6 +66,10 @@ export async function resolveTarget(
       apiUrl: endpoints.apiUrl,
       local: endpoints,
       dataDir: options.dataDir,
+      schedules: endpoints.schedules ?? [],
+      ...(endpoints.schedulesStartedAt !== undefined
+        ? { schedulesStartedAt: endpoints.schedulesStartedAt }
+        : {}),
       identity: async () => `${userInfo().username} (local)`,
       close: () => s3.destroy(),
     };
@@ -86,6 +94,7 @@ export async function resolveTarget(
       ? { rolloutStateMachineArn: outputs['RolloutStateMachineArn'] }
       : {}),
     ...(region ? { region } : {}),
+    schedules: outputs['Schedules'] ? (JSON.parse(outputs['Schedules']) as unknown[]) : [],
     identity: () => (who ??= callerArn(region).then((arn) => arn ?? 'unknown')),
     close: () => s3.destroy(),
   };
