@@ -45,6 +45,7 @@ import {
 import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
+import { localCapture } from './local-capture.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
@@ -126,7 +127,7 @@ export interface LocalStack {
   ): Promise<FinalizeResult>;
   /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
-  /** Writes the API's buffered captures now (npm start captures every request; docs/monitoring.md). */
+  /** Writes the buffered captures (API, stream consumer, batch) now (docs/monitoring.md). */
   flushCaptures(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -217,6 +218,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const objects = new S3ObjectStore(s3);
     const events: RunCompletedEvent[] = [];
+    const batchCapture = localCapture('batch', objects, LOCAL_BUCKET, (line) =>
+      (options.log ?? ((l: string) => void process.stderr.write(`${l}\n`)))(line),
+    );
     const batch = new LocalBatchRunner({
       bucket: LOCAL_BUCKET,
       objects,
@@ -225,6 +229,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // flight would not write faster, only lengthen the queue every cache read of the API waits in.
       predictions: new DynamoDbPredictionStore(dynamo, LOCAL_TABLE, LOCAL_WRITE_CONCURRENCY),
       events: { publish: async (_type, detail) => void events.push(detail as RunCompletedEvent) },
+      ...(batchCapture ? { capture: batchCapture } : {}),
       ...options.batch,
     });
     cleanups.push(() => batch.close());
@@ -309,8 +314,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     );
 
     let stream: LocalStreamLane | undefined;
+    const streamCapture = options.stream ? localCapture('stream', objects, LOCAL_BUCKET, log) : undefined;
+    if (streamCapture) {
+      const timer = setInterval(() => streamCapture.flushIfDue(), 1000);
+      timer.unref();
+      cleanups.push(async () => {
+        clearInterval(timer);
+        await streamCapture.flush();
+      });
+    }
     if (options.stream) {
       stream = await startStreamLane({
+        ...(streamCapture ? { capture: streamCapture } : {}),
         aws,
         s3,
         dynamo,
@@ -384,7 +399,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       runDataset,
       runFolder,
       flushCaptures: async () => {
-        await capture?.flush();
+        await Promise.all([capture?.flush(), streamCapture?.flush(), batchCapture?.flush()]);
       },
       async stop() {
         await resumed.catch(() => undefined);
