@@ -356,6 +356,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         CACHE_BUDGET_MS: process.env['CACHE_BUDGET_MS'] ?? String(LOCAL_CACHE_BUDGET_MS),
         // Every request is captured locally, so that the monitoring loop can be tried end to end.
         CAPTURE_BUCKET: LOCAL_BUCKET,
+        DATA_BUCKET: LOCAL_BUCKET,
         CAPTURE_REALTIME_RATE: process.env['CAPTURE_REALTIME_RATE'] ?? '1',
         CAPTURE_FLUSH_SECONDS: process.env['CAPTURE_FLUSH_SECONDS'] ?? '5',
         ...(stream ? streamEnv(stream.settings) : {}),

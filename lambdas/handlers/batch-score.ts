@@ -22,7 +22,7 @@ const capture = captureFromEnv(
   (lost, error) => logger.warn('captured predictions not written', { lost, error: (error as Error).message }),
   // Flushed per chunk: the size bound only keeps a huge chunk's memory in check.
   { maxRecords: 50_000 },
-);// Plans and models stay loaded across invocations of a warm function.
+); // Plans and models stay loaded across invocations of a warm function.
 const scorer = new ChunkScorer({
   objects,
   models: withCachePolicy(modelSourceFor(modelsUri), cachePolicyFromEnv(process.env)),

@@ -26,6 +26,8 @@ export interface ApiConfig {
     readonly flushMs: number;
     readonly maxRecords: number;
   };
+  /** The data bucket: POST /feedback stores outcomes under its feedback/ (unset: the route is off). */
+  readonly dataBucket: string | undefined;
   /** POWERTOOLS_LOGGER_SAMPLE_RATE is set: debug logging is re-drawn for each request. */
   readonly sampleDebugLogs: boolean;
 }
@@ -48,6 +50,7 @@ export function readApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
     logPayloads: readEnv(SETTINGS.logPayloads, env),
     metricsFlushMs: readEnv(SETTINGS.metricsFlushMs, env),
     sampleDebugLogs: readEnv(SETTINGS.loggerSampleRate, env) > 0,
+    dataBucket: readEnv(SETTINGS.dataBucket, env),
     capture: {
       bucket: readEnv(SETTINGS.captureBucket, env),
       realtimeRate: readEnv(SETTINGS.captureRealtimeRate, env),

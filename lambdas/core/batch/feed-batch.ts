@@ -290,7 +290,8 @@ export class FeedBatch {
         if (codes) {
           const code = codes[i * width + c]!;
           const dictionary = this.dictionaries.values[p]!;
-          out[spec.name] = code < dictionary.length ? dictionary[code] : this.extras[p]![code - dictionary.length];
+          out[spec.name] =
+            code < dictionary.length ? dictionary[code] : this.extras[p]![code - dictionary.length];
           continue;
         }
         let value = numbers![i * width + c]!;
