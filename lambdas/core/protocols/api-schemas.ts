@@ -347,6 +347,11 @@ export const ERROR_CODES: Readonly<Record<string, readonly number[]>> = {
   STREAM_LANE_OFF: [404],
   STREAM_UNAVAILABLE: [503],
   SERVER_BUSY: [503],
+  INVALID_FEEDBACK: [400],
+  UNKNOWN_ID: [400],
+  FEEDBACK_OFF: [404],
+  FEEDBACK_CHECK_UNAVAILABLE: [503],
+  FEEDBACK_NOT_STORED: [503],
 };
 
 /** Codes only the local server (`npm start`) answers with. */
