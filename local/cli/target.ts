@@ -16,6 +16,8 @@ export interface Target {
   readonly bucket: string;
   readonly prefix: string;
   readonly apiUrl: string | undefined;
+  /** The prediction table (local: the emulator's; deployed: the stack's PredictionTableName output). */
+  readonly table?: string;
   /** The local stack's endpoints (undefined for a deployed stack). */
   readonly local?: LocalEndpoints;
   /** A deployed stack's batch state machine. */
@@ -56,6 +58,7 @@ export async function resolveTarget(
       bucket: endpoints.bucket,
       prefix: endpoints.modelsPrefix,
       apiUrl: endpoints.apiUrl,
+      table: endpoints.table,
       local: endpoints,
       identity: async () => `${userInfo().username} (local)`,
       close: () => s3.destroy(),
@@ -76,6 +79,7 @@ export async function resolveTarget(
     bucket,
     prefix: 'models/',
     apiUrl: outputs['ApiUrl'],
+    ...(outputs['PredictionTableName'] ? { table: outputs['PredictionTableName'] } : {}),
     ...(outputs['BatchStateMachineArn'] ? { stateMachineArn: outputs['BatchStateMachineArn'] } : {}),
     ...(region ? { region } : {}),
     identity: () => (who ??= callerArn(region).then((arn) => arn ?? 'unknown')),
