@@ -222,7 +222,8 @@ export function checkOutcomes(
         continue;
       }
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        issues.push(detail('value', `must be a finite number, got ${JSON.stringify(value).slice(0, 60)}`));
+        const shown = typeof value === 'number' ? String(value) : JSON.stringify(value).slice(0, 60);
+        issues.push(detail('value', `must be a finite number, got ${shown}`));
         continue;
       }
       outcomes.push({ id: id!, value, observedAt });
