@@ -10,7 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FsModelSource } from '../../lambdas/adapters/fs-model-source.ts';
 import { loadBatchModel, type BatchModel } from '../../lambdas/core/batch/batch-model.ts';
 import { FeedBatch } from '../../lambdas/core/batch/feed-batch.ts';
+import { ChunkScorer } from '../../lambdas/core/batch/chunk-scorer.ts';
+import { planRun } from '../../lambdas/core/batch/planner.ts';
+import { CaptureBuffer } from '../../lambdas/core/capture/capture-buffer.ts';
 import { validateFeatureObjects } from '../../lambdas/core/features.ts';
+import { FsObjectStore } from '../../local/fs-object-store.ts';
 import { readDemoDataset } from '../../local/demo-dataset.ts';
 import { allZooModels } from '../support/model-zoo.ts';
 import { expectWithMessage } from '../support/expect-message.ts';
@@ -111,4 +115,49 @@ describe('FeedBatch.features', () => {
     batch.addFeatureRow(row!, 'x', 1, []);
     expect(batch.features(0, m.manifest)['amount']).toBe(0.1);
   });
+});
+
+describe('batch capture faults', () => {
+  it('a capture that cannot be written never fails a chunk: the chunk completes, the loss is counted', async () => {
+    const demo = await readDemoDataset();
+    const objects = new FsObjectStore(path.join(root, 'store'));
+    const models = new FsModelSource(root);
+    const rows = demo.rows.slice(0, 30);
+    await objects.writeBytes(
+      'data',
+      'incoming/fraud-detector/capture-fault.csv',
+      [demo.header.join(','), ...rows.map((r) => r.join(','))].join('\n') + '\n',
+      'text/csv',
+    );
+    const lost: number[] = [];
+    const capture = new CaptureBuffer(
+      { write: () => Promise.reject(new Error('SlowDown: reduce your request rate')) },
+      { rates: { batch: 1 }, writer: 'test', maxRecords: 1000, onError: (_e, n) => lost.push(n) },
+    );
+    const plan = await planRun(
+      {
+        runId: 'capture-fault',
+        bucket: 'data',
+        key: 'incoming/fraud-detector/capture-fault.csv',
+        model: 'fraud-detector',
+        options: { tableWrites: 'none' },
+      },
+      { objects, models },
+    );
+    const scorer = new ChunkScorer({ objects, models, scoringThreads: 1, capture });
+    try {
+      let scored = 0;
+      for (let index = 0; index < plan.chunks; index++)
+        scored += (
+          await scorer.score({ runId: 'capture-fault', bucket: 'data', planKey: plan.planKey, index })
+        ).scored;
+      expect(scored).toBe(rows.length);
+    } finally {
+      await scorer.close();
+    }
+    // Flushed before each chunk returned: nothing left buffered, every row counted as lost.
+    expect(capture.buffered).toBe(0);
+    expect(capture.counts).toMatchObject({ captured: rows.length, written: 0, failed: rows.length });
+    expect(lost.reduce((a, b) => a + b, 0)).toBe(rows.length);
+  }, 60_000);
 });
