@@ -216,6 +216,11 @@ export class StreamLane extends Construct {
       `AwsSolutions-IAM5[Resource::${nagResourceName(role, bucket.arnForObjects('rejected/stream/*'))}]`,
       'Rejected stream records only (rejected/stream/<model>/<yyyy>/<mm>/<dd>/<shard>-<sequence number>.jsonl): model, date, shard and sequence number are known only when the records arrive.',
     );
+    acknowledge(
+      role,
+      `AwsSolutions-IAM5[Resource::${nagResourceName(role, bucket.arnForObjects(KEY_PATTERNS.captures.pattern))}]`,
+      KEY_PATTERNS.captures.reason,
+    );
     const queueReason =
       "This queue is itself the on-failure destination of the stream consumer's event source mapping; its messages (shard and sequence range of a failed batch) are inspected by an operator, not moved to yet another queue.";
     acknowledge(this.failures, 'AwsSolutions-SQS3', queueReason);

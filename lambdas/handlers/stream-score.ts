@@ -56,7 +56,7 @@ function observe(outcome: MicroBatchOutcome): void {
 
 const objects = new S3ObjectStore(s3Client());
 /** Sampled scored events (capture/<model>/stream/); written in the background, never failing a batch. */
-const capture = captureFromEnv('stream', process.env, objects, (lost, error) => {
+export const capture = captureFromEnv('stream', process.env, objects, (lost, error) => {
   logger.warn('captured predictions not written', { lost, error: (error as Error).message });
   metrics.addMetric('CaptureWriteFailures', MetricUnit.Count, lost);
 });
