@@ -40,13 +40,22 @@ let rawClasses: (string | number)[];
 let classes: string[];
 const predicted = new Map<string, { label: string; probabilities: Record<string, number> }>();
 
-async function post(pathname: string, body: unknown): Promise<{ status: number; body: any }> {
+interface ApiBody {
+  readonly error: { code: string; details: { field?: string; instance?: number; message: string }[] };
+  readonly predictions: {
+    id: string;
+    prediction: { label: string; probabilities: Record<string, number> };
+  }[];
+  readonly accepted?: number;
+}
+
+async function post(pathname: string, body: unknown): Promise<{ status: number; body: ApiBody }> {
   const response = await fetch(`${stack.apiUrl}${pathname}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, body: (await response.json()) as ApiBody };
 }
 
 async function readLines<T>(prefix: string): Promise<T[]> {
@@ -247,7 +256,12 @@ describe('POST /feedback bad input catalogue', () => {
       body: { id: known(), value: 1 },
       status: 400,
       code: 'INVALID_FEEDBACK',
-      details: [{ field: 'value', message: /is a classifier: send "label"/ }],
+      details: [
+        {
+          field: 'value',
+          message: /is for regressors: model "fraud-detector" is a classifier, send "label"/,
+        },
+      ],
     },
     {
       name: 'both label and value',

@@ -95,8 +95,7 @@ describe('FeedBatch.features', () => {
               Math.abs(actual - expected),
               `${label}: ${actual} vs ${expected}`,
             ).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(expected)));
-          else if (spec.type === 'boolean')
-            expectWithMessage(actual, label).toBe(expected === true || expected === 1);
+          else if (spec.type === 'boolean') expectWithMessage(actual, label).toBe(expected === 1);
           else expectWithMessage(actual, label).toEqual(expected);
         });
       });
@@ -127,7 +126,6 @@ describe('batch capture faults', () => {
       'data',
       'incoming/fraud-detector/capture-fault.csv',
       [demo.header.join(','), ...rows.map((r) => r.join(','))].join('\n') + '\n',
-      'text/csv',
     );
     const lost: number[] = [];
     const capture = new CaptureBuffer(

@@ -219,12 +219,15 @@ describe('outcomes of a regressor', () => {
 
   it('rejects a label, a value that is not a number, and a number too large to be finite', () => {
     expect(rejection({ id: 'a', label: 'x' })).toEqual([
-      { field: 'label', message: 'model "price" is a regressor: send "value", a number' },
+      {
+        field: 'label',
+        message: 'is for classifiers: model "price" is a regressor, send "value" (a number)',
+      },
     ]);
     expect(rejection({ id: 'a', value: '12' })).toEqual([
       { field: 'value', message: 'must be a finite number, got "12"' },
     ]);
-    expect(rejection({ id: 'a', value: 1e400 }, '{"id":"a","value":1e400}')).toEqual([
+    expect(rejection(JSON.parse('{"id":"a","value":1e400}'), '{"id":"a","value":1e400}')).toEqual([
       { field: 'value', message: 'must be a finite number, got Infinity' },
     ]);
   });

@@ -284,9 +284,7 @@ describe('stream capture', () => {
     const lost: number[] = [];
     const sink = {
       write: (key: string, body: Uint8Array) =>
-        failing
-          ? Promise.reject(new Error('SlowDown'))
-          : objects.writeBytes(BUCKET, key, body, 'application/gzip'),
+        failing ? Promise.reject(new Error('SlowDown')) : objects.writeBytes(BUCKET, key, body),
     };
     const capture = new CaptureBuffer(sink, {
       rates: { stream: 1 },

@@ -193,7 +193,10 @@ export function checkOutcomes(
       const label = raw['label'];
       if (label === undefined) {
         issues.push(
-          detail('value', `model "${model.name}" is a classifier: send "label", one of its classes`),
+          detail(
+            'value',
+            `is for regressors: model "${model.name}" is a classifier, send "label" (one of its classes)`,
+          ),
         );
         continue;
       }
@@ -218,7 +221,12 @@ export function checkOutcomes(
     } else {
       const value = raw['value'];
       if (value === undefined) {
-        issues.push(detail('label', `model "${model.name}" is a regressor: send "value", a number`));
+        issues.push(
+          detail(
+            'label',
+            `is for classifiers: model "${model.name}" is a regressor, send "value" (a number)`,
+          ),
+        );
         continue;
       }
       if (typeof value !== 'number' || !Number.isFinite(value)) {
