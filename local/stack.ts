@@ -46,6 +46,7 @@ import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptio
 import { uploadModelPackages } from './uploader.ts';
 import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
 import { localCapture } from './local-capture.ts';
+import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
@@ -127,7 +128,10 @@ export interface LocalStack {
   ): Promise<FinalizeResult>;
   /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
-  /** Writes the buffered captures (API, stream consumer, batch) now (docs/monitoring.md). */
+  /**
+   * Writes the buffered captures (API, stream consumer, batch) now, after the shadow comparisons in flight
+   * have settled (docs/monitoring.md).
+   */
   flushCaptures(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -343,6 +347,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     let apiUrl: string | undefined;
     let capture: CaptureBuffer | undefined;
+    let shadowRunner: ShadowRunner | undefined;
     if (options.apiPort !== undefined) {
       // The handler reads its settings from the environment at import, exactly as in Lambda.
       delete process.env['AWS_PROFILE'];
@@ -362,7 +367,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
-      const { handler, capture: predictCapture } = await import('../lambdas/handlers/predict.ts');
+      const {
+        handler,
+        capture: predictCapture,
+        shadow: predictShadow,
+      } = await import('../lambdas/handlers/predict.ts');
+      shadowRunner = predictShadow;
       if (predictCapture) {
         // A long-lived process flushes on a timer too (Lambda only can at the start of an invocation).
         const timer = setInterval(() => predictCapture.flushIfDue(), 1000);
@@ -370,7 +380,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         capture = predictCapture;
         cleanups.push(async () => {
           clearInterval(timer);
+          await predictShadow.settled();
           await predictCapture.flush();
+          const { compared, failed, timedOut } = predictShadow.counts;
+          if (compared + failed + timedOut > 0)
+            log(
+              `shadow comparisons: ${compared} compared, ${failed} failed, ${timedOut} timed out (SHADOW_BUDGET_MS)`,
+            );
         });
       }
       const server = createApiServer(handler, {
@@ -400,6 +416,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       runDataset,
       runFolder,
       flushCaptures: async () => {
+        await shadowRunner?.settled();
         await Promise.all([capture?.flush(), streamCapture?.flush(), batchCapture?.flush()]);
       },
       async stop() {

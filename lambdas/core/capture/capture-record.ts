@@ -6,11 +6,12 @@
  *
  * one gzipped JSON Lines object per flush of one writer (an execution environment), per partition.
  * `source` is the lane that served: `realtime` (the API), `stream` (the stream consumer), `batch` (a batch
- * run's chunk). Every source writes the same record format and layout.
+ * run's chunk), every one with the same record format and layout; or `shadow`: a comparison of the live
+ * answer with a shadow version's on the same input (lambdas/core/shadow).
  */
-export type CaptureSource = 'realtime' | 'batch' | 'stream';
+export type CaptureSource = 'realtime' | 'batch' | 'stream' | 'shadow';
 
-export const CAPTURE_SOURCES: readonly CaptureSource[] = ['realtime', 'batch', 'stream'];
+export const CAPTURE_SOURCES: readonly CaptureSource[] = ['realtime', 'batch', 'stream', 'shadow'];
 
 export interface CaptureRecord {
   readonly model: string;
@@ -30,6 +31,13 @@ export interface CaptureRecord {
   readonly runId?: string;
   /** ISO 8601, when the prediction was served. */
   readonly time: string;
+  /** Source `shadow`: the shadow version and its answer to the same features (`version`/`prediction`: live). */
+  readonly shadowVersion?: string;
+  readonly shadowPrediction?: unknown;
+  /** Source `shadow`, classifiers: the two labels are equal. */
+  readonly agreement?: boolean;
+  /** Source `shadow`: |live - shadow| of the live label's probability, or of the value; null when none. */
+  readonly absDifference?: number | null;
 }
 
 export const CAPTURE_ROOT = 'capture/';

@@ -2,7 +2,8 @@
  * Which ids an outcome may be given for. An id is known to a model when a prediction of it exists for a
  * version that serves or may serve it now:
  *
- * 1. the prediction table holds `<model>#<version>#<id>` for the live version or the canary's candidate
+ * 1. the prediction table holds `<model>#<version>#<id>` for the live version, the canary's candidate or
+ *    the shadow version
  *    (one batched read of every id and version: the cache lookup /predict makes), written by a batch
  *    run, the stream lane, or write-through; or
  * 2. this execution environment predicted the id in real time recently (`RecentPredictions`: the last

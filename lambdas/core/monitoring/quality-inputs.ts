@@ -4,7 +4,8 @@
  *
  * - outcomes: `feedback/<model>/dt=<day>/` from the window's start to now (an outcome is received at or
  *   after it is observed), those observed in the window;
- * - predictions: the captures of every source (`capture/<model>/<source>/dt=<day>/`) from `lookbackMs`
+ * - predictions: the captures of every source (`capture/<model>/<source>/dt=<day>/`; of a `shadow`
+ *   comparison, the shadow version's answer) from `lookbackMs`
  *   before the window to its end, and the table's items `<model>#<version>#<id>` of the outcomes' ids for
  *   the versions asked for and the versions the captures name (the precomputed predictions; the table
  *   keeps one item per key: the latest written).
@@ -159,9 +160,13 @@ export async function gatherQualityInputs(
     );
     for (const r of records) {
       const timeMs = Date.parse(r.time);
-      if (r.id === null || !ids.has(r.id) || Number.isNaN(timeMs) || !isPrediction(r.prediction)) continue;
-      versions.add(r.version);
-      predictions.push({ id: r.id, version: r.version, prediction: r.prediction, timeMs, origin: source });
+      // A shadow record's live answer is the real-time lane's; what it adds is the shadow version's answer.
+      const version = source === 'shadow' ? r.shadowVersion : r.version;
+      const prediction = source === 'shadow' ? r.shadowPrediction : r.prediction;
+      if (r.id === null || !ids.has(r.id) || Number.isNaN(timeMs) || version === undefined) continue;
+      if (!isPrediction(prediction)) continue;
+      versions.add(version);
+      predictions.push({ id: r.id, version, prediction, timeMs, origin: source });
     }
   }
 

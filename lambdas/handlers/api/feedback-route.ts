@@ -68,8 +68,8 @@ export async function postFeedback(call: FeedbackCall): Promise<ApiResult> {
     now,
   );
 
-  const canary = deps.registry.canary(model.name);
-  const versions = [...new Set([model.version, ...(canary ? [canary.model.version] : [])])];
+  const second = [deps.registry.canary(model.name), deps.registry.shadow(model.name)];
+  const versions = [...new Set([model.version, ...second.flatMap((s) => (s ? [s.model.version] : []))])];
   let unknown: Set<string>;
   try {
     unknown = await unknownIds(
