@@ -16,6 +16,8 @@ export interface Target {
   readonly bucket: string;
   readonly prefix: string;
   readonly apiUrl: string | undefined;
+  /** The prediction table (local: the emulator's; deployed: the stack's PredictionTableName output). */
+  readonly table?: string;
   /** The local stack's endpoints (undefined for a deployed stack). */
   readonly local?: LocalEndpoints;
   /** A deployed stack's batch state machine. */
@@ -60,6 +62,7 @@ export async function resolveTarget(
       bucket: endpoints.bucket,
       prefix: endpoints.modelsPrefix,
       apiUrl: endpoints.apiUrl,
+      table: endpoints.table,
       local: endpoints,
       schedules: endpoints.schedules ?? [],
       ...(endpoints.schedulesStartedAt !== undefined
@@ -84,6 +87,7 @@ export async function resolveTarget(
     bucket,
     prefix: 'models/',
     apiUrl: outputs['ApiUrl'],
+    ...(outputs['PredictionTableName'] ? { table: outputs['PredictionTableName'] } : {}),
     ...(outputs['BatchStateMachineArn'] ? { stateMachineArn: outputs['BatchStateMachineArn'] } : {}),
     ...(region ? { region } : {}),
     schedules: outputs['Schedules'] ? (JSON.parse(outputs['Schedules']) as unknown[]) : [],
