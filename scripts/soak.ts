@@ -4,10 +4,16 @@
  * each checked against the status (and source or error code) it must get; meanwhile two batch runs
  * score generated datasets through the same process, and the demo model's `current.json` is broken and
  * repaired (pointed at a corrupt model, at a version never uploaded, made invalid JSON, deleted, restored).
- * Passes when no response is unexpected (no cache hit or prediction fails while the pointer is broken),
- * no request errors or times out, /ready and /models/{name} report each pointer case with its code while
- * the last good version serves, both batch runs account for every row exactly, and the server's RSS
- * after the run is within 1.2x of its RSS after warm-up. The last stdout line is the JSON summary.
+ * Then, still under the load, the model lifecycle through its core (as `tandem models ...`): a second
+ * version, pushed and precomputed for every demo id by a batch run with modelVersion during the warm-up,
+ * is canaried at 10 % and 50 %, promoted, and rolled back.
+ * Passes when no response is unexpected (no cache hit or prediction fails while the pointer is broken or
+ * switches: no NOT_PRECOMPUTED for a precomputed id), no request errors or times out, /ready and
+ * /models/{name} report each pointer case with its code while the last good version serves, each
+ * lifecycle phase is reported and every answer's model.version is the one the split gives its id (probes
+ * of 500 ids after each switch and at the end of each phase; the load's answers), both batch runs account
+ * for every row exactly, and the server's RSS after the run is within 1.2x of its RSS after warm-up. The
+ * last stdout line is the JSON summary.
  */
 import '../local/node-support.ts'; // first: before any AWS SDK client is made
 import { fork, type ChildProcess } from 'node:child_process';
@@ -24,7 +30,9 @@ const HELP = `Usage: npm run soak [-- options]
 
 Runs the local stack in a child process and loads it: cache hits, model-path requests, multi-instance
 requests and bad requests (each must get its expected status), plus two concurrent batch runs; during
-the load, the demo model's current.json is broken four ways, given a canary that does not load, and restored (the promotion cases).
+the load, the demo model's current.json is broken four ways, given a canary that does not load, and restored (the promotion cases);
+then a second version, precomputed for the demo ids, is canaried at 10% and 50%, promoted and rolled back
+(the lifecycle phases: no failed request, every answer from the version the split gives its id).
 
 Options:
   --seconds <n>       load duration after warm-up (default: 60; --quick: 10)
