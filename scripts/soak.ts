@@ -5,8 +5,8 @@
  * score generated datasets through the same process, and the demo model's `current.json` is broken and
  * repaired (pointed at a corrupt model, at a version never uploaded, made invalid JSON, deleted, restored).
  * Then, still under the load, the model lifecycle through its core (as `tandem models ...`): a second
- * version, pushed and precomputed for every demo id by a batch run with modelVersion during the warm-up,
- * is canaried at 10 % and 50 %, promoted, and rolled back.
+ * version, pushed and precomputed for the ids the soak asks for (a batch run with modelVersion during the
+ * warm-up), is canaried at 10 % and 50 %, promoted, and rolled back.
  * Passes when no response is unexpected (no cache hit or prediction fails while the pointer is broken or
  * switches: no NOT_PRECOMPUTED for a precomputed id), no request errors or times out, /ready and
  * /models/{name} report each pointer case with its code while the last good version serves, each
@@ -171,6 +171,14 @@ function interleave(mix: Template[]): Template[] {
     .flatMap((group) => group.map((t, i) => ({ t, at: (i + 0.5) / group.length })))
     .sort((a, b) => a.at - b.at)
     .map(({ t }) => t);
+}
+
+/** The demo rows the soak asks for by id alone: the mix's cache hits, and the lifecycle probes. */
+function rowsAskedById(demo: Demo): (readonly string[])[] {
+  const at = new Set<number>(Array.from({ length: PROBE_IDS }, (_, i) => i));
+  for (let i = 0; i < 20; i++) at.add(i * 97);
+  for (let i = 1000; i < 1020; i += 2) at.add(i);
+  return [...at].sort((a, b) => a - b).map((i) => demo.rows[i]!);
 }
 
 // --- the batch datasets --------------------------------------------------------------------------------
@@ -540,8 +548,11 @@ async function runPromotionCases(
 
 // --- the lifecycle under load ----------------------------------------------------------------------------
 
-/** The candidate: a second version of the demo model, its predictions precomputed for every demo id. */
+/** The candidate: a second version of the demo model, its predictions precomputed for the ids asked. */
 const CANDIDATE = '2.0.0';
+
+/** The first demo ids, asked in one id-only request after each switch (at most 500 instances). */
+const PROBE_IDS = 500;
 
 /** Which version answers: the live one, and a canary taking `percent` % of the ids. */
 interface Split {
@@ -788,34 +799,46 @@ async function main(): Promise<number> {
       files: warmDatasets.map((d) => d.file),
       options: { chunkBytes: 256 * 1024 },
     });
-    // The candidate for the lifecycle phases: pushed, then every demo id precomputed for it by a batch
-    // run with modelVersion, alongside the warm-up (its session is then part of the baseline too).
+    // The candidate for the lifecycle phases: pushed, then precomputed for the ids the soak asks for by a
+    // batch run with modelVersion, alongside the warm-up; once it is, the warm-up serves it as a 50 %
+    // canary for a while, so that the baseline also holds what serving a second version allocates.
     const pushed = await server.call<{ ok: boolean; message?: string }>('lifecycle', {
       action: 'push',
       version: CANDIDATE,
     });
     if (!pushed.ok) throw new Error(`could not push ${DEMO_MODEL}@${CANDIDATE}: ${pushed.message}`);
     const candidateFile = path.join(scratch, `soak-candidate-${CANDIDATE}.csv`);
-    await writeFile(candidateFile, [demo.header, ...demo.rows].map((r) => r.join(',')).join('\n') + '\n');
+    const candidateRows = rowsAskedById(demo);
+    await writeFile(candidateFile, [demo.header, ...candidateRows].map((r) => r.join(',')).join('\n') + '\n');
     const precomputeStart = Date.now();
-    const candidateBatch = server.call<BatchResult[]>('batch', {
-      files: [candidateFile],
-      options: { modelVersion: CANDIDATE },
-    });
-    void candidateBatch.then(() =>
+    const warmCandidate = (async () => {
+      const [precomputed] = await server.call<BatchResult[]>('batch', {
+        files: [candidateFile],
+        options: { modelVersion: CANDIDATE },
+      });
+      const exact =
+        precomputed?.status === 'SUCCEEDED' &&
+        precomputed.counts?.scored === candidateRows.length &&
+        precomputed.counts.writtenToTable === candidateRows.length;
+      if (!exact)
+        throw new Error(`precomputing ${CANDIDATE} for the demo ids failed: ${JSON.stringify(precomputed)}`);
       log(
-        `${DEMO_MODEL}@${CANDIDATE} pushed, precomputed for ${demo.rows.length} ids in ${((Date.now() - precomputeStart) / 1000).toFixed(1)} s`,
-      ),
-    );
-    const warm = await load(apiUrl, mix, warmupSeconds, connections);
+        `${DEMO_MODEL}@${CANDIDATE} pushed, precomputed for ${candidateRows.length} ids in ${((Date.now() - precomputeStart) / 1000).toFixed(1)} s; served as a 50% canary in the warm-up`,
+      );
+      for (const percent of [50, 0]) {
+        const changed = await server.call<{ ok: boolean; message?: string }>('lifecycle', {
+          action: 'canary',
+          version: CANDIDATE,
+          percent,
+        });
+        if (!changed.ok) throw new Error(`warm-up canary ${percent}%: ${changed.message}`);
+        // Seen by the API within its 1 s refresh, then served for a while.
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+      }
+    })();
+    const warm = await load(apiUrl, mix, warmupSeconds, connections, { until: warmCandidate });
     await warmBatch;
-    const [precomputed] = await candidateBatch;
-    const precomputeExact =
-      precomputed?.status === 'SUCCEEDED' &&
-      precomputed.counts?.scored === demo.rows.length &&
-      precomputed.counts.writtenToTable === demo.rows.length;
-    if (!precomputeExact)
-      throw new Error(`precomputing ${CANDIDATE} for the demo ids failed: ${JSON.stringify(precomputed)}`);
+    await warmCandidate;
     const warmMemory = await server.call<MemoryFigures>('rss');
     const rssWarm = warmMemory.rssMb;
 
@@ -834,7 +857,7 @@ async function main(): Promise<number> {
     const slotMs = (seconds * 1000) / (cases.length + LIFECYCLE_PHASES.length + 1);
     const answers: Answer[] = [];
     const failedAt: number[] = [];
-    const probeIds = demo.rows.slice(0, 500).map((r) => r[0]!);
+    const probeIds = demo.rows.slice(0, PROBE_IDS).map((r) => r[0]!);
     const stages = (async () => {
       const promotionResults = await runPromotionCases(server, apiUrl, cases, slotMs);
       const lifecycleResults = await runLifecyclePhases(server, apiUrl, slotMs, probeIds, answers, failedAt);
