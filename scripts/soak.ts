@@ -31,11 +31,12 @@ const HELP = `Usage: npm run soak [-- options]
 Runs the local stack in a child process and loads it: cache hits, model-path requests, multi-instance
 requests and bad requests (each must get its expected status), plus two concurrent batch runs; during
 the load, the demo model's current.json is broken four ways, given a canary that does not load, and restored (the promotion cases);
-then a second version, precomputed for the demo ids, is canaried at 10% and 50%, promoted and rolled back
+then a second version, precomputed for the ids asked, is canaried at 10% and 50%, promoted and rolled back
 (the lifecycle phases: no failed request, every answer from the version the split gives its id).
 
 Options:
-  --seconds <n>       load duration after warm-up (default: 60; --quick: 10)
+  --seconds <n>       load duration after warm-up (default: 60; --quick: 10), longer when the
+                      pointer cases and lifecycle phases take longer to be seen
   --connections <n>   concurrent connections (default: 64)
   --batch-rows <n>    rows in each of the two batch datasets (default: 50000; --quick: 5000)
   --quick             the short form CI runs
@@ -173,12 +174,18 @@ function interleave(mix: Template[]): Template[] {
     .map(({ t }) => t);
 }
 
-/** The demo rows the soak asks for by id alone: the mix's cache hits, and the lifecycle probes. */
-function rowsAskedById(demo: Demo): (readonly string[])[] {
-  const at = new Set<number>(Array.from({ length: PROBE_IDS }, (_, i) => i));
-  for (let i = 0; i < 20; i++) at.add(i * 97);
-  for (let i = 1000; i < 1020; i += 2) at.add(i);
-  return [...at].sort((a, b) => a - b).map((i) => demo.rows[i]!);
+/** The demo rows the soak asks for by id alone: the mix's (cache hits) and the lifecycle probes. */
+function rowsAskedById(demo: Demo, mix: readonly Template[]): (readonly string[])[] {
+  const ids = new Set(demo.rows.slice(0, PROBE_IDS).map((r) => r[0]!));
+  for (const t of mix) {
+    if (t.kind === 'bad' || t.body === undefined) continue;
+    const body = JSON.parse(t.body) as { instances?: unknown[] };
+    for (const instance of body.instances ?? [body]) {
+      const { id, features } = instance as { id?: unknown; features?: unknown };
+      if (typeof id === 'string' && features === undefined) ids.add(id);
+    }
+  }
+  return demo.rows.filter((r) => ids.has(r[0]!));
 }
 
 // --- the batch datasets --------------------------------------------------------------------------------
@@ -332,7 +339,8 @@ async function load(
           ...(t.body === undefined ? {} : { body: t.body }),
           onResponse: (status: number, body: string) => {
             byKind[t.kind]++;
-            let problem = status === t.status ? undefined : `status ${status}, not ${t.status}`;
+            let problem =
+              status === t.status ? undefined : `status ${status} (${errorOf(body)}), not ${t.status}`;
             if (!problem) {
               try {
                 problem = t.check(JSON.parse(body));
@@ -372,6 +380,16 @@ async function load(
     unexpectedByKind,
     unexpectedSamples,
   };
+}
+
+/** A failed response's error code and message, for the samples of unexpected responses. */
+function errorOf(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    return `${String(field(parsed, 'error', 'code'))}: ${String(field(parsed, 'error', 'message'))}`;
+  } catch {
+    return body.slice(0, 200);
+  }
 }
 
 function recordAnswers(answers: Answer[], body: unknown): void {
@@ -808,7 +826,7 @@ async function main(): Promise<number> {
     });
     if (!pushed.ok) throw new Error(`could not push ${DEMO_MODEL}@${CANDIDATE}: ${pushed.message}`);
     const candidateFile = path.join(scratch, `soak-candidate-${CANDIDATE}.csv`);
-    const candidateRows = rowsAskedById(demo);
+    const candidateRows = rowsAskedById(demo, mix);
     await writeFile(candidateFile, [demo.header, ...candidateRows].map((r) => r.join(',')).join('\n') + '\n');
     const precomputeStart = Date.now();
     const warmCandidate = (async () => {
