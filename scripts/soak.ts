@@ -818,8 +818,8 @@ async function main(): Promise<number> {
       options: { chunkBytes: 256 * 1024 },
     });
     // The candidate for the lifecycle phases: pushed, then precomputed for the ids the soak asks for by a
-    // batch run with modelVersion, alongside the warm-up; once it is, the warm-up serves it as a 50 %
-    // canary for a while, so that the baseline also holds what serving a second version allocates.
+    // batch run with modelVersion, alongside the warm-up; once it is, the warm-up runs the lifecycle
+    // phases too.
     const pushed = await server.call<{ ok: boolean; message?: string }>('lifecycle', {
       action: 'push',
       version: CANDIDATE,
@@ -841,17 +841,19 @@ async function main(): Promise<number> {
       if (!exact)
         throw new Error(`precomputing ${CANDIDATE} for the demo ids failed: ${JSON.stringify(precomputed)}`);
       log(
-        `${DEMO_MODEL}@${CANDIDATE} pushed, precomputed for ${candidateRows.length} ids in ${((Date.now() - precomputeStart) / 1000).toFixed(1)} s; served as a 50% canary in the warm-up`,
+        `${DEMO_MODEL}@${CANDIDATE} pushed, precomputed for ${candidateRows.length} ids in ${((Date.now() - precomputeStart) / 1000).toFixed(1)} s; its lifecycle phases run in the warm-up`,
       );
-      for (const percent of [50, 0]) {
+      // The lifecycle phases in small (each switch seen within the API's 1 s refresh, then served a
+      // while): the baseline then holds the same versions loaded, and retired but not yet closed (the
+      // registry closes a replaced version 30 s later), as the end of the run does.
+      for (const phase of LIFECYCLE_PHASES) {
         const changed = await server.call<{ ok: boolean; message?: string }>('lifecycle', {
-          action: 'canary',
+          action: phase.change.action,
           version: CANDIDATE,
-          percent,
+          ...(phase.change.percent !== undefined ? { percent: phase.change.percent } : {}),
         });
-        if (!changed.ok) throw new Error(`warm-up canary ${percent}%: ${changed.message}`);
-        // Seen by the API within its 1 s refresh, then served for a while.
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        if (!changed.ok) throw new Error(`warm-up ${phase.name}: ${changed.message}`);
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
       }
     })();
     const warm = await load(apiUrl, mix, warmupSeconds, connections, { until: warmCandidate });
