@@ -354,6 +354,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       TABLE_NAME: TABLE,
       CAPTURE_BUCKET: BUCKET,
       CAPTURE_REALTIME_RATE: '1',
+      CAPTURE_BATCH_RATE: '1',
+      DATA_BUCKET: BUCKET,
       STATE_MACHINE_ARN,
       EVENT_BUS_NAME: 'default',
     });
@@ -482,8 +484,15 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       ['GET', '/models/no-such-model'],
       ['POST', '/predict', { id: 'txn-000001' }],
       ['POST', '/predict', { instances: [{ id: 'txn-000002' }, { id: 'txn-000003' }] }],
+      // An outcome for an id the batch run precomputed: its check reads the table, its record is put.
+      ['POST', '/feedback', { id: 'txn-000001', label: 1 }],
     ] as const) {
-      await invoke('predict', apiEvent(method, route, body), context);
+      const reply = await invoke<{ statusCode: number; body: string }>(
+        'predict',
+        apiEvent(method, route, body),
+        context,
+      );
+      if (route === '/feedback') expectWithMessage(reply.statusCode, reply.body).toBe(200);
     }
     // A rollout of another model, step by step as its state machine runs it: start, check, advance,
     // check, promote (pointer reads, conditional writes, history records, metric reads).
