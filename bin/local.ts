@@ -9,7 +9,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { TandemError } from '../lambdas/core/errors.ts';
-import { SettingError } from '../lambdas/core/settings.ts';
+import type { RefreshPolicy } from '../lambdas/core/refresh/refresh.ts';
+import { SETTINGS, SettingError, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
@@ -43,6 +44,10 @@ Options:
                      to change the live version of a model served before
   --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
+  --refresh-on <p>   push, promote or off: when a model version's refresh sources are re-scored, for
+                     models whose manifest has no refresh.on (default: promote; docs/lifecycle.md#refresh)
+  --stale-period <s> the staleness period in seconds (default: 300, as the deployed alarm's); the
+                     share of stale reads is checked at the end of each
   --fresh            delete the data folder first
   --no-seed          do not score the demo dataset into the table
   -h, --help         show this help
@@ -82,6 +87,8 @@ async function main(): Promise<void> {
       'data-dir': { type: 'string' },
       models: { type: 'string' },
       'api-concurrency': { type: 'string' },
+      'refresh-on': { type: 'string' },
+      'stale-period': { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -92,6 +99,12 @@ async function main(): Promise<void> {
     return;
   }
   const apiPort = port(values.port ?? process.env['PORT'], 3000, '--port');
+  const refreshOn = values['refresh-on'] ?? SETTINGS.refreshOn.default;
+  if (!(SETTINGS.refreshOn.values as readonly string[]).includes(refreshOn))
+    throw new Error(
+      `--refresh-on must be one of ${SETTINGS.refreshOn.values.join(', ')}, got "${refreshOn}"`,
+    );
+  const stalePeriodSeconds = positive(values['stale-period'], STALENESS_PERIOD_SECONDS, '--stale-period');
   const dataDir = path.resolve(values['data-dir'] ?? path.join(REPO_ROOT, '.tandem'));
   // Checked before anything starts: a typo in the folder fails here, not as a model that is not served.
   const userModelsDir = values.models === undefined ? undefined : path.resolve(values.models);
@@ -111,6 +124,7 @@ async function main(): Promise<void> {
     },
     ...(userModelsDir ? { userModelsDir } : {}),
     batchOptions: readBatchOptions(process.env),
+    refresh: { on: refreshOn as RefreshPolicy, stalePeriodMs: stalePeriodSeconds * 1000 },
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
       DEFAULT_API_CONCURRENCY,

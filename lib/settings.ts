@@ -121,6 +121,9 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('batchOptions', batchOptions as Partial<BatchOptions> | undefined),
     ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
     ...defined('streamLane', value('streamLane')),
+    ...defined('refreshOn', value('refreshOn') as TandemProps['refreshOn']),
+    ...defined('refreshStaleShare', value('refreshStaleShare')),
+    ...defined('refreshStaleMinutes', value('refreshStaleMinutes')),
     ...streamSettingsFromContext(value),
   };
   problems.push(...crossFieldProblems(props));
@@ -160,6 +163,11 @@ export function tandemPropsProblems(props: TandemProps): string[] {
   check('writeThrough', SETTINGS.writeThrough, props.writeThrough);
   check('alarmEmail', SETTINGS.alarmEmail, props.alarmEmail);
   check('logRetention', SETTINGS.logRetentionDays, props.logRetention);
+  check('refreshOn', SETTINGS.refreshOn, props.refreshOn);
+  check('refreshStaleShare', SETTINGS.refreshStaleShare, props.refreshStaleShare);
+  check('refreshStaleMinutes', SETTINGS.refreshStaleMinutes, props.refreshStaleMinutes);
+  for (const [i, model] of (props.refreshModels ?? []).entries())
+    check(`refreshModels.${i}`, SETTINGS.modelName, model);
   if (props.apiThrottle !== undefined) {
     check('apiThrottle.rateLimit', SETTINGS.apiRateLimit, props.apiThrottle.rateLimit);
     check('apiThrottle.burstLimit', SETTINGS.apiBurstLimit, props.apiThrottle.burstLimit);

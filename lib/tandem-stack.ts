@@ -13,6 +13,7 @@ import { isPackageName } from '../lambdas/core/names.ts';
 import { SETTINGS } from '../lambdas/core/settings.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
+import { ModelRefresh } from './model-refresh.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
@@ -145,6 +146,28 @@ export interface TandemProps {
    * @default DEFAULT_STREAM_SETTINGS (lambdas/core/settings.ts)
    */
   readonly streamSettings?: Partial<StreamSettings>;
+  /**
+   * When a model version's refresh sources are re-scored, for models whose manifest has no `refresh.on`
+   * (docs/lifecycle.md#refresh): on `push`, on `promote` (live, canary or shadow), or `off`.
+   * @default 'promote'
+   */
+  readonly refreshOn?: 'push' | 'promote' | 'off';
+  /**
+   * The share of a model's cache reads stale or of another version above which (for refreshStaleMinutes)
+   * its refresh sources are re-scored with the live version.
+   * @default 0.2
+   */
+  readonly refreshStaleShare?: number;
+  /**
+   * How long the share must stay above refreshStaleShare, minutes (5-minute periods, rounded up).
+   * @default 30
+   */
+  readonly refreshStaleMinutes?: number;
+  /**
+   * The models whose staleness is watched (an alarm each, which starts a refresh).
+   * @default - the default model (modelName)
+   */
+  readonly refreshModels?: readonly string[];
 }
 
 export class Tandem extends Construct {
@@ -155,6 +178,8 @@ export class Tandem extends Construct {
   public readonly monitoring: Monitoring;
   /** The stream lane, when `streamLane` is on. */
   public readonly stream: StreamLane | undefined;
+  /** Refresh on a version change and on staleness (docs/lifecycle.md#refresh). */
+  public readonly refresh: ModelRefresh;
   /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
   public readonly authMode: 'iam' | 'jwt';
 
@@ -230,6 +255,20 @@ export class Tandem extends Construct {
       deadLetterQueue: this.batch.deadLetterQueue,
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
+
+    this.refresh = new ModelRefresh(this, 'Refresh', {
+      bucket,
+      stateMachine: this.batch.stateMachine,
+      deadLetterQueue: this.batch.deadLetterQueue,
+      models: props.refreshModels ?? [props.modelName ?? SETTINGS.modelName.default],
+      refreshOn: props.refreshOn ?? (SETTINGS.refreshOn.default as 'promote'),
+      staleShare: props.refreshStaleShare ?? SETTINGS.refreshStaleShare.default,
+      staleMinutes: props.refreshStaleMinutes ?? SETTINGS.refreshStaleMinutes.default,
+      ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
+      architecture,
+      logRetention,
+    });
+    this.monitoring.dashboard.addWidgets(...this.refresh.dashboardWidgets());
 
     if (props.streamLane) {
       this.stream = new StreamLane(this, 'Stream', {

@@ -12,7 +12,7 @@ import { TandemError } from './errors.ts';
 import { PACKAGE_NAME } from './names.ts';
 
 /** The functions of a deployment, by the short names the stack and its docs use. */
-export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream';
+export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'refresh';
 
 interface SettingBase {
   /** One line: what the setting does, in the deployer's terms. */
@@ -90,6 +90,13 @@ export type SettingValue<S extends Setting> = S extends IntegerSetting | NumberS
       : S extends JsonSetting
         ? Record<string, unknown>
         : string;
+
+/**
+ * The staleness alarm's period (refreshStaleShare, refreshStaleMinutes), and the reads a period needs before
+ * its share counts: a handful of requests is no evidence. The CDK alarm and npm start's evaluator read both.
+ */
+export const STALENESS_PERIOD_SECONDS = 300;
+export const STALENESS_MIN_READS = 20;
 
 /** Ten years: far above any useful cache lifetime, far below DynamoDB's TTL horizon. */
 export const MAX_CACHE_SECONDS = 10 * 365 * 86_400;
@@ -246,7 +253,7 @@ export const SETTINGS = {
     type: 'json',
     context: 'batchOptions',
     env: 'BATCH_OPTIONS',
-    functions: ['trigger'],
+    functions: ['trigger', 'refresh'],
     defaultText: 'see docs/batch.md',
     help: 'options of every batch run, a JSON object, e.g. {"chunkBytes": 16777216}',
   },
@@ -370,14 +377,14 @@ export const SETTINGS = {
   dataBucket: {
     type: 'string',
     env: 'DATA_BUCKET',
-    functions: ['stream'],
+    functions: ['stream', 'refresh'],
     wiring: true,
-    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/)',
+    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/; the refresh reads models/ and writes refresh/ markers)',
   },
   stateMachineArn: {
     type: 'string',
     env: 'STATE_MACHINE_ARN',
-    functions: ['trigger'],
+    functions: ['trigger', 'refresh'],
     wiring: true,
     help: 'the batch state machine the trigger starts',
   },
@@ -480,6 +487,31 @@ export const SETTINGS = {
     max: 1_048_576,
     default: 65_536,
     help: 'largest event record accepted; larger ones are rejected (Kinesis itself allows 1 MiB)',
+  },
+  refreshOn: {
+    type: 'enum',
+    context: 'refreshOn',
+    env: 'REFRESH_ON',
+    functions: ['refresh'],
+    values: ['push', 'promote', 'off'],
+    default: 'promote',
+    help: "when a model version's refresh sources are re-scored, for models whose manifest has no refresh.on: push (its package is uploaded), promote (the pointer names it live, canary or shadow), off (docs/lifecycle.md#refresh)",
+  },
+  refreshStaleShare: {
+    type: 'number',
+    context: 'refreshStaleShare',
+    min: 0.01,
+    max: 1,
+    default: 0.2,
+    help: "a model's sources are re-scored with its live version when more than this share of its cache reads were stale or another version's for refreshStaleMinutes (a CloudWatch alarm; npm start evaluates the same)",
+  },
+  refreshStaleMinutes: {
+    type: 'integer',
+    context: 'refreshStaleMinutes',
+    min: 5,
+    max: 1440,
+    default: 30,
+    help: 'how long the stale share must stay above refreshStaleShare before a refresh starts, minutes (evaluated in 5-minute periods, rounded up)',
   },
 } as const satisfies Record<string, Setting>;
 

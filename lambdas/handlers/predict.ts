@@ -11,6 +11,7 @@ import { s3Client } from '../adapters/clients/s3.ts';
 import { ObjectStoreCaptureSink } from '../adapters/s3-capture-sink.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { CaptureBuffer } from '../core/capture/capture-buffer.ts';
+import { CacheReadCounter } from '../core/refresh/staleness.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { createApiHandler } from './api/api-handler.ts';
@@ -67,6 +68,9 @@ const events = streamSettings.streamLane
 // The registry's reporter logs the outcome (the version that serves, or why none does).
 await registry.warm();
 
+/** Each model's cache reads since npm start last evaluated them (deployed, the staleness alarm uses metrics). */
+export const cacheReads = new CacheReadCounter();
+
 export const handler = createApiHandler({
   registry,
   service,
@@ -77,4 +81,5 @@ export const handler = createApiHandler({
   sampleDebugLogs: config.sampleDebugLogs,
   ...(capture ? { capture } : {}),
   events,
+  cacheReads,
 });

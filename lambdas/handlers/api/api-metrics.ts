@@ -49,12 +49,12 @@ export interface VersionDimensions {
 
 /** The values buffered for one set of dimensions (none: the service-level metrics). */
 interface Group {
-  readonly dimensions: VersionDimensions | undefined;
+  readonly dimensions: Readonly<Record<string, string>> | undefined;
   readonly counts: Map<string, number>;
   readonly distributions: Map<string, Distribution>;
 }
 
-const newGroup = (dimensions: VersionDimensions | undefined): Group => ({
+const newGroup = (dimensions: Readonly<Record<string, string>> | undefined): Group => ({
   dimensions,
   counts: new Map(),
   distributions: new Map(),
@@ -66,6 +66,8 @@ export class ApiMetrics {
   private readonly service = newGroup(undefined);
   /** Per `<model>\0<version>`: metrics with the model and version as dimensions (a record each). */
   private readonly versions = new Map<string, Group>();
+  /** Per model: metrics with the model alone as dimension, whichever version answered (a record each). */
+  private readonly models = new Map<string, Group>();
   private firstAt: number | undefined;
   private lastPublishedAt = Number.NEGATIVE_INFINITY;
   private full = false;
@@ -89,6 +91,21 @@ export class ApiMetrics {
     this.firstAt ??= this.now();
     const { counts } = this.group(version);
     counts.set(name, (counts.get(name) ?? 0) + value);
+  }
+
+  /**
+   * Adds to a count with the model as its only dimension (an alarm per model that outlives its versions:
+   * the staleness alarm of lib/model-refresh.ts); zero adds nothing.
+   */
+  countForModel(name: string, value: number, model: string): void {
+    if (!this.enabled || value === 0) return;
+    this.firstAt ??= this.now();
+    let group = this.models.get(model);
+    if (!group) {
+      group = newGroup({ model });
+      this.models.set(model, group);
+    }
+    group.counts.set(name, (group.counts.get(name) ?? 0) + value);
   }
 
   /** Adds one value of a distribution. With `version`, to that version's record. */
@@ -124,7 +141,7 @@ export class ApiMetrics {
     const key = `${version.name}\0${version.version}`;
     let group = this.versions.get(key);
     if (!group) {
-      group = newGroup({ name: version.name, version: version.version });
+      group = newGroup({ model: version.name, version: version.version });
       this.versions.set(key, group);
     }
     return group;
@@ -136,8 +153,10 @@ export class ApiMetrics {
     this.full = false;
     this.publishGroup(this.service, firstAt);
     for (const group of this.versions.values()) this.publishGroup(group, firstAt);
+    for (const group of this.models.values()) this.publishGroup(group, firstAt);
     // A version that stops answering (ended canary) stops having a record.
     this.versions.clear();
+    this.models.clear();
   }
 
   /** One record per group (dimensions are cleared by each publication, so they are added to each). */
@@ -145,7 +164,7 @@ export class ApiMetrics {
     if (counts.size === 0 && distributions.size === 0) return;
     const open = (): void => {
       this.metrics.setTimestamp(firstAt);
-      if (dimensions) this.metrics.addDimensions({ model: dimensions.name, version: dimensions.version });
+      if (dimensions) this.metrics.addDimensions(dimensions);
     };
     open();
     for (const [name, total] of counts) this.metrics.addMetric(name, MetricUnit.Count, total);
