@@ -269,6 +269,12 @@ export class Tandem extends Construct {
       logRetention,
     });
     this.monitoring.dashboard.addWidgets(...this.refresh.dashboardWidgets());
+    // A refresh costs runs and table writes: whoever watches the alarms hears of each one.
+    const notifyRefresh = new cwActions.SnsAction(this.monitoring.topic);
+    for (const alarm of Object.values(this.refresh.stalenessAlarms)) {
+      alarm.addAlarmAction(notifyRefresh);
+      alarm.addOkAction(notifyRefresh);
+    }
 
     if (props.streamLane) {
       this.stream = new StreamLane(this, 'Stream', {

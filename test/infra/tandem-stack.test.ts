@@ -97,7 +97,8 @@ describe('TandemStack (defaults)', () => {
         EventBridgeConfiguration: { EventBridgeEnabled: true },
       });
       template.resourceCountIs('Custom::S3BucketNotifications', 0);
-      template.resourceCountIs('AWS::Lambda::Function', 5);
+      // predict, trigger, plan, score, finalize, refresh
+      template.resourceCountIs('AWS::Lambda::Function', 6);
     });
 
     it('expires run state, ages results and old versions', () => {
@@ -325,7 +326,7 @@ describe('TandemStack (defaults)', () => {
           .join('.*')}$`,
       ).test(key);
     const startsARun = (template: Template, key: string): boolean => {
-      const [, rule] = onlyResource(template, 'AWS::Events::Rule');
+      const [, rule] = onlyResource(template, 'AWS::Events::Rule', 'UploadRule');
       const keys = (
         rule.Properties!['EventPattern'] as { detail: { object: { key: Array<{ wildcard: string }> } } }
       ).detail.object.key;
@@ -757,7 +758,7 @@ describe('TandemStack (defaults)', () => {
 
     it('gives every log group a retention', () => {
       const groups = Object.values(resources(template, 'AWS::Logs::LogGroup'));
-      expect(groups).toHaveLength(7);
+      expect(groups).toHaveLength(8);
       for (const group of groups) expect(group.Properties!['RetentionInDays']).toBe(30);
     });
   });
