@@ -4,7 +4,13 @@
  * PreconditionFailed (or 409 ConditionalRequestConflict, a concurrent conditional write of the key) means
  * another delivery of the event got there first.
  */
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { isNoSuchKey } from './s3-errors.ts';
 import type { RefreshMarkers, RefreshModelReader } from '../core/refresh/refresh.ts';
 
@@ -60,10 +66,23 @@ export class S3RefreshStore implements RefreshModelReader, RefreshMarkers {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return (await response.Body?.transformToByteArray()) ?? new Uint8Array();
     } catch (error) {
-      // Without ListBucket S3 answers a missing key with 403 AccessDenied: the refresh is only sent keys
-      // that were just written (and pointers, which exist once a model has a version).
       if (isNoSuchKey(error)) return undefined;
+      // S3 says 403 for a missing key unless the caller may list the bucket with no prefix condition; the
+      // function may list only models/, so the key itself is listed to tell.
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 403 && !(await this.isListed(key))) return undefined;
       throw error;
+    }
+  }
+
+  private async isListed(key: string): Promise<boolean> {
+    try {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }),
+      );
+      return page.Contents?.[0]?.Key === key;
+    } catch {
+      return true; // Not allowed to list it either: the 403 stands.
     }
   }
 }
