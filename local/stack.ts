@@ -48,6 +48,7 @@ import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
 import { refreshEventsFromEvent } from '../lambdas/adapters/refresh-events.ts';
 import { S3RefreshStore } from '../lambdas/adapters/s3-refresh-store.ts';
 import {
+  NO_REFRESH_SOURCES,
   refresh,
   type RefreshDeps,
   type RefreshEvent,
@@ -342,7 +343,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         const what = `${outcome.model}${outcome.version ? `@${outcome.version}` : ''} (${outcome.cause ?? '?'})`;
         if (outcome.result === 'started')
           log(`[refresh] ${what}: run ${outcome.runId} of ${outcome.source} started`);
-        else if (outcome.result === 'skipped')
+        // A model without refresh sources is the common case: every pointer change would say so.
+        else if (outcome.result === 'skipped' && outcome.reason !== NO_REFRESH_SOURCES)
           log(`[refresh] ${what}: nothing to refresh, ${outcome.reason}`);
       }
     };

@@ -73,6 +73,8 @@ export interface RefreshOutcome {
 }
 
 export const REFRESH_MARKER_PREFIX = 'refresh/';
+/** The reason of a skip for a model that lists no refresh sources (and has no schedules). */
+export const NO_REFRESH_SOURCES = 'the model has no refresh sources';
 
 /**
  * The refresh event an object key of the data bucket raises: a package's manifest or a pointer. Anything
@@ -186,7 +188,7 @@ async function refreshVersion(
   const policy = manifest.refresh?.on ?? deps.defaultPolicy;
   if (!refreshes(policy, cause)) return skipped(`refresh.on is "${policy}"`);
   const sources = refreshSources(manifest, deps.scheduledPrefixes(model));
-  if (sources.length === 0) return skipped('the model has no refresh sources');
+  if (sources.length === 0) return skipped(NO_REFRESH_SOURCES);
 
   const outcomes: RefreshOutcome[] = [];
   for (const source of sources) {
