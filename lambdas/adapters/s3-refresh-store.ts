@@ -4,26 +4,9 @@
  * PreconditionFailed (or 409 ConditionalRequestConflict, a concurrent conditional write of the key) means
  * another delivery of the event got there first.
  */
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
-import { isNoSuchKey } from './s3-errors.ts';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { isConditionFailure, isListed, isNoSuchKey } from './s3-errors.ts';
 import type { RefreshMarkers, RefreshModelReader } from '../core/refresh/refresh.ts';
-
-function isConditionFailure(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  return (
-    e.name === 'PreconditionFailed' ||
-    e.name === 'ConditionalRequestConflict' ||
-    status === 412 ||
-    status === 409
-  );
-}
 
 export class S3RefreshStore implements RefreshModelReader, RefreshMarkers {
   constructor(
@@ -70,19 +53,8 @@ export class S3RefreshStore implements RefreshModelReader, RefreshMarkers {
       // S3 says 403 for a missing key unless the caller may list the bucket with no prefix condition; the
       // function may list only models/, so the key itself is listed to tell.
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 403 && !(await this.isListed(key))) return undefined;
+      if (status === 403 && !(await isListed(this.client, this.bucket, key))) return undefined;
       throw error;
-    }
-  }
-
-  private async isListed(key: string): Promise<boolean> {
-    try {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }),
-      );
-      return page.Contents?.[0]?.Key === key;
-    } catch {
-      return true; // Not allowed to list it either: the 403 stands.
     }
   }
 }
