@@ -19,8 +19,10 @@ export interface StalenessAlarmInput {
 export function refreshEventsFromEvent(event: unknown): RefreshEvent[] {
   const staleness = event as Partial<StalenessAlarmInput> | null;
   if (staleness && typeof staleness === 'object' && staleness.refresh === 'staleness') {
-    if (!isPackageName(staleness.model) || typeof staleness.at !== 'string' || staleness.at === '') return [];
-    return [{ kind: 'staleness', model: staleness.model, at: staleness.at }];
+    const at = staleness.at;
+    // `at` names the refresh's marker: an event time, never an unbounded string.
+    if (!isPackageName(staleness.model) || typeof at !== 'string' || at === '' || at.length > 64) return [];
+    return [{ kind: 'staleness', model: staleness.model, at }];
   }
   return uploadsFromEvent(event).flatMap((upload) => {
     if (upload.keyError !== undefined) return [];

@@ -112,6 +112,7 @@ describe('the events that ask for a refresh', () => {
     ).toEqual([{ kind: 'staleness', model: 'fraud', at: '2026-12-06T04:00:00Z' }]);
     expect(refreshEventsFromEvent({ refresh: 'staleness', model: '../x', at: 't' })).toEqual([]);
     expect(refreshEventsFromEvent({ refresh: 'staleness', model: 'fraud' })).toEqual([]);
+    expect(refreshEventsFromEvent({ refresh: 'staleness', model: 'fraud', at: 'x'.repeat(65) })).toEqual([]);
     expect(refreshEventsFromEvent('nonsense')).toEqual([]);
   });
 });
