@@ -124,6 +124,7 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('refreshOn', value('refreshOn') as TandemProps['refreshOn']),
     ...defined('refreshStaleShare', value('refreshStaleShare')),
     ...defined('refreshStaleMinutes', value('refreshStaleMinutes')),
+    ...defined('refreshModels', value('refreshModels')),
     ...streamSettingsFromContext(value),
   };
   problems.push(...crossFieldProblems(props));
@@ -166,8 +167,8 @@ export function tandemPropsProblems(props: TandemProps): string[] {
   check('refreshOn', SETTINGS.refreshOn, props.refreshOn);
   check('refreshStaleShare', SETTINGS.refreshStaleShare, props.refreshStaleShare);
   check('refreshStaleMinutes', SETTINGS.refreshStaleMinutes, props.refreshStaleMinutes);
-  for (const [i, model] of (props.refreshModels ?? []).entries())
-    check(`refreshModels.${i}`, SETTINGS.modelName, model);
+  // An empty list watches no model (no staleness alarm).
+  if (props.refreshModels?.length) check('refreshModels', SETTINGS.refreshModels, [...props.refreshModels]);
   if (props.apiThrottle !== undefined) {
     check('apiThrottle.rateLimit', SETTINGS.apiRateLimit, props.apiThrottle.rateLimit);
     check('apiThrottle.burstLimit', SETTINGS.apiBurstLimit, props.apiThrottle.burstLimit);

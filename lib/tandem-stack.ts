@@ -164,7 +164,7 @@ export interface TandemProps {
    */
   readonly refreshStaleMinutes?: number;
   /**
-   * The models whose staleness is watched (an alarm each, which starts a refresh).
+   * The models whose staleness is watched (an alarm each, which starts a refresh); `[]` watches none.
    * @default - the default model (modelName)
    */
   readonly refreshModels?: readonly string[];

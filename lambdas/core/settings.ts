@@ -505,6 +505,14 @@ export const SETTINGS = {
     default: 0.2,
     help: "a model's sources are re-scored with its live version when more than this share of its cache reads were stale or another version's for refreshStaleMinutes (a CloudWatch alarm; npm start evaluates the same)",
   },
+  refreshModels: {
+    type: 'list',
+    context: 'refreshModels',
+    pattern: PACKAGE_NAME,
+    expected: "model names (1-128 letters, digits, '.', '_' or '-'), comma-separated",
+    defaultText: 'the default model (modelName)',
+    help: 'the models whose staleness is watched: a CloudWatch alarm each, which starts a refresh of its live version',
+  },
   refreshStaleMinutes: {
     type: 'integer',
     context: 'refreshStaleMinutes',

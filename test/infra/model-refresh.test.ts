@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { readSettings } from '../../lib/settings.ts';
 import { validateTandemProps } from '../../lib/tandem-stack.ts';
 import { actionsOf, flat, list, resources, roleOf, statementsOf, templateOf } from './support.ts';
 
@@ -137,6 +138,24 @@ describe('ModelRefresh', () => {
     expect(listing.Condition).toEqual({ StringLike: { 's3:prefix': ['models/*'] } });
   });
 
+  it('reads its settings from the context, as strings (-c) or JSON (cdk.json)', () => {
+    const context: Record<string, unknown> = {
+      refreshOn: 'push',
+      refreshStaleShare: '0.5',
+      refreshStaleMinutes: 60,
+      refreshModels: 'fraud-detector, churn',
+    };
+    expect(readSettings((key) => context[key]).props).toMatchObject({
+      refreshOn: 'push',
+      refreshStaleShare: 0.5,
+      refreshStaleMinutes: 60,
+      refreshModels: ['fraud-detector', 'churn'],
+    });
+    const bad: Record<string, unknown> = { ...context, refreshModels: 'ok,../x' };
+    expect(() => readSettings((key) => bad[key])).toThrow(/refreshModels: expected model names/);
+    expect(validateTandemProps({ refreshModels: [] })).toBeUndefined();
+  });
+
   it('watches the default model when no models are named, and refuses bad settings by name', () => {
     const defaults = templateOf({ modelName: 'churn' });
     defaults.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -157,6 +176,6 @@ describe('ModelRefresh', () => {
         refreshStaleMinutes: 2,
         refreshModels: ['ok', '../x'],
       }),
-    ).toThrow(/refreshOn: .*\n.*refreshStaleShare: .*\n.*refreshStaleMinutes: .*\n.*refreshModels\.1: /);
+    ).toThrow(/refreshOn: .*\n.*refreshStaleShare: .*\n.*refreshStaleMinutes: .*\n.*refreshModels: /);
   });
 });
