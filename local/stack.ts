@@ -57,6 +57,7 @@ import {
 } from '../lambdas/core/refresh/refresh.ts';
 import { StalenessEvaluator, stalenessPeriods } from '../lambdas/core/refresh/staleness.ts';
 import { SETTINGS, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
+import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
@@ -142,7 +143,10 @@ export interface LocalStack {
   ): Promise<FinalizeResult>;
   /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
-  /** Writes the API's buffered captures now (npm start captures every request; docs/monitoring.md). */
+  /**
+   * Writes the API's buffered captures now, after the shadow comparisons in flight have settled (npm start
+   * captures every request and every shadow comparison; docs/monitoring.md).
+   */
   flushCaptures(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -387,6 +391,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     let apiUrl: string | undefined;
     let capture: CaptureBuffer | undefined;
+    let shadowRunner: ShadowRunner | undefined;
     if (options.apiPort !== undefined) {
       // The handler reads its settings from the environment at import, exactly as in Lambda.
       delete process.env['AWS_PROFILE'];
@@ -405,7 +410,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
-      const { handler, capture: predictCapture, cacheReads } = await import('../lambdas/handlers/predict.ts');
+      const {
+        handler,
+        capture: predictCapture,
+        shadow: predictShadow,
+        cacheReads,
+      } = await import('../lambdas/handlers/predict.ts');
+      shadowRunner = predictShadow;
       const periodMs = options.refresh?.stalePeriodMs ?? STALENESS_PERIOD_SECONDS * 1000;
       if (periodMs > 0) {
         // The staleness alarm, evaluated from the API's own counters over the same periods and rule.
@@ -431,7 +442,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         capture = predictCapture;
         cleanups.push(async () => {
           clearInterval(timer);
+          await predictShadow.settled();
           await predictCapture.flush();
+          const { compared, failed, timedOut } = predictShadow.counts;
+          if (compared + failed + timedOut > 0)
+            log(
+              `shadow comparisons: ${compared} compared, ${failed} failed, ${timedOut} timed out (SHADOW_BUDGET_MS)`,
+            );
         });
       }
       const server = createApiServer(handler, {
@@ -462,6 +479,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       runDataset,
       runFolder,
       flushCaptures: async () => {
+        await shadowRunner?.settled();
         await capture?.flush();
       },
       async stop() {

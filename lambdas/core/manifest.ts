@@ -166,6 +166,16 @@ const refreshSchema = z
     });
   });
 
+/** Per-model thresholds of the agreement gate a promote of this version passes (docs/lifecycle.md). */
+const promotionSchema = z
+  .object({
+    /** Shadow comparisons against the live version required before this version is promoted. @default 200 */
+    minShadowComparisons: z.number().int().min(0).max(1_000_000_000).optional(),
+    /** Share of those comparisons whose labels agree (classifiers). @default 0.95 */
+    minShadowAgreement: z.number().min(0).max(1).optional(),
+  })
+  .strict();
+
 export const manifestSchema = z
   .object({
     schemaVersion: z.literal(1).default(1),
@@ -182,6 +192,7 @@ export const manifestSchema = z
     cache: cacheSchema.default({ maxAgeSeconds: 86_400, ttlSeconds: 7 * 86_400 }),
     /** What is re-scored ahead of traffic when a version changes or the cache goes stale. */
     refresh: refreshSchema.optional(),
+    promotion: promotionSchema.optional(),
   })
   .strict()
   .superRefine((m, ctx) => {

@@ -14,9 +14,11 @@ import { CaptureBuffer } from '../core/capture/capture-buffer.ts';
 import { CacheReadCounter } from '../core/refresh/staleness.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
+import { ShadowRunner } from '../core/shadow/shadow-runner.ts';
 import { createApiHandler } from './api/api-handler.ts';
 import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
 import { servingReporter } from './api/serving-reporter.ts';
+import { shadowSink } from './api/shadow-sink.ts';
 import { readApiConfig } from './config.ts';
 import { readStreamSettings } from '../core/settings.ts';
 
@@ -40,11 +42,11 @@ const service = new PredictionService(store, {
   writeThrough: config.writeThrough,
 });
 
-/** Sampled predictions for drift monitoring (lambdas/core/capture); undefined when capture is off. */
+/** Sampled predictions (drift monitoring) and shadow comparisons (lambdas/core/capture); undefined when off. */
 export const capture =
-  config.capture.bucket !== undefined && config.capture.realtimeRate > 0
+  config.capture.bucket !== undefined && (config.capture.realtimeRate > 0 || config.capture.shadowRate > 0)
     ? new CaptureBuffer(new ObjectStoreCaptureSink(new S3ObjectStore(s3Client()), config.capture.bucket), {
-        rates: { realtime: config.capture.realtimeRate, batch: 0 },
+        rates: { realtime: config.capture.realtimeRate, batch: 0, shadow: config.capture.shadowRate },
         maxAgeMs: config.capture.flushMs,
         maxRecords: config.capture.maxRecords,
         writer: `${process.env['AWS_LAMBDA_LOG_STREAM_NAME']?.slice(-12).replace(/[^A-Za-z0-9]/g, '') || 'local'}${process.pid}`,
@@ -54,6 +56,13 @@ export const capture =
         },
       })
     : undefined;
+/** Shadow versions' scoring after the response (lambdas/core/shadow); idle while no pointer names a shadow. */
+export const shadow = new ShadowRunner(
+  shadowSink(metrics, capture, (model, shadowVersion, code) =>
+    logger.warn('shadow scoring failed', { model, shadowVersion, code }),
+  ),
+  { budgetMs: config.shadowBudgetMs, freezesBetweenInvocations: config.onLambda },
+);
 // POST /events: the Kinesis client is loaded only when the stream lane is on (not at every cold start).
 const streamSettings = readStreamSettings(process.env);
 const events = streamSettings.streamLane
@@ -80,6 +89,7 @@ export const handler = createApiHandler({
   logPayloads: config.logPayloads,
   sampleDebugLogs: config.sampleDebugLogs,
   ...(capture ? { capture } : {}),
+  shadow,
   events,
   cacheReads,
 });

@@ -45,6 +45,8 @@ export interface VersionDimensions {
   /** Published as the `model` dimension. */
   readonly name: string;
   readonly version: string;
+  /** Shadow comparisons: the shadow version compared with `version` (published as `shadowVersion`). */
+  readonly shadowVersion?: string;
 }
 
 /** The values buffered for one set of dimensions (none: the service-level metrics). */
@@ -138,10 +140,14 @@ export class ApiMetrics {
 
   private group(version: VersionDimensions | undefined): Group {
     if (!version) return this.service;
-    const key = `${version.name}\0${version.version}`;
+    const key = `${version.name}\0${version.version}\0${version.shadowVersion ?? ''}`;
     let group = this.versions.get(key);
     if (!group) {
-      group = newGroup({ model: version.name, version: version.version });
+      group = newGroup({
+        model: version.name,
+        version: version.version,
+        ...(version.shadowVersion !== undefined ? { shadowVersion: version.shadowVersion } : {}),
+      });
       this.versions.set(key, group);
     }
     return group;
