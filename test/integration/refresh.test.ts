@@ -168,6 +168,22 @@ describe('refresh on the local stack', () => {
     expect(refreshesOf('2.0.0', 'push').filter((o) => o.result === 'started')).toHaveLength(1);
   }, 60_000);
 
+  it('promote policy: a version named as shadow is refreshed before it serves anyone', async () => {
+    await push('2.5.0', { refresh: { sources: [SOURCE], on: 'promote' } });
+    await lifecycle.shadow(DEMO_MODEL, '2.5.0', 0.1, { reason: 'compare' });
+    const started = await until('the shadow refresh', () =>
+      refreshesOf('2.5.0', 'promote').find((o) => o.result === 'started'),
+    );
+    const manifest = await readManifest(started);
+    expect(manifest.model.version).toBe('2.5.0');
+    expect(manifest.input.trigger).toMatchObject({ cause: 'promote', version: '2.5.0' });
+    // Its push asked too, and its policy left that alone.
+    expect(refreshesOf('2.5.0', 'push')).toEqual([
+      expect.objectContaining({ result: 'skipped', reason: 'refresh.on is "promote"' }),
+    ]);
+    await lifecycle.shadow(DEMO_MODEL, '2.5.0', 0, { reason: 'done' });
+  }, 120_000);
+
   it('a cache whose reads are mostly stale starts one refresh of the live version', async () => {
     // 3.0.0 refreshes on promotion, and its entries are stale one second after they are written.
     await push('3.0.0', {
