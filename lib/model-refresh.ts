@@ -18,6 +18,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
+import type { ScheduleSpec } from '../lambdas/core/batch/schedules.ts';
 import { isPackageName } from '../lambdas/core/names.ts';
 import { SETTINGS, STALENESS_MIN_READS, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
 import { grantObjectAccess, KEY_PATTERNS, type ObjectAccess } from './bucket-access.ts';
@@ -61,6 +62,11 @@ export interface ModelRefreshProps {
   readonly staleShare?: number;
   /** @default SETTINGS.refreshStaleMinutes.default (30) */
   readonly staleMinutes?: number;
+  /**
+   * The stack's schedules: their prefixes are refresh sources of their models (SCHEDULES).
+   * @default - none
+   */
+  readonly schedules?: readonly ScheduleSpec[];
   /** Options of every run (the trigger's BATCH_OPTIONS). @default - DEFAULT_BATCH_OPTIONS */
   readonly batchOptions?: Partial<BatchOptions>;
   /** @default lambda.Architecture.X86_64 */
@@ -104,6 +110,11 @@ export class ModelRefresh extends Construct {
         dataBucket: props.bucket.bucketName,
         refreshOn: props.refreshOn,
         batchOptions: props.batchOptions,
+        // Only what the refresh reads of them: a model's prefixes.
+        schedules:
+          props.schedules && props.schedules.length > 0
+            ? props.schedules.map(({ model, prefix, expression }) => ({ model, prefix, expression }))
+            : undefined,
       }),
     });
     grantObjectAccess(this.function.role, props.bucket, REFRESH_ACCESS);

@@ -57,6 +57,8 @@ import {
 } from '../lambdas/core/refresh/refresh.ts';
 import { StalenessEvaluator, stalenessPeriods } from '../lambdas/core/refresh/staleness.ts';
 import { SETTINGS, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
+import { scheduledPrefixes, type Schedule } from '../lambdas/core/batch/schedules.ts';
+import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
 import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
@@ -100,6 +102,13 @@ export interface LocalStackOptions {
   readonly resumeRuns?: boolean;
   /** Options for the runs the upload watcher starts (the deployed trigger's BATCH_OPTIONS). */
   readonly batchOptions?: Partial<BatchOptions>;
+  /**
+   * The checked `schedules` setting (lib/settings.ts readScheduleSetting): each fires a folder run of its
+   * prefix at its expression's fire times (local/scheduler.ts). Default: none.
+   */
+  readonly schedules?: readonly Schedule[];
+  /** The schedules' clock and timers (tests drive them: `{ now, timers: false }` and `tick()`). */
+  readonly scheduleClock?: Pick<LocalSchedulerOptions, 'now' | 'timers' | 'onEnded'>;
   /** Where the stack's own lines go (ignored uploads, watcher errors, resumed runs). Default: stderr. */
   readonly log?: (line: string) => void;
   /** Refresh on a version change and on staleness (docs/lifecycle.md#refresh), as deployed. */
@@ -132,6 +141,8 @@ export interface LocalStack {
   readonly watcher: Readonly<WatcherCounts>;
   /** What each refresh event did (runs started, duplicates, skips with their reason), oldest first. */
   readonly refreshes: readonly RefreshOutcome[];
+  /** The schedules running on this stack, when there are any. */
+  readonly scheduler: LocalScheduler | undefined;
   /** The runs found unfinished on start and resumed (resolves once they are started, not ended). */
   readonly resumed: Promise<readonly ResumedRun[]>;
   /** Uploads a file to incoming/<model>/ and runs it (as the upload watcher would); resolves when it ends. */
@@ -164,7 +175,7 @@ export interface LocalRefreshOptions {
    * @default STALENESS_PERIOD_SECONDS * 1000
    */
   readonly stalePeriodMs?: number;
-  /** The prefixes of a model's schedules (refresh sources besides its manifest's). @default none */
+  /** The prefixes of a model's schedules (refresh sources besides its manifest's). @default those of `schedules` */
   readonly scheduledPrefixes?: (model: string) => readonly string[];
 }
 
@@ -338,7 +349,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       markers: refreshStore,
       starter: batch,
       defaultPolicy: options.refresh?.on ?? (SETTINGS.refreshOn.default as RefreshPolicy),
-      scheduledPrefixes: options.refresh?.scheduledPrefixes ?? (() => []),
+      scheduledPrefixes:
+        options.refresh?.scheduledPrefixes ?? ((model) => scheduledPrefixes(options.schedules ?? [], model)),
       ...(options.batchOptions ? { batchOptions: options.batchOptions } : {}),
     };
     const refreshed = (outcomes: readonly RefreshOutcome[]) => {
@@ -388,6 +400,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
+
+    let scheduler: LocalScheduler | undefined;
+    if (options.schedules && options.schedules.length > 0) {
+      scheduler = new LocalScheduler({
+        schedules: options.schedules,
+        runner: batch,
+        bucket: LOCAL_BUCKET,
+        ...(options.batchOptions ? { batchOptions: options.batchOptions } : {}),
+        log,
+        ...options.scheduleClock,
+      });
+      cleanups.push(() => scheduler!.stop());
+    }
 
     let apiUrl: string | undefined;
     let capture: CaptureBuffer | undefined;
@@ -475,6 +500,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       seed,
       watcher,
       refreshes,
+      scheduler,
       resumed,
       runDataset,
       runFolder,

@@ -78,8 +78,21 @@ export interface JsonSetting extends SettingBase {
   readonly default?: Readonly<Record<string, unknown>>;
 }
 
+/** A JSON list (of objects, checked further by whoever owns its entries). */
+export interface JsonListSetting extends SettingBase {
+  readonly type: 'jsonList';
+  readonly default?: readonly unknown[];
+}
+
 export type Setting =
-  IntegerSetting | NumberSetting | BooleanSetting | StringSetting | EnumSetting | ListSetting | JsonSetting;
+  | IntegerSetting
+  | NumberSetting
+  | BooleanSetting
+  | StringSetting
+  | EnumSetting
+  | ListSetting
+  | JsonSetting
+  | JsonListSetting;
 
 export type SettingValue<S extends Setting> = S extends IntegerSetting | NumberSetting
   ? number
@@ -89,7 +102,9 @@ export type SettingValue<S extends Setting> = S extends IntegerSetting | NumberS
       ? string[]
       : S extends JsonSetting
         ? Record<string, unknown>
-        : string;
+        : S extends JsonListSetting
+          ? unknown[]
+          : string;
 
 /**
  * The staleness alarm's period (refreshStaleShare, refreshStaleMinutes), and the reads a period needs before
@@ -256,6 +271,15 @@ export const SETTINGS = {
     functions: ['trigger', 'refresh'],
     defaultText: 'see docs/batch.md',
     help: 'options of every batch run, a JSON object, e.g. {"chunkBytes": 16777216}',
+  },
+  schedules: {
+    type: 'jsonList',
+    context: 'schedules',
+    env: 'SCHEDULES',
+    functions: ['refresh'],
+    default: [],
+    defaultText: 'none',
+    help: 'folders of the data bucket re-scored on a schedule: a JSON list of {"model", "prefix", "expression", "options"?}, expression an EventBridge Scheduler cron(...) or rate(...) in UTC (docs/batch.md, "Schedules"); npm start runs them too',
   },
   alarmEmail: {
     type: 'string',
@@ -563,6 +587,8 @@ export function describeSetting(setting: Setting): string {
       return `one of ${setting.values.join(', ')}`;
     case 'json':
       return 'a JSON object';
+    case 'jsonList':
+      return 'a JSON list';
     case 'string':
     case 'list':
       return setting.expected ?? (setting.type === 'list' ? 'a comma-separated list' : 'a string');
@@ -633,7 +659,8 @@ export function parseSetting<S extends Setting>(setting: S, raw: unknown): Parse
         return fail();
       return ok(items);
     }
-    case 'json': {
+    case 'json':
+    case 'jsonList': {
       let value: unknown = raw;
       if (text !== undefined) {
         try {
@@ -642,7 +669,8 @@ export function parseSetting<S extends Setting>(setting: S, raw: unknown): Parse
           return fail();
         }
       }
-      return typeof value === 'object' && value !== null && !Array.isArray(value) ? ok(value) : fail();
+      const object = typeof value === 'object' && value !== null && !Array.isArray(value);
+      return (setting.type === 'json' ? object : Array.isArray(value)) ? ok(value) : fail();
     }
   }
 }
@@ -653,6 +681,7 @@ export function toEnvString<S extends Setting>(setting: S, value: SettingValue<S
     case 'list':
       return (value as string[]).join(',');
     case 'json':
+    case 'jsonList':
       return JSON.stringify(value);
     default:
       return String(value);

@@ -28,6 +28,7 @@ import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { isPackageName } from '../../lambdas/core/names.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
 import { listRuns, runsTable, showRun, startRun } from './runs-cli.ts';
+import { scheduleRows, schedulesTable } from './schedules-cli.ts';
 import { resolveTarget, type Target } from './target.ts';
 
 export interface CliIo {
@@ -36,6 +37,8 @@ export interface CliIo {
   /** The folder relative paths and the default data folder are resolved against. */
   readonly cwd: string;
   readonly cloudFormation?: Pick<CloudFormationClient, 'send'>;
+  /** The clock of `schedules list` (ms). @default Date.now */
+  readonly now?: () => number;
 }
 
 const GLOBAL_OPTIONS = `Where it acts (default: the local stack that \`npm start\` runs):
@@ -67,6 +70,7 @@ Commands:
   runs start <model> --prefix <p>     score every data file under a folder of the data bucket as one run
   runs list [--model <m>]             runs and their outcome, newest first
   runs show <runId>                   a run's manifest
+  schedules list                      the schedules (folders re-scored on a schedule), next fire times
 
 ${GLOBAL_OPTIONS}
 `,
@@ -228,6 +232,15 @@ Prints the run's manifest.
 ${GLOBAL_OPTIONS}
 `;
 
+HELP['schedules list'] = `Usage: npm run tandem -- schedules list [--json]
+
+The schedules of the stack (the "schedules" setting: docs/batch.md, "Schedules") with their next fire
+time in UTC. Locally: those npm start runs (a rate counts from when it started). Deployed: those of the
+stack's Schedules output (a rate counts from when EventBridge Scheduler created the schedule).
+
+${GLOBAL_OPTIONS}
+`;
+
 class UsageError extends Error {}
 
 function usage(command: string, problem: string): never {
@@ -359,6 +372,14 @@ function parse(argv: readonly string[]): Parsed {
       usage('', command ? `unknown command "${runs}"` : 'which runs command?');
     }
     return { command: runs, args, values: parsed.values };
+  }
+  if (group === 'schedules') {
+    const schedules = `schedules ${command}`;
+    if (!(schedules in HELP)) {
+      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
+      usage('', command ? `unknown command "${schedules}"` : 'which schedules command?');
+    }
+    return { command: schedules, args, values: parsed.values };
   }
   if (group !== 'models') usage('', `unknown command "${group}"`);
   if (!(command in HELP) || command === '') {
@@ -777,6 +798,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const found = await showRun(new S3ObjectStore(t.s3), t.bucket, runId);
         if (!found) throw new Error(`no manifest for run ${runId} in ${t.label} (\`runs list\` shows runs)`);
         print(`s3://${t.bucket}/${found.manifestKey}\n${JSON.stringify(found.manifest, null, 2)}`, found);
+        return 0;
+      }
+      case 'schedules list': {
+        arity(command, args, 0);
+        const t = await resolve();
+        const rows = scheduleRows(t.schedules ?? [], (io.now ?? Date.now)(), t.schedulesStartedAt);
+        print(schedulesTable(rows), { target: t.label, schedules: rows });
         return 0;
       }
       default:

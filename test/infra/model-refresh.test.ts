@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { scheduledPrefixesOf } from '../../lambdas/handlers/refresh-schedules.ts';
 import { readSettings } from '../../lib/settings.ts';
 import { validateTandemProps } from '../../lib/tandem-stack.ts';
 import { actionsOf, flat, list, resources, roleOf, statementsOf, templateOf } from './support.ts';
@@ -137,6 +138,23 @@ describe('ModelRefresh', () => {
     const listing = statements.find((s) => list(s.Action).includes('s3:ListBucket'))!;
     expect(listing.Condition).toEqual({ StringLike: { 's3:prefix': ['models/*'] } });
   });
+
+  it("gives the function the stack's schedules, whose prefixes are refresh sources too", () => {
+    const withSchedules = templateOf({
+      schedules: [{ model: 'fraud-detector', prefix: 'warehouse/daily', expression: 'rate(1 day)' }],
+    });
+    const [, fn] = Object.entries(resources(withSchedules, 'AWS::Lambda::Function')).find(([id]) =>
+      id.includes('RefreshFunction'),
+    )!;
+    const variables = (fn.Properties!['Environment'] as { Variables: Record<string, string> }).Variables;
+    const env = { SCHEDULES: variables['SCHEDULES'] };
+    expect(scheduledPrefixesOf(env)('fraud-detector')).toEqual(['warehouse/daily/']);
+    expect(scheduledPrefixesOf(env)('churn')).toEqual([]);
+    expect(scheduledPrefixesOf({})('fraud-detector')).toEqual([]);
+    expect(() => scheduledPrefixesOf({ SCHEDULES: '[{"model": "m"}]' })).toThrow(
+      /^SCHEDULES: schedules\[0\]/,
+    );
+  }, 60_000);
 
   it('reads its settings from the context, as strings (-c) or JSON (cdk.json)', () => {
     const context: Record<string, unknown> = {

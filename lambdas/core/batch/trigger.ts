@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { RunStarter } from '../ports.ts';
 import {
+  folderRunInput,
   parseIncomingKey,
   type BatchOptions,
   type DatasetFormat,
@@ -135,14 +136,13 @@ export async function startFolderRun(
   const runId =
     request.runId ??
     `${request.model.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}-folder-${at.toString(36)}-${digest}`;
-  const input: RunInput = {
+  const input = folderRunInput({
     runId,
     bucket: request.bucket,
-    key: prefix,
     model: request.model,
-    folder: true,
+    prefix,
     ...(request.options ? { options: request.options } : {}),
     ...(request.trigger ? { trigger: request.trigger } : {}),
-  };
+  });
   return { runId, result: await starter.start(runId, input) };
 }
