@@ -146,6 +146,9 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('cacheMaxAgeSeconds', value('cacheMaxAgeSeconds')),
     ...defined('cacheTtlSeconds', value('cacheTtlSeconds')),
     ...defined('writeThrough', value('writeThrough')),
+    ...defined('captureRealtimeRate', value('captureRealtimeRate')),
+    ...defined('captureStreamRate', value('captureStreamRate')),
+    ...defined('captureBatchRate', value('captureBatchRate')),
     ...defined('alarmEmail', value('alarmEmail')),
     ...defined('batchOptions', batchOptions as Partial<BatchOptions> | undefined),
     ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
@@ -201,6 +204,9 @@ export function tandemPropsProblems(props: TandemProps): string[] {
   check('cacheMaxAgeSeconds', SETTINGS.cacheMaxAgeSeconds, props.cacheMaxAgeSeconds);
   check('cacheTtlSeconds', SETTINGS.cacheTtlSeconds, props.cacheTtlSeconds);
   check('writeThrough', SETTINGS.writeThrough, props.writeThrough);
+  check('captureRealtimeRate', SETTINGS.captureRealtimeRate, props.captureRealtimeRate);
+  check('captureStreamRate', SETTINGS.captureStreamRate, props.captureStreamRate);
+  check('captureBatchRate', SETTINGS.captureBatchRate, props.captureBatchRate);
   check('alarmEmail', SETTINGS.alarmEmail, props.alarmEmail);
   check('logRetention', SETTINGS.logRetentionDays, props.logRetention);
   check('refreshOn', SETTINGS.refreshOn, props.refreshOn);

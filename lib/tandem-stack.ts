@@ -94,6 +94,18 @@ export interface TandemProps {
    */
   readonly captureRealtimeRate?: number;
   /**
+   * Share of stream events captured with their features and prediction under capture/<model>/stream/
+   * (docs/monitoring.md); 0 = off. Only with `streamLane`.
+   * @default 0.05
+   */
+  readonly captureStreamRate?: number;
+  /**
+   * Share of a batch run's scored rows captured under capture/<model>/batch/, written once per chunk
+   * (docs/monitoring.md); 0 = off.
+   * @default 0.01
+   */
+  readonly captureBatchRate?: number;
+  /**
    * Time budget of the API's table read (ms); past it the model answers.
    * @default 150
    */
@@ -250,6 +262,7 @@ export class Tandem extends Construct {
         props.toleratedFailurePercentage ?? SETTINGS.toleratedFailurePercentage.default,
       ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
       cachePolicy,
+      captureBatchRate: props.captureBatchRate ?? SETTINGS.captureBatchRate.default,
     });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -298,6 +311,7 @@ export class Tandem extends Construct {
         architecture,
         logRetention,
         cachePolicy,
+        captureStreamRate: props.captureStreamRate ?? SETTINGS.captureStreamRate.default,
         ...(props.streamSettings ? { settings: props.streamSettings } : {}),
       });
       this.stream.grantPutEvents(this.api.predict.role);

@@ -59,6 +59,7 @@ import { StalenessEvaluator, stalenessPeriods } from '../lambdas/core/refresh/st
 import { SETTINGS, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
 import { scheduledPrefixes, type Schedule } from '../lambdas/core/batch/schedules.ts';
 import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
+import { localCapture } from './local-capture.ts';
 import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
@@ -155,8 +156,8 @@ export interface LocalStack {
   /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
   /**
-   * Writes the API's buffered captures now, after the shadow comparisons in flight have settled (npm start
-   * captures every request and every shadow comparison; docs/monitoring.md).
+   * Writes the buffered captures (API, stream consumer, batch) now, after the shadow comparisons in flight
+   * have settled (docs/monitoring.md).
    */
   flushCaptures(): Promise<void>;
   stop(): Promise<void>;
@@ -265,6 +266,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const objects = new S3ObjectStore(s3);
     const events: RunCompletedEvent[] = [];
+    const batchCapture = localCapture('batch', objects, LOCAL_BUCKET, (line) =>
+      (options.log ?? ((l: string) => void process.stderr.write(`${l}\n`)))(line),
+    );
     const batch = new LocalBatchRunner({
       bucket: LOCAL_BUCKET,
       objects,
@@ -273,6 +277,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // flight would not write faster, only lengthen the queue every cache read of the API waits in.
       predictions: new DynamoDbPredictionStore(dynamo, LOCAL_TABLE, LOCAL_WRITE_CONCURRENCY),
       events: { publish: async (_type, detail) => void events.push(detail as RunCompletedEvent) },
+      ...(batchCapture ? { capture: batchCapture } : {}),
       ...options.batch,
     });
     cleanups.push(() => batch.close());
@@ -384,8 +389,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     );
 
     let stream: LocalStreamLane | undefined;
+    const streamCapture = options.stream ? localCapture('stream', objects, LOCAL_BUCKET, log) : undefined;
+    if (streamCapture) {
+      const timer = setInterval(() => streamCapture.flushIfDue(), 1000);
+      timer.unref();
+      cleanups.push(async () => {
+        clearInterval(timer);
+        await streamCapture.flush();
+      });
+    }
     if (options.stream) {
       stream = await startStreamLane({
+        ...(streamCapture ? { capture: streamCapture } : {}),
         aws,
         s3,
         dynamo,
@@ -430,6 +445,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         CACHE_BUDGET_MS: process.env['CACHE_BUDGET_MS'] ?? String(LOCAL_CACHE_BUDGET_MS),
         // Every request is captured locally, so that the monitoring loop can be tried end to end.
         CAPTURE_BUCKET: LOCAL_BUCKET,
+        DATA_BUCKET: LOCAL_BUCKET,
         CAPTURE_REALTIME_RATE: process.env['CAPTURE_REALTIME_RATE'] ?? '1',
         CAPTURE_FLUSH_SECONDS: process.env['CAPTURE_FLUSH_SECONDS'] ?? '5',
         ...(stream ? streamEnv(stream.settings) : {}),
@@ -506,7 +522,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       runFolder,
       flushCaptures: async () => {
         await shadowRunner?.settled();
-        await capture?.flush();
+        await Promise.all([capture?.flush(), streamCapture?.flush(), batchCapture?.flush()]);
       },
       async stop() {
         await resumed.catch(() => undefined);

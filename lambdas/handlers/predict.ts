@@ -12,6 +12,7 @@ import { ObjectStoreCaptureSink } from '../adapters/s3-capture-sink.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { CaptureBuffer } from '../core/capture/capture-buffer.ts';
 import { CacheReadCounter } from '../core/refresh/staleness.ts';
+import { RecentPredictions } from '../core/feedback/known-ids.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { ShadowRunner } from '../core/shadow/shadow-runner.ts';
@@ -74,6 +75,26 @@ const events = streamSettings.streamLane
     }
   : undefined;
 
+/** POST /feedback: outcomes stored under the data bucket's feedback/, ids checked against the table. */
+const feedback = config.dataBucket
+  ? {
+      objects: new S3ObjectStore(s3Client()),
+      bucket: config.dataBucket,
+      ...(store ? { predictions: store } : {}),
+      recent: new RecentPredictions(),
+      failed: (stage: 'check' | 'write', error: unknown) => {
+        logger.error(stage === 'write' ? 'feedback not stored' : 'feedback ids not checked', {
+          error: error as Error,
+        });
+        powertoolsMetrics.addMetric(
+          stage === 'write' ? 'FeedbackWriteFailures' : 'FeedbackCheckFailures',
+          'Count',
+          1,
+        );
+      },
+    }
+  : undefined;
+
 // The registry's reporter logs the outcome (the version that serves, or why none does).
 await registry.warm();
 
@@ -92,4 +113,5 @@ export const handler = createApiHandler({
   shadow,
   events,
   cacheReads,
+  ...(feedback ? { feedback } : {}),
 });

@@ -27,6 +27,7 @@ import type { GraphValue } from '../../lambdas/core/onnx-graph.ts';
 import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { isPackageName } from '../../lambdas/core/names.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
+import { qualityOf, qualityTable } from './quality-cli.ts';
 import { listRuns, runsTable, showRun, startRun } from './runs-cli.ts';
 import { scheduleRows, schedulesTable } from './schedules-cli.ts';
 import { resolveTarget, type Target } from './target.ts';
@@ -71,6 +72,7 @@ Commands:
   runs list [--model <m>]             runs and their outcome, newest first
   runs show <runId>                   a run's manifest
   schedules list                      the schedules (folders re-scored on a schedule), next fire times
+  monitor quality <model>             live quality per version: outcomes (POST /feedback) vs predictions
 
 ${GLOBAL_OPTIONS}
 `,
@@ -241,6 +243,21 @@ stack's Schedules output (a rate counts from when EventBridge Scheduler created 
 ${GLOBAL_OPTIONS}
 `;
 
+HELP['monitor quality'] =
+  `Usage: npm run tandem -- monitor quality <model> [--days <n>] [--lookback-days <n>] [--publish-metrics] [--json]
+
+Live quality of each version of the model: the outcomes posted to POST /feedback in the window, each
+matched by id to the version's latest prediction made at or before the outcome was observed (captured
+from the real-time, stream and batch lanes, or precomputed in the table). Classifiers: accuracy, ROC AUC
+and log loss; regressors: MAE and RMSE; with the number of outcomes matched (docs/monitoring.md).
+
+Options:
+  --days <n>          outcomes observed in the last n days (default 7)
+  --lookback-days <n> predictions made up to n days before the window (default 7)
+  --publish-metrics   also publish the figures as CloudWatch metrics (EMF on stdout; model, version)
+${GLOBAL_OPTIONS}
+`;
+
 class UsageError extends Error {}
 
 function usage(command: string, problem: string): never {
@@ -331,6 +348,9 @@ interface Parsed {
     option?: string[];
     skeleton?: boolean;
     percent?: string;
+    days?: string;
+    'lookback-days'?: string;
+    'publish-metrics'?: boolean;
     since?: string;
   };
 }
@@ -357,6 +377,9 @@ function parse(argv: readonly string[]): Parsed {
         option: { type: 'string', multiple: true },
         skeleton: { type: 'boolean' },
         percent: { type: 'string' },
+        days: { type: 'string' },
+        'lookback-days': { type: 'string' },
+        'publish-metrics': { type: 'boolean' },
         since: { type: 'string' },
       },
     });
@@ -380,6 +403,14 @@ function parse(argv: readonly string[]): Parsed {
       usage('', command ? `unknown command "${schedules}"` : 'which schedules command?');
     }
     return { command: schedules, args, values: parsed.values };
+  }
+  if (group === 'monitor') {
+    const monitor = `monitor ${command}`;
+    if (!(monitor in HELP)) {
+      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
+      usage('', command ? `unknown command "${monitor}"` : 'which monitor command?');
+    }
+    return { command: monitor, args, values: parsed.values };
   }
   if (group !== 'models') usage('', `unknown command "${group}"`);
   if (!(command in HELP) || command === '') {
@@ -805,6 +836,27 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const t = await resolve();
         const rows = scheduleRows(t.schedules ?? [], (io.now ?? Date.now)(), t.schedulesStartedAt);
         print(schedulesTable(rows), { target: t.label, schedules: rows });
+        return 0;
+      }
+      case 'monitor quality': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        const days = (flag: 'days' | 'lookback-days', fallback: number): number => {
+          const text = values[flag];
+          if (text === undefined) return fallback;
+          const n = Number(text);
+          if (text.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 366)
+            usage(command, `--${flag} must be a number of days above 0 and at most 366, not "${text}"`);
+          return n;
+        };
+        const window = {
+          windowMs: days('days', 7) * 86_400_000,
+          lookbackMs: days('lookback-days', 7) * 86_400_000,
+        };
+        const report = await qualityOf(await resolve(), name, window, {
+          publishMetrics: values['publish-metrics'] === true,
+        });
+        print(qualityTable(report), report);
         return 0;
       }
       default:

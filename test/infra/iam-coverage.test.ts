@@ -346,9 +346,10 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       TABLE_NAME: TABLE,
       CAPTURE_BUCKET: BUCKET,
       CAPTURE_REALTIME_RATE: '1',
+      CAPTURE_BATCH_RATE: '1',
+      DATA_BUCKET: BUCKET,
       STATE_MACHINE_ARN,
       EVENT_BUS_NAME: 'default',
-      DATA_BUCKET: BUCKET,
     });
     // The functions' log lines (Powertools writes JSON lines to stdout, errors to stderr), for what they keep.
     const restores = [process.stdout, process.stderr].map((stream) => {
@@ -500,8 +501,15 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       ['GET', '/models/no-such-model'],
       ['POST', '/predict', { id: 'txn-000001' }],
       ['POST', '/predict', { instances: [{ id: 'txn-000002' }, { id: 'txn-000003' }] }],
+      // An outcome for an id the batch run precomputed: its check reads the table, its record is put.
+      ['POST', '/feedback', { id: 'txn-000001', label: 1 }],
     ] as const) {
-      await invoke('predict', apiEvent(method, route, body), context);
+      const reply = await invoke<{ statusCode: number; body: string }>(
+        'predict',
+        apiEvent(method, route, body),
+        context,
+      );
+      if (route === '/feedback') expectWithMessage(reply.statusCode, reply.body).toBe(200);
     }
     // Data capture writes in the background; flushed here as the next invocation would.
     current = 'predict';

@@ -211,6 +211,7 @@ describe('TandemStack (defaults)', () => {
         'GET /v2/models/{name}/ready',
         'GET /v2/models/{name}/versions/{version}',
         'GET /v2/models/{name}/versions/{version}/ready',
+        'POST /feedback',
         'POST /predict',
         'POST /v2/models/{name}/infer',
         'POST /v2/models/{name}/versions/{version}/infer',
@@ -382,7 +383,14 @@ describe('TandemStack (defaults)', () => {
       expect(env('Trigger')['STATE_MACHINE_ARN']).toEqual({ Ref: expect.stringContaining('StateMachine') });
       expect(env('Trigger')['BATCH_OPTIONS']).toBeUndefined();
       expect(flat(env('Plan')['MODELS_URI'])).toMatch(/\/models\/$/);
-      expect(Object.keys(env('Score')).sort()).toEqual(['MODELS_URI', 'NODE_OPTIONS', 'TABLE_NAME']);
+      expect(Object.keys(env('Score')).sort()).toEqual([
+        'CAPTURE_BATCH_RATE',
+        'CAPTURE_BUCKET',
+        'MODELS_URI',
+        'NODE_OPTIONS',
+        'TABLE_NAME',
+      ]);
+      expect(env('Score')['CAPTURE_BATCH_RATE']).toBe('0.01');
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
       // One invocation scores a chunk; table writes that need longer continue in the next invocation.
@@ -504,7 +512,7 @@ describe('TandemStack (defaults)', () => {
   });
 
   describe('least privilege', () => {
-    it('lets predict read models/ and the table, write captures, and nothing else', () => {
+    it('lets predict read models/ and the table, write captures and outcomes (feedback), and nothing else', () => {
       const statements = statementsOf(template, roleOf(template, 'Predict'));
       expect(
         grants(
@@ -518,6 +526,7 @@ describe('TandemStack (defaults)', () => {
         's3:GetObject bucket/models/*',
         's3:ListBucket bucket if {"StringLike":{"s3:prefix":["models/*"]}}',
         's3:PutObject bucket/capture/*',
+        's3:PutObject bucket/feedback/*',
       ]);
       expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
     });
@@ -532,6 +541,7 @@ describe('TandemStack (defaults)', () => {
         's3:GetObject bucket/runs/*/plan.json',
         's3:GetObject bucket/runs/*/staging/*',
         's3:GetObjectVersion bucket/incoming/*',
+        's3:PutObject bucket/capture/*',
         's3:PutObject bucket/results/*/part-*',
         's3:PutObject bucket/runs/*/chunks/*',
         's3:PutObject bucket/runs/*/failures/*',
@@ -813,7 +823,7 @@ describe('TandemStack (configured)', () => {
       JwtConfiguration: { Issuer: 'https://issuer.example.com/', Audience: ['tandem-client'] },
     });
     const routes = Object.values(resources(template, 'AWS::ApiGatewayV2::Route'));
-    expect(routes).toHaveLength(15);
+    expect(routes).toHaveLength(16);
     for (const route of routes) {
       expect(route.Properties).toMatchObject({
         AuthorizationType: 'JWT',

@@ -169,12 +169,7 @@ export class ModelLifecycle {
   /** The pointer and every version present, each loaded as the server would load it. */
   async show(name: string): Promise<ModelDescription> {
     const [pointer, versions] = await Promise.all([this.pointerOf(name), this.store.listVersions(name)]);
-    if (pointer.status === 'missing' && versions.length === 0) {
-      throw new LifecycleRefusedError(
-        'MODEL_NOT_FOUND',
-        `no model named "${name}" in ${this.store.description}`,
-      );
-    }
+    if (pointer.status === 'missing' && versions.length === 0) throw this.modelNotFound(name);
     const live = pointer.status === 'ok' ? pointer.version : undefined;
     const canary = pointer.status === 'ok' ? pointer.canary : undefined;
     const shadow = pointer.status === 'ok' ? pointer.shadow : undefined;
@@ -208,6 +203,7 @@ export class ModelLifecycle {
   /** Every recorded change, oldest first, and whatever does not add up with the pointer. */
   async history(name: string): Promise<History> {
     const [records, pointer] = await Promise.all([this.store.readHistory(name), this.pointerOf(name)]);
+    await this.requireModel(name, records.length > 0 || pointer.status !== 'missing');
     const flags: string[] = [];
     const entries: HistoryEntry[] = [];
     for (const record of records) {
@@ -334,6 +330,7 @@ export class ModelLifecycle {
     opts: { reason?: string; force?: boolean },
   ): Promise<ChangeOutcome> {
     const stored = await this.store.readPointer(name);
+    await this.requireModel(name, stored !== undefined);
     const document = stored ? readPointerDocument(stored.body) : undefined;
     if (!stored || !document || isInvalidPointer(document)) {
       throw new LifecycleRefusedError(
@@ -437,6 +434,7 @@ export class ModelLifecycle {
     opts: { reason?: string; force?: boolean },
   ): Promise<ChangeOutcome> {
     const stored = await this.store.readPointer(name);
+    await this.requireModel(name, stored !== undefined);
     const document = stored ? readPointerDocument(stored.body) : undefined;
     const current = document && !isInvalidPointer(document) ? document : undefined;
     const version = await target(current);
@@ -563,6 +561,18 @@ export class ModelLifecycle {
       minShadowComparisons: overrides.minShadowComparisons ?? DEFAULT_SHADOW_GATE.minShadowComparisons,
       minShadowAgreement: overrides.minShadowAgreement ?? DEFAULT_SHADOW_GATE.minShadowAgreement,
     });
+  }
+
+  /** Refuses a name with neither a pointer nor a version (unless `known` already): a typo, most likely. */
+  private async requireModel(name: string, known: boolean): Promise<void> {
+    if (!known && (await this.store.listVersions(name)).length === 0) throw this.modelNotFound(name);
+  }
+
+  private modelNotFound(name: string): LifecycleRefusedError {
+    return new LifecycleRefusedError(
+      'MODEL_NOT_FOUND',
+      `no model named "${name}" in ${this.store.description} (\`models list\` shows the models there; \`models push\` adds one)`,
+    );
   }
 
   private async pointerOf(name: string): Promise<ModelDescription['pointer']> {
