@@ -9,7 +9,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { TandemError } from '../lambdas/core/errors.ts';
-import { SettingError } from '../lambdas/core/settings.ts';
+import type { RefreshPolicy } from '../lambdas/core/refresh/refresh.ts';
+import { SETTINGS, SettingError, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
 import type { Schedule } from '../lambdas/core/batch/schedules.ts';
 import { readScheduleSetting, SettingsError } from '../lib/settings.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
@@ -45,6 +46,10 @@ Options:
                      to change the live version of a model served before
   --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
+  --refresh-on <p>   push, promote or off: when a model version's refresh sources are re-scored, for
+                     models whose manifest has no refresh.on (default: promote; docs/lifecycle.md#refresh)
+  --stale-period <s> the staleness period in seconds (default: 300, as the deployed alarm's); the
+                     share of stale reads is checked at the end of each
   --schedules <json|file>  the folders re-scored on a schedule: a JSON list of {"model", "prefix",
                      "expression", "options"?}, or a file holding one; replaces the "schedules" of
                      cdk.json's context (the deployed setting), which is used otherwise (docs/batch.md)
@@ -87,6 +92,8 @@ async function main(): Promise<void> {
       'data-dir': { type: 'string' },
       models: { type: 'string' },
       'api-concurrency': { type: 'string' },
+      'refresh-on': { type: 'string' },
+      'stale-period': { type: 'string' },
       schedules: { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
@@ -98,6 +105,12 @@ async function main(): Promise<void> {
     return;
   }
   const apiPort = port(values.port ?? process.env['PORT'], 3000, '--port');
+  const refreshOn = values['refresh-on'] ?? SETTINGS.refreshOn.default;
+  if (!(SETTINGS.refreshOn.values as readonly string[]).includes(refreshOn))
+    throw new Error(
+      `--refresh-on must be one of ${SETTINGS.refreshOn.values.join(', ')}, got "${refreshOn}"`,
+    );
+  const stalePeriodSeconds = positive(values['stale-period'], STALENESS_PERIOD_SECONDS, '--stale-period');
   const dataDir = path.resolve(values['data-dir'] ?? path.join(REPO_ROOT, '.tandem'));
   // Checked before anything starts: a typo in the folder fails here, not as a model that is not served.
   const userModelsDir = values.models === undefined ? undefined : path.resolve(values.models);
@@ -120,6 +133,7 @@ async function main(): Promise<void> {
     ...(userModelsDir ? { userModelsDir } : {}),
     schedules,
     batchOptions: readBatchOptions(process.env),
+    refresh: { on: refreshOn as RefreshPolicy, stalePeriodMs: stalePeriodSeconds * 1000 },
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
       DEFAULT_API_CONCURRENCY,

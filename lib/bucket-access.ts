@@ -71,6 +71,11 @@ export const KEY_PATTERNS = {
     reason:
       'Captured predictions only (capture/<model>/<source>/dt=<day>/hr=<hour>/<time>-<writer>-<seq>.jsonl.gz): partitioned by model, lane and time, written by every execution environment under names it makes.',
   },
+  refreshMarkers: {
+    pattern: 'refresh/*',
+    reason:
+      'Refresh markers only (refresh/<model>/<version>/<cause>-<source digest>.json): one per model version, cause and source, named at run time (lambdas/core/refresh/refresh.ts).',
+  },
   feedback: {
     pattern: 'feedback/*',
     reason:

@@ -8,6 +8,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
 import { FUNCTION_ACCESS, KEY_PATTERNS, patternsOf, type KeyPatternName } from './bucket-access.ts';
+import { REFRESH_ACCESS } from './model-refresh.ts';
 import type { TandemFunction } from './tandem-function.ts';
 import type { Tandem } from './tandem-stack.ts';
 
@@ -114,6 +115,8 @@ export function addTandemNagSuppressions(tandem: Tandem): void {
   keyPatternFindings(score.role, bucket, patternsOf(FUNCTION_ACCESS.score));
   keyPatternFindings(finalize.role, bucket, patternsOf(FUNCTION_ACCESS.finalize));
   keyPatternFindings(stateMachine.role, bucket, ['runItems', 'runMapResults']);
+  functionFindings(tandem.refresh.function, 'events');
+  keyPatternFindings(tandem.refresh.function.role, bucket, patternsOf(REFRESH_ACCESS));
 
   acknowledge(stateMachine.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.stateMachineStar);
   acknowledge(stateMachine, 'AwsSolutions-SF2', REASONS.noTracing);

@@ -173,6 +173,10 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('batchOptions', batchOptions as Partial<BatchOptions> | undefined),
     ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
     ...defined('streamLane', value('streamLane')),
+    ...defined('refreshOn', value('refreshOn') as TandemProps['refreshOn']),
+    ...defined('refreshStaleShare', value('refreshStaleShare')),
+    ...defined('refreshStaleMinutes', value('refreshStaleMinutes')),
+    ...defined('refreshModels', value('refreshModels')),
     ...streamSettingsFromContext(value),
     ...rolloutThresholdsFromContext(value),
     ...(schedules.length > 0
@@ -226,6 +230,11 @@ export function tandemPropsProblems(props: TandemProps): string[] {
   check('captureBatchRate', SETTINGS.captureBatchRate, props.captureBatchRate);
   check('alarmEmail', SETTINGS.alarmEmail, props.alarmEmail);
   check('logRetention', SETTINGS.logRetentionDays, props.logRetention);
+  check('refreshOn', SETTINGS.refreshOn, props.refreshOn);
+  check('refreshStaleShare', SETTINGS.refreshStaleShare, props.refreshStaleShare);
+  check('refreshStaleMinutes', SETTINGS.refreshStaleMinutes, props.refreshStaleMinutes);
+  // An empty list watches no model (no staleness alarm).
+  if (props.refreshModels?.length) check('refreshModels', SETTINGS.refreshModels, [...props.refreshModels]);
   if (props.apiThrottle !== undefined) {
     check('apiThrottle.rateLimit', SETTINGS.apiRateLimit, props.apiThrottle.rateLimit);
     check('apiThrottle.burstLimit', SETTINGS.apiBurstLimit, props.apiThrottle.burstLimit);

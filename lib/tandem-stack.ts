@@ -15,6 +15,7 @@ import { BatchPipeline } from './batch-pipeline.ts';
 import { BatchSchedules } from './batch-schedules.ts';
 import { normalisePrefix, type ScheduleSpec } from '../lambdas/core/batch/schedules.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
+import { ModelRefresh } from './model-refresh.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
@@ -176,6 +177,28 @@ export interface TandemProps {
    *   rolloutMinInstances 20 (lambdas/core/settings.ts)
    */
   readonly rolloutThresholds?: Partial<RolloutThresholds>;
+  /**
+   * When a model version's refresh sources are re-scored, for models whose manifest has no `refresh.on`
+   * (docs/lifecycle.md#refresh): on `push`, on `promote` (live, canary or shadow), or `off`.
+   * @default 'promote'
+   */
+  readonly refreshOn?: 'push' | 'promote' | 'off';
+  /**
+   * The share of a model's cache reads stale or of another version above which (for refreshStaleMinutes)
+   * its refresh sources are re-scored with the live version.
+   * @default 0.2
+   */
+  readonly refreshStaleShare?: number;
+  /**
+   * How long the share must stay above refreshStaleShare, minutes (5-minute periods, rounded up).
+   * @default 30
+   */
+  readonly refreshStaleMinutes?: number;
+  /**
+   * The models whose staleness is watched (an alarm each, which starts a refresh); `[]` watches none.
+   * @default - the default model (modelName)
+   */
+  readonly refreshModels?: readonly string[];
 }
 
 export class Tandem extends Construct {
@@ -188,6 +211,8 @@ export class Tandem extends Construct {
   public readonly rollout: Rollout;
   /** The stream lane, when `streamLane` is on. */
   public readonly stream: StreamLane | undefined;
+  /** Refresh on a version change and on staleness (docs/lifecycle.md#refresh). */
+  public readonly refresh: ModelRefresh;
   /** The scheduled re-scoring runs, when `schedules` has any. */
   public readonly batchSchedules: BatchSchedules | undefined;
   /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
@@ -275,6 +300,26 @@ export class Tandem extends Construct {
       logRetention,
       ...(props.rolloutThresholds ? { thresholds: props.rolloutThresholds } : {}),
     });
+    this.refresh = new ModelRefresh(this, 'Refresh', {
+      bucket,
+      stateMachine: this.batch.stateMachine,
+      deadLetterQueue: this.batch.deadLetterQueue,
+      models: props.refreshModels ?? [props.modelName ?? SETTINGS.modelName.default],
+      refreshOn: props.refreshOn ?? (SETTINGS.refreshOn.default as 'promote'),
+      staleShare: props.refreshStaleShare ?? SETTINGS.refreshStaleShare.default,
+      staleMinutes: props.refreshStaleMinutes ?? SETTINGS.refreshStaleMinutes.default,
+      ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
+      ...(props.schedules ? { schedules: props.schedules } : {}),
+      architecture,
+      logRetention,
+    });
+    this.monitoring.dashboard.addWidgets(...this.refresh.dashboardWidgets());
+    // A refresh costs runs and table writes: whoever watches the alarms hears of each one.
+    const notifyRefresh = new cwActions.SnsAction(this.monitoring.topic);
+    for (const alarm of Object.values(this.refresh.stalenessAlarms)) {
+      alarm.addAlarmAction(notifyRefresh);
+      alarm.addOkAction(notifyRefresh);
+    }
 
     if (props.streamLane) {
       this.stream = new StreamLane(this, 'Stream', {

@@ -46,7 +46,19 @@ import {
 import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
-import type { Schedule } from '../lambdas/core/batch/schedules.ts';
+import { refreshEventsFromEvent } from '../lambdas/adapters/refresh-events.ts';
+import { S3RefreshStore } from '../lambdas/adapters/s3-refresh-store.ts';
+import {
+  NO_REFRESH_SOURCES,
+  refresh,
+  type RefreshDeps,
+  type RefreshEvent,
+  type RefreshOutcome,
+  type RefreshPolicy,
+} from '../lambdas/core/refresh/refresh.ts';
+import { StalenessEvaluator, stalenessPeriods } from '../lambdas/core/refresh/staleness.ts';
+import { SETTINGS, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
+import { scheduledPrefixes, type Schedule } from '../lambdas/core/batch/schedules.ts';
 import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
 import { localCapture } from './local-capture.ts';
 import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
@@ -101,6 +113,8 @@ export interface LocalStackOptions {
   readonly scheduleClock?: Pick<LocalSchedulerOptions, 'now' | 'timers' | 'onEnded'>;
   /** Where the stack's own lines go (ignored uploads, watcher errors, resumed runs). Default: stderr. */
   readonly log?: (line: string) => void;
+  /** Refresh on a version change and on staleness (docs/lifecycle.md#refresh), as deployed. */
+  readonly refresh?: LocalRefreshOptions;
   readonly batch?: {
     readonly maxConcurrency?: number;
     readonly toleratedFailurePercentage?: number;
@@ -127,6 +141,8 @@ export interface LocalStack {
   readonly seed: FinalizeResult | undefined;
   /** What the upload watcher did, counted since start. */
   readonly watcher: Readonly<WatcherCounts>;
+  /** What each refresh event did (runs started, duplicates, skips with their reason), oldest first. */
+  readonly refreshes: readonly RefreshOutcome[];
   /** The schedules running on this stack, when there are any. */
   readonly scheduler: LocalScheduler | undefined;
   /** The runs found unfinished on start and resumed (resolves once they are started, not ended). */
@@ -146,6 +162,23 @@ export interface LocalStack {
    */
   flushCaptures(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface LocalRefreshOptions {
+  /** The policy of models whose manifest has no refresh.on. @default SETTINGS.refreshOn.default */
+  readonly on?: RefreshPolicy;
+  /** @default SETTINGS.refreshStaleShare.default */
+  readonly staleShare?: number;
+  /** @default SETTINGS.refreshStaleMinutes.default */
+  readonly staleMinutes?: number;
+  /**
+   * One staleness period, ms: the window the API's cache reads are counted over (deployed: 5 minutes).
+   * Short in tests. 0 evaluates no staleness.
+   * @default STALENESS_PERIOD_SECONDS * 1000
+   */
+  readonly stalePeriodMs?: number;
+  /** The prefixes of a model's schedules (refresh sources besides its manifest's). @default those of `schedules` */
+  readonly scheduledPrefixes?: (model: string) => readonly string[];
 }
 
 export interface WatcherCounts {
@@ -314,15 +347,42 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         else if (outcome.result === 'started') log(`[batch] ${outcome.key}: run ${outcome.runId} started`);
       }
     };
+    const refreshes: RefreshOutcome[] = [];
+    const refreshStore = new S3RefreshStore(s3, LOCAL_BUCKET);
+    const refreshDeps: RefreshDeps = {
+      bucket: LOCAL_BUCKET,
+      models: refreshStore,
+      markers: refreshStore,
+      starter: batch,
+      defaultPolicy: options.refresh?.on ?? (SETTINGS.refreshOn.default as RefreshPolicy),
+      scheduledPrefixes:
+        options.refresh?.scheduledPrefixes ?? ((model) => scheduledPrefixes(options.schedules ?? [], model)),
+      ...(options.batchOptions ? { batchOptions: options.batchOptions } : {}),
+    };
+    const refreshed = (outcomes: readonly RefreshOutcome[]) => {
+      for (const outcome of outcomes) {
+        refreshes.push(outcome);
+        const what = `${outcome.model}${outcome.version ? `@${outcome.version}` : ''} (${outcome.cause ?? '?'})`;
+        if (outcome.result === 'started')
+          log(`[refresh] ${what}: run ${outcome.runId} of ${outcome.source} started`);
+        // A model without refresh sources is the common case: every pointer change would say so.
+        else if (outcome.result === 'skipped' && outcome.reason !== NO_REFRESH_SOURCES)
+          log(`[refresh] ${what}: nothing to refresh, ${outcome.reason}`);
+      }
+    };
+    const startRefresh = (event: RefreshEvent) => refresh(event, refreshDeps).then(refreshed, watcherFailed);
     cleanups.push(
       aws.onS3Event((notification) => {
         try {
-          const uploads = eventBridgeEvents(notification)
+          const created = eventBridgeEvents(notification);
+          const uploads = created
             .flatMap((event) => uploadsFromEvent(event))
             // The deployed EventBridge rule matches incoming/ only: the stack's own writes never reach the trigger.
             .filter((u) => u.key.startsWith('incoming/') && !pendingManual.has(u.key));
           if (uploads.length > 0)
             triggerRuns(uploads, batch, options.batchOptions).then(counted, watcherFailed);
+          // The deployed refresh rule: pointers and package manifests, to the same core.
+          for (const event of created.flatMap((e) => refreshEventsFromEvent(e))) void startRefresh(event);
         } catch (error) {
           watcherFailed(error);
         }
@@ -397,6 +457,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         capture: predictCapture,
         shadow: predictShadow,
         metrics: apiMetrics,
+        cacheReads,
       } = await import('../lambdas/handlers/predict.ts');
       shadowRunner = predictShadow;
       if (options.dataDir !== undefined) {
@@ -409,6 +470,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           clearInterval(metricsTimer);
           await versionMetrics.flush(true);
         });
+      }
+      const periodMs = options.refresh?.stalePeriodMs ?? STALENESS_PERIOD_SECONDS * 1000;
+      if (periodMs > 0) {
+        // The staleness alarm, evaluated from the API's own counters over the same periods and rule.
+        const evaluator = new StalenessEvaluator({
+          threshold: options.refresh?.staleShare ?? SETTINGS.refreshStaleShare.default,
+          periods: stalenessPeriods(options.refresh?.staleMinutes ?? SETTINGS.refreshStaleMinutes.default),
+        });
+        cacheReads.take();
+        const timer = setInterval(() => {
+          const at = new Date().toISOString();
+          for (const model of evaluator.closePeriod(cacheReads.take())) {
+            log(`[refresh] ${model}: cache reads stale or of another version above the threshold`);
+            void startRefresh({ kind: 'staleness', model, at });
+          }
+        }, periodMs);
+        timer.unref();
+        cleanups.push(() => clearInterval(timer));
       }
       if (predictCapture) {
         // A long-lived process flushes on a timer too (Lambda only can at the start of an invocation).
@@ -449,6 +528,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       uploadedKeys,
       seed,
       watcher,
+      refreshes,
       scheduler,
       resumed,
       runDataset,

@@ -1,6 +1,6 @@
 /** Model packages under `models/` in the data bucket, behind the ModelSource port. */
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { isNoSuchKey } from './s3-errors.ts';
+import { isListed, isNoSuchKey } from './s3-errors.ts';
 import { ModelLoadError, ModelNotFoundError } from '../core/errors.ts';
 import type { ModelFile, ModelSource, ServingPointer } from '../core/ports.ts';
 import { parseServingPointer } from './model-pointer.ts';
@@ -57,18 +57,6 @@ export class S3ModelSource implements ModelSource {
     return names;
   }
 
-  /** Whether `key` exists (is listed), for telling a missing object from a forbidden one. */
-  private async isListed(key: string): Promise<boolean> {
-    try {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }),
-      );
-      return page.Contents?.[0]?.Key === key;
-    } catch {
-      return true; // Not allowed to list it either: the 403 stands.
-    }
-  }
-
   private async get(key: string, missing: () => Error): Promise<Uint8Array> {
     try {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
@@ -80,7 +68,7 @@ export class S3ModelSource implements ModelSource {
       // the functions may list only models/, so the key itself is listed to tell.
       if (
         (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403 &&
-        !(await this.isListed(key))
+        !(await isListed(this.client, this.bucket, key))
       )
         throw missing();
       if (error instanceof ModelLoadError || error instanceof ModelNotFoundError) throw error;

@@ -6,22 +6,10 @@
  * PointerConflictError and VersionExistsError.
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { isNoSuchKey } from './s3-errors.ts';
+import { isConditionFailure, isNoSuchKey } from './s3-errors.ts';
 import { PointerConflictError, VersionExistsError } from '../core/lifecycle/errors.ts';
 import type { ModelStoreWriter, PointerCondition, StoredPointer } from '../core/lifecycle/ports.ts';
 import type { ModelFile } from '../core/ports.ts';
-
-/** S3 refused a conditional write: the condition did not hold, or another conditional write was in flight. */
-function isConditionFailure(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e.$metadata?.httpStatusCode;
-  return (
-    e.name === 'PreconditionFailed' ||
-    e.name === 'ConditionalRequestConflict' ||
-    status === 412 ||
-    status === 409
-  );
-}
 
 export class S3ModelStore implements ModelStoreWriter {
   readonly description: string;

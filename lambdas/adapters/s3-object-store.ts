@@ -10,6 +10,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import type { ObjectInfo, ObjectStore } from '../core/ports.ts';
+import { isListed } from './s3-errors.ts';
 
 function range(start: number | undefined, end: number | undefined): string | undefined {
   if (start === undefined && end === undefined) return undefined;
@@ -40,20 +41,8 @@ export class S3ObjectStore implements ObjectStore {
       if (status === 404) return undefined;
       // S3 says 403 for a missing key unless the caller may list the bucket with no prefix condition;
       // Tandem's roles may list only the prefixes they read, so the key itself is listed to tell.
-      if (status === 403 && !(await this.isListed(bucket, key))) return undefined;
+      if (status === 403 && !(await isListed(this.client, bucket, key))) return undefined;
       throw error;
-    }
-  }
-
-  /** Whether `key` exists (is listed), for telling a missing object from a forbidden one. */
-  private async isListed(bucket: string, key: string): Promise<boolean> {
-    try {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 }),
-      );
-      return page.Contents?.[0]?.Key === key;
-    } catch {
-      return true; // Not allowed to list it either: the 403 stands.
     }
   }
 

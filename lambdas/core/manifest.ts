@@ -103,6 +103,69 @@ const cacheSchema = z
     path: ['ttlSeconds'],
   });
 
+/**
+ * Folders of the data bucket that hold stack state, never a dataset to re-score: a refresh source under
+ * one of them would score the stack's own files (pointers, plans, results, captures, markers).
+ */
+export const NOT_REFRESH_SOURCES = [
+  'models/',
+  'runs/',
+  'results/',
+  'refresh/',
+  'capture/',
+  'rejected/',
+  'failed/',
+  'monitoring/',
+  'feedback/',
+] as const;
+
+/** Why `prefix` cannot be a refresh source (a folder of the data bucket), or undefined when it can. */
+export function refreshSourceProblem(prefix: string): string | undefined {
+  if (prefix.startsWith('/')) return 'a folder of the data bucket has no leading "/"';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(prefix)) return 'a folder name has no control characters';
+  const segments = (prefix.endsWith('/') ? prefix.slice(0, -1) : prefix).split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..'))
+    return 'a folder path has no empty, "." or ".." segments';
+  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  const reserved = NOT_REFRESH_SOURCES.find((r) => folder.startsWith(r));
+  if (reserved) return `${reserved} holds the stack's own files, not datasets`;
+  return undefined;
+}
+
+const refreshSchema = z
+  .object({
+    /**
+     * Folders of the data bucket re-scored when this model gets a new version (or its cache goes stale):
+     * every data file under each, one folder run each (docs/lifecycle.md#refresh).
+     */
+    sources: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(512)
+          .superRefine((prefix, ctx) => {
+            const problem = refreshSourceProblem(prefix);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          })
+          .transform((prefix) => (prefix.endsWith('/') ? prefix : `${prefix}/`)),
+      )
+      .max(20)
+      .default([]),
+    /** When a version is refreshed: `push`, `promote` or `off`; absent: the stack's `refreshOn` setting. */
+    on: z.enum(['push', 'promote', 'off']).optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    const seen = new Set<string>();
+    r.sources.forEach((source, i) => {
+      if (seen.has(source))
+        ctx.addIssue({ code: 'custom', path: ['sources', i], message: `duplicate source "${source}"` });
+      seen.add(source);
+    });
+  });
+
 /** Per-model thresholds of the agreement gate a promote of this version passes (docs/lifecycle.md). */
 const promotionSchema = z
   .object({
@@ -127,6 +190,8 @@ export const manifestSchema = z
     inputs: z.array(inputSchema).min(1).optional(),
     outputs: outputsSchema,
     cache: cacheSchema.default({ maxAgeSeconds: 86_400, ttlSeconds: 7 * 86_400 }),
+    /** What is re-scored ahead of traffic when a version changes or the cache goes stale. */
+    refresh: refreshSchema.optional(),
     promotion: promotionSchema.optional(),
   })
   .strict()

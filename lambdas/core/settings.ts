@@ -12,7 +12,8 @@ import { TandemError } from './errors.ts';
 import { PACKAGE_NAME } from './names.ts';
 
 /** The functions of a deployment, by the short names the stack and its docs use. */
-export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'rollout';
+export type FunctionName =
+  'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'rollout' | 'refresh';
 
 interface SettingBase {
   /** One line: what the setting does, in the deployer's terms. */
@@ -105,6 +106,13 @@ export type SettingValue<S extends Setting> = S extends IntegerSetting | NumberS
         : S extends JsonListSetting
           ? unknown[]
           : string;
+
+/**
+ * The staleness alarm's period (refreshStaleShare, refreshStaleMinutes), and the reads a period needs before
+ * its share counts: a handful of requests is no evidence. The CDK alarm and npm start's evaluator read both.
+ */
+export const STALENESS_PERIOD_SECONDS = 300;
+export const STALENESS_MIN_READS = 20;
 
 /** Ten years: far above any useful cache lifetime, far below DynamoDB's TTL horizon. */
 export const MAX_CACHE_SECONDS = 10 * 365 * 86_400;
@@ -261,7 +269,7 @@ export const SETTINGS = {
     type: 'json',
     context: 'batchOptions',
     env: 'BATCH_OPTIONS',
-    functions: ['trigger'],
+    functions: ['trigger', 'refresh'],
     defaultText: 'see docs/batch.md',
     help: 'options of every batch run, a JSON object, e.g. {"chunkBytes": 16777216}',
   },
@@ -269,7 +277,7 @@ export const SETTINGS = {
     type: 'jsonList',
     context: 'schedules',
     env: 'SCHEDULES',
-    functions: [],
+    functions: ['refresh'],
     default: [],
     defaultText: 'none',
     help: 'folders of the data bucket re-scored on a schedule: a JSON list of {"model", "prefix", "expression", "options"?}, expression an EventBridge Scheduler cron(...) or rate(...) in UTC (docs/batch.md, "Schedules"); npm start runs them too',
@@ -432,14 +440,14 @@ export const SETTINGS = {
   dataBucket: {
     type: 'string',
     env: 'DATA_BUCKET',
-    functions: ['predict', 'stream'],
+    functions: ['predict', 'stream', 'refresh'],
     wiring: true,
-    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/; the API stores POST /feedback under feedback/)',
+    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/; the API stores POST /feedback under feedback/; the refresh reads models/ and writes refresh/ markers)',
   },
   stateMachineArn: {
     type: 'string',
     env: 'STATE_MACHINE_ARN',
-    functions: ['trigger'],
+    functions: ['trigger', 'refresh'],
     wiring: true,
     help: 'the batch state machine the trigger starts',
   },
@@ -582,6 +590,39 @@ export const SETTINGS = {
     max: 1_000_000,
     default: 20,
     help: 'automatic rollout: the fewest instances the candidate must answer in a step for its checks to count (fewer: rolled back as unproven)',
+  },
+  refreshOn: {
+    type: 'enum',
+    context: 'refreshOn',
+    env: 'REFRESH_ON',
+    functions: ['refresh'],
+    values: ['push', 'promote', 'off'],
+    default: 'promote',
+    help: "when a model version's refresh sources are re-scored, for models whose manifest has no refresh.on: push (its package is uploaded), promote (the pointer names it live, canary or shadow), off (docs/lifecycle.md#refresh)",
+  },
+  refreshStaleShare: {
+    type: 'number',
+    context: 'refreshStaleShare',
+    min: 0.01,
+    max: 1,
+    default: 0.2,
+    help: "a model's sources are re-scored with its live version when more than this share of its cache reads were stale or another version's for refreshStaleMinutes (a CloudWatch alarm; npm start evaluates the same)",
+  },
+  refreshModels: {
+    type: 'list',
+    context: 'refreshModels',
+    pattern: PACKAGE_NAME,
+    expected: "model names (1-128 letters, digits, '.', '_' or '-'), comma-separated",
+    defaultText: 'the default model (modelName)',
+    help: 'the models whose staleness is watched: a CloudWatch alarm each, which starts a refresh of its live version',
+  },
+  refreshStaleMinutes: {
+    type: 'integer',
+    context: 'refreshStaleMinutes',
+    min: 5,
+    max: 1440,
+    default: 30,
+    help: 'how long the stale share must stay above refreshStaleShare before a refresh starts, minutes (evaluated in 5-minute periods, rounded up)',
   },
 } as const satisfies Record<string, Setting>;
 

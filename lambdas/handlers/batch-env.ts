@@ -3,6 +3,7 @@
  * missing or malformed one fails the init, naming the variable.
  */
 import type { BatchOptions } from '../core/batch/contracts.ts';
+import type { RefreshPolicy } from '../core/refresh/refresh.ts';
 import { readEnv, requireEnv, SETTINGS } from '../core/settings.ts';
 
 type Env = NodeJS.ProcessEnv;
@@ -32,4 +33,18 @@ export function readScoreConfig(env: Env): { modelsUri: string; tableName: strin
 
 export function readFinalizeConfig(env: Env): { eventBusName: string } {
   return { eventBusName: readEnv(SETTINGS.eventBusName, env) };
+}
+
+export function readRefreshConfig(env: Env): {
+  stateMachineArn: string;
+  dataBucket: string;
+  defaultPolicy: RefreshPolicy;
+  batchOptions: Partial<BatchOptions>;
+} {
+  return {
+    stateMachineArn: requireEnv(SETTINGS.stateMachineArn, env),
+    dataBucket: requireEnv(SETTINGS.dataBucket, env),
+    defaultPolicy: readEnv(SETTINGS.refreshOn, env) as RefreshPolicy,
+    batchOptions: readBatchOptions(env),
+  };
 }

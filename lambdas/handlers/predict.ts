@@ -11,6 +11,7 @@ import { s3Client } from '../adapters/clients/s3.ts';
 import { ObjectStoreCaptureSink } from '../adapters/s3-capture-sink.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { CaptureBuffer } from '../core/capture/capture-buffer.ts';
+import { CacheReadCounter } from '../core/refresh/staleness.ts';
 import { RecentPredictions } from '../core/feedback/known-ids.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
@@ -98,6 +99,9 @@ const feedback = config.dataBucket
 // The registry's reporter logs the outcome (the version that serves, or why none does).
 await registry.warm();
 
+/** Each model's cache reads since npm start last evaluated them (deployed, the staleness alarm uses metrics). */
+export const cacheReads = new CacheReadCounter();
+
 export const handler = createApiHandler({
   registry,
   service,
@@ -109,5 +113,6 @@ export const handler = createApiHandler({
   ...(capture ? { capture } : {}),
   shadow,
   events,
+  cacheReads,
   ...(feedback ? { feedback } : {}),
 });

@@ -92,8 +92,8 @@ describe('function packaging', () => {
     if (root) fs.rmSync(root, { recursive: true, force: true });
   }, 60_000);
 
-  it('measures all six functions of each stack, each well under 250 MB', () => {
-    expect(sizes).toHaveLength(12);
+  it('measures all seven functions of each stack, each well under 250 MB', () => {
+    expect(sizes).toHaveLength(14);
     for (const size of sizes) expectWithMessage(size.totalMb, size.logicalId).toBeLessThan(BUDGET_MB);
     expect(predictAssetMb(sizes.filter((s) => s.stack === 'Tandem'))).toBe(
       of('Tandem', /ApiPredictFunction/).totalMb,
@@ -108,6 +108,7 @@ describe('function packaging', () => {
       ['trigger', /BatchTriggerFunction/],
       ['finalize', /BatchFinalizeFunction/],
       ['rollout', /RolloutStepFunction/],
+      ['refresh', /RefreshFunction/],
     ] as const;
     const measured = functions.map(([name, pattern]) => [
       name,
@@ -137,7 +138,7 @@ describe('function packaging', () => {
     expectWithMessage(stale, `docs/deploy.md sizes are out of date; measured:\n${table}`).toEqual([]);
   });
 
-  it('keeps onnxruntime out of the trigger, plan, finalize and rollout bundles', () => {
+  it('keeps onnxruntime out of the trigger, plan, finalize, rollout and refresh bundles', () => {
     for (const stack of ['Tandem', 'TandemArm']) {
       for (const size of sizes.filter((s) => s.stack === stack && !ORT_FUNCTIONS.test(s.logicalId))) {
         expectWithMessage(listFiles(size.codeDirectory).sort(), size.logicalId).toEqual([

@@ -163,6 +163,7 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
       'AwsSolutions-IAM5[Resource::<Arn>/feedback/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/incoming/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/models/*]',
+      'AwsSolutions-IAM5[Resource::<Arn>/refresh/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/rejected/stream/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/results/*/_manifest.json]',
       'AwsSolutions-IAM5[Resource::<Arn>/results/*/part-*]',

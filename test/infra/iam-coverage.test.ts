@@ -32,8 +32,10 @@ import {
 import type { ChunkItem, RunInput } from '../../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
 import type { PlanResult } from '../../lambdas/core/batch/planner.ts';
+import type { RefreshOutcome } from '../../lambdas/core/refresh/refresh.ts';
 import { scheduledRunId, scheduledRunInput } from '../../lambdas/core/batch/schedules.ts';
 import { FUNCTION_ACCESS, KEY_PATTERNS, type ObjectAccess } from '../../lib/bucket-access.ts';
+import { REFRESH_ACCESS } from '../../lib/model-refresh.ts';
 import { ensureTable, startEmbeddedAws, type EmbeddedAws } from '../../local/embedded-aws.ts';
 import { uploadModelPackages } from '../../local/uploader.ts';
 import { apiEvent, lambdaContext } from '../support/api-events.ts';
@@ -60,9 +62,10 @@ const TABLE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${TABLE}`;
 const SCHEDULE = { model: 'fraud-detector', prefix: 'warehouse/scheduled/', expression: 'rate(1 day)' };
 const STATE_MACHINE_ARN = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:TandemBatchStateMachine`;
 
-type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'rollout';
+type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'rollout' | 'refresh';
 const LOGICAL_ID_PART: Record<FunctionName, string> = {
   predict: 'ApiPredict',
+  refresh: 'RefreshFunction',
   trigger: 'BatchTrigger',
   plan: 'BatchPlan',
   score: 'BatchScore',
@@ -89,6 +92,8 @@ const calls: Call[] = [];
 const logOutput: string[] = [];
 let restoreStdout: (() => void) | undefined;
 let current: FunctionName = 'predict';
+let failNextStart = false;
+const refreshOutcomes: RefreshOutcome[] = [];
 
 interface RecordableClient {
   middlewareStack: Pick<MiddlewareStack<object, object>, 'add'>;
@@ -153,6 +158,8 @@ function iamRequests(call: Call): IamRequest[] {
       return [{ action: 's3:PutObject', resource: object }];
     case 's3 AbortMultipartUploadCommand':
       return [{ action: 's3:AbortMultipartUpload', resource: object }];
+    case 's3 DeleteObjectCommand':
+      return [{ action: 's3:DeleteObject', resource: object }];
     case 's3 ListObjectsV2Command':
       return [
         {
@@ -381,10 +388,16 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     record(s3Client(), 's3');
     record(dynamoClient(), 'dynamodb');
     record(batchDynamoClient(), 'dynamodb');
-    record(sfnClient(), 'sfn', (_command, input) => ({
-      executionArn: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${String(input['name'])}`,
-      startDate: new Date(),
-    }));
+    record(sfnClient(), 'sfn', (_command, input) => {
+      if (failNextStart) {
+        failNextStart = false;
+        throw Object.assign(new Error('Service unavailable'), { $metadata: { httpStatusCode: 503 } });
+      }
+      return {
+        executionArn: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${String(input['name'])}`,
+        startDate: new Date(),
+      };
+    });
     record(eventBridgeClient(), 'events', () => ({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] }));
     // CloudWatch (no emulator): a version that answered 100 instances without an error.
     record(cloudWatchClient(), 'cloudwatch', (command, input) =>
@@ -414,6 +427,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     await load('score', () => import('../../lambdas/handlers/batch-score.ts'));
     await load('finalize', () => import('../../lambdas/handlers/batch-finalize.ts'));
     await load('rollout', () => import('../../lambdas/handlers/rollout-step.ts'));
+    await load('refresh', () => import('../../lambdas/handlers/refresh.ts'));
 
     const csv = await readFile(path.join(REPO_ROOT, 'models', MODEL, 'demo-transactions.csv'), 'utf8');
     const sample = csv.split('\n').slice(0, 301).join('\n') + '\n';
@@ -475,6 +489,44 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
         error: { Error: 'States.ExceedToleratedFailureThreshold', Cause: 'the Map failed' },
       }),
     };
+
+    // Refresh: a version pushed with refresh.on push (its start fails once: the marker is removed and the
+    // retried event starts the run), the same event again, a pointer change, and a staleness alarm for a
+    // model without a pointer (a missing key: listed to tell it from a forbidden one).
+    const manifest = JSON.parse(
+      await readFile(path.join(REPO_ROOT, 'models', MODEL, '1.0.0', 'manifest.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    const refreshed = {
+      ...manifest,
+      version: '9.9.9',
+      refresh: { sources: [`incoming/${MODEL}/`], on: 'push' },
+    };
+    const manifestKey = `models/${MODEL}/9.9.9/manifest.json`;
+    await s3.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: manifestKey, Body: JSON.stringify(refreshed) }),
+    );
+    const created = (key: string) => ({
+      version: '0',
+      source: 'aws.s3',
+      'detail-type': 'Object Created',
+      detail: { bucket: { name: BUCKET }, object: { key, size: 1, etag: 'etag-1', sequencer: '01' } },
+    });
+    failNextStart = true;
+    expect(String(await invoke('refresh', created(manifestKey)).catch((e: Error) => e))).toMatch(
+      /unavailable/,
+    );
+    refreshOutcomes.push(...(await invoke<RefreshOutcome[]>('refresh', created(manifestKey))));
+    refreshOutcomes.push(...(await invoke<RefreshOutcome[]>('refresh', created(manifestKey))));
+    refreshOutcomes.push(
+      ...(await invoke<RefreshOutcome[]>('refresh', created(`models/${MODEL}/current.json`))),
+    );
+    refreshOutcomes.push(
+      ...(await invoke<RefreshOutcome[]>('refresh', {
+        refresh: 'staleness',
+        model: 'no-such-model',
+        at: 't',
+      })),
+    );
 
     const context = lambdaContext();
     for (const [method, route, body] of [
@@ -569,6 +621,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       'trigger StartExecutionCommand',
       'rollout PutObjectCommand',
       'rollout GetMetricDataCommand',
+      'refresh StartExecutionCommand',
+      'refresh DeleteObjectCommand',
     ]) {
       expectWithMessage(commands, expected).toContain(expected);
     }
@@ -614,6 +668,43 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
         );
         if (!used) unused.push(`${fn}: s3:ListBucket ${name}`);
       }
+    }
+    expect(unused).toEqual([]);
+  });
+
+  it('ran the refresh for real: started once (after a failed start), then a duplicate, then skips', () => {
+    expect(refreshOutcomes.map((o) => [o.cause, o.result, o.reason])).toEqual([
+      ['push', 'started', undefined],
+      ['push', 'duplicate', undefined],
+      ['promote', 'skipped', 'the model has no refresh sources'],
+      ['staleness', 'skipped', 'no readable pointer'],
+    ]);
+  });
+
+  it("uses every S3 grant of the refresh function's role", () => {
+    const requests = calls
+      .filter((c) => c.fn === 'refresh')
+      .flatMap((call) => iamRequests(call).map((r) => ({ ...r })));
+    const grants: Array<[string, string]> = [
+      ...REFRESH_ACCESS.read.map((n) => ['s3:GetObject', n] as [string, string]),
+      ...REFRESH_ACCESS.put.map((n) => ['s3:PutObject', n] as [string, string]),
+      ['s3:DeleteObject', 'refreshMarkers'],
+    ];
+    const unused = grants.filter(
+      ([action, name]) =>
+        !requests.some(
+          (r) =>
+            r.action === action &&
+            glob(`${BUCKET_ARN}/${KEY_PATTERNS[name as keyof typeof KEY_PATTERNS].pattern}`).test(r.resource),
+        ),
+    );
+    for (const name of REFRESH_ACCESS.list) {
+      const listed = requests.some(
+        (r) =>
+          r.action === 's3:ListBucket' &&
+          glob(KEY_PATTERNS[name].pattern).test(r.context?.['s3:prefix'] ?? ''),
+      );
+      if (!listed) unused.push(['s3:ListBucket', name]);
     }
     expect(unused).toEqual([]);
   });

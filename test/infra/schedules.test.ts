@@ -55,7 +55,7 @@ describe('schedules: deployed', () => {
   });
 
   it('targets the batch state machine with the input of a folder run, a unique run id per invocation', () => {
-    const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+    const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
     const [first, second] = Object.values(resources(template, 'AWS::Scheduler::Schedule')).map(
       (s) =>
         s.Properties!['Target'] as {

@@ -159,6 +159,7 @@ describe("the functions' environment comes from the definitions", () => {
     finalize: 'BatchFinalize',
     stream: 'StreamConsumer',
     rollout: 'RolloutStep',
+    refresh: 'RefreshFunction',
   };
 
   it.each(Object.keys(LOGICAL_ID) as FunctionName[])(

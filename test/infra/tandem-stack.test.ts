@@ -97,8 +97,8 @@ describe('TandemStack (defaults)', () => {
         EventBridgeConfiguration: { EventBridgeEnabled: true },
       });
       template.resourceCountIs('Custom::S3BucketNotifications', 0);
-      // predict, trigger, plan, score, finalize, and the rollout step.
-      template.resourceCountIs('AWS::Lambda::Function', 6);
+      // predict, trigger, plan, score, finalize, the rollout step, refresh
+      template.resourceCountIs('AWS::Lambda::Function', 7);
     });
 
     it('expires run state, ages results and old versions', () => {
@@ -327,7 +327,7 @@ describe('TandemStack (defaults)', () => {
           .join('.*')}$`,
       ).test(key);
     const startsARun = (template: Template, key: string): boolean => {
-      const [, rule] = onlyResource(template, 'AWS::Events::Rule');
+      const [, rule] = onlyResource(template, 'AWS::Events::Rule', 'UploadRule');
       const keys = (
         rule.Properties!['EventPattern'] as { detail: { object: { key: Array<{ wildcard: string }> } } }
       ).detail.object.key;
@@ -775,8 +775,8 @@ describe('TandemStack (defaults)', () => {
 
     it('gives every log group a retention', () => {
       const groups = Object.values(resources(template, 'AWS::Logs::LogGroup'));
-      // Six functions, two state machines, the API's access logs.
-      expect(groups).toHaveLength(9);
+      // Seven functions, two state machines, the API's access logs.
+      expect(groups).toHaveLength(10);
       for (const group of groups) expect(group.Properties!['RetentionInDays']).toBe(30);
     });
   });

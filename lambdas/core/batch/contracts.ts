@@ -106,6 +106,21 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   modelVersion: '',
 };
 
+/**
+ * Why a run was started, when something other than an upload started it: recorded in the run's plan and
+ * manifest (`input.trigger`). A refresh (lambdas/core/refresh/) re-scores a model's sources with a version:
+ * on its push, its promotion (live, canary or shadow), or the live version when its cache went stale.
+ */
+export interface RunTrigger {
+  readonly kind: 'refresh';
+  readonly cause: 'push' | 'promote' | 'staleness';
+  readonly model: string;
+  readonly version: string;
+  readonly source: string;
+  /** Staleness: when the alarm (or the local evaluator) went into ALARM. */
+  readonly at?: string;
+}
+
 /** The input of one execution (what the trigger passes to StartExecution). */
 export interface RunInput {
   readonly runId: string;
@@ -120,6 +135,8 @@ export interface RunInput {
    * or Glue write) is one dataset, planned and scored as one run with one manifest (folderFiles).
    */
   readonly folder?: boolean;
+  /** Why the run was started (absent: an upload or a command). */
+  readonly trigger?: RunTrigger;
 }
 
 /** One byte range of a CSV / JSON Lines object: exactly the records that start in [start, end). */
@@ -181,6 +198,7 @@ export interface BatchPlan {
     etag: string;
     size: number;
     folder?: boolean;
+    trigger?: RunTrigger;
   };
   /**
    * A folder run's files, in key order; `source`, `gzip` and `header` above are then the first file's
@@ -287,6 +305,8 @@ export interface RunManifest {
     etag?: string;
     size?: number;
     folder?: boolean;
+    /** Why the run was started (a refresh), when not by an upload or a command. */
+    trigger?: RunTrigger;
   };
   /** A folder run: each file and the rows the plan found in it. */
   readonly files?: readonly { readonly key: string; readonly size: number; readonly rows: number }[];
@@ -475,6 +495,7 @@ export function folderRunInput(run: {
   readonly model: string;
   readonly prefix: string;
   readonly options?: Partial<BatchOptions>;
+  readonly trigger?: RunTrigger;
 }): RunInput {
   return {
     runId: run.runId,
@@ -483,6 +504,7 @@ export function folderRunInput(run: {
     model: run.model,
     folder: true,
     ...(run.options ? { options: run.options } : {}),
+    ...(run.trigger ? { trigger: run.trigger } : {}),
   };
 }
 

@@ -178,6 +178,7 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
       key: input.key,
       ...(input.versionId ? { versionId: input.versionId } : {}),
       ...(input.etag ? { etag: input.etag } : {}),
+      ...(input.trigger ? { trigger: input.trigger } : {}),
     },
     ...(plan?.files ? { files: plan.files.map((f) => ({ key: f.key, size: f.size, rows: f.rows })) } : {}),
     ...(plan?.input.folder && plan.totalRows === 0 && !failure

@@ -15,6 +15,7 @@ import {
   type DatasetFormat,
   type IncomingObject,
   type RunInput,
+  type RunTrigger,
 } from './contracts.ts';
 
 export interface UploadedObject {
@@ -118,6 +119,10 @@ export interface FolderRunRequest {
   readonly options?: Partial<BatchOptions>;
   /** Names the run (with the time: a folder is re-scored on every request, unlike an upload). */
   readonly now?: number;
+  /** The run's name, when the caller makes it (a refresh: one name per refresh, so a repeat is a duplicate). */
+  readonly runId?: string;
+  /** Why the run is started (recorded in its plan and manifest). */
+  readonly trigger?: RunTrigger;
 }
 
 /** Starts one run of every data file under a prefix; the planner checks the prefix and the files. */
@@ -128,13 +133,16 @@ export async function startFolderRun(
   const prefix = request.prefix.endsWith('/') ? request.prefix : `${request.prefix}/`;
   const at = request.now ?? Date.now();
   const digest = createHash('sha256').update(`${request.bucket}/${prefix}@${at}`).digest('hex').slice(0, 12);
-  const runId = `${request.model.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}-folder-${at.toString(36)}-${digest}`;
+  const runId =
+    request.runId ??
+    `${request.model.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}-folder-${at.toString(36)}-${digest}`;
   const input = folderRunInput({
     runId,
     bucket: request.bucket,
     model: request.model,
     prefix,
     ...(request.options ? { options: request.options } : {}),
+    ...(request.trigger ? { trigger: request.trigger } : {}),
   });
   return { runId, result: await starter.start(runId, input) };
 }

@@ -6,6 +6,7 @@
 import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { CaptureBuffer } from '../../core/capture/capture-buffer.ts';
+import type { CacheReadCounter } from '../../core/refresh/staleness.ts';
 import { captureRealtime } from '../../core/capture/realtime-capture.ts';
 import { predictWithCanary, type VersionOutcome } from '../../core/canary-serving.ts';
 import { ModelNotFoundError, TandemError } from '../../core/errors.ts';
@@ -25,7 +26,12 @@ import { postEvents, type EventsRouteDeps } from './events-route.ts';
 import { failureView, pointerView, readyView, servingView, type ModelFailure } from './model-status-view.ts';
 import { postFeedback, type FeedbackDeps } from './feedback-route.ts';
 import { isOipPath, PROTOCOL_ROUTES, toOipError } from './protocol-routes.ts';
-import { jsonBodyText, recordMetrics, recordVersionMetrics } from './route-support.ts';
+import {
+  jsonBodyText,
+  recordMetrics,
+  recordModelCacheMetrics,
+  recordVersionMetrics,
+} from './route-support.ts';
 import {
   errorResult,
   json,
@@ -54,6 +60,8 @@ export interface ApiDependencies {
   readonly shadow?: ShadowRunner;
   /** POST /events: the input stream and the largest record; undefined when the stream lane is off. */
   readonly events?: EventsRouteDeps['events'];
+  /** Counts each model's cache reads (npm start's staleness evaluation, lambdas/core/refresh/staleness.ts). */
+  readonly cacheReads?: CacheReadCounter;
   /** POST /feedback: where outcomes are stored and how ids are known; undefined: the route answers 404. */
   readonly feedback?: FeedbackDeps;
 }
@@ -201,7 +209,11 @@ function respond(
   byVersion: readonly VersionOutcome[],
 ): ApiResult {
   const { deps, log } = call;
-  if (deps.metrics.enabled) recordMetrics(deps.metrics, outcome, request.instances.length);
+  if (deps.metrics.enabled) {
+    recordMetrics(deps.metrics, outcome, request.instances.length);
+    recordModelCacheMetrics(deps.metrics, model.name, outcome);
+  }
+  deps.cacheReads?.record(model.name, outcome.stats.verdicts);
   if (deps.capture) captureRealtime(deps.capture, request, outcome, call.requestId, Date.now());
   if (deps.feedback) {
     const recent = deps.feedback.recent;

@@ -51,12 +51,12 @@ export interface VersionDimensions {
 
 /** The values buffered for one set of dimensions (none: the service-level metrics). */
 interface Group {
-  readonly dimensions: VersionDimensions | undefined;
+  readonly dimensions: Readonly<Record<string, string>> | undefined;
   readonly counts: Map<string, number>;
   readonly distributions: Map<string, Distribution>;
 }
 
-const newGroup = (dimensions: VersionDimensions | undefined): Group => ({
+const newGroup = (dimensions: Readonly<Record<string, string>> | undefined): Group => ({
   dimensions,
   counts: new Map(),
   distributions: new Map(),
@@ -75,6 +75,8 @@ export class ApiMetrics {
   private readonly service = newGroup(undefined);
   /** Per `<model>\0<version>`: metrics with the model and version as dimensions (a record each). */
   private readonly versions = new Map<string, Group>();
+  /** Per model: metrics with the model alone as dimension, whichever version answered (a record each). */
+  private readonly models = new Map<string, Group>();
   private firstAt: number | undefined;
   private lastPublishedAt = Number.NEGATIVE_INFINITY;
   private full = false;
@@ -109,6 +111,21 @@ export class ApiMetrics {
     this.firstAt ??= this.now();
     const { counts } = this.group(version);
     counts.set(name, (counts.get(name) ?? 0) + value);
+  }
+
+  /**
+   * Adds to a count with the model as its only dimension (an alarm per model that outlives its versions:
+   * the staleness alarm of lib/model-refresh.ts); zero adds nothing.
+   */
+  countForModel(name: string, value: number, model: string): void {
+    if (!this.enabled || value === 0) return;
+    this.firstAt ??= this.now();
+    let group = this.models.get(model);
+    if (!group) {
+      group = newGroup({ model });
+      this.models.set(model, group);
+    }
+    group.counts.set(name, (group.counts.get(name) ?? 0) + value);
   }
 
   /** Adds one value of a distribution. With `version`, to that version's record. */
@@ -146,7 +163,7 @@ export class ApiMetrics {
     let group = this.versions.get(key);
     if (!group) {
       group = newGroup({
-        name: version.name,
+        model: version.name,
         version: version.version,
         ...(version.shadowVersion !== undefined ? { shadowVersion: version.shadowVersion } : {}),
       });
@@ -161,8 +178,10 @@ export class ApiMetrics {
     this.full = false;
     this.publishGroup(this.service, firstAt);
     for (const group of this.versions.values()) this.publishGroup(group, firstAt);
+    for (const group of this.models.values()) this.publishGroup(group, firstAt);
     // A version that stops answering (ended canary) stops having a record.
     this.versions.clear();
+    this.models.clear();
   }
 
   /** One record per group (dimensions are cleared by each publication, so they are added to each). */
@@ -170,12 +189,7 @@ export class ApiMetrics {
     if (counts.size === 0 && distributions.size === 0) return;
     const open = (): void => {
       this.metrics.setTimestamp(firstAt);
-      if (dimensions)
-        this.metrics.addDimensions({
-          model: dimensions.name,
-          version: dimensions.version,
-          ...(dimensions.shadowVersion !== undefined ? { shadowVersion: dimensions.shadowVersion } : {}),
-        });
+      if (dimensions) this.metrics.addDimensions(dimensions);
     };
     open();
     for (const [name, total] of counts) this.metrics.addMetric(name, MetricUnit.Count, total);

@@ -5,6 +5,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { checkContentEncoding, checkContentType } from '../../core/predict-request.ts';
 import type { VersionOutcome } from '../../core/canary-serving.ts';
 import type { PredictOutcome } from '../../core/prediction-service.ts';
+import { cacheReadCounts } from '../../core/refresh/staleness.ts';
 import type { ApiMetrics } from './api-metrics.ts';
 
 function decodeBody(event: APIGatewayProxyEventV2): string | undefined {
@@ -40,6 +41,17 @@ export function recordMetrics(metrics: ApiMetrics, outcome: PredictOutcome, inst
     metrics.value('ModelLatency', MetricUnit.Milliseconds, modelLatencyMs);
     metrics.count('ModelInstances', outcome.stats.modelInstances);
   }
+}
+
+/**
+ * The model's cache reads, whichever version read them, with the model as the only dimension:
+ * `CacheReads` (ids looked up) and `CacheOutdated` (of them: stale, expired or another version's), the
+ * two terms of the staleness alarm's share (lib/model-refresh.ts).
+ */
+export function recordModelCacheMetrics(metrics: ApiMetrics, model: string, outcome: PredictOutcome): void {
+  const { reads, outdated } = cacheReadCounts(outcome.stats.verdicts);
+  metrics.countForModel('CacheReads', reads, model);
+  metrics.countForModel('CacheOutdated', outdated, model);
 }
 
 /**
