@@ -279,13 +279,15 @@ describe('the bundles in bare folders', () => {
     expect(runtimePackages).not.toContain('zod');
   });
 
-  it('are the five functions of the stack, on nodejs22.x, each handler an ES module', () => {
+  it('are the seven functions of the stack, on nodejs22.x, each handler an ES module', () => {
     expect(stack.functions.map((f) => f.logicalId.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'TandemApiPredictFunction',
       'TandemBatchFinalizeFunction',
       'TandemBatchPlanFunction',
       'TandemBatchScoreFunction',
       'TandemBatchTriggerFunction',
+      'TandemRefreshFunction',
+      'TandemRolloutStepFunction',
     ]);
     for (const fn of stack.functions) {
       expectWithMessage(fn.runtime, fn.name).toBe('nodejs22.x');
