@@ -121,6 +121,9 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('batchOptions', batchOptions as Partial<BatchOptions> | undefined),
     ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
     ...defined('streamLane', value('streamLane')),
+    ...defined('monitorIntervalMinutes', value('monitorIntervalMinutes')),
+    ...defined('driftThreshold', value('driftThreshold')),
+    ...defined('driftMinRecords', value('driftMinRecords')),
     ...streamSettingsFromContext(value),
   };
   problems.push(...crossFieldProblems(props));
@@ -160,6 +163,9 @@ export function tandemPropsProblems(props: TandemProps): string[] {
   check('writeThrough', SETTINGS.writeThrough, props.writeThrough);
   check('alarmEmail', SETTINGS.alarmEmail, props.alarmEmail);
   check('logRetention', SETTINGS.logRetentionDays, props.logRetention);
+  check('monitorIntervalMinutes', SETTINGS.monitorIntervalMinutes, props.monitorIntervalMinutes);
+  check('driftThreshold', SETTINGS.driftThreshold, props.driftThreshold);
+  check('driftMinRecords', SETTINGS.driftMinRecords, props.driftMinRecords);
   if (props.apiThrottle !== undefined) {
     check('apiThrottle.rateLimit', SETTINGS.apiRateLimit, props.apiThrottle.rateLimit);
     check('apiThrottle.burstLimit', SETTINGS.apiBurstLimit, props.apiThrottle.burstLimit);

@@ -13,6 +13,7 @@ import { isPackageName } from '../lambdas/core/names.ts';
 import { SETTINGS } from '../lambdas/core/settings.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
+import { DriftMonitor } from './drift-monitor.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
@@ -145,6 +146,21 @@ export interface TandemProps {
    * @default DEFAULT_STREAM_SETTINGS (lambdas/core/settings.ts)
    */
   readonly streamSettings?: Partial<StreamSettings>;
+  /**
+   * How often the drift monitor runs for every served model (minutes, 5 to 1440; docs/monitoring.md).
+   * @default 15
+   */
+  readonly monitorIntervalMinutes?: number;
+  /**
+   * PSI above which a feature counts as drifted (the monitor's alarm, reports, batch manifests).
+   * @default 0.2
+   */
+  readonly driftThreshold?: number;
+  /**
+   * Fewer captured records than this are reported as too few, with no drift figures.
+   * @default 100
+   */
+  readonly driftMinRecords?: number;
 }
 
 export class Tandem extends Construct {
@@ -153,6 +169,7 @@ export class Tandem extends Construct {
   public readonly api: RealtimeApi;
   public readonly batch: BatchPipeline;
   public readonly monitoring: Monitoring;
+  public readonly driftMonitor: DriftMonitor;
   /** The stream lane, when `streamLane` is on. */
   public readonly stream: StreamLane | undefined;
   /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
@@ -214,6 +231,17 @@ export class Tandem extends Construct {
       cachePolicy,
     });
 
+    this.driftMonitor = new DriftMonitor(this, 'DriftMonitor', {
+      bucket,
+      architecture,
+      logRetention,
+      ...(props.monitorIntervalMinutes !== undefined
+        ? { intervalMinutes: props.monitorIntervalMinutes }
+        : {}),
+      ...(props.driftThreshold !== undefined ? { threshold: props.driftThreshold } : {}),
+      ...(props.driftMinRecords !== undefined ? { minRecords: props.driftMinRecords } : {}),
+    });
+
     this.monitoring = new Monitoring(this, 'Monitoring', {
       httpApi: this.api.api,
       functions: {
@@ -222,6 +250,7 @@ export class Tandem extends Construct {
         plan: this.batch.plan.function,
         score: this.batch.score.function,
         finalize: this.batch.finalize.function,
+        monitor: this.driftMonitor.monitor.function,
       },
       stateMachine: this.batch.stateMachine,
       table,
@@ -251,9 +280,15 @@ export class Tandem extends Construct {
       this.monitoring.dashboard.addWidgets(...this.stream.dashboardWidgets());
     }
 
+    const notifyDrift = new cwActions.SnsAction(this.monitoring.topic);
+    this.driftMonitor.driftAlarm.addAlarmAction(notifyDrift);
+    this.driftMonitor.driftAlarm.addOkAction(notifyDrift);
+    this.monitoring.dashboard.addWidgets(...this.driftMonitor.dashboardWidgets());
+
     this.authMode = props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt';
     addTandemNagSuppressions(this);
     this.stream?.acknowledgeNagFindings(bucket);
+    this.driftMonitor.acknowledgeNagFindings(bucket);
   }
 
   /**

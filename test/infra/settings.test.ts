@@ -158,6 +158,7 @@ describe("the functions' environment comes from the definitions", () => {
     score: 'BatchScore',
     finalize: 'BatchFinalize',
     stream: 'StreamConsumer',
+    monitor: 'DriftMonitorFunction',
   };
 
   it.each(Object.keys(LOGICAL_ID) as FunctionName[])(
