@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { TandemError } from '../lambdas/core/errors.ts';
-import { SettingError } from '../lambdas/core/settings.ts';
+import { parseSetting, SettingError, SETTINGS } from '../lambdas/core/settings.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
@@ -43,6 +43,8 @@ Options:
                      to change the live version of a model served before
   --api-concurrency <n>  requests the handler serves at once, like Lambda instances; more wait
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
+  --monitor-minutes <n>  minutes between drift monitor runs of every model (default: the deployed
+                     schedule's, 15; 5 to 1440)
   --fresh            delete the data folder first
   --no-seed          do not score the demo dataset into the table
   -h, --help         show this help
@@ -66,6 +68,14 @@ function positive(value: string | undefined, fallback: number, name: string): nu
   return n;
 }
 
+/** --monitor-minutes, checked with the deployed setting's definition. */
+function monitorMinutes(value: string | undefined): number {
+  if (value === undefined) return SETTINGS.monitorIntervalMinutes.default;
+  const parsed = parseSetting(SETTINGS.monitorIntervalMinutes, value);
+  if (!parsed.ok) throw new Error(`--monitor-minutes: ${parsed.problem}`);
+  return parsed.value;
+}
+
 let startedUp = false;
 /** Runs that ended while the stack was starting (resumed ones), printed after the banner. */
 const endedDuringStart: FinalizeResult[] = [];
@@ -82,6 +92,7 @@ async function main(): Promise<void> {
       'data-dir': { type: 'string' },
       models: { type: 'string' },
       'api-concurrency': { type: 'string' },
+      'monitor-minutes': { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -111,6 +122,7 @@ async function main(): Promise<void> {
     },
     ...(userModelsDir ? { userModelsDir } : {}),
     batchOptions: readBatchOptions(process.env),
+    monitorIntervalMinutes: monitorMinutes(values['monitor-minutes']),
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
       DEFAULT_API_CONCURRENCY,

@@ -45,6 +45,9 @@ import {
 import { startStreamLane, streamEnv, type LocalStreamLane, type LocalStreamOptions } from './stream-lane.ts';
 import { uploadModelPackages } from './uploader.ts';
 import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
+import { monitoredModels, runMonitor, type MonitorOutcome } from '../lambdas/core/monitoring/monitor-run.ts';
+import { SETTINGS } from '../lambdas/core/settings.ts';
+import { readMonitorSettings } from '../lambdas/handlers/monitor/monitor-env.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
@@ -89,6 +92,11 @@ export interface LocalStackOptions {
   readonly batchOptions?: Partial<BatchOptions>;
   /** Where the stack's own lines go (ignored uploads, watcher errors, resumed runs). Default: stderr. */
   readonly log?: (line: string) => void;
+  /**
+   * Minutes between drift monitor runs of every model (as the deployed schedule), or false for none.
+   * @default SETTINGS.monitorIntervalMinutes.default (15)
+   */
+  readonly monitorIntervalMinutes?: number | false;
   readonly batch?: {
     readonly maxConcurrency?: number;
     readonly toleratedFailurePercentage?: number;
@@ -128,6 +136,8 @@ export interface LocalStack {
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
   /** Writes the API's buffered captures now (npm start captures every request; docs/monitoring.md). */
   flushCaptures(): Promise<void>;
+  /** Runs the drift monitor for a model now (`tandem monitor run` does the same from outside). */
+  runMonitor(model: string): Promise<MonitorOutcome>;
   stop(): Promise<void>;
 }
 
@@ -326,6 +336,27 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
 
+    // The drift monitor on the deployed schedule's interval: every model with a current.json.
+    const monitorSource = new S3ModelSource(s3, LOCAL_BUCKET, 'models/');
+    const monitorDeps = { objects, bucket: LOCAL_BUCKET, modelsPrefix: 'models/', models: monitorSource };
+    const monitorSettings = readMonitorSettings(process.env);
+    const runMonitorNow = (model: string) => runMonitor(model, monitorDeps, monitorSettings);
+    const monitorMinutes =
+      options.monitorIntervalMinutes ?? (SETTINGS.monitorIntervalMinutes.default as number);
+    if (monitorMinutes !== false) {
+      const tick = async () => {
+        for (const model of await monitoredModels(monitorSource)) {
+          const { report } = await runMonitorNow(model);
+          log(`[monitor] ${model}: ${report.message}`);
+        }
+      };
+      const timer = setInterval(() => {
+        tick().catch((error: unknown) => log(`[monitor] run failed: ${(error as Error).message}`));
+      }, monitorMinutes * 60_000);
+      timer.unref();
+      cleanups.push(() => clearInterval(timer));
+    }
+
     let apiUrl: string | undefined;
     let capture: CaptureBuffer | undefined;
     if (options.apiPort !== undefined) {
@@ -386,6 +417,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       flushCaptures: async () => {
         await capture?.flush();
       },
+      runMonitor: runMonitorNow,
       async stop() {
         await resumed.catch(() => undefined);
         for (const cleanup of cleanups.reverse()) await cleanup();

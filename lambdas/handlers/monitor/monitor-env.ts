@@ -12,10 +12,17 @@ export function readDriftSettings(env: Env): { threshold: number; minRecords: nu
   };
 }
 
-export function readMonitorConfig(env: Env): MonitorSettings & { dataBucket: string; modelsUri: string } {
+/** The monitor's settings (the function's; npm start and the tandem command read the same variables). */
+export function readMonitorSettings(env: Env): MonitorSettings {
   return {
     ...readDriftSettings(env),
     firstLookbackMinutes: readEnv(SETTINGS.monitorFirstLookbackMinutes, env),
+  };
+}
+
+export function readMonitorConfig(env: Env): MonitorSettings & { dataBucket: string; modelsUri: string } {
+  return {
+    ...readMonitorSettings(env),
     dataBucket: requireEnv(SETTINGS.dataBucket, env),
     modelsUri: requireEnv(SETTINGS.modelsUri, env),
   };
