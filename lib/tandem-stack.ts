@@ -229,6 +229,7 @@ export class Tandem extends Construct {
         props.toleratedFailurePercentage ?? SETTINGS.toleratedFailurePercentage.default,
       ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
       cachePolicy,
+      drift: { threshold: props.driftThreshold, minRecords: props.driftMinRecords },
     });
 
     this.driftMonitor = new DriftMonitor(this, 'DriftMonitor', {

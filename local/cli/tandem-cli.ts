@@ -246,14 +246,15 @@ async function readIfPresent(file: string): Promise<Uint8Array | undefined> {
 }
 
 async function readPackageFolder(dir: string): Promise<PackageFiles> {
-  const [manifest, model] = await Promise.all([
+  const [manifest, model, baseline] = await Promise.all([
     readIfPresent(path.join(dir, 'manifest.json')),
     readIfPresent(path.join(dir, 'model.onnx')),
+    readIfPresent(path.join(dir, 'baseline.json')),
   ]);
   if (manifest === undefined && model === undefined) {
     throw new UsageError(`${dir} holds neither manifest.json nor model.onnx: is it a model package folder?`);
   }
-  return { manifest, model };
+  return { manifest, model, ...(baseline !== undefined ? { baseline } : {}) };
 }
 
 async function* chunksOf(bytes: Uint8Array): AsyncIterable<Uint8Array> {
