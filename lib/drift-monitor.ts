@@ -16,7 +16,7 @@ import { Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { parseSetting, SETTINGS, type Setting } from '../lambdas/core/settings.ts';
 import { FUNCTION_ACCESS, grantObjectAccess, patternsOf } from './bucket-access.ts';
-import { functionFindings, keyPatternFindings } from './nag-suppressions.ts';
+import { keyPatternFindings, REASONS } from './nag-suppressions.ts';
 import { TandemFunction, settingsEnvironment } from './tandem-function.ts';
 
 export interface DriftMonitorProps {
@@ -136,11 +136,13 @@ export class DriftMonitor extends Construct {
 
   /** cdk-nag: the function's findings, each with its reason. */
   acknowledgeNagFindings(bucket: s3.IBucket): void {
-    functionFindings(this.monitor, 'events');
-    Validations.of(this.monitor.function).acknowledge({
-      id: 'Serverless-LambdaDLQ',
-      reason: `Invoked by a schedule every ${this.intervalMinutes} minutes: EventBridge retries a failed run twice, the next run covers the window a failed one left (it starts where the last report ended), and the function's Errors alarm reports failures; a dead-lettered tick would hold nothing to redrive.`,
-    });
+    const fn = this.monitor.function;
+    const tick = `Invoked by a schedule every ${this.intervalMinutes} minutes with an empty event: EventBridge retries a failed invocation twice, the next run covers the window a failed one left (it starts where the last written report ended), and the function's Errors alarm reports failures; a dead-lettered tick would hold nothing to redrive.`;
+    Validations.of(fn).acknowledge({ id: 'AwsSolutions-L1', reason: REASONS.runtime });
+    Validations.of(fn).acknowledge({ id: 'Serverless-LambdaTracing', reason: REASONS.noTracing });
+    Validations.of(fn).acknowledge({ id: 'Serverless-LambdaLatestVersion', reason: REASONS.runtime });
+    Validations.of(fn).acknowledge({ id: 'Serverless-LambdaDLQ', reason: tick });
+    Validations.of(this.schedule).acknowledge({ id: 'Serverless-EventBusDLQ', reason: tick });
     keyPatternFindings(this.monitor.role, bucket, patternsOf(FUNCTION_ACCESS.monitor));
   }
 }

@@ -65,7 +65,7 @@ function wildcardFinding(scope: IConstruct, arn: string): string {
   return `AwsSolutions-IAM5[Resource::${nagResourceName(scope, arn)}]`;
 }
 
-export function functionFindings(fn: TandemFunction, invokedBy: 'api' | 'step-functions' | 'events'): void {
+function functionFindings(fn: TandemFunction, invokedBy: 'api' | 'step-functions' | 'events'): void {
   acknowledge(fn.function, 'AwsSolutions-L1', REASONS.runtime);
   acknowledge(fn.function, 'Serverless-LambdaTracing', REASONS.noTracing);
   acknowledge(fn.function, 'Serverless-LambdaLatestVersion', REASONS.runtime);
@@ -79,7 +79,11 @@ export function functionFindings(fn: TandemFunction, invokedBy: 'api' | 'step-fu
 }
 
 /** The key patterns a role reads or writes (lib/bucket-access.ts), each with its reason. */
-export function keyPatternFindings(scope: IConstruct, bucket: s3.IBucket, names: readonly KeyPatternName[]): void {
+export function keyPatternFindings(
+  scope: IConstruct,
+  bucket: s3.IBucket,
+  names: readonly KeyPatternName[],
+): void {
   for (const name of names) {
     acknowledge(
       scope,

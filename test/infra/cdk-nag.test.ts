@@ -139,6 +139,7 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
       'AwsSolutions-L1',
       'AwsSolutions-SF2',
       'AwsSolutions-SQS3',
+      'Serverless-EventBusDLQ',
       'Serverless-LambdaDLQ',
       'Serverless-LambdaLatestVersion',
       'Serverless-LambdaTracing',

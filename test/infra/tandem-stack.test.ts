@@ -97,7 +97,7 @@ describe('TandemStack (defaults)', () => {
         EventBridgeConfiguration: { EventBridgeEnabled: true },
       });
       template.resourceCountIs('Custom::S3BucketNotifications', 0);
-      template.resourceCountIs('AWS::Lambda::Function', 5);
+      template.resourceCountIs('AWS::Lambda::Function', 6); // five of the lanes and the drift monitor
     });
 
     it('expires run state, ages results and old versions', () => {
@@ -325,7 +325,7 @@ describe('TandemStack (defaults)', () => {
           .join('.*')}$`,
       ).test(key);
     const startsARun = (template: Template, key: string): boolean => {
-      const [, rule] = onlyResource(template, 'AWS::Events::Rule');
+      const [, rule] = onlyResource(template, 'AWS::Events::Rule', 'UploadRule');
       const keys = (
         rule.Properties!['EventPattern'] as { detail: { object: { key: Array<{ wildcard: string }> } } }
       ).detail.object.key;
@@ -687,13 +687,13 @@ describe('TandemStack (defaults)', () => {
       const lambdaErrors = Object.values(resources(template, 'AWS::CloudWatch::Alarm')).filter(
         (a) => a.Properties!['Namespace'] === 'AWS/Lambda' && a.Properties!['MetricName'] === 'Errors',
       );
-      expect(lambdaErrors).toHaveLength(5);
+      expect(lambdaErrors).toHaveLength(6);
       const [topicId] = onlyResource(template, 'AWS::SNS::Topic');
       // Throttling anywhere is alarmed: each function, and the state machine's executions.
       const lambdaThrottles = Object.values(resources(template, 'AWS::CloudWatch::Alarm')).filter(
         (a) => a.Properties!['Namespace'] === 'AWS/Lambda' && a.Properties!['MetricName'] === 'Throttles',
       );
-      expect(lambdaThrottles.map((a) => flat(a.Properties!['Dimensions']))).toHaveLength(5);
+      expect(lambdaThrottles.map((a) => flat(a.Properties!['Dimensions']))).toHaveLength(6);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/States',
         MetricName: 'ExecutionThrottled',
@@ -757,7 +757,7 @@ describe('TandemStack (defaults)', () => {
 
     it('gives every log group a retention', () => {
       const groups = Object.values(resources(template, 'AWS::Logs::LogGroup'));
-      expect(groups).toHaveLength(7);
+      expect(groups).toHaveLength(8);
       for (const group of groups) expect(group.Properties!['RetentionInDays']).toBe(30);
     });
   });
