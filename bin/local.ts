@@ -72,7 +72,7 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 function monitorMinutes(value: string | undefined): number {
   if (value === undefined) return SETTINGS.monitorIntervalMinutes.default;
   const parsed = parseSetting(SETTINGS.monitorIntervalMinutes, value);
-  if (!parsed.ok) throw new Error(`--monitor-minutes: ${parsed.problem}`);
+  if (!parsed.ok) throw new SettingError('INVALID_SETTING', `--monitor-minutes: ${parsed.problem}`);
   return parsed.value;
 }
 

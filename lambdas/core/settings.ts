@@ -388,7 +388,7 @@ export const SETTINGS = {
     min: 5,
     max: 10_080,
     default: 60,
-    help: "the first monitor run of a model (no state under monitoring/<model>/) reads the captures of this many minutes",
+    help: 'the first monitor run of a model (no state under monitoring/<model>/) reads the captures of this many minutes',
   },
   modelsUri: {
     type: 'string',
