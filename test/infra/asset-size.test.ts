@@ -92,7 +92,7 @@ describe('function packaging', () => {
   }, 60_000);
 
   it('measures all five functions of each stack, each well under 250 MB', () => {
-    expect(sizes).toHaveLength(10);
+    expect(sizes).toHaveLength(12);
     for (const size of sizes) expectWithMessage(size.totalMb, size.logicalId).toBeLessThan(BUDGET_MB);
     expect(predictAssetMb(sizes.filter((s) => s.stack === 'Tandem'))).toBe(
       of('Tandem', /ApiPredictFunction/).totalMb,
@@ -106,6 +106,7 @@ describe('function packaging', () => {
       ['plan', /BatchPlanFunction/],
       ['trigger', /BatchTriggerFunction/],
       ['finalize', /BatchFinalizeFunction/],
+      ['monitor', /DriftMonitorFunction/],
     ] as const;
     const measured = functions.map(([name, pattern]) => [
       name,
@@ -135,7 +136,7 @@ describe('function packaging', () => {
     expectWithMessage(stale, `docs/deploy.md sizes are out of date; measured:\n${table}`).toEqual([]);
   });
 
-  it('keeps onnxruntime out of the trigger, plan and finalize bundles', () => {
+  it('keeps onnxruntime out of the trigger, plan, finalize and monitor bundles', () => {
     for (const stack of ['Tandem', 'TandemArm']) {
       for (const size of sizes.filter((s) => s.stack === stack && !ORT_FUNCTIONS.test(s.logicalId))) {
         expectWithMessage(listFiles(size.codeDirectory).sort(), size.logicalId).toEqual([

@@ -3,6 +3,7 @@ import { describe, it, expect } from '@jest/globals';
 import {
   binOf,
   categoricalStatsOf,
+  computeBaseline,
   monitoredValue,
   numericStatsOf,
   parseBaseline,
@@ -277,5 +278,73 @@ describe('monitor run', () => {
     await expect(runMonitor('m', deps(objects), settings)).rejects.toThrow(
       /models\/m\/1\.0\.0\/baseline\.json is not a baseline/,
     );
+  });
+});
+
+describe('computeBaseline', () => {
+  const manifest = (task: string) =>
+    ({
+      name: 'm',
+      version: '1',
+      task,
+      features: [
+        { name: 'x', type: 'number' },
+        { name: 'flag', type: 'boolean' },
+      ],
+    }) as unknown as Parameters<typeof computeBaseline>[0]['manifest'];
+  const rows = Array.from({ length: 20 }, (_, i) => ({ x: i === 0 ? '' : String(i), flag: i % 2 === 0 }));
+
+  it('bins a regressor by its predicted value, and counts missing feature values apart', () => {
+    const baseline = computeBaseline({
+      manifest: manifest('regression'),
+      classes: undefined,
+      description: 'rows',
+      rows,
+      predictions: rows.map((_, i) => ({ value: i * 1.5 })),
+      rejected: 2,
+      createdAt: 'now',
+    });
+    expect(baseline.dataset).toEqual({ description: 'rows', rows: 22, scored: 20, rejected: 2 });
+    expect(baseline.features['x']).toMatchObject({ kind: 'numeric', type: 'number', n: 20, missing: 1 });
+    expect(baseline.features['flag']).toMatchObject({ kind: 'categorical', counts: { true: 10, false: 10 } });
+    expect(baseline.prediction.kind).toBe('regressor');
+    if (baseline.prediction.kind !== 'regressor') return;
+    expect(baseline.prediction.value.edges[0]).toBe(0);
+    expect(baseline.prediction.value.edges.at(-1)).toBe(28.5);
+    expect(parseBaseline(JSON.stringify(baseline), 'b')).toEqual(baseline);
+  });
+
+  it('bins the top probability of a multiclass classifier, and keeps label counts', () => {
+    const baseline = computeBaseline({
+      manifest: manifest('multiclass-classification'),
+      classes: ['a', 'b', 'c'],
+      description: 'rows',
+      rows,
+      predictions: rows.map((_, i) => ({
+        label: i < 5 ? 'a' : 'c',
+        probabilities: { a: 0.2, b: 0.1, c: 0.7 },
+      })),
+      rejected: 0,
+      createdAt: 'now',
+    });
+    expect(baseline.prediction).toMatchObject({
+      kind: 'classifier',
+      labels: { a: 5, c: 15 },
+      score: 'top probability',
+    });
+  });
+
+  it('refuses a dataset with no scored row', () => {
+    expect(() =>
+      computeBaseline({
+        manifest: manifest('regression'),
+        classes: undefined,
+        description: 'empty.csv',
+        rows: [],
+        predictions: [],
+        rejected: 3,
+        createdAt: 'now',
+      }),
+    ).toThrow(/no row of empty\.csv could be scored \(3 rejected\)/);
   });
 });
