@@ -9,10 +9,21 @@
  * baseline. Categories and booleans: a count per value for the most frequent `MAX_CATEGORIES`, the rest
  * in one `other` count. Every feature also counts its missing values (absent, null, "" or not a number).
  */
-import { z } from 'zod';
-import type { FeatureSpec, Manifest } from '../manifest.ts';
+import * as z from 'zod';
+import type { Manifest } from '../manifest.ts';
 import type { Prediction } from '../predictions.ts';
 import { MonitoringError } from './errors.ts';
+import { binOf, monitoredValue, predictionValue, quantile, scoreName, scoreOf } from './bins.ts';
+
+export {
+  binOf,
+  monitoredValue,
+  predictionValue,
+  quantile,
+  scoreName,
+  scoreOf,
+  type MonitoredValue,
+} from './bins.ts';
 
 export const BASELINE_SCHEMA_VERSION = 1;
 export const BASELINE_FILE = 'baseline.json';
@@ -115,55 +126,6 @@ export function parseBaseline(bytes: Uint8Array | string, where: string): Baseli
   return parsed.data;
 }
 
-/** One feature value as the monitor sees it: a number, a category (booleans as "true"/"false"), or missing. */
-export type MonitoredValue = number | string | undefined;
-
-const BOOLEAN_TEXT: Record<string, string> = { true: 'true', false: 'false', '1': 'true', '0': 'false' };
-
-/** Reads a raw value (JSON or CSV text) of a feature; undefined when missing or unreadable. */
-export function monitoredValue(feature: Pick<FeatureSpec, 'type'>, raw: unknown): MonitoredValue {
-  if (raw === undefined || raw === null) return undefined;
-  if (feature.type === 'number' || feature.type === 'integer') {
-    const value =
-      typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
-    return Number.isFinite(value) ? value : undefined;
-  }
-  if (feature.type === 'boolean') {
-    if (typeof raw === 'boolean') return raw ? 'true' : 'false';
-    return BOOLEAN_TEXT[String(raw).trim().toLowerCase()];
-  }
-  const text = typeof raw === 'string' ? raw : typeof raw === 'number' ? String(raw) : undefined;
-  return text === undefined || text === '' ? undefined : text;
-}
-
-/**
- * The bin of a number: 0 below edges[0], i for [edges[i-1], edges[i]) (the last inner bin, k, also takes
- * edges[k]), k+1 above the last edge, where k = edges.length - 1.
- */
-export function binOf(edgesOf: readonly number[], x: number): number {
-  const k = edgesOf.length - 1;
-  if (x < edgesOf[0]!) return 0;
-  if (x > edgesOf[k]!) return k + 1;
-  if (x === edgesOf[k]) return Math.max(k, 1);
-  // The count of edges <= x (binary search).
-  let lo = 0;
-  let hi = edgesOf.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (edgesOf[mid]! <= x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** The value at quantile q of sorted values (linear interpolation between closest ranks). */
-export function quantile(sorted: readonly number[], q: number): number {
-  const at = (sorted.length - 1) * q;
-  const below = Math.floor(at);
-  const above = Math.ceil(at);
-  return sorted[below]! + (sorted[above]! - sorted[below]!) * (at - below);
-}
-
 /**
  * Edges from the data: minimum, the `bins - 1` inner quantiles, maximum, duplicates dropped. A number with
  * at most `bins + 1` distinct values (small counts, flags) gets its distinct values as edges instead, so
@@ -234,26 +196,6 @@ export function categoricalStatsOf(
     else other += n;
   });
   return { kind: 'categorical', type, n: values.length + missing, missing, counts, other };
-}
-
-/** The probability a classifier's histogram bins: the second class's for two classes, else the top one. */
-export function scoreName(classes: readonly (string | number)[] | undefined): string {
-  return classes && classes.length === 2 ? `probability of ${String(classes[1])}` : 'top probability';
-}
-
-export function scoreOf(
-  prediction: Prediction,
-  classes: readonly (string | number)[] | undefined,
-): number | undefined {
-  if (!('label' in prediction) || !prediction.probabilities) return undefined;
-  const p = prediction.probabilities;
-  if (classes && classes.length === 2) return p[String(classes[1])];
-  const values = Object.values(p);
-  return values.length > 0 ? Math.max(...values) : undefined;
-}
-
-export function predictionValue(prediction: Prediction): number | undefined {
-  return 'value' in prediction ? prediction.value : undefined;
 }
 
 export interface BaselineInput {

@@ -13,16 +13,8 @@
  * DriftCounts are plain JSON (bin counts), so a batch run's chunks count cheaply and the finalizer sums.
  */
 import type { Prediction } from '../predictions.ts';
-import {
-  binOf,
-  monitoredValue,
-  predictionValue,
-  scoreOf,
-  type Baseline,
-  type CategoricalStats,
-  type FeatureStats,
-  type NumericStats,
-} from './baseline.ts';
+import type { Baseline, CategoricalStats, FeatureStats, NumericStats } from './baseline.ts';
+import { binOf, monitoredValue, predictionValue, scoreOf } from './bins.ts';
 
 type FeatureType = NonNullable<FeatureStats['type']>;
 
