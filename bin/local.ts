@@ -109,6 +109,7 @@ async function main(): Promise<void> {
   const userModels: LocalModelFolder[] = userModelsDir ? await listModelFolders(userModelsDir) : [];
   if (values.fresh) await rm(dataDir, { recursive: true, force: true });
 
+  const monitorEvery = monitorMinutes(values['monitor-minutes']);
   const stack = await startLocalStack({
     apiPort,
     dataDir,
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
     },
     ...(userModelsDir ? { userModelsDir } : {}),
     batchOptions: readBatchOptions(process.env),
-    monitorIntervalMinutes: monitorMinutes(values['monitor-minutes']),
+    monitorIntervalMinutes: monitorEvery,
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
       DEFAULT_API_CONCURRENCY,
@@ -188,6 +189,9 @@ Try:
 
   # operate models (versions, promote, rollback, history): see docs/lifecycle.md
   npm run tandem -- models show ${DEMO_MODEL}
+
+  # drift: requests are captured; the monitor compares them with the baseline every ${monitorEvery} minutes, or now
+  npm run tandem -- monitor run ${DEMO_MODEL}
 
   # the embedded AWS services with the AWS CLI
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/models/ --recursive
