@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { TandemError } from '../lambdas/core/errors.ts';
 import { parseSetting, SettingError, SETTINGS } from '../lambdas/core/settings.ts';
+import type { Schedule } from '../lambdas/core/batch/schedules.ts';
+import { readScheduleSetting, SettingsError } from '../lib/settings.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
 import { readDemoDataset } from '../local/demo-dataset.ts';
 import { removeEndpointsFile, writeEndpointsFile } from '../local/endpoints-file.ts';
@@ -45,6 +47,9 @@ Options:
                      their turn (default: $TANDEM_API_CONCURRENCY or 8)
   --monitor-minutes <n>  minutes between drift monitor runs of every model (default: the deployed
                      schedule's, 15; 5 to 1440)
+  --schedules <json|file>  the folders re-scored on a schedule: a JSON list of {"model", "prefix",
+                     "expression", "options"?}, or a file holding one; replaces the "schedules" of
+                     cdk.json's context (the deployed setting), which is used otherwise (docs/batch.md)
   --fresh            delete the data folder first
   --no-seed          do not score the demo dataset into the table
   -h, --help         show this help
@@ -93,6 +98,7 @@ async function main(): Promise<void> {
       models: { type: 'string' },
       'api-concurrency': { type: 'string' },
       'monitor-minutes': { type: 'string' },
+      schedules: { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -107,6 +113,8 @@ async function main(): Promise<void> {
   // Checked before anything starts: a typo in the folder fails here, not as a model that is not served.
   const userModelsDir = values.models === undefined ? undefined : path.resolve(values.models);
   const userModels: LocalModelFolder[] = userModelsDir ? await listModelFolders(userModelsDir) : [];
+  // Checked before anything starts, with the reader `cdk synth` uses: a bad schedule is named here.
+  const schedules = await readSchedules(values.schedules);
   if (values.fresh) await rm(dataDir, { recursive: true, force: true });
 
   const monitorEvery = monitorMinutes(values['monitor-minutes']);
@@ -122,6 +130,7 @@ async function main(): Promise<void> {
       settings: readStreamSettings(process.env),
     },
     ...(userModelsDir ? { userModelsDir } : {}),
+    schedules,
     batchOptions: readBatchOptions(process.env),
     monitorIntervalMinutes: monitorEvery,
     apiConcurrency: positive(
@@ -151,6 +160,13 @@ async function main(): Promise<void> {
     table: LOCAL_TABLE,
     modelsPrefix: 'models/',
     pid: process.pid,
+    schedules: schedules.map(({ model, prefix, expression, options }) => ({
+      model,
+      prefix,
+      expression,
+      ...(options ? { options } : {}),
+    })),
+    ...(stack.scheduler ? { schedulesStartedAt: stack.scheduler.startedAt } : {}),
   });
   const seedLine = seed
     ? `demo dataset scored into ${LOCAL_TABLE} by the batch lane: ${seed.counts.scored} rows (${seed.counts.rejected} rejected)`
@@ -176,6 +192,7 @@ Tandem is running locally.
   Kinesis    ${aws.kinesisEndpoint}   streams ${stack.stream!.settings.inputStreamName} -> ${stack.stream!.settings.outputStreamName}
   Data       ${dataDir}
   Seed       ${seedLine}
+${scheduleLines(stack.scheduler?.state() ?? [])}
 ${userModels.map((m) => `  Model      ${m.name} ${m.live ? `(live: ${m.live}` : '(no current.json: not live'}; versions ${m.versions.join(', ')}) from ${userModelsDir}\n`).join('')}
 Try:
   # a precomputed prediction, served from the table ("source": "cache")
@@ -255,9 +272,38 @@ Press Ctrl+C to stop.
   process.on('SIGTERM', stop);
 }
 
+/** `--schedules` (JSON text or a file), else the "schedules" of cdk.json's context. */
+async function readSchedules(flag: string | undefined): Promise<Schedule[]> {
+  if (flag === undefined) {
+    const cdkJson = JSON.parse(await readFile(path.join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
+      context?: Record<string, unknown>;
+    };
+    return readScheduleSetting(cdkJson.context?.['schedules'], 'the "schedules" of cdk.json "context"');
+  }
+  const text = flag.trimStart().startsWith('[')
+    ? flag
+    : await readFile(path.resolve(flag), 'utf8').catch(() => {
+        throw new SettingsError(
+          [`schedules: --schedules is neither a JSON list nor a readable file: ${flag}`],
+          '--schedules',
+        );
+      });
+  return readScheduleSetting(text, `--schedules ${flag.trimStart().startsWith('[') ? '' : flag}`.trim());
+}
+
+function scheduleLines(states: readonly { schedule: Schedule; next: number | undefined }[]): string {
+  if (states.length === 0) return '  Schedules  none (the "schedules" setting of cdk.json, or --schedules)';
+  return states
+    .map(
+      ({ schedule, next }) =>
+        `  Schedule   ${schedule.model} ${schedule.prefix} ${schedule.expression}: next ${next === undefined ? 'never (fires no more)' : new Date(next).toISOString()}`,
+    )
+    .join('\n');
+}
+
 main().catch((error: unknown) => {
   // A message of our own says what to fix; anything else (an emulator's or the SDK's) needs its stack.
-  const own = error instanceof TandemError || error instanceof SettingError;
+  const own = error instanceof TandemError || error instanceof SettingError || error instanceof SettingsError;
   process.stderr.write(
     `tandem: ${own ? (error as Error).message : ((error as Error).stack ?? String(error))}\n`,
   );

@@ -186,3 +186,31 @@ export function grantObjectAccess(grantee: iam.IGrantable, bucket: s3.IBucket, a
     });
   }
 }
+
+/**
+ * Read access to folders named by the deployer (the prefixes of the `schedules` setting): GetObject and
+ * GetObjectVersion under each (a folder run reads each file at the version it planned), and, with `list`,
+ * ListBucket for keys under them. The prefixes are checked (lambdas/core/batch/schedules.ts): none is under
+ * an output prefix of the stack or holds an IAM wildcard.
+ */
+export function grantPrefixRead(
+  grantee: iam.IGrantable,
+  bucket: s3.IBucket,
+  prefixes: readonly string[],
+  options: { readonly list: boolean },
+): void {
+  if (prefixes.length === 0) return;
+  iam.Grant.addToPrincipal({
+    grantee,
+    actions: ['s3:GetObject', 's3:GetObjectVersion'],
+    resourceArns: prefixes.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
+  });
+  if (options.list) {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket'],
+      resourceArns: [bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': prefixes.map((prefix) => `${prefix}*`) } },
+    });
+  }
+}

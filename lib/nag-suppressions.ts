@@ -28,6 +28,10 @@ export const REASONS = {
     'This queue is itself the dead-letter queue (of the upload rule target and the trigger function); its messages are inspected and redriven by an operator, not moved to yet another queue.',
   emailSubscription:
     "An operator's email subscription to the alarm topic: an undeliverable alarm mail has no consumer that would drain a dead-letter queue, and the alarm state stays visible in CloudWatch and on the dashboard.",
+  scheduledPrefix:
+    'A folder the deployer scheduled for re-scoring (the schedules setting): a folder run reads every file under it, whose names the writer (Spark, Athena, Glue) chooses; checked at synth to be no output prefix of the stack and to hold no wildcard.',
+  scheduleDeadLetterQueue:
+    'This queue is itself the dead-letter queue of the EventBridge Scheduler schedules; its messages (the run that did not start and why) are inspected by an operator, not moved to yet another queue.',
   mapChildren:
     'The Distributed Map describes and stops its own child executions, whose ARNs are created per map run: the wildcard is limited to executions of this state machine.',
 } as const;
@@ -123,6 +127,16 @@ export function addTandemNagSuppressions(tandem: Tandem): void {
       'Serverless-SNSRedrivePolicy',
       REASONS.emailSubscription,
     );
+  }
+  const schedules = tandem.batchSchedules;
+  if (schedules) {
+    for (const prefix of schedules.prefixes) {
+      for (const role of [plan.role, score.role]) {
+        acknowledge(role, wildcardFinding(role, bucket.arnForObjects(`${prefix}*`)), REASONS.scheduledPrefix);
+      }
+    }
+    acknowledge(schedules.deadLetterQueue, 'AwsSolutions-SQS3', REASONS.scheduleDeadLetterQueue);
+    acknowledge(schedules.deadLetterQueue, 'Serverless-SQSRedrivePolicy', REASONS.scheduleDeadLetterQueue);
   }
   acknowledge(deadLetterQueue, 'AwsSolutions-SQS3', REASONS.deadLetterQueue);
   acknowledge(deadLetterQueue, 'Serverless-SQSRedrivePolicy', REASONS.deadLetterQueue);

@@ -7,6 +7,7 @@
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { DEFAULT_BATCH_OPTIONS, type BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { resolveOptions } from '../lambdas/core/batch/options.ts';
+import { parseSchedules, type Schedule } from '../lambdas/core/batch/schedules.ts';
 import {
   CONTEXT_SETTINGS,
   defaultText,
@@ -30,10 +31,11 @@ export interface TandemSettings {
 }
 
 export class SettingsError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(
-      `Invalid Tandem settings (cdk.json "context" or -c key=value):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-    );
+  constructor(
+    readonly problems: readonly string[],
+    source = 'cdk.json "context" or -c key=value',
+  ) {
+    super(`Invalid Tandem settings (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'SettingsError';
   }
 }
@@ -44,6 +46,32 @@ export class TandemPropsError extends Error {
     super(`Invalid Tandem props:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'TandemPropsError';
   }
+}
+
+/**
+ * The `schedules` setting (cdk.json, `-c schedules='[...]'`, `npm start --schedules`): the one reader the
+ * CDK app and the local stack share. Throws a SettingsError naming each bad schedule and field.
+ */
+export function readScheduleSetting(raw: unknown, source?: string): Schedule[] {
+  const problems: string[] = [];
+  const schedules = schedulesOf(raw, problems);
+  if (problems.length > 0) throw new SettingsError(problems, source);
+  return schedules;
+}
+
+function schedulesOf(raw: unknown, problems: string[]): Schedule[] {
+  if (raw === undefined || raw === null || raw === '') return [];
+  const list = parseSetting(SETTINGS.schedules, raw);
+  if (!list.ok) {
+    problems.push(`schedules: ${list.problem}`);
+    return [];
+  }
+  const parsed = parseSchedules(list.value);
+  if (!parsed.ok) {
+    problems.push(...parsed.problems);
+    return [];
+  }
+  return [...parsed.schedules];
 }
 
 /** The stream lane's settings given in the context (the others keep their defaults). */
@@ -95,6 +123,7 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
   const burstLimit = value('apiBurstLimit');
   const retentionDays = value('logRetentionDays');
   const batchOptions = value('batchOptions');
+  const schedules = schedulesOf(lookup('schedules'), problems);
 
   const props: TandemProps = {
     ...defined('modelName', value('modelName')),
@@ -125,6 +154,16 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('driftThreshold', value('driftThreshold')),
     ...defined('driftMinRecords', value('driftMinRecords')),
     ...streamSettingsFromContext(value),
+    ...(schedules.length > 0
+      ? {
+          schedules: schedules.map(({ model, prefix, expression, options }) => ({
+            model,
+            prefix,
+            expression,
+            ...(options ? { options } : {}),
+          })),
+        }
+      : {}),
   };
   problems.push(...crossFieldProblems(props));
   if (batchOptions !== undefined) problems.push(...batchOptionsProblems(batchOptions));
@@ -181,6 +220,10 @@ export function tandemPropsProblems(props: TandemProps): string[] {
     }
   }
   problems.push(...crossFieldProblems(props));
+  if (props.schedules !== undefined) {
+    const parsed = parseSchedules(props.schedules);
+    if (!parsed.ok) problems.push(...parsed.problems);
+  }
   if (props.batchOptions !== undefined) {
     problems.push(...batchOptionsProblems(props.batchOptions as unknown as Record<string, unknown>));
   }
@@ -237,7 +280,9 @@ export function settingsTableRows(): string[][] {
     return [
       name,
       code(setting.context),
-      setting.env ? `${code(setting.env)} (${(setting.functions ?? []).join(', ')})` : '',
+      setting.env
+        ? `${code(setting.env)} (${setting.functions?.length ? setting.functions.join(', ') : 'no function reads it yet'})`
+        : '',
       describeSetting(setting),
       setting.wiring
         ? `set by the stack${fixed ? ` (unset: ${code(defaultText(setting))})` : ''}`

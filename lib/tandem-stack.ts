@@ -12,6 +12,8 @@ import type { BatchOptions } from '../lambdas/core/batch/contracts.ts';
 import { isPackageName } from '../lambdas/core/names.ts';
 import { SETTINGS } from '../lambdas/core/settings.ts';
 import { BatchPipeline } from './batch-pipeline.ts';
+import { BatchSchedules } from './batch-schedules.ts';
+import { normalisePrefix, type ScheduleSpec } from '../lambdas/core/batch/schedules.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
 import { DriftMonitor } from './drift-monitor.ts';
 import { Monitoring } from './monitoring.ts';
@@ -142,6 +144,15 @@ export interface TandemProps {
    */
   readonly streamLane?: boolean;
   /**
+   * Folders of the data bucket re-scored on a schedule: each becomes an EventBridge Scheduler schedule
+   * (retries, a dead-letter queue with an alarm) that starts a batch run of its prefix, as
+   * `tandem runs start <model> --prefix` does; the batch functions may read exactly these prefixes.
+   * Checked at synth: a bad expression, model name, prefix (under the stack's output prefixes, with "..",
+   * a leading "/") or option fails with a message naming the schedule (docs/batch.md, "Schedules").
+   * @default - no schedules
+   */
+  readonly schedules?: readonly ScheduleSpec[];
+  /**
    * Settings of the stream lane (batch size, window, retries, ...).
    * @default DEFAULT_STREAM_SETTINGS (lambdas/core/settings.ts)
    */
@@ -172,6 +183,8 @@ export class Tandem extends Construct {
   public readonly driftMonitor: DriftMonitor;
   /** The stream lane, when `streamLane` is on. */
   public readonly stream: StreamLane | undefined;
+  /** The scheduled re-scoring runs, when `schedules` has any. */
+  public readonly batchSchedules: BatchSchedules | undefined;
   /** How API callers authenticate: `iam` (SigV4) or `jwt`. */
   public readonly authMode: 'iam' | 'jwt';
 
@@ -281,6 +294,19 @@ export class Tandem extends Construct {
       this.monitoring.dashboard.addWidgets(...this.stream.dashboardWidgets());
     }
 
+    if (props.schedules && props.schedules.length > 0) {
+      this.batchSchedules = new BatchSchedules(this, 'Schedules', {
+        bucket,
+        stateMachine: this.batch.stateMachine,
+        schedules: props.schedules,
+        readers: { plan: this.batch.plan.role, score: this.batch.score.role },
+        ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
+      });
+      const notify = new cwActions.SnsAction(this.monitoring.topic);
+      this.batchSchedules.deadLettersAlarm.addAlarmAction(notify);
+      this.batchSchedules.deadLettersAlarm.addOkAction(notify);
+    }
+
     const notifyDrift = new cwActions.SnsAction(this.monitoring.topic);
     this.driftMonitor.driftAlarm.addAlarmAction(notifyDrift);
     this.driftMonitor.driftAlarm.addOkAction(notifyDrift);
@@ -353,6 +379,17 @@ export class Tandem extends Construct {
   }
 }
 
+/** The schedules as JSON for a stack output: without their options, and as many as fit in 4,096 characters. */
+export function schedulesOutput(schedules: readonly ScheduleSpec[]): string {
+  const specs = schedules.map(({ model, prefix, expression }) => ({
+    model,
+    prefix: normalisePrefix(prefix),
+    expression,
+  }));
+  while (specs.length > 0 && JSON.stringify(specs).length > 4096) specs.pop();
+  return JSON.stringify(specs);
+}
+
 function modelFolder(model: string | undefined): string {
   if (model === undefined) return '';
   if (!isPackageName(model)) {
@@ -396,5 +433,11 @@ export class TandemStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: batch.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'Schedules', {
+      // What `tandem schedules list --stack` prints (an output value holds at most 4,096 characters).
+      value: schedulesOutput(props.schedules ?? []),
+      description:
+        'The schedules setting: folders re-scored by EventBridge Scheduler (model, prefix, expression)',
+    });
   }
 }

@@ -16,6 +16,10 @@ export interface LocalEndpoints {
   readonly table: string;
   readonly modelsPrefix: string;
   readonly pid: number;
+  /** The schedules `npm start` runs (the `schedules` setting as given), for `tandem schedules list`. */
+  readonly schedules?: readonly unknown[];
+  /** When its scheduler started (ms): rate expressions count from it. */
+  readonly schedulesStartedAt?: number;
 }
 
 export const ENDPOINTS_FILE = 'endpoints.json';

@@ -48,6 +48,9 @@ import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
 import { monitoredModels, runMonitor, type MonitorOutcome } from '../lambdas/core/monitoring/monitor-run.ts';
 import { SETTINGS } from '../lambdas/core/settings.ts';
 import { readMonitorSettings } from '../lambdas/handlers/monitor/monitor-env.ts';
+import type { Schedule } from '../lambdas/core/batch/schedules.ts';
+import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
+import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
 export const LOCAL_TABLE = 'tandem-predictions';
@@ -90,6 +93,13 @@ export interface LocalStackOptions {
   readonly resumeRuns?: boolean;
   /** Options for the runs the upload watcher starts (the deployed trigger's BATCH_OPTIONS). */
   readonly batchOptions?: Partial<BatchOptions>;
+  /**
+   * The checked `schedules` setting (lib/settings.ts readScheduleSetting): each fires a folder run of its
+   * prefix at its expression's fire times (local/scheduler.ts). Default: none.
+   */
+  readonly schedules?: readonly Schedule[];
+  /** The schedules' clock and timers (tests drive them: `{ now, timers: false }` and `tick()`). */
+  readonly scheduleClock?: Pick<LocalSchedulerOptions, 'now' | 'timers' | 'onEnded'>;
   /** Where the stack's own lines go (ignored uploads, watcher errors, resumed runs). Default: stderr. */
   readonly log?: (line: string) => void;
   /**
@@ -123,6 +133,8 @@ export interface LocalStack {
   readonly seed: FinalizeResult | undefined;
   /** What the upload watcher did, counted since start. */
   readonly watcher: Readonly<WatcherCounts>;
+  /** The schedules running on this stack, when there are any. */
+  readonly scheduler: LocalScheduler | undefined;
   /** The runs found unfinished on start and resumed (resolves once they are started, not ended). */
   readonly resumed: Promise<readonly ResumedRun[]>;
   /** Uploads a file to incoming/<model>/ and runs it (as the upload watcher would); resolves when it ends. */
@@ -134,7 +146,10 @@ export interface LocalStack {
   ): Promise<FinalizeResult>;
   /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
-  /** Writes the API's buffered captures now (npm start captures every request; docs/monitoring.md). */
+  /**
+   * Writes the API's buffered captures now, after the shadow comparisons in flight have settled (npm start
+   * captures every request and every shadow comparison; docs/monitoring.md).
+   */
   flushCaptures(): Promise<void>;
   /** Runs the drift monitor for a model now (`tandem monitor run` does the same from outside). */
   runMonitor(model: string): Promise<MonitorOutcome>;
@@ -356,9 +371,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       timer.unref();
       cleanups.push(() => clearInterval(timer));
     }
+    let scheduler: LocalScheduler | undefined;
+    if (options.schedules && options.schedules.length > 0) {
+      scheduler = new LocalScheduler({
+        schedules: options.schedules,
+        runner: batch,
+        bucket: LOCAL_BUCKET,
+        ...(options.batchOptions ? { batchOptions: options.batchOptions } : {}),
+        log,
+        ...options.scheduleClock,
+      });
+      cleanups.push(() => scheduler!.stop());
+    }
 
     let apiUrl: string | undefined;
     let capture: CaptureBuffer | undefined;
+    let shadowRunner: ShadowRunner | undefined;
     if (options.apiPort !== undefined) {
       // The handler reads its settings from the environment at import, exactly as in Lambda.
       delete process.env['AWS_PROFILE'];
@@ -377,7 +405,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...(stream ? streamEnv(stream.settings) : {}),
         ...options.handlerEnv,
       });
-      const { handler, capture: predictCapture } = await import('../lambdas/handlers/predict.ts');
+      const {
+        handler,
+        capture: predictCapture,
+        shadow: predictShadow,
+      } = await import('../lambdas/handlers/predict.ts');
+      shadowRunner = predictShadow;
       if (predictCapture) {
         // A long-lived process flushes on a timer too (Lambda only can at the start of an invocation).
         const timer = setInterval(() => predictCapture.flushIfDue(), 1000);
@@ -385,7 +418,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         capture = predictCapture;
         cleanups.push(async () => {
           clearInterval(timer);
+          await predictShadow.settled();
           await predictCapture.flush();
+          const { compared, failed, timedOut } = predictShadow.counts;
+          if (compared + failed + timedOut > 0)
+            log(
+              `shadow comparisons: ${compared} compared, ${failed} failed, ${timedOut} timed out (SHADOW_BUDGET_MS)`,
+            );
         });
       }
       const server = createApiServer(handler, {
@@ -411,10 +450,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       uploadedKeys,
       seed,
       watcher,
+      scheduler,
       resumed,
       runDataset,
       runFolder,
       flushCaptures: async () => {
+        await shadowRunner?.settled();
         await capture?.flush();
       },
       runMonitor: runMonitorNow,

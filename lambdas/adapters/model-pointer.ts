@@ -1,7 +1,7 @@
 import { ModelLoadError } from '../core/errors.ts';
 import { isPackageName } from '../core/names.ts';
 import type { ServingPointer } from '../core/ports.ts';
-import { isCanaryPercent } from '../core/traffic-split.ts';
+import { isCanaryPercent, isShadowSample } from '../core/traffic-split.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -12,7 +12,9 @@ export function parsePointer(bytes: Uint8Array, where: string): string {
 
 /**
  * The live version and the canary (`"canary": {"version", "percent"}`, 0 < percent <= 100, a version other
- * than the live one). A canary field that cannot be read is ignored: all traffic goes to the live version.
+ * than the live one) and the shadow (`"shadow": {"version", "sample"}`, 0 < sample <= 1, a version other than
+ * the live one). A canary or shadow field that cannot be read is ignored: all traffic goes to the live
+ * version, and no shadow runs.
  */
 export function parseServingPointer(bytes: Uint8Array, where: string): ServingPointer {
   let parsed: unknown;
@@ -32,15 +34,28 @@ export function parseServingPointer(bytes: Uint8Array, where: string): ServingPo
     );
   }
   const canary = (parsed as { canary?: { version?: unknown; percent?: unknown } | null }).canary;
-  if (
+  const validCanary =
     canary !== null &&
     typeof canary === 'object' &&
     isPackageName(canary.version) &&
     canary.version !== version &&
     isCanaryPercent(canary.percent) &&
-    canary.percent > 0
-  ) {
-    return { version, canary: { version: canary.version, percent: canary.percent } };
-  }
-  return { version };
+    canary.percent > 0;
+  const shadow = (parsed as { shadow?: { version?: unknown; sample?: unknown } | null }).shadow;
+  const validShadow =
+    shadow !== null &&
+    typeof shadow === 'object' &&
+    isPackageName(shadow.version) &&
+    shadow.version !== version &&
+    isShadowSample(shadow.sample) &&
+    shadow.sample > 0;
+  return {
+    version,
+    ...(validCanary
+      ? { canary: { version: canary.version as string, percent: canary.percent as number } }
+      : {}),
+    ...(validShadow
+      ? { shadow: { version: shadow.version as string, sample: shadow.sample as number } }
+      : {}),
+  };
 }

@@ -103,6 +103,16 @@ const cacheSchema = z
     path: ['ttlSeconds'],
   });
 
+/** Per-model thresholds of the agreement gate a promote of this version passes (docs/lifecycle.md). */
+const promotionSchema = z
+  .object({
+    /** Shadow comparisons against the live version required before this version is promoted. @default 200 */
+    minShadowComparisons: z.number().int().min(0).max(1_000_000_000).optional(),
+    /** Share of those comparisons whose labels agree (classifiers). @default 0.95 */
+    minShadowAgreement: z.number().min(0).max(1).optional(),
+  })
+  .strict();
+
 export const manifestSchema = z
   .object({
     schemaVersion: z.literal(1).default(1),
@@ -117,6 +127,7 @@ export const manifestSchema = z
     inputs: z.array(inputSchema).min(1).optional(),
     outputs: outputsSchema,
     cache: cacheSchema.default({ maxAgeSeconds: 86_400, ttlSeconds: 7 * 86_400 }),
+    promotion: promotionSchema.optional(),
   })
   .strict()
   .superRefine((m, ctx) => {

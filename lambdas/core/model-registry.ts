@@ -86,6 +86,32 @@ interface Entry {
     /** When it failed to load (epoch ms): it is tried again `retryFailedSeconds` later. */
     readonly at: number;
   };
+  /** The shadow that scores a sample of the instances after the live answer: its version loaded, and the sample. */
+  shadow?: ServingShadow;
+  /** Why the pointer's shadow does not run (its version does not load). */
+  shadowProblem?: {
+    readonly version: string;
+    readonly sample: number;
+    readonly code: string;
+    readonly message: string;
+    readonly at: number;
+  };
+}
+
+/** A version scoring a sample of a model's instances unseen by callers, to compare with the live one. */
+export interface ServingShadow {
+  readonly model: ServedModel;
+  /** 0 < sample <= 1: the share of instances (with features) the shadow scores. */
+  readonly sample: number;
+}
+
+/** What `status` says of a shadow. */
+export interface ShadowStatus {
+  readonly version: string;
+  readonly sample: number;
+  /** False when the shadow's version does not load: nothing is compared. */
+  readonly serving: boolean;
+  readonly error?: { readonly code: string; readonly message: string };
 }
 
 /** A candidate serving part of a model's traffic. */
@@ -124,6 +150,8 @@ export interface ModelStatus {
   };
   /** The pointer's canary at the last check, whether its candidate serves, and if not why. */
   readonly canary?: CanaryStatus;
+  /** The pointer's shadow at the last check, whether its version runs, and if not why. */
+  readonly shadow?: ShadowStatus;
 }
 
 /** A load error's details as the API shows them: field and message. */
@@ -203,6 +231,14 @@ export class ModelRegistry {
     return this.entries.get(name)?.canary;
   }
 
+  /**
+   * The shadow of a model as of the last pointer check: its loaded version and sample; undefined when
+   * there is none or its version does not load.
+   */
+  shadow(name: string = this.options.defaultModel): ServingShadow | undefined {
+    return this.entries.get(name)?.shadow;
+  }
+
   /** Loads the default model now (at init), remembering a failure instead of throwing. */
   async warm(): Promise<void> {
     await this.get().catch(() => undefined);
@@ -244,6 +280,19 @@ export class ModelRegistry {
             },
           }
         : {}),
+      ...(entry.shadow
+        ? { shadow: { version: entry.shadow.model.version, sample: entry.shadow.sample, serving: true } }
+        : {}),
+      ...(entry.shadowProblem
+        ? {
+            shadow: {
+              version: entry.shadowProblem.version,
+              sample: entry.shadowProblem.sample,
+              serving: false,
+              error: { code: entry.shadowProblem.code, message: entry.shadowProblem.message },
+            },
+          }
+        : {}),
     };
   }
 
@@ -268,7 +317,13 @@ export class ModelRegistry {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.entries.values()].flatMap((e) => [e.model?.close(), e.canary?.model.close()]));
+    await Promise.all(
+      [...this.entries.values()].flatMap((e) => [
+        e.model?.close(),
+        e.canary?.model.close(),
+        e.shadow?.model.close(),
+      ]),
+    );
     this.entries.clear();
   }
 
@@ -283,18 +338,28 @@ export class ModelRegistry {
       entry.pointerVersion = version;
       if (entry.model?.version !== version) {
         const model =
-          entry.canary?.model.version === version ? entry.canary.model : await this.load(name, version);
+          entry.canary?.model.version === version
+            ? entry.canary.model
+            : entry.shadow?.model.version === version
+              ? entry.shadow.model
+              : await this.load(name, version);
         const previous = entry.model;
         entry.model = model;
         entry.servingSince = this.now();
         if (previous) retire(previous);
-        // A promoted candidate is already loaded as the canary: refreshCanary keeps it serving as live.
+        // A promoted candidate is already loaded as the canary or shadow: it keeps serving as live.
         if (entry.canary?.model.version === version) entry.canary = undefined;
+        if (entry.shadow?.model.version === version) {
+          // Canary and shadow of the same version are two sessions: the one not kept is released.
+          if (entry.shadow.model !== model) retire(entry.shadow.model);
+          entry.shadow = undefined;
+        }
         this.settle(name, entry, undefined, previous?.version);
       } else {
         this.settle(name, entry, undefined, version);
       }
       await this.refreshCanary(name, entry, pointer.canary);
+      await this.refreshShadow(name, entry, pointer.shadow);
       return entry.model;
     } catch (error) {
       if (!pointerRead) entry.pointerVersion = undefined;
@@ -346,6 +411,42 @@ export class ModelRegistry {
       const problem = problemOf(error, name, true);
       entry.canary = undefined;
       entry.canaryProblem = { ...canary, code: problem.code, message: problem.message, at: this.now() };
+    }
+    if (current) retire(current.model);
+  }
+
+  /**
+   * Loads the pointer's shadow version when it changed; one that does not load runs nothing (the reason is
+   * kept for `status`, and it is tried again `retryFailedSeconds` later). Serving never depends on it.
+   */
+  private async refreshShadow(name: string, entry: Entry, shadow: ServingPointer['shadow']): Promise<void> {
+    const current = entry.shadow;
+    if (!shadow || shadow.version === entry.model?.version) {
+      entry.shadow = undefined;
+      entry.shadowProblem = undefined;
+      if (current) retire(current.model);
+      return;
+    }
+    const failed = entry.shadowProblem;
+    if (
+      failed?.version === shadow.version &&
+      this.now() - failed.at < this.options.retryFailedSeconds * 1000
+    ) {
+      entry.shadowProblem = { ...failed, sample: shadow.sample };
+      return;
+    }
+    if (current?.model.version === shadow.version) {
+      if (current.sample !== shadow.sample) entry.shadow = { model: current.model, sample: shadow.sample };
+      return;
+    }
+    try {
+      const model = await this.load(name, shadow.version);
+      entry.shadow = { model, sample: shadow.sample };
+      entry.shadowProblem = undefined;
+    } catch (error) {
+      const problem = problemOf(error, name, true);
+      entry.shadow = undefined;
+      entry.shadowProblem = { ...shadow, code: problem.code, message: problem.message, at: this.now() };
     }
     if (current) retire(current.model);
   }

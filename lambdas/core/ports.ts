@@ -24,6 +24,8 @@ export interface ServingPointer {
   readonly version: string;
   /** Absent when there is no canary, or the pointer's canary field cannot be read (then all go to live). */
   readonly canary?: { readonly version: string; readonly percent: number };
+  /** Absent when there is no shadow, or the pointer's shadow field cannot be read (then none runs). */
+  readonly shadow?: { readonly version: string; readonly sample: number };
 }
 
 export interface ModelSource {

@@ -78,8 +78,21 @@ export interface JsonSetting extends SettingBase {
   readonly default?: Readonly<Record<string, unknown>>;
 }
 
+/** A JSON list (of objects, checked further by whoever owns its entries). */
+export interface JsonListSetting extends SettingBase {
+  readonly type: 'jsonList';
+  readonly default?: readonly unknown[];
+}
+
 export type Setting =
-  IntegerSetting | NumberSetting | BooleanSetting | StringSetting | EnumSetting | ListSetting | JsonSetting;
+  | IntegerSetting
+  | NumberSetting
+  | BooleanSetting
+  | StringSetting
+  | EnumSetting
+  | ListSetting
+  | JsonSetting
+  | JsonListSetting;
 
 export type SettingValue<S extends Setting> = S extends IntegerSetting | NumberSetting
   ? number
@@ -89,7 +102,9 @@ export type SettingValue<S extends Setting> = S extends IntegerSetting | NumberS
       ? string[]
       : S extends JsonSetting
         ? Record<string, unknown>
-        : string;
+        : S extends JsonListSetting
+          ? unknown[]
+          : string;
 
 /** Ten years: far above any useful cache lifetime, far below DynamoDB's TTL horizon. */
 export const MAX_CACHE_SECONDS = 10 * 365 * 86_400;
@@ -250,6 +265,15 @@ export const SETTINGS = {
     defaultText: 'see docs/batch.md',
     help: 'options of every batch run, a JSON object, e.g. {"chunkBytes": 16777216}',
   },
+  schedules: {
+    type: 'jsonList',
+    context: 'schedules',
+    env: 'SCHEDULES',
+    functions: [],
+    default: [],
+    defaultText: 'none',
+    help: 'folders of the data bucket re-scored on a schedule: a JSON list of {"model", "prefix", "expression", "options"?}, expression an EventBridge Scheduler cron(...) or rate(...) in UTC (docs/batch.md, "Schedules"); npm start runs them too',
+  },
   alarmEmail: {
     type: 'string',
     context: 'alarmEmail',
@@ -345,6 +369,24 @@ export const SETTINGS = {
     max: 100_000,
     default: 1000,
     help: 'captured predictions buffered per execution environment before they are written (twice this: new ones are dropped and counted)',
+  },
+  captureShadowRate: {
+    type: 'number',
+    env: 'CAPTURE_SHADOW_RATE',
+    functions: ['predict'],
+    min: 0,
+    max: 1,
+    default: 1,
+    help: 'share of shadow comparisons captured (features, both answers and versions) under capture/<model>/shadow/ for shadow-report and the promote gate; 0 = off',
+  },
+  shadowBudgetMs: {
+    type: 'integer',
+    env: 'SHADOW_BUDGET_MS',
+    functions: ['predict'],
+    min: 1,
+    max: 10_000,
+    default: 100,
+    help: "running time a shadow version's scoring of a request may take after the response; past it the comparison is abandoned and counted (ShadowTimeouts), ms",
   },
   captureBucket: {
     type: 'string',
@@ -542,6 +584,8 @@ export function describeSetting(setting: Setting): string {
       return `one of ${setting.values.join(', ')}`;
     case 'json':
       return 'a JSON object';
+    case 'jsonList':
+      return 'a JSON list';
     case 'string':
     case 'list':
       return setting.expected ?? (setting.type === 'list' ? 'a comma-separated list' : 'a string');
@@ -612,7 +656,8 @@ export function parseSetting<S extends Setting>(setting: S, raw: unknown): Parse
         return fail();
       return ok(items);
     }
-    case 'json': {
+    case 'json':
+    case 'jsonList': {
       let value: unknown = raw;
       if (text !== undefined) {
         try {
@@ -621,7 +666,8 @@ export function parseSetting<S extends Setting>(setting: S, raw: unknown): Parse
           return fail();
         }
       }
-      return typeof value === 'object' && value !== null && !Array.isArray(value) ? ok(value) : fail();
+      const object = typeof value === 'object' && value !== null && !Array.isArray(value);
+      return (setting.type === 'json' ? object : Array.isArray(value)) ? ok(value) : fail();
     }
   }
 }
@@ -632,6 +678,7 @@ export function toEnvString<S extends Setting>(setting: S, value: SettingValue<S
     case 'list':
       return (value as string[]).join(',');
     case 'json':
+    case 'jsonList':
       return JSON.stringify(value);
     default:
       return String(value);

@@ -37,3 +37,8 @@ export function goesToCanary(
 export function isCanaryPercent(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 100;
 }
+
+/** A shadow's sample fraction as the pointer and the command accept it: a number in [0, 1], 0 meaning none. */
+export function isShadowSample(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 1;
+}

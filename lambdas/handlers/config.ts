@@ -25,7 +25,13 @@ export interface ApiConfig {
     readonly realtimeRate: number;
     readonly flushMs: number;
     readonly maxRecords: number;
+    /** Share of shadow comparisons captured. */
+    readonly shadowRate: number;
   };
+  /** Shadow scoring's budget per request (running time after the response), ms. */
+  readonly shadowBudgetMs: number;
+  /** Running on Lambda: the environment is frozen between invocations. */
+  readonly onLambda: boolean;
   /** POWERTOOLS_LOGGER_SAMPLE_RATE is set: debug logging is re-drawn for each request. */
   readonly sampleDebugLogs: boolean;
 }
@@ -53,6 +59,10 @@ export function readApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
       realtimeRate: readEnv(SETTINGS.captureRealtimeRate, env),
       flushMs: readEnv(SETTINGS.captureFlushSeconds, env) * 1000,
       maxRecords: readEnv(SETTINGS.captureMaxRecords, env),
+      shadowRate: readEnv(SETTINGS.captureShadowRate, env),
     },
+    shadowBudgetMs: readEnv(SETTINGS.shadowBudgetMs, env),
+    // Set by the Lambda runtime itself (not a setting).
+    onLambda: env['AWS_LAMBDA_FUNCTION_NAME'] !== undefined,
   };
 }

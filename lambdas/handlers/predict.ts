@@ -13,9 +13,11 @@ import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { CaptureBuffer } from '../core/capture/capture-buffer.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
+import { ShadowRunner } from '../core/shadow/shadow-runner.ts';
 import { createApiHandler } from './api/api-handler.ts';
 import { ApiMetrics, PowertoolsMetrics } from './api/api-metrics.ts';
 import { servingReporter } from './api/serving-reporter.ts';
+import { shadowSink } from './api/shadow-sink.ts';
 import { readApiConfig } from './config.ts';
 import { readStreamSettings } from '../core/settings.ts';
 
@@ -39,11 +41,11 @@ const service = new PredictionService(store, {
   writeThrough: config.writeThrough,
 });
 
-/** Sampled predictions for drift monitoring (lambdas/core/capture); undefined when capture is off. */
+/** Sampled predictions (drift monitoring) and shadow comparisons (lambdas/core/capture); undefined when off. */
 export const capture =
-  config.capture.bucket !== undefined && config.capture.realtimeRate > 0
+  config.capture.bucket !== undefined && (config.capture.realtimeRate > 0 || config.capture.shadowRate > 0)
     ? new CaptureBuffer(new ObjectStoreCaptureSink(new S3ObjectStore(s3Client()), config.capture.bucket), {
-        rates: { realtime: config.capture.realtimeRate, batch: 0 },
+        rates: { realtime: config.capture.realtimeRate, batch: 0, shadow: config.capture.shadowRate },
         maxAgeMs: config.capture.flushMs,
         maxRecords: config.capture.maxRecords,
         writer: `${process.env['AWS_LAMBDA_LOG_STREAM_NAME']?.slice(-12).replace(/[^A-Za-z0-9]/g, '') || 'local'}${process.pid}`,
@@ -53,6 +55,13 @@ export const capture =
         },
       })
     : undefined;
+/** Shadow versions' scoring after the response (lambdas/core/shadow); idle while no pointer names a shadow. */
+export const shadow = new ShadowRunner(
+  shadowSink(metrics, capture, (model, shadowVersion, code) =>
+    logger.warn('shadow scoring failed', { model, shadowVersion, code }),
+  ),
+  { budgetMs: config.shadowBudgetMs, freezesBetweenInvocations: config.onLambda },
+);
 // POST /events: the Kinesis client is loaded only when the stream lane is on (not at every cold start).
 const streamSettings = readStreamSettings(process.env);
 const events = streamSettings.streamLane
@@ -76,5 +85,6 @@ export const handler = createApiHandler({
   logPayloads: config.logPayloads,
   sampleDebugLogs: config.sampleDebugLogs,
   ...(capture ? { capture } : {}),
+  shadow,
   events,
 });

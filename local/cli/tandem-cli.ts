@@ -12,7 +12,9 @@ import { S3ModelStore } from '../../lambdas/adapters/s3-model-store.ts';
 import { readCsvRecords } from '../../lambdas/core/codecs/csv-reader.ts';
 import { readJsonlRecords } from '../../lambdas/core/codecs/jsonl-reader.ts';
 import { TandemError } from '../../lambdas/core/errors.ts';
-import { ModelLifecycle } from '../../lambdas/core/lifecycle/lifecycle.ts';
+import { ModelLifecycle, ShadowGateError } from '../../lambdas/core/lifecycle/lifecycle.ts';
+import { readShadowCaptures } from '../../lambdas/core/shadow/shadow-captures.ts';
+import { summarizeShadow, type ShadowReport } from '../../lambdas/core/shadow/shadow-report.ts';
 import {
   checkPackage,
   scoreSample,
@@ -27,6 +29,7 @@ import { isPackageName } from '../../lambdas/core/names.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
 import { baselineText, latest, makeBaseline, monitorNow, reportText } from './monitor-cli.ts';
 import { listRuns, runsTable, showRun, startRun } from './runs-cli.ts';
+import { scheduleRows, schedulesTable } from './schedules-cli.ts';
 import { resolveTarget, type Target } from './target.ts';
 
 export interface CliIo {
@@ -35,6 +38,8 @@ export interface CliIo {
   /** The folder relative paths and the default data folder are resolved against. */
   readonly cwd: string;
   readonly cloudFormation?: Pick<CloudFormationClient, 'send'>;
+  /** The clock of `schedules list` (ms). @default Date.now */
+  readonly now?: () => number;
 }
 
 const GLOBAL_OPTIONS = `Where it acts (default: the local stack that \`npm start\` runs):
@@ -59,6 +64,10 @@ Commands:
   models rollback <name>              back to the version live before the current one
   models canary <name> <version> --percent <p>
                                       send p % of the traffic to a candidate (0 ends the canary)
+  models shadow <name> <version> --sample <fraction>
+                                      score a sample of the instances with a version unseen by callers
+                                      and compare it with the live one (0 ends the shadow)
+  models shadow-report <name>         the shadow's comparisons: agreement, differences, worst cases
   runs start <model> --prefix <p>     score every data file under a folder of the data bucket as one run
   runs list [--model <m>]             runs and their outcome, newest first
   runs show <runId>                   a run's manifest
@@ -66,6 +75,7 @@ Commands:
                                       score a dataset and store the version's drift baseline
   monitor run <model>                 run the drift monitor now (captures since its last run)
   monitor report <model>              the latest drift report: features by PSI, histograms
+  schedules list                      the schedules (folders re-scored on a schedule), next fire times
 
 ${GLOBAL_OPTIONS}
 `,
@@ -132,11 +142,15 @@ ${GLOBAL_OPTIONS}
 Makes <version> live: rewrites models/<name>/current.json with a conditional write (if another
 operator changed it since it was read, nothing is written and the command fails with POINTER_CONFLICT)
 and records the change in models/<name>/history/. Refuses a version that does not exist or does not
-load (the pointer is left untouched) unless --force.
+load (the pointer is left untouched) unless --force. A version that has been a shadow must pass the
+agreement gate (SHADOW_GATE): at least 200 comparisons with the live version and label agreement of
+at least 0.95, or its manifest's "promotion" thresholds; the refusal prints the evidence. Ends a
+canary and a shadow.
 
 Options:
   --reason <text>     why (recorded in the history)
-  --force             promote even a version that does not load (the server keeps the last good one)
+  --force             promote even a version that does not load (the server keeps the last good one),
+                      or that does not pass the agreement gate (recorded in the history)
 ${GLOBAL_OPTIONS}
 `,
   rollback: `Usage: npm run tandem -- models rollback <name> [--reason <text>] [--force] [--json]
@@ -163,6 +177,35 @@ Options:
   --percent <p>       0 to 100 (decimals allowed, to 0.01); 0 ends the canary (required)
   --reason <text>     why (recorded in the history)
   --force             start the canary even with a version that does not load (it takes no traffic)
+${GLOBAL_OPTIONS}
+`,
+  shadow: `Usage: npm run tandem -- models shadow <name> <version> --sample <fraction> [--reason <text>] [--force] [--json]
+
+Makes <version> the model's shadow: for a <fraction> of the instances that carry features and that the
+live version answers, the API scores the same features with <version> after the response is computed
+(within SHADOW_BUDGET_MS; it never delays or changes a response) and compares the two answers: label
+agreement and the difference of the live label's probability (classifiers) or of the value
+(regressors). Comparisons are counted in metrics and captured under capture/<name>/shadow/ (see
+models shadow-report). --sample 0 ends the shadow (<version> must be the shadow's). Same conditional
+write and history as promote; refused: a version that does not exist or does not load (unless
+--force), the live version, the same shadow again. A promote or rollback ends the shadow.
+
+Options:
+  --sample <fraction> 0 to 1; 0 ends the shadow (required)
+  --reason <text>     why (recorded in the history)
+  --force             start the shadow even with a version that does not load (nothing is compared)
+${GLOBAL_OPTIONS}
+`,
+  'shadow-report': `Usage: npm run tandem -- models shadow-report <name> [--version <v>] [--since <iso>] [--json]
+
+Reads the shadow comparisons captured under capture/<name>/shadow/ and prints: n, the label agreement
+rate, the mean and p99 (nearest rank) absolute difference, the live versions compared against, and
+the 10 largest disagreements (id, features, both answers). Prints "no comparisons" when there are none.
+Captures are written by the API in batches (within CAPTURE_FLUSH_SECONDS, 5 s under npm start).
+
+Options:
+  --version <v>       the shadow version (default: the pointer's shadow, else every version)
+  --since <iso>       only comparisons at or after this time (e.g. 2026-12-06T04:00:00Z)
 ${GLOBAL_OPTIONS}
 `,
 };
@@ -222,6 +265,14 @@ HELP['monitor report'] = `Usage: npm run tandem -- monitor report <model> [--jso
 Prints the latest drift report of <model>: status, records per source and version, every feature by
 PSI with its missing rate and unseen categories, the predictions, and text histograms (baseline vs
 current) of the worst features. --json prints the report as stored.
+
+${GLOBAL_OPTIONS}
+`;
+HELP['schedules list'] = `Usage: npm run tandem -- schedules list [--json]
+
+The schedules of the stack (the "schedules" setting: docs/batch.md, "Schedules") with their next fire
+time in UTC. Locally: those npm start runs (a rate counts from when it started). Deployed: those of the
+stack's Schedules output (a rate counts from when EventBridge Scheduler created the schedule).
 
 ${GLOBAL_OPTIONS}
 `;
@@ -318,6 +369,7 @@ interface Parsed {
     skeleton?: boolean;
     percent?: string;
     dataset?: string;
+    since?: string;
   };
 }
 
@@ -344,6 +396,7 @@ function parse(argv: readonly string[]): Parsed {
         skeleton: { type: 'boolean' },
         percent: { type: 'string' },
         dataset: { type: 'string' },
+        since: { type: 'string' },
       },
     });
   } catch (error) {
@@ -366,6 +419,14 @@ function parse(argv: readonly string[]): Parsed {
       usage('', command ? `unknown command "${monitor}"` : 'which monitor command?');
     }
     return { command: monitor, args, values: parsed.values };
+  }
+  if (group === 'schedules') {
+    const schedules = `schedules ${command}`;
+    if (!(schedules in HELP)) {
+      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
+      usage('', command ? `unknown command "${schedules}"` : 'which schedules command?');
+    }
+    return { command: schedules, args, values: parsed.values };
   }
   if (group !== 'models') usage('', `unknown command "${group}"`);
   if (!(command in HELP) || command === '') {
@@ -403,6 +464,36 @@ function modelName(command: string, value: string | undefined, what = 'model nam
 
 function arity(command: string, args: readonly string[], count: number): void {
   if (args.length > count) usage(command, `unexpected argument "${args[count]}"`);
+}
+
+const figure = (value: number | null, digits = 4): string => (value === null ? 'n/a' : value.toFixed(digits));
+
+function shadowReportText(
+  name: string,
+  version: string | undefined,
+  report: ShadowReport,
+  unreadable: readonly string[],
+): string {
+  const head = `${name}: shadow ${version ?? '(every version)'}`;
+  const warnings = unreadable.map((u) => `! unreadable: ${u}`);
+  if (report.n === 0) return [`${head}: no comparisons`, ...warnings].join('\n');
+  const against = Object.entries(report.against)
+    .map(([v, n]) => `${v} (${n})`)
+    .join(', ');
+  const worst = report.largest.map(
+    (d) =>
+      `  ${String(d.id ?? '(no id)').padEnd(16)} ${d.agreement === false ? 'labels differ' : 'same label   '}  diff ${figure(d.absDifference)}\n` +
+      `      live ${d.liveVersion}: ${JSON.stringify(d.live)}\n      shadow ${d.shadowVersion}: ${JSON.stringify(d.shadow)}\n` +
+      `      features: ${JSON.stringify(d.features)}`,
+  );
+  return [
+    head,
+    `comparisons: ${report.n} (${report.firstAt} to ${report.lastAt}), against live ${against}`,
+    `label agreement: ${report.agreement === null ? 'n/a (no labels)' : `${figure(report.agreement)} of ${report.labelled}`}`,
+    `absolute difference: mean ${figure(report.meanAbsDifference)}, p99 ${figure(report.p99AbsDifference)}`,
+    ...(worst.length > 0 ? ['largest disagreements:', ...worst] : ['no disagreements']),
+    ...warnings,
+  ].join('\n');
 }
 
 /** Runs one command; returns the exit code. */
@@ -443,9 +534,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     );
     const t = target;
     const source = new S3ModelSource(t.s3, t.bucket, t.prefix);
+    const objects = new S3ObjectStore(t.s3);
     return new ModelLifecycle(new S3ModelStore(t.s3, t.bucket, t.prefix), {
       loadVersion: (name, version) => loadModelVersion(source, name, version),
       identity: () => t.identity(),
+      shadowCaptures: async (name, version) =>
+        (await readShadowCaptures(objects, t.bucket, name, { shadowVersion: version })).records,
     });
   };
 
@@ -475,7 +569,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
               ? '(no current.json: nothing is promoted)'
               : `(current.json is invalid: ${p.message})`;
         const versionLines = model.versions.map((v) => {
-          const role = v.live ? 'live' : v.canaryPercent !== undefined ? `canary ${v.canaryPercent}%` : '';
+          const role = v.live
+            ? 'live'
+            : [
+                ...(v.canaryPercent !== undefined ? [`canary ${v.canaryPercent}%`] : []),
+                ...(v.shadowSample !== undefined ? [`shadow ${v.shadowSample}`] : []),
+              ].join(', ');
           const head = `  ${v.version.padEnd(16)} ${role.padEnd(12)}  ${v.loads ? 'loads' : 'does not load'}`;
           return v.problems ? `${head}\n${problemLines(v.problems, '      ')}` : head;
         });
@@ -483,11 +582,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           p.status === 'ok' && p.canary
             ? [`canary: ${p.canary.version} takes ${p.canary.percent}% of the instances`]
             : [];
+        const shadowVersion = p.status === 'ok' ? p.shadow : undefined;
+        const shadowLoads = model.versions.find((v) => v.version === shadowVersion?.version)?.loads;
+        const shadowLine = shadowVersion
+          ? [
+              `shadow: ${shadowVersion.version} scores ${shadowVersion.sample} of the instances with features` +
+                (shadowLoads === false ? ' (does not load: nothing is compared)' : ''),
+            ]
+          : [];
         print(
           [
             `${name}  (${target!.label})`,
             `live: ${pointerLine}`,
             ...canaryLine,
+            ...shadowLine,
             'versions:',
             ...versionLines,
           ].join('\n'),
@@ -502,7 +610,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const lines = history.entries.map(
           (e) =>
             `${e.at || '(time unknown)'}  ${e.action.padEnd(8)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)}` +
-            `${e.percent !== undefined ? ` ${e.percent}%` : ''} by ${e.by}` +
+            `${e.percent !== undefined ? ` ${e.percent}%` : ''}${e.sample !== undefined ? ` sample ${e.sample}` : ''} by ${e.by}` +
             `${e.reason ? `  "${e.reason}"` : ''}${e.forced ? '  [forced]' : ''}${e.recorded === false ? '  [NOT RECORDED]' : ''}`,
         );
         const flags = history.flags.map((f) => `! ${f}`);
@@ -631,31 +739,75 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         );
         return 0;
       }
-      case 'canary': {
+      case 'canary':
+      case 'shadow': {
         arity(command, args, 2);
         const name = modelName(command, args[0]);
         const version = modelName(command, args[1], 'version');
-        if (values.percent === undefined) usage(command, '--percent is required (0 ends the canary)');
-        const percent = Number(values.percent);
-        if (values.percent.trim() === '' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
-          usage(command, `--percent must be a number from 0 to 100, not "${values.percent}"`);
+        const [option, raw, max] =
+          command === 'canary' ? ['--percent', values.percent, 100] : ['--sample', values.sample, 1];
+        if (raw === undefined) usage(command, `${option} is required (0 ends the ${command})`);
+        const share = Number(raw);
+        if (raw.trim() === '' || !Number.isFinite(share) || share < 0 || share > max) {
+          usage(command, `${option} must be a number from 0 to ${max}, not "${raw}"`);
         }
-        const outcome = await (
-          await lifecycle()
-        ).canary(name, version, percent, {
+        const ops = await lifecycle();
+        const options = {
           ...(values.reason !== undefined ? { reason: values.reason } : {}),
           ...(values.force ? { force: true } : {}),
-        });
+        };
+        const outcome =
+          command === 'canary'
+            ? await ops.canary(name, version, share, options)
+            : await ops.shadow(name, version, share, options);
         const e = outcome.entry;
+        const done =
+          command === 'canary'
+            ? share === 0
+              ? `canary of ${e.to} ended; ${e.from} takes all the traffic`
+              : `${e.to} takes ${share}% of the instances, ${e.from} the rest`
+            : share === 0
+              ? `shadow of ${e.to} ended`
+              : `${e.to} shadows ${e.from} on ${share} of the instances with features (models shadow-report ${name})`;
         print(
-          (percent === 0
-            ? `${name}: canary of ${e.to} ended; ${e.from} takes all the traffic (change ${e.change})`
-            : `${name}: ${e.to} takes ${percent}% of the instances, ${e.from} the rest (change ${e.change})`) +
+          `${name}: ${done} (change ${e.change})` +
             (outcome.historyError
               ? `\nwarning: the pointer changed but its history record was not written (${outcome.historyError})`
               : ''),
           outcome,
         );
+        return 0;
+      }
+      case 'shadow-report': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        const since = values.since === undefined ? undefined : Date.parse(values.since);
+        if (since !== undefined && !Number.isFinite(since)) {
+          usage(
+            command,
+            `--since must be an ISO-8601 time (e.g. 2026-12-06T04:00:00Z), not "${values.since}"`,
+          );
+        }
+        let version =
+          values.version === undefined ? undefined : modelName(command, values.version, 'version');
+        const ops = await lifecycle();
+        if (version === undefined) {
+          const described = await ops.show(name).catch(() => undefined);
+          const pointer = described?.pointer;
+          if (pointer?.status === 'ok' && pointer.shadow) version = pointer.shadow.version;
+        }
+        const captures = await readShadowCaptures(new S3ObjectStore(target!.s3), target!.bucket, name, {
+          ...(version !== undefined ? { shadowVersion: version } : {}),
+          ...(since !== undefined ? { sinceMs: since } : {}),
+        });
+        const report = summarizeShadow(captures.records);
+        print(shadowReportText(name, version, report, captures.unreadable), {
+          model: name,
+          ...(version !== undefined ? { shadowVersion: version } : {}),
+          ...(values.since !== undefined ? { since: values.since } : {}),
+          ...report,
+          unreadable: captures.unreadable,
+        });
         return 0;
       }
       case 'runs start': {
@@ -719,6 +871,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         print(reportText(outcome.key, outcome.report, t.bucket), outcome.report);
         return command === 'monitor run' && outcome.report.status === 'drift' ? 1 : 0;
       }
+      case 'schedules list': {
+        arity(command, args, 0);
+        const t = await resolve();
+        const rows = scheduleRows(t.schedules ?? [], (io.now ?? Date.now)(), t.schedulesStartedAt);
+        print(schedulesTable(rows), { target: t.label, schedules: rows });
+        return 0;
+      }
       default:
         return usage('', `unknown command "${command}"`);
     }
@@ -734,7 +893,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.out(
         JSON.stringify(
           {
-            error: { ...(code ? { code } : {}), message: e.message, ...(details.length ? { details } : {}) },
+            error: {
+              ...(code ? { code } : {}),
+              message: e.message,
+              ...(details.length ? { details } : {}),
+              ...(error instanceof ShadowGateError ? { evidence: error.decision } : {}),
+            },
           },
           null,
           2,

@@ -21,6 +21,10 @@ export interface Target {
   /** A deployed stack's batch state machine. */
   readonly stateMachineArn?: string;
   readonly region?: string;
+  /** The stack's schedules as given (local: npm start's; deployed: the Schedules output). */
+  readonly schedules?: readonly unknown[];
+  /** Local: when the scheduler started (the anchor of rate expressions). */
+  readonly schedulesStartedAt?: number;
   /** Who makes changes: the local user, or the caller's ARN. */
   identity(): Promise<string>;
   close(): void;
@@ -57,6 +61,10 @@ export async function resolveTarget(
       prefix: endpoints.modelsPrefix,
       apiUrl: endpoints.apiUrl,
       local: endpoints,
+      schedules: endpoints.schedules ?? [],
+      ...(endpoints.schedulesStartedAt !== undefined
+        ? { schedulesStartedAt: endpoints.schedulesStartedAt }
+        : {}),
       identity: async () => `${userInfo().username} (local)`,
       close: () => s3.destroy(),
     };
@@ -78,6 +86,7 @@ export async function resolveTarget(
     apiUrl: outputs['ApiUrl'],
     ...(outputs['BatchStateMachineArn'] ? { stateMachineArn: outputs['BatchStateMachineArn'] } : {}),
     ...(region ? { region } : {}),
+    schedules: outputs['Schedules'] ? (JSON.parse(outputs['Schedules']) as unknown[]) : [],
     identity: () => (who ??= callerArn(region).then((arn) => arn ?? 'unknown')),
     close: () => s3.destroy(),
   };

@@ -79,6 +79,9 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
           auth: { jwt: { issuer: 'https://issuer.example.com/', audience: ['tandem'] } },
           batchOptions: { tableWrites: 'none' },
           streamLane: true,
+          schedules: [
+            { model: 'fraud-detector', prefix: 'warehouse/daily/', expression: 'cron(0 6 * * ? *)' },
+          ],
         },
         'TandemConfigured',
       ),
@@ -172,6 +175,8 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
       'AwsSolutions-IAM5[Resource::<Arn>/runs/*/map-results/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/runs/*/plan.json]',
       'AwsSolutions-IAM5[Resource::<Arn>/runs/*/staging/*]',
+      // The folder the configured stack schedules (the schedules setting).
+      'AwsSolutions-IAM5[Resource::<Arn>/warehouse/daily/*]',
       'AwsSolutions-IAM5[Resource::arn:aws:states:…:execution:<Name>/*]',
       'AwsSolutions-IAM5[Resource::arn:aws:states:…:execution:<Name>:*]',
     ]);

@@ -30,6 +30,7 @@ import {
 import type { ChunkItem, RunInput } from '../../lambdas/core/batch/contracts.ts';
 import type { FinalizeResult } from '../../lambdas/core/batch/finalizer.ts';
 import type { PlanResult } from '../../lambdas/core/batch/planner.ts';
+import { scheduledRunId, scheduledRunInput } from '../../lambdas/core/batch/schedules.ts';
 import { FUNCTION_ACCESS, KEY_PATTERNS, type ObjectAccess } from '../../lib/bucket-access.ts';
 import { ensureTable, startEmbeddedAws, type EmbeddedAws } from '../../local/embedded-aws.ts';
 import { uploadModelPackages } from '../../local/uploader.ts';
@@ -53,6 +54,8 @@ const REGION = 'eu-west-1';
 const ACCOUNT = '123456789012';
 const BUCKET_ARN = `arn:aws:s3:::${BUCKET}`;
 const TABLE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${TABLE}`;
+/** A schedule of a folder outside incoming/: the plan and score roles may read it only through its grant. */
+const SCHEDULE = { model: 'fraud-detector', prefix: 'warehouse/scheduled/', expression: 'rate(1 day)' };
 const STATE_MACHINE_ARN = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:TandemBatchStateMachine`;
 
 type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'monitor';
@@ -292,7 +295,11 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
         input: JSON.parse(c.input['input'] as string) as RunInput,
       }));
     startInputs = [...startInputs, ...started];
-    const input = started[0]!.input;
+    await runInput(key, started[0]!.input);
+  }
+
+  /** Plan -> every chunk -> finalize, as the state machine does. */
+  async function runInput(name: string, input: RunInput): Promise<void> {
     const planned = await invoke<PlanResult>('plan', input);
     const items = JSON.parse(
       await (
@@ -301,11 +308,21 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     ) as ChunkItem[];
     for (const item of items) await invoke('score', item);
     const finalized = await invoke<FinalizeResult>('finalize', { ...input, planned });
-    runs[key] = { input, planned, finalized };
+    runs[name] = { input, planned, finalized };
+  }
+
+  /** A scheduled run of a folder: the input a deployed schedule starts. */
+  async function runScheduledFolder(prefix: string, body: string): Promise<void> {
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}part-00000.csv`, Body: body }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}part-00001.csv`, Body: body }));
+    await runInput(
+      prefix,
+      scheduledRunInput({ model: MODEL, prefix }, BUCKET, scheduledRunId(MODEL, 'd32c5kddcf5bb8c3')),
+    );
   }
 
   beforeAll(async () => {
-    template = templateOf();
+    template = templateOf({ schedules: [SCHEDULE] });
     const byFunction = new Map<FunctionName, ReturnType<typeof allowStatements>>();
     authorize = (fn, request) => {
       if (!byFunction.has(fn)) byFunction.set(fn, allowStatements(template, fn));
@@ -366,6 +383,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     const sample = csv.split('\n').slice(0, 301).join('\n') + '\n';
     await runUpload(`incoming/${MODEL}/access-check.csv`, sample, 'version-1');
     await runUpload(`incoming/${MODEL}/access-check-gz.csv.gz`, gzipSync(sample), 'version-2');
+    await runScheduledFolder(SCHEDULE.prefix, sample);
 
     // A run for a model that does not exist: the plan fails for good (not retried), naming it.
     const noModel: RunInput = {
@@ -472,6 +490,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     expect(csvRun.finalized.status).toBe('SUCCEEDED');
     expect(csvRun.finalized.counts.scored).toBeGreaterThan(0);
     expect(runs[`incoming/${MODEL}/access-check-gz.csv.gz`]!.finalized.status).toBe('SUCCEEDED');
+    // A scheduled folder outside incoming/, read with the grants of the schedules setting.
+    expect(runs[SCHEDULE.prefix]!.finalized).toMatchObject({ status: 'SUCCEEDED', counts: { read: 600 } });
     expect(runs[`incoming/${MODEL}/deleted.csv`]!.finalized.status).toBe('FAILED');
     const failing = runs['failing-run']!.finalized;
     expect(failing.status).toBe('FAILED');

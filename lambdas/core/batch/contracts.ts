@@ -488,6 +488,27 @@ export function folderFiles(keys: readonly string[]): FolderListing {
   return { files, skipped, unknown };
 }
 
+/**
+ * The state machine input of a folder run (`tandem runs start <model> --prefix`, and each firing of a
+ * schedule): every data file under `prefix` scored as one run.
+ */
+export function folderRunInput(run: {
+  readonly runId: string;
+  readonly bucket: string;
+  readonly model: string;
+  readonly prefix: string;
+  readonly options?: Partial<BatchOptions>;
+}): RunInput {
+  return {
+    runId: run.runId,
+    bucket: run.bucket,
+    key: run.prefix.endsWith('/') ? run.prefix : `${run.prefix}/`,
+    model: run.model,
+    folder: true,
+    ...(run.options ? { options: run.options } : {}),
+  };
+}
+
 /** The dataset name of a folder run: its last segment (results/<model>/<dataset>/<runId>/). */
 export function folderDatasetName(prefix: string): string {
   const segments = prefix.split('/').filter((s) => s !== '');

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { RunStarter } from '../ports.ts';
 import {
+  folderRunInput,
   parseIncomingKey,
   type BatchOptions,
   type DatasetFormat,
@@ -128,13 +129,12 @@ export async function startFolderRun(
   const at = request.now ?? Date.now();
   const digest = createHash('sha256').update(`${request.bucket}/${prefix}@${at}`).digest('hex').slice(0, 12);
   const runId = `${request.model.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}-folder-${at.toString(36)}-${digest}`;
-  const input: RunInput = {
+  const input = folderRunInput({
     runId,
     bucket: request.bucket,
-    key: prefix,
     model: request.model,
-    folder: true,
+    prefix,
     ...(request.options ? { options: request.options } : {}),
-  };
+  });
   return { runId, result: await starter.start(runId, input) };
 }

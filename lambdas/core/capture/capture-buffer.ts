@@ -27,8 +27,8 @@ export interface CaptureSink {
 }
 
 export interface CaptureBufferOptions {
-  /** Share of predictions captured per source, 0 to 1. */
-  readonly rates: Readonly<Record<CaptureSource, number>>;
+  /** Share of predictions captured per source, 0 to 1 (a source not named: 0). */
+  readonly rates: Readonly<Partial<Record<CaptureSource, number>>>;
   /** Flush when this many records are buffered. @default 1000 */
   readonly maxRecords?: number;
   /** Flush when the oldest buffered record is this old (checked by flushIfDue). @default 60000 */
@@ -75,7 +75,7 @@ export class CaptureBuffer {
 
   /** Whether to capture one prediction of this source (a fresh draw each call). */
   sample(source: CaptureSource): boolean {
-    const rate = this.options.rates[source];
+    const rate = this.options.rates[source] ?? 0;
     return rate >= 1 || (rate > 0 && this.random() < rate);
   }
 
@@ -139,7 +139,7 @@ export class CaptureBuffer {
 }
 
 /** The rate of a source from a setting's value, clamped to [0, 1]. */
-export function captureRates(realtime: number, batch: number): Record<CaptureSource, number> {
+export function captureRates(realtime: number, batch: number, shadow = 0): Record<CaptureSource, number> {
   const clamp = (r: number) => Math.min(1, Math.max(0, r));
-  return { realtime: clamp(realtime), batch: clamp(batch) };
+  return { realtime: clamp(realtime), batch: clamp(batch), shadow: clamp(shadow) };
 }

@@ -5,11 +5,12 @@
  *   capture/<model>/<source>/dt=<yyyy-mm-dd>/hr=<hh>/<time>-<writer>-<seq>.jsonl.gz
  *
  * one gzipped JSON Lines object per flush of one writer (an execution environment), per partition.
- * `source` is the lane that served: `realtime` (the API), `batch` (a batch run's chunk).
+ * `source` is the lane that served: `realtime` (the API), `batch` (a batch run's chunk); or `shadow`: a
+ * comparison of the live answer with a shadow version's on the same input (lambdas/core/shadow).
  */
-export type CaptureSource = 'realtime' | 'batch';
+export type CaptureSource = 'realtime' | 'batch' | 'shadow';
 
-export const CAPTURE_SOURCES: readonly CaptureSource[] = ['realtime', 'batch'];
+export const CAPTURE_SOURCES: readonly CaptureSource[] = ['realtime', 'batch', 'shadow'];
 
 export interface CaptureRecord {
   readonly model: string;
@@ -27,6 +28,13 @@ export interface CaptureRecord {
   readonly requestId: string;
   /** ISO 8601, when the prediction was served. */
   readonly time: string;
+  /** Source `shadow`: the shadow version and its answer to the same features (`version`/`prediction`: live). */
+  readonly shadowVersion?: string;
+  readonly shadowPrediction?: unknown;
+  /** Source `shadow`, classifiers: the two labels are equal. */
+  readonly agreement?: boolean;
+  /** Source `shadow`: |live - shadow| of the live label's probability, or of the value; null when none. */
+  readonly absDifference?: number | null;
 }
 
 export const CAPTURE_ROOT = 'capture/';

@@ -18,9 +18,20 @@ import {
   type PointerDocument,
 } from './pointer-document.ts';
 import type { ModelStoreWriter, PackageFileName, PointerCondition } from './ports.ts';
-import { isCanaryPercent } from '../traffic-split.ts';
+import { isCanaryPercent, isShadowSample } from '../traffic-split.ts';
+import type { Manifest } from '../manifest.ts';
+import {
+  DEFAULT_SHADOW_GATE,
+  shadowGate,
+  summarizeShadow,
+  type ShadowGateDecision,
+  type ShadowRecord,
+} from '../shadow/shadow-report.ts';
 
-export type ChangeAction = 'promote' | 'rollback' | 'canary';
+export type ChangeAction = 'promote' | 'rollback' | 'canary' | 'shadow';
+
+/** Changes that move the live version (not a canary's or a shadow's). */
+const movesLive = (e: HistoryEntry): boolean => e.action !== 'canary' && e.action !== 'shadow';
 
 /** One pointer change, as recorded under `models/<name>/history/`. */
 export interface HistoryEntry {
@@ -36,6 +47,10 @@ export interface HistoryEntry {
   readonly to: string;
   /** For a canary: the candidate's share of traffic (0: the canary ended). */
   readonly percent?: number;
+  /** For a shadow: the share of instances it scores (0: the shadow ended). */
+  readonly sample?: number;
+  /** For a promote of a version that has been a shadow: the agreement gate's evidence and decision. */
+  readonly gate?: ShadowGateDecision;
   readonly reason?: string;
   /** Set when the change was made with --force over a refusal; the refusal's message. */
   readonly forced?: string;
@@ -54,6 +69,8 @@ export interface VersionStatus {
   readonly live: boolean;
   /** The canary's candidate: the percentage of instances it takes. */
   readonly canaryPercent?: number;
+  /** The shadow: the share of instances it scores. */
+  readonly shadowSample?: number;
   /** Whether it loads as the server would load it, and if not why (code, full message, fields). */
   readonly loads: boolean;
   readonly problems?: readonly PackageProblem[];
@@ -81,6 +98,35 @@ export interface LifecycleOptions {
   readonly identity: () => Promise<string>;
   readonly now?: () => number;
   readonly newChangeId?: () => string;
+  /**
+   * The shadow comparisons captured for a model's shadow `version` (the agreement gate's evidence). Absent:
+   * a version that has been a shadow (by the pointer or the history) has no evidence and is refused.
+   */
+  readonly shadowCaptures?: (name: string, version: string) => Promise<readonly ShadowRecord[]>;
+}
+
+/** The gate refused a promote: the evidence (comparisons, agreement) and the thresholds it was held to. */
+export class ShadowGateError extends LifecycleRefusedError {
+  constructor(
+    message: string,
+    readonly decision: ShadowGateDecision,
+  ) {
+    super('SHADOW_GATE', message, {
+      details: [
+        {
+          field: 'promotion.minShadowComparisons',
+          message: `${decision.n} comparison(s) against the live version; at least ${decision.thresholds.minShadowComparisons} required`,
+        },
+        {
+          field: 'promotion.minShadowAgreement',
+          message:
+            decision.agreement === null
+              ? 'no label agreement (not a classifier): not gated'
+              : `label agreement ${decision.agreement.toFixed(4)}; at least ${decision.thresholds.minShadowAgreement} required`,
+        },
+      ],
+    });
+  }
 }
 
 /** History file names sort by time: `20261206T013500123Z-<change>.json`. */
@@ -132,8 +178,11 @@ export class ModelLifecycle {
     }
     const live = pointer.status === 'ok' ? pointer.version : undefined;
     const canary = pointer.status === 'ok' ? pointer.canary : undefined;
-    const canaryOf = (version: string) =>
-      canary?.version === version ? { canaryPercent: canary.percent } : {};
+    const shadow = pointer.status === 'ok' ? pointer.shadow : undefined;
+    const canaryOf = (version: string) => ({
+      ...(canary?.version === version ? { canaryPercent: canary.percent } : {}),
+      ...(shadow?.version === version ? { shadowSample: shadow.sample } : {}),
+    });
     const statuses: VersionStatus[] = [];
     // One at a time: each load builds an onnxruntime session.
     for (const version of versions) {
@@ -171,7 +220,7 @@ export class ModelLifecycle {
     }
     entries.sort((a, b) => a.at.localeCompare(b.at));
     if (pointer.status === 'ok') {
-      const last = entries.filter((e) => e.action !== 'canary').at(-1);
+      const last = entries.filter(movesLive).at(-1);
       if (pointer.change !== undefined && !entries.some((e) => e.change === pointer.change)) {
         flags.push(
           `the live pointer (change ${pointer.change}: ${pointer.previous ?? '(none)'} -> ${pointer.version}` +
@@ -222,7 +271,7 @@ export class ModelLifecycle {
         const { entries } = await this.history(name);
         const last = [...entries]
           .reverse()
-          .find((e) => e.action !== 'canary' && e.to === pointer?.version && e.from !== undefined);
+          .find((e) => movesLive(e) && e.to === pointer?.version && e.from !== undefined);
         if (last?.from !== undefined) return last.from;
         throw new LifecycleRefusedError(
           'NOTHING_TO_ROLL_BACK',
@@ -250,57 +299,99 @@ export class ModelLifecycle {
         `--percent must be a number from 0 to 100 (0 ends the canary), not ${String(percent)}`,
       );
     }
+    return this.secondVersion(name, 'canary', version, percent, opts);
+  }
+
+  /**
+   * Starts, changes or (sample 0) ends a shadow: `version` scores a `sample` share of the instances that
+   * carry features after the live answer, unseen by callers, and each comparison is counted and captured.
+   * Refused like a canary: a version that does not exist or does not load (unless forced), the live
+   * version, the same shadow again, ending a shadow that is not. A promote or rollback ends the shadow.
+   */
+  async shadow(
+    name: string,
+    version: string,
+    sample: number,
+    opts: { reason?: string; force?: boolean } = {},
+  ): Promise<ChangeOutcome> {
+    if (!isShadowSample(sample)) {
+      throw new LifecycleRefusedError(
+        'INVALID_SAMPLE',
+        `--sample must be a number from 0 to 1 (0 ends the shadow), not ${String(sample)}`,
+      );
+    }
+    return this.secondVersion(name, 'shadow', version, sample, opts);
+  }
+
+  /**
+   * A canary or a shadow (a second version next to the live one) started, changed or, with `share` 0,
+   * ended: the refusals both share, the conditional pointer write (keeping the other one), the history.
+   */
+  private async secondVersion(
+    name: string,
+    action: 'canary' | 'shadow',
+    version: string,
+    share: number,
+    opts: { reason?: string; force?: boolean },
+  ): Promise<ChangeOutcome> {
     const stored = await this.store.readPointer(name);
     const document = stored ? readPointerDocument(stored.body) : undefined;
     if (!stored || !document || isInvalidPointer(document)) {
       throw new LifecycleRefusedError(
         'NO_LIVE_VERSION',
-        `${name} has no ${stored ? 'valid ' : ''}current.json: a canary needs a live version (promote one first)`,
+        `${name} has no ${stored ? 'valid ' : ''}current.json: a ${action} needs a live version (promote one first)`,
       );
     }
+    const { canary, shadow, ...base } = document;
+    const current =
+      action === 'canary'
+        ? canary && { version: canary.version, share: canary.percent }
+        : shadow && { version: shadow.version, share: shadow.sample };
+    const described = (n: number) =>
+      action === 'canary' ? `takes ${n}% of the traffic` : `shadows ${n} of the instances`;
     let forced: string | undefined;
-    if (percent === 0) {
-      if (document.canary?.version !== version) {
+    if (share === 0) {
+      if (current?.version !== version) {
         throw new LifecycleRefusedError(
-          'NO_CANARY',
-          `${name}@${version} is not the canary of ${name} (${document.canary ? `the canary is ${document.canary.version}` : 'there is none'}); nothing to end`,
+          `NO_${action.toUpperCase()}`,
+          `${name}@${version} is not the ${action} of ${name} (${current ? `the ${action} is ${current.version}` : 'there is none'}); nothing to end`,
         );
       }
     } else {
       if (document.version === version) {
         throw new LifecycleRefusedError(
           'ALREADY_LIVE',
-          `${name}@${version} is the live version: a canary needs another version`,
+          `${name}@${version} is the live version: a ${action} needs another version`,
         );
       }
-      if (document.canary?.version === version && document.canary.percent === percent) {
+      if (current?.version === version && current.share === share) {
         throw new LifecycleRefusedError(
-          'ALREADY_CANARY',
-          `${name}@${version} already takes ${percent}% of the traffic; nothing to change`,
+          `ALREADY_${action.toUpperCase()}`,
+          `${name}@${version} already ${described(share)}; nothing to change`,
         );
       }
-      forced = await this.refuseUnloadable(name, version, document.version, 'canary', opts.force);
+      forced = (await this.refuseUnloadable(name, version, document.version, action, opts.force)).forced;
     }
-    const { canary: _ended, ...rest } = document;
     const change = this.newChangeId();
     const at = new Date(this.now()).toISOString();
     const by = await this.options.identity();
-    const pointer: PointerDocument = {
-      ...rest,
-      change,
-      changedAt: at,
-      changedBy: by,
-      ...(percent > 0 ? { canary: { version, percent } } : {}),
-    };
+    const kept = action === 'canary' ? (shadow ? { shadow } : {}) : canary ? { canary } : {};
+    const started =
+      share === 0
+        ? {}
+        : action === 'canary'
+          ? { canary: { version, percent: share } }
+          : { shadow: { version, sample: share } };
+    const pointer: PointerDocument = { ...base, change, changedAt: at, changedBy: by, ...kept, ...started };
     const entry: HistoryEntry = {
       change,
       model: name,
-      action: 'canary',
+      action,
       at,
       by,
       from: document.version,
       to: version,
-      percent,
+      ...(action === 'canary' ? { percent: share } : { sample: share }),
       ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
       ...(forced !== undefined ? { forced } : {}),
     };
@@ -359,7 +450,17 @@ export class ModelLifecycle {
         `${name}@${version} is already live; nothing to change`,
       );
     }
-    const forced = await this.refuseUnloadable(name, version, current?.version, action, opts.force);
+    const loaded = await this.refuseUnloadable(name, version, current?.version, action, opts.force);
+    let forced = loaded.forced;
+    const gate =
+      action === 'promote' ? await this.shadowGate(name, version, current, loaded.manifest) : undefined;
+    if (gate && !gate.passed) {
+      const message =
+        `${name}@${version} has been a shadow and does not pass the agreement gate against ${current?.version ?? 'the live version'}: ` +
+        `${gate.reason}; current.json is unchanged (--force to promote anyway)`;
+      if (!opts.force) throw new ShadowGateError(message, gate);
+      forced = forced === undefined ? message : `${forced}; ${message}`;
+    }
     const at = new Date(this.now()).toISOString();
     const by = await this.options.identity();
     const change = this.newChangeId();
@@ -381,6 +482,7 @@ export class ModelLifecycle {
       to: version,
       ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
       ...(forced !== undefined ? { forced } : {}),
+      ...(gate !== undefined ? { gate } : {}),
     };
     return this.record(name, pointer, condition, entry);
   }
@@ -415,9 +517,9 @@ export class ModelLifecycle {
     live: string | undefined,
     action: ChangeAction,
     force: boolean | undefined,
-  ): Promise<string | undefined> {
-    const problems = await this.loadProblems(name, version);
-    if (problems.length === 0) return undefined;
+  ): Promise<{ forced?: string; manifest?: Manifest }> {
+    const { problems, manifest } = await this.loadCheck(name, version);
+    if (problems.length === 0) return manifest ? { manifest } : {};
     const code = problems[0]!.code;
     const message =
       code === 'VERSION_NOT_FOUND'
@@ -432,7 +534,39 @@ export class ModelLifecycle {
         },
       );
     }
-    return `${message}: ${problems.map((p) => p.message).join('; ')}`;
+    return { forced: `${message}: ${problems.map((p) => p.message).join('; ')}` };
+  }
+
+  /**
+   * The agreement gate for promoting `version`, when it has been a shadow (the pointer shadows it now, the
+   * history says it did, or comparisons of it were captured); undefined for a version never shadowed. The
+   * evidence is the comparisons against the live version now; thresholds are the defaults, overridden by
+   * the candidate manifest's `promotion`.
+   */
+  private async shadowGate(
+    name: string,
+    version: string,
+    current: PointerDocument | undefined,
+    manifest: Manifest | undefined,
+  ): Promise<ShadowGateDecision | undefined> {
+    const records = (await this.options.shadowCaptures?.(name, version)) ?? [];
+    if (current?.shadow?.version !== version && records.length === 0) {
+      const shadowed = (await this.store.readHistory(name)).some((record) => {
+        try {
+          const entry = JSON.parse(utf8.decode(record.body)) as Partial<HistoryEntry>;
+          return entry.action === 'shadow' && entry.to === version;
+        } catch {
+          return false;
+        }
+      });
+      if (!shadowed) return undefined;
+    }
+    const evidence = records.filter((r) => r.version === current?.version);
+    const overrides = manifest?.promotion ?? {};
+    return shadowGate(summarizeShadow(evidence, 0), {
+      minShadowComparisons: overrides.minShadowComparisons ?? DEFAULT_SHADOW_GATE.minShadowComparisons,
+      minShadowAgreement: overrides.minShadowAgreement ?? DEFAULT_SHADOW_GATE.minShadowAgreement,
+    });
   }
 
   private async pointerOf(name: string): Promise<ModelDescription['pointer']> {
@@ -445,12 +579,20 @@ export class ModelLifecycle {
 
   /** Loads a version as the server does and releases it; the problems, [] when it loads. */
   private async loadProblems(name: string, version: string): Promise<PackageProblem[]> {
+    return (await this.loadCheck(name, version)).problems;
+  }
+
+  /** Loads a version as the server does and releases it: its manifest, or the problems. */
+  private async loadCheck(
+    name: string,
+    version: string,
+  ): Promise<{ problems: PackageProblem[]; manifest?: Manifest }> {
     try {
       const model = await this.options.loadVersion(name, version);
       await model.close();
-      return [];
+      return { problems: [], manifest: model.manifest };
     } catch (error) {
-      return problemsOf(error);
+      return { problems: problemsOf(error) };
     }
   }
 }

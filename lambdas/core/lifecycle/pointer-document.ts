@@ -5,7 +5,7 @@
  * record (a crash between the two writes, or a hand edit) is found and flagged.
  */
 import { isPackageName } from '../names.ts';
-import { isCanaryPercent } from '../traffic-split.ts';
+import { isCanaryPercent, isShadowSample } from '../traffic-split.ts';
 
 export interface PointerDocument {
   /** The live version. */
@@ -20,6 +20,8 @@ export interface PointerDocument {
   readonly changedBy?: string;
   /** A candidate taking `percent` % of the instances (by a stable hash of their id); absent: none. */
   readonly canary?: { readonly version: string; readonly percent: number };
+  /** A version scoring a `sample` share (0 < sample <= 1) of the instances next to the live one, unseen by callers. */
+  readonly shadow?: { readonly version: string; readonly sample: number };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -47,6 +49,13 @@ export function readPointerDocument(bytes: Uint8Array): PointerDocument | { read
     isPackageName(canary.version) &&
     isCanaryPercent(canary.percent) &&
     canary.percent > 0;
+  const shadow = record['shadow'] as { version?: unknown; sample?: unknown } | null | undefined;
+  const validShadow =
+    shadow !== null &&
+    typeof shadow === 'object' &&
+    isPackageName(shadow.version) &&
+    isShadowSample(shadow.sample) &&
+    shadow.sample > 0;
   return {
     version: record['version'],
     ...(previous !== undefined && isPackageName(previous) ? { previous } : {}),
@@ -55,6 +64,9 @@ export function readPointerDocument(bytes: Uint8Array): PointerDocument | { read
     ...(text('changedBy') !== undefined ? { changedBy: text('changedBy') } : {}),
     ...(validCanary
       ? { canary: { version: canary.version as string, percent: canary.percent as number } }
+      : {}),
+    ...(validShadow
+      ? { shadow: { version: shadow.version as string, sample: shadow.sample as number } }
       : {}),
   };
 }

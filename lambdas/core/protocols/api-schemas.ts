@@ -237,6 +237,17 @@ const pointerState = z
       })
       .optional()
       .describe("The pointer's canary: a candidate taking part of the traffic."),
+    shadow: z
+      .object({
+        version: z.string().describe('The shadow version.'),
+        sample: z.number().describe('The share of instances with features it scores after the live answer.'),
+        serving: z.boolean().describe('False when the shadow version does not load: nothing is compared.'),
+        error: z.object({ code: modelStatusCode, message: z.string() }).optional(),
+      })
+      .optional()
+      .describe(
+        "The pointer's shadow: a version scoring a sample of the instances unseen by callers, compared with the live one.",
+      ),
   })
   .describe('What current.json says, and whether its version serves.');
 

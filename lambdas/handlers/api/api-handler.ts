@@ -19,6 +19,7 @@ import {
   type RequestLimits,
 } from '../../core/predict-request.ts';
 import type { PredictOutcome, PredictionService } from '../../core/prediction-service.ts';
+import type { ShadowRunner } from '../../core/shadow/shadow-runner.ts';
 import type { ApiMetrics } from './api-metrics.ts';
 import { postEvents, type EventsRouteDeps } from './events-route.ts';
 import { failureView, pointerView, readyView, servingView, type ModelFailure } from './model-status-view.ts';
@@ -48,6 +49,8 @@ export interface ApiDependencies {
   readonly sampleDebugLogs?: boolean;
   /** Data capture of sampled predictions (lambdas/core/capture); absent: off. */
   readonly capture?: CaptureBuffer;
+  /** Scores a sample of the instances with the pointer's shadow version after the response; absent: off. */
+  readonly shadow?: ShadowRunner;
   /** POST /events: the input stream and the largest record; undefined when the stream lane is off. */
   readonly events?: EventsRouteDeps['events'];
 }
@@ -181,6 +184,9 @@ async function predict(call: ApiCall): Promise<ApiResult> {
     { failed: (failing) => deps.metrics.count('Errors', 1, failing.ref) },
   );
   if (deps.metrics.enabled) recordVersionMetrics(deps.metrics, byVersion);
+  const shadow = deps.shadow && deps.registry.shadow(model.name);
+  // Not awaited: the shadow's run starts after this response is on its way and never changes it.
+  if (shadow) deps.shadow!.start(request, outcome, model, shadow, call.requestId, Date.now());
   return respond(call, request, model, outcome, byVersion);
 }
 
@@ -389,6 +395,8 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     const requestId = event.requestContext?.requestId ?? context.awsRequestId;
     // Captures left from earlier invocations are written in the background: this request does not wait.
     deps.capture?.flushIfDue();
+    // Shadow runs past their budget are counted now.
+    deps.shadow?.invocationStarted();
     metrics.begin();
     let level = baseLevel;
     if (deps.sampleDebugLogs) {
@@ -404,6 +412,7 @@ export function createApiHandler(deps: ApiDependencies): ApiHandler {
     } catch (error) {
       result = failed(call, error);
     }
+    deps.shadow?.invocationEnded();
     metrics.end();
     if (isOipPath(event.rawPath)) result = toOipError(result);
     // Every result's headers are its own object (json() builds one per response).

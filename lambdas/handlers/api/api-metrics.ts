@@ -45,6 +45,8 @@ export interface VersionDimensions {
   /** Published as the `model` dimension. */
   readonly name: string;
   readonly version: string;
+  /** Shadow comparisons: the shadow version compared with `version` (published as `shadowVersion`). */
+  readonly shadowVersion?: string;
 }
 
 /** The values buffered for one set of dimensions (none: the service-level metrics). */
@@ -121,10 +123,14 @@ export class ApiMetrics {
 
   private group(version: VersionDimensions | undefined): Group {
     if (!version) return this.service;
-    const key = `${version.name}\0${version.version}`;
+    const key = `${version.name}\0${version.version}\0${version.shadowVersion ?? ''}`;
     let group = this.versions.get(key);
     if (!group) {
-      group = newGroup({ name: version.name, version: version.version });
+      group = newGroup({
+        name: version.name,
+        version: version.version,
+        ...(version.shadowVersion !== undefined ? { shadowVersion: version.shadowVersion } : {}),
+      });
       this.versions.set(key, group);
     }
     return group;
@@ -145,7 +151,12 @@ export class ApiMetrics {
     if (counts.size === 0 && distributions.size === 0) return;
     const open = (): void => {
       this.metrics.setTimestamp(firstAt);
-      if (dimensions) this.metrics.addDimensions({ model: dimensions.name, version: dimensions.version });
+      if (dimensions)
+        this.metrics.addDimensions({
+          model: dimensions.name,
+          version: dimensions.version,
+          ...(dimensions.shadowVersion !== undefined ? { shadowVersion: dimensions.shadowVersion } : {}),
+        });
     };
     open();
     for (const [name, total] of counts) this.metrics.addMetric(name, MetricUnit.Count, total);

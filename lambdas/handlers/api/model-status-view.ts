@@ -13,6 +13,8 @@ export interface PointerView {
   readonly error?: ModelFailure & { readonly since?: string };
   /** The pointer's canary: its candidate, percentage, and whether it serves (and if not why). */
   readonly canary?: ModelStatus['canary'];
+  /** The pointer's shadow: its version, sample, and whether it runs (and if not why). */
+  readonly shadow?: ModelStatus['shadow'];
 }
 
 /** Why a model does not load, in one shape for every kind of failure (`/models`, `/models/{name}`, `/ready`). */
@@ -50,6 +52,7 @@ export function pointerView(status: ModelStatus): PointerView {
         }
       : {}),
     ...(status.canary ? { canary: status.canary } : {}),
+    ...(status.shadow ? { shadow: status.shadow } : {}),
   };
 }
 
