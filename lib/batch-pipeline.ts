@@ -113,6 +113,11 @@ export interface BatchPipelineProps {
    * @default - the settings' defaults (PSI 0.2, 100 rows)
    */
   readonly drift?: { readonly threshold?: number; readonly minRecords?: number };
+  /**
+   * Share of scored rows captured under the bucket's capture/<model>/batch/ (0 = off).
+   * @default SETTINGS.captureBatchRate (0.01, `CAPTURE_BATCH_RATE`)
+   */
+  readonly captureBatchRate?: number;
 }
 
 export class BatchPipeline extends Construct {
@@ -168,6 +173,8 @@ export class BatchPipeline extends Construct {
       environment: settingsEnvironment('score', {
         modelsUri,
         tableName: table.tableName,
+        captureBucket: bucket.bucketName,
+        captureBatchRate: props.captureBatchRate ?? SETTINGS.captureBatchRate.default,
         cacheMaxAgeSeconds: props.cachePolicy?.maxAgeSeconds,
         cacheTtlSeconds: props.cachePolicy?.ttlSeconds,
       }),

@@ -86,6 +86,11 @@ export const KEY_PATTERNS = {
     reason:
       "The drift monitor's reports and state only (monitoring/<model>/drift/<time>.json, monitoring/<model>/state.json), per model chosen at run time.",
   },
+  feedback: {
+    pattern: 'feedback/*',
+    reason:
+      'Outcomes posted to POST /feedback only (feedback/<model>/dt=<day>/<time>-<request id>.jsonl.gz): one new object per request, under names the API makes.',
+  },
 } as const satisfies Record<string, { readonly pattern: string; readonly reason: string }>;
 
 export type KeyPatternName = keyof typeof KEY_PATTERNS;
@@ -113,8 +118,9 @@ export interface ObjectAccess {
 export const FUNCTION_ACCESS = {
   // Loads models (current.json, manifest.json, model.onnx); GET /models lists models/; an unknown model
   // must be a 404, not a 503.
-  // and writes sampled predictions (data capture) as whole objects under capture/.
-  predict: { read: ['models'], list: ['models'], put: ['captures'] },
+  // and writes sampled predictions (data capture) as whole objects under capture/, and the outcomes of
+  // POST /feedback under feedback/.
+  predict: { read: ['models'], list: ['models'], put: ['captures', 'feedback'] },
   // Reads the upload at its version (a deleted upload must read as missing: ListBucket) and the model
   // manifest; streams a gzip upload's decompressed copy to staging; writes the plan and the map's items.
   plan: {
@@ -125,11 +131,12 @@ export const FUNCTION_ACCESS = {
     list: ['incoming', 'models'],
   },
   // Reads the plan, its range of the upload (at its version) or of the staging copy, and the pinned model;
-  // streams its part files; writes its chunk report, or the record of a failed attempt (write only).
+  // streams its part files; writes its chunk report, or the record of a failed attempt (write only), and
+  // its sampled rows (data capture) as whole objects under capture/.
   score: {
     read: ['models', 'runPlan', 'runStaging'],
     readVersions: ['incoming'],
-    put: ['runChunkReports', 'runFailures'],
+    put: ['runChunkReports', 'runFailures', 'captures'],
     upload: ['resultParts'],
   },
   // Reads the plan (which may be missing when planning failed: ListBucket) and lists and reads the chunk

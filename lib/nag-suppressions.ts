@@ -28,6 +28,10 @@ export const REASONS = {
     'This queue is itself the dead-letter queue (of the upload rule target and the trigger function); its messages are inspected and redriven by an operator, not moved to yet another queue.',
   emailSubscription:
     "An operator's email subscription to the alarm topic: an undeliverable alarm mail has no consumer that would drain a dead-letter queue, and the alarm state stays visible in CloudWatch and on the dashboard.",
+  rolloutModels:
+    'The rollout function reads the pointer, the versions and the history of the model a rollout names, rewrites its current.json with a conditional write and writes its history records: objects under models/ only, for a model chosen at run time.',
+  cloudWatchRead:
+    'cloudwatch:GetMetricData and cloudwatch:ListMetrics support only Resource "*" (no resource-level permissions); ListMetrics is limited to the Tandem namespace by a condition, and neither reads anything but metrics.',
   scheduledPrefix:
     'A folder the deployer scheduled for re-scoring (the schedules setting): a folder run reads every file under it, whose names the writer (Spark, Athena, Glue) chooses; checked at synth to be no output prefix of the stack and to hold no wildcard.',
   scheduleDeadLetterQueue:
@@ -128,6 +132,18 @@ export function addTandemNagSuppressions(tandem: Tandem): void {
       REASONS.emailSubscription,
     );
   }
+  const { rollout } = tandem;
+  functionFindings(rollout.step, 'step-functions');
+  acknowledge(
+    rollout.step.role,
+    wildcardFinding(rollout.step.role, bucket.arnForObjects(KEY_PATTERNS.models.pattern)),
+    REASONS.rolloutModels,
+  );
+  acknowledge(rollout.step.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.cloudWatchRead);
+  acknowledge(rollout.stateMachine, 'AwsSolutions-SF2', REASONS.noTracing);
+  acknowledge(rollout.stateMachine, 'Serverless-StepFunctionStateMachineXray', REASONS.noTracing);
+  acknowledge(rollout.stateMachine.role, 'AwsSolutions-IAM5[Resource::*]', REASONS.stateMachineStar);
+
   const schedules = tandem.batchSchedules;
   if (schedules) {
     for (const prefix of schedules.prefixes) {

@@ -66,6 +66,7 @@ export interface RealtimeApiProps {
 /** The API's routes, all served by the predict function. */
 export const API_ROUTES: ReadonlyArray<{ method: apigwv2.HttpMethod; path: string }> = [
   { method: apigwv2.HttpMethod.POST, path: '/predict' },
+  { method: apigwv2.HttpMethod.POST, path: '/feedback' },
   { method: apigwv2.HttpMethod.GET, path: '/models' },
   { method: apigwv2.HttpMethod.GET, path: '/models/{name}' },
   { method: apigwv2.HttpMethod.GET, path: '/health' },
@@ -119,6 +120,7 @@ export class RealtimeApi extends Construct {
         modelName: props.defaultModel,
         tableName: props.table.tableName,
         captureBucket: props.bucket.bucketName,
+        dataBucket: props.bucket.bucketName,
         captureRealtimeRate: props.captureRealtimeRate ?? SETTINGS.captureRealtimeRate.default,
         cacheBudgetMs: props.cacheBudgetMs ?? SETTINGS.cacheBudgetMs.default,
         writeThrough,

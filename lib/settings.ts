@@ -87,6 +87,26 @@ function streamSettingsFromContext(
   return Object.keys(given).length > 0 ? { streamSettings: given as Partial<StreamSettings> } : {};
 }
 
+/** The rollout thresholds given in the context (the others keep their defaults). */
+function rolloutThresholdsFromContext(
+  value: <N extends SettingName>(name: N) => SettingValue<(typeof SETTINGS)[N]> | undefined,
+): { rolloutThresholds?: TandemProps['rolloutThresholds'] } {
+  const given: Record<string, number> = {};
+  for (const [field, name] of Object.entries(ROLLOUT_THRESHOLD_SETTINGS)) {
+    const v = value(name);
+    if (v !== undefined) given[field] = v;
+  }
+  return Object.keys(given).length > 0 ? { rolloutThresholds: given } : {};
+}
+
+/** Each rollout threshold's definition in SETTINGS. */
+export const ROLLOUT_THRESHOLD_SETTINGS = {
+  maxErrorRate: 'rolloutMaxErrorRate',
+  maxLatencyMs: 'rolloutMaxLatencyMs',
+  maxShift: 'rolloutMaxShift',
+  minInstances: 'rolloutMinInstances',
+} as const satisfies Record<string, SettingName>;
+
 /** Reads Tandem's settings with `lookup` (e.g. `(key) => app.node.tryGetContext(key)`). */
 export function readSettings(lookup: (key: SettingName) => unknown): TandemSettings {
   const problems: string[] = [];
@@ -146,6 +166,9 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('cacheMaxAgeSeconds', value('cacheMaxAgeSeconds')),
     ...defined('cacheTtlSeconds', value('cacheTtlSeconds')),
     ...defined('writeThrough', value('writeThrough')),
+    ...defined('captureRealtimeRate', value('captureRealtimeRate')),
+    ...defined('captureStreamRate', value('captureStreamRate')),
+    ...defined('captureBatchRate', value('captureBatchRate')),
     ...defined('alarmEmail', value('alarmEmail')),
     ...defined('batchOptions', batchOptions as Partial<BatchOptions> | undefined),
     ...defined('logRetention', retentionDays as logs.RetentionDays | undefined),
@@ -154,6 +177,7 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('driftThreshold', value('driftThreshold')),
     ...defined('driftMinRecords', value('driftMinRecords')),
     ...streamSettingsFromContext(value),
+    ...rolloutThresholdsFromContext(value),
     ...(schedules.length > 0
       ? {
           schedules: schedules.map(({ model, prefix, expression, options }) => ({
@@ -200,6 +224,9 @@ export function tandemPropsProblems(props: TandemProps): string[] {
   check('cacheMaxAgeSeconds', SETTINGS.cacheMaxAgeSeconds, props.cacheMaxAgeSeconds);
   check('cacheTtlSeconds', SETTINGS.cacheTtlSeconds, props.cacheTtlSeconds);
   check('writeThrough', SETTINGS.writeThrough, props.writeThrough);
+  check('captureRealtimeRate', SETTINGS.captureRealtimeRate, props.captureRealtimeRate);
+  check('captureStreamRate', SETTINGS.captureStreamRate, props.captureStreamRate);
+  check('captureBatchRate', SETTINGS.captureBatchRate, props.captureBatchRate);
   check('alarmEmail', SETTINGS.alarmEmail, props.alarmEmail);
   check('logRetention', SETTINGS.logRetentionDays, props.logRetention);
   check('monitorIntervalMinutes', SETTINGS.monitorIntervalMinutes, props.monitorIntervalMinutes);
@@ -218,6 +245,10 @@ export function tandemPropsProblems(props: TandemProps): string[] {
       check('auth.jwt.issuer', SETTINGS.jwtIssuer, jwt.issuer ?? null);
       check('auth.jwt.audience', SETTINGS.jwtAudience, jwt.audience ?? null);
     }
+  }
+  for (const [field, name] of Object.entries(ROLLOUT_THRESHOLD_SETTINGS)) {
+    const thresholds = props.rolloutThresholds as Record<string, unknown> | undefined;
+    check(`rolloutThresholds.${field}`, SETTINGS[name], thresholds?.[field]);
   }
   problems.push(...crossFieldProblems(props));
   if (props.schedules !== undefined) {

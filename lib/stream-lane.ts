@@ -28,6 +28,7 @@ import {
   type StreamSettings,
 } from '../lambdas/core/settings.ts';
 import { nagResourceName, REASONS } from './nag-suppressions.ts';
+import { KEY_PATTERNS } from './bucket-access.ts';
 import { settingsEnvironment, TandemFunction } from './tandem-function.ts';
 
 export interface StreamLaneProps {
@@ -55,6 +56,11 @@ export interface StreamLaneProps {
    * @default 60000
    */
   readonly iteratorAgeAlarmMs?: number;
+  /**
+   * Share of scored events captured under the bucket's capture/<model>/stream/ (0 = off).
+   * @default SETTINGS.captureStreamRate (0.05, `CAPTURE_STREAM_RATE`)
+   */
+  readonly captureStreamRate?: number;
 }
 
 /** Checks the settings against their definitions (lambdas/core/settings.ts), with messages that name the setting. */
@@ -115,6 +121,8 @@ export class StreamLane extends Construct {
         modelName: props.defaultModel,
         tableName: props.table.tableName,
         dataBucket: props.bucket.bucketName,
+        captureBucket: props.bucket.bucketName,
+        captureStreamRate: props.captureStreamRate ?? SETTINGS.captureStreamRate.default,
         streamOutputName: this.output.streamName,
         streamMaxEventBytes: settings.maxEventBytes,
         cacheMaxAgeSeconds: props.cachePolicy?.maxAgeSeconds,
@@ -153,7 +161,10 @@ export class StreamLane extends Construct {
     iam.Grant.addToPrincipal({
       grantee: role,
       actions: ['s3:PutObject'],
-      resourceArns: [props.bucket.arnForObjects('rejected/stream/*')],
+      resourceArns: [
+        props.bucket.arnForObjects('rejected/stream/*'),
+        props.bucket.arnForObjects(KEY_PATTERNS.captures.pattern),
+      ],
     });
     // A missing current.json must read as 404 (an unknown model: the record is rejected), not 403.
     iam.Grant.addToPrincipal({
@@ -204,6 +215,11 @@ export class StreamLane extends Construct {
       role,
       `AwsSolutions-IAM5[Resource::${nagResourceName(role, bucket.arnForObjects('rejected/stream/*'))}]`,
       'Rejected stream records only (rejected/stream/<model>/<yyyy>/<mm>/<dd>/<shard>-<sequence number>.jsonl): model, date, shard and sequence number are known only when the records arrive.',
+    );
+    acknowledge(
+      role,
+      `AwsSolutions-IAM5[Resource::${nagResourceName(role, bucket.arnForObjects(KEY_PATTERNS.captures.pattern))}]`,
+      KEY_PATTERNS.captures.reason,
     );
     const queueReason =
       "This queue is itself the on-failure destination of the stream consumer's event source mapping; its messages (shard and sequence range of a failed batch) are inspected by an operator, not moved to yet another queue.";

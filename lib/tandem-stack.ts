@@ -20,6 +20,8 @@ import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
 import { RealtimeApi, type ApiAuth } from './realtime-api.ts';
+import { Rollout } from './rollout.ts';
+import type { RolloutThresholds } from '../lambdas/core/lifecycle/rollout-checks.ts';
 import { validateTandemProps } from './settings.ts';
 
 export { validateTandemProps };
@@ -93,6 +95,18 @@ export interface TandemProps {
    * @default 0.05
    */
   readonly captureRealtimeRate?: number;
+  /**
+   * Share of stream events captured with their features and prediction under capture/<model>/stream/
+   * (docs/monitoring.md); 0 = off. Only with `streamLane`.
+   * @default 0.05
+   */
+  readonly captureStreamRate?: number;
+  /**
+   * Share of a batch run's scored rows captured under capture/<model>/batch/, written once per chunk
+   * (docs/monitoring.md); 0 = off.
+   * @default 0.01
+   */
+  readonly captureBatchRate?: number;
   /**
    * Time budget of the API's table read (ms); past it the model answers.
    * @default 150
@@ -172,6 +186,12 @@ export interface TandemProps {
    * @default 100
    */
   readonly driftMinRecords?: number;
+  /**
+   * Thresholds of the automatic rollout's checks between steps (docs/lifecycle.md, "Automatic rollout").
+   * @default - rolloutMaxErrorRate 0.01, rolloutMaxLatencyMs 250, rolloutMaxShift 0.1,
+   *   rolloutMinInstances 20 (lambdas/core/settings.ts)
+   */
+  readonly rolloutThresholds?: Partial<RolloutThresholds>;
 }
 
 export class Tandem extends Construct {
@@ -181,6 +201,8 @@ export class Tandem extends Construct {
   public readonly batch: BatchPipeline;
   public readonly monitoring: Monitoring;
   public readonly driftMonitor: DriftMonitor;
+  /** The automatic rollout's state machine and step function. */
+  public readonly rollout: Rollout;
   /** The stream lane, when `streamLane` is on. */
   public readonly stream: StreamLane | undefined;
   /** The scheduled re-scoring runs, when `schedules` has any. */
@@ -242,6 +264,7 @@ export class Tandem extends Construct {
         props.toleratedFailurePercentage ?? SETTINGS.toleratedFailurePercentage.default,
       ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
       cachePolicy,
+      captureBatchRate: props.captureBatchRate ?? SETTINGS.captureBatchRate.default,
       drift: { threshold: props.driftThreshold, minRecords: props.driftMinRecords },
     });
 
@@ -274,6 +297,15 @@ export class Tandem extends Construct {
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
 
+    this.rollout = new Rollout(this, 'Rollout', {
+      bucket,
+      topic: this.monitoring.topic,
+      topicKey: this.monitoring.topicKey,
+      architecture,
+      logRetention,
+      ...(props.rolloutThresholds ? { thresholds: props.rolloutThresholds } : {}),
+    });
+
     if (props.streamLane) {
       this.stream = new StreamLane(this, 'Stream', {
         bucket,
@@ -282,6 +314,7 @@ export class Tandem extends Construct {
         architecture,
         logRetention,
         cachePolicy,
+        captureStreamRate: props.captureStreamRate ?? SETTINGS.captureStreamRate.default,
         ...(props.streamSettings ? { settings: props.streamSettings } : {}),
       });
       this.stream.grantPutEvents(this.api.predict.role);
@@ -433,6 +466,10 @@ export class TandemStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: batch.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'RolloutStateMachineArn', {
+      value: this.tandem.rollout.stateMachine.stateMachineArn,
+      description: 'tandem models rollout --stack: the automatic rollout state machine',
+    });
     new CfnOutput(this, 'Schedules', {
       // What `tandem schedules list --stack` prints (an output value holds at most 4,096 characters).
       value: schedulesOutput(props.schedules ?? []),

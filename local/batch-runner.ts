@@ -15,6 +15,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { batchDefinition, STATE_NAMES, type AslDefinition } from '../lib/batch-definition.ts';
 import { recordChunkFailure } from '../lambdas/core/batch/chunk-failures.ts';
 import { ChunkScorer } from '../lambdas/core/batch/chunk-scorer.ts';
+import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
 import {
   chunkReportKey,
   itemsKey,
@@ -44,6 +45,8 @@ export interface LocalBatchRunnerOptions {
   readonly models: ModelSource;
   readonly predictions?: PredictionStore;
   readonly events?: EventPublisher;
+  /** Data capture of sampled scored rows (capture/<model>/batch/), flushed per chunk. */
+  readonly capture?: CaptureBuffer;
   readonly maxConcurrency?: number;
   readonly toleratedFailurePercentage?: number;
   /** Retry pauses in ms (the definition's are seconds; tests shorten them). */
@@ -136,6 +139,7 @@ export class LocalBatchRunner implements RunStarter {
       objects: options.objects,
       models: options.models,
       ...(options.predictions ? { predictions: options.predictions } : {}),
+      ...(options.capture ? { capture: options.capture } : {}),
     });
   }
 

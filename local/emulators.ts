@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { withConditionalPuts, type ObjectMetadataReader } from './s3-conditional-writes.ts';
+import { withAtomicWrites, type S3rverFileStore } from './s3rver-atomic-writes.ts';
 
 export interface EmulatorOptions {
   /** Data kept under `<dataDir>/dynamodb` and `<dataDir>/s3`; undefined = in memory and a temp folder. */
@@ -75,7 +76,7 @@ interface S3rverApp {
   on(event: 'event', listener: (event: S3rverNotification) => void): unknown;
   off(event: 'event', listener: (event: S3rverNotification) => void): unknown;
   logger: { close(): void };
-  store: ObjectMetadataReader;
+  store: ObjectMetadataReader & S3rverFileStore;
 }
 type S3rverConstructor = new (options: S3rverOptions) => S3rverApp;
 
@@ -115,6 +116,8 @@ export async function startEmulators(opts: EmulatorOptions): Promise<Emulators> 
       silent: true,
       configureBuckets: opts.buckets.map((name) => ({ name, configs: [] })),
     });
+    // Before any write: a kill -9 mid-write must not leave a file that fails every later read of its key.
+    withAtomicWrites(s3rver.store);
     await s3rver.configureBuckets();
     // Our own http.Server rather than s3rver.run(): run() leaves a listen error unhandled (a crash).
     s3Server = createServer(withConditionalPuts(s3rver.callback(), s3rver.store));

@@ -45,7 +45,19 @@ export async function readEndpointsFile(dataDir: string): Promise<LocalEndpoints
       `no local stack found: ${file} does not exist. Start one with \`npm start\` (and the same --data-dir), or use --stack <name> for a deployed stack`,
     );
   }
-  const endpoints = JSON.parse(text) as LocalEndpoints;
+  let endpoints: LocalEndpoints;
+  try {
+    endpoints = JSON.parse(text) as LocalEndpoints;
+  } catch (error) {
+    throw new Error(
+      `${file} is not valid JSON (${(error as Error).message}): it was cut short or edited; stop \`npm start\` if it runs, delete the file and start it again`,
+    );
+  }
+  if (typeof endpoints?.pid !== 'number' || typeof endpoints.s3Endpoint !== 'string') {
+    throw new Error(
+      `${file} does not say where the local stack is (no pid or s3Endpoint): delete it and start the stack again with \`npm start\``,
+    );
+  }
   if (!isRunning(endpoints.pid)) {
     throw new Error(
       `the local stack that wrote ${file} (pid ${endpoints.pid}) is not running: start it with \`npm start\``,

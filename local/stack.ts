@@ -9,6 +9,7 @@
  * nothing it meets can stop the stack (an error is caught, logged once and counted). On start, runs that
  * a previous process left with a plan and no manifest (killed mid-run) are resumed.
  */
+import { VersionMetricsRecorder } from './version-metrics.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -50,6 +51,7 @@ import { SETTINGS } from '../lambdas/core/settings.ts';
 import { readMonitorSettings } from '../lambdas/handlers/monitor/monitor-env.ts';
 import type { Schedule } from '../lambdas/core/batch/schedules.ts';
 import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
+import { localCapture } from './local-capture.ts';
 import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
 
 export const LOCAL_BUCKET = 'tandem-data';
@@ -147,8 +149,8 @@ export interface LocalStack {
   /** Runs every data file under a prefix of the local bucket as one run; resolves when it ends. */
   runFolder(prefix: string, model: string, options?: Partial<BatchOptions>): Promise<FinalizeResult>;
   /**
-   * Writes the API's buffered captures now, after the shadow comparisons in flight have settled (npm start
-   * captures every request and every shadow comparison; docs/monitoring.md).
+   * Writes the buffered captures (API, stream consumer, batch) now, after the shadow comparisons in flight
+   * have settled (docs/monitoring.md).
    */
   flushCaptures(): Promise<void>;
   /** Runs the drift monitor for a model now (`tandem monitor run` does the same from outside). */
@@ -242,6 +244,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const objects = new S3ObjectStore(s3);
     const events: RunCompletedEvent[] = [];
+    const batchCapture = localCapture('batch', objects, LOCAL_BUCKET, (line) =>
+      (options.log ?? ((l: string) => void process.stderr.write(`${l}\n`)))(line),
+    );
     const batch = new LocalBatchRunner({
       bucket: LOCAL_BUCKET,
       objects,
@@ -250,6 +255,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // flight would not write faster, only lengthen the queue every cache read of the API waits in.
       predictions: new DynamoDbPredictionStore(dynamo, LOCAL_TABLE, LOCAL_WRITE_CONCURRENCY),
       events: { publish: async (_type, detail) => void events.push(detail as RunCompletedEvent) },
+      ...(batchCapture ? { capture: batchCapture } : {}),
       ...options.batch,
     });
     cleanups.push(() => batch.close());
@@ -334,8 +340,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     );
 
     let stream: LocalStreamLane | undefined;
+    const streamCapture = options.stream ? localCapture('stream', objects, LOCAL_BUCKET, log) : undefined;
+    if (streamCapture) {
+      const timer = setInterval(() => streamCapture.flushIfDue(), 1000);
+      timer.unref();
+      cleanups.push(async () => {
+        clearInterval(timer);
+        await streamCapture.flush();
+      });
+    }
     if (options.stream) {
       stream = await startStreamLane({
+        ...(streamCapture ? { capture: streamCapture } : {}),
         aws,
         s3,
         dynamo,
@@ -400,6 +416,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         CACHE_BUDGET_MS: process.env['CACHE_BUDGET_MS'] ?? String(LOCAL_CACHE_BUDGET_MS),
         // Every request is captured locally, so that the monitoring loop can be tried end to end.
         CAPTURE_BUCKET: LOCAL_BUCKET,
+        DATA_BUCKET: LOCAL_BUCKET,
         CAPTURE_REALTIME_RATE: process.env['CAPTURE_REALTIME_RATE'] ?? '1',
         CAPTURE_FLUSH_SECONDS: process.env['CAPTURE_FLUSH_SECONDS'] ?? '5',
         ...(stream ? streamEnv(stream.settings) : {}),
@@ -409,8 +426,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         handler,
         capture: predictCapture,
         shadow: predictShadow,
+        metrics: apiMetrics,
       } = await import('../lambdas/handlers/predict.ts');
       shadowRunner = predictShadow;
+      if (options.dataDir !== undefined) {
+        // Per-version windows for `models rollout` (another process), in the data folder.
+        const versionMetrics = new VersionMetricsRecorder(options.dataDir);
+        apiMetrics.tap(versionMetrics.record);
+        const metricsTimer = setInterval(() => void versionMetrics.flush(), 1000);
+        metricsTimer.unref();
+        cleanups.push(async () => {
+          clearInterval(metricsTimer);
+          await versionMetrics.flush(true);
+        });
+      }
       if (predictCapture) {
         // A long-lived process flushes on a timer too (Lambda only can at the start of an invocation).
         const timer = setInterval(() => predictCapture.flushIfDue(), 1000);
@@ -456,7 +485,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       runFolder,
       flushCaptures: async () => {
         await shadowRunner?.settled();
-        await capture?.flush();
+        await Promise.all([capture?.flush(), streamCapture?.flush(), batchCapture?.flush()]);
       },
       runMonitor: runMonitorNow,
       async stop() {

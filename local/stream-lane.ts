@@ -13,6 +13,7 @@ import { DynamoDbPredictionStore } from '../lambdas/adapters/dynamodb-prediction
 import { KinesisStream } from '../lambdas/adapters/kinesis-stream.ts';
 import { S3ModelSource } from '../lambdas/adapters/s3-model-source.ts';
 import { S3ObjectStore } from '../lambdas/adapters/s3-object-store.ts';
+import type { CaptureBuffer } from '../lambdas/core/capture/capture-buffer.ts';
 import { ModelRegistry } from '../lambdas/core/model-registry.ts';
 import type { PredictionStore } from '../lambdas/core/ports.ts';
 import type { RecordPublisher } from '../lambdas/core/stream/micro-batch.ts';
@@ -62,6 +63,8 @@ export async function startStreamLane(deps: {
   readonly dataDir: string | undefined;
   readonly log: (line: string) => void;
   readonly options: LocalStreamOptions;
+  /** Data capture of the consumer's scored events; the caller flushes it. */
+  readonly capture?: CaptureBuffer;
 }): Promise<LocalStreamLane> {
   const { options } = deps;
   const settings: StreamSettings = { ...DEFAULT_STREAM_SETTINGS, ...options.settings, streamLane: true };
@@ -83,6 +86,7 @@ export async function startStreamLane(deps: {
     objects,
     bucket: deps.bucket,
     maxEventBytes: settings.maxEventBytes,
+    ...(deps.capture ? { capture: deps.capture } : {}),
     log: {
       info: () => undefined,
       warn: (message, extra) => deps.log(`[stream] ${message} ${JSON.stringify(extra)}`),

@@ -4,10 +4,16 @@
  * each checked against the status (and source or error code) it must get; meanwhile two batch runs
  * score generated datasets through the same process, and the demo model's `current.json` is broken and
  * repaired (pointed at a corrupt model, at a version never uploaded, made invalid JSON, deleted, restored).
- * Passes when no response is unexpected (no cache hit or prediction fails while the pointer is broken),
- * no request errors or times out, /ready and /models/{name} report each pointer case with its code while
- * the last good version serves, both batch runs account for every row exactly, and the server's RSS
- * after the run is within 1.2x of its RSS after warm-up. The last stdout line is the JSON summary.
+ * Then, still under the load, the model lifecycle through its core (as `tandem models ...`): a second
+ * version, pushed and precomputed for the ids the soak asks for (a batch run with modelVersion during the
+ * warm-up), is canaried at 10 % and 50 %, promoted, and rolled back.
+ * Passes when no response is unexpected (no cache hit or prediction fails while the pointer is broken or
+ * switches: no NOT_PRECOMPUTED for a precomputed id), no request errors or times out, /ready and
+ * /models/{name} report each pointer case with its code while the last good version serves, each
+ * lifecycle phase is reported and every answer's model.version is the one the split gives its id (probes
+ * of 500 ids after each switch and at the end of each phase; the load's answers), both batch runs account
+ * for every row exactly, and the server's RSS after the run is within 1.2x of its RSS after warm-up. The
+ * last stdout line is the JSON summary.
  */
 import '../local/node-support.ts'; // first: before any AWS SDK client is made
 import { fork, type ChildProcess } from 'node:child_process';
@@ -16,6 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { goesToCanary } from '../lambdas/core/traffic-split.ts';
 import { readDemoDataset, type DemoDataset } from '../local/demo-dataset.ts';
 import { DEMO_MODEL, REPO_ROOT } from '../local/stack.ts';
 
@@ -23,10 +30,13 @@ const HELP = `Usage: npm run soak [-- options]
 
 Runs the local stack in a child process and loads it: cache hits, model-path requests, multi-instance
 requests and bad requests (each must get its expected status), plus two concurrent batch runs; during
-the load, the demo model's current.json is broken four ways, given a canary that does not load, and restored (the promotion cases).
+the load, the demo model's current.json is broken four ways, given a canary that does not load, and restored (the promotion cases);
+then a second version, precomputed for the ids asked, is canaried at 10% and 50%, promoted and rolled back
+(the lifecycle phases: no failed request, every answer from the version the split gives its id).
 
 Options:
-  --seconds <n>       load duration after warm-up (default: 60; --quick: 10)
+  --seconds <n>       load duration after warm-up (default: 60; --quick: 10), longer when the
+                      pointer cases and lifecycle phases take longer to be seen
   --connections <n>   concurrent connections (default: 64)
   --batch-rows <n>    rows in each of the two batch datasets (default: 50000; --quick: 5000)
   --quick             the short form CI runs
@@ -164,6 +174,20 @@ function interleave(mix: Template[]): Template[] {
     .map(({ t }) => t);
 }
 
+/** The demo rows the soak asks for by id alone: the mix's (cache hits) and the lifecycle probes. */
+function rowsAskedById(demo: Demo, mix: readonly Template[]): (readonly string[])[] {
+  const ids = new Set(demo.rows.slice(0, PROBE_IDS).map((r) => r[0]!));
+  for (const t of mix) {
+    if (t.kind === 'bad' || t.body === undefined) continue;
+    const body = JSON.parse(t.body) as { instances?: unknown[] };
+    for (const instance of body.instances ?? [body]) {
+      const { id, features } = instance as { id?: unknown; features?: unknown };
+      if (typeof id === 'string' && features === undefined) ids.add(id);
+    }
+  }
+  return demo.rows.filter((r) => ids.has(r[0]!));
+}
+
 // --- the batch datasets --------------------------------------------------------------------------------
 
 interface Dataset {
@@ -242,6 +266,19 @@ class Server {
   }
 }
 
+interface BatchResult {
+  readonly file: string;
+  readonly status: string;
+  readonly message?: string;
+  readonly counts?: {
+    readonly read: number;
+    readonly scored: number;
+    readonly rejected: number;
+    readonly writtenToTable: number;
+    readonly tableSkipped: number;
+  };
+}
+
 interface MemoryFigures {
   readonly rssMb: number;
   readonly heapUsedMb: number;
@@ -264,45 +301,73 @@ interface LoadFigures {
   readonly unexpectedSamples: string[];
 }
 
+/** One answer with an entity id in a 200 response, as the load saw it: when, which id, which version. */
+interface Answer {
+  readonly at: number;
+  readonly id: string;
+  readonly version: string;
+}
+
+/**
+ * Runs the mix for `seconds`, or until `until` settles when it is given (never less than `seconds`), and
+ * records every answer's entity id and version in `answers` when given.
+ */
 async function load(
   apiUrl: string,
   mix: Template[],
   seconds: number,
   connections: number,
+  extra: { until?: Promise<unknown>; answers?: Answer[]; failedAt?: number[] } = {},
 ): Promise<LoadFigures> {
   const byKind: Record<Expectation['kind'], number> = { hit: 0, model: 0, multi: 0, bad: 0 };
   let unexpected = 0;
   const unexpectedByKind: Record<Expectation['kind'], number> = { hit: 0, model: 0, multi: 0, bad: 0 };
   const unexpectedSamples: string[] = [];
-  const result = await autocannon({
-    url: apiUrl,
-    connections,
-    duration: seconds,
-    timeout: 10,
-    requests: mix.map((t) => ({
-      method: t.method,
-      path: t.path,
-      headers: { 'content-type': 'application/json' },
-      ...(t.body === undefined ? {} : { body: t.body }),
-      onResponse: (status: number, body: string) => {
-        byKind[t.kind]++;
-        let problem = status === t.status ? undefined : `status ${status}, not ${t.status}`;
-        if (!problem) {
-          try {
-            problem = t.check(JSON.parse(body));
-          } catch {
-            problem = 'the body is not JSON';
-          }
-        }
-        if (problem) {
-          unexpected++;
-          unexpectedByKind[t.kind]++;
-          if (unexpectedSamples.length < 10)
-            unexpectedSamples.push(`${t.method} ${t.path} (${t.kind}): ${problem}`);
-        }
+  let instance: autocannon.Instance | undefined;
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(
+      {
+        url: apiUrl,
+        connections,
+        // With `until`, stopped when it settles (the cap only bounds a run whose stages hang).
+        duration: extra.until ? seconds * 10 + 120 : seconds,
+        timeout: 10,
+        requests: mix.map((t) => ({
+          method: t.method,
+          path: t.path,
+          headers: { 'content-type': 'application/json' },
+          ...(t.body === undefined ? {} : { body: t.body }),
+          onResponse: (status: number, body: string) => {
+            byKind[t.kind]++;
+            let problem =
+              status === t.status ? undefined : `status ${status} (${errorOf(body)}), not ${t.status}`;
+            if (!problem) {
+              try {
+                problem = t.check(JSON.parse(body));
+              } catch {
+                problem = 'the body is not JSON';
+              }
+            }
+            if (problem) {
+              unexpected++;
+              unexpectedByKind[t.kind]++;
+              if (unexpectedSamples.length < 10)
+                unexpectedSamples.push(`${t.method} ${t.path} (${t.kind}): ${problem}`);
+              if (t.kind !== 'bad') extra.failedAt?.push(Date.now());
+            } else if (extra.answers && status === 200) {
+              recordAnswers(extra.answers, JSON.parse(body));
+            }
+          },
+        })),
       },
-    })),
+      (error, result) => (error ? reject(error as Error) : resolve(result)),
+    );
   });
+  if (extra.until) {
+    const minimum = new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    void Promise.all([extra.until.catch(() => undefined), minimum]).then(() => instance?.stop());
+  }
+  const result = await finished;
   return {
     requests: result.requests.total,
     rps: Math.round(result.requests.average),
@@ -317,6 +382,26 @@ async function load(
   };
 }
 
+/** A failed response's error code and message, for the samples of unexpected responses. */
+function errorOf(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    return `${String(field(parsed, 'error', 'code'))}: ${String(field(parsed, 'error', 'message'))}`;
+  } catch {
+    return body.slice(0, 200);
+  }
+}
+
+function recordAnswers(answers: Answer[], body: unknown): void {
+  const at = Date.now();
+  const list = (field(body, 'predictions') as unknown[] | undefined) ?? [body];
+  for (const answer of list) {
+    const id = field(answer, 'id');
+    const version = field(answer, 'model', 'version');
+    if (typeof id === 'string' && typeof version === 'string') answers.push({ at, id, version });
+  }
+}
+
 // --- the promotion cases -------------------------------------------------------------------------------
 
 const POINTER_KEY = `models/${DEMO_MODEL}/current.json`;
@@ -328,7 +413,7 @@ interface PromotionCase {
   readonly code: string | undefined;
   /** What the pointer names then (undefined when it cannot be read). */
   readonly pointerVersion: string | undefined;
-  /** The pointer's canary as /ready says it: `<version> <serving | the candidate's load code>`. */
+  /** The pointer's canary as /ready says it: `<version> <percent>% <serving | the candidate's load code>`. */
   readonly canary?: string;
   /** Objects to write (a string) or delete (null), in order. */
   readonly writes: readonly (readonly [key: string, body: string | null])[];
@@ -372,7 +457,7 @@ async function promotionCases(): Promise<PromotionCase[]> {
       name: 'canary of a candidate that does not load (forced)',
       code: undefined,
       pointerVersion: SERVING_VERSION,
-      canary: `${corrupt} MODEL_CORRUPT`,
+      canary: `${corrupt} 50% MODEL_CORRUPT`,
       writes: [
         [
           POINTER_KEY,
@@ -406,17 +491,20 @@ async function getJson(url: string): Promise<{ status: number; body: Json }> {
   return { status: response.status, body: (await response.json().catch(() => ({}))) as Json };
 }
 
-/** What /ready and /models/{name} say about the pointer, as `<state> serving <version> pointer <version>`. */
+/**
+ * What /ready and /models/{name} say about the pointer, as
+ * `<status> <state> serving <version> pointer <version>[ canary <version> <percent>% <state>]`.
+ */
 async function servingState(apiUrl: string): Promise<{ ready: string; described: string }> {
   const state = (status: number, serving: unknown, pointer: unknown) => {
     const p = (pointer ?? {}) as {
       version?: string;
       serving?: boolean;
       error?: { code?: string };
-      canary?: { version?: string; serving?: boolean; error?: { code?: string } };
+      canary?: { version?: string; percent?: number; serving?: boolean; error?: { code?: string } };
     };
     const canary = p.canary
-      ? ` canary ${p.canary.version} ${p.canary.serving ? 'serving' : (p.canary.error?.code ?? 'unknown')}`
+      ? ` canary ${p.canary.version} ${p.canary.percent}% ${p.canary.serving ? 'serving' : (p.canary.error?.code ?? 'unknown')}`
       : '';
     return `${status} ${p.serving ? 'serving' : (p.error?.code ?? 'unknown')} serving ${String(serving)} pointer ${p.version ?? '-'}${canary}`;
   };
@@ -437,10 +525,9 @@ async function servingState(apiUrl: string): Promise<{ ready: string; described:
 async function runPromotionCases(
   server: Server,
   apiUrl: string,
-  seconds: number,
+  cases: readonly PromotionCase[],
+  slotMs: number,
 ): Promise<PromotionFigures[]> {
-  const cases = await promotionCases();
-  const slotMs = (seconds * 1000) / (cases.length + 1);
   await new Promise((resolve) => setTimeout(resolve, slotMs / 2)); // traffic first
   const figures: PromotionFigures[] = [];
   for (const c of cases) {
@@ -473,6 +560,204 @@ async function runPromotionCases(
       seenAfterMs,
       pass: seenAfterMs !== undefined,
     });
+  }
+  return figures;
+}
+
+// --- the lifecycle under load ----------------------------------------------------------------------------
+
+/** The candidate: a second version of the demo model, its predictions precomputed for the ids asked. */
+const CANDIDATE = '2.0.0';
+
+/** The first demo ids, asked in one id-only request after each switch (at most 500 instances). */
+const PROBE_IDS = 500;
+
+/** Which version answers: the live one, and a canary taking `percent` % of the ids. */
+interface Split {
+  readonly live: string;
+  readonly canary?: { readonly version: string; readonly percent: number };
+}
+
+function versionFor(split: Split, id: string): string {
+  return split.canary && goesToCanary(DEMO_MODEL, id, split.canary.percent)
+    ? split.canary.version
+    : split.live;
+}
+
+function splitText(split: Split): string {
+  return split.canary ? `${split.live} + ${split.canary.version} at ${split.canary.percent}%` : split.live;
+}
+
+interface LifecyclePhase {
+  readonly name: string;
+  readonly change: { readonly action: 'canary' | 'promote' | 'rollback'; readonly percent?: number };
+  readonly split: Split;
+}
+
+const LIFECYCLE_PHASES: readonly LifecyclePhase[] = [
+  {
+    name: `canary ${CANDIDATE} at 10%`,
+    change: { action: 'canary', percent: 10 },
+    split: { live: SERVING_VERSION, canary: { version: CANDIDATE, percent: 10 } },
+  },
+  {
+    name: `canary ${CANDIDATE} at 50%`,
+    change: { action: 'canary', percent: 50 },
+    split: { live: SERVING_VERSION, canary: { version: CANDIDATE, percent: 50 } },
+  },
+  { name: `promote ${CANDIDATE}`, change: { action: 'promote' }, split: { live: CANDIDATE } },
+  {
+    name: `roll back to ${SERVING_VERSION}`,
+    change: { action: 'rollback' },
+    split: { live: SERVING_VERSION },
+  },
+];
+
+interface ProbeFigures {
+  /** Id-only instances asked for, all precomputed for both versions. */
+  readonly ids: number;
+  /** Answers not a cache hit (NOT_PRECOMPUTED and the like) or not a 200 at all. */
+  readonly failed: number;
+  /** Answers from another version than the split gives the id. */
+  readonly wrongVersion: number;
+  /** The share of answers from the candidate, in percent. */
+  readonly candidateShare: number;
+}
+
+interface LifecycleFigures {
+  readonly phase: string;
+  readonly split: string;
+  /** From the change to /ready and /models/{name} saying so. */
+  readonly seenAfterMs: number | undefined;
+  /** Two probes of every probe id: right after the change is seen, and at the end of the phase. */
+  readonly probes: readonly ProbeFigures[];
+  /** Load answers with an id during the phase (from the change to the next one). */
+  readonly answers: number;
+  readonly candidateAnswers: number;
+  /** Load answers from a version neither the split before nor this one gives their id. */
+  readonly wrongVersion: number;
+  /** Ids answered by both versions after the change was seen (for a canary: the split must hold). */
+  readonly idsSeeingBothVersions: number;
+  /** Unexpected responses to cache hits, predictions and multi-instance requests during the phase. */
+  readonly failedRequests: number;
+  readonly pass: boolean;
+  readonly problem?: string;
+}
+
+/** Every demo id in one id-only request (at most 500 instances): each must be a cache hit of its version. */
+async function probe(apiUrl: string, ids: readonly string[], split: Split): Promise<ProbeFigures> {
+  const response = await fetch(`${apiUrl}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ instances: ids.map((id) => ({ id })) }),
+  });
+  const body = (await response.json().catch(() => ({}))) as Json;
+  const answers = (body['predictions'] as unknown[] | undefined) ?? [];
+  let failed = response.status === 200 ? ids.length - answers.length : ids.length;
+  let wrongVersion = 0;
+  let candidate = 0;
+  answers.forEach((answer, i) => {
+    const version = field(answer, 'model', 'version');
+    if (field(answer, 'source') !== 'cache') failed++;
+    if (version !== versionFor(split, ids[i]!)) wrongVersion++;
+    if (version === CANDIDATE) candidate++;
+  });
+  return {
+    ids: ids.length,
+    failed,
+    wrongVersion,
+    candidateShare: Number(((100 * candidate) / Math.max(1, answers.length)).toFixed(1)),
+  };
+}
+
+/** Within how many points of the canary's percentage the probe ids' share must be (500 ids: sd <= 2.3). */
+const SHARE_TOLERANCE = 7;
+
+/**
+ * After the pointer cases: canary the candidate at 10 % then 50 %, promote it, roll back, each through
+ * the lifecycle core and held for its share of the load. Each phase passes when /ready and
+ * /models/{name} report it, every probe id is a cache hit of the version the split gives it (so the
+ * candidate's share is the split's), and no answer of the load during the phase came from a version
+ * that neither the split before nor this one gives its id.
+ */
+async function runLifecyclePhases(
+  server: Server,
+  apiUrl: string,
+  slotMs: number,
+  probeIds: readonly string[],
+  answers: readonly Answer[],
+  failedAt: readonly number[],
+): Promise<LifecycleFigures[]> {
+  const figures: LifecycleFigures[] = [];
+  let before: Split = { live: SERVING_VERSION };
+  for (const phase of LIFECYCLE_PHASES) {
+    const start = Date.now();
+    const changed = await server.call<{ ok: boolean; message?: string }>('lifecycle', {
+      action: phase.change.action,
+      version: CANDIDATE,
+      ...(phase.change.percent !== undefined ? { percent: phase.change.percent } : {}),
+    });
+    const { split } = phase;
+    const expected =
+      `200 serving serving ${split.live} pointer ${split.live}` +
+      (split.canary ? ` canary ${split.canary.version} ${split.canary.percent}% serving` : '');
+    let seenAt: number | undefined;
+    let observed = '';
+    while (changed.ok && Date.now() - start < Math.max(slotMs, 5_000)) {
+      const state = await servingState(apiUrl);
+      observed = state.ready === state.described ? state.ready : `${state.ready} / ${state.described}`;
+      if (state.ready === expected && state.described === expected) {
+        seenAt = Date.now();
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const probes = seenAt === undefined ? [] : [await probe(apiUrl, probeIds, split)];
+    const rest = slotMs - (Date.now() - start);
+    if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+    if (seenAt !== undefined) probes.push(await probe(apiUrl, probeIds, split));
+    const end = Date.now();
+
+    const during = answers.filter((a) => a.at >= start && a.at < end);
+    const wrongVersion = during.filter(
+      (a) => a.version !== versionFor(split, a.id) && a.version !== versionFor(before, a.id),
+    ).length;
+    // Answers received a second after the change was seen were decided after it (p99 is far below).
+    const settled = during.filter((a) => seenAt !== undefined && a.at >= seenAt + 1_000);
+    const versionsById = new Map<string, Set<string>>();
+    for (const a of settled) versionsById.set(a.id, (versionsById.get(a.id) ?? new Set()).add(a.version));
+    const idsSeeingBothVersions = [...versionsById.values()].filter((v) => v.size > 1).length;
+    const failedRequests = failedAt.filter((at) => at >= start && at < end).length;
+    const shareProblem = probes.find(
+      (p) =>
+        Math.abs(p.candidateShare - (split.canary?.percent ?? (split.live === CANDIDATE ? 100 : 0))) >
+        SHARE_TOLERANCE,
+    );
+    const problem = !changed.ok
+      ? `the change failed: ${changed.message}`
+      : seenAt === undefined
+        ? `not reported: ${observed}, expected ${expected}`
+        : probes.some((p) => p.failed > 0 || p.wrongVersion > 0)
+          ? 'a probe id was not a cache hit of its version'
+          : shareProblem
+            ? `the candidate's share ${shareProblem.candidateShare}% is not near the split's`
+            : wrongVersion + idsSeeingBothVersions + failedRequests > 0
+              ? 'load answers broke the split, or failed'
+              : undefined;
+    figures.push({
+      phase: phase.name,
+      split: splitText(split),
+      seenAfterMs: seenAt === undefined ? undefined : seenAt - start,
+      probes,
+      answers: during.length,
+      candidateAnswers: during.filter((a) => a.version === CANDIDATE).length,
+      wrongVersion,
+      idsSeeingBothVersions,
+      failedRequests,
+      pass: problem === undefined,
+      ...(problem ? { problem } : {}),
+    });
+    before = split;
   }
   return figures;
 }
@@ -532,32 +817,77 @@ async function main(): Promise<number> {
       files: warmDatasets.map((d) => d.file),
       options: { chunkBytes: 256 * 1024 },
     });
-    const warm = await load(apiUrl, mix, warmupSeconds, connections);
+    // The candidate for the lifecycle phases: pushed, then precomputed for the ids the soak asks for by a
+    // batch run with modelVersion, alongside the warm-up; once it is, the warm-up runs the lifecycle
+    // phases too.
+    const pushed = await server.call<{ ok: boolean; message?: string }>('lifecycle', {
+      action: 'push',
+      version: CANDIDATE,
+    });
+    if (!pushed.ok) throw new Error(`could not push ${DEMO_MODEL}@${CANDIDATE}: ${pushed.message}`);
+    const candidateFile = path.join(scratch, `soak-candidate-${CANDIDATE}.csv`);
+    const candidateRows = rowsAskedById(demo, mix);
+    await writeFile(candidateFile, [demo.header, ...candidateRows].map((r) => r.join(',')).join('\n') + '\n');
+    const precomputeStart = Date.now();
+    const warmCandidate = (async () => {
+      const [precomputed] = await server.call<BatchResult[]>('batch', {
+        files: [candidateFile],
+        options: { modelVersion: CANDIDATE },
+      });
+      const exact =
+        precomputed?.status === 'SUCCEEDED' &&
+        precomputed.counts?.scored === candidateRows.length &&
+        precomputed.counts.writtenToTable === candidateRows.length;
+      if (!exact)
+        throw new Error(`precomputing ${CANDIDATE} for the demo ids failed: ${JSON.stringify(precomputed)}`);
+      log(
+        `${DEMO_MODEL}@${CANDIDATE} pushed, precomputed for ${candidateRows.length} ids in ${((Date.now() - precomputeStart) / 1000).toFixed(1)} s; its lifecycle phases run in the warm-up`,
+      );
+      // The lifecycle phases in small (each switch seen within the API's 1 s refresh, then served a
+      // while): the baseline then holds the same versions loaded, and retired but not yet closed (the
+      // registry closes a replaced version 30 s later), as the end of the run does.
+      for (const phase of LIFECYCLE_PHASES) {
+        const changed = await server.call<{ ok: boolean; message?: string }>('lifecycle', {
+          action: phase.change.action,
+          version: CANDIDATE,
+          ...(phase.change.percent !== undefined ? { percent: phase.change.percent } : {}),
+        });
+        if (!changed.ok) throw new Error(`warm-up ${phase.name}: ${changed.message}`);
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+      }
+    })();
+    const warm = await load(apiUrl, mix, warmupSeconds, connections, { until: warmCandidate });
     await warmBatch;
+    await warmCandidate;
     const warmMemory = await server.call<MemoryFigures>('rss');
     const rssWarm = warmMemory.rssMb;
 
     log(`load: ${seconds} s at ${connections} connections, two batch runs of ${batchRows} rows alongside`);
-    const batches = server.call<
-      {
-        file: string;
-        status: string;
-        message?: string;
-        counts?: {
-          read: number;
-          scored: number;
-          rejected: number;
-          writtenToTable: number;
-          tableSkipped: number;
-        };
-      }[]
-    >('batch', { files: datasets.map((d) => d.file), options: { chunkBytes: 256 * 1024 } });
+    const batches = server.call<BatchResult[]>('batch', {
+      files: datasets.map((d) => d.file),
+      options: { chunkBytes: 256 * 1024 },
+    });
     log(
-      'promotion cases: corrupt, missing version, invalid JSON, deleted, broken canary, restored (under the load)',
+      'promotion cases: corrupt, missing version, invalid JSON, deleted, broken canary, restored; then ' +
+        `canary ${CANDIDATE} at 10% and 50%, promote, roll back (under the load)`,
     );
-    const promotions = runPromotionCases(server, apiUrl, seconds);
-    const run = await load(apiUrl, mix, seconds, connections);
-    const promotionResults = await promotions;
+    const cases = await promotionCases();
+    // Each pointer case and lifecycle phase holds an equal share of the load (longer when it is slow to
+    // be seen); half a share of plain traffic before the first and after the last.
+    const slotMs = (seconds * 1000) / (cases.length + LIFECYCLE_PHASES.length + 1);
+    const answers: Answer[] = [];
+    const failedAt: number[] = [];
+    const probeIds = demo.rows.slice(0, PROBE_IDS).map((r) => r[0]!);
+    const stages = (async () => {
+      const promotionResults = await runPromotionCases(server, apiUrl, cases, slotMs);
+      const lifecycleResults = await runLifecyclePhases(server, apiUrl, slotMs, probeIds, answers, failedAt);
+      await new Promise((resolve) => setTimeout(resolve, slotMs / 2));
+      return { promotionResults, lifecycleResults };
+    })();
+    const loadStart = Date.now();
+    const run = await load(apiUrl, mix, seconds, connections, { until: stages, answers, failedAt });
+    const { promotionResults, lifecycleResults } = await stages;
+    const loadSeconds = Number(((Date.now() - loadStart) / 1000).toFixed(1));
     const batchResults = await batches;
     const endMemory = await server.call<MemoryFigures>('rss');
     const rssEnd = endMemory.rssMb;
@@ -589,6 +919,8 @@ async function main(): Promise<number> {
       noFailedCacheHitsOrPredictions:
         run.unexpectedByKind.hit + run.unexpectedByKind.model + run.unexpectedByKind.multi === 0,
       promotionCasesReported: promotionResults.every((p) => p.pass),
+      // Canary at 10 % and 50 %, promote, roll back: reported, split as the hash says, no failed request.
+      lifecyclePhasesPass: lifecycleResults.every((p) => p.pass),
       noErrorsOrTimeouts: warm.errors + warm.timeouts + run.errors + run.timeouts === 0,
       batchCountsExact: batch.every((b) => b.exact),
       rssWithinLimit: rssRatio <= RSS_GROWTH_LIMIT,
@@ -596,7 +928,7 @@ async function main(): Promise<number> {
     const pass = Object.values(checks).every(Boolean);
 
     const table = [
-      ['requests', `${run.requests} in ${seconds} s (${run.rps} req/s), ${connections} connections`],
+      ['requests', `${run.requests} in ${loadSeconds} s (${run.rps} req/s), ${connections} connections`],
       [
         'mix',
         `hit ${run.byKind.hit}, model ${run.byKind.model}, multi ${run.byKind.multi}, bad ${run.byKind.bad}`,
@@ -611,6 +943,10 @@ async function main(): Promise<number> {
         p.pass
           ? `${p.observed} (seen after ${p.seenAfterMs} ms)`
           : `FAIL: ${p.observed}, expected ${p.expected}`,
+      ]),
+      ...lifecycleResults.map((p) => [
+        `lifecycle: ${p.phase}`,
+        `${p.pass ? '' : `FAIL (${p.problem}): `}seen after ${p.seenAfterMs ?? '-'} ms; probe share of ${CANDIDATE} ${p.probes.map((q) => `${q.candidateShare}%`).join(' / ')}; load answers ${p.answers} (${CANDIDATE}: ${p.candidateAnswers}), wrong version ${p.wrongVersion}, ids seeing both ${p.idsSeeingBothVersions}, failed ${p.failedRequests}`,
       ]),
       [
         'unexpected',
@@ -641,6 +977,7 @@ async function main(): Promise<number> {
         pass,
         checks,
         seconds,
+        loadSeconds,
         connections,
         requests: run.requests,
         rps: run.rps,
@@ -650,6 +987,7 @@ async function main(): Promise<number> {
         unexpected: run.unexpected + warm.unexpected,
         unexpectedByKind: run.unexpectedByKind,
         promotions: promotionResults,
+        lifecycle: lifecycleResults,
         unexpectedSamples: [...warm.unexpectedSamples, ...run.unexpectedSamples],
         errors: run.errors + warm.errors,
         timeouts: run.timeouts + warm.timeouts,

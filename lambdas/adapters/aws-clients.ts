@@ -8,3 +8,4 @@ export { kinesisClient } from './clients/kinesis.ts';
 export { eventBridgeClient } from './clients/eventbridge.ts';
 export { s3Client } from './clients/s3.ts';
 export { sfnClient } from './clients/sfn.ts';
+export { cloudWatchClient } from './clients/cloudwatch.ts';

@@ -62,7 +62,11 @@ export type ValidationErrorCode =
   | 'INVALID_ENCODING'
   | 'EMPTY_BODY'
   | 'TOO_MANY_INSTANCES'
-  | 'INVALID_FEATURES';
+  | 'INVALID_FEATURES'
+  /** POST /feedback: an outcome that is not of the model's type (class, number), id or time. */
+  | 'INVALID_FEEDBACK'
+  /** POST /feedback: an id with no prediction to compare the outcome with (docs/api.md). */
+  | 'UNKNOWN_ID';
 
 /** The caller sent something the model cannot take. */
 export class ValidationError extends TandemError<ValidationErrorCode> {}

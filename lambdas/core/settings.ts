@@ -12,7 +12,8 @@ import { TandemError } from './errors.ts';
 import { PACKAGE_NAME } from './names.ts';
 
 /** The functions of a deployment, by the short names the stack and its docs use. */
-export type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'monitor';
+export type FunctionName =
+  'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'rollout' | 'monitor';
 
 interface SettingBase {
   /** One line: what the setting does, in the deployer's terms. */
@@ -352,10 +353,30 @@ export const SETTINGS = {
     default: 0.05,
     help: 'share of real-time predictions captured with their features under capture/<model>/realtime/ for drift monitoring (features may be personal data: SECURITY.md); 0 = off',
   },
+  captureStreamRate: {
+    type: 'number',
+    context: 'captureStreamRate',
+    env: 'CAPTURE_STREAM_RATE',
+    functions: ['stream'],
+    min: 0,
+    max: 1,
+    default: 0.05,
+    help: 'share of stream events captured with their features and prediction under capture/<model>/stream/ (features may be personal data: SECURITY.md); 0 = off',
+  },
+  captureBatchRate: {
+    type: 'number',
+    context: 'captureBatchRate',
+    env: 'CAPTURE_BATCH_RATE',
+    functions: ['score'],
+    min: 0,
+    max: 1,
+    default: 0.01,
+    help: "share of a batch run's scored rows captured with their features and prediction under capture/<model>/batch/, written once per chunk (features may be personal data: SECURITY.md); 0 = off",
+  },
   captureFlushSeconds: {
     type: 'integer',
     env: 'CAPTURE_FLUSH_SECONDS',
-    functions: ['predict'],
+    functions: ['predict', 'stream'],
     min: 1,
     max: 3600,
     default: 60,
@@ -364,7 +385,7 @@ export const SETTINGS = {
   captureMaxRecords: {
     type: 'integer',
     env: 'CAPTURE_MAX_RECORDS',
-    functions: ['predict'],
+    functions: ['predict', 'stream'],
     min: 1,
     max: 100_000,
     default: 1000,
@@ -391,7 +412,7 @@ export const SETTINGS = {
   captureBucket: {
     type: 'string',
     env: 'CAPTURE_BUCKET',
-    functions: ['predict'],
+    functions: ['predict', 'stream', 'score'],
     wiring: true,
     help: 'the bucket captured predictions are written to (without it capture is off)',
   },
@@ -435,7 +456,7 @@ export const SETTINGS = {
   modelsUri: {
     type: 'string',
     env: 'MODELS_URI',
-    functions: ['predict', 'plan', 'score', 'stream', 'monitor'],
+    functions: ['predict', 'plan', 'score', 'stream', 'rollout', 'monitor'],
     wiring: true,
     help: 'where model packages are: the models/ folder of the data bucket as an s3:// URL (or a local folder)',
   },
@@ -449,9 +470,9 @@ export const SETTINGS = {
   dataBucket: {
     type: 'string',
     env: 'DATA_BUCKET',
-    functions: ['stream', 'monitor'],
+    functions: ['predict', 'stream', 'monitor'],
     wiring: true,
-    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/; the monitor reads capture/ and writes monitoring/)',
+    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/; the API stores POST /feedback under feedback/; the drift monitor reads capture/ and writes monitoring/)',
   },
   stateMachineArn: {
     type: 'string',
@@ -559,6 +580,46 @@ export const SETTINGS = {
     max: 1_048_576,
     default: 65_536,
     help: 'largest event record accepted; larger ones are rejected (Kinesis itself allows 1 MiB)',
+  },
+  rolloutMaxErrorRate: {
+    type: 'number',
+    context: 'rolloutMaxErrorRate',
+    env: 'ROLLOUT_MAX_ERROR_RATE',
+    functions: ['rollout'],
+    min: 0,
+    max: 1,
+    default: 0.01,
+    help: "automatic rollout: the candidate's largest share of failed requests in a step, Errors / (Errors + Instances), before it is rolled back",
+  },
+  rolloutMaxLatencyMs: {
+    type: 'integer',
+    context: 'rolloutMaxLatencyMs',
+    env: 'ROLLOUT_MAX_LATENCY_MS',
+    functions: ['rollout'],
+    min: 1,
+    max: 60_000,
+    default: 250,
+    help: "automatic rollout: the candidate's largest p99 ModelLatency in a step, ms, before it is rolled back",
+  },
+  rolloutMaxShift: {
+    type: 'number',
+    context: 'rolloutMaxShift',
+    env: 'ROLLOUT_MAX_SHIFT',
+    functions: ['rollout'],
+    min: 0,
+    max: 1,
+    default: 0.1,
+    help: "automatic rollout: the largest prediction shift from the live version before the candidate is rolled back (classifiers: a label's share or a class's mean probability, absolute; regressors: the mean value, relative), plus a margin for sampling",
+  },
+  rolloutMinInstances: {
+    type: 'integer',
+    context: 'rolloutMinInstances',
+    env: 'ROLLOUT_MIN_INSTANCES',
+    functions: ['rollout'],
+    min: 0,
+    max: 1_000_000,
+    default: 20,
+    help: 'automatic rollout: the fewest instances the candidate must answer in a step for its checks to count (fewer: rolled back as unproven)',
   },
 } as const satisfies Record<string, Setting>;
 

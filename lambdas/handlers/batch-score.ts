@@ -9,16 +9,26 @@ import { recordChunkFailure } from '../core/batch/chunk-failures.ts';
 import { ChunkScorer } from '../core/batch/chunk-scorer.ts';
 import { CHUNK_FINISH_RESERVE_MS, type ChunkItem } from '../core/batch/contracts.ts';
 import { readScoreConfig } from './batch-env.ts';
+import { captureFromEnv } from './capture-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-score' });
 const { modelsUri, tableName } = readScoreConfig(process.env);
 const objects = new S3ObjectStore(s3Client());
-// Plans and models stay loaded across invocations of a warm function.
+/** Sampled scored rows (capture/<model>/batch/), written before each invocation returns. */
+const capture = captureFromEnv(
+  'batch',
+  process.env,
+  objects,
+  (lost, error) => logger.warn('captured predictions not written', { lost, error: (error as Error).message }),
+  // Flushed per chunk: the size bound only keeps a huge chunk's memory in check.
+  { maxRecords: 50_000 },
+); // Plans and models stay loaded across invocations of a warm function.
 const scorer = new ChunkScorer({
   objects,
   models: withCachePolicy(modelSourceFor(modelsUri), cachePolicyFromEnv(process.env)),
   ...(tableName ? { predictions: new DynamoDbPredictionStore(batchDynamoClient(), tableName) } : {}),
   lambdaMemoryMb: Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE']) || undefined,
+  ...(capture ? { capture } : {}),
 });
 
 /**

@@ -28,6 +28,8 @@ export interface ApiConfig {
     /** Share of shadow comparisons captured. */
     readonly shadowRate: number;
   };
+  /** The data bucket: POST /feedback stores outcomes under its feedback/ (unset: the route is off). */
+  readonly dataBucket: string | undefined;
   /** Shadow scoring's budget per request (running time after the response), ms. */
   readonly shadowBudgetMs: number;
   /** Running on Lambda: the environment is frozen between invocations. */
@@ -54,6 +56,7 @@ export function readApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
     logPayloads: readEnv(SETTINGS.logPayloads, env),
     metricsFlushMs: readEnv(SETTINGS.metricsFlushMs, env),
     sampleDebugLogs: readEnv(SETTINGS.loggerSampleRate, env) > 0,
+    dataBucket: readEnv(SETTINGS.dataBucket, env),
     capture: {
       bucket: readEnv(SETTINGS.captureBucket, env),
       realtimeRate: readEnv(SETTINGS.captureRealtimeRate, env),

@@ -11,6 +11,7 @@ import { s3Client } from '../adapters/clients/s3.ts';
 import { ObjectStoreCaptureSink } from '../adapters/s3-capture-sink.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { CaptureBuffer } from '../core/capture/capture-buffer.ts';
+import { RecentPredictions } from '../core/feedback/known-ids.ts';
 import { ModelRegistry } from '../core/model-registry.ts';
 import { PredictionService } from '../core/prediction-service.ts';
 import { ShadowRunner } from '../core/shadow/shadow-runner.ts';
@@ -24,7 +25,8 @@ import { readStreamSettings } from '../core/settings.ts';
 const config = readApiConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-api' });
 const powertoolsMetrics = new PowertoolsMetrics({ namespace: 'Tandem', serviceName: 'tandem-api' });
-const metrics = new ApiMetrics(powertoolsMetrics, config.metricsFlushMs);
+/** The API's metrics (the local stack taps its per-version values: local/version-metrics.ts). */
+export const metrics = new ApiMetrics(powertoolsMetrics, config.metricsFlushMs);
 
 const store = config.tableName ? new DynamoDbPredictionStore(dynamoClient(), config.tableName) : undefined;
 const registry = new ModelRegistry(
@@ -73,6 +75,26 @@ const events = streamSettings.streamLane
     }
   : undefined;
 
+/** POST /feedback: outcomes stored under the data bucket's feedback/, ids checked against the table. */
+const feedback = config.dataBucket
+  ? {
+      objects: new S3ObjectStore(s3Client()),
+      bucket: config.dataBucket,
+      ...(store ? { predictions: store } : {}),
+      recent: new RecentPredictions(),
+      failed: (stage: 'check' | 'write', error: unknown) => {
+        logger.error(stage === 'write' ? 'feedback not stored' : 'feedback ids not checked', {
+          error: error as Error,
+        });
+        powertoolsMetrics.addMetric(
+          stage === 'write' ? 'FeedbackWriteFailures' : 'FeedbackCheckFailures',
+          'Count',
+          1,
+        );
+      },
+    }
+  : undefined;
+
 // The registry's reporter logs the outcome (the version that serves, or why none does).
 await registry.warm();
 
@@ -87,4 +109,5 @@ export const handler = createApiHandler({
   ...(capture ? { capture } : {}),
   shadow,
   events,
+  ...(feedback ? { feedback } : {}),
 });

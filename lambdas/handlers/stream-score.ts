@@ -14,6 +14,7 @@ import { ModelRegistry } from '../core/model-registry.ts';
 import type { MicroBatchOutcome } from '../core/stream/micro-batch.ts';
 import { readEnv, requireEnv, SETTINGS } from '../core/settings.ts';
 import { readStreamSettings } from '../core/settings.ts';
+import { captureFromEnv } from './capture-env.ts';
 import { createStreamHandler } from './stream/stream-handler.ts';
 
 const settings = readStreamSettings(process.env);
@@ -53,13 +54,21 @@ function observe(outcome: MicroBatchOutcome): void {
   metrics.publishStoredMetrics();
 }
 
+const objects = new S3ObjectStore(s3Client());
+/** Sampled scored events (capture/<model>/stream/); written in the background, never failing a batch. */
+export const capture = captureFromEnv('stream', process.env, objects, (lost, error) => {
+  logger.warn('captured predictions not written', { lost, error: (error as Error).message });
+  metrics.addMetric('CaptureWriteFailures', MetricUnit.Count, lost);
+});
+
 export const handler = createStreamHandler({
   models: registry,
   store: new DynamoDbPredictionStore(batchDynamoClient(), requireEnv(SETTINGS.tableName, process.env)),
   publisher: new KinesisStream(await kinesisClient(), settings.outputStreamName),
-  objects: new S3ObjectStore(s3Client()),
+  objects,
   bucket: requireEnv(SETTINGS.dataBucket, process.env),
   maxEventBytes: settings.maxEventBytes,
   log: logger,
   observe,
+  ...(capture ? { capture } : {}),
 });

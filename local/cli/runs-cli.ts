@@ -19,6 +19,7 @@ import {
 import { startFolderRun } from '../../lambdas/core/batch/trigger.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import { LocalBatchRunner } from '../batch-runner.ts';
+import { localCapture } from '../local-capture.ts';
 import type { Target } from './target.ts';
 
 const utf8 = new TextDecoder();
@@ -136,11 +137,15 @@ export async function startRun(
       region: endpoints.region,
       credentials: endpoints.credentials,
     });
+    const capture = localCapture('batch', objects, target.bucket, (line) =>
+      process.stderr.write(`${line}\n`),
+    );
     const runner = new LocalBatchRunner({
       bucket: target.bucket,
       objects,
       models: new S3ModelSource(target.s3, target.bucket, endpoints.modelsPrefix),
       predictions: new DynamoDbPredictionStore(dynamo, endpoints.table, 4),
+      ...(capture ? { capture } : {}),
     });
     try {
       const started = await startFolderRun(request, runner);

@@ -28,7 +28,13 @@ import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { isPackageName } from '../../lambdas/core/names.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
 import { baselineText, latest, makeBaseline, monitorNow, reportText } from './monitor-cli.ts';
+import { qualityOf, qualityTable } from './quality-cli.ts';
 import { listRuns, runsTable, showRun, startRun } from './runs-cli.ts';
+import { DEFAULT_ROLLOUT_STEPS, parseDuration, parseSteps } from '../../lambdas/core/lifecycle/rollout.ts';
+import { rolloutLines, startRollout, statusOf } from './rollout-cli.ts';
+
+/** `models rollout`'s default bake time per step. */
+const DEFAULT_BAKE = '5m';
 import { scheduleRows, schedulesTable } from './schedules-cli.ts';
 import { resolveTarget, type Target } from './target.ts';
 
@@ -64,6 +70,9 @@ Commands:
   models rollback <name>              back to the version live before the current one
   models canary <name> <version> --percent <p>
                                       send p % of the traffic to a candidate (0 ends the canary)
+  models rollout <name> <version> [--steps 10,50,100] [--bake 5m]
+                                      step a canary up, checking it between steps; promote or roll back
+  models rollout-status <name>        the latest rollout: its steps, checks and outcome
   models shadow <name> <version> --sample <fraction>
                                       score a sample of the instances with a version unseen by callers
                                       and compare it with the live one (0 ends the shadow)
@@ -76,6 +85,7 @@ Commands:
   monitor run <model>                 run the drift monitor now (captures since its last run)
   monitor report <model>              the latest drift report: features by PSI, histograms
   schedules list                      the schedules (folders re-scored on a schedule), next fire times
+  monitor quality <model>             live quality per version: outcomes (POST /feedback) vs predictions
 
 ${GLOBAL_OPTIONS}
 `,
@@ -210,6 +220,40 @@ ${GLOBAL_OPTIONS}
 `,
 };
 
+HELP['rollout'] =
+  `Usage: npm run tandem -- models rollout <name> <version> [--steps <p,p,...>] [--bake <duration>] [--reason <text>] [--json]
+
+Rolls <version> out automatically with the rollout state machine: from a pointer without a canary, the
+canary takes each percentage in turn (default 10,50,100) for the bake time (default 5m; 30s, 5m, 1h),
+then the candidate's health is checked against thresholds: its share of failed requests, its p99
+model latency, the instances it answered, and the shift of its predictions from the live version's
+(label shares, mean probabilities, mean value). Healthy after the last step: promoted. A failed check:
+rolled back (the canary ends; the live version takes everything) and notified. Every step and check is
+in the model's history. One rollout per model at a time; a pointer change by an operator during the
+rollout stops it, leaving the pointer as the operator set it. Thresholds: ROLLOUT_MAX_ERROR_RATE,
+ROLLOUT_MAX_LATENCY_MS, ROLLOUT_MAX_SHIFT, ROLLOUT_MIN_INSTANCES (docs/configuration.md); deployed,
+the stack's.
+
+Locally the rollout runs in this command, which prints each step and waits for the end (exit code 0:
+promoted, 1: rolled back or stopped); it reads the per-version metrics \`npm start\` writes in the data
+folder. With --stack, the command starts an execution of the stack's rollout state machine and
+returns: follow it with \`models rollout-status\`.
+
+Options:
+  --steps <p,p,...>   ascending canary percentages, each above 0 and at most 100 (default 10,50,100)
+  --bake <duration>   how long each step takes traffic before its check (default 5m; 1s to 24h)
+  --reason <text>     why (recorded in the history)
+${GLOBAL_OPTIONS}
+`;
+HELP['rollout-status'] = `Usage: npm run tandem -- models rollout-status <name> [--json]
+
+The model's latest rollout, from its history: the plan, the status (running, promoted, rolled-back,
+stopped, or interrupted: its process stopped), every step and every check's verdicts (metric, value,
+threshold), and why it ended.
+
+${GLOBAL_OPTIONS}
+`;
+
 HELP['runs start'] =
   `Usage: npm run tandem -- runs start <model> --prefix <folder/> [--option key=value ...] [--json]
 
@@ -274,6 +318,21 @@ The schedules of the stack (the "schedules" setting: docs/batch.md, "Schedules")
 time in UTC. Locally: those npm start runs (a rate counts from when it started). Deployed: those of the
 stack's Schedules output (a rate counts from when EventBridge Scheduler created the schedule).
 
+${GLOBAL_OPTIONS}
+`;
+
+HELP['monitor quality'] =
+  `Usage: npm run tandem -- monitor quality <model> [--days <n>] [--lookback-days <n>] [--publish-metrics] [--json]
+
+Live quality of each version of the model: the outcomes posted to POST /feedback in the window, each
+matched by id to the version's latest prediction made at or before the outcome was observed (captured
+from the real-time, stream and batch lanes, or precomputed in the table). Classifiers: accuracy, ROC AUC
+and log loss; regressors: MAE and RMSE; with the number of outcomes matched (docs/monitoring.md).
+
+Options:
+  --days <n>          outcomes observed in the last n days (default 7)
+  --lookback-days <n> predictions made up to n days before the window (default 7)
+  --publish-metrics   also publish the figures as CloudWatch metrics (EMF on stdout; model, version)
 ${GLOBAL_OPTIONS}
 `;
 
@@ -369,6 +428,11 @@ interface Parsed {
     skeleton?: boolean;
     percent?: string;
     dataset?: string;
+    steps?: string;
+    bake?: string;
+    days?: string;
+    'lookback-days'?: string;
+    'publish-metrics'?: boolean;
     since?: string;
   };
 }
@@ -396,6 +460,11 @@ function parse(argv: readonly string[]): Parsed {
         skeleton: { type: 'boolean' },
         percent: { type: 'string' },
         dataset: { type: 'string' },
+        steps: { type: 'string' },
+        bake: { type: 'string' },
+        days: { type: 'string' },
+        'lookback-days': { type: 'string' },
+        'publish-metrics': { type: 'boolean' },
         since: { type: 'string' },
       },
     });
@@ -427,6 +496,14 @@ function parse(argv: readonly string[]): Parsed {
       usage('', command ? `unknown command "${schedules}"` : 'which schedules command?');
     }
     return { command: schedules, args, values: parsed.values };
+  }
+  if (group === 'monitor') {
+    const monitor = `monitor ${command}`;
+    if (!(monitor in HELP)) {
+      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
+      usage('', command ? `unknown command "${monitor}"` : 'which monitor command?');
+    }
+    return { command: monitor, args, values: parsed.values };
   }
   if (group !== 'models') usage('', `unknown command "${group}"`);
   if (!(command in HELP) || command === '') {
@@ -580,7 +657,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         });
         const canaryLine =
           p.status === 'ok' && p.canary
-            ? [`canary: ${p.canary.version} takes ${p.canary.percent}% of the instances`]
+            ? [
+                `canary: ${p.canary.version} takes ${p.canary.percent}% of the instances${p.canary.rollout ? ` (rollout ${p.canary.rollout}: models rollout-status ${name})` : ''}`,
+              ]
             : [];
         const shadowVersion = p.status === 'ok' ? p.shadow : undefined;
         const shadowLoads = model.versions.find((v) => v.version === shadowVersion?.version)?.loads;
@@ -609,7 +688,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const history = await (await lifecycle()).history(name);
         const lines = history.entries.map(
           (e) =>
-            `${e.at || '(time unknown)'}  ${e.action.padEnd(8)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)}` +
+            `${e.at || '(time unknown)'}  ${e.action.padEnd(13)} ${(e.from ?? '(none)').padEnd(12)} -> ${e.to.padEnd(12)}` +
             `${e.percent !== undefined ? ` ${e.percent}%` : ''}${e.sample !== undefined ? ` sample ${e.sample}` : ''} by ${e.by}` +
             `${e.reason ? `  "${e.reason}"` : ''}${e.forced ? '  [forced]' : ''}${e.recorded === false ? '  [NOT RECORDED]' : ''}`,
         );
@@ -778,6 +857,53 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         );
         return 0;
       }
+      case 'rollout': {
+        arity(command, args, 2);
+        const model = modelName(command, args[0]);
+        const candidate = modelName(command, args[1], 'version');
+        let steps: number[];
+        let bakeSeconds: number;
+        try {
+          steps = parseSteps(values.steps ?? DEFAULT_ROLLOUT_STEPS.join(','));
+          bakeSeconds = parseDuration(values.bake ?? DEFAULT_BAKE);
+        } catch (error) {
+          usage(command, (error as Error).message);
+        }
+        const t = await resolve();
+        const started = await startRollout(
+          t,
+          {
+            model,
+            candidate,
+            steps,
+            bakeSeconds,
+            ...(values.reason !== undefined ? { reason: values.reason } : {}),
+          },
+          (line) => {
+            if (!json) io.out(line);
+          },
+        );
+        if (started.executionName !== undefined) {
+          print(
+            `rollout ${started.rolloutId} of ${model}@${candidate} started on ${t.label} (execution ${started.executionName}); follow it: npm run tandem -- models rollout-status ${model} --stack ${values.stack}`,
+            started,
+          );
+          return 0;
+        }
+        if (json) io.out(JSON.stringify(started, null, 2));
+        return started.report?.status === 'promoted' ? 0 : 1;
+      }
+      case 'rollout-status': {
+        arity(command, args, 1);
+        const model = modelName(command, args[0]);
+        const report = await statusOf(await resolve(), model);
+        if (!report) {
+          print(`${model} has had no rollout`, { rollout: null });
+          return 0;
+        }
+        print(rolloutLines(report).join('\n'), { rollout: report });
+        return 0;
+      }
       case 'shadow-report': {
         arity(command, args, 1);
         const name = modelName(command, args[0]);
@@ -876,6 +1002,27 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const t = await resolve();
         const rows = scheduleRows(t.schedules ?? [], (io.now ?? Date.now)(), t.schedulesStartedAt);
         print(schedulesTable(rows), { target: t.label, schedules: rows });
+        return 0;
+      }
+      case 'monitor quality': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        const days = (flag: 'days' | 'lookback-days', fallback: number): number => {
+          const text = values[flag];
+          if (text === undefined) return fallback;
+          const n = Number(text);
+          if (text.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 366)
+            usage(command, `--${flag} must be a number of days above 0 and at most 366, not "${text}"`);
+          return n;
+        };
+        const window = {
+          windowMs: days('days', 7) * 86_400_000,
+          lookbackMs: days('lookback-days', 7) * 86_400_000,
+        };
+        const report = await qualityOf(await resolve(), name, window, {
+          publishMetrics: values['publish-metrics'] === true,
+        });
+        print(qualityTable(report), report);
         return 0;
       }
       default:

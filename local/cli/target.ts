@@ -6,8 +6,14 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
-import { callerArn, cloudFormationClient, stackOutputs } from '../../lambdas/adapters/stack-lookup.ts';
-import { readEndpointsFile, type LocalEndpoints } from '../endpoints-file.ts';
+import {
+  callerArn,
+  cloudFormationClient,
+  StackLookupError,
+  stackOutputs,
+} from '../../lambdas/adapters/stack-lookup.ts';
+import type { InitializeMiddleware, MetadataBearer } from '@smithy/types';
+import { ENDPOINTS_FILE, readEndpointsFile, type LocalEndpoints } from '../endpoints-file.ts';
 
 export interface Target {
   /** `local stack (.tandem)` or `stack Tandem (eu-west-1)`, for messages. */
@@ -16,10 +22,16 @@ export interface Target {
   readonly bucket: string;
   readonly prefix: string;
   readonly apiUrl: string | undefined;
+  /** The prediction table (local: the emulator's; deployed: the stack's PredictionTableName output). */
+  readonly table?: string;
   /** The local stack's endpoints (undefined for a deployed stack). */
   readonly local?: LocalEndpoints;
   /** A deployed stack's batch state machine. */
   readonly stateMachineArn?: string;
+  /** A deployed stack's rollout state machine (`models rollout`). */
+  readonly rolloutStateMachineArn?: string;
+  /** The local stack's data folder (where `npm start` writes the per-version metrics). */
+  readonly dataDir?: string;
   readonly region?: string;
   /** The stack's schedules as given (local: npm start's; deployed: the Schedules output). */
   readonly schedules?: readonly unknown[];
@@ -42,6 +54,32 @@ function displayPath(dir: string): string {
   return relative === '' ? '.' : relative.startsWith('..') ? dir : relative;
 }
 
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'EPIPE']);
+
+/**
+ * A local stack's S3 that does not answer although its process runs: the endpoints file is stale (the pid
+ * now belongs to another process, or npm start hangs). Says so instead of the socket's error code.
+ */
+function explainUnreachable(
+  dataDir: string,
+  endpoints: LocalEndpoints,
+): InitializeMiddleware<object, MetadataBearer> {
+  return (next) => async (args) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === undefined || !UNREACHABLE.has(code)) throw error;
+      throw new Error(
+        `the local stack in ${displayPath(dataDir)} does not answer at ${endpoints.s3Endpoint} (${code}), although ` +
+          `process ${endpoints.pid} from its ${ENDPOINTS_FILE} runs: the file is stale or npm start hangs. ` +
+          'Stop that npm start (if it is one) and start it again on the same --data-dir',
+        { cause: error },
+      );
+    }
+  };
+}
+
 export async function resolveTarget(
   options: TargetOptions,
   deps: { cloudFormation?: Pick<CloudFormationClient, 'send'> } = {},
@@ -54,13 +92,19 @@ export async function resolveTarget(
       credentials: endpoints.credentials,
       forcePathStyle: true,
     });
+    s3.middlewareStack.add(explainUnreachable(options.dataDir, endpoints), {
+      step: 'initialize',
+      name: 'tandemExplainUnreachableLocalStack',
+    });
     return {
       label: `local stack (${displayPath(options.dataDir)})`,
       s3,
       bucket: endpoints.bucket,
       prefix: endpoints.modelsPrefix,
       apiUrl: endpoints.apiUrl,
+      table: endpoints.table,
       local: endpoints,
+      dataDir: options.dataDir,
       schedules: endpoints.schedules ?? [],
       ...(endpoints.schedulesStartedAt !== undefined
         ? { schedulesStartedAt: endpoints.schedulesStartedAt }
@@ -74,7 +118,11 @@ export async function resolveTarget(
   const outputs = await stackOutputs(cloudFormation, options.stack);
   const bucket = outputs['DataBucketName'];
   if (!bucket) {
-    throw new Error(`stack "${options.stack}" has no DataBucketName output: is it a Tandem stack?`);
+    const present = Object.keys(outputs);
+    throw new StackLookupError(
+      'NOT_A_TANDEM_STACK',
+      `stack "${options.stack}" has no DataBucketName output (${present.length > 0 ? `its outputs: ${present.join(', ')}` : 'it has no outputs'}): is it a Tandem stack? Check --stack, or deploy Tandem (docs/deploy.md)`,
+    );
   }
   const s3 = new S3Client(region ? { region } : {});
   let who: Promise<string> | undefined;
@@ -84,7 +132,11 @@ export async function resolveTarget(
     bucket,
     prefix: 'models/',
     apiUrl: outputs['ApiUrl'],
+    ...(outputs['PredictionTableName'] ? { table: outputs['PredictionTableName'] } : {}),
     ...(outputs['BatchStateMachineArn'] ? { stateMachineArn: outputs['BatchStateMachineArn'] } : {}),
+    ...(outputs['RolloutStateMachineArn']
+      ? { rolloutStateMachineArn: outputs['RolloutStateMachineArn'] }
+      : {}),
     ...(region ? { region } : {}),
     schedules: outputs['Schedules'] ? (JSON.parse(outputs['Schedules']) as unknown[]) : [],
     identity: () => (who ??= callerArn(region).then((arn) => arn ?? 'unknown')),

@@ -6,6 +6,7 @@
  * on the demo model. Built once, for x86_64 and arm64. The size measurement itself is checked on a small
  * stack with a layer.
  */
+import { ROLLOUT_NON_RETRYABLE_ERRORS } from '../../lib/rollout-definition.ts';
 import { NON_RETRYABLE_ERRORS } from '../../lib/batch-definition.ts';
 import { App, Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -91,8 +92,8 @@ describe('function packaging', () => {
     if (root) fs.rmSync(root, { recursive: true, force: true });
   }, 60_000);
 
-  it('measures all five functions of each stack, each well under 250 MB', () => {
-    expect(sizes).toHaveLength(12);
+  it('measures all seven functions of each stack, each well under 250 MB', () => {
+    expect(sizes).toHaveLength(14);
     for (const size of sizes) expectWithMessage(size.totalMb, size.logicalId).toBeLessThan(BUDGET_MB);
     expect(predictAssetMb(sizes.filter((s) => s.stack === 'Tandem'))).toBe(
       of('Tandem', /ApiPredictFunction/).totalMb,
@@ -106,6 +107,7 @@ describe('function packaging', () => {
       ['plan', /BatchPlanFunction/],
       ['trigger', /BatchTriggerFunction/],
       ['finalize', /BatchFinalizeFunction/],
+      ['rollout', /RolloutStepFunction/],
       ['monitor', /DriftMonitorFunction/],
     ] as const;
     const measured = functions.map(([name, pattern]) => [
@@ -136,7 +138,7 @@ describe('function packaging', () => {
     expectWithMessage(stale, `docs/deploy.md sizes are out of date; measured:\n${table}`).toEqual([]);
   });
 
-  it('keeps onnxruntime out of the trigger, plan, finalize and monitor bundles', () => {
+  it('keeps onnxruntime out of the trigger, plan, finalize, rollout and monitor bundles', () => {
     for (const stack of ['Tandem', 'TandemArm']) {
       for (const size of sizes.filter((s) => s.stack === stack && !ORT_FUNCTIONS.test(s.logicalId))) {
         expectWithMessage(listFiles(size.codeDirectory).sort(), size.logicalId).toEqual([
@@ -188,6 +190,11 @@ describe('function packaging', () => {
       for (const name of NON_RETRYABLE_ERRORS)
         expectWithMessage(code, String(pattern)).toContain(`"${name}"`);
     }
+    const rollout = fs.readFileSync(
+      path.join(of('Tandem', /RolloutStepFunction/).codeDirectory, 'index.mjs'),
+      'utf8',
+    );
+    for (const name of ROLLOUT_NON_RETRYABLE_ERRORS) expect(rollout).toContain(`"${name}"`);
   });
 
   it.each([

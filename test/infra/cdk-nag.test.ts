@@ -161,6 +161,7 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
     expect([...new Set(wildcards)]).toEqual([
       'AwsSolutions-IAM5[Resource::*]',
       'AwsSolutions-IAM5[Resource::<Arn>/capture/*]',
+      'AwsSolutions-IAM5[Resource::<Arn>/feedback/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/incoming/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/models/*/baseline.json]',
       'AwsSolutions-IAM5[Resource::<Arn>/models/*/current.json]',

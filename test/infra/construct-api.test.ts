@@ -136,6 +136,7 @@ describe('Tandem construct API', () => {
       api('GET/v2/models/*/ready'),
       api('GET/v2/models/*/versions/*'),
       api('GET/v2/models/*/versions/*/ready'),
+      api('POST/feedback'),
       api('POST/predict'),
       api('POST/v2/models/*/infer'),
       api('POST/v2/models/*/versions/*/infer'),

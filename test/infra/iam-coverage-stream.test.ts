@@ -195,6 +195,9 @@ describe('IAM policies of the stream lane cover exactly what its handlers do', (
       STREAM_INPUT_NAME: INPUT,
       TANDEM_STREAM_LANE: 'true',
       POWERTOOLS_METRICS_DISABLED: 'true',
+      // As the stack sets them for the consumer: every scored event captured, so that its write is seen.
+      CAPTURE_BUCKET: BUCKET,
+      CAPTURE_STREAM_RATE: '1',
     });
     record(s3Client(), 's3');
     record(dynamoClient(), 'dynamodb');
@@ -202,7 +205,7 @@ describe('IAM policies of the stream lane cover exactly what its handlers do', (
     record(await kinesisClient(), 'kinesis');
 
     current = 'consumer';
-    const { handler } = await import('../../lambdas/handlers/stream-score.ts');
+    const { handler, capture } = await import('../../lambdas/handlers/stream-score.ts');
     response = await handler(
       kinesisEvent([
         { id: 'iam-1', features: demoFeatures() },
@@ -210,6 +213,8 @@ describe('IAM policies of the stream lane cover exactly what its handlers do', (
         { id: 'iam-2', model: 'no-such-model', features: demoFeatures() },
       ]),
     );
+    await capture?.flush();
+    expect(capture?.counts.written).toBe(1);
     current = 'predict';
     const predict = await import('../../lambdas/handlers/predict.ts');
     eventsReply = await predict.handler(

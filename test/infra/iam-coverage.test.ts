@@ -20,8 +20,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { RolloutRequest, RolloutState } from '../../lambdas/core/lifecycle/rollout.ts';
 import {
   batchDynamoClient,
+  cloudWatchClient,
   dynamoClient,
   eventBridgeClient,
   s3Client,
@@ -58,19 +60,20 @@ const TABLE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${TABLE}`;
 const SCHEDULE = { model: 'fraud-detector', prefix: 'warehouse/scheduled/', expression: 'rate(1 day)' };
 const STATE_MACHINE_ARN = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:TandemBatchStateMachine`;
 
-type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'monitor';
+type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'rollout' | 'monitor';
 const LOGICAL_ID_PART: Record<FunctionName, string> = {
   predict: 'ApiPredict',
   trigger: 'BatchTrigger',
   plan: 'BatchPlan',
   score: 'BatchScore',
   finalize: 'BatchFinalize',
+  rollout: 'RolloutStep',
   monitor: 'DriftMonitor',
 };
 
 interface Call {
   readonly fn: FunctionName;
-  readonly service: 's3' | 'dynamodb' | 'sfn' | 'events';
+  readonly service: 's3' | 'dynamodb' | 'sfn' | 'events' | 'cloudwatch';
   readonly command: string;
   readonly input: Record<string, unknown>;
   status?: number;
@@ -172,6 +175,18 @@ function iamRequests(call: Call): IamRequest[] {
         action: 'dynamodb:BatchGetItem',
         resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${table}`,
       }));
+    case 'cloudwatch ListMetricsCommand':
+      return [
+        {
+          action: 'cloudwatch:ListMetrics',
+          resource: '*',
+          ...(input['Namespace'] !== undefined
+            ? { context: { 'cloudwatch:namespace': input['Namespace'] } }
+            : {}),
+        },
+      ];
+    case 'cloudwatch GetMetricDataCommand':
+      return [{ action: 'cloudwatch:GetMetricData', resource: '*' }];
     case 'sfn StartExecutionCommand':
       return [{ action: 'states:StartExecution', resource: input['stateMachineArn']! }];
     case 'events PutEventsCommand':
@@ -204,7 +219,7 @@ function allowStatements(
 ): Array<{ actions: string[]; resources: string[]; conditions: Conditions | undefined }> {
   const [bucketId] = onlyResource(template, 'AWS::S3::Bucket', 'DataBucket');
   const [tableId] = onlyResource(template, 'AWS::DynamoDB::Table');
-  const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+  const [stateMachineId] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
   const tokens: Record<string, string> = {
     [`\${${bucketId}.Arn}`]: BUCKET_ARN,
     [`\${${tableId}.Arn}`]: TABLE_ARN,
@@ -340,6 +355,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       TABLE_NAME: TABLE,
       CAPTURE_BUCKET: BUCKET,
       CAPTURE_REALTIME_RATE: '1',
+      CAPTURE_BATCH_RATE: '1',
+      DATA_BUCKET: BUCKET,
       STATE_MACHINE_ARN,
       EVENT_BUS_NAME: 'default',
     });
@@ -370,6 +387,25 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       startDate: new Date(),
     }));
     record(eventBridgeClient(), 'events', () => ({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] }));
+    // CloudWatch (no emulator): a version that answered 100 instances without an error.
+    record(cloudWatchClient(), 'cloudwatch', (command, input) =>
+      command === 'ListMetricsCommand'
+        ? {
+            Metrics: ['Instances', 'Errors', 'ModelLatency', 'Label.0'].map((MetricName) => ({
+              MetricName,
+              Dimensions: input['Dimensions'],
+            })),
+          }
+        : {
+            MetricDataResults: (input['MetricDataQueries'] as Array<{ Id: string; Label: string }>).map(
+              (q) => ({
+                Id: q.Id,
+                Label: q.Label,
+                Values: [q.Label === 'Errors' ? 0 : q.Label === 'ModelLatency' ? 5 : 100],
+              }),
+            ),
+          },
+    );
 
     // Module init is part of what a function does (predict loads the default model at init).
     const predictModule = import('../../lambdas/handlers/predict.ts');
@@ -378,6 +414,7 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     await load('plan', () => import('../../lambdas/handlers/batch-plan.ts'));
     await load('score', () => import('../../lambdas/handlers/batch-score.ts'));
     await load('finalize', () => import('../../lambdas/handlers/batch-finalize.ts'));
+    await load('rollout', () => import('../../lambdas/handlers/rollout-step.ts'));
 
     const csv = await readFile(path.join(REPO_ROOT, 'models', MODEL, 'demo-transactions.csv'), 'utf8');
     const sample = csv.split('\n').slice(0, 301).join('\n') + '\n';
@@ -448,9 +485,42 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       ['GET', '/models/no-such-model'],
       ['POST', '/predict', { id: 'txn-000001' }],
       ['POST', '/predict', { instances: [{ id: 'txn-000002' }, { id: 'txn-000003' }] }],
+      // An outcome for an id the batch run precomputed: its check reads the table, its record is put.
+      ['POST', '/feedback', { id: 'txn-000001', label: 1 }],
     ] as const) {
-      await invoke('predict', apiEvent(method, route, body), context);
+      const reply = await invoke<{ statusCode: number; body: string }>(
+        'predict',
+        apiEvent(method, route, body),
+        context,
+      );
+      if (route === '/feedback') expectWithMessage(reply.statusCode, reply.body).toBe(200);
     }
+    // A rollout of another model, step by step as its state machine runs it: start, check, advance,
+    // check, promote (pointer reads, conditional writes, history records, metric reads).
+    const rolloutModel = 'rollout-model';
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: `models/${rolloutModel}/current.json`,
+        Body: '{"version":"1.0.0"}',
+      }),
+    );
+    let rollout = await invoke<RolloutState>('rollout', {
+      action: 'start',
+      state: {
+        rolloutId: 'iamcheck',
+        model: rolloutModel,
+        candidate: '1.1.0',
+        steps: [50, 100],
+        bakeSeconds: 60,
+        by: 'iam-coverage',
+      } satisfies RolloutRequest,
+    });
+    for (const action of ['check', 'advance', 'check', 'promote'] as const) {
+      rollout = await invoke<RolloutState>('rollout', { action, state: rollout });
+    }
+    expect(rollout.decision).toBe('promoted');
+
     // Data capture writes in the background; flushed here as the next invocation would.
     current = 'predict';
     await (await predictModule).capture?.flush();
@@ -505,6 +575,8 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
       'score PutItemCommand',
       'finalize PutEventsCommand',
       'trigger StartExecutionCommand',
+      'rollout PutObjectCommand',
+      'rollout GetMetricDataCommand',
     ]) {
       expectWithMessage(commands, expected).toContain(expected);
     }

@@ -158,6 +158,7 @@ describe("the functions' environment comes from the definitions", () => {
     score: 'BatchScore',
     finalize: 'BatchFinalize',
     stream: 'StreamConsumer',
+    rollout: 'RolloutStep',
     monitor: 'DriftMonitorFunction',
   };
 

@@ -50,7 +50,7 @@ function definitionOf(template: Template): {
   StartAt: string;
   States: Record<string, Record<string, unknown>>;
 } {
-  const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+  const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
   return JSON.parse(flat(sm.Properties!['DefinitionString'])) as never;
 }
 
@@ -97,7 +97,8 @@ describe('TandemStack (defaults)', () => {
         EventBridgeConfiguration: { EventBridgeEnabled: true },
       });
       template.resourceCountIs('Custom::S3BucketNotifications', 0);
-      template.resourceCountIs('AWS::Lambda::Function', 6); // five of the lanes and the drift monitor
+      // predict, trigger, plan, score, finalize, the rollout step and the drift monitor.
+      template.resourceCountIs('AWS::Lambda::Function', 7);
     });
 
     it('expires run state, ages results and old versions', () => {
@@ -210,6 +211,7 @@ describe('TandemStack (defaults)', () => {
         'GET /v2/models/{name}/ready',
         'GET /v2/models/{name}/versions/{version}',
         'GET /v2/models/{name}/versions/{version}/ready',
+        'POST /feedback',
         'POST /predict',
         'POST /v2/models/{name}/infer',
         'POST /v2/models/{name}/versions/{version}/infer',
@@ -381,7 +383,14 @@ describe('TandemStack (defaults)', () => {
       expect(env('Trigger')['STATE_MACHINE_ARN']).toEqual({ Ref: expect.stringContaining('StateMachine') });
       expect(env('Trigger')['BATCH_OPTIONS']).toBeUndefined();
       expect(flat(env('Plan')['MODELS_URI'])).toMatch(/\/models\/$/);
-      expect(Object.keys(env('Score')).sort()).toEqual(['MODELS_URI', 'NODE_OPTIONS', 'TABLE_NAME']);
+      expect(Object.keys(env('Score')).sort()).toEqual([
+        'CAPTURE_BATCH_RATE',
+        'CAPTURE_BUCKET',
+        'MODELS_URI',
+        'NODE_OPTIONS',
+        'TABLE_NAME',
+      ]);
+      expect(env('Score')['CAPTURE_BATCH_RATE']).toBe('0.01');
       expect(env('Finalize')['EVENT_BUS_NAME']).toBe('default');
       const props = (part: string) => onlyResource(template, 'AWS::Lambda::Function', part)[1].Properties!;
       // One invocation scores a chunk; table writes that need longer continue in the next invocation.
@@ -390,7 +399,7 @@ describe('TandemStack (defaults)', () => {
     });
 
     it('builds the state machine from batchDefinition: Distributed Map of Standard children over the plan', () => {
-      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
       expect(sm.Properties).toMatchObject({
         StateMachineType: 'STANDARD',
         TracingConfiguration: { Enabled: false },
@@ -462,7 +471,7 @@ describe('TandemStack (defaults)', () => {
     });
 
     it('logs the state machine to its own log group with retention', () => {
-      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
       const dest = (
         sm.Properties!['LoggingConfiguration'] as {
           Destinations: Array<{ CloudWatchLogsLogGroup: { LogGroupArn: unknown } }>;
@@ -503,7 +512,7 @@ describe('TandemStack (defaults)', () => {
   });
 
   describe('least privilege', () => {
-    it('lets predict read models/ and the table, write captures, and nothing else', () => {
+    it('lets predict read models/ and the table, write captures and outcomes (feedback), and nothing else', () => {
       const statements = statementsOf(template, roleOf(template, 'Predict'));
       expect(
         grants(
@@ -517,6 +526,7 @@ describe('TandemStack (defaults)', () => {
         's3:GetObject bucket/models/*',
         's3:ListBucket bucket if {"StringLike":{"s3:prefix":["models/*"]}}',
         's3:PutObject bucket/capture/*',
+        's3:PutObject bucket/feedback/*',
       ]);
       expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
     });
@@ -531,6 +541,7 @@ describe('TandemStack (defaults)', () => {
         's3:GetObject bucket/runs/*/plan.json',
         's3:GetObject bucket/runs/*/staging/*',
         's3:GetObjectVersion bucket/incoming/*',
+        's3:PutObject bucket/capture/*',
         's3:PutObject bucket/results/*/part-*',
         's3:PutObject bucket/runs/*/chunks/*',
         's3:PutObject bucket/runs/*/failures/*',
@@ -579,7 +590,7 @@ describe('TandemStack (defaults)', () => {
     });
 
     it("lets the state machine invoke its three functions, read the run's items, write its map results, and run its map children", () => {
-      const [smId, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
+      const [smId, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', 'BatchStateMachine');
       const roleId = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
       const statements = statementsOf(template, roleId);
       const invoke = statements.filter((s) => list(s.Action).includes('lambda:InvokeFunction'));
@@ -606,9 +617,12 @@ describe('TandemStack (defaults)', () => {
       ]);
     });
 
-    it('uses Resource "*" only for the state machine log delivery (no X-Ray anywhere)', () => {
-      const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine');
-      const smRole = (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
+    it('uses Resource "*" only for the state machines\' log delivery and the rollout\'s metric reads (no X-Ray anywhere)', () => {
+      const smRoles = ['BatchStateMachine', 'RolloutStateMachine'].map((part) => {
+        const [, sm] = onlyResource(template, 'AWS::StepFunctions::StateMachine', part);
+        return (sm.Properties!['RoleArn'] as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!;
+      });
+      const rolloutRole = roleOf(template, 'RolloutStep');
       const logDelivery = [
         'logs:CreateLogDelivery',
         'logs:DeleteLogDelivery',
@@ -621,7 +635,11 @@ describe('TandemStack (defaults)', () => {
       ];
       for (const [policyId, policy] of Object.entries(resources(template, 'AWS::IAM::Policy'))) {
         const roles = (policy.Properties!['Roles'] as Array<{ Ref: string }>).map((r) => r.Ref);
-        const allowed = roles.includes(smRole) ? logDelivery : [];
+        const allowed = smRoles.some((r) => roles.includes(r))
+          ? logDelivery
+          : roles.includes(rolloutRole)
+            ? ['cloudwatch:GetMetricData', 'cloudwatch:ListMetrics']
+            : [];
         for (const s of (policy.Properties!['PolicyDocument'] as { Statement: Statement[] }).Statement) {
           const star = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*');
           if (star)
@@ -757,7 +775,8 @@ describe('TandemStack (defaults)', () => {
 
     it('gives every log group a retention', () => {
       const groups = Object.values(resources(template, 'AWS::Logs::LogGroup'));
-      expect(groups).toHaveLength(8);
+      // Seven functions, two state machines, the API's access logs.
+      expect(groups).toHaveLength(10);
       for (const group of groups) expect(group.Properties!['RetentionInDays']).toBe(30);
     });
   });
@@ -812,7 +831,7 @@ describe('TandemStack (configured)', () => {
       JwtConfiguration: { Issuer: 'https://issuer.example.com/', Audience: ['tandem-client'] },
     });
     const routes = Object.values(resources(template, 'AWS::ApiGatewayV2::Route'));
-    expect(routes).toHaveLength(15);
+    expect(routes).toHaveLength(16);
     for (const route of routes) {
       expect(route.Properties).toMatchObject({
         AuthorizationType: 'JWT',

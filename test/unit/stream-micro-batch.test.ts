@@ -1,4 +1,7 @@
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CaptureBuffer } from '../../lambdas/core/capture/capture-buffer.ts';
+import type { CaptureRecord } from '../../lambdas/core/capture/capture-record.ts';
 import { predictionKey, type StoredPrediction } from '../../lambdas/core/cache-policy.ts';
 import { ModelLoadError, ModelNotFoundError, PredictionStoreError } from '../../lambdas/core/errors.ts';
 import type { ServedModel } from '../../lambdas/core/model-loader.ts';
@@ -273,5 +276,66 @@ describe('scoreMicroBatch', () => {
     ).rejects.toThrow('corrupt');
     expect(store.items.size).toBe(0);
     expect(rejectedLines(objects)).toHaveLength(0);
+  });
+});
+
+describe('stream capture', () => {
+  function captureInto(objects: MemoryObjectStore, failing = false) {
+    const lost: number[] = [];
+    const sink = {
+      write: (key: string, body: Uint8Array) =>
+        failing ? Promise.reject(new Error('SlowDown')) : objects.writeBytes(BUCKET, key, body),
+    };
+    const capture = new CaptureBuffer(sink, {
+      rates: { stream: 1 },
+      writer: 'test',
+      now: () => NOW,
+      onError: (_e, n) => lost.push(n),
+    });
+    return { capture, lost };
+  }
+
+  it('captures each scored event (not the rejected ones) with its id, features, version and sequence number', async () => {
+    const { deps, objects, publisher } = setup();
+    const { capture } = captureInto(objects);
+    const good = rec({ id: 'e-1', features: { x1: 2 }, eventTime: '2026-06-01T11:59:00Z' });
+    const bad = rec({ id: 'e-2', features: { x1: 'nope' } });
+    await scoreMicroBatch([good, bad], { ...deps, capture });
+    await capture.flush();
+    const keys = [...objects.objects.keys()].filter((k) => k.startsWith(`${BUCKET}/capture/tiny/stream/`));
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatch(/\/capture\/tiny\/stream\/dt=2026-06-01\/hr=12\/[^/]+\.jsonl\.gz$/);
+    const bytes = await objects.readBytes(BUCKET, keys[0]!.slice(BUCKET.length + 1));
+    const records = gunzipSync(bytes)
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as CaptureRecord);
+    expect(records).toEqual([
+      {
+        model: 'tiny',
+        version: '7',
+        source: 'stream',
+        id: 'e-1',
+        features: { x1: 2 },
+        // What the output stream carries for the event (the model's float32 probabilities).
+        prediction: publisher.bodies()[0]!.prediction,
+        servedBy: 'model',
+        requestId: good.sequenceNumber,
+        time: new Date(NOW).toISOString(),
+      },
+    ]);
+  });
+
+  it('a capture that cannot be written never fails the batch: counted and reported', async () => {
+    const { deps, objects, store } = setup();
+    const { capture, lost } = captureInto(objects, true);
+    const outcome = await scoreMicroBatch([rec({ id: 'e-3', features: { x1: 1 } })], { ...deps, capture });
+    await capture.flush();
+    expect(outcome.retryFrom).toBeUndefined();
+    expect(outcome.counts.scored).toBe(1);
+    expect(store.items.size).toBe(1);
+    expect(capture.counts).toMatchObject({ captured: 1, failed: 1, written: 0 });
+    expect(lost).toEqual([1]);
   });
 });

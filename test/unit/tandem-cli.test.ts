@@ -16,14 +16,22 @@ describe('tandem usage', () => {
     expect(help.out).toMatch(new RegExp(`^Usage: npm run tandem -- monitor ${command}`));
   });
 
-  it.each(['list', 'show', 'history', 'check', 'push', 'promote', 'rollback', 'canary'])(
-    'prints the help of models %s',
-    async (command) => {
-      const help = await run('models', command, '--help');
-      expect(help.code).toBe(0);
-      expect(help.out).toMatch(new RegExp(`^Usage: npm run tandem -- models ${command}`));
-    },
-  );
+  it.each([
+    'list',
+    'show',
+    'history',
+    'check',
+    'push',
+    'promote',
+    'rollback',
+    'canary',
+    'rollout',
+    'rollout-status',
+  ])('prints the help of models %s', async (command) => {
+    const help = await run('models', command, '--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(new RegExp(`^Usage: npm run tandem -- models ${command}`));
+  });
 
   it('prints the list of commands without arguments or with --help', async () => {
     for (const argv of [[], ['--help'], ['models', '--help']]) {
@@ -53,6 +61,17 @@ describe('tandem usage', () => {
     [['monitor', 'report', 'a', 'b'], /unexpected argument "b"/],
     [['monitor', 'watch', 'fraud-detector'], /unknown command "monitor watch"/],
     [['models', 'canary', 'fraud-detector', '--percent', '10'], /missing the version/],
+    [['models', 'rollout', 'fraud-detector'], /missing the version/],
+    [
+      ['models', 'rollout', 'fraud-detector', '2.0.0', '--steps', '50,10'],
+      /--steps 50,10: the percentages must go up/,
+    ],
+    [['models', 'rollout', 'fraud-detector', '2.0.0', '--steps', '0,100'], /above 0 and at most 100/],
+    [
+      ['models', 'rollout', 'fraud-detector', '2.0.0', '--bake', 'soon'],
+      /--bake soon: expected a duration from 1s to 24h/,
+    ],
+    [['models', 'rollout-status'], /missing the model name/],
   ])('answers %j with a usage error (exit 2) and the help', async (argv, message) => {
     const result = await run(...argv);
     expect(result.code).toBe(2);

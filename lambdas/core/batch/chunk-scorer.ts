@@ -12,6 +12,7 @@
  * another invocation (contracts.ts ChunkResume).
  */
 import { storedPrediction, type StoredPrediction } from '../cache-policy.ts';
+import type { CaptureBuffer } from '../capture/capture-buffer.ts';
 import { readCsvSpans } from '../codecs/csv-reader.ts';
 import { DatasetError } from '../codecs/errors.ts';
 import { readJsonlRecords } from '../codecs/jsonl-reader.ts';
@@ -19,7 +20,7 @@ import { TOO_LARGE_PREVIEW_BYTES, recordTooLarge } from '../codecs/spans.ts';
 import { readParquetRows } from '../codecs/parquet-reader.ts';
 import { ModelLoadError } from '../errors.ts';
 import type { ModelSource, ObjectStore, PredictionStore } from '../ports.ts';
-import { decodePredictions } from '../predictions.ts';
+import { decodePredictions, type Prediction } from '../predictions.ts';
 import { loadBatchModel, type BatchModel } from './batch-model.ts';
 import { ChunkDrift } from './chunk-drift.ts';
 import {
@@ -39,6 +40,8 @@ import { StreamedObject, WrittenObject, type OutputObject } from './output-objec
 import { objectRandomAccess } from './random-access.ts';
 import { OutputEncoder } from './output-encoder.ts';
 import { ScoringQueue } from './scoring-queue.ts';
+import type { FeedBatch } from './feed-batch.ts';
+import type { Outputs } from './scoring-thread.ts';
 import { resolveScoringThreads } from './scoring-thread.ts';
 import {
   csvRecordReader,
@@ -64,6 +67,11 @@ export interface ChunkScorerDeps {
   readonly lambdaMemoryMb?: number;
   /** Paces table writes and tells the deadline. @default the system's monotonic clock */
   readonly clock?: Clock;
+  /**
+   * Data capture of sampled scored rows (source `batch`), flushed before a chunk's run returns; a capture
+   * that cannot be written is counted by the buffer, never failing the chunk. Absent: off.
+   */
+  readonly capture?: CaptureBuffer;
 }
 
 export interface ChunkRunOptions {
@@ -136,6 +144,7 @@ export class ChunkScorer {
     const drift =
       plan.drift && 'baseline' in plan.drift ? new ChunkDrift(plan.drift.baseline, model) : undefined;
     const microBatch = plan.options.microBatchRows;
+    const capture = this.deps.capture;
     const { bucket } = item;
     const partObjectKey = partKey(plan.resultsPrefix, chunk.index, plan.options.outputFormat);
     const rejectedObjectKey = rejectedKey(plan.resultsPrefix, chunk.index);
@@ -159,6 +168,7 @@ export class ChunkScorer {
         const first = part === undefined;
         part ??= open(partObjectKey, encoder.contentType);
         await part.write(encoder.encodeOutputs(batch, outputs, model.outputPlan, first));
+        if (capture) captureBatch(capture, plan, model, batch, outputs);
         const predictions =
           table || drift ? decodePredictions(model.outputPlan, outputs as never, batch.count) : undefined;
         drift?.add(batch, predictions!);
@@ -273,6 +283,8 @@ export class ChunkScorer {
     }
     if (read !== scored + rejected)
       throw new Error(`chunk ${chunk.index}: read ${read} != scored ${scored} + rejected ${rejected}`);
+    // Never rejects: a write that fails is counted and reported by the buffer.
+    await capture?.flush();
     if (table?.stopped) {
       return {
         done: false,
@@ -397,6 +409,35 @@ export class ChunkScorer {
     return mapBatches(rows, (r) => {
       if (r.error !== undefined) return problemRecord(r.row, r.line, r.error, () => r.text);
       return objectRecord(model, plan, r.row, r.line, r.value, r.text, () => r.text, r.invalidUtf8);
+    });
+  }
+}
+
+/** Buffers the sampled rows of one scored micro-batch (their features read back from its tensors). */
+function captureBatch(
+  capture: CaptureBuffer,
+  plan: BatchPlan,
+  model: BatchModel,
+  batch: FeedBatch,
+  outputs: Outputs,
+): void {
+  let predictions: Prediction[] | undefined;
+  let time: string | undefined;
+  for (let i = 0; i < batch.count; i++) {
+    if (!capture.sample('batch')) continue;
+    predictions ??= decodePredictions(model.outputPlan, outputs as never, batch.count);
+    time ??= new Date().toISOString();
+    capture.add({
+      model: plan.model,
+      version: plan.modelVersion,
+      source: 'batch',
+      id: batch.id(i),
+      features: batch.features(i, model.manifest),
+      prediction: predictions[i]!,
+      servedBy: 'model',
+      requestId: plan.runId,
+      runId: plan.runId,
+      time,
     });
   }
 }

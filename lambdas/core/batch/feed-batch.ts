@@ -245,8 +245,12 @@ export class FeedBatch {
    * batch for reuse.
    */
   reset(inputs: readonly TensorData[] | undefined): void {
-    this.count = 0;
-    this.idLength = 0;
+    this.reclaim(inputs);
+    this.clear();
+  }
+
+  /** Takes back the typed arrays a scoring thread transferred back, so that the rows can be read again. */
+  reclaim(inputs: readonly TensorData[] | undefined): void {
     this.plans.forEach((plan, p) => {
       const returned = inputs?.[p];
       const own = this.codes[p] ?? this.numbers[p];
@@ -266,11 +270,59 @@ export class FeedBatch {
               : numberArray(plan, size);
         }
       }
+    });
+  }
+
+  /** Empties the batch for reuse. */
+  clear(): void {
+    this.count = 0;
+    this.idLength = 0;
+    this.plans.forEach((_, p) => {
       this.extras[p] = [];
       this.extraCodes[p]!.clear();
     });
     this.passThrough.fill(EMPTY);
   }
+
+  /**
+   * Row i's features as a JSON object, read back from its tensors (data capture): category codes become
+   * their values, booleans true/false, float32 numbers their shortest float32 text (0.1, not
+   * 0.10000000149011612). A feature left out of every input is absent.
+   */
+  features(i: number, manifest: Manifest): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    this.plans.forEach((plan, p) => {
+      const width = this.widths[p]!;
+      const codes = this.codes[p];
+      const numbers = this.numbers[p];
+      for (let c = 0; c < width; c++) {
+        const spec = manifest.features[plan.columns[c]!]!;
+        if (codes) {
+          const code = codes[i * width + c]!;
+          const dictionary = this.dictionaries.values[p]!;
+          out[spec.name] =
+            code < dictionary.length ? dictionary[code] : this.extras[p]![code - dictionary.length];
+          continue;
+        }
+        let value = numbers![i * width + c]!;
+        if (numbers instanceof Float32Array) value = shortestFloat32(value);
+        const valueCodes = plan.codes[c];
+        if (valueCodes) out[spec.name] = [...valueCodes].find(([, v]) => v === value)?.[0] ?? null;
+        else if (spec.type === 'boolean') out[spec.name] = value !== 0;
+        else out[spec.name] = Number.isNaN(value) ? null : value;
+      }
+    });
+    return out;
+  }
 }
 
 const EMPTY: readonly unknown[] = [];
+
+/** The shortest decimal that reads back as the same float32 (what the source most likely held). */
+function shortestFloat32(value: number): number {
+  for (let digits = 1; digits < 9; digits++) {
+    const candidate = Number(value.toPrecision(digits));
+    if (Math.fround(candidate) === value) return candidate;
+  }
+  return value;
+}

@@ -70,8 +70,10 @@ export class ScoringQueue {
       this.waitMs += performance.now() - waited;
     }
     this.scoreMs += run.runMs;
+    // The inputs first: onScored may read the rows' features back (data capture).
+    batch.reclaim(run.inputs);
     await this.onScored(batch, run.outputs);
-    batch.reset(run.inputs);
+    batch.clear();
     this.free.push(batch);
   }
 }

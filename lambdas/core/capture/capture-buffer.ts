@@ -27,7 +27,7 @@ export interface CaptureSink {
 }
 
 export interface CaptureBufferOptions {
-  /** Share of predictions captured per source, 0 to 1 (a source not named: 0). */
+  /** Share of predictions captured per source, 0 to 1; a source not named is not captured. */
   readonly rates: Readonly<Partial<Record<CaptureSource, number>>>;
   /** Flush when this many records are buffered. @default 1000 */
   readonly maxRecords?: number;
@@ -136,10 +136,4 @@ export class CaptureBuffer {
       }
     }
   }
-}
-
-/** The rate of a source from a setting's value, clamped to [0, 1]. */
-export function captureRates(realtime: number, batch: number, shadow = 0): Record<CaptureSource, number> {
-  const clamp = (r: number) => Math.min(1, Math.max(0, r));
-  return { realtime: clamp(realtime), batch: clamp(batch), shadow: clamp(shadow) };
 }

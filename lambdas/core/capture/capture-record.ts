@@ -5,12 +5,13 @@
  *   capture/<model>/<source>/dt=<yyyy-mm-dd>/hr=<hh>/<time>-<writer>-<seq>.jsonl.gz
  *
  * one gzipped JSON Lines object per flush of one writer (an execution environment), per partition.
- * `source` is the lane that served: `realtime` (the API), `batch` (a batch run's chunk); or `shadow`: a
- * comparison of the live answer with a shadow version's on the same input (lambdas/core/shadow).
+ * `source` is the lane that served: `realtime` (the API), `stream` (the stream consumer), `batch` (a batch
+ * run's chunk), every one with the same record format and layout; or `shadow`: a comparison of the live
+ * answer with a shadow version's on the same input (lambdas/core/shadow).
  */
-export type CaptureSource = 'realtime' | 'batch' | 'shadow';
+export type CaptureSource = 'realtime' | 'batch' | 'stream' | 'shadow';
 
-export const CAPTURE_SOURCES: readonly CaptureSource[] = ['realtime', 'batch', 'shadow'];
+export const CAPTURE_SOURCES: readonly CaptureSource[] = ['realtime', 'batch', 'stream', 'shadow'];
 
 export interface CaptureRecord {
   readonly model: string;
@@ -20,12 +21,14 @@ export interface CaptureRecord {
   readonly id: string | null;
   readonly features: unknown;
   readonly prediction: unknown;
-  /** Where the answer came from: `model` or `cache` (realtime), `model` (batch). */
+  /** Where the answer came from: `model` or `cache` (realtime), `model` (stream, batch). */
   readonly servedBy: 'model' | 'cache';
   /** The cache's verdict for the instance (realtime), e.g. hit, miss, stale, bypassed. */
   readonly cacheStatus?: string;
-  /** The API request id, or the batch run id. */
+  /** The API request id, the stream record's sequence number, or the batch run id. */
   readonly requestId: string;
+  /** Batch: the run that scored the row. */
+  readonly runId?: string;
   /** ISO 8601, when the prediction was served. */
   readonly time: string;
   /** Source `shadow`: the shadow version and its answer to the same features (`version`/`prediction`: live). */

@@ -10,6 +10,7 @@ import { parseBaseline } from '../monitoring/baseline.ts';
 import type { MonitoringError } from '../monitoring/errors.ts';
 import type { ServedModel } from '../model-loader.ts';
 import { LifecycleRefusedError, VersionExistsError } from './errors.ts';
+import { historyFile } from './history-file.ts';
 import { checkPackage, problemsOf, type PackageFiles, type PackageProblem } from './package-check.ts';
 import {
   isInvalidPointer,
@@ -28,10 +29,23 @@ import {
   type ShadowRecord,
 } from '../shadow/shadow-report.ts';
 
-export type ChangeAction = 'promote' | 'rollback' | 'canary' | 'shadow';
+/**
+ * `rollout-step` (a canary percentage set by an automatic rollout), `rollout-abort` (the rollout ended the
+ * canary after a failed check) change the pointer; `rollout-check` and `rollout-stop` record a rollout's
+ * check results and why it stopped without changing it (lambdas/core/lifecycle/rollout.ts).
+ */
+export type ChangeAction =
+  | 'promote'
+  | 'rollback'
+  | 'canary'
+  | 'shadow'
+  | 'rollout-step'
+  | 'rollout-check'
+  | 'rollout-abort'
+  | 'rollout-stop';
 
-/** Changes that move the live version (not a canary's or a shadow's). */
-const movesLive = (e: HistoryEntry): boolean => e.action !== 'canary' && e.action !== 'shadow';
+/** Changes that move the live version (not a canary's, a shadow's or a rollout's step, check or stop). */
+const movesLive = (e: HistoryEntry): boolean => e.action === 'promote' || e.action === 'rollback';
 
 /** One pointer change, as recorded under `models/<name>/history/`. */
 export interface HistoryEntry {
@@ -56,6 +70,33 @@ export interface HistoryEntry {
   readonly forced?: string;
   /** False for a change rebuilt from the pointer because its record is missing. */
   readonly recorded?: boolean;
+  /** Set on every record of an automatic rollout (lambdas/core/lifecycle/rollout.ts). */
+  readonly rollout?: RolloutMark;
+}
+
+/** What a history record says of the automatic rollout it belongs to. */
+export interface RolloutMark {
+  readonly id: string;
+  /** The step (1-based) a `rollout-step` sets, or a `rollout-check` checked. */
+  readonly step?: number;
+  /** The planned percentages and bake time (on the first step's record). */
+  readonly steps?: readonly number[];
+  readonly bakeSeconds?: number;
+  /** A `rollout-check`'s verdicts, each naming its metric, value and threshold. */
+  readonly checks?: readonly RolloutVerdict[];
+  readonly passed?: boolean;
+}
+
+/** One health check of a rollout step. */
+export interface RolloutVerdict {
+  readonly check: 'traffic' | 'errors' | 'latency' | 'shift';
+  /** The metric as computed (e.g. `Errors / (Errors + Instances)`), with the versions it compares. */
+  readonly metric: string;
+  /** Undefined when there was nothing to measure (then `passed` says why in `message`). */
+  readonly value?: number;
+  readonly threshold: number;
+  readonly passed: boolean;
+  readonly message: string;
 }
 
 export interface History {
@@ -129,11 +170,6 @@ export class ShadowGateError extends LifecycleRefusedError {
   }
 }
 
-/** History file names sort by time: `20261206T013500123Z-<change>.json`. */
-function historyFile(at: string, change: string): string {
-  return `${at.replace(/[-:.]/g, '')}-${change}.json`;
-}
-
 const utf8 = new TextDecoder();
 
 export class ModelLifecycle {
@@ -170,12 +206,7 @@ export class ModelLifecycle {
   /** The pointer and every version present, each loaded as the server would load it. */
   async show(name: string): Promise<ModelDescription> {
     const [pointer, versions] = await Promise.all([this.pointerOf(name), this.store.listVersions(name)]);
-    if (pointer.status === 'missing' && versions.length === 0) {
-      throw new LifecycleRefusedError(
-        'MODEL_NOT_FOUND',
-        `no model named "${name}" in ${this.store.description}`,
-      );
-    }
+    if (pointer.status === 'missing' && versions.length === 0) throw this.modelNotFound(name);
     const live = pointer.status === 'ok' ? pointer.version : undefined;
     const canary = pointer.status === 'ok' ? pointer.canary : undefined;
     const shadow = pointer.status === 'ok' ? pointer.shadow : undefined;
@@ -209,6 +240,7 @@ export class ModelLifecycle {
   /** Every recorded change, oldest first, and whatever does not add up with the pointer. */
   async history(name: string): Promise<History> {
     const [records, pointer] = await Promise.all([this.store.readHistory(name), this.pointerOf(name)]);
+    await this.requireModel(name, records.length > 0 || pointer.status !== 'missing');
     const flags: string[] = [];
     const entries: HistoryEntry[] = [];
     for (const record of records) {
@@ -335,6 +367,7 @@ export class ModelLifecycle {
     opts: { reason?: string; force?: boolean },
   ): Promise<ChangeOutcome> {
     const stored = await this.store.readPointer(name);
+    await this.requireModel(name, stored !== undefined);
     const document = stored ? readPointerDocument(stored.body) : undefined;
     if (!stored || !document || isInvalidPointer(document)) {
       throw new LifecycleRefusedError(
@@ -441,6 +474,7 @@ export class ModelLifecycle {
     opts: { reason?: string; force?: boolean },
   ): Promise<ChangeOutcome> {
     const stored = await this.store.readPointer(name);
+    await this.requireModel(name, stored !== undefined);
     const document = stored ? readPointerDocument(stored.body) : undefined;
     const current = document && !isInvalidPointer(document) ? document : undefined;
     const version = await target(current);
@@ -567,6 +601,18 @@ export class ModelLifecycle {
       minShadowComparisons: overrides.minShadowComparisons ?? DEFAULT_SHADOW_GATE.minShadowComparisons,
       minShadowAgreement: overrides.minShadowAgreement ?? DEFAULT_SHADOW_GATE.minShadowAgreement,
     });
+  }
+
+  /** Refuses a name with neither a pointer nor a version (unless `known` already): a typo, most likely. */
+  private async requireModel(name: string, known: boolean): Promise<void> {
+    if (!known && (await this.store.listVersions(name)).length === 0) throw this.modelNotFound(name);
+  }
+
+  private modelNotFound(name: string): LifecycleRefusedError {
+    return new LifecycleRefusedError(
+      'MODEL_NOT_FOUND',
+      `no model named "${name}" in ${this.store.description} (\`models list\` shows the models there; \`models push\` adds one)`,
+    );
   }
 
   private async pointerOf(name: string): Promise<ModelDescription['pointer']> {

@@ -18,8 +18,11 @@ export interface PointerDocument {
   readonly changedAt?: string;
   /** Who made the change (the caller's identity where known). */
   readonly changedBy?: string;
-  /** A candidate taking `percent` % of the instances (by a stable hash of their id); absent: none. */
-  readonly canary?: { readonly version: string; readonly percent: number };
+  /**
+   * A candidate taking `percent` % of the instances (by a stable hash of their id); absent: none.
+   * `rollout`: the id of the automatic rollout stepping this canary (absent for a manual canary).
+   */
+  readonly canary?: { readonly version: string; readonly percent: number; readonly rollout?: string };
   /** A version scoring a `sample` share (0 < sample <= 1) of the instances next to the live one, unseen by callers. */
   readonly shadow?: { readonly version: string; readonly sample: number };
 }
@@ -42,7 +45,8 @@ export function readPointerDocument(bytes: Uint8Array): PointerDocument | { read
   const text = (key: string): string | undefined =>
     typeof record[key] === 'string' ? (record[key] as string) : undefined;
   const previous = text('previous');
-  const canary = record['canary'] as { version?: unknown; percent?: unknown } | null | undefined;
+  const canary = record['canary'] as
+    { version?: unknown; percent?: unknown; rollout?: unknown } | null | undefined;
   const validCanary =
     canary !== null &&
     typeof canary === 'object' &&
@@ -63,7 +67,13 @@ export function readPointerDocument(bytes: Uint8Array): PointerDocument | { read
     ...(text('changedAt') !== undefined ? { changedAt: text('changedAt') } : {}),
     ...(text('changedBy') !== undefined ? { changedBy: text('changedBy') } : {}),
     ...(validCanary
-      ? { canary: { version: canary.version as string, percent: canary.percent as number } }
+      ? {
+          canary: {
+            version: canary.version as string,
+            percent: canary.percent as number,
+            ...(typeof canary.rollout === 'string' ? { rollout: canary.rollout } : {}),
+          },
+        }
       : {}),
     ...(validShadow
       ? { shadow: { version: shadow.version as string, sample: shadow.sample as number } }

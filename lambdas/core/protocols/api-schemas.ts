@@ -110,6 +110,38 @@ export const eventsAcceptedSchema = z.object({
   ),
 });
 
+const feedbackItem = {
+  id: entityIdSchema.describe(
+    'The entity whose outcome this is: a prediction of it must exist (docs/api.md).',
+  ),
+  label: z
+    .union([z.string(), z.number()])
+    .optional()
+    .describe("A classifier's outcome: one of the model's classes (exclusive with value)."),
+  value: z.number().optional().describe("A regressor's outcome: a finite number (exclusive with label)."),
+  observedAt: z
+    .string()
+    .optional()
+    .describe('ISO-8601 with a zone, not in the future; default: when the request is received.'),
+};
+const exactlyOne = (item: { label?: unknown; value?: unknown }) =>
+  (item.label === undefined) !== (item.value === undefined);
+const ONE_OF = { message: 'give "label" or "value", not both' };
+
+/** `POST /feedback`: one outcome, or up to 500 in `items`. */
+export const feedbackRequestSchema = z.union([
+  z.strictObject({ model: modelName.optional(), ...feedbackItem }).refine(exactlyOne, ONE_OF),
+  z.strictObject({
+    model: modelName.optional(),
+    items: z.array(z.strictObject(feedbackItem).refine(exactlyOne, ONE_OF)).min(1).max(500),
+  }),
+]);
+
+export const feedbackAcceptedSchema = z.object({
+  accepted: z.int().describe('Outcomes stored (all of the request: one bad item rejects it whole).'),
+  model: z.object({ name: z.string() }),
+});
+
 /** The features of one model as a JSON object schema, from its manifest. */
 export function featuresSchemaOf(manifest: Manifest) {
   const shape: Record<string, z.ZodType> = {};
@@ -326,6 +358,11 @@ export const ERROR_CODES: Readonly<Record<string, readonly number[]>> = {
   STREAM_LANE_OFF: [404],
   STREAM_UNAVAILABLE: [503],
   SERVER_BUSY: [503],
+  INVALID_FEEDBACK: [400],
+  UNKNOWN_ID: [400],
+  FEEDBACK_OFF: [404],
+  FEEDBACK_CHECK_UNAVAILABLE: [503],
+  FEEDBACK_NOT_STORED: [503],
 };
 
 /** Codes only the local server (`npm start`) answers with. */

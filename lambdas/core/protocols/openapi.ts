@@ -10,6 +10,8 @@ import {
   errorSchema,
   eventsAcceptedSchema,
   eventsRequestSchema,
+  feedbackAcceptedSchema,
+  feedbackRequestSchema,
   featuresSchemaOf,
   gatewayErrorSchema,
   healthSchema,
@@ -117,6 +119,13 @@ const PREDICT_ERRORS = {
   500: ['INFERENCE_FAILED'],
   503: ['MODEL_UNAVAILABLE', 'CACHE_UNAVAILABLE'],
 };
+const FEEDBACK_ERRORS = {
+  400: [...BAD_BODY, 'INVALID_FEEDBACK', 'UNKNOWN_ID', 'TOO_MANY_INSTANCES'],
+  404: ['MODEL_NOT_FOUND', 'FEEDBACK_OFF'],
+  413: ['PAYLOAD_TOO_LARGE'],
+  415: ['UNSUPPORTED_MEDIA_TYPE'],
+  503: ['MODEL_UNAVAILABLE', 'FEEDBACK_CHECK_UNAVAILABLE', 'FEEDBACK_NOT_STORED'],
+};
 const MODEL_ERRORS = { 404: ['MODEL_NOT_FOUND'], 503: ['MODEL_UNAVAILABLE'] };
 const EVENTS_ERRORS = {
   400: [...BAD_BODY, 'INVALID_FEATURES'],
@@ -174,6 +183,8 @@ export function openApiDocument(models: readonly OpenApiModel[]): Record<string,
     PredictResponse: jsonSchema(predictResponseSchema, 'output'),
     EventsRequest: jsonSchema(eventsRequestSchema, 'input'),
     EventsAccepted: jsonSchema(eventsAcceptedSchema, 'output'),
+    FeedbackRequest: jsonSchema(feedbackRequestSchema, 'input'),
+    FeedbackAccepted: jsonSchema(feedbackAcceptedSchema, 'output'),
     ModelList: jsonSchema(modelListSchema, 'output'),
     ModelDocument: jsonSchema(modelDocumentSchema, 'output'),
     ModelFailureDocument: jsonSchema(modelFailureDocumentSchema, 'output'),
@@ -232,6 +243,18 @@ export function openApiDocument(models: readonly OpenApiModel[]): Record<string,
             },
             EVENTS_ERRORS,
           ),
+        ),
+      },
+    },
+    '/feedback': {
+      post: {
+        operationId: 'postFeedback',
+        summary:
+          'Outcomes (ground truth) of predicted entities, for live quality per version (docs/api.md#post-feedback)',
+        requestBody: { required: true, ...jsonContent(ref('FeedbackRequest')) },
+        responses: responses(
+          { description: 'Stored (durable) before this answer', schema: ref('FeedbackAccepted') },
+          FEEDBACK_ERRORS,
         ),
       },
     },

@@ -11,6 +11,7 @@
  * that cannot be loaded throws: the batch is not checkpointed at all.
  */
 import { storedPrediction, type StoredPrediction } from '../cache-policy.ts';
+import type { CaptureBuffer } from '../capture/capture-buffer.ts';
 import { ModelNotFoundError, TandemError, ValidationError } from '../errors.ts';
 import { validateFeatureObjects, type FeatureRow } from '../features.ts';
 import type { ServedModel } from '../model-loader.ts';
@@ -73,6 +74,8 @@ export interface MicroBatchDeps {
   readonly bucket: string;
   readonly maxEventBytes: number;
   readonly now?: () => number;
+  /** Data capture of sampled scored events (source `stream`); absent: off. Never waited on. */
+  readonly capture?: CaptureBuffer;
 }
 
 export interface MicroBatchOutcome {
@@ -291,6 +294,7 @@ export async function scoreMicroBatch(
   );
 
   const done = scored.flat().filter((s) => s.index < failAt);
+  if (deps.capture) captureStream(deps.capture, done, records, scoredAtIso);
   return {
     retryFrom: failAt < records.length ? records[failAt]!.sequenceNumber : undefined,
     failure,
@@ -306,4 +310,27 @@ export async function scoreMicroBatch(
     arrivalLatencyMs: done.map((s) => scoredAt - records[s.index]!.arrivalMs),
     modelLatencyMs,
   };
+}
+
+/** Buffers the sampled ones of the events done (a redelivered record may be captured again). */
+function captureStream(
+  capture: CaptureBuffer,
+  done: readonly Scored[],
+  records: readonly StreamRecord[],
+  time: string,
+): void {
+  for (const { index, event, model, prediction } of done) {
+    if (!capture.sample('stream')) continue;
+    capture.add({
+      model: model.name,
+      version: model.version,
+      source: 'stream',
+      id: event.id,
+      features: event.features,
+      prediction,
+      servedBy: 'model',
+      requestId: records[index]!.sequenceNumber,
+      time,
+    });
+  }
 }

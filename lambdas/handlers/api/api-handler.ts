@@ -23,6 +23,7 @@ import type { ShadowRunner } from '../../core/shadow/shadow-runner.ts';
 import type { ApiMetrics } from './api-metrics.ts';
 import { postEvents, type EventsRouteDeps } from './events-route.ts';
 import { failureView, pointerView, readyView, servingView, type ModelFailure } from './model-status-view.ts';
+import { postFeedback, type FeedbackDeps } from './feedback-route.ts';
 import { isOipPath, PROTOCOL_ROUTES, toOipError } from './protocol-routes.ts';
 import { jsonBodyText, recordMetrics, recordVersionMetrics } from './route-support.ts';
 import {
@@ -53,6 +54,8 @@ export interface ApiDependencies {
   readonly shadow?: ShadowRunner;
   /** POST /events: the input stream and the largest record; undefined when the stream lane is off. */
   readonly events?: EventsRouteDeps['events'];
+  /** POST /feedback: where outcomes are stored and how ids are known; undefined: the route answers 404. */
+  readonly feedback?: FeedbackDeps;
 }
 
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<ApiResult>;
@@ -200,6 +203,10 @@ function respond(
   const { deps, log } = call;
   if (deps.metrics.enabled) recordMetrics(deps.metrics, outcome, request.instances.length);
   if (deps.capture) captureRealtime(deps.capture, request, outcome, call.requestId, Date.now());
+  if (deps.feedback) {
+    const recent = deps.feedback.recent;
+    for (const result of outcome.results) if (result.id !== null) recent.note(result.model.name, result.id);
+  }
   const cache =
     outcome.cache.status === 'skipped'
       ? { status: 'skipped', reason: outcome.cache.reason }
@@ -313,13 +320,14 @@ export const ROUTES: readonly RouteEntry[] = [
   { method: 'GET', path: /^\/models$/, run: listModels },
   { method: 'GET', path: /^\/models\/([^/]+)$/, run: getModel },
   { method: 'POST', path: /^\/events$/, run: postEvents },
+  { method: 'POST', path: /^\/feedback$/, run: postFeedback },
   { method: 'GET', path: /^\/health$/, run: health },
   { method: 'GET', path: /^\/ready$/, run: ready },
   ...PROTOCOL_ROUTES,
 ];
 
 const ROUTE_LIST =
-  'routes: POST /predict, POST /events, GET /models, GET /models/{name}, GET /health, GET /ready, GET /openapi.json, ' +
+  'routes: POST /predict, POST /events, POST /feedback, GET /models, GET /models/{name}, GET /health, GET /ready, GET /openapi.json, ' +
   'and the Open Inference Protocol under /v2 (GET /v2, /v2/health/live, /v2/health/ready, ' +
   '/v2/models/{name}[/versions/{version}][/ready], POST /v2/models/{name}[/versions/{version}]/infer)';
 

@@ -62,9 +62,16 @@ const newGroup = (dimensions: VersionDimensions | undefined): Group => ({
   distributions: new Map(),
 });
 
+/**
+ * Sees every per-version value as it is added, whether Powertools publishes or not: the local stack keeps
+ * per-version windows with it for the automatic rollout's checks (local/version-metrics.ts).
+ */
+export type VersionMetricsTap = (name: string, value: number, version: VersionDimensions) => void;
+
 export class ApiMetrics {
-  /** False when Powertools publishes nothing (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV): nothing is kept. */
-  readonly enabled: boolean;
+  /** Whether Powertools publishes (POWERTOOLS_METRICS_DISABLED, POWERTOOLS_DEV turn it off). */
+  private readonly publishes: boolean;
+  private readonly taps: VersionMetricsTap[] = [];
   private readonly service = newGroup(undefined);
   /** Per `<model>\0<version>`: metrics with the model and version as dimensions (a record each). */
   private readonly versions = new Map<string, Group>();
@@ -77,7 +84,17 @@ export class ApiMetrics {
     private readonly flushIntervalMs: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.enabled = metrics.publishes();
+    this.publishes = metrics.publishes();
+  }
+
+  /** False when nothing is kept: Powertools publishes nothing and no tap listens. */
+  get enabled(): boolean {
+    return this.publishes || this.taps.length > 0;
+  }
+
+  /** Adds a listener of the per-version values. */
+  tap(listener: VersionMetricsTap): void {
+    this.taps.push(listener);
   }
 
   /** Called when a request starts: publishes what an earlier burst left, stamped with its own time. */
@@ -87,7 +104,8 @@ export class ApiMetrics {
 
   /** Adds to a count (summed per record); zero adds nothing. With `version`, to that version's record. */
   count(name: string, value: number, version?: VersionDimensions): void {
-    if (!this.enabled || value === 0) return;
+    if (version) for (const tap of this.taps) tap(name, value, version);
+    if (!this.publishes || value === 0) return;
     this.firstAt ??= this.now();
     const { counts } = this.group(version);
     counts.set(name, (counts.get(name) ?? 0) + value);
@@ -95,7 +113,8 @@ export class ApiMetrics {
 
   /** Adds one value of a distribution. With `version`, to that version's record. */
   value(name: string, unit: Unit, value: number, version?: VersionDimensions): void {
-    if (!this.enabled) return;
+    if (version) for (const tap of this.taps) tap(name, value, version);
+    if (!this.publishes) return;
     this.firstAt ??= this.now();
     const { distributions } = this.group(version);
     let distribution = distributions.get(name);

@@ -40,6 +40,8 @@ export function toStreamRecord(record: KinesisStreamRecord): StreamRecord {
 
 export function createStreamHandler(deps: StreamHandlerDeps) {
   return async function handler(event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> {
+    // Captures left from earlier invocations are written in the background: this batch does not wait.
+    deps.capture?.flushIfDue();
     const records = event.Records.map(toStreamRecord);
     let outcome: MicroBatchOutcome;
     try {
