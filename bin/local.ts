@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
 import { TandemError } from '../lambdas/core/errors.ts';
 import type { RefreshPolicy } from '../lambdas/core/refresh/refresh.ts';
-import { SETTINGS, SettingError, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
+import { parseSetting, SETTINGS, SettingError, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
 import type { Schedule } from '../lambdas/core/batch/schedules.ts';
 import { readScheduleSetting, SettingsError } from '../lib/settings.ts';
 import { readBatchOptions } from '../lambdas/handlers/batch-env.ts';
@@ -49,7 +49,9 @@ Options:
   --refresh-on <p>   push, promote or off: when a model version's refresh sources are re-scored, for
                      models whose manifest has no refresh.on (default: promote; docs/lifecycle.md#refresh)
   --stale-period <s> the staleness period in seconds (default: 300, as the deployed alarm's); the
-                     share of stale reads is checked at the end of each
+                     share of stale reads is checked at the end of each period
+  --monitor-minutes <n>  minutes between drift monitor runs of every model (default: the deployed
+                     schedule's, 15; 5 to 1440)
   --schedules <json|file>  the folders re-scored on a schedule: a JSON list of {"model", "prefix",
                      "expression", "options"?}, or a file holding one; replaces the "schedules" of
                      cdk.json's context (the deployed setting), which is used otherwise (docs/batch.md)
@@ -76,6 +78,14 @@ function positive(value: string | undefined, fallback: number, name: string): nu
   return n;
 }
 
+/** --monitor-minutes, checked with the deployed setting's definition. */
+function monitorMinutes(value: string | undefined): number {
+  if (value === undefined) return SETTINGS.monitorIntervalMinutes.default;
+  const parsed = parseSetting(SETTINGS.monitorIntervalMinutes, value);
+  if (!parsed.ok) throw new SettingError('INVALID_SETTING', `--monitor-minutes: ${parsed.problem}`);
+  return parsed.value;
+}
+
 let startedUp = false;
 /** Runs that ended while the stack was starting (resumed ones), printed after the banner. */
 const endedDuringStart: FinalizeResult[] = [];
@@ -94,6 +104,7 @@ async function main(): Promise<void> {
       'api-concurrency': { type: 'string' },
       'refresh-on': { type: 'string' },
       'stale-period': { type: 'string' },
+      'monitor-minutes': { type: 'string' },
       schedules: { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'no-seed': { type: 'boolean', default: false },
@@ -119,6 +130,7 @@ async function main(): Promise<void> {
   const schedules = await readSchedules(values.schedules);
   if (values.fresh) await rm(dataDir, { recursive: true, force: true });
 
+  const monitorEvery = monitorMinutes(values['monitor-minutes']);
   const stack = await startLocalStack({
     apiPort,
     dataDir,
@@ -134,6 +146,7 @@ async function main(): Promise<void> {
     schedules,
     batchOptions: readBatchOptions(process.env),
     refresh: { on: refreshOn as RefreshPolicy, stalePeriodMs: stalePeriodSeconds * 1000 },
+    monitorIntervalMinutes: monitorEvery,
     apiConcurrency: positive(
       values['api-concurrency'] ?? process.env['TANDEM_API_CONCURRENCY'],
       DEFAULT_API_CONCURRENCY,
@@ -207,6 +220,9 @@ Try:
 
   # operate models (versions, promote, rollback, history): see docs/lifecycle.md
   npm run tandem -- models show ${DEMO_MODEL}
+
+  # drift: requests are captured; the monitor compares them with the baseline every ${monitorEvery} minutes, or now
+  npm run tandem -- monitor run ${DEMO_MODEL}
 
   # the embedded AWS services with the AWS CLI
   ${creds} aws --endpoint-url ${aws.s3Endpoint} s3 ls s3://${LOCAL_BUCKET}/models/ --recursive

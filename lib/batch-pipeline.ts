@@ -109,6 +109,11 @@ export interface BatchPipelineProps {
    */
   readonly cachePolicy?: CachePolicyOverride;
   /**
+   * The drift verdict of each run's manifest (`DRIFT_THRESHOLD`, `DRIFT_MIN_RECORDS` of the finalize function).
+   * @default - the settings' defaults (PSI 0.2, 100 rows)
+   */
+  readonly drift?: { readonly threshold?: number; readonly minRecords?: number };
+  /**
    * Share of scored rows captured under the bucket's capture/<model>/batch/ (0 = off).
    * @default SETTINGS.captureBatchRate (0.01, `CAPTURE_BATCH_RATE`)
    */
@@ -181,7 +186,11 @@ export class BatchPipeline extends Construct {
       description: 'Tandem batch: write the run manifest and publish the completion event',
       memorySize: 1024,
       timeout: Duration.minutes(5),
-      environment: settingsEnvironment('finalize', { eventBusName: this.eventBus.eventBusName }),
+      environment: settingsEnvironment('finalize', {
+        eventBusName: this.eventBus.eventBusName,
+        driftThreshold: props.drift?.threshold,
+        driftMinRecords: props.drift?.minRecords,
+      }),
     });
 
     grantObjectAccess(this.plan.role, bucket, FUNCTION_ACCESS.plan);

@@ -76,6 +76,21 @@ export const KEY_PATTERNS = {
     reason:
       'Refresh markers only (refresh/<model>/<version>/<cause>-<source digest>.json): one per model version, cause and source, named at run time (lambdas/core/refresh/refresh.ts).',
   },
+  modelPointers: {
+    pattern: 'models/*/current.json',
+    reason:
+      "Models' current.json pointers only (models/<model>/current.json): the drift monitor compares captures with the live version's baseline; model names are chosen at run time.",
+  },
+  baselines: {
+    pattern: 'models/*/baseline.json',
+    reason:
+      "Model versions' baselines only (models/<model>/<version>/baseline.json), read by the drift monitor; names and versions are chosen at run time.",
+  },
+  monitoring: {
+    pattern: 'monitoring/*',
+    reason:
+      "The drift monitor's reports and state only (monitoring/<model>/drift/<time>.json, monitoring/<model>/state.json), per model chosen at run time.",
+  },
   feedback: {
     pattern: 'feedback/*',
     reason:
@@ -135,6 +150,14 @@ export const FUNCTION_ACCESS = {
     read: ['runPlan', 'runChunkReports', 'runFailures'],
     put: ['resultManifests'],
     list: ['runPlan', 'runChunkReports', 'runFailures'],
+  },
+  // Lists the models (models/) and the hour partitions of captures, reads the live version's pointer and
+  // baseline (HeadObject then GetObject: a missing baseline is a report, not a failure), the captures and
+  // its state; writes the report and the state. ListBucket on monitoring/ finds the latest report.
+  monitor: {
+    read: ['modelPointers', 'baselines', 'captures', 'monitoring'],
+    put: ['monitoring'],
+    list: ['models', 'captures', 'monitoring'],
   },
 } as const satisfies Record<string, ObjectAccess>;
 

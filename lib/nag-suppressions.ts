@@ -88,7 +88,11 @@ function functionFindings(fn: TandemFunction, invokedBy: 'api' | 'step-functions
 }
 
 /** The key patterns a role reads or writes (lib/bucket-access.ts), each with its reason. */
-function keyPatternFindings(scope: IConstruct, bucket: s3.IBucket, names: readonly KeyPatternName[]): void {
+export function keyPatternFindings(
+  scope: IConstruct,
+  bucket: s3.IBucket,
+  names: readonly KeyPatternName[],
+): void {
   for (const name of names) {
     acknowledge(
       scope,

@@ -177,6 +177,9 @@ export function readSettings(lookup: (key: SettingName) => unknown): TandemSetti
     ...defined('refreshStaleShare', value('refreshStaleShare')),
     ...defined('refreshStaleMinutes', value('refreshStaleMinutes')),
     ...defined('refreshModels', value('refreshModels')),
+    ...defined('monitorIntervalMinutes', value('monitorIntervalMinutes')),
+    ...defined('driftThreshold', value('driftThreshold')),
+    ...defined('driftMinRecords', value('driftMinRecords')),
     ...streamSettingsFromContext(value),
     ...rolloutThresholdsFromContext(value),
     ...(schedules.length > 0
@@ -235,6 +238,9 @@ export function tandemPropsProblems(props: TandemProps): string[] {
   check('refreshStaleMinutes', SETTINGS.refreshStaleMinutes, props.refreshStaleMinutes);
   // An empty list watches no model (no staleness alarm).
   if (props.refreshModels?.length) check('refreshModels', SETTINGS.refreshModels, [...props.refreshModels]);
+  check('monitorIntervalMinutes', SETTINGS.monitorIntervalMinutes, props.monitorIntervalMinutes);
+  check('driftThreshold', SETTINGS.driftThreshold, props.driftThreshold);
+  check('driftMinRecords', SETTINGS.driftMinRecords, props.driftMinRecords);
   if (props.apiThrottle !== undefined) {
     check('apiThrottle.rateLimit', SETTINGS.apiRateLimit, props.apiThrottle.rateLimit);
     check('apiThrottle.burstLimit', SETTINGS.apiBurstLimit, props.apiThrottle.burstLimit);

@@ -16,6 +16,7 @@ import { BatchSchedules } from './batch-schedules.ts';
 import { normalisePrefix, type ScheduleSpec } from '../lambdas/core/batch/schedules.ts';
 import { DATA_PREFIXES, DataBucket, type DataBucketProps } from './data-bucket.ts';
 import { ModelRefresh } from './model-refresh.ts';
+import { DriftMonitor } from './drift-monitor.ts';
 import { Monitoring } from './monitoring.ts';
 import { addTandemNagSuppressions } from './nag-suppressions.ts';
 import { PredictionTable } from './prediction-table.ts';
@@ -172,6 +173,21 @@ export interface TandemProps {
    */
   readonly streamSettings?: Partial<StreamSettings>;
   /**
+   * How often the drift monitor runs for every served model (minutes, 5 to 1440; docs/monitoring.md).
+   * @default 15
+   */
+  readonly monitorIntervalMinutes?: number;
+  /**
+   * PSI above which a feature counts as drifted (the monitor's alarm, reports, batch manifests).
+   * @default 0.2
+   */
+  readonly driftThreshold?: number;
+  /**
+   * Fewer captured records than this are reported as too few, with no drift figures.
+   * @default 100
+   */
+  readonly driftMinRecords?: number;
+  /**
    * Thresholds of the automatic rollout's checks between steps (docs/lifecycle.md, "Automatic rollout").
    * @default - rolloutMaxErrorRate 0.01, rolloutMaxLatencyMs 250, rolloutMaxShift 0.1,
    *   rolloutMinInstances 20 (lambdas/core/settings.ts)
@@ -207,6 +223,7 @@ export class Tandem extends Construct {
   public readonly api: RealtimeApi;
   public readonly batch: BatchPipeline;
   public readonly monitoring: Monitoring;
+  public readonly driftMonitor: DriftMonitor;
   /** The automatic rollout's state machine and step function. */
   public readonly rollout: Rollout;
   /** The stream lane, when `streamLane` is on. */
@@ -273,6 +290,18 @@ export class Tandem extends Construct {
       ...(props.batchOptions ? { batchOptions: props.batchOptions } : {}),
       cachePolicy,
       captureBatchRate: props.captureBatchRate ?? SETTINGS.captureBatchRate.default,
+      drift: { threshold: props.driftThreshold, minRecords: props.driftMinRecords },
+    });
+
+    this.driftMonitor = new DriftMonitor(this, 'DriftMonitor', {
+      bucket,
+      architecture,
+      logRetention,
+      ...(props.monitorIntervalMinutes !== undefined
+        ? { intervalMinutes: props.monitorIntervalMinutes }
+        : {}),
+      ...(props.driftThreshold !== undefined ? { threshold: props.driftThreshold } : {}),
+      ...(props.driftMinRecords !== undefined ? { minRecords: props.driftMinRecords } : {}),
     });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -283,6 +312,7 @@ export class Tandem extends Construct {
         plan: this.batch.plan.function,
         score: this.batch.score.function,
         finalize: this.batch.finalize.function,
+        monitor: this.driftMonitor.monitor.function,
       },
       stateMachine: this.batch.stateMachine,
       table,
@@ -355,9 +385,15 @@ export class Tandem extends Construct {
       this.batchSchedules.deadLettersAlarm.addOkAction(notify);
     }
 
+    const notifyDrift = new cwActions.SnsAction(this.monitoring.topic);
+    this.driftMonitor.driftAlarm.addAlarmAction(notifyDrift);
+    this.driftMonitor.driftAlarm.addOkAction(notifyDrift);
+    this.monitoring.dashboard.addWidgets(...this.driftMonitor.dashboardWidgets());
+
     this.authMode = props.auth === undefined || props.auth === 'iam' ? 'iam' : 'jwt';
     addTandemNagSuppressions(this);
     this.stream?.acknowledgeNagFindings(bucket);
+    this.driftMonitor.acknowledgeNagFindings(bucket);
   }
 
   /**

@@ -26,6 +26,7 @@ import {
   type RunInput,
 } from '../lambdas/core/batch/contracts.ts';
 import { finalizeRun, type FinalizeResult } from '../lambdas/core/batch/finalizer.ts';
+import { readDriftSettings } from '../lambdas/handlers/monitor/monitor-env.ts';
 import { finalizeInputFromState, type FinalizeState } from '../lambdas/adapters/step-functions-failure.ts';
 import { planRun, type PlanResult } from '../lambdas/core/batch/planner.ts';
 import type {
@@ -295,7 +296,7 @@ export class LocalBatchRunner implements RunStarter {
           ...state,
           ...(state.planned ? { planned: plannedResult as PlanResult } : {}),
         }),
-        { objects, ...(events ? { events } : {}) },
+        { objects, ...(events ? { events } : {}), drift: readDriftSettings(process.env) },
       );
       return finalized;
     };

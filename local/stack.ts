@@ -59,6 +59,8 @@ import {
 import { StalenessEvaluator, stalenessPeriods } from '../lambdas/core/refresh/staleness.ts';
 import { SETTINGS, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
 import { scheduledPrefixes, type Schedule } from '../lambdas/core/batch/schedules.ts';
+import { monitoredModels, runMonitor, type MonitorOutcome } from '../lambdas/core/monitoring/monitor-run.ts';
+import { readMonitorSettings } from '../lambdas/handlers/monitor/monitor-env.ts';
 import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
 import { localCapture } from './local-capture.ts';
 import type { ShadowRunner } from '../lambdas/core/shadow/shadow-runner.ts';
@@ -115,6 +117,11 @@ export interface LocalStackOptions {
   readonly log?: (line: string) => void;
   /** Refresh on a version change and on staleness (docs/lifecycle.md#refresh), as deployed. */
   readonly refresh?: LocalRefreshOptions;
+  /**
+   * Minutes between drift monitor runs of every model (as the deployed schedule), or false for none.
+   * @default SETTINGS.monitorIntervalMinutes.default (15)
+   */
+  readonly monitorIntervalMinutes?: number | false;
   readonly batch?: {
     readonly maxConcurrency?: number;
     readonly toleratedFailurePercentage?: number;
@@ -161,6 +168,8 @@ export interface LocalStack {
    * have settled (docs/monitoring.md).
    */
   flushCaptures(): Promise<void>;
+  /** Runs the drift monitor for a model now (`tandem monitor run` does the same from outside). */
+  runMonitor(model: string): Promise<MonitorOutcome>;
   stop(): Promise<void>;
 }
 
@@ -417,6 +426,26 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const resumed = options.resumeRuns === false ? Promise.resolve([]) : resumeRuns(s3, objects, batch, log);
 
+    // The drift monitor on the deployed schedule's interval: every model with a current.json.
+    const monitorSource = new S3ModelSource(s3, LOCAL_BUCKET, 'models/');
+    const monitorDeps = { objects, bucket: LOCAL_BUCKET, modelsPrefix: 'models/', models: monitorSource };
+    const monitorSettings = readMonitorSettings(process.env);
+    const runMonitorNow = (model: string) => runMonitor(model, monitorDeps, monitorSettings);
+    const monitorMinutes =
+      options.monitorIntervalMinutes ?? (SETTINGS.monitorIntervalMinutes.default as number);
+    if (monitorMinutes !== false) {
+      const tick = async () => {
+        for (const model of await monitoredModels(monitorSource)) {
+          const { report } = await runMonitorNow(model);
+          log(`[monitor] ${model}: ${report.message}`);
+        }
+      };
+      const timer = setInterval(() => {
+        tick().catch((error: unknown) => log(`[monitor] run failed: ${(error as Error).message}`));
+      }, monitorMinutes * 60_000);
+      timer.unref();
+      cleanups.push(() => clearInterval(timer));
+    }
     let scheduler: LocalScheduler | undefined;
     if (options.schedules && options.schedules.length > 0) {
       scheduler = new LocalScheduler({
@@ -537,6 +566,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         await shadowRunner?.settled();
         await Promise.all([capture?.flush(), streamCapture?.flush(), batchCapture?.flush()]);
       },
+      runMonitor: runMonitorNow,
       async stop() {
         await resumed.catch(() => undefined);
         for (const cleanup of cleanups.reverse()) await cleanup();

@@ -10,6 +10,8 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 /** The files a model package consists of (ARCHITECTURE.md, "Model package"). */
 const PACKAGE_FILES = ['manifest.json', 'model.onnx'] as const;
 const POINTER_FILE = 'current.json';
+/** Uploaded with its package when present: the version's drift baseline (docs/monitoring.md). */
+const OPTIONAL_FILES = ['baseline.json'] as const;
 
 /**
  * Uploads every package (a `<name>/<version>/` folder holding manifest.json) and every
@@ -35,6 +37,11 @@ export async function uploadModelPackages(
         if (!(await isFile(local)))
           throw new Error(`model package ${versionDir} has manifest.json but no ${file}`);
         keys.push((await put(s3, bucket, `${prefix}${name}/${version}/${file}`, local))!);
+      }
+      for (const file of OPTIONAL_FILES) {
+        const local = path.join(versionDir, file);
+        if (await isFile(local))
+          keys.push((await put(s3, bucket, `${prefix}${name}/${version}/${file}`, local))!);
       }
     }
     // The pointer goes last so that anything reacting to it finds the version it names already there,

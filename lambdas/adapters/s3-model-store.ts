@@ -9,7 +9,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { isConditionFailure, isNoSuchKey } from './s3-errors.ts';
 import { PointerConflictError, VersionExistsError } from '../core/lifecycle/errors.ts';
 import type { ModelStoreWriter, PointerCondition, StoredPointer } from '../core/lifecycle/ports.ts';
-import type { ModelFile } from '../core/ports.ts';
+import type { PackageFileName } from '../core/lifecycle/ports.ts';
 
 export class S3ModelStore implements ModelStoreWriter {
   readonly description: string;
@@ -88,7 +88,12 @@ export class S3ModelStore implements ModelStoreWriter {
     return folders.filter((f) => f !== 'history');
   }
 
-  async createPackageFile(name: string, version: string, file: ModelFile, body: Uint8Array): Promise<void> {
+  async createPackageFile(
+    name: string,
+    version: string,
+    file: PackageFileName,
+    body: Uint8Array,
+  ): Promise<void> {
     const key = `${this.prefix}${name}/${version}/${file}`;
     try {
       await this.client.send(

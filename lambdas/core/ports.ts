@@ -16,7 +16,8 @@ export interface PredictionStore {
   ): Promise<{ written: number; skipped: number; unprocessed?: readonly StoredPrediction[] }>;
 }
 
-export type ModelFile = 'model.onnx' | 'manifest.json';
+/** The files of a model version: the package, and its optional drift baseline. */
+export type ModelFile = 'model.onnx' | 'manifest.json' | 'baseline.json';
 
 /** What a pointer says about serving: the live version and, while a canary runs, the candidate. */
 export interface ServingPointer {

@@ -13,7 +13,7 @@ import { PACKAGE_NAME } from './names.ts';
 
 /** The functions of a deployment, by the short names the stack and its docs use. */
 export type FunctionName =
-  'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'rollout' | 'refresh';
+  'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'stream' | 'rollout' | 'refresh' | 'monitor';
 
 interface SettingBase {
   /** One line: what the setting does, in the deployer's terms. */
@@ -423,10 +423,47 @@ export const SETTINGS = {
     wiring: true,
     help: 'the bucket captured predictions are written to (without it capture is off)',
   },
+  monitorIntervalMinutes: {
+    type: 'integer',
+    context: 'monitorIntervalMinutes',
+    min: 5,
+    max: 1440,
+    default: 15,
+    help: 'how often the drift monitor runs for every served model, minutes (npm start runs it on the same interval)',
+  },
+  driftThreshold: {
+    type: 'number',
+    context: 'driftThreshold',
+    env: 'DRIFT_THRESHOLD',
+    functions: ['monitor', 'finalize'],
+    min: 0.01,
+    max: 10,
+    default: 0.2,
+    help: "population stability index above which a feature counts as drifted: the monitor's report and alarm, a batch run's manifest",
+  },
+  driftMinRecords: {
+    type: 'integer',
+    context: 'driftMinRecords',
+    env: 'DRIFT_MIN_RECORDS',
+    functions: ['monitor', 'finalize'],
+    min: 1,
+    max: 10_000_000,
+    default: 100,
+    help: 'fewer captured records (or batch rows) than this are reported as too few, with no drift figures',
+  },
+  monitorFirstLookbackMinutes: {
+    type: 'integer',
+    env: 'MONITOR_FIRST_LOOKBACK_MINUTES',
+    functions: ['monitor'],
+    min: 5,
+    max: 10_080,
+    default: 60,
+    help: 'the first monitor run of a model (no state under monitoring/<model>/) reads the captures of this many minutes',
+  },
   modelsUri: {
     type: 'string',
     env: 'MODELS_URI',
-    functions: ['predict', 'plan', 'score', 'stream', 'rollout'],
+    functions: ['predict', 'plan', 'score', 'stream', 'rollout', 'monitor'],
     wiring: true,
     help: 'where model packages are: the models/ folder of the data bucket as an s3:// URL (or a local folder)',
   },
@@ -440,9 +477,9 @@ export const SETTINGS = {
   dataBucket: {
     type: 'string',
     env: 'DATA_BUCKET',
-    functions: ['predict', 'stream', 'refresh'],
+    functions: ['predict', 'stream', 'refresh', 'monitor'],
     wiring: true,
-    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/; the API stores POST /feedback under feedback/; the refresh reads models/ and writes refresh/ markers)',
+    help: 'the data bucket (the stream consumer writes rejected records under rejected/stream/; the API stores POST /feedback under feedback/; the refresh reads models/ and writes refresh/ markers; the drift monitor reads capture/ and writes monitoring/)',
   },
   stateMachineArn: {
     type: 'string',

@@ -6,11 +6,13 @@ import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import { finalizeInputFromState, type FinalizeState } from '../adapters/step-functions-failure.ts';
 import { finalizeRun, type FinalizeResult } from '../core/batch/finalizer.ts';
 import { readFinalizeConfig } from './batch-env.ts';
+import { readDriftSettings } from './monitor/monitor-env.ts';
 
 const logger = new Logger({ serviceName: 'tandem-batch-finalize' });
 const deps = {
   objects: new S3ObjectStore(s3Client()),
   events: new EventBridgePublisher(eventBridgeClient(), readFinalizeConfig(process.env).eventBusName),
+  drift: readDriftSettings(process.env),
 };
 
 export async function handler(state: FinalizeState): Promise<FinalizeResult> {

@@ -27,6 +27,7 @@ import type { GraphValue } from '../../lambdas/core/onnx-graph.ts';
 import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { isPackageName } from '../../lambdas/core/names.ts';
 import { S3ObjectStore } from '../../lambdas/adapters/s3-object-store.ts';
+import { baselineText, latest, makeBaseline, monitorNow, reportText } from './monitor-cli.ts';
 import { qualityOf, qualityTable } from './quality-cli.ts';
 import { listRuns, runsTable, showRun, startRun } from './runs-cli.ts';
 import { DEFAULT_ROLLOUT_STEPS, parseDuration, parseSteps } from '../../lambdas/core/lifecycle/rollout.ts';
@@ -79,6 +80,10 @@ Commands:
   runs start <model> --prefix <p>     score every data file under a folder of the data bucket as one run
   runs list [--model <m>]             runs and their outcome, newest first
   runs show <runId>                   a run's manifest
+  monitor baseline <model> --dataset <file|prefix> [--version v]
+                                      score a dataset and store the version's drift baseline
+  monitor run <model>                 run the drift monitor now (captures since its last run)
+  monitor report <model>              the latest drift report: features by PSI, histograms
   schedules list                      the schedules (folders re-scored on a schedule), next fire times
   monitor quality <model>             live quality per version: outcomes (POST /feedback) vs predictions
 
@@ -276,6 +281,37 @@ Prints the run's manifest.
 ${GLOBAL_OPTIONS}
 `;
 
+HELP['monitor baseline'] =
+  `Usage: npm run tandem -- monitor baseline <model> --dataset <file|folder|prefix> [--version <v>] [--json]
+
+Scores the dataset with <model>@<v> (default: the live version) as the server would, and stores what
+its inputs and predictions look like as models/<model>/<v>/baseline.json (docs/monitoring.md): per
+feature a quantile-binned histogram (numbers) or frequencies (categories) and the missing rate, and
+the prediction distribution. The dataset is a local CSV (header row) or JSON Lines file, gzipped or
+not, a local folder of them, or else a key or prefix of the data bucket. Replaces an existing baseline.
+
+Options:
+  --dataset <d>       the reference data (usually the training data)
+  --version <v>       the version to baseline (default: the live one)
+${GLOBAL_OPTIONS}
+`;
+HELP['monitor run'] = `Usage: npm run tandem -- monitor run <model> [--json]
+
+Runs the drift monitor for <model> now, as its schedule does: reads the captures written since the
+last run (realtime, stream and batch), compares them with the live version's baseline, writes
+monitoring/<model>/drift/<time>.json and prints it as \`monitor report\` does. Exits 1 on drift.
+Settings: DRIFT_THRESHOLD, DRIFT_MIN_RECORDS, MONITOR_FIRST_LOOKBACK_MINUTES (docs/configuration.md).
+
+${GLOBAL_OPTIONS}
+`;
+HELP['monitor report'] = `Usage: npm run tandem -- monitor report <model> [--json]
+
+Prints the latest drift report of <model>: status, records per source and version, every feature by
+PSI with its missing rate and unseen categories, the predictions, and text histograms (baseline vs
+current) of the worst features. --json prints the report as stored.
+
+${GLOBAL_OPTIONS}
+`;
 HELP['schedules list'] = `Usage: npm run tandem -- schedules list [--json]
 
 The schedules of the stack (the "schedules" setting: docs/batch.md, "Schedules") with their next fire
@@ -320,14 +356,15 @@ async function readIfPresent(file: string): Promise<Uint8Array | undefined> {
 }
 
 async function readPackageFolder(dir: string): Promise<PackageFiles> {
-  const [manifest, model] = await Promise.all([
+  const [manifest, model, baseline] = await Promise.all([
     readIfPresent(path.join(dir, 'manifest.json')),
     readIfPresent(path.join(dir, 'model.onnx')),
+    readIfPresent(path.join(dir, 'baseline.json')),
   ]);
   if (manifest === undefined && model === undefined) {
     throw new UsageError(`${dir} holds neither manifest.json nor model.onnx: is it a model package folder?`);
   }
-  return { manifest, model };
+  return { manifest, model, ...(baseline !== undefined ? { baseline } : {}) };
 }
 
 async function* chunksOf(bytes: Uint8Array): AsyncIterable<Uint8Array> {
@@ -390,6 +427,7 @@ interface Parsed {
     option?: string[];
     skeleton?: boolean;
     percent?: string;
+    dataset?: string;
     steps?: string;
     bake?: string;
     days?: string;
@@ -421,6 +459,7 @@ function parse(argv: readonly string[]): Parsed {
         option: { type: 'string', multiple: true },
         skeleton: { type: 'boolean' },
         percent: { type: 'string' },
+        dataset: { type: 'string' },
         steps: { type: 'string' },
         bake: { type: 'string' },
         days: { type: 'string' },
@@ -441,6 +480,14 @@ function parse(argv: readonly string[]): Parsed {
       usage('', command ? `unknown command "${runs}"` : 'which runs command?');
     }
     return { command: runs, args, values: parsed.values };
+  }
+  if (group === 'monitor') {
+    const monitor = `monitor ${command}`;
+    if (!(monitor in HELP)) {
+      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
+      usage('', command ? `unknown command "${monitor}"` : 'which monitor command?');
+    }
+    return { command: monitor, args, values: parsed.values };
   }
   if (group === 'schedules') {
     const schedules = `schedules ${command}`;
@@ -925,6 +972,30 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         if (!found) throw new Error(`no manifest for run ${runId} in ${t.label} (\`runs list\` shows runs)`);
         print(`s3://${t.bucket}/${found.manifestKey}\n${JSON.stringify(found.manifest, null, 2)}`, found);
         return 0;
+      }
+      case 'monitor baseline': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        if (values.dataset === undefined) usage(command, 'missing --dataset <file|folder|prefix>');
+        const version =
+          values.version === undefined ? undefined : modelName(command, values.version, 'version');
+        const t = await resolve();
+        const made = await makeBaseline(t, name, version, values.dataset, io.cwd);
+        print(baselineText(made, t.bucket), { key: made.key, baseline: made.baseline });
+        return 0;
+      }
+      case 'monitor run':
+      case 'monitor report': {
+        arity(command, args, 1);
+        const name = modelName(command, args[0]);
+        const t = await resolve();
+        const outcome = command === 'monitor run' ? await monitorNow(t, name) : await latest(t, name);
+        if (!outcome)
+          throw new Error(
+            `no drift report of ${name} in ${t.label} yet (npm run tandem -- monitor run ${name})`,
+          );
+        print(reportText(outcome.key, outcome.report, t.bucket), outcome.report);
+        return command === 'monitor run' && outcome.report.status === 'drift' ? 1 : 0;
       }
       case 'schedules list': {
         arity(command, args, 0);

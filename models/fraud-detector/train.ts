@@ -13,6 +13,8 @@ import ort from 'onnxruntime-node';
 import * as prettier from 'prettier';
 import type { z } from 'zod';
 import { manifestSchema, parseManifest } from '../../lambdas/core/manifest.ts';
+import { loadModel } from '../../lambdas/core/model-loader.ts';
+import { buildBaseline } from '../../lambdas/core/monitoring/baseline-builder.ts';
 import { buildModel, type ModelSpec, type NodeSpec } from '../../tools/onnx-builder.ts';
 import { mulberry32, type Rng } from '../../tools/mulberry32.ts';
 
@@ -23,6 +25,8 @@ const DEMO_SEED = 0x0de3_0c5b;
 const TRAINING_ROWS = 40_000;
 const HOLDOUT_FRACTION = 0.2;
 const DEMO_ROWS = 2_000;
+/** The baseline's createdAt: fixed, so that regenerating it gives the same bytes. */
+const BASELINE_CREATED_AT = '2026-12-06T00:00:00.000Z';
 const TARGET_FRAUD_RATE = 0.03;
 
 const BOOSTING = {
@@ -1073,6 +1077,35 @@ function printSummary({ trained, verifiedRows, maxDiff, modelBytes, demoP }: Sum
   );
 }
 
+/** The drift monitor's baseline: the training rows as a CSV, scored by the exported model. */
+async function trainingBaseline(
+  manifestJson: unknown,
+  modelBytes: Uint8Array,
+  transactions: readonly Transaction[],
+): Promise<unknown> {
+  const model = await loadModel({ manifest: manifestJson, modelBytes });
+  try {
+    const csv = new TextEncoder().encode(demoCsv(transactions));
+    return await buildBaseline(
+      model,
+      [
+        {
+          name: 'training.csv',
+          bytes: async function* () {
+            yield csv;
+          },
+        },
+      ],
+      {
+        description: `the training data of train.ts (${transactions.length} rows, seed 0x${TRAIN_SEED.toString(16)})`,
+        createdAt: BASELINE_CREATED_AT,
+      },
+    );
+  } finally {
+    await model.close();
+  }
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const { transactions, labels } = generateLabelledData(TRAIN_SEED, TRAINING_ROWS);
@@ -1099,6 +1132,11 @@ async function main(): Promise<void> {
   writeFile(manifestPath, await prettyJson(manifestJson, manifestPath));
   writeFile(currentPath, await prettyJson({ version: MODEL_VERSION }, currentPath));
   writeFile(join(PACKAGE_DIR, 'demo-transactions.csv'), demoCsv(demo));
+  const baselinePath = join(VERSION_DIR, 'baseline.json');
+  writeFile(
+    baselinePath,
+    await prettyJson(await trainingBaseline(manifestJson, modelBytes, transactions), baselinePath),
+  );
 
   const demoP = rawScores(booster, encodeColumns(demo), demo.length).map(sigmoid);
   printSummary({ trained, verifiedRows: checkRows.length, maxDiff, modelBytes: modelBytes.length, demoP });

@@ -279,13 +279,14 @@ describe('the bundles in bare folders', () => {
     expect(runtimePackages).not.toContain('zod');
   });
 
-  it('are the seven functions of the stack, on nodejs22.x, each handler an ES module', () => {
+  it('are the eight functions of the stack, on nodejs22.x, each handler an ES module', () => {
     expect(stack.functions.map((f) => f.logicalId.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'TandemApiPredictFunction',
       'TandemBatchFinalizeFunction',
       'TandemBatchPlanFunction',
       'TandemBatchScoreFunction',
       'TandemBatchTriggerFunction',
+      'TandemDriftMonitorFunction',
       'TandemRefreshFunction',
       'TandemRolloutStepFunction',
     ]);

@@ -92,8 +92,8 @@ describe('function packaging', () => {
     if (root) fs.rmSync(root, { recursive: true, force: true });
   }, 60_000);
 
-  it('measures all seven functions of each stack, each well under 250 MB', () => {
-    expect(sizes).toHaveLength(14);
+  it('measures all eight functions of each stack, each well under 250 MB', () => {
+    expect(sizes).toHaveLength(16);
     for (const size of sizes) expectWithMessage(size.totalMb, size.logicalId).toBeLessThan(BUDGET_MB);
     expect(predictAssetMb(sizes.filter((s) => s.stack === 'Tandem'))).toBe(
       of('Tandem', /ApiPredictFunction/).totalMb,
@@ -109,6 +109,7 @@ describe('function packaging', () => {
       ['finalize', /BatchFinalizeFunction/],
       ['rollout', /RolloutStepFunction/],
       ['refresh', /RefreshFunction/],
+      ['monitor', /DriftMonitorFunction/],
     ] as const;
     const measured = functions.map(([name, pattern]) => [
       name,
@@ -138,7 +139,7 @@ describe('function packaging', () => {
     expectWithMessage(stale, `docs/deploy.md sizes are out of date; measured:\n${table}`).toEqual([]);
   });
 
-  it('keeps onnxruntime out of the trigger, plan, finalize, rollout and refresh bundles', () => {
+  it('keeps onnxruntime out of the trigger, plan, finalize, rollout, refresh and monitor bundles', () => {
     for (const stack of ['Tandem', 'TandemArm']) {
       for (const size of sizes.filter((s) => s.stack === stack && !ORT_FUNCTIONS.test(s.logicalId))) {
         expectWithMessage(listFiles(size.codeDirectory).sort(), size.logicalId).toEqual([

@@ -62,7 +62,7 @@ const TABLE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${TABLE}`;
 const SCHEDULE = { model: 'fraud-detector', prefix: 'warehouse/scheduled/', expression: 'rate(1 day)' };
 const STATE_MACHINE_ARN = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:TandemBatchStateMachine`;
 
-type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'rollout' | 'refresh';
+type FunctionName = 'predict' | 'trigger' | 'plan' | 'score' | 'finalize' | 'rollout' | 'refresh' | 'monitor';
 const LOGICAL_ID_PART: Record<FunctionName, string> = {
   predict: 'ApiPredict',
   refresh: 'RefreshFunction',
@@ -71,6 +71,7 @@ const LOGICAL_ID_PART: Record<FunctionName, string> = {
   score: 'BatchScore',
   finalize: 'BatchFinalize',
   rollout: 'RolloutStep',
+  monitor: 'DriftMonitor',
 };
 
 interface Call {
@@ -575,6 +576,13 @@ describe('IAM policies cover exactly what the handlers do (s3rver + dynalite)', 
     // Data capture writes in the background; flushed here as the next invocation would.
     current = 'predict';
     await (await predictModule).capture?.flush();
+
+    // The drift monitor on its schedule (every model) and for one model: the first run reads the captures
+    // flushed above and the live version's baseline, the second the state the first wrote.
+    process.env['DATA_BUCKET'] = BUCKET;
+    await load('monitor', () => import('../../lambdas/handlers/monitor.ts'));
+    await invoke('monitor', {});
+    await invoke('monitor', { model: MODEL });
   }, 120_000);
 
   afterAll(async () => {

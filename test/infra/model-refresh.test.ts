@@ -31,7 +31,7 @@ describe('ModelRefresh', () => {
 
   it('sends only pointer and package manifest uploads of the data bucket to the function', () => {
     const rules = Object.values(resources(template, 'AWS::Events::Rule')).filter((r) =>
-      JSON.stringify(r.Properties!['EventPattern']).includes('current.json'),
+      (JSON.stringify(r.Properties!['EventPattern']) ?? '').includes('current.json'),
     );
     expect(rules).toHaveLength(1);
     const pattern = rules[0]!.Properties!['EventPattern'] as {
@@ -83,7 +83,7 @@ describe('ModelRefresh', () => {
 
   it("sends each alarm's transition into ALARM to the function as a staleness refresh of its model", () => {
     const rules = Object.values(resources(template, 'AWS::Events::Rule')).filter((r) =>
-      JSON.stringify(r.Properties!['EventPattern']).includes('CloudWatch Alarm State Change'),
+      (JSON.stringify(r.Properties!['EventPattern']) ?? '').includes('CloudWatch Alarm State Change'),
     );
     expect(rules).toHaveLength(2);
     for (const rule of rules) {

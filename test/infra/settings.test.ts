@@ -160,6 +160,7 @@ describe("the functions' environment comes from the definitions", () => {
     stream: 'StreamConsumer',
     rollout: 'RolloutStep',
     refresh: 'RefreshFunction',
+    monitor: 'DriftMonitorFunction',
   };
 
   it.each(Object.keys(LOGICAL_ID) as FunctionName[])(

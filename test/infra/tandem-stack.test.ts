@@ -97,8 +97,8 @@ describe('TandemStack (defaults)', () => {
         EventBridgeConfiguration: { EventBridgeEnabled: true },
       });
       template.resourceCountIs('Custom::S3BucketNotifications', 0);
-      // predict, trigger, plan, score, finalize, the rollout step, refresh
-      template.resourceCountIs('AWS::Lambda::Function', 7);
+      // predict, trigger, plan, score, finalize, the rollout step, refresh and the drift monitor.
+      template.resourceCountIs('AWS::Lambda::Function', 8);
     });
 
     it('expires run state, ages results and old versions', () => {
@@ -705,13 +705,13 @@ describe('TandemStack (defaults)', () => {
       const lambdaErrors = Object.values(resources(template, 'AWS::CloudWatch::Alarm')).filter(
         (a) => a.Properties!['Namespace'] === 'AWS/Lambda' && a.Properties!['MetricName'] === 'Errors',
       );
-      expect(lambdaErrors).toHaveLength(5);
+      expect(lambdaErrors).toHaveLength(6);
       const [topicId] = onlyResource(template, 'AWS::SNS::Topic');
       // Throttling anywhere is alarmed: each function, and the state machine's executions.
       const lambdaThrottles = Object.values(resources(template, 'AWS::CloudWatch::Alarm')).filter(
         (a) => a.Properties!['Namespace'] === 'AWS/Lambda' && a.Properties!['MetricName'] === 'Throttles',
       );
-      expect(lambdaThrottles.map((a) => flat(a.Properties!['Dimensions']))).toHaveLength(5);
+      expect(lambdaThrottles.map((a) => flat(a.Properties!['Dimensions']))).toHaveLength(6);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/States',
         MetricName: 'ExecutionThrottled',
@@ -775,8 +775,8 @@ describe('TandemStack (defaults)', () => {
 
     it('gives every log group a retention', () => {
       const groups = Object.values(resources(template, 'AWS::Logs::LogGroup'));
-      // Seven functions, two state machines, the API's access logs.
-      expect(groups).toHaveLength(10);
+      // Eight functions, two state machines, the API's access logs.
+      expect(groups).toHaveLength(11);
       for (const group of groups) expect(group.Properties!['RetentionInDays']).toBe(30);
     });
   });

@@ -51,6 +51,7 @@ describe('real-time lane over HTTP', () => {
       counts: { read: 2000, scored: 2000, rejected: 0, writtenToTable: 2000 },
     });
     expect([...stack.uploadedKeys].sort()).toEqual([
+      'models/fraud-detector/1.0.0/baseline.json',
       'models/fraud-detector/1.0.0/manifest.json',
       'models/fraud-detector/1.0.0/model.onnx',
       'models/fraud-detector/current.json',

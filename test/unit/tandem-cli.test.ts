@@ -10,6 +10,12 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 describe('tandem usage', () => {
+  it.each(['baseline', 'run', 'report'])('prints the help of monitor %s', async (command) => {
+    const help = await run('monitor', command, '--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(new RegExp(`^Usage: npm run tandem -- monitor ${command}`));
+  });
+
   it.each([
     'list',
     'show',
@@ -46,6 +52,14 @@ describe('tandem usage', () => {
     [['models', 'canary', 'fraud-detector', '2.0.0'], /--percent is required/],
     [['models', 'canary', 'fraud-detector', '2.0.0', '--percent', '150'], /from 0 to 100, not "150"/],
     [['models', 'canary', 'fraud-detector', '2.0.0', '--percent', 'ten'], /from 0 to 100, not "ten"/],
+    [['monitor', 'baseline', 'fraud-detector'], /missing --dataset <file\|folder\|prefix>/],
+    [
+      ['monitor', 'baseline', 'fraud-detector', '--dataset', 'x.csv', '--version', '../1'],
+      /"..\/1" is not a valid version/,
+    ],
+    [['monitor', 'run'], /missing the model name/],
+    [['monitor', 'report', 'a', 'b'], /unexpected argument "b"/],
+    [['monitor', 'watch', 'fraud-detector'], /unknown command "monitor watch"/],
     [['models', 'canary', 'fraud-detector', '--percent', '10'], /missing the version/],
     [['models', 'rollout', 'fraud-detector'], /missing the version/],
     [

@@ -22,6 +22,7 @@ import { ModelLoadError } from '../errors.ts';
 import type { ModelSource, ObjectStore, PredictionStore } from '../ports.ts';
 import { decodePredictions, type Prediction } from '../predictions.ts';
 import { loadBatchModel, type BatchModel } from './batch-model.ts';
+import { ChunkDrift } from './chunk-drift.ts';
 import {
   MAX_CHUNK_INVOCATIONS,
   chunkReportKey,
@@ -139,6 +140,9 @@ export class ChunkScorer {
             ...(resume ? { resume } : {}),
           })
         : undefined;
+    // Every invocation of a chunk reads all its rows; the one that completes it reports their drift counts.
+    const drift =
+      plan.drift && 'baseline' in plan.drift ? new ChunkDrift(plan.drift.baseline, model) : undefined;
     const microBatch = plan.options.microBatchRows;
     const capture = this.deps.capture;
     const { bucket } = item;
@@ -165,8 +169,10 @@ export class ChunkScorer {
         part ??= open(partObjectKey, encoder.contentType);
         await part.write(encoder.encodeOutputs(batch, outputs, model.outputPlan, first));
         if (capture) captureBatch(capture, plan, model, batch, outputs);
-        if (table) {
-          const predictions = decodePredictions(model.outputPlan, outputs as never, batch.count);
+        const predictions =
+          table || drift ? decodePredictions(model.outputPlan, outputs as never, batch.count) : undefined;
+        drift?.add(batch, predictions!);
+        if (table && predictions) {
           const items: StoredPrediction[] = predictions.map((prediction, i) =>
             storedPrediction(
               {
@@ -308,6 +314,7 @@ export class ChunkScorer {
       tableSkipped: table?.skipped ?? 0,
       ...(table && table.throttled > 0 ? { tableThrottled: table.throttled } : {}),
       ...(invocations > 1 ? { invocations } : {}),
+      ...(drift ? { drift: drift.counts } : {}),
       partKey: part ? partObjectKey : undefined,
       rejectedKey: rejects ? rejectedObjectKey : undefined,
       readMs: Math.round(performance.now() - readStarted - queue.waitMs - writeMs),

@@ -13,6 +13,8 @@
  *   results/<model>/<dataset>/<runId>/rejected/part-<index>.jsonl  rejected rows with reasons
  *   results/<model>/<dataset>/<runId>/_manifest.json            the run's manifest (RunManifest)
  */
+import type { Baseline } from '../monitoring/baseline.ts';
+import type { DriftCounts, DriftFigures } from '../monitoring/drift.ts';
 import { isPackageName } from '../names.ts';
 
 export type DatasetFormat = 'csv' | 'jsonl' | 'parquet';
@@ -184,11 +186,28 @@ export interface PlanFile {
 
 export type PlanChunk = ByteRangeChunk | RowGroupChunk;
 
+/**
+ * What a run's drift is measured against: the pinned version's baseline (read once, at plan time, so
+ * that every chunk and the finalizer bin alike), or why there is none.
+ */
+export type PlanDrift = { readonly baseline: Baseline } | { readonly notice: string };
+
+/** A run's input against the scoring version's baseline (docs/monitoring.md): counts summed over chunks. */
+export type RunDrift =
+  | ({ readonly status: 'ok' | 'drift'; readonly message: string } & DriftFigures)
+  | {
+      readonly status: 'too-few-records' | 'no-baseline';
+      readonly message: string;
+      readonly records?: number;
+    };
+
 export interface BatchPlan {
   readonly runId: string;
   readonly model: string;
   /** The model version pinned for the whole run (read once, at plan time). */
   readonly modelVersion: string;
+  /** Absent in plans written before drift existed (no figures then). */
+  readonly drift?: PlanDrift;
   readonly dataset: string;
   /** The uploaded object; for a folder run, the prefix (etag '', size the files' sum). */
   readonly input: {
@@ -272,6 +291,8 @@ export interface ChunkReport {
   readonly writeMs: number;
   readonly totalMs: number;
   readonly attempt: number;
+  /** The chunk's scored rows binned against the plan's baseline (the finalizer sums them). */
+  readonly drift?: DriftCounts;
 }
 
 /** What a worker records when a chunk attempt fails, so that the run's manifest can say why. */
@@ -340,6 +361,8 @@ export interface RunManifest {
   readonly outputs: { readonly parts: string[]; readonly rejected: string[] };
   readonly timings: { readonly startedAt?: string; readonly finishedAt: string; readonly planMs?: number };
   readonly chunkStats: readonly ChunkReport[];
+  /** The input's drift against the scoring version's baseline: figures, or why there are none. */
+  readonly drift?: RunDrift;
 }
 
 /** The completion event (EventBridge detail-type `Tandem Batch Run Completed`). */

@@ -112,6 +112,16 @@ export class FeedBatch {
     this.extraCodes = plans.map(() => new Map());
   }
 
+  /** What row `row` holds in column `column` of input `plan`: a number, or a string input's string. */
+  valueAt(row: number, plan: number, column: number): number | string {
+    const at = row * this.widths[plan]! + column;
+    const numbers = this.numbers[plan];
+    if (numbers) return numbers[at]!;
+    const code = this.codes[plan]![at]!;
+    const dictionary = this.dictionaries.values[plan]!;
+    return code < dictionary.length ? dictionary[code]! : this.extras[plan]![code - dictionary.length]!;
+  }
+
   get full(): boolean {
     return this.count >= this.capacity;
   }

@@ -3,6 +3,8 @@
  * version, input etag, timings, per-chunk stats), names the outputs, and publishes the completion event.
  * A run that failed before or during scoring still gets a manifest that says why.
  */
+import { SETTINGS } from '../settings.ts';
+import { driftFigures, mergeDriftCounts, type DriftCounts } from '../monitoring/drift.ts';
 import type { EventPublisher, ObjectStore } from '../ports.ts';
 import {
   folderDatasetName,
@@ -13,6 +15,7 @@ import {
   type ChunkReport,
   type RunCompletedEvent,
   type RunInput,
+  type RunDrift,
   type RunManifest,
 } from './contracts.ts';
 import type { PlanResult } from './planner.ts';
@@ -48,6 +51,11 @@ export const COMPLETION_DETAIL_TYPE = 'Tandem Batch Run Completed';
 
 export interface FinalizerDeps {
   readonly objects: ObjectStore;
+  /**
+   * The drift verdict's threshold (PSI) and minimum rows.
+   * @default the driftThreshold and driftMinRecords settings' defaults (0.2, 100)
+   */
+  readonly drift?: { readonly threshold: number; readonly minRecords: number };
   readonly events?: EventPublisher;
   readonly now?: () => number;
 }
@@ -83,6 +91,43 @@ function isGeneric(code: string): boolean {
 function explainingFailure(failures: readonly ChunkFailure[]): ChunkFailure | undefined {
   const sorted = [...failures].sort((a, b) => a.at.localeCompare(b.at));
   return sorted.find((f) => !f.retryable) ?? sorted.at(-1);
+}
+
+const DEFAULT_DRIFT = {
+  threshold: SETTINGS.driftThreshold.default,
+  minRecords: SETTINGS.driftMinRecords.default,
+};
+
+/** The run's drift: its chunks' counts summed and compared with the plan's baseline. */
+function runDrift(
+  plan: BatchPlan,
+  reports: readonly ChunkReport[],
+  settings: { readonly threshold: number; readonly minRecords: number },
+): RunDrift {
+  const drift = plan.drift!;
+  if (!('baseline' in drift)) return { status: 'no-baseline', message: drift.notice };
+  const counted = reports.filter((r) => r.drift !== undefined);
+  let sum: DriftCounts | undefined;
+  for (const report of counted) {
+    if (!sum) sum = structuredClone(report.drift!);
+    else mergeDriftCounts(sum, report.drift!);
+  }
+  const records = sum?.records ?? 0;
+  if (!sum || records < settings.minRecords)
+    return {
+      status: 'too-few-records',
+      message: `too few records: ${records} scored, the minimum for drift figures is ${settings.minRecords} (not drift)`,
+      records,
+    };
+  const figures = driftFigures(drift.baseline, sum, settings.threshold);
+  const drifted = figures.drifted.length > 0;
+  return {
+    status: drifted ? 'drift' : 'ok',
+    message: drifted
+      ? `drift: ${figures.drifted.join(', ')} above PSI ${settings.threshold} against the baseline of ${plan.model}@${plan.modelVersion} (${records} rows)`
+      : `no feature above PSI ${settings.threshold} against the baseline of ${plan.model}@${plan.modelVersion} (${records} rows)`,
+    ...figures,
+  };
 }
 
 export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Promise<FinalizeResult> {
@@ -208,7 +253,8 @@ export async function finalizeRun(input: FinalizeInput, deps: FinalizerDeps): Pr
       finishedAt: new Date(now()).toISOString(),
       ...(plan ? { planMs: plan.planMs } : {}),
     },
-    chunkStats: reports,
+    chunkStats: reports.map(({ drift: _counts, ...report }) => report),
+    ...(plan?.drift ? { drift: runDrift(plan, reports, deps.drift ?? DEFAULT_DRIFT) } : {}),
   };
   const manifestKey = `${prefix}_manifest.json`;
   await deps.objects.writeBytes(bucket, manifestKey, JSON.stringify(manifest, null, 2), 'application/json');

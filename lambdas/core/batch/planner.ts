@@ -12,6 +12,7 @@ import { ManifestError, ModelLoadError, ModelNotFoundError } from '../errors.ts'
 import { parseManifest, type Manifest } from '../manifest.ts';
 import { inspectModel } from '../onnx-graph.ts';
 import { checkPackagePath, readModelPackage } from '../model-package.ts';
+import { BASELINE_FILE, parseBaseline } from '../monitoring/baseline.ts';
 import { isPackageName } from '../names.ts';
 import type { ModelSource, ObjectInfo, ObjectStore } from '../ports.ts';
 import {
@@ -31,6 +32,7 @@ import {
   type PlanFile,
   type RowGroupChunk,
   type PlanChunk,
+  type PlanDrift,
   type RunInput,
 } from './contracts.ts';
 import { scanCsv, scanJsonl } from './dataset-scan.ts';
@@ -78,6 +80,31 @@ function isTransient(error: unknown): boolean {
  * against the package path, and model.onnx must be there and parse as an ONNX graph. (Whether the
  * graph matches the manifest is checked by the workers, which load it into onnxruntime.)
  */
+/**
+ * The pinned version's drift baseline for the run's manifest: a missing or malformed one is a notice in
+ * the manifest (the run scores all the same); an unreachable store fails the plan like the package does.
+ */
+async function planDrift(models: ModelSource, manifest: Manifest): Promise<PlanDrift> {
+  const where = `${manifest.name}/${manifest.version}/${BASELINE_FILE}`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await models.read(manifest.name, manifest.version, BASELINE_FILE);
+  } catch (error) {
+    if (error instanceof ModelLoadError && error.code === 'MODEL_FILE_MISSING')
+      return { notice: `${manifest.name}@${manifest.version} has no ${BASELINE_FILE}: no drift figures` };
+    throw error;
+  }
+  let baseline;
+  try {
+    baseline = parseBaseline(bytes, where);
+  } catch (error) {
+    return { notice: `${(error as Error).message}: no drift figures` };
+  }
+  if (baseline.model !== manifest.name || baseline.version !== manifest.version)
+    return { notice: `${where} is the baseline of ${baseline.model}@${baseline.version}: no drift figures` };
+  return { baseline };
+}
+
 async function pinModel(models: ModelSource, name: string, requested: string): Promise<Manifest> {
   try {
     const version = requested === '' ? await models.currentVersion(name) : requested;
@@ -407,6 +434,7 @@ export async function planRun(input: RunInput, deps: PlannerDeps): Promise<PlanR
     runId: input.runId,
     model: manifest.name,
     modelVersion: manifest.version,
+    drift: await planDrift(deps.models, manifest),
     dataset: incoming.dataset,
     input: {
       bucket: input.bucket,
@@ -550,6 +578,7 @@ async function planFolder(input: RunInput, deps: PlannerDeps): Promise<PlanResul
     runId: input.runId,
     model: manifest.name,
     modelVersion: manifest.version,
+    drift: await planDrift(deps.models, manifest),
     dataset,
     input: {
       bucket: input.bucket,

@@ -6,7 +6,8 @@
  * leaving the pointer untouched, unless forced.
  */
 import { randomBytes } from 'node:crypto';
-import type { ModelFile } from '../ports.ts';
+import { parseBaseline } from '../monitoring/baseline.ts';
+import type { MonitoringError } from '../monitoring/errors.ts';
 import type { ServedModel } from '../model-loader.ts';
 import { LifecycleRefusedError, VersionExistsError } from './errors.ts';
 import { historyFile } from './history-file.ts';
@@ -17,7 +18,7 @@ import {
   writePointerDocument,
   type PointerDocument,
 } from './pointer-document.ts';
-import type { ModelStoreWriter, PointerCondition } from './ports.ts';
+import type { ModelStoreWriter, PackageFileName, PointerCondition } from './ports.ts';
 import { isCanaryPercent, isShadowSample } from '../traffic-split.ts';
 import type { Manifest } from '../manifest.ts';
 import {
@@ -455,9 +456,12 @@ export class ModelLifecycle {
         `${name}@${version} already exists in ${this.store.description}; versions are never overwritten: push it as a new version`,
       );
     }
+    const baseline = files.baseline;
+    if (baseline !== undefined) checkPackageBaseline(baseline, `${where}/baseline.json`, name, version);
     // The model first: a package is only seen as loadable once its manifest is there.
-    const order: [ModelFile, Uint8Array][] = [
+    const order: [PackageFileName, Uint8Array][] = [
       ['model.onnx', files.model!],
+      ...(baseline !== undefined ? [['baseline.json', baseline] as [PackageFileName, Uint8Array]] : []),
       ['manifest.json', files.manifest!],
     ];
     for (const [file, body] of order) await this.store.createPackageFile(name, version, file, body);
@@ -637,4 +641,23 @@ export class ModelLifecycle {
       return { problems: problemsOf(error) };
     }
   }
+}
+
+/** A package's baseline.json must parse and be of the version pushed: else nothing is uploaded. */
+function checkPackageBaseline(bytes: Uint8Array, where: string, name: string, version: string): void {
+  let baseline;
+  try {
+    baseline = parseBaseline(bytes, where);
+  } catch (error) {
+    const e = error as MonitoringError;
+    throw new LifecycleRefusedError('PACKAGE_INVALID', `${e.message}; nothing was uploaded`, {
+      ...(e.details ? { details: e.details } : {}),
+      cause: error,
+    });
+  }
+  if (baseline.model !== name || baseline.version !== version)
+    throw new LifecycleRefusedError(
+      'PACKAGE_INVALID',
+      `${where} is the baseline of ${baseline.model}@${baseline.version}, not ${name}@${version}; nothing was uploaded`,
+    );
 }

@@ -21,6 +21,8 @@ export interface PackageFiles {
   /** undefined: the file is missing. */
   readonly manifest: Uint8Array | undefined;
   readonly model: Uint8Array | undefined;
+  /** The version's drift baseline (baseline.json), when the package has one. */
+  readonly baseline?: Uint8Array;
 }
 
 export interface CheckedPackage {

@@ -1,6 +1,9 @@
 /** What model lifecycle operations need of the model store (the data bucket's `models/` prefix). */
 import type { ModelFile } from '../ports.ts';
 
+/** The files `models push` uploads: the package, and its drift baseline when it has one. */
+export type PackageFileName = ModelFile;
+
 /** A pointer as stored, with the tag a conditional write compares against. */
 export interface StoredPointer {
   readonly body: Uint8Array;
@@ -30,5 +33,5 @@ export interface ModelStoreWriter {
   /** The versions present: folders holding a manifest.json or model.onnx. */
   listVersions(name: string): Promise<string[]>;
   /** Writes a package file only when it does not exist; throws VersionExistsError when it does. */
-  createPackageFile(name: string, version: string, file: ModelFile, body: Uint8Array): Promise<void>;
+  createPackageFile(name: string, version: string, file: PackageFileName, body: Uint8Array): Promise<void>;
 }

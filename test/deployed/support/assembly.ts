@@ -163,24 +163,30 @@ function readStack(outdir: string): DeployedStack {
     return found[0]!;
   };
 
+  // The batch lane's state machine (the rollout has its own).
   const machines = Object.entries(template.Resources).filter(
-    ([, r]) => r.Type === 'AWS::StepFunctions::StateMachine',
+    ([id, r]) => r.Type === 'AWS::StepFunctions::StateMachine' && id.includes('BatchStateMachine'),
   );
-  if (machines.length !== 1) throw new Error(`expected one state machine, got ${machines.length}`);
+  if (machines.length !== 1) throw new Error(`expected one batch state machine, got ${machines.length}`);
   const [machineId, machine] = machines[0]!;
   const definition = JSON.parse(names.resolve(machine.Properties!['DefinitionString']) as string) as Record<
     string,
     unknown
   >;
 
+  // The upload rule: S3 events to the batch trigger (the refresh function has a rule of its own).
+  const trigger = fn('Trigger');
   const rules = Object.values(template.Resources).filter(
     (r) =>
       r.Type === 'AWS::Events::Rule' &&
       ((r.Properties?.['EventPattern'] as { source?: string[] } | undefined)?.source ?? []).includes(
         'aws.s3',
+      ) &&
+      (r.Properties?.['Targets'] as Array<{ Arn: unknown }>).some(
+        (t) => names.resolve(t.Arn) === trigger.arn,
       ),
   );
-  if (rules.length !== 1) throw new Error(`expected one rule for S3 events, got ${rules.length}`);
+  if (rules.length !== 1) throw new Error(`expected one rule for uploads, got ${rules.length}`);
   const targets = rules[0]!.Properties!['Targets'] as Array<{ Arn: unknown }>;
   const targetArn = names.resolve(targets[0]!.Arn) as string;
   const target = functions.find((f) => f.arn === targetArn);
