@@ -81,6 +81,11 @@ export const KEY_PATTERNS = {
     reason:
       "Models' current.json pointers only (models/<model>/current.json): the drift monitor compares captures with the live version's baseline; model names are chosen at run time.",
   },
+  manifests: {
+    pattern: 'models/*/manifest.json',
+    reason:
+      "Model versions' manifests only (models/<model>/<version>/manifest.json), read by the drift monitor for the live version's task and classes (live quality); names and versions are chosen at run time.",
+  },
   baselines: {
     pattern: 'models/*/baseline.json',
     reason:
@@ -154,10 +159,11 @@ export const FUNCTION_ACCESS = {
   // Lists the models (models/) and the hour partitions of captures, reads the live version's pointer and
   // baseline (HeadObject then GetObject: a missing baseline is a report, not a failure), the captures and
   // its state; writes the report and the state. ListBucket on monitoring/ finds the latest report.
+  // Live quality: the live version's manifest (task, classes), the outcomes under feedback/ (listed by day).
   monitor: {
-    read: ['modelPointers', 'baselines', 'captures', 'monitoring'],
+    read: ['modelPointers', 'manifests', 'baselines', 'captures', 'monitoring', 'feedback'],
     put: ['monitoring'],
-    list: ['models', 'captures', 'monitoring'],
+    list: ['models', 'captures', 'monitoring', 'feedback'],
   },
 } as const satisfies Record<string, ObjectAccess>;
 

@@ -10,6 +10,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Validations } from 'aws-cdk-lib';
@@ -37,6 +38,11 @@ export interface DriftMonitorProps {
    * @default 100
    */
   readonly minRecords?: number;
+  /**
+   * The prediction table: live quality matches outcomes to precomputed predictions too (GetItem,
+   * BatchGetItem). Absent: captured predictions only.
+   */
+  readonly table?: dynamodb.ITable;
   /** @default lambda.Architecture.X86_64 */
   readonly architecture?: lambda.Architecture;
   /** @default SETTINGS.logRetentionDays */
@@ -70,9 +76,11 @@ export class DriftMonitor extends Construct {
         modelsUri: props.bucket.s3UrlForObject('models/'),
         driftThreshold: this.threshold,
         driftMinRecords: minRecords,
+        ...(props.table ? { tableName: props.table.tableName } : {}),
       }),
     });
     grantObjectAccess(this.monitor.role, props.bucket, FUNCTION_ACCESS.monitor);
+    props.table?.grant(this.monitor.role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
 
     this.schedule = new events.Rule(this, 'Schedule', {
       description: `Tandem drift monitor: every ${this.intervalMinutes} minutes`,

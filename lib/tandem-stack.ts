@@ -295,6 +295,7 @@ export class Tandem extends Construct {
 
     this.driftMonitor = new DriftMonitor(this, 'DriftMonitor', {
       bucket,
+      table,
       architecture,
       logRetention,
       ...(props.monitorIntervalMinutes !== undefined

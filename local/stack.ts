@@ -59,7 +59,13 @@ import {
 import { StalenessEvaluator, stalenessPeriods } from '../lambdas/core/refresh/staleness.ts';
 import { SETTINGS, STALENESS_PERIOD_SECONDS } from '../lambdas/core/settings.ts';
 import { scheduledPrefixes, type Schedule } from '../lambdas/core/batch/schedules.ts';
-import { monitoredModels, runMonitor, type MonitorOutcome } from '../lambdas/core/monitoring/monitor-run.ts';
+import {
+  monitoredModels,
+  runMonitor,
+  type MonitorDeps,
+  type MonitorOutcome,
+} from '../lambdas/core/monitoring/monitor-run.ts';
+import { monitorQuality } from '../lambdas/core/monitoring/monitor-quality.ts';
 import { readMonitorSettings } from '../lambdas/handlers/monitor/monitor-env.ts';
 import { LocalScheduler, type LocalSchedulerOptions } from './scheduler.ts';
 import { localCapture } from './local-capture.ts';
@@ -428,7 +434,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // The drift monitor on the deployed schedule's interval: every model with a current.json.
     const monitorSource = new S3ModelSource(s3, LOCAL_BUCKET, 'models/');
-    const monitorDeps = { objects, bucket: LOCAL_BUCKET, modelsPrefix: 'models/', models: monitorSource };
+    const monitorQualitySources = {
+      objects,
+      bucket: LOCAL_BUCKET,
+      modelsPrefix: 'models/',
+      predictions: new DynamoDbPredictionStore(dynamo, LOCAL_TABLE),
+    };
+    const monitorDeps: MonitorDeps = {
+      objects,
+      bucket: LOCAL_BUCKET,
+      modelsPrefix: 'models/',
+      models: monitorSource,
+      quality: (model, live, toMs) => monitorQuality(monitorQualitySources, model, live, toMs),
+    };
     const monitorSettings = readMonitorSettings(process.env);
     const runMonitorNow = (model: string) => runMonitor(model, monitorDeps, monitorSettings);
     const monitorMinutes =

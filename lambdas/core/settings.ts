@@ -470,7 +470,7 @@ export const SETTINGS = {
   tableName: {
     type: 'string',
     env: 'TABLE_NAME',
-    functions: ['predict', 'score', 'stream'],
+    functions: ['predict', 'score', 'stream', 'monitor'],
     wiring: true,
     help: 'the precomputed predictions table (without it the cache is off)',
   },

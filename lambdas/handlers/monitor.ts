@@ -6,7 +6,8 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { s3Client } from '../adapters/aws-clients.ts';
+import { dynamoClient, s3Client } from '../adapters/aws-clients.ts';
+import { DynamoDbPredictionStore } from '../adapters/dynamodb-prediction-store.ts';
 import { modelSourceFor, parseModelsUri } from '../adapters/model-source.ts';
 import { S3ObjectStore } from '../adapters/s3-object-store.ts';
 import {
@@ -15,9 +16,11 @@ import {
   type MonitorDeps,
   type MonitorOutcome,
 } from '../core/monitoring/monitor-run.ts';
+import { monitorQuality } from '../core/monitoring/monitor-quality.ts';
 import { isPackageName } from '../core/names.ts';
 import { readMonitorConfig } from './monitor/monitor-env.ts';
 import { publishDriftMetrics } from './monitor/monitor-metrics.ts';
+import { publishQualityMetrics } from './quality-metrics.ts';
 
 const config = readMonitorConfig(process.env);
 const logger = new Logger({ serviceName: 'tandem-monitor' });
@@ -28,11 +31,29 @@ if (models.kind !== 's3' || models.bucket !== config.dataBucket)
     `MODELS_URI must be the models/ folder of DATA_BUCKET (${config.dataBucket}), got ${config.modelsUri}`,
   );
 const source = modelSourceFor(config.modelsUri);
+const objects = new S3ObjectStore(s3Client());
+// Live quality per version goes into each report and out as metrics of its own (model, version).
+const qualityMetrics = new Metrics({ namespace: 'Tandem', serviceName: 'tandem-monitor' });
 const deps: MonitorDeps = {
-  objects: new S3ObjectStore(s3Client()),
+  objects,
   bucket: config.dataBucket,
   modelsPrefix: models.prefix,
   models: source,
+  quality: (model, live, toMs) =>
+    monitorQuality(
+      {
+        objects,
+        bucket: config.dataBucket,
+        modelsPrefix: models.prefix,
+        ...(config.tableName
+          ? { predictions: new DynamoDbPredictionStore(dynamoClient(), config.tableName) }
+          : {}),
+        publish: (list) => publishQualityMetrics(qualityMetrics, list),
+      },
+      model,
+      live,
+      toMs,
+    ),
 };
 
 export interface MonitorEvent {

@@ -22,8 +22,10 @@ import {
   type DriftReport,
   type MonitorOutcome,
 } from '../../lambdas/core/monitoring/monitor-run.ts';
+import { monitorQuality } from '../../lambdas/core/monitoring/monitor-quality.ts';
 import { loadModelVersion } from '../../lambdas/core/model-registry.ts';
 import { readMonitorSettings } from '../../lambdas/handlers/monitor/monitor-env.ts';
+import { qualityTable, tablePredictions } from './quality-cli.ts';
 import type { Target } from './target.ts';
 
 async function localDataset(file: string): Promise<DatasetFile[] | undefined> {
@@ -80,16 +82,34 @@ export async function makeBaseline(
 }
 
 export async function monitorNow(target: Target, model: string): Promise<MonitorOutcome> {
-  return runMonitor(
-    model,
-    {
-      objects: new S3ObjectStore(target.s3),
-      bucket: target.bucket,
-      modelsPrefix: target.prefix,
-      models: new S3ModelSource(target.s3, target.bucket, target.prefix),
-    },
-    readMonitorSettings(process.env),
-  );
+  const objects = new S3ObjectStore(target.s3);
+  const table = tablePredictions(target);
+  try {
+    return await runMonitor(
+      model,
+      {
+        objects,
+        bucket: target.bucket,
+        modelsPrefix: target.prefix,
+        models: new S3ModelSource(target.s3, target.bucket, target.prefix),
+        quality: (name, live, toMs) =>
+          monitorQuality(
+            {
+              objects,
+              bucket: target.bucket,
+              modelsPrefix: target.prefix,
+              ...(table ? { predictions: table.store } : {}),
+            },
+            name,
+            live,
+            toMs,
+          ),
+      },
+      readMonitorSettings(process.env),
+    );
+  } finally {
+    table?.destroy();
+  }
 }
 
 export async function latest(target: Target, model: string): Promise<MonitorOutcome | undefined> {
@@ -149,7 +169,7 @@ export function reportText(key: string, report: DriftReport, bucket: string): st
   ];
   if (report.baseline) lines.push(`baseline: ${report.baseline.version} (${report.baseline.key})`);
   const drift = report.drift;
-  if (!drift) return lines.join('\n');
+  if (!drift) return [...lines, ...qualityLines(report)].join('\n');
   lines.push(
     '',
     `${'FEATURE'.padEnd(24)} ${'PSI'.padStart(8)}  ${'MISSING base -> now'.padEnd(20)} UNSEEN`,
@@ -174,5 +194,12 @@ export function reportText(key: string, report: DriftReport, bucket: string): st
   );
   const worst = drift.features.filter((f) => f.psi !== undefined).slice(0, 2);
   for (const f of worst) lines.push('', ...histogram(f));
-  return lines.join('\n');
+  return [...lines, ...qualityLines(report)].join('\n');
+}
+
+/** The report's live quality section (the table `monitor quality` prints), or why it is missing. */
+function qualityLines(report: DriftReport): string[] {
+  if (report.quality) return ['', 'live quality:', qualityTable(report.quality)];
+  if (report.qualityError) return ['', `live quality: not measured: ${report.qualityError}`];
+  return [];
 }

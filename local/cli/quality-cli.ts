@@ -27,20 +27,7 @@ export async function qualityOf(
   const classes = served.classes;
   await served.close();
   const versions = await new S3ModelStore(target.s3, target.bucket, target.prefix).listVersions(model);
-  const dynamo =
-    target.table === undefined
-      ? undefined
-      : new DynamoDBClient(
-          target.local
-            ? {
-                endpoint: target.local.dynamoEndpoint,
-                region: target.local.region,
-                credentials: target.local.credentials,
-              }
-            : target.region
-              ? { region: target.region }
-              : {},
-        );
+  const table = tablePredictions(target);
   try {
     const metrics = options.publishMetrics
       ? new Metrics({ namespace: 'Tandem', serviceName: 'tandem-monitor' })
@@ -49,15 +36,34 @@ export async function qualityOf(
       {
         objects: new S3ObjectStore(target.s3),
         bucket: target.bucket,
-        ...(dynamo && target.table ? { predictions: new DynamoDbPredictionStore(dynamo, target.table) } : {}),
+        ...(table ? { predictions: table.store } : {}),
         ...(metrics ? { publish: (list) => publishQualityMetrics(metrics, list) } : {}),
       },
       { name: model, task, ...(classes ? { classes } : {}), versions },
       window,
     );
   } finally {
-    dynamo?.destroy();
+    table?.destroy();
   }
+}
+
+/** The target's prediction table as a store (local: the emulator's), or undefined when it has none. */
+export function tablePredictions(
+  target: Target,
+): { readonly store: DynamoDbPredictionStore; destroy(): void } | undefined {
+  if (target.table === undefined) return undefined;
+  const dynamo = new DynamoDBClient(
+    target.local
+      ? {
+          endpoint: target.local.dynamoEndpoint,
+          region: target.local.region,
+          credentials: target.local.credentials,
+        }
+      : target.region
+        ? { region: target.region }
+        : {},
+  );
+  return { store: new DynamoDbPredictionStore(dynamo, target.table), destroy: () => dynamo.destroy() };
 }
 
 const figure = (value: number | null, digits = 4): string => (value === null ? '-' : value.toFixed(digits));

@@ -165,6 +165,7 @@ describe('cdk-nag: AwsSolutions and Serverless packs', () => {
       'AwsSolutions-IAM5[Resource::<Arn>/incoming/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/models/*/baseline.json]',
       'AwsSolutions-IAM5[Resource::<Arn>/models/*/current.json]',
+      'AwsSolutions-IAM5[Resource::<Arn>/models/*/manifest.json]',
       'AwsSolutions-IAM5[Resource::<Arn>/models/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/monitoring/*]',
       'AwsSolutions-IAM5[Resource::<Arn>/refresh/*]',

@@ -65,16 +65,28 @@ describe('drift monitor', () => {
     expect(body).toContain('PredictionPSI');
   });
 
-  it('may read pointers, baselines, captures and its state, write only monitoring/, and nothing else', () => {
+  it('may read pointers, manifests, baselines, captures, outcomes and its state, read the table, write only monitoring/', () => {
     const statements = statementsOf(template, roleOf(template, 'DriftMonitorFunction'));
     const s3Statements = statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('s3:')));
     expect(actionsOf(s3Statements).sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
     const text = flat(s3Statements);
-    for (const key of ['/models/*/current.json', '/models/*/baseline.json', '/capture/*', '/monitoring/*'])
+    for (const key of [
+      '/models/*/current.json',
+      '/models/*/manifest.json',
+      '/models/*/baseline.json',
+      '/capture/*',
+      '/monitoring/*',
+      '/feedback/*',
+    ])
       expect(text).toContain(key);
     const put = s3Statements.find((s) => actionsOf([s]).includes('s3:PutObject'))!;
     expect(flat(put.Resource)).toContain('/monitoring/*');
     expect(flat(put.Resource)).not.toContain('capture');
-    expect(actionsOf(statements).filter((a) => !a.startsWith('s3:') && !a.startsWith('logs:'))).toEqual([]);
+    // Live quality reads the precomputed predictions of the outcomes' ids; nothing else.
+    expect(
+      actionsOf(statements)
+        .filter((a) => !a.startsWith('s3:') && !a.startsWith('logs:'))
+        .sort(),
+    ).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem']);
   });
 });

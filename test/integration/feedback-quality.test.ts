@@ -201,6 +201,43 @@ describe('POST /feedback and monitor quality', () => {
     expect(v!.figures.logLoss).toBeCloseTo(logLoss, 12);
   });
 
+  it('carries the same quality in the drift report of `monitor run` (as a table in `monitor report`)', async () => {
+    const quality = async (): Promise<QualityReport> => {
+      const out: string[] = [];
+      await runCli(['monitor', 'quality', DEMO_MODEL, '--data-dir', dataDir, '--json'], {
+        out: (t) => out.push(t),
+        err: () => undefined,
+        cwd: scratch,
+      });
+      return JSON.parse(out.join('\n')) as QualityReport;
+    };
+    const expected = await quality();
+    const out: string[] = [];
+    const err: string[] = [];
+    // Exit 0 (no drift) or 1 (drift): the quality section is there either way.
+    await runCli(['monitor', 'run', DEMO_MODEL, '--data-dir', dataDir, '--json'], {
+      out: (t) => out.push(t),
+      err: (t) => err.push(t),
+      cwd: scratch,
+    });
+    const report = JSON.parse(out.join('\n')) as { quality?: QualityReport; qualityError?: string };
+    expectWithMessage(report.qualityError, err.join('\n')).toBeUndefined();
+    expect(report.quality?.outcomes).toBe(expected.outcomes);
+    expect(report.quality?.versions).toEqual(expected.versions);
+
+    const text: string[] = [];
+    expect(
+      await runCli(['monitor', 'report', DEMO_MODEL, '--data-dir', dataDir], {
+        out: (t) => text.push(t),
+        err: () => undefined,
+        cwd: scratch,
+      }),
+    ).toBe(0);
+    expect(text.join('\n')).toMatch(
+      /live quality:\n[\s\S]*VERSION\s+MATCHED\s+ACCURACY[^\n]*\n1\.0\.0\s+10\s/,
+    );
+  });
+
   it('prints the figures as a table per version', async () => {
     const out: string[] = [];
     const code = await runCli(['monitor', 'quality', DEMO_MODEL, '--data-dir', dataDir], {

@@ -228,6 +228,48 @@ describe('monitor run', () => {
     expect((await latestReport(deps(objects), 'm'))?.report.status).toBe('no-data');
   });
 
+  it('carries live quality beside drift, and a failed measurement as qualityError without failing the run', async () => {
+    const asked: [string, string, number][] = [];
+    const measured = {
+      model: 'm',
+      task: 'binary-classification',
+      window: { from: '2026-11-29T03:00:00.000Z', to: '2026-12-06T03:00:00.000Z' },
+      status: 'no data',
+      outcomes: 0,
+      unmatched: 0,
+      versions: [],
+      unreadableObjects: 0,
+    } as const;
+    const withQuality = await runMonitor(
+      'm',
+      {
+        ...deps(store()),
+        quality: async (model, live, toMs) => {
+          asked.push([model, live, toMs]);
+          return measured;
+        },
+      },
+      settings,
+    );
+    expect(asked).toEqual([['m', '1.0.0', now]]);
+    expect(withQuality.report.quality).toEqual(measured);
+    expect(withQuality.report.qualityError).toBeUndefined();
+
+    const failing = await runMonitor(
+      'm',
+      {
+        ...deps(store()),
+        quality: async () => {
+          throw new Error('feedback/ unreadable');
+        },
+      },
+      settings,
+    );
+    expect(failing.report.status).toBe('no-data');
+    expect(failing.report.quality).toBeUndefined();
+    expect(failing.report.qualityError).toBe('feedback/ unreadable');
+  });
+
   it('reports too few records as such, not as drift', async () => {
     const objects = store();
     capture(objects, 'realtime', '20261206T023000000Z-w1-000001.jsonl.gz', [record(500), record(600)]);

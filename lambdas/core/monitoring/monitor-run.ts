@@ -14,6 +14,7 @@ import type { Prediction } from '../predictions.ts';
 import { BASELINE_FILE, parseBaseline, type Baseline } from './baseline.ts';
 import { DriftAccumulator, driftFigures, type DriftFigures } from './drift.ts';
 import { MonitoringError } from './errors.ts';
+import type { MonitorQuality } from './monitor-quality.ts';
 
 /** The capture sources the monitor reads (shadow predictions are not served answers: never read). */
 export const MONITORED_SOURCES = ['realtime', 'stream', 'batch'] as const;
@@ -77,8 +78,12 @@ export interface DriftReport {
   readonly minRecords: number;
   /** The baseline compared with: the live version's. */
   readonly baseline?: { readonly version: string; readonly key: string; readonly createdAt?: string };
-  /** Present when there were enough records and a baseline. Live quality goes beside it, as `quality`. */
+  /** Present when there were enough records and a baseline. */
   readonly drift?: DriftFigures;
+  /** Live quality per version over the week of outcomes before the run (POST /feedback). */
+  readonly quality?: MonitorQuality;
+  /** Why quality could not be measured (the drift figures stand). */
+  readonly qualityError?: string;
 }
 
 export interface MonitorDeps {
@@ -88,6 +93,11 @@ export interface MonitorDeps {
   readonly modelsPrefix: string;
   /** The live version (current.json). */
   readonly models: Pick<ModelSource, 'currentVersion'>;
+  /**
+   * Live quality per version (monitor-quality.ts), carried beside `drift`; absent: the report has none.
+   * A measurement that fails is reported as `qualityError`, never fails the drift run.
+   */
+  readonly quality?: (model: string, live: string, toMs: number) => Promise<MonitorQuality>;
   readonly now?: () => number;
 }
 
@@ -273,6 +283,14 @@ export async function runMonitor(
         ? `drift: ${drift.drifted.join(', ')} above PSI ${settings.threshold} (${total} records)`
         : `no feature above PSI ${settings.threshold} (${total} records)`;
   }
+  let quality: Pick<DriftReport, 'quality' | 'qualityError'> = {};
+  if (deps.quality && live !== undefined) {
+    try {
+      quality = { quality: await deps.quality(model, live, to) };
+    } catch (error) {
+      quality = { qualityError: error instanceof Error ? error.message : String(error) };
+    }
+  }
   const report: DriftReport = {
     schemaVersion: DRIFT_REPORT_SCHEMA_VERSION,
     model,
@@ -286,6 +304,7 @@ export async function runMonitor(
       ? { baseline: { version: found.baseline.version, key: found.key, createdAt: found.baseline.createdAt } }
       : {}),
     ...(drift ? { drift } : {}),
+    ...quality,
   };
   const key = driftReportKey(model, to);
   await deps.objects.writeBytes(deps.bucket, key, JSON.stringify(report, null, 2), 'application/json');

@@ -20,10 +20,14 @@ export function readMonitorSettings(env: Env): MonitorSettings {
   };
 }
 
-export function readMonitorConfig(env: Env): MonitorSettings & { dataBucket: string; modelsUri: string } {
+export function readMonitorConfig(
+  env: Env,
+): MonitorSettings & { dataBucket: string; modelsUri: string; tableName: string | undefined } {
   return {
     ...readMonitorSettings(env),
     dataBucket: requireEnv(SETTINGS.dataBucket, env),
     modelsUri: requireEnv(SETTINGS.modelsUri, env),
+    // The precomputed predictions outcomes are matched to (live quality); unset: captures only.
+    tableName: readEnv(SETTINGS.tableName, env),
   };
 }
