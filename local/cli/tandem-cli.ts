@@ -221,7 +221,7 @@ ${GLOBAL_OPTIONS}
 };
 
 HELP['rollout'] =
-  `Usage: npm run tandem -- models rollout <name> <version> [--steps <p,p,...>] [--bake <duration>] [--reason <text>] [--json]
+  `Usage: npm run tandem -- models rollout <name> <version> [--steps <p,p,...>] [--bake <duration>] [--reason <text>] [--force] [--json]
 
 Rolls <version> out automatically with the rollout state machine: from a pointer without a canary, the
 canary takes each percentage in turn (default 10,50,100) for the bake time (default 5m; 30s, 5m, 1h),
@@ -237,12 +237,14 @@ the stack's.
 Locally the rollout runs in this command, which prints each step and waits for the end (exit code 0:
 promoted, 1: rolled back or stopped); it reads the per-version metrics \`npm start\` writes in the data
 folder. With --stack, the command starts an execution of the stack's rollout state machine and
-returns: follow it with \`models rollout-status\`.
+returns: follow it with \`models rollout-status\`. A version that has been a shadow must first pass the
+agreement gate, as for \`models promote\` (refused as SHADOW_GATE with the evidence).
 
 Options:
   --steps <p,p,...>   ascending canary percentages, each above 0 and at most 100 (default 10,50,100)
   --bake <duration>   how long each step takes traffic before its check (default 5m; 1s to 24h)
   --reason <text>     why (recorded in the history)
+  --force             start even if the version has been a shadow that fails the agreement gate
 ${GLOBAL_OPTIONS}
 `;
 HELP['rollout-status'] = `Usage: npm run tandem -- models rollout-status <name> [--json]
@@ -870,6 +872,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           usage(command, (error as Error).message);
         }
         const t = await resolve();
+        // The rollout's last step promotes: a version that has been a shadow must pass the agreement gate
+        // first, as `models promote` requires (--force skips it).
+        if (values.force !== true) await (await lifecycle()).requireShadowGate(model, candidate);
         const started = await startRollout(
           t,
           {

@@ -242,8 +242,13 @@ describe('a shadow version on the local stack', () => {
       code: 'SHADOW_GATE',
       evidence: { passed: false, n: 60, thresholds: { minShadowComparisons: 200, minShadowAgreement: 0.95 } },
     });
+    // A rollout ends with a promote: it is refused before it starts, on the same evidence.
+    const rollout = await cli('models', 'rollout', DEMO_MODEL, '2.0.0', '--bake', '1s', '--json');
+    expect(rollout.code).toBe(1);
+    expect(rollout.json.error).toMatchObject({ code: 'SHADOW_GATE', evidence: { passed: false, n: 60 } });
     const show = await cli('models', 'show', DEMO_MODEL, '--json');
     expect(show.json.pointer).toMatchObject({ version: '1.0.0', shadow: { version: '2.0.0', sample: 1 } });
+    expect(show.json.pointer.canary).toBeUndefined();
   }, 60_000);
 
   it("promotes a shadow whose comparisons pass its manifest's gate, which ends the shadow", async () => {

@@ -572,6 +572,28 @@ export class ModelLifecycle {
   }
 
   /**
+   * Refuses (SHADOW_GATE, with the evidence) a version that has been a shadow and does not pass the
+   * agreement gate against the live version, as `promote` would: what `models rollout` checks before it
+   * starts, since its last step promotes. Returns the decision (undefined: never shadowed).
+   */
+  async requireShadowGate(name: string, version: string): Promise<ShadowGateDecision | undefined> {
+    const stored = await this.store.readPointer(name);
+    await this.requireModel(name, stored !== undefined);
+    const document = stored ? readPointerDocument(stored.body) : undefined;
+    const current = document && !isInvalidPointer(document) ? document : undefined;
+    const loaded = await this.refuseUnloadable(name, version, current?.version, 'promote', false);
+    const gate = await this.shadowGate(name, version, current, loaded.manifest);
+    if (gate && !gate.passed) {
+      throw new ShadowGateError(
+        `${name}@${version} has been a shadow and does not pass the agreement gate against ${current?.version ?? 'the live version'}: ` +
+          `${gate.reason}; a rollout ends with a promote, so none was started (--force to roll out anyway)`,
+        gate,
+      );
+    }
+    return gate;
+  }
+
+  /**
    * The agreement gate for promoting `version`, when it has been a shadow (the pointer shadows it now, the
    * history says it did, or comparisons of it were captured); undefined for a version never shadowed. The
    * evidence is the comparisons against the live version now; thresholds are the defaults, overridden by
