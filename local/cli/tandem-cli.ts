@@ -475,37 +475,14 @@ function parse(argv: readonly string[]): Parsed {
   }
   const [group, command = '', ...args] = parsed.positionals;
   if (group === undefined) return { command: '', args: [], values: { ...parsed.values, help: true } };
-  if (group === 'runs') {
-    const runs = `runs ${command}`;
-    if (!(runs in HELP)) {
+  // `runs`, `monitor` and `schedules` commands are named with their group in HELP; `models` ones without.
+  if (group === 'runs' || group === 'monitor' || group === 'schedules') {
+    const named = `${group} ${command}`;
+    if (!(named in HELP)) {
       if (parsed.values.help) return { command: '', args: [], values: parsed.values };
-      usage('', command ? `unknown command "${runs}"` : 'which runs command?');
+      usage('', command ? `unknown command "${named}"` : `which ${group} command?`);
     }
-    return { command: runs, args, values: parsed.values };
-  }
-  if (group === 'monitor') {
-    const monitor = `monitor ${command}`;
-    if (!(monitor in HELP)) {
-      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
-      usage('', command ? `unknown command "${monitor}"` : 'which monitor command?');
-    }
-    return { command: monitor, args, values: parsed.values };
-  }
-  if (group === 'schedules') {
-    const schedules = `schedules ${command}`;
-    if (!(schedules in HELP)) {
-      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
-      usage('', command ? `unknown command "${schedules}"` : 'which schedules command?');
-    }
-    return { command: schedules, args, values: parsed.values };
-  }
-  if (group === 'monitor') {
-    const monitor = `monitor ${command}`;
-    if (!(monitor in HELP)) {
-      if (parsed.values.help) return { command: '', args: [], values: parsed.values };
-      usage('', command ? `unknown command "${monitor}"` : 'which monitor command?');
-    }
-    return { command: monitor, args, values: parsed.values };
+    return { command: named, args, values: parsed.values };
   }
   if (group !== 'models') usage('', `unknown command "${group}"`);
   if (!(command in HELP) || command === '') {
