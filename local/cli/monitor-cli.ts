@@ -159,13 +159,15 @@ export function reportText(key: string, report: DriftReport, bucket: string): st
   const lines = [
     `${report.model}: drift report s3://${bucket}/${key}`,
     `window: ${report.window.from} -> ${report.window.to}${report.window.firstRun ? ' (first run: look-back)' : ''}`,
-    `status: ${report.status}: ${report.message}`,
+    // The message starts with the status where it says it (drift: ..., no data: ...).
+    `status: ${report.message.startsWith(report.status.replace(/-/g, ' ')) ? report.message : `${report.status}: ${report.message}`}`,
     `records: ${r.total} (realtime ${r.bySource.realtime}, stream ${r.bySource.stream}, batch ${r.bySource.batch}; ` +
       `versions ${
         Object.entries(r.byVersion)
           .map(([v, n]) => `${v} ${n}`)
           .join(', ') || '-'
-      })${r.unreadable > 0 ? `, ${r.unreadable} unreadable` : ''}`,
+      })${r.unreadable > 0 ? `, ${r.unreadable} unreadable` : ''}` +
+      (r.withoutFeatures > 0 ? `; ${r.withoutFeatures} without features (id-only) not binned` : ''),
   ];
   if (report.baseline) lines.push(`baseline: ${report.baseline.version} (${report.baseline.key})`);
   const drift = report.drift;

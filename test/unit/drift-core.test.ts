@@ -270,6 +270,25 @@ describe('monitor run', () => {
     expect(failing.report.qualityError).toBe('feedback/ unreadable');
   });
 
+  it('counts id-only records (no features) apart from unreadable lines, and bins neither', async () => {
+    const objects = store();
+    const idOnly = {
+      model: 'm',
+      version: '1.0.0',
+      source: 'realtime',
+      id: 'txn-1',
+      prediction: record(1).prediction,
+    };
+    capture(objects, 'realtime', '20261206T023000000Z-w1-000001.jsonl.gz', [
+      record(500),
+      idOnly,
+      { ...record(2), features: 'not an object' },
+      '{not json',
+    ]);
+    const { report } = await runMonitor('m', deps(objects), settings);
+    expect(report.records).toMatchObject({ total: 1, withoutFeatures: 1, unreadable: 2 });
+  });
+
   it('reports too few records as such, not as drift', async () => {
     const objects = store();
     capture(objects, 'realtime', '20261206T023000000Z-w1-000001.jsonl.gz', [record(500), record(600)]);

@@ -74,6 +74,8 @@ export interface DriftReport {
     /** Capture objects read, and lines or objects that could not be read (skipped). */
     readonly objects: number;
     readonly unreadable: number;
+    /** Records without features (id-only requests answered from the table): nothing to bin. */
+    readonly withoutFeatures: number;
   };
   readonly minRecords: number;
   /** The baseline compared with: the live version's. */
@@ -220,6 +222,7 @@ export async function runMonitor(
   const byVersion: Record<string, number> = {};
   let objects = 0;
   let unreadable = 0;
+  let withoutFeatures = 0;
   for (const source of MONITORED_SOURCES) {
     for (const key of await captureKeys(deps, model, source, from, to)) {
       objects++;
@@ -241,6 +244,10 @@ export async function runMonitor(
       }
       unreadable += parsed.unreadable;
       for (const line of parsed.lines) {
+        if (line.features === undefined || line.features === null) {
+          withoutFeatures++;
+          continue;
+        }
         if (!isObject(line.features)) {
           unreadable++;
           continue;
@@ -298,7 +305,7 @@ export async function runMonitor(
     window,
     status,
     message,
-    records: { total, bySource, byVersion, objects, unreadable },
+    records: { total, bySource, byVersion, objects, unreadable, withoutFeatures },
     minRecords: settings.minRecords,
     ...(found
       ? { baseline: { version: found.baseline.version, key: found.key, createdAt: found.baseline.createdAt } }
