@@ -319,6 +319,7 @@ describe('monitor run', () => {
       byVersion: { '1.0.0': 11, '2.0.0': 4 },
       objects: 3,
       unreadable: 1,
+      withoutFeatures: 0,
     });
     expect(first.report.status).toBe('drift');
     expect(first.report.drift?.drifted).toEqual(['amount']);
