@@ -14,6 +14,7 @@ import {
   type DatasetFile,
 } from '../../lambdas/core/monitoring/baseline-builder.ts';
 import type { Baseline } from '../../lambdas/core/monitoring/baseline.ts';
+import { MonitoringError } from '../../lambdas/core/monitoring/errors.ts';
 import type { FeatureDrift } from '../../lambdas/core/monitoring/drift.ts';
 import {
   baselineKey,
@@ -83,6 +84,13 @@ export async function makeBaseline(
 
 export async function monitorNow(target: Target, model: string): Promise<MonitorOutcome> {
   const objects = new S3ObjectStore(target.s3);
+  // A typo must not leave a report and a state under monitoring/ for a model that does not exist.
+  if ((await objects.list(target.bucket, `${target.prefix}${model}/`)).length === 0) {
+    throw new MonitoringError(
+      'MODEL_NOT_FOUND',
+      `no model named "${model}" under s3://${target.bucket}/${target.prefix} (\`models list\` shows the models there)`,
+    );
+  }
   const table = tablePredictions(target);
   try {
     return await runMonitor(

@@ -532,7 +532,11 @@ function shadowReportText(
 ): string {
   const head = `${name}: shadow ${version ?? '(every version)'}`;
   const warnings = unreadable.map((u) => `! unreadable: ${u}`);
-  if (report.n === 0) return [`${head}: no comparisons`, ...warnings].join('\n');
+  if (report.n === 0)
+    return [
+      `${head}: no comparisons (yet: they are written in batches, within CAPTURE_FLUSH_SECONDS of being made: 60 s deployed, 5 s under npm start)`,
+      ...warnings,
+    ].join('\n');
   const against = Object.entries(report.against)
     .map(([v, n]) => `${v} (${n})`)
     .join(', ');

@@ -75,6 +75,13 @@ describe('drift monitor (local stack)', () => {
     expect(report.baseline?.version).toBe('1.0.0');
   });
 
+  it('refuses a model that does not exist, writing nothing for it', async () => {
+    const typo = await cli('monitor', 'run', 'fraud-detectr');
+    expect(typo.code).toBe(1);
+    expect(typo.err).toMatch(/no model named "fraud-detectr".*\(MODEL_NOT_FOUND\)/s);
+    expect(await stack.objects.list(LOCAL_BUCKET, 'monitoring/fraud-detectr/')).toEqual([]);
+  });
+
   it('flags amount x 20 in real traffic, and not the unshifted features', async () => {
     for (let i = 0; i < rows.length; i += 100) {
       const instances = rows.slice(i, i + 100).map((r) => ({

@@ -9,6 +9,8 @@ export type MonitoringErrorCode =
   /** A baseline could not be computed (no row of the dataset could be scored). */
   | 'EMPTY_DATASET'
   /** monitoring/<model>/state.json is not what a monitor run writes. */
-  | 'INVALID_MONITOR_STATE';
+  | 'INVALID_MONITOR_STATE'
+  /** No model of that name under models/ (a typo, most likely): nothing is written for it. */
+  | 'MODEL_NOT_FOUND';
 
 export class MonitoringError extends TandemError<MonitoringErrorCode> {}
