@@ -40,7 +40,8 @@ export interface DriftMonitorProps {
   readonly minRecords?: number;
   /**
    * The prediction table: live quality matches outcomes to precomputed predictions too (GetItem,
-   * BatchGetItem). Absent: captured predictions only.
+   * BatchGetItem).
+   * @default - none: live quality from captured predictions only
    */
   readonly table?: dynamodb.ITable;
   /** @default lambda.Architecture.X86_64 */
