@@ -8,9 +8,11 @@
  *    "labels": {"0": 11, "1": 1}, "probabilitySums": {"0": 10.4, "1": 1.6}, "valueSum": 3.2}
  *
  * The CLI (another process) reads them back as windows (`FileVersionMetrics`). A second's line is written
- * about a second after it ends; latency values are kept up to 1,000 a second.
+ * about a second after it ends; latency values are kept up to 1,000 a second. A file that passes
+ * `maxFileBytes` (32 MB by default: hours of heavy traffic) is renamed `<version>.jsonl.1`, replacing the
+ * previous one, and a new file is started: at most twice that per version on disk, and a window reads both.
  */
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { VersionMetricsSource } from '../lambdas/core/lifecycle/rollout.ts';
 import { p99, type VersionWindow } from '../lambdas/core/lifecycle/rollout-checks.ts';
@@ -18,6 +20,7 @@ import type { VersionDimensions } from '../lambdas/handlers/api/api-metrics.ts';
 
 export const VERSION_METRICS_FOLDER = 'version-metrics';
 const MAX_LATENCIES_PER_SECOND = 1000;
+export const MAX_VERSION_METRICS_FILE_BYTES = 32 * 1024 * 1024;
 
 interface SecondLine {
   t: number;
@@ -50,6 +53,7 @@ export class VersionMetricsRecorder {
   constructor(
     private readonly dataDir: string,
     private readonly now: () => number = Date.now,
+    private readonly maxFileBytes = MAX_VERSION_METRICS_FILE_BYTES,
   ) {}
 
   /** An ApiMetrics tap. */
@@ -94,8 +98,18 @@ export class VersionMetricsRecorder {
     // One write at a time, in order; a failed write loses that second (the checks see less traffic).
     this.writing = this.writing
       .then(() => mkdir(path.dirname(file), { recursive: true }))
+      .then(() => this.rotateIfFull(file))
       .then(() => appendFile(file, text))
       .catch(() => undefined);
+  }
+
+  /** Keeps the file bounded: past maxFileBytes it becomes `<file>.1` (replacing the older one). */
+  private async rotateIfFull(file: string): Promise<void> {
+    const size = await stat(file).then(
+      (info) => info.size,
+      () => 0,
+    );
+    if (size >= this.maxFileBytes) await rename(file, `${file}.1`);
   }
 }
 
@@ -108,13 +122,9 @@ export class FileVersionMetrics implements VersionMetricsSource {
   constructor(private readonly dataDir: string) {}
 
   async window(model: string, version: string, fromMs: number, toMs: number): Promise<VersionWindow> {
-    let text: string;
-    try {
-      text = await readFile(versionFile(this.dataDir, model, version), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return sumLines([]);
-      throw error;
-    }
+    const file = versionFile(this.dataDir, model, version);
+    // The rotated file first (older seconds), then the current one.
+    const text = `${await readIfPresent(`${file}.1`)}\n${await readIfPresent(file)}`;
     const lines: SecondLine[] = [];
     for (const row of text.split('\n')) {
       if (row.trim() === '') continue;
@@ -128,6 +138,15 @@ export class FileVersionMetrics implements VersionMetricsSource {
       if (line.t + 1000 > fromMs && line.t <= toMs) lines.push(line);
     }
     return sumLines(lines);
+  }
+}
+
+async function readIfPresent(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw error;
   }
 }
 

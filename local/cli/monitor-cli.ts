@@ -64,7 +64,13 @@ export async function makeBaseline(
   const source = new S3ModelSource(target.s3, target.bucket, target.prefix);
   const resolved = version ?? (await source.currentVersion(model));
   const local = await localDataset(path.resolve(cwd, dataset));
-  const files = local ?? (await bucketDataset(target, objects, dataset));
+  const files = local ?? (await bucketDataset(target, objects, dataset.replace(/^\/+/, '')));
+  if (!local && files.length === 0) {
+    throw new MonitoringError(
+      'EMPTY_DATASET',
+      `${dataset}: no such file or folder here (${path.resolve(cwd, dataset)}), and no dataset file (.csv, .jsonl or .ndjson, optionally .gz) under s3://${target.bucket}/${dataset.replace(/^\/+/, '')}`,
+    );
+  }
   const description = local ? dataset : `s3://${target.bucket}/${dataset}`;
   const served = await loadModelVersion(source, model, resolved);
   try {

@@ -82,6 +82,14 @@ describe('drift monitor (local stack)', () => {
     expect(await stack.objects.list(LOCAL_BUCKET, 'monitoring/fraud-detectr/')).toEqual([]);
   });
 
+  it('names both places it looked when a baseline dataset is neither a local path nor in the bucket', async () => {
+    const missing = await cli('monitor', 'baseline', DEMO_MODEL, '--dataset', '/nonexistent/train.csv');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(
+      /\/nonexistent\/train\.csv: no such file or folder here .* under s3:\/\/tandem-data\/nonexistent\/train\.csv \(EMPTY_DATASET\)/,
+    );
+  });
+
   it('flags amount x 20 in real traffic, and not the unshifted features', async () => {
     for (let i = 0; i < rows.length; i += 100) {
       const instances = rows.slice(i, i + 100).map((r) => ({
