@@ -1,64 +1,106 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  FileVersionMetrics,
-  VERSION_METRICS_FOLDER,
-  VersionMetricsRecorder,
-} from '../../local/version-metrics.ts';
+/** The per-version metrics a request adds: instances, cache hits, latency and the prediction distribution. */
+import { describe, expect, it } from '@jest/globals';
+import type { VersionOutcome } from '../../lambdas/core/canary-serving.ts';
+import type { ServedModel } from '../../lambdas/core/model-loader.ts';
+import type { Prediction } from '../../lambdas/core/predictions.ts';
+import type { PredictOutcome } from '../../lambdas/core/prediction-service.ts';
+import { ApiMetrics, type MetricsSink } from '../../lambdas/handlers/api/api-metrics.ts';
+import { recordVersionMetrics } from '../../lambdas/handlers/api/route-support.ts';
 
-const dims = { name: 'fraud-detector', version: '2.0.0' };
-let dir: string;
+function sink() {
+  const records: { dimensions?: Record<string, string>; metrics: Record<string, number[]> }[] = [];
+  let current: (typeof records)[number] = { metrics: {} };
+  const s: MetricsSink = {
+    publishes: () => true,
+    setTimestamp: () => s as never,
+    addDimensions(d) {
+      current.dimensions = { ...d };
+      return s as never;
+    },
+    addMetric(name, _unit, value) {
+      (current.metrics[name] ??= []).push(value);
+      return s as never;
+    },
+    publishStoredMetrics() {
+      if (Object.keys(current.metrics).length > 0) records.push(current);
+      current = { metrics: {} };
+      return s as never;
+    },
+  };
+  return { s, records };
+}
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'tandem-version-metrics-'));
-}, 10_000);
+function answered(
+  version: string,
+  predictions: Prediction[],
+  hits: number,
+  latency?: number,
+): VersionOutcome {
+  const outcome = {
+    results: predictions.map((prediction) => ({ prediction })),
+    cache: { status: 'not-needed' },
+    stats: {
+      verdicts: { hit: hits, miss: 0, stale: 0, expired: 0, 'version-mismatch': 0 },
+      servedAges: [],
+      modelInstances: predictions.length - hits,
+      modelLatencyMs: latency,
+      writeThrough: undefined,
+    },
+  } as unknown as PredictOutcome;
+  return { model: { ref: { name: 'm', version } } as ServedModel, outcome, instances: predictions.length };
+}
 
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-}, 10_000);
-
-describe('local per-version metrics (the rollout checks read them)', () => {
-  it('sums the seconds of a window, and keeps each file bounded by rotating it once it is full', async () => {
-    let now = Date.parse('2026-12-06T05:00:00.000Z');
-    // About 100 bytes a line: a file is full after a few seconds.
-    const recorder = new VersionMetricsRecorder(dir, () => now, 300);
-    const seconds = 40;
-    for (let s = 0; s < seconds; s++) {
-      recorder.record('Instances', 2, dims);
-      recorder.record('Errors', s % 10 === 0 ? 1 : 0, dims);
-      recorder.record('ModelLatency', 1.5, dims);
-      recorder.record('Label.1', 2, dims);
-      now += 1000;
-      await recorder.flush();
-    }
-    await recorder.flush(true);
-
-    const folder = path.join(dir, VERSION_METRICS_FOLDER, dims.name);
-    expect((await readdir(folder)).sort()).toEqual(['2.0.0.jsonl', '2.0.0.jsonl.1']);
-    for (const name of ['2.0.0.jsonl', '2.0.0.jsonl.1']) {
-      // Rotated before a line is appended to a full file: at most the limit plus one line.
-      expect((await stat(path.join(folder, name))).size).toBeLessThan(300 + 200);
-    }
-
-    const reader = new FileVersionMetrics(dir);
-    // The last 3 seconds are in the files (the current one at least): 2 instances each.
-    const recent = await reader.window(dims.name, dims.version, now - 3000, now);
-    expect(recent.instances).toBe(6);
-    expect(recent.labels).toEqual({ '1': 6 });
-    expect(recent.latencyP99Ms).toBe(1.5);
-    // The whole run: only what the two files still hold, never more than was recorded, and the oldest
-    // seconds are gone (rotated away).
-    const all = await reader.window(dims.name, dims.version, 0, now);
-    expect(all.instances).toBeGreaterThan(6);
-    expect(all.instances).toBeLessThan(2 * seconds);
-    expect(all.instances % 2).toBe(0);
+describe('recordVersionMetrics', () => {
+  it('adds label counts and probability sums per version, each version in its own record', () => {
+    const { s, records } = sink();
+    const metrics = new ApiMetrics(s, 0, () => 1);
+    metrics.begin();
+    recordVersionMetrics(metrics, [
+      answered(
+        '1',
+        [
+          { label: 'yes', probabilities: { yes: 0.75, no: 0.25 } },
+          { label: 'no', probabilities: { yes: 0.25, no: 0.75 } },
+          { label: 'yes', probabilities: { yes: 0.5, no: 0.5 } },
+        ],
+        1,
+        3,
+      ),
+      answered('2', [{ label: 'a b\n' }], 0, 2),
+    ]);
+    metrics.end();
+    expect(records).toEqual([
+      {
+        dimensions: { model: 'm', version: '1' },
+        metrics: {
+          Instances: [3],
+          CacheHit: [1],
+          'Label.yes': [2],
+          'Label.no': [1],
+          'ProbabilitySum.yes': [1.5],
+          'ProbabilitySum.no': [1.5],
+          ModelLatency: [3],
+        },
+      },
+      {
+        dimensions: { model: 'm', version: '2' },
+        metrics: { Instances: [1], 'Label.a_b_': [1], ModelLatency: [2] },
+      },
+    ]);
   });
 
-  it('reads no traffic for a version it never saw', async () => {
-    const window = await new FileVersionMetrics(dir).window('fraud-detector', '9.9.9', 0, Date.now());
-    expect(window.instances).toBe(0);
-    expect(window.errors).toBe(0);
+  it('adds the sum of regression values (per output for several)', () => {
+    const { s, records } = sink();
+    const metrics = new ApiMetrics(s, 0, () => 1);
+    metrics.begin();
+    recordVersionMetrics(metrics, [
+      answered('1', [{ value: 2.5 }, { value: -0.5 }], 2),
+      answered('2', [{ values: [1, 2] }, { values: [3, 4] }], 2),
+    ]);
+    metrics.end();
+    expect(records.map((r) => [r.dimensions?.['version'], r.metrics])).toEqual([
+      ['1', { Instances: [2], CacheHit: [2], ValueSum: [2] }],
+      ['2', { Instances: [2], CacheHit: [2], 'ValueSum.0': [4], 'ValueSum.1': [6] }],
+    ]);
   });
 });
