@@ -18,6 +18,41 @@ const lines = (records: unknown[]) => gzipSync(records.map((r) => JSON.stringify
 const p = (fraud: number) => ({ label: fraud >= 0.5 ? 1 : 0, probabilities: { '0': 1 - fraud, '1': fraud } });
 
 describe('measureQuality', () => {
+  it('reads no capture when no outcome was posted (nothing could match): what the monitor does every run', async () => {
+    const objects = new MemoryObjectStore();
+    await objects.writeBytes(
+      'data',
+      `${capturePartition('m', 'realtime', NOW - 3_600_000)}x-000000.jsonl.gz`,
+      lines([
+        {
+          model: 'm',
+          version: '1',
+          source: 'realtime',
+          id: 'a',
+          prediction: p(0.9),
+          time: new Date(NOW).toISOString(),
+        },
+      ]),
+    );
+    const read: string[] = [];
+    const counting = Object.assign(Object.create(objects) as MemoryObjectStore, {
+      readBytes: (bucket: string, key: string) => {
+        read.push(key);
+        return objects.readBytes(bucket, key);
+      },
+    });
+    const report = await measureQuality(
+      { objects: counting, bucket: 'data', now: () => NOW },
+      {
+        name: 'm',
+        task: 'binary-classification',
+      },
+    );
+    expect(report.status).toBe('no data');
+    expect(report.outcomes).toBe(0);
+    expect(read.filter((key) => key.startsWith('capture/'))).toEqual([]);
+  });
+
   it('joins outcomes with captured, shadow and table predictions, per version', async () => {
     const objects = new MemoryObjectStore();
     const at = (h: number) => new Date(NOW - h * 3_600_000).toISOString();

@@ -151,7 +151,8 @@ export async function gatherQualityInputs(
 
   const predictions: PredictionInput[] = [];
   const versions = new Set(model.versions ?? []);
-  for (const source of CAPTURE_SOURCES) {
+  // Without an outcome no prediction can match: the captures (up to two weeks of them) are not read.
+  for (const source of ids.size > 0 ? CAPTURE_SOURCES : []) {
     const root = `${CAPTURE_ROOT}${model.name}/${source}/`;
     const records = await readJsonLines<CaptureRecord>(
       sources,
