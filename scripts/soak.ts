@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { RETIRED_SESSION_CLOSE_MS } from '../lambdas/core/model-registry.ts';
 import { goesToCanary } from '../lambdas/core/traffic-split.ts';
 import { readDemoDataset, type DemoDataset } from '../local/demo-dataset.ts';
 import { DEMO_MODEL, REPO_ROOT } from '../local/stack.ts';
@@ -764,6 +765,14 @@ async function runLifecyclePhases(
 
 // --- main -----------------------------------------------------------------------------------------------
 
+/** Waits until the sessions replaced by the last pointer change have been closed by the server. */
+async function settleRetiredSessions(log: (line: string) => void): Promise<void> {
+  log(
+    `memory: waiting ${(RETIRED_SESSION_CLOSE_MS + 1000) / 1000} s for replaced versions' sessions to close`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, RETIRED_SESSION_CLOSE_MS + 1000));
+}
+
 function positiveInt(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
   const value = Number(text);
@@ -859,6 +868,10 @@ async function main(): Promise<number> {
     const warm = await load(apiUrl, mix, warmupSeconds, connections, { until: warmCandidate });
     await warmBatch;
     await warmCandidate;
+    // Both memory figures are taken once the versions the pointer changes replaced have been closed
+    // (RETIRED_SESSION_CLOSE_MS after each change): otherwise how many ONNX sessions are still open at
+    // either moment depends on timing, and the ratio with it (seen from 0.98 to 1.24 on the quick soak).
+    await settleRetiredSessions(log);
     const warmMemory = await server.call<MemoryFigures>('rss');
     const rssWarm = warmMemory.rssMb;
 
@@ -889,6 +902,7 @@ async function main(): Promise<number> {
     const { promotionResults, lifecycleResults } = await stages;
     const loadSeconds = Number(((Date.now() - loadStart) / 1000).toFixed(1));
     const batchResults = await batches;
+    await settleRetiredSessions(log);
     const endMemory = await server.call<MemoryFigures>('rss');
     const rssEnd = endMemory.rssMb;
 

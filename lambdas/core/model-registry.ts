@@ -499,9 +499,12 @@ export class ModelRegistry {
   }
 }
 
+/** How long a replaced version's session is kept open for the requests still using it. */
+export const RETIRED_SESSION_CLOSE_MS = 30_000;
+
 /** In-flight requests may still hold a replaced session; it is released once they are done. */
 function retire(model: ServedModel): void {
-  setTimeout(() => void model.close().catch(() => undefined), 30_000).unref();
+  setTimeout(() => void model.close().catch(() => undefined), RETIRED_SESSION_CLOSE_MS).unref();
 }
 
 /** A name that no store could hold is not looked up at all (it could address another folder or key). */
