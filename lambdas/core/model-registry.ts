@@ -65,6 +65,21 @@ export interface ModelRegistryOptions {
   readonly now?: () => number;
 }
 
+/** Why a canary or shadow version does not run: its version does not load. */
+interface SecondVersionProblem {
+  readonly version: string;
+  readonly code: string;
+  readonly message: string;
+  /** When it failed to load (epoch ms): it is tried again `retryFailedSeconds` later. */
+  readonly at: number;
+}
+
+/** A canary's or shadow's state after a check: the version loaded, or why it does not load. */
+interface SecondVersion<S> {
+  readonly second?: { readonly model: ServedModel } & S;
+  readonly problem?: SecondVersionProblem & S;
+}
+
 interface Entry {
   model?: ServedModel;
   /** When the serving version started serving (epoch ms). */
@@ -78,24 +93,11 @@ interface Entry {
   /** The canary that takes part of the traffic: the candidate loaded, and its percentage. */
   canary?: ServingCanary;
   /** Why the pointer's canary takes no traffic (its version does not load): all of it goes to live. */
-  canaryProblem?: {
-    readonly version: string;
-    readonly percent: number;
-    readonly code: string;
-    readonly message: string;
-    /** When it failed to load (epoch ms): it is tried again `retryFailedSeconds` later. */
-    readonly at: number;
-  };
+  canaryProblem?: SecondVersionProblem & { readonly percent: number };
   /** The shadow that scores a sample of the instances after the live answer: its version loaded, and the sample. */
   shadow?: ServingShadow;
   /** Why the pointer's shadow does not run (its version does not load). */
-  shadowProblem?: {
-    readonly version: string;
-    readonly sample: number;
-    readonly code: string;
-    readonly message: string;
-    readonly at: number;
-  };
+  shadowProblem?: SecondVersionProblem & { readonly sample: number };
 }
 
 /** A version scoring a sample of a model's instances unseen by callers, to compare with the live one. */
@@ -358,8 +360,7 @@ export class ModelRegistry {
       } else {
         this.settle(name, entry, undefined, version);
       }
-      await this.refreshCanary(name, entry, pointer.canary);
-      await this.refreshShadow(name, entry, pointer.shadow);
+      await this.refreshSecondVersions(name, entry, pointer);
       return entry.model;
     } catch (error) {
       if (!pointerRead) entry.pointerVersion = undefined;
@@ -378,77 +379,63 @@ export class ModelRegistry {
   }
 
   /**
-   * Loads the pointer's canary candidate when it changed; one that does not load takes no traffic (the
-   * reason is kept for `status`, and it is tried again at the next check).
+   * Loads the pointer's canary and shadow versions when they changed (refreshSecond); one that does not
+   * load takes no traffic or runs nothing (the reason is kept for `status`, and it is tried again
+   * `retryFailedSeconds` later). Serving never depends on them.
    */
-  private async refreshCanary(name: string, entry: Entry, canary: ServingPointer['canary']): Promise<void> {
-    const current = entry.canary;
-    if (!canary || canary.version === entry.model?.version) {
-      entry.canary = undefined;
-      entry.canaryProblem = undefined;
-      if (current) retire(current.model);
-      return;
-    }
-    const failed = entry.canaryProblem;
-    if (
-      failed?.version === canary.version &&
-      this.now() - failed.at < this.options.retryFailedSeconds * 1000
-    ) {
-      // A candidate that failed recently is not loaded again at every check (each try builds a session).
-      entry.canaryProblem = { ...failed, percent: canary.percent };
-      return;
-    }
-    if (current?.model.version === canary.version) {
-      if (current.percent !== canary.percent)
-        entry.canary = { model: current.model, percent: canary.percent };
-      return;
-    }
-    try {
-      const model = await this.load(name, canary.version);
-      entry.canary = { model, percent: canary.percent };
-      entry.canaryProblem = undefined;
-    } catch (error) {
-      const problem = problemOf(error, name, true);
-      entry.canary = undefined;
-      entry.canaryProblem = { ...canary, code: problem.code, message: problem.message, at: this.now() };
-    }
-    if (current) retire(current.model);
+  private async refreshSecondVersions(name: string, entry: Entry, pointer: ServingPointer): Promise<void> {
+    const canary = await this.refreshSecond<{ readonly percent: number }>(
+      name,
+      entry.model?.version,
+      pointer.canary,
+      entry.canary,
+      entry.canaryProblem,
+    );
+    entry.canary = canary.second;
+    entry.canaryProblem = canary.problem;
+    const shadow = await this.refreshSecond<{ readonly sample: number }>(
+      name,
+      entry.model?.version,
+      pointer.shadow,
+      entry.shadow,
+      entry.shadowProblem,
+    );
+    entry.shadow = shadow.second;
+    entry.shadowProblem = shadow.problem;
   }
 
   /**
-   * Loads the pointer's shadow version when it changed; one that does not load runs nothing (the reason is
-   * kept for `status`, and it is tried again `retryFailedSeconds` later). Serving never depends on it.
+   * One version served beside the live one (a canary, with its percent; a shadow, with its sample): the
+   * loaded one is kept while the pointer names the same version (its setting updated), a new one is loaded
+   * and the old one retired, and a version that failed to load recently is not loaded again at every check
+   * (each try builds a session).
    */
-  private async refreshShadow(name: string, entry: Entry, shadow: ServingPointer['shadow']): Promise<void> {
-    const current = entry.shadow;
-    if (!shadow || shadow.version === entry.model?.version) {
-      entry.shadow = undefined;
-      entry.shadowProblem = undefined;
+  private async refreshSecond<S extends object>(
+    name: string,
+    live: string | undefined,
+    wanted: ({ readonly version: string } & S) | undefined,
+    current: ({ readonly model: ServedModel } & S) | undefined,
+    failed: (SecondVersionProblem & S) | undefined,
+  ): Promise<SecondVersion<S>> {
+    if (!wanted || wanted.version === live) {
       if (current) retire(current.model);
-      return;
+      return {};
     }
-    const failed = entry.shadowProblem;
-    if (
-      failed?.version === shadow.version &&
-      this.now() - failed.at < this.options.retryFailedSeconds * 1000
-    ) {
-      entry.shadowProblem = { ...failed, sample: shadow.sample };
-      return;
+    const { version, ...setting } = wanted;
+    const settings = setting as unknown as S;
+    if (failed?.version === version && this.now() - failed.at < this.options.retryFailedSeconds * 1000) {
+      return { ...(current ? { second: current } : {}), problem: { ...failed, ...settings } };
     }
-    if (current?.model.version === shadow.version) {
-      if (current.sample !== shadow.sample) entry.shadow = { model: current.model, sample: shadow.sample };
-      return;
-    }
+    if (current?.model.version === version) return { second: { ...current, ...settings } };
+    let outcome: SecondVersion<S>;
     try {
-      const model = await this.load(name, shadow.version);
-      entry.shadow = { model, sample: shadow.sample };
-      entry.shadowProblem = undefined;
+      outcome = { second: { model: await this.load(name, version), ...settings } };
     } catch (error) {
       const problem = problemOf(error, name, true);
-      entry.shadow = undefined;
-      entry.shadowProblem = { ...shadow, code: problem.code, message: problem.message, at: this.now() };
+      outcome = { problem: { ...wanted, code: problem.code, message: problem.message, at: this.now() } };
     }
     if (current) retire(current.model);
+    return outcome;
   }
 
   /** Records the outcome of a check, telling the listener when it differs from the last one. */

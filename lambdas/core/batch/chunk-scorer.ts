@@ -41,7 +41,6 @@ import { objectRandomAccess } from './random-access.ts';
 import { OutputEncoder } from './output-encoder.ts';
 import { ScoringQueue } from './scoring-queue.ts';
 import type { FeedBatch } from './feed-batch.ts';
-import type { Outputs } from './scoring-thread.ts';
 import { resolveScoringThreads } from './scoring-thread.ts';
 import {
   csvRecordReader,
@@ -168,12 +167,14 @@ export class ChunkScorer {
         const first = part === undefined;
         part ??= open(partObjectKey, encoder.contentType);
         await part.write(encoder.encodeOutputs(batch, outputs, model.outputPlan, first));
-        if (capture) captureBatch(capture, plan, model, batch, outputs);
-        const predictions =
-          table || drift ? decodePredictions(model.outputPlan, outputs as never, batch.count) : undefined;
-        drift?.add(batch, predictions!);
-        if (table && predictions) {
-          const items: StoredPrediction[] = predictions.map((prediction, i) =>
+        // Decoded once, for whichever of the table, the drift counts and the capture needs them.
+        let decoded: Prediction[] | undefined;
+        const predictions = (): Prediction[] =>
+          (decoded ??= decodePredictions(model.outputPlan, outputs as never, batch.count));
+        if (capture) captureBatch(capture, plan, model, batch, predictions);
+        drift?.add(batch, predictions());
+        if (table) {
+          const items: StoredPrediction[] = predictions().map((prediction, i) =>
             storedPrediction(
               {
                 model: plan.model,
@@ -419,13 +420,11 @@ function captureBatch(
   plan: BatchPlan,
   model: BatchModel,
   batch: FeedBatch,
-  outputs: Outputs,
+  predictions: () => readonly Prediction[],
 ): void {
-  let predictions: Prediction[] | undefined;
   let time: string | undefined;
   for (let i = 0; i < batch.count; i++) {
     if (!capture.sample('batch')) continue;
-    predictions ??= decodePredictions(model.outputPlan, outputs as never, batch.count);
     time ??= new Date().toISOString();
     capture.add({
       model: plan.model,
@@ -433,7 +432,7 @@ function captureBatch(
       source: 'batch',
       id: batch.id(i),
       features: batch.features(i, model.manifest),
-      prediction: predictions[i]!,
+      prediction: predictions()[i]!,
       servedBy: 'model',
       requestId: plan.runId,
       runId: plan.runId,

@@ -292,20 +292,15 @@ export class FeedBatch {
   features(i: number, manifest: Manifest): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     this.plans.forEach((plan, p) => {
-      const width = this.widths[p]!;
-      const codes = this.codes[p];
       const numbers = this.numbers[p];
-      for (let c = 0; c < width; c++) {
+      for (let c = 0; c < this.widths[p]!; c++) {
         const spec = manifest.features[plan.columns[c]!]!;
-        if (codes) {
-          const code = codes[i * width + c]!;
-          const dictionary = this.dictionaries.values[p]!;
-          out[spec.name] =
-            code < dictionary.length ? dictionary[code] : this.extras[p]![code - dictionary.length];
+        const read = this.valueAt(i, p, c);
+        if (typeof read === 'string') {
+          out[spec.name] = read;
           continue;
         }
-        let value = numbers![i * width + c]!;
-        if (numbers instanceof Float32Array) value = shortestFloat32(value);
+        const value = numbers instanceof Float32Array ? shortestFloat32(read) : read;
         const valueCodes = plan.codes[c];
         if (valueCodes) out[spec.name] = [...valueCodes].find(([, v]) => v === value)?.[0] ?? null;
         else if (spec.type === 'boolean') out[spec.name] = value !== 0;
